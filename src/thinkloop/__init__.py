@@ -1,0 +1,77 @@
+"""thinkloop: open test-time compute for any chat model.
+
+Wrap a model in reasoning strategies that re-prompt it until a verifier accepts or a hard token budget stops
+them, with every step in a visible trace.
+"""
+
+from thinkloop.backends.base import Backend, Capabilities
+from thinkloop.backends.openai import ModelProfile, OpenAIBackend
+from thinkloop.backends.scripted import ScriptedBackend
+from thinkloop.exceptions import (
+    BackendError,
+    BackendUnavailable,
+    BudgetExhausted,
+    ConfigurationError,
+    DatasetError,
+    ModelNotFound,
+    RateLimited,
+    SandboxUnavailable,
+    ThinkloopError,
+)
+from thinkloop.runtime.budget import Budget, BudgetLedger, Price
+from thinkloop.runtime.context import RunContext
+from thinkloop.runtime.engine import Engine
+from thinkloop.runtime.graph import Node, ReasoningGraph
+from thinkloop.runtime.result import Candidate, Outcome, Result
+from thinkloop.runtime.trace import JsonlTraceSink, Trace, graph_from_events, load_trace
+from thinkloop.strategies.base import Strategy, StrategyConfig
+from thinkloop.strategies.cot import ChainOfThought, Direct
+from thinkloop.types import ChatRequest, Choice, Completion, Message, RunUsage, TokenLogprob, Usage
+from thinkloop.verifiers.base import Verdict, Verifier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendUnavailable",
+    "Budget",
+    "BudgetExhausted",
+    "BudgetLedger",
+    "Candidate",
+    "Capabilities",
+    "ChainOfThought",
+    "ChatRequest",
+    "Choice",
+    "Completion",
+    "ConfigurationError",
+    "DatasetError",
+    "Direct",
+    "Engine",
+    "JsonlTraceSink",
+    "Message",
+    "ModelNotFound",
+    "ModelProfile",
+    "Node",
+    "OpenAIBackend",
+    "Outcome",
+    "Price",
+    "RateLimited",
+    "ReasoningGraph",
+    "Result",
+    "RunContext",
+    "RunUsage",
+    "SandboxUnavailable",
+    "ScriptedBackend",
+    "Strategy",
+    "StrategyConfig",
+    "ThinkloopError",
+    "TokenLogprob",
+    "Trace",
+    "Usage",
+    "Verdict",
+    "Verifier",
+    "__version__",
+    "graph_from_events",
+    "load_trace",
+]

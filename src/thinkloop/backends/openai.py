@@ -1,0 +1,194 @@
+"""A backend for the OpenAI API and any OpenAI-compatible server (vLLM, llama.cpp, Ollama), through the
+official ``openai`` SDK.
+
+The SDK owns retries and timeouts (``max_retries``, ``timeout``): thinkloop adds no second retry layer.
+Native reasoning models (o1, o3-mini, ...) differ in what they accept; :class:`ModelProfile` says how.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+import openai
+from pydantic import BaseModel, ConfigDict
+
+from thinkloop.backends.base import Capabilities
+from thinkloop.exceptions import BackendError, BackendUnavailable, ModelNotFound, RateLimited
+from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
+
+_REASONING_MODEL = re.compile(r"^(?:openai/)?o\d(?:$|[-.])")
+
+
+class ModelProfile(BaseModel):
+    """How a model family differs from a plain chat model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    system_role: bool = True
+    """False: fold the system message into the first user message (o1, o1-mini)."""
+    max_tokens_param: str = "max_tokens"
+    sampling_params: bool = True
+    """False: the model rejects temperature and top_p (native reasoning models)."""
+    logprobs: bool = True
+
+    @classmethod
+    def for_model(cls, model: str) -> ModelProfile:
+        if _REASONING_MODEL.match(model):
+            return REASONING_PROFILE
+        return CHAT_PROFILE
+
+
+CHAT_PROFILE = ModelProfile()
+REASONING_PROFILE = ModelProfile(
+    system_role=False, max_tokens_param="max_completion_tokens", sampling_params=False, logprobs=False
+)
+
+
+def _fold_system(messages: tuple[Message, ...]) -> list[dict[str, str]]:
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    rest = [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
+    if system:
+        if rest and rest[0]["role"] == "user":
+            rest[0] = {"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}
+        else:
+            rest.insert(0, {"role": "user", "content": system})
+    return rest
+
+
+class OpenAIBackend:
+    """Chat completions through ``openai.AsyncOpenAI``.
+
+    Args:
+        model: the model name the server knows.
+        base_url: an OpenAI-compatible server (``None``: the SDK's default, or ``OPENAI_BASE_URL``).
+        api_key: defaults to ``OPENAI_API_KEY``; a local server with no key gets a placeholder.
+        honours_n: whether one request with ``n`` returns ``n`` choices (``None``: true for the OpenAI API,
+            false for any other ``base_url``, since llama.cpp and Ollama ignore ``n``).
+        max_concurrency: requests the server serves at once (``None``: no limit known).
+        max_retries, timeout: handed to the SDK, which owns retries.
+        http_client: an ``httpx2.AsyncClient`` for the SDK (tests inject a mock transport here).
+        profile: override the model profile (``None``: detected from the model name).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        honours_n: bool | None = None,
+        max_concurrency: int | None = None,
+        max_retries: int = 2,
+        timeout: float = 120.0,
+        http_client: Any | None = None,
+        profile: ModelProfile | None = None,
+        prompt_overhead_tokens: int = 64,
+    ) -> None:
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if key is None and base_url is not None:
+            key = "not-needed"  # local OpenAI-compatible servers take any key
+        self._model = model
+        self.profile = profile or ModelProfile.for_model(model)
+        self._client = openai.AsyncOpenAI(
+            api_key=key,
+            base_url=base_url,
+            max_retries=max_retries,
+            timeout=timeout,
+            http_client=http_client,
+        )
+        self.base_url = str(self._client.base_url)
+        official = "api.openai.com" in self.base_url
+        self._capabilities = Capabilities(
+            honours_n=official if honours_n is None else honours_n,
+            logprobs=self.profile.logprobs,
+            system_messages=self.profile.system_role,
+            max_concurrency=max_concurrency,
+            prompt_overhead_tokens=prompt_overhead_tokens,
+        )
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAIBackend(model={self._model!r}, base_url={self.base_url!r})"
+
+    @property
+    def name(self) -> str:
+        return self._model
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def request_params(self, request: ChatRequest) -> dict[str, Any]:
+        """The keyword arguments for ``chat.completions.create``, shaped by the model profile."""
+        profile = self.profile
+        if profile.system_role:
+            messages: list[dict[str, str]] = [{"role": m.role, "content": m.content} for m in request.messages]
+        else:
+            messages = _fold_system(request.messages)
+        params: dict[str, Any] = {"model": self._model, "messages": messages}
+        if request.n != 1:
+            params["n"] = request.n
+        if request.max_tokens is not None:
+            params[profile.max_tokens_param] = request.max_tokens
+        if profile.sampling_params:
+            if request.temperature is not None:
+                params["temperature"] = request.temperature
+            if request.top_p is not None:
+                params["top_p"] = request.top_p
+        if request.seed is not None:
+            params["seed"] = request.seed
+        if request.stop:
+            params["stop"] = list(request.stop)
+        if request.logprobs and profile.logprobs:
+            params["logprobs"] = True
+        return params
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        started = time.perf_counter()
+        try:
+            response = await self._client.chat.completions.create(**self.request_params(request))
+        except openai.APIConnectionError as exc:
+            raise BackendUnavailable(f"cannot reach {self.base_url}: {exc}") from exc
+        except openai.RateLimitError as exc:
+            raise RateLimited(f"rate limited by {self.base_url} after retries: {exc.message}") from exc
+        except openai.NotFoundError as exc:
+            raise ModelNotFound(f"model {self._model!r} not found at {self.base_url}: {exc.message}") from exc
+        except openai.APIStatusError as exc:
+            raise BackendError(f"{self.base_url} answered {exc.status_code}: {exc.message}") from exc
+        latency = time.perf_counter() - started
+        return completion_from_response(response, latency_s=latency)
+
+
+def completion_from_response(response: Any, *, latency_s: float) -> Completion:
+    """Convert an SDK ``ChatCompletion`` into a :class:`Completion`."""
+    choices = []
+    for choice in sorted(response.choices, key=lambda c: c.index):
+        logprobs = None
+        if choice.logprobs is not None and choice.logprobs.content:
+            logprobs = tuple(TokenLogprob(token=t.token, logprob=t.logprob) for t in choice.logprobs.content)
+        choices.append(
+            Choice(text=choice.message.content or "", finish_reason=choice.finish_reason, logprobs=logprobs)
+        )
+    return Completion(
+        choices=tuple(choices), usage=usage_from_response(response.usage), latency_s=latency_s,
+        model=response.model,
+    )
+
+
+def usage_from_response(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    return Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        reasoning_tokens=getattr(completion_details, "reasoning_tokens", None),
+        cached_prompt_tokens=getattr(prompt_details, "cached_tokens", None),
+    )

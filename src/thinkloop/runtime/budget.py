@@ -1,0 +1,259 @@
+"""Hard budgets: tokens, model calls, wall-clock seconds and dollars.
+
+The guarantee: what a run is billed never exceeds its budget, however many branches are in flight. It
+holds because every call *reserves* its worst case before it is sent (prompt upper bound plus ``max_tokens``
+for each of its ``n`` choices, the ``max_tokens`` clamped to what is left) and *settles* to the real usage
+after. Reserving is synchronous (no ``await`` between the check and the update), so concurrent tasks on
+one event loop cannot both take the last tokens.
+
+Budgets nest: :meth:`BudgetLedger.child` carves a slice for a sub-strategy; a child's reservations also hold
+in every ancestor.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+from thinkloop.exceptions import BudgetExhausted, ConfigurationError
+from thinkloop.types import Usage
+
+
+class Price(BaseModel):
+    """Dollars per million tokens. Reasoning tokens are billed as output."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+
+    def cost(self, usage: Usage) -> float | None:
+        if not usage.known:
+            return None
+        cached = usage.cached_prompt_tokens or 0
+        cached_rate = self.input if self.cached_input is None else self.cached_input
+        uncached = (usage.prompt_tokens or 0) - cached
+        return (uncached * self.input + cached * cached_rate + (usage.completion_tokens or 0) * self.output) / 1e6
+
+    def worst_case(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input + completion_tokens * self.output) / 1e6
+
+
+class Budget(BaseModel):
+    """Limits for one run. ``None`` is "no limit" on that resource.
+
+    Args:
+        tokens: total billed tokens (prompt + completion; reasoning tokens are inside completion).
+        calls: model calls (a request with ``n`` choices is one call).
+        seconds: wall-clock seconds for the whole run.
+        dollars: spend, which needs a :class:`Price` for the model.
+        price: the price used for ``dollars``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tokens: PositiveInt | None = None
+    calls: PositiveInt | None = None
+    seconds: PositiveFloat | None = None
+    dollars: PositiveFloat | None = None
+    price: Price | None = None
+
+    @model_validator(mode="after")
+    def _dollars_need_a_price(self) -> Budget:
+        if self.dollars is not None and self.price is None:
+            raise ValueError("a dollar limit needs a price for the model (Budget(price=Price(...)))")
+        return self
+
+    @classmethod
+    def unlimited(cls) -> Budget:
+        return cls()
+
+    @classmethod
+    def make(cls, **limits: object) -> Budget:
+        """Build a budget, raising :class:`ConfigurationError` that names the bad limit."""
+        try:
+            return cls(**limits)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid budget: {exc}") from exc
+
+
+@dataclass(slots=True)
+class Reservation:
+    """A call's worst case, held until the call settles or is released."""
+
+    tokens: int
+    calls: int
+    dollars: float
+    max_tokens: int
+    """The per-choice ``max_tokens`` the call must be sent with (clamped to what was left)."""
+    settled: bool = False
+
+
+@dataclass(slots=True)
+class _Spent:
+    tokens: int = 0
+    calls: int = 0
+    dollars: float = 0.0
+
+
+@dataclass
+class BudgetLedger:
+    """The live account of a :class:`Budget`: what is reserved and what was billed."""
+
+    budget: Budget
+    parent: BudgetLedger | None = None
+    started: float = field(default_factory=time.monotonic)
+    billed: _Spent = field(default_factory=_Spent)
+    reserved: _Spent = field(default_factory=_Spent)
+    overrun_tokens: int = 0
+    """Tokens billed beyond a reservation (a server ignoring ``max_tokens``); reported, never hidden."""
+
+    def child(self, budget: Budget) -> BudgetLedger:
+        """A slice of this budget for a sub-strategy."""
+        return BudgetLedger(budget=budget, parent=self)
+
+    # --- what is left -------------------------------------------------------------------------------
+    def _chain(self) -> list[BudgetLedger]:
+        chain, node = [], self
+        while node is not None:
+            chain.append(node)
+            node = node.parent
+        return chain
+
+    def tokens_left(self) -> float:
+        return min(
+            (
+                (led.budget.tokens - led.billed.tokens - led.reserved.tokens)
+                for led in self._chain()
+                if led.budget.tokens is not None
+            ),
+            default=math.inf,
+        )
+
+    def calls_left(self) -> float:
+        return min(
+            (
+                (led.budget.calls - led.billed.calls - led.reserved.calls)
+                for led in self._chain()
+                if led.budget.calls is not None
+            ),
+            default=math.inf,
+        )
+
+    def seconds_left(self) -> float:
+        return min(
+            (
+                led.budget.seconds - (time.monotonic() - led.started)
+                for led in self._chain()
+                if led.budget.seconds is not None
+            ),
+            default=math.inf,
+        )
+
+    def price(self) -> Price | None:
+        for led in self._chain():
+            if led.budget.price is not None:
+                return led.budget.price
+        return None
+
+    def dollars_left(self) -> float:
+        return min(
+            (
+                led.budget.dollars - led.billed.dollars - led.reserved.dollars
+                for led in self._chain()
+                if led.budget.dollars is not None
+            ),
+            default=math.inf,
+        )
+
+    @property
+    def exhausted(self) -> bool:
+        return self.tokens_left() < 1 or self.calls_left() < 1 or self.dollars_left() <= 0
+
+    # --- reserve / settle -----------------------------------------------------------------------------
+    def reserve(self, *, prompt_tokens: int, max_tokens: int | None, n: int = 1, min_tokens: int = 1) -> Reservation:
+        """Hold the worst case of one call, or raise :class:`BudgetExhausted`.
+
+        ``max_tokens`` (per choice; ``None`` means "as many as fit") is clamped so that
+        ``prompt_tokens + n * max_tokens`` fits in the tokens (and dollars) left. A call whose clamped
+        ``max_tokens`` would fall below ``min_tokens`` is refused.
+        """
+        if self.calls_left() < 1:
+            raise BudgetExhausted(f"the call budget of {self._limit('calls')} calls is spent", resource="calls")
+        if self.seconds_left() <= 0:
+            raise BudgetExhausted(f"the time budget of {self._limit('seconds')} s is spent", resource="seconds")
+        room = self.tokens_left() - prompt_tokens
+        allowed = math.inf if room == math.inf else room // n
+        price = self.price()
+        dollars_left = self.dollars_left()
+        if dollars_left != math.inf and price is not None:
+            dollar_room = dollars_left * 1e6 - prompt_tokens * price.input
+            per_choice = dollar_room / (n * price.output) if price.output > 0 else math.inf
+            allowed = min(allowed, math.floor(per_choice))
+        wanted = math.inf if max_tokens is None else max_tokens
+        granted = min(wanted, allowed)
+        if granted == math.inf:
+            raise BudgetExhausted("max_tokens must be set when the budget has no token limit", resource="tokens")
+        granted = int(granted)
+        if granted < min_tokens:
+            resource = "tokens" if room // n < min_tokens else "dollars"
+            raise BudgetExhausted(
+                f"the next call needs at least {prompt_tokens + n * min_tokens} tokens "
+                f"but {max(0, int(self.tokens_left()))} are left of the {resource} budget",
+                resource=resource,
+            )
+        dollars = price.worst_case(prompt_tokens, n * granted) if price is not None else 0.0
+        reservation = Reservation(tokens=prompt_tokens + n * granted, calls=1, dollars=dollars, max_tokens=granted)
+        for led in self._chain():
+            led.reserved.tokens += reservation.tokens
+            led.reserved.calls += 1
+            led.reserved.dollars += dollars
+        return reservation
+
+    def settle(self, reservation: Reservation, usage: Usage | None) -> None:
+        """Replace a reservation by what the call was really billed.
+
+        ``usage=None`` (the call failed before the server billed anything) releases the reservation but
+        still counts the call. Unknown usage keeps the whole reservation as billed: safe, never optimistic.
+        """
+        if reservation.settled:
+            return
+        reservation.settled = True
+        if usage is None:
+            tokens, dollars = 0, 0.0
+        elif usage.known:
+            tokens = usage.total_tokens or 0
+            price = self.price()
+            dollars = (price.cost(usage) or 0.0) if price is not None else 0.0
+        else:
+            tokens, dollars = reservation.tokens, reservation.dollars
+        overrun = max(0, tokens - reservation.tokens)
+        for led in self._chain():
+            led.reserved.tokens -= reservation.tokens
+            led.reserved.calls -= 1
+            led.reserved.dollars -= reservation.dollars
+            led.billed.tokens += tokens
+            led.billed.calls += 1
+            led.billed.dollars += dollars
+            led.overrun_tokens += overrun
+
+    def release(self, reservation: Reservation) -> None:
+        """Give a reservation back unbilled (the call was cancelled before it was sent)."""
+        if reservation.settled:
+            return
+        reservation.settled = True
+        for led in self._chain():
+            led.reserved.tokens -= reservation.tokens
+            led.reserved.calls -= 1
+            led.reserved.dollars -= reservation.dollars
+
+    def _limit(self, name: str) -> object:
+        for led in self._chain():
+            value = getattr(led.budget, name)
+            if value is not None:
+                return value
+        return None

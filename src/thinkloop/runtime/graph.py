@@ -1,0 +1,138 @@
+"""The reasoning graph: every model call and every decision of a run, as a ``networkx.DiGraph``.
+
+Each node is a :class:`Node` value (kept whole on the graph under the ``"node"`` attribute), with edges from
+its parents. Users ask the graph for the path that led to the answer, the pruned branches and the depth,
+and save it as node-link JSON or GraphML.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict
+
+from thinkloop.types import ChatRequest, Completion, Usage
+
+NodeKind = Literal[
+    "question", "generate", "critique", "revise", "expand", "evaluate", "vote", "verify", "select", "prune",
+    "backtrack", "answer",
+]
+NodeStatus = Literal["running", "done", "pruned", "cancelled", "failed"]
+
+
+class Node(BaseModel):
+    """One step of a run: a model call (``request``/``completion``) or a decision (``data``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    kind: NodeKind
+    parents: tuple[int, ...] = ()
+    status: NodeStatus = "running"
+    strategy: str | None = None
+    request: ChatRequest | None = None
+    completion: Completion | None = None
+    data: dict[str, Any] | None = None
+    text: str | None = None
+    answer: str | None = None
+    usage: Usage | None = None
+    latency_s: float | None = None
+    score: float | None = None
+    depth: int = 0
+    error: str | None = None
+
+
+class ReasoningGraph:
+    """A run's graph of thoughts. Thin over ``networkx.DiGraph``: :attr:`nx` is the real thing."""
+
+    def __init__(self) -> None:
+        self.nx: nx.DiGraph = nx.DiGraph()
+
+    def __len__(self) -> int:
+        return self.nx.number_of_nodes()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ReasoningGraph):
+            return NotImplemented
+        return self.nodes() == other.nodes() and set(self.nx.edges) == set(other.nx.edges)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def put(self, node: Node) -> None:
+        """Add a node, or replace it with a newer version of itself (same id)."""
+        graph = self.nx
+        graph.add_node(node.id, node=node)
+        for parent in node.parents:
+            graph.add_edge(parent, node.id)
+
+    def node(self, node_id: int) -> Node:
+        return self.nx.nodes[node_id]["node"]
+
+    def nodes(self) -> list[Node]:
+        return [data["node"] for _, data in sorted(self.nx.nodes(data=True))]
+
+    def path_to(self, node_id: int) -> list[Node]:
+        """The chain of first parents from the root to ``node_id``: how the run reached it."""
+        path = [self.node(node_id)]
+        while path[-1].parents:
+            path.append(self.node(path[-1].parents[0]))
+        return path[::-1]
+
+    def by_status(self, status: NodeStatus) -> list[Node]:
+        return [n for n in self.nodes() if n.status == status]
+
+    def pruned(self) -> list[Node]:
+        return self.by_status("pruned")
+
+    def depth(self) -> int:
+        """Longest chain of nodes from a root, counted in edges."""
+        if len(self) == 0:
+            return 0
+        return nx.dag_longest_path_length(self.nx)
+
+    def to_node_link(self) -> dict[str, Any]:
+        """A JSON-able node-link document that :meth:`from_node_link` reads back losslessly."""
+        return {
+            "directed": True,
+            "nodes": [n.model_dump(mode="json", exclude_defaults=True) | {"id": n.id} for n in self.nodes()],
+            "links": [{"source": s, "target": t} for s, t in sorted(self.nx.edges)],
+        }
+
+    @classmethod
+    def from_node_link(cls, document: dict[str, Any]) -> ReasoningGraph:
+        graph = cls()
+        for raw in document["nodes"]:
+            graph.put(Node.model_validate(raw))
+        for link in document["links"]:
+            graph.nx.add_edge(link["source"], link["target"])
+        return graph
+
+    def save_node_link(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_node_link(), indent=1))
+
+    def save_graphml(self, path: str | Path) -> None:
+        """GraphML holds scalars only: each node keeps its kind, status and score, plus its full JSON."""
+        flat = nx.DiGraph()
+        for node in self.nodes():
+            flat.add_node(
+                node.id,
+                kind=node.kind,
+                status=node.status,
+                score=-1.0 if node.score is None else node.score,
+                answer=node.answer or "",
+                json=node.model_dump_json(exclude_defaults=True),
+            )
+        flat.add_edges_from(self.nx.edges)
+        nx.write_graphml(flat, str(path))
+
+    @classmethod
+    def load_graphml(cls, path: str | Path) -> ReasoningGraph:
+        flat = nx.read_graphml(str(path), node_type=int)
+        graph = cls()
+        for _, data in flat.nodes(data=True):
+            graph.put(Node.model_validate_json(data["json"]))
+        graph.nx.add_edges_from(flat.edges)
+        return graph

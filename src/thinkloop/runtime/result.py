@@ -1,0 +1,97 @@
+"""What a run returns: the best candidate found, why the run stopped, and what it cost."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from thinkloop.runtime.graph import ReasoningGraph
+from thinkloop.types import RunUsage
+
+StopReason = Literal[
+    "completed",  # the strategy ran its course (all samples drawn, all rounds done, search exhausted)
+    "accepted",  # a verifier accepted a candidate
+    "converged",  # nothing more to gain: adaptive vote decided, critique found nothing to fix
+    "max_rounds",  # a round/depth limit was reached before acceptance
+    "budget",  # tokens, calls or dollars ran out
+    "deadline",  # the wall-clock limit ran out
+    "cancelled",  # the caller cancelled
+    "error",  # every attempt failed for an infrastructure reason (see ``error``)
+]
+
+
+class Candidate(BaseModel):
+    """A proposed answer: the text, the extracted answer and where it came from in the graph."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    answer: str | None = None
+    node_id: int | None = None
+    score: float | None = None
+    accepted: bool | None = None
+    feedback: str | None = None
+    finish_reason: str | None = None
+    mean_logprob: float | None = None
+    usage_tokens: int | None = None
+    data: dict[str, Any] | None = None
+
+    def better_than(self, other: Candidate | None) -> bool:
+        """Accepted beats unaccepted, then higher score, then having an answer at all."""
+        if other is None:
+            return True
+        return _rank(self) > _rank(other)
+
+
+def _rank(c: Candidate) -> tuple[int, float, int]:
+    return (1 if c.accepted else 0, -1.0 if c.score is None else c.score, 1 if c.answer is not None else 0)
+
+
+class Outcome(BaseModel):
+    """What one strategy (or sub-strategy) produced: its pick and why it stopped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    candidate: Candidate | None
+    stop_reason: StopReason
+    notes: tuple[str, ...] = ()
+    data: dict[str, Any] | None = None
+
+
+class Result(BaseModel):
+    """The result of one run. ``answer`` is ``None`` only when no candidate was produced; then
+    ``stop_reason`` and ``error`` say why."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    run_id: str
+    question: str
+    strategy: str
+    model: str
+    answer: str | None
+    text: str | None
+    candidate: Candidate | None
+    stop_reason: StopReason
+    usage: RunUsage
+    cost: float | None = None
+    latency_s: float
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+    data: dict[str, Any] | None = None
+    trace_path: str | None = None
+    graph: ReasoningGraph = Field(exclude=True)
+
+    @property
+    def calls(self) -> int:
+        return self.usage.calls
+
+    def answer_path(self) -> list[Any]:
+        """The nodes from the question to the chosen answer."""
+        if self.candidate is None or self.candidate.node_id is None:
+            return []
+        return self.graph.path_to(self.candidate.node_id)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Everything, the graph included (node-link form)."""
+        return self.model_dump(mode="json") | {"graph": self.graph.to_node_link()}

@@ -1,0 +1,155 @@
+"""The visible trace: every node of a run as a pydantic event, streamed while the run goes.
+
+Events go to *sinks*: a :class:`JsonlTraceSink` appends and flushes one line per event (a crash loses
+nothing already written), and :meth:`Trace.stream` gives UIs an async iterator. A trace read back with
+:func:`load_trace` rebuilds the same :class:`ReasoningGraph`.
+
+Secrets never enter a trace: events hold requests and completions (messages and sampling settings), never a
+backend's client, headers or keys; :func:`redact` scrubs key-shaped strings from free text such as errors.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from thinkloop.runtime.graph import Node, ReasoningGraph
+
+_SECRET = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9._\-]{8,}|(?i:api[_-]?key)\s*[=:]\s*\S+|"
+    r"(?i:authorization)\s*[=:]\s*\S+)"
+)
+
+
+def redact(text: str) -> str:
+    """Replace anything that looks like an API key or an authorization header."""
+    return _SECRET.sub("[REDACTED]", text)
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    run_id: str
+
+
+class RunStarted(_Event):
+    kind: Literal["run_started"] = "run_started"
+    question: str
+    strategy: str
+    model: str
+    budget: dict[str, Any] = Field(default_factory=dict)
+
+
+class NodeEvent(_Event):
+    kind: Literal["node"] = "node"
+    node: Node
+
+
+class RunFinished(_Event):
+    kind: Literal["run_finished"] = "run_finished"
+    stop_reason: str
+    answer: str | None = None
+    answer_node: int | None = None
+    error: str | None = None
+
+
+TraceEvent = Annotated[RunStarted | NodeEvent | RunFinished, Field(discriminator="kind")]
+_EVENT = TypeAdapter(TraceEvent)
+
+Sink = Callable[[Any], None]
+
+
+class JsonlTraceSink:
+    """Append each event as one JSON line and flush it at once."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] | None = self.path.open("a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def __call__(self, event: _Event) -> None:
+        if self._file is None:
+            return
+        self._file.write(_dump(event))
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _dump(event: _Event) -> str:
+    # ``kind`` is a default, but the discriminator must be written out.
+    return event.model_dump_json() + "\n"
+
+
+class Trace:
+    """Fans a run's events out to sinks and to live subscribers."""
+
+    def __init__(self, sinks: Iterable[Sink] = ()) -> None:
+        self.sinks: list[Sink] = list(sinks)
+        self._subscribers: list[MemoryObjectSendStream[Any]] = []
+
+    def emit(self, event: _Event) -> None:
+        for sink in self.sinks:
+            sink(event)
+        for stream in self._subscribers:
+            try:
+                stream.send_nowait(event)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._subscribers.remove(stream)
+
+    def close(self) -> None:
+        for stream in self._subscribers:
+            stream.close()
+        self._subscribers.clear()
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                close()
+
+    async def stream(self) -> AsyncIterator[Any]:
+        """Yield events as they happen, until the run finishes. Subscribe before starting the run."""
+        send, receive = anyio.create_memory_object_stream[Any](math.inf)
+        self._subscribers.append(send)
+        async with receive:
+            async for event in receive:
+                yield event
+                if isinstance(event, RunFinished):
+                    return
+
+
+def parse_event(line: str) -> RunStarted | NodeEvent | RunFinished:
+    return _EVENT.validate_json(line)
+
+
+def load_trace(path: str | Path) -> list[RunStarted | NodeEvent | RunFinished]:
+    """Read a JSONL trace. A torn last line (a crash mid-write) is skipped; any other bad line is an error."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    events = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(parse_event(line))
+        except ValueError as exc:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}:{number}: not a trace event: {exc}") from exc
+    return events
+
+
+def graph_from_events(events: Iterable[Any], run_id: str | None = None) -> ReasoningGraph:
+    """Rebuild a run's graph; a node's latest event wins."""
+    graph = ReasoningGraph()
+    for event in events:
+        if isinstance(event, NodeEvent) and (run_id is None or event.run_id == run_id):
+            graph.put(event.node)
+    return graph

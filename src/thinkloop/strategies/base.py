@@ -1,0 +1,132 @@
+"""The strategy base class: validated options, ``run``/``run_sync`` and composition.
+
+A strategy grows the run's graph through its context (``ctx.call``, ``ctx.sample``, ``ctx.verify``) and
+returns an :class:`Outcome`. Any strategy can stand where a single model call stands in another: give it as
+``inner=`` and the outer strategy calls its :meth:`Strategy.solve` for each sample, sharing the budget and
+the trace.
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from thinkloop.backends.base import Backend
+from thinkloop.exceptions import ConfigurationError
+from thinkloop.runtime.budget import Budget
+from thinkloop.runtime.context import RunContext, Samples
+from thinkloop.runtime.engine import Engine
+from thinkloop.runtime.result import Outcome, Result
+from thinkloop.runtime.trace import Sink
+from thinkloop.types import ChatRequest, Message
+
+ANSWER_FORMAT = "Finish with a last line of the form 'Answer: <final answer>'."
+STEP_BY_STEP_SYSTEM = f"You are a careful problem solver. Think step by step. {ANSWER_FORMAT}"
+
+
+class StrategyConfig(BaseModel):
+    """Options every strategy shares. Unknown options are an error, not ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_tokens: int = Field(default=512, ge=1, description="Per-call completion limit.")
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    system_prompt: str = STEP_BY_STEP_SYSTEM
+
+
+class Strategy(ABC):
+    """A reasoning strategy. Subclasses set ``Config`` and ``name`` and implement :meth:`solve`."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[StrategyConfig]] = StrategyConfig
+
+    def __init__(self, *, inner: Strategy | None = None, **options: Any) -> None:
+        try:
+            self.config = self.Config(**options)
+        except ValidationError as exc:
+            raise ConfigurationError(f"{type(self).__name__}: {_describe(exc)}") from exc
+        self.inner = inner
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump(exclude_defaults=True).items())
+        inner = f", inner={self.inner!r}" if self.inner is not None else ""
+        return f"{type(self).__name__}({options}{inner})"
+
+    @property
+    def label(self) -> str:
+        """A short name for reports: the strategy's name, and its inner strategy's."""
+        return self.name if self.inner is None else f"{self.name}[{self.inner.label}]"
+
+    # --- entry points -------------------------------------------------------------------------------
+    async def run(
+        self,
+        question: str,
+        *,
+        backend: Backend | None = None,
+        engine: Engine | None = None,
+        budget: Budget | None = None,
+        verifier: Any | None = None,
+        trace_path: str | Path | None = None,
+        sinks: Iterable[Sink] = (),
+    ) -> Result:
+        """Answer ``question``. Give a ``backend`` (a fresh engine is made) or a shared ``engine``."""
+        if engine is None:
+            if backend is None:
+                raise ConfigurationError("run() needs a backend= or an engine=")
+            engine = Engine(backend)
+        return await engine.run(
+            self, question, budget=budget, verifier=verifier, trace_path=trace_path, sinks=sinks
+        )
+
+    def run_sync(self, question: str, **kwargs: Any) -> Result:
+        """:meth:`run` for code that is not async."""
+        return anyio.run(functools.partial(self.run, question, **kwargs))
+
+    @abstractmethod
+    async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
+        """Grow the graph under ``parent`` and return this strategy's pick."""
+
+    # --- helpers for subclasses ---------------------------------------------------------------------
+    def request(self, question: str, *, extra: Iterable[Message] = (), **sampling: Any) -> ChatRequest:
+        """The strategy's prompt for ``question``: its system prompt, the question, any follow-ups."""
+        config = self.config
+        messages = [Message(role="system", content=config.system_prompt), Message(role="user", content=question)]
+        messages.extend(extra)
+        params: dict[str, Any] = {"max_tokens": config.max_tokens, "temperature": config.temperature}
+        params.update(sampling)
+        return ChatRequest(messages=tuple(messages), **params)
+
+    async def draw(self, ctx: RunContext, question: str, k: int, *, parent: int, **sampling: Any) -> Samples:
+        """``k`` candidates: from the inner strategy when there is one, else from the model directly."""
+        if self.inner is None:
+            return await ctx.sample(self.request(question, **sampling), k, parents=[parent], strategy=self.name)
+        result = Samples(requested=k)
+
+        async def one() -> None:
+            outcome = await self.inner.solve(ctx, question, parent=parent)  # type: ignore[union-attr]
+            if outcome.candidate is not None:
+                result.candidates.append(outcome.candidate)
+            if outcome.stop_reason == "budget":
+                result.budget_hit = True
+
+        async with anyio.create_task_group() as group:
+            for _ in range(k):
+                group.start_soon(one)
+        return result
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "options"
+        if error["type"] == "extra_forbidden":
+            parts.append(f"unknown option {where!r}")
+        else:
+            parts.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+    return "; ".join(parts)

@@ -1,0 +1,148 @@
+"""Values that cross the backend boundary: messages, requests, completions and token usage.
+
+Everything here is a frozen pydantic model: a request or a completion is a fact about one call and must not
+change after it is recorded in a trace. Usage keeps *unknown* (``None``) apart from zero, because servers omit
+usage (cache hits, some proxies) and a budget must not read "unknown" as "free".
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+
+Role = Literal["system", "user", "assistant"]
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Message(_Value):
+    """One chat message."""
+
+    role: Role
+    content: str
+
+
+class ChatRequest(_Value):
+    """What a strategy asks of a backend: the messages and the sampling settings.
+
+    ``None`` means "not set, use the server's default". ``temperature=0`` is a real value (greedy), never
+    read as unset.
+    """
+
+    messages: tuple[Message, ...] = Field(min_length=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    n: int = Field(default=1, ge=1, le=128)
+    seed: int | None = None
+    stop: tuple[str, ...] | None = None
+    logprobs: bool = False
+
+    @classmethod
+    def of(cls, prompt: str, *, system: str | None = None, **sampling: object) -> ChatRequest:
+        """Build a request from a user prompt and an optional system message."""
+        messages = [Message(role="system", content=system)] if system else []
+        messages.append(Message(role="user", content=prompt))
+        return cls(messages=tuple(messages), **sampling)  # type: ignore[arg-type]
+
+
+class TokenLogprob(_Value):
+    token: str
+    logprob: float
+
+
+class Choice(_Value):
+    """One sampled continuation.
+
+    ``finish_reason="length"`` means the token limit cut it off; with empty text (hidden reasoning ate the
+    limit) it is a budget outcome, not an answer: see :attr:`truncated_empty`.
+    """
+
+    text: str
+    finish_reason: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+    @property
+    def truncated_empty(self) -> bool:
+        return self.finish_reason == "length" and not self.text.strip()
+
+    @property
+    def mean_logprob(self) -> float | None:
+        if not self.logprobs:
+            return None
+        return sum(t.logprob for t in self.logprobs) / len(self.logprobs)
+
+
+class Usage(_Value):
+    """Tokens billed for one call. ``None`` is "the server did not say", never zero.
+
+    ``reasoning_tokens`` are hidden thinking tokens and are a *part* of ``completion_tokens`` (as in the
+    OpenAI API): totals never add them twice.
+    """
+
+    prompt_tokens: NonNegativeInt | None = None
+    completion_tokens: NonNegativeInt | None = None
+    reasoning_tokens: NonNegativeInt | None = None
+    cached_prompt_tokens: NonNegativeInt | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.prompt_tokens is not None and self.completion_tokens is not None
+
+    @property
+    def total_tokens(self) -> int | None:
+        if not self.known:
+            return None
+        return self.prompt_tokens + self.completion_tokens  # type: ignore[operator]
+
+
+class RunUsage(_Value):
+    """The sum of many calls' usage.
+
+    Calls whose usage was unknown are counted in ``calls_without_usage`` rather than silently adding zero.
+    """
+
+    calls: NonNegativeInt = 0
+    calls_without_usage: NonNegativeInt = 0
+    prompt_tokens: NonNegativeInt = 0
+    completion_tokens: NonNegativeInt = 0
+    reasoning_tokens: NonNegativeInt = 0
+    cached_prompt_tokens: NonNegativeInt = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, usage: Usage) -> RunUsage:
+        """Return a new sum with one more call's usage in it."""
+        return RunUsage.model_construct(
+            calls=self.calls + 1,
+            calls_without_usage=self.calls_without_usage + (0 if usage.known else 1),
+            prompt_tokens=self.prompt_tokens + (usage.prompt_tokens or 0),
+            completion_tokens=self.completion_tokens + (usage.completion_tokens or 0),
+            reasoning_tokens=self.reasoning_tokens + (usage.reasoning_tokens or 0),
+            cached_prompt_tokens=self.cached_prompt_tokens + (usage.cached_prompt_tokens or 0),
+        )
+
+    def __add__(self, other: RunUsage) -> RunUsage:
+        if not isinstance(other, RunUsage):
+            return NotImplemented
+        return RunUsage.model_construct(
+            **{name: getattr(self, name) + getattr(other, name) for name in RunUsage.model_fields}
+        )
+
+
+class Completion(_Value):
+    """A backend's answer to one :class:`ChatRequest`: one or more choices, usage and latency."""
+
+    choices: tuple[Choice, ...] = Field(min_length=1)
+    usage: Usage = Usage()
+    latency_s: float = Field(default=0.0, ge=0.0)
+    model: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.choices[0].text
