@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Union
 
 import anyio
 
 from thinkloop.backends.base import Capabilities
 from thinkloop.types import ChatRequest, Choice, Completion, Usage
 
-Reply = Union[str, Choice, Completion]
-ReplyFunction = Callable[[ChatRequest], Union[Reply, Awaitable[Reply]]]
+Reply = str | Choice | Completion
+ReplyFunction = Callable[[ChatRequest], Reply | Awaitable[Reply]]
 
 
 def _words(text: str) -> int:

@@ -103,10 +103,7 @@ class Engine:
         try:
             with anyio.move_on_after(budget.seconds if budget.seconds is not None else math.inf) as deadline:
                 outcome = await strategy.solve(ctx, question, parent=root.id)
-            if deadline.cancelled_caught:
-                stop = "deadline"
-            else:
-                stop = outcome.stop_reason
+            stop = "deadline" if deadline.cancelled_caught else outcome.stop_reason
         except anyio.get_cancelled_exc_class():
             trace.emit(RunFinished(run_id=run_id, stop_reason="cancelled"))
             trace.close()
@@ -121,10 +118,13 @@ class Engine:
                 trace.close()
                 raise
         candidate = outcome.candidate if outcome is not None and outcome.candidate is not None else ctx.best
-        if candidate is None and stop == "completed":
-            errors = [n.error for n in ctx.graph.by_status("failed") if n.error]
+        if candidate is None and stop in ("completed", "error") and error is None:
+            failed = ctx.graph.by_status("failed")
+            errors = [n.error for n in failed if n.error and not (n.data and "budget" in n.data)]
             if errors:
                 stop, error = "error", errors[-1]
+            elif failed:
+                stop = "budget"
         trace.emit(
             RunFinished(
                 run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,

@@ -41,11 +41,11 @@ class Candidate(BaseModel):
         """Accepted beats unaccepted, then higher score, then having an answer at all."""
         if other is None:
             return True
-        return _rank(self) > _rank(other)
+        return self.rank() > other.rank()
 
-
-def _rank(c: Candidate) -> tuple[int, float, int]:
-    return (1 if c.accepted else 0, -1.0 if c.score is None else c.score, 1 if c.answer is not None else 0)
+    def rank(self) -> tuple[int, float, int]:
+        """Sort key, best last: accepted, then score, then having an answer."""
+        return (1 if self.accepted else 0, -1.0 if self.score is None else self.score, int(self.answer is not None))
 
 
 class Outcome(BaseModel):

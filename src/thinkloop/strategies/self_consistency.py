@@ -1,0 +1,179 @@
+"""Self-consistency: sample several reasoning paths and take the majority answer.
+
+Choose it when answers can be compared (numbers, short expressions, labels) and the model is right more
+often than it is consistently wrong in one way: the vote then beats a single sample, at ``n`` times the cost.
+Adaptive mode (Adaptive-Consistency) stops as soon as the leader cannot be overtaken or is confidently ahead,
+which saves most of the samples on easy questions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import anyio
+from pydantic import Field
+
+from thinkloop.exceptions import BackendError, BudgetExhausted
+from thinkloop.runtime.context import RunContext, Samples
+from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.strategies.base import Strategy, StrategyConfig
+from thinkloop.strategies.vote import Equivalence, beta_confidence, exact_equivalent, leader_is_safe, majority_vote
+
+
+class SelfConsistencyConfig(StrategyConfig):
+    n: int = Field(default=8, ge=1, le=128, description="Samples to draw (the most, in adaptive mode).")
+    temperature: float | None = Field(default=0.7, ge=0.0, le=2.0)
+    adaptive: bool = False
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0, description="Adaptive: stop when P(leader) > this.")
+    min_samples: int = Field(default=2, ge=1, description="Adaptive: never stop before this many answers.")
+    parallel: int = Field(default=2, ge=1, description="Adaptive: samples in flight at once.")
+    weighting: Literal["none", "verifier", "logprob"] = "none"
+    equivalence: Literal["math", "exact"] = "math"
+
+
+class SelfConsistency(Strategy):
+    """Majority vote over ``n`` sampled answers (Wang et al., 2022)."""
+
+    name = "sc"
+    Config = SelfConsistencyConfig
+    config: SelfConsistencyConfig
+
+    def __init__(self, *, inner: Strategy | None = None, **options: object) -> None:
+        super().__init__(inner=inner, **options)
+
+    @property
+    def label(self) -> str:
+        config = self.config
+        base = f"sc-adaptive@{config.n}" if config.adaptive else f"sc@{config.n}"
+        return base if self.inner is None else f"{base}[{self.inner.label}]"
+
+    def _equivalence(self) -> Equivalence | None:
+        return exact_equivalent if self.config.equivalence == "exact" else None
+
+    def _weight(self, candidate: Candidate) -> float:
+        mode = self.config.weighting
+        if mode == "verifier":
+            return candidate.score if candidate.score is not None else 0.0
+        if mode == "logprob":
+            return math.exp(candidate.mean_logprob) if candidate.mean_logprob is not None else 0.0
+        return 1.0
+
+    async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
+        config = self.config
+        if config.adaptive and config.n > 1:
+            samples, converged = await self._adaptive(ctx, question, parent)
+        else:
+            samples = await self.draw(ctx, question, config.n, parent=parent)
+            converged = False
+            if config.weighting == "verifier" and ctx.verifier is not None:
+                samples.candidates = await self._verify_all(ctx, samples.candidates)
+        return self._decide(ctx, samples, parent, converged)
+
+    async def _verify_all(self, ctx: RunContext, candidates: list[Candidate]) -> list[Candidate]:
+        verified: list[Candidate | None] = [None] * len(candidates)
+
+        async def one(index: int, candidate: Candidate) -> None:
+            verified[index] = await ctx.verify(candidate, strategy=self.name)
+
+        async with anyio.create_task_group() as group:
+            for index, candidate in enumerate(candidates):
+                group.start_soon(one, index, candidate)
+        return [c for c in verified if c is not None]
+
+    async def _one(self, ctx: RunContext, question: str, parent: int) -> tuple[Candidate | None, str | None]:
+        """One sample: a model call, or a whole run of the inner strategy. Returns (candidate, failure)."""
+        if self.inner is not None:
+            outcome = await self.inner.solve(ctx, question, parent=parent)
+            return outcome.candidate, "budget" if outcome.stop_reason == "budget" else None
+        request = self.request(question)
+        try:
+            node, completion = await ctx.call(request, parents=[parent], strategy=self.name)
+        except BudgetExhausted:
+            return None, "budget"
+        except BackendError as exc:
+            return None, str(exc)
+        candidate = ctx.candidate(node, completion.choices[0])
+        if self.config.weighting == "verifier" and ctx.verifier is not None:
+            candidate = await ctx.verify(candidate, strategy=self.name)
+        return candidate, None
+
+    async def _adaptive(self, ctx: RunContext, question: str, parent: int) -> tuple[Samples, bool]:
+        """Keep ``parallel`` samples in flight; stop and cancel the rest once the vote is decided."""
+        config = self.config
+        samples = Samples(requested=config.n)
+        converged = False
+        slots = anyio.CapacityLimiter(config.parallel)
+        equivalence = self._equivalence()
+        finished = 0
+
+        async def sample(group: anyio.abc.TaskGroup) -> None:
+            nonlocal converged, finished
+            async with slots:
+                candidate, failure = await self._one(ctx, question, parent)
+            finished += 1
+            if failure == "budget":
+                samples.budget_hit = True
+                group.cancel_scope.cancel()
+                return
+            if failure is not None:
+                samples.errors.append(failure)
+            if candidate is None:
+                return
+            samples.candidates.append(candidate)
+            ctx.offer(candidate)
+            if len(samples.candidates) < config.min_samples:
+                return
+            tally = majority_vote(samples.candidates, equivalent=equivalence)
+            remaining = config.n - finished
+            if leader_is_safe(tally, remaining) or beta_confidence(tally) > config.confidence:
+                converged = remaining > 0
+                group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            for _ in range(config.n):
+                group.start_soon(sample, group)
+        return samples, converged
+
+    def _decide(self, ctx: RunContext, samples: Samples, parent: int, converged: bool) -> Outcome:
+        config = self.config
+        weight = None if config.weighting == "none" else self._weight
+        tally = majority_vote(samples.candidates, weight=weight, equivalent=self._equivalence())
+        notes = list(samples.notes)
+        received = samples.received
+        if received < config.n and not converged:
+            notes.append(f"voted over {received} of {config.n} samples")
+        notes.extend(samples.errors)
+        winner = tally.winner
+        answers = sorted(c.answer for c in samples.candidates if c.answer is not None)
+        data = {
+            "votes": tally.counts(),
+            "weights": tally.weights(),
+            "samples": received,
+            "requested": config.n,
+            "unanswered": tally.unanswered,
+            "answers": answers,
+        }
+        chosen = None
+        if winner is not None:
+            best = winner.best_member()
+            chosen = best.model_copy(update={"answer": winner.representative})
+        # The chosen sample comes first, so the graph's path to the answer runs through it.
+        ordered = sorted(samples.candidates, key=lambda c: c is not (winner.best_member() if winner else None))
+        parents = [c.node_id for c in ordered if c.node_id is not None] or [parent]
+        vote_node = ctx.record(
+            "vote", parents, strategy=self.name, answer=chosen.answer if chosen else None,
+            text=chosen.text if chosen else None, data=data,
+        )
+        if chosen is not None:
+            chosen = chosen.model_copy(update={"node_id": vote_node.id, "data": data})
+            ctx.offer(chosen)
+        if samples.budget_hit:
+            stop = "budget"
+        elif converged:
+            stop = "converged"
+        elif received == 0 and samples.errors:
+            stop = "error"
+        else:
+            stop = "completed"
+        return Outcome(candidate=chosen, stop_reason=stop, notes=tuple(notes), data=data)
