@@ -5,8 +5,10 @@ them, with every step in a visible trace.
 """
 
 from thinkloop.backends.base import Backend, Capabilities
+from thinkloop.backends.llamacpp import LlamaCppBackend
 from thinkloop.backends.openai import ModelProfile, OpenAIBackend
 from thinkloop.backends.scripted import ScriptedBackend
+from thinkloop.backends.server import ManagedLlamaServer, managed_llama_server
 from thinkloop.exceptions import (
     BackendError,
     BackendUnavailable,
@@ -49,6 +51,8 @@ __all__ = [
     "Direct",
     "Engine",
     "JsonlTraceSink",
+    "LlamaCppBackend",
+    "ManagedLlamaServer",
     "Message",
     "ModelNotFound",
     "ModelProfile",
@@ -74,4 +78,5 @@ __all__ = [
     "__version__",
     "graph_from_events",
     "load_trace",
+    "managed_llama_server",
 ]
