@@ -159,44 +159,51 @@ class TreeSearch(Strategy):
         return "verifier" if ctx.verifier is not None else "model"
 
     async def _evaluate(self, ctx: RunContext, question: str, thought: Thought, state: _SearchState) -> None:
+        """Value a thought; a final thought is also checked by the run's verifier, which may end the search."""
         mode = self._value_mode(ctx)
         text = "\n".join(thought.steps)
-        accepted = False
+        answer = extract_answer(thought.steps[-1]) if thought.final else None
+        verdict: Candidate | None = None
+        if thought.final:  # an answer in hand before its value is known, should the budget stop us here
+            ctx.offer(Candidate(text=text, answer=answer, node_id=thought.node_id))
+        if (thought.final and ctx.verifier is not None) or mode == "verifier":
+            candidate = Candidate(text=text, answer=answer, node_id=thought.node_id)
+            verdict = await ctx.verify(candidate, strategy=self.name)
         if mode == "function":
             value = self.value_fn(question, thought.steps)  # type: ignore[misc]
             if inspect.isawaitable(value):
                 value = await value
             score = float(value)
-        elif mode == "verifier" or (thought.final and ctx.verifier is not None):
-            candidate = Candidate(text=text, answer=extract_answer(thought.steps[-1]), node_id=thought.node_id)
-            verified = await ctx.verify(candidate, strategy=self.name)
-            score, accepted = verified.score or 0.0, bool(verified.accepted)
+        elif mode == "verifier" and verdict is not None:
+            score = verdict.score or 0.0
         else:
-            request = ChatRequest(
-                messages=(
-                    Message(role="system", content=VALUE_SYSTEM),
-                    Message(role="user", content=f"Problem:\n{question}\n\nPartial solution:\n{text}"),
-                ),
-                max_tokens=self.config.value_max_tokens,
-                temperature=0.0,
-            )
-            _, completion = await ctx.call(request, parents=[thought.node_id], kind="evaluate",
-                                           strategy=self.name)
-            match = _SCORE.search(completion.choices[0].text)
-            score = min(10.0, float(match.group(1))) / 10 if match else 0.0
+            score = await self._model_value(ctx, question, thought, text)
+        if verdict is not None and thought.final and not verdict.accepted:
+            score = min(score, verdict.score or 0.0)
         thought.value = min(1.0, max(0.0, score))
         node = ctx.graph.node(thought.node_id)
-        ctx.mark(node, node.status, score=thought.value, answer=extract_answer(thought.steps[-1])
-                 if thought.final else None)
+        ctx.mark(node, node.status, score=thought.value, answer=answer)
         if thought.final:
-            candidate = Candidate(
-                text=text, answer=extract_answer(thought.steps[-1]), node_id=thought.node_id,
-                score=thought.value, accepted=accepted if ctx.verifier is not None else None,
-            )
+            accepted = bool(verdict.accepted) if verdict is not None else None
+            candidate = Candidate(text=text, answer=answer, node_id=thought.node_id, score=thought.value,
+                                  accepted=accepted, feedback=verdict.feedback if verdict else None)
             ctx.offer(candidate)
             if accepted:
                 state.accepted = candidate
                 raise _Stop
+
+    async def _model_value(self, ctx: RunContext, question: str, thought: Thought, text: str) -> float:
+        request = ChatRequest(
+            messages=(
+                Message(role="system", content=VALUE_SYSTEM),
+                Message(role="user", content=f"Problem:\n{question}\n\nPartial solution:\n{text}"),
+            ),
+            max_tokens=self.config.value_max_tokens,
+            temperature=0.0,
+        )
+        _, completion = await ctx.call(request, parents=[thought.node_id], kind="evaluate", strategy=self.name)
+        match = _SCORE.search(completion.choices[0].text)
+        return min(10.0, float(match.group(1))) / 10 if match else 0.0
 
     def _prune(self, ctx: RunContext, thought: Thought, reason: str) -> None:
         node = ctx.graph.node(thought.node_id)
@@ -240,10 +247,13 @@ class TreeSearch(Strategy):
             state.stopped_by_depth = True
             return
         children = await self._expand(ctx, question, thought, state)
+        promising = []
         for child in sorted(children, key=lambda c: (-c.value, c.node_id)):
             if child.value < self.config.prune_below:
                 self._prune(ctx, child, f"value {child.value:.2f} < {self.config.prune_below}")
-                continue
+            else:
+                promising.append(child)
+        for child in promising:
             await self._dfs(ctx, question, child, state)
             # Back here means the subtree ended without an accepted answer: backtrack.
             ctx.record("backtrack", [child.node_id], strategy=self.name,
