@@ -16,7 +16,15 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from thinkloop.exceptions import BudgetExhausted, ConfigurationError
 from thinkloop.types import Usage
@@ -37,7 +45,8 @@ class Price(BaseModel):
         cached = usage.cached_prompt_tokens or 0
         cached_rate = self.input if self.cached_input is None else self.cached_input
         uncached = (usage.prompt_tokens or 0) - cached
-        return (uncached * self.input + cached * cached_rate + (usage.completion_tokens or 0) * self.output) / 1e6
+        completion = usage.completion_tokens or 0
+        return (uncached * self.input + cached * cached_rate + completion * self.output) / 1e6
 
     def worst_case(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input + completion_tokens * self.output) / 1e6
@@ -65,7 +74,9 @@ class Budget(BaseModel):
     @model_validator(mode="after")
     def _dollars_need_a_price(self) -> Budget:
         if self.dollars is not None and self.price is None:
-            raise ValueError("a dollar limit needs a price for the model (Budget(price=Price(...)))")
+            raise ValueError(
+                f"dollars={self.dollars} needs a price for the model: pass price=Price(input=..., output=...)"
+            )
         return self
 
     @classmethod
@@ -77,8 +88,22 @@ class Budget(BaseModel):
         """Build a budget, raising :class:`ConfigurationError` that names the bad limit."""
         try:
             return cls(**limits)  # type: ignore[arg-type]
-        except ValueError as exc:
-            raise ConfigurationError(f"invalid budget: {exc}") from exc
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid budget: {_describe(exc)}") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    """One short clause per bad limit, naming it and the value given."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        if error["type"] == "extra_forbidden":
+            parts.append(f"unknown limit {where!r}")
+        elif where:
+            parts.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+        else:
+            parts.append(error["msg"].removeprefix("Value error, "))
+    return "; ".join(parts)
 
 
 @dataclass(slots=True)
@@ -175,7 +200,9 @@ class BudgetLedger:
         return self.tokens_left() < 1 or self.calls_left() < 1 or self.dollars_left() <= 0
 
     # --- reserve / settle -----------------------------------------------------------------------------
-    def reserve(self, *, prompt_tokens: int, max_tokens: int | None, n: int = 1, min_tokens: int = 1) -> Reservation:
+    def reserve(
+        self, *, prompt_tokens: int, max_tokens: int | None, n: int = 1, min_tokens: int = 1
+    ) -> Reservation:
         """Hold the worst case of one call, or raise :class:`BudgetExhausted`.
 
         ``max_tokens`` (per choice; ``None`` means "as many as fit") is clamped so that
@@ -183,31 +210,46 @@ class BudgetLedger:
         ``max_tokens`` would fall below ``min_tokens`` is refused.
         """
         if self.calls_left() < 1:
-            raise BudgetExhausted(f"the call budget of {self._limit('calls')} calls is spent", resource="calls")
+            limit = self._limit("calls")
+            raise BudgetExhausted(f"the call budget of {limit} calls is spent", resource="calls")
         if self.seconds_left() <= 0:
-            raise BudgetExhausted(f"the time budget of {self._limit('seconds')} s is spent", resource="seconds")
+            limit = self._limit("seconds")
+            raise BudgetExhausted(f"the time budget of {limit} s is spent", resource="seconds")
         room = self.tokens_left() - prompt_tokens
-        allowed = math.inf if room == math.inf else room // n
+        token_allowed = math.inf if room == math.inf else room // n
+        allowed = token_allowed
         price = self.price()
         dollars_left = self.dollars_left()
         if dollars_left != math.inf and price is not None:
             dollar_room = dollars_left * 1e6 - prompt_tokens * price.input
-            per_choice = dollar_room / (n * price.output) if price.output > 0 else math.inf
-            allowed = min(allowed, math.floor(per_choice))
+            if price.output > 0:
+                allowed = min(allowed, math.floor(dollar_room / (n * price.output)))
+            elif dollar_room < 0:
+                allowed = -1  # free output, but the prompt alone does not fit
         wanted = math.inf if max_tokens is None else max_tokens
         granted = min(wanted, allowed)
         if granted == math.inf:
-            raise BudgetExhausted("max_tokens must be set when the budget has no token limit", resource="tokens")
+            raise BudgetExhausted(
+                "max_tokens must be set when the budget has no token limit", resource="tokens"
+            )
         granted = int(granted)
         if granted < min_tokens:
-            resource = "tokens" if room // n < min_tokens else "dollars"
+            if token_allowed < min_tokens or price is None:
+                raise BudgetExhausted(
+                    f"the next call needs at least {prompt_tokens + n * min_tokens} tokens "
+                    f"but {max(0, int(self.tokens_left()))} are left of the tokens budget",
+                    resource="tokens",
+                )
             raise BudgetExhausted(
-                f"the next call needs at least {prompt_tokens + n * min_tokens} tokens "
-                f"but {max(0, int(self.tokens_left()))} are left of the {resource} budget",
-                resource=resource,
+                f"the next call needs at least ${price.worst_case(prompt_tokens, n * min_tokens):.6g} "
+                f"but ${max(0.0, dollars_left):.6g} are left of the dollar budget "
+                f"of ${self._limit('dollars')}",
+                resource="dollars",
             )
         dollars = price.worst_case(prompt_tokens, n * granted) if price is not None else 0.0
-        reservation = Reservation(tokens=prompt_tokens + n * granted, calls=1, dollars=dollars, max_tokens=granted)
+        reservation = Reservation(
+            tokens=prompt_tokens + n * granted, calls=1, dollars=dollars, max_tokens=granted
+        )
         for led in self._chain():
             led.reserved.tokens += reservation.tokens
             led.reserved.calls += 1
