@@ -185,9 +185,14 @@ class RunContext:
             raise BackendError(message) from exc
         self.ledger.settle(reservation, completion.usage)
         self._account(completion.usage)
+        text = answer = None
+        if len(completion.choices) == 1:
+            # The answer is on the node itself, so a graph or trace read alone shows what each call concluded.
+            choice = completion.choices[0]
+            text, answer = choice.text, None if choice.truncated_empty else extract_answer(choice.text)
         node = self.mark(
             node, "done", completion=completion, usage=completion.usage, latency_s=completion.latency_s,
-            text=completion.choices[0].text if len(completion.choices) == 1 else None,
+            text=text, answer=answer,
         )
         return node, completion
 
