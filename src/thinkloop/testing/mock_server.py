@@ -208,8 +208,9 @@ class MockModel:
             raise ValueError("'messages' must be a non-empty list")
         if body.get("stream"):
             raise ValueError("the mock server does not stream")
-        n = body.get("n") or 1
-        if not isinstance(n, int) or n < 1:
+        n = body.get("n")
+        n = 1 if n is None else n
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"'n' must be a positive integer, got {n!r}")
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         prompt = ""
