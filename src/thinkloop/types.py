@@ -117,14 +117,20 @@ class RunUsage(_Value):
         return self.prompt_tokens + self.completion_tokens
 
     def add(self, usage: Usage) -> RunUsage:
-        """Return a new sum with one more call's usage in it."""
+        """Return a new sum with one more call's usage in it.
+
+        Reasoning and cached tokens are parts of completion and prompt tokens; a report that claims more
+        of a part than its whole (or a part without its whole) is clamped, so sums keep that shape.
+        """
+        prompt = usage.prompt_tokens or 0
+        completion = usage.completion_tokens or 0
         return RunUsage.model_construct(
             calls=self.calls + 1,
             calls_without_usage=self.calls_without_usage + (0 if usage.known else 1),
-            prompt_tokens=self.prompt_tokens + (usage.prompt_tokens or 0),
-            completion_tokens=self.completion_tokens + (usage.completion_tokens or 0),
-            reasoning_tokens=self.reasoning_tokens + (usage.reasoning_tokens or 0),
-            cached_prompt_tokens=self.cached_prompt_tokens + (usage.cached_prompt_tokens or 0),
+            prompt_tokens=self.prompt_tokens + prompt,
+            completion_tokens=self.completion_tokens + completion,
+            reasoning_tokens=self.reasoning_tokens + min(usage.reasoning_tokens or 0, completion),
+            cached_prompt_tokens=self.cached_prompt_tokens + min(usage.cached_prompt_tokens or 0, prompt),
         )
 
     def __add__(self, other: RunUsage) -> RunUsage:

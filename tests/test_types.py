@@ -1,0 +1,163 @@
+"""The values that cross the backend boundary, and usage arithmetic as properties."""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from thinkloop.types import ChatRequest, Choice, Completion, Message, RunUsage, TokenLogprob, Usage
+
+counts = st.none() | st.integers(min_value=0, max_value=10**7)
+
+
+@st.composite
+def usages(draw: st.DrawFn) -> Usage:
+    """Per-call usage as servers report it: any field may be unknown; reasoning is part of completion."""
+    completion = draw(counts)
+    prompt = draw(counts)
+    reasoning_cap = completion if completion is not None else 10**7
+    reasoning = draw(st.none() | st.integers(min_value=0, max_value=reasoning_cap))
+    cached_cap = prompt if prompt is not None else 10**7
+    cached = draw(st.none() | st.integers(min_value=0, max_value=cached_cap))
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, reasoning_tokens=reasoning,
+        cached_prompt_tokens=cached,
+    )
+
+
+def run_usage(items: list[Usage]) -> RunUsage:
+    total = RunUsage()
+    for usage in items:
+        total = total.add(usage)
+    return total
+
+
+FIELDS = list(RunUsage.model_fields)
+
+
+@given(st.lists(usages()), st.lists(usages()), st.lists(usages()))
+def test_run_usage_sums_are_associative(a: list[Usage], b: list[Usage], c: list[Usage]) -> None:
+    x, y, z = run_usage(a), run_usage(b), run_usage(c)
+    assert (x + y) + z == x + (y + z)
+    # Summing parts is the same as summing the whole: ``+`` and ``add`` agree.
+    assert x + y + z == run_usage(a + b + c)
+
+
+@given(st.lists(usages(), max_size=12), st.randoms())
+def test_run_usage_does_not_depend_on_order(items: list[Usage], random: object) -> None:
+    shuffled = list(items)
+    random.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert run_usage(shuffled) == run_usage(items)
+
+
+@given(st.lists(usages()))
+def test_run_usage_counts_calls_and_unknowns_and_is_never_negative(items: list[Usage]) -> None:
+    total = run_usage(items)
+    assert total.calls == len(items)
+    assert total.calls_without_usage == sum(1 for u in items if u.prompt_tokens is None or u.completion_tokens is None)
+    assert all(getattr(total, name) >= 0 for name in FIELDS)
+    assert total.prompt_tokens == sum(u.prompt_tokens or 0 for u in items)
+    assert total.completion_tokens == sum(u.completion_tokens or 0 for u in items)
+
+
+@given(st.lists(usages()))
+def test_reasoning_tokens_are_never_counted_twice(items: list[Usage]) -> None:
+    total = run_usage(items)
+    # Reasoning tokens live inside completion tokens: the total is prompt + completion, nothing more.
+    assert total.total_tokens == total.prompt_tokens + total.completion_tokens
+    assert total.reasoning_tokens <= total.completion_tokens
+    assert total.cached_prompt_tokens <= total.prompt_tokens
+    for usage in items:
+        if usage.known:
+            assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens  # type: ignore[operator]
+
+
+def test_reasoning_reported_without_completion_tokens_does_not_exceed_them() -> None:
+    # A proxy that reports reasoning tokens but no completion count must not make reasoning > completion.
+    total = RunUsage().add(Usage(prompt_tokens=10, completion_tokens=None, reasoning_tokens=50))
+    assert (total.reasoning_tokens, total.completion_tokens, total.calls_without_usage) == (0, 0, 1)
+    # A report claiming more reasoning than completion counts at most the completion.
+    total = total.add(Usage(prompt_tokens=4, completion_tokens=3, reasoning_tokens=5, cached_prompt_tokens=9))
+    assert (total.reasoning_tokens, total.completion_tokens) == (3, 3)
+    assert (total.cached_prompt_tokens, total.prompt_tokens) == (4, 14)
+
+
+def test_unknown_usage_is_none_not_zero() -> None:
+    unknown = Usage()
+    assert unknown.known is False
+    assert unknown.total_tokens is None
+    zero = Usage(prompt_tokens=0, completion_tokens=0)
+    assert zero.known is True
+    assert zero.total_tokens == 0
+    total = RunUsage().add(unknown).add(zero)
+    assert (total.calls, total.calls_without_usage, total.total_tokens) == (2, 1, 0)
+
+
+@pytest.mark.parametrize("field", ["prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_prompt_tokens"])
+def test_negative_token_counts_are_rejected(field: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        Usage(**{field: -1})
+    with pytest.raises(ValidationError, match=field):
+        RunUsage(**{field: -1})
+
+
+def test_run_usage_adds_only_run_usage() -> None:
+    with pytest.raises(TypeError):
+        RunUsage() + Usage(prompt_tokens=1, completion_tokens=1)  # type: ignore[operator]
+    assert functools.reduce(operator.add, [RunUsage(calls=1), RunUsage(calls=2)]).calls == 3
+
+
+def test_request_keeps_temperature_zero_and_builds_messages() -> None:
+    request = ChatRequest.of("What is 2 + 2?", system="Be brief.", temperature=0, seed=7, stop=("\n\n",))
+    assert request.temperature == 0
+    assert request.temperature is not None
+    assert [m.role for m in request.messages] == ["system", "user"]
+    assert request.messages[1].content == "What is 2 + 2?"
+    assert (request.n, request.seed, request.stop) == (1, 7, ("\n\n",))
+    assert ChatRequest.of("hi").messages == (Message(role="user", content="hi"),)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"messages": ()},
+        {"messages": (Message(role="user", content="x"),), "n": 0},
+        {"messages": (Message(role="user", content="x"),), "temperature": -0.1},
+        {"messages": (Message(role="user", content="x"),), "top_p": 0},
+        {"messages": (Message(role="user", content="x"),), "max_tokens": 0},
+        {"messages": (Message(role="user", content="x"),), "surprise": 1},
+    ],
+)
+def test_request_rejects_invalid_sampling(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        ChatRequest(**bad)  # type: ignore[arg-type]
+
+
+def test_values_are_frozen() -> None:
+    request = ChatRequest.of("hi")
+    with pytest.raises(ValidationError):
+        request.temperature = 1.0  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        Message(role="tool", content="x")  # type: ignore[arg-type]
+
+
+def test_choice_truncated_empty_and_mean_logprob() -> None:
+    assert Choice(text="  ", finish_reason="length").truncated_empty
+    assert not Choice(text="", finish_reason="stop").truncated_empty
+    assert not Choice(text="partial", finish_reason="length").truncated_empty
+    choice = Choice(text="ab", logprobs=(TokenLogprob(token="a", logprob=-1.0), TokenLogprob(token="b", logprob=-3.0)))
+    assert choice.mean_logprob == -2.0
+    assert Choice(text="x").mean_logprob is None
+
+
+def test_completion_needs_a_choice_and_exposes_the_first_text() -> None:
+    with pytest.raises(ValidationError):
+        Completion(choices=())
+    completion = Completion(choices=(Choice(text="first"), Choice(text="second")))
+    assert completion.text == "first"
+    assert completion.usage == Usage()
