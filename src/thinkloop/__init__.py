@@ -27,7 +27,12 @@ from thinkloop.runtime.graph import Node, ReasoningGraph
 from thinkloop.runtime.result import Candidate, Outcome, Result
 from thinkloop.runtime.trace import JsonlTraceSink, Trace, graph_from_events, load_trace
 from thinkloop.strategies.base import Strategy, StrategyConfig
+from thinkloop.strategies.best_of_n import BestOfN
 from thinkloop.strategies.cot import ChainOfThought, Direct
+from thinkloop.strategies.critique import CritiqueRevise
+from thinkloop.strategies.registry import build_strategy
+from thinkloop.strategies.self_consistency import SelfConsistency
+from thinkloop.strategies.tree_search import TreeSearch
 from thinkloop.types import ChatRequest, Choice, Completion, Message, RunUsage, TokenLogprob, Usage
 from thinkloop.verifiers.base import Verdict, Verifier
 
@@ -37,6 +42,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendUnavailable",
+    "BestOfN",
     "Budget",
     "BudgetExhausted",
     "BudgetLedger",
@@ -47,6 +53,7 @@ __all__ = [
     "Choice",
     "Completion",
     "ConfigurationError",
+    "CritiqueRevise",
     "DatasetError",
     "Direct",
     "Engine",
@@ -67,15 +74,18 @@ __all__ = [
     "RunUsage",
     "SandboxUnavailable",
     "ScriptedBackend",
+    "SelfConsistency",
     "Strategy",
     "StrategyConfig",
     "ThinkloopError",
     "TokenLogprob",
     "Trace",
+    "TreeSearch",
     "Usage",
     "Verdict",
     "Verifier",
     "__version__",
+    "build_strategy",
     "graph_from_events",
     "load_trace",
     "managed_llama_server",
