@@ -8,6 +8,7 @@ and save it as node-link JSON or GraphML.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,9 @@ NodeKind = Literal[
     "backtrack", "answer",
 ]
 NodeStatus = Literal["running", "done", "pruned", "cancelled", "failed"]
+
+_XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters XML 1.0 cannot hold, even escaped."""
 
 
 class Node(BaseModel):
@@ -97,6 +101,8 @@ class ReasoningGraph:
         """A JSON-able node-link document that :meth:`from_node_link` reads back losslessly."""
         return {
             "directed": True,
+            "multigraph": False,  # networkx's node_link_graph reads a missing flag as a multigraph
+            "graph": {},
             "nodes": [n.model_dump(mode="json", exclude_defaults=True) | {"id": n.id} for n in self.nodes()],
             "links": [{"source": s, "target": t} for s, t in sorted(self.nx.edges)],
         }
@@ -122,8 +128,9 @@ class ReasoningGraph:
                 kind=node.kind,
                 status=node.status,
                 score=-1.0 if node.score is None else node.score,
-                answer=node.answer or "",
-                json=node.model_dump_json(exclude_defaults=True),
+                answer=_XML_UNSAFE.sub("\ufffd", node.answer or ""),
+                # ASCII-only JSON: model text may hold characters XML 1.0 cannot carry (NUL, U+FFFE).
+                json=json.dumps(node.model_dump(mode="json", exclude_defaults=True), ensure_ascii=True),
             )
         flat.add_edges_from(self.nx.edges)
         nx.write_graphml(flat, str(path))
