@@ -1,0 +1,78 @@
+"""The façade: ``thinkloop.__all__`` is exactly the public names, and every user-facing class is in it."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import subprocess
+import sys
+import types
+
+import pytest
+
+import thinkloop
+from thinkloop.strategies.registry import STRATEGIES
+
+
+def test_every_name_in_all_is_importable() -> None:
+    assert len(thinkloop.__all__) == len(set(thinkloop.__all__)), "duplicates in __all__"
+    for name in thinkloop.__all__:
+        assert hasattr(thinkloop, name), f"thinkloop.__all__ names {name!r}, which thinkloop lacks"
+    namespace: dict[str, object] = {}
+    exec("from thinkloop import *", namespace)  # the star import is what is under test
+    assert set(thinkloop.__all__) <= set(namespace)
+
+
+def test_all_covers_every_public_name_of_the_package() -> None:
+    public = {
+        name for name, value in vars(thinkloop).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public <= set(thinkloop.__all__), f"public but not in __all__: {sorted(public - set(thinkloop.__all__))}"
+
+
+def _classes_in(module_name: str) -> list[type]:
+    module = importlib.import_module(module_name)
+    return [
+        value for name, value in vars(module).items()
+        if inspect.isclass(value) and value.__module__ == module_name and not name.startswith("_")
+    ]
+
+
+def test_every_exception_is_exported() -> None:
+    missing = [cls.__name__ for cls in _classes_in("thinkloop.exceptions") if cls.__name__ not in thinkloop.__all__]
+    assert not missing, f"exceptions missing from __all__: {missing}"
+
+
+@pytest.mark.parametrize(
+    "module", ["thinkloop.backends.openai", "thinkloop.backends.scripted", "thinkloop.backends.llamacpp"]
+)
+def test_every_backend_is_exported(module: str) -> None:
+    backends = [cls for cls in _classes_in(module) if callable(getattr(cls, "complete", None))]
+    assert backends, f"no backend class found in {module}"
+    for cls in backends:
+        assert cls.__name__ in thinkloop.__all__, f"{cls.__name__} ({module}) is not exported"
+        assert getattr(thinkloop, cls.__name__) is cls
+
+
+def test_every_registered_strategy_is_exported() -> None:
+    for name, (module, cls_name, _) in STRATEGIES.items():
+        cls = getattr(importlib.import_module(module), cls_name)
+        assert cls_name in thinkloop.__all__, f"strategy {name!r} ({cls_name}) is not exported"
+        assert getattr(thinkloop, cls_name) is cls
+
+
+def test_core_types_and_runtime_are_exported() -> None:
+    for name in [
+        "ChatRequest", "Completion", "Usage", "RunUsage", "Message", "Choice", "Backend", "Capabilities",
+        "Engine", "Budget", "Price", "Result", "ReasoningGraph", "Trace", "Strategy", "Verifier", "Verdict",
+        "managed_llama_server", "__version__",
+    ]:
+        assert name in thinkloop.__all__, name
+
+
+def test_importing_thinkloop_loads_no_model_runtime() -> None:
+    # The embedded model and plotting are heavy: they load when used, not when thinkloop is imported.
+    code = "import sys, thinkloop; print(sorted(m for m in ('llama_cpp', 'matplotlib', 'llm') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
