@@ -1,0 +1,270 @@
+"""The benchmark runner: a grid of (data set × strategy × backend), one record per (config, problem).
+
+Each backend gets one :class:`Engine` and ``concurrency`` workers, so problems for a slow local model queue
+while a hosted API runs in parallel. Every problem is its own run under its own budget. Records are appended
+to the :class:`ResultStore` as each problem finishes, so re-running the same command resumes: problems with
+a record are skipped; ``retry_failed`` redoes only the failed ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from thinkloop.backends.base import Backend
+from thinkloop.bench.datasets import Dataset, Problem
+from thinkloop.bench.prices import PriceTable, run_cost
+from thinkloop.bench.store import Record, ResultStore
+from thinkloop.runtime.budget import Budget
+from thinkloop.runtime.engine import Engine
+from thinkloop.runtime.result import Result
+from thinkloop.runtime.trace import redact
+from thinkloop.strategies.base import Strategy
+from thinkloop.strategies.registry import build_strategy, parse_options, spec_of
+
+CANDIDATE_KINDS = ("generate", "revise")
+"""Graph nodes whose text is a full attempt at the answer: what pass@k looks at."""
+
+
+def answers_equivalent(prediction: str, gold: str) -> bool:
+    """Math-aware equivalence (``14.0`` equals ``14``, ``\\frac12`` equals ``0.5``)."""
+    from thinkloop.verifiers import extract
+
+    return bool(extract.answers_equivalent(prediction, gold))
+
+
+@dataclass(frozen=True)
+class Config:
+    """One cell of the grid: a strategy spec on a backend over a data set."""
+
+    spec: str
+    strategy: Strategy
+    backend: Backend
+    dataset: Dataset
+    budget_tokens: int | None = None
+    explicit: frozenset[str] = frozenset()
+    """Options the user set (kept in the id even when they equal the default: ``sc:n=8`` stays readable)."""
+
+    @property
+    def id(self) -> str:
+        """Stable across runs: the data set, the strategy's canonical spec (every option set or changed, so a
+        different ``max_tokens`` is a different config), the model and the token budget."""
+        parts = [self.dataset.name, canonical_spec(self.strategy, self.explicit), self.backend.name]
+        if self.budget_tokens is not None:
+            parts.append(f"budget={self.budget_tokens}")
+        return " | ".join(parts)
+
+
+def canonical_spec(strategy: Strategy, explicit: frozenset[str] = frozenset()) -> str:
+    """``name:key=value,...`` with sorted keys: the options that differ from the defaults or were given."""
+    values = strategy.config.model_dump(mode="json")
+    changed = strategy.config.model_dump(mode="json", exclude_defaults=True)
+    options = {k: v for k, v in values.items() if k in changed or k in explicit}
+    return spec_of(type(strategy).name, options)
+
+
+def make_configs(
+    datasets: Sequence[Dataset],
+    specs: Sequence[str],
+    backends: Sequence[Backend],
+    *,
+    max_tokens: int | None = None,
+    budget_tokens: int | None = None,
+) -> list[Config]:
+    """The grid, data set-major then strategy then backend (so cheap strategies listed first finish first).
+
+    Strategies are built up front, so a bad spec fails before any model call.
+    """
+    overrides: dict[str, Any] = {} if max_tokens is None else {"max_tokens": max_tokens}
+    configs = []
+    for dataset in datasets:
+        for spec in specs:
+            for backend in backends:
+                strategy = build_strategy(spec, **overrides)
+                given = frozenset(parse_options(spec.partition(":")[2])) | frozenset(overrides)
+                configs.append(Config(spec, strategy, backend, dataset, budget_tokens, given))
+    return configs
+
+
+@dataclass
+class RunSummary:
+    """What one invocation did: ``skipped`` problems already had a record."""
+
+    ran: int = 0
+    skipped: int = 0
+    failed: int = 0
+    correct: int = 0
+    records: list[Record] = field(default_factory=list)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")[:120] or "x"
+
+
+def sampled_answers(result: Result) -> list[str] | None:
+    """Every full attempt's answer in the run: a strategy's own list when it gives one (self-consistency),
+    else the answers of the graph's generate/revise nodes."""
+    data = result.data or {}
+    answers = data.get("answers")
+    if isinstance(answers, list):
+        return [str(a) for a in answers]
+    from thinkloop.verifiers.extract import extract_answer
+
+    found = []
+    for node in result.graph.nodes():
+        if node.kind in CANDIDATE_KINDS and node.status == "done" and node.text is not None:
+            answer = node.answer if node.answer is not None else extract_answer(node.text)
+            if answer is not None:
+                found.append(answer)
+    return found
+
+
+def _equivalent(prediction: str | None, gold: str) -> bool:
+    return prediction is not None and answers_equivalent(prediction, gold)
+
+
+def record_for(config: Config, problem: Problem, result: Result, prices: PriceTable, trace: str | None) -> Record:
+    """Turn a run's result into its record: an infrastructure error is ``failed``, never a wrong answer."""
+    usage = result.usage
+    price = prices.lookup(config.backend.name)
+    cost = run_cost(price, usage) if price is not None else 0.0
+    common: dict[str, Any] = {
+        "config": config.id, "strategy": config.spec, "model": config.backend.name,
+        "dataset": config.dataset.name, "id": problem.id, "gold": problem.answer,
+        "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+        "reasoning_tokens": usage.reasoning_tokens, "cached_tokens": usage.cached_prompt_tokens,
+        "calls": usage.calls, "calls_without_usage": usage.calls_without_usage,
+        "latency_s": round(result.latency_s, 4), "cost": cost, "stop_reason": result.stop_reason,
+        "trace": trace,
+    }
+    if result.stop_reason == "error":
+        return Record(status="failed", prediction=result.answer, error=result.error or "error", **common)
+    answers = sampled_answers(result)
+    k = len(answers) if answers is not None else None
+    pass_at_k = any(_equivalent(a, problem.answer) for a in answers) if answers else (False if k == 0 else None)
+    return Record(
+        status="done", prediction=result.answer, correct=_equivalent(result.answer, problem.answer),
+        k=k, pass_at_k=pass_at_k, answers=answers, **common,
+    )
+
+
+def failed_record(config: Config, problem: Problem, error: BaseException, latency_s: float,
+                  trace: str | None) -> Record:
+    return Record(
+        config=config.id, strategy=config.spec, model=config.backend.name, dataset=config.dataset.name,
+        id=problem.id, status="failed", gold=problem.answer, latency_s=round(latency_s, 4),
+        stop_reason="error", error=redact(f"{type(error).__name__}: {error}"), trace=trace,
+    )
+
+
+@dataclass
+class Runner:
+    """Runs configs into a store.
+
+    Args:
+        store: where records go (and which problems are already done).
+        concurrency: problems in flight per backend (and calls in flight, unless the backend allows fewer).
+        traces_dir: where each problem's trace goes (``None``: no traces).
+        retry_failed: redo problems whose latest record failed.
+        prices: the price table for the cost column.
+        on_record: called after each record is written (progress bars).
+    """
+
+    store: ResultStore
+    concurrency: int = 1
+    traces_dir: Path | None = None
+    retry_failed: bool = False
+    prices: PriceTable = field(default_factory=PriceTable.default)
+    on_record: Callable[[Record], None] | None = None
+
+    def pending(self, configs: Sequence[Config]) -> list[tuple[Config, Problem]]:
+        """The (config, problem) pairs still to run, in grid order."""
+        todo = []
+        for config in configs:
+            for problem in config.dataset.problems:
+                status = self.store.status(config.id, problem.id)
+                if status is None or (status == "failed" and self.retry_failed):
+                    todo.append((config, problem))
+        return todo
+
+    async def run(self, configs: Sequence[Config]) -> RunSummary:
+        summary = RunSummary()
+        todo = self.pending(configs)
+        summary.skipped = sum(len(c.dataset) for c in configs) - len(todo)
+        by_backend: dict[int, list[tuple[Config, Problem]]] = {}
+        for job in todo:
+            by_backend.setdefault(id(job[0].backend), []).append(job)
+        async with anyio.create_task_group() as group:
+            for jobs in by_backend.values():
+                group.start_soon(self._run_backend, jobs, summary)
+        return summary
+
+    async def _run_backend(self, jobs: list[tuple[Config, Problem]], summary: RunSummary) -> None:
+        backend = jobs[0][0].backend
+        limit = backend.capabilities.max_concurrency
+        engine = Engine(backend, max_concurrency=self.concurrency if limit is None else min(limit, self.concurrency))
+        send, receive = anyio.create_memory_object_stream[tuple[Config, Problem]](len(jobs))
+        async with send:
+            for job in jobs:
+                send.send_nowait(job)
+        async with anyio.create_task_group() as group:
+            for _ in range(max(1, self.concurrency)):
+                group.start_soon(self._worker, engine, receive.clone(), summary)
+            receive.close()
+
+    async def _worker(self, engine: Engine, jobs: Any, summary: RunSummary) -> None:
+        async with jobs:
+            async for config, problem in jobs:
+                record = await self.run_one(engine, config, problem)
+                self.store.append(record)
+                summary.ran += 1
+                summary.failed += record.status == "failed"
+                summary.correct += bool(record.correct)
+                summary.records.append(record)
+                if self.on_record is not None:
+                    self.on_record(record)
+
+    async def run_one(self, engine: Engine, config: Config, problem: Problem) -> Record:
+        trace_path = None
+        if self.traces_dir is not None:
+            trace_path = self.traces_dir / _slug(config.id) / f"{_slug(problem.id)}.jsonl"
+            trace_path.unlink(missing_ok=True)  # a crashed earlier attempt's partial trace
+        trace = str(trace_path) if trace_path is not None else None
+        price = self.prices.lookup(config.backend.name)
+        budget = Budget(tokens=config.budget_tokens, price=price)
+        started = anyio.current_time()
+        try:
+            result = await engine.run(config.strategy, problem.question, budget=budget, trace_path=trace_path)
+        except Exception as exc:  # recorded as a failure, never dropped and never counted as wrong
+            return failed_record(config, problem, exc, anyio.current_time() - started, trace)
+        return record_for(config, problem, result, self.prices, trace)
+
+
+async def run_benchmark(
+    datasets: Sequence[Dataset],
+    specs: Sequence[str],
+    backends: Sequence[Backend],
+    out: str | Path,
+    *,
+    concurrency: int = 1,
+    max_tokens: int | None = None,
+    budget_tokens: int | None = None,
+    traces_dir: str | Path | None = None,
+    retry_failed: bool = False,
+    prices: PriceTable | None = None,
+    on_record: Callable[[Record], None] | None = None,
+) -> RunSummary:
+    """Run the grid into ``out`` (JSONL), resuming what is there. See :class:`Runner`."""
+    configs = make_configs(datasets, specs, backends, max_tokens=max_tokens, budget_tokens=budget_tokens)
+    with ResultStore(out) as store:
+        runner = Runner(
+            store, concurrency=concurrency, traces_dir=Path(traces_dir) if traces_dir is not None else None,
+            retry_failed=retry_failed, prices=prices or PriceTable.default(), on_record=on_record,
+        )
+        return await runner.run(configs)
+

@@ -1,0 +1,140 @@
+"""The results file: one JSON line per (config, problem), appended as each problem finishes.
+
+Why JSONL and append-only: a crash or Ctrl-C loses at most the line being written. On opening, a torn last
+line (a process killed mid-write) is cut off, so the next record starts on a clean line and the problem it
+belonged to is simply run again; nothing is lost or counted twice. A later record for the same key
+supersedes an earlier one (that is how ``--retry-failed`` replaces a failure).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from thinkloop.exceptions import DatasetError
+
+Status = Literal["done", "failed"]
+
+
+class Record(BaseModel):
+    """One problem's result under one config.
+
+    ``correct`` is ``None`` for a failed problem: an infrastructure failure is not a wrong answer.
+    ``pass_at_k`` says whether any of the ``k`` sampled answers was right (strategies that sample only).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    config: str
+    strategy: str
+    model: str
+    dataset: str
+    id: str
+    status: Status
+    prediction: str | None = None
+    gold: str
+    correct: bool | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    calls: int = 0
+    calls_without_usage: int = 0
+    latency_s: float = 0.0
+    cost: float = 0.0
+    stop_reason: str | None = None
+    error: str | None = None
+    k: int | None = None
+    pass_at_k: bool | None = None
+    answers: list[str] | None = None
+    trace: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.config, self.id)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
+    """(line number, bytes, complete) for each non-empty line; the last one is incomplete when torn."""
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines, start=1):
+        if raw.strip():
+            yield number, raw, number < len(lines)
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """All records in file order. A torn last line (no newline, unparsable) is ignored; any other bad line
+    is an error naming the file and line."""
+    path = Path(path)
+    records: list[Record] = []
+    for number, raw, complete in _lines(path):
+        try:
+            records.append(Record.model_validate_json(raw))
+        except ValidationError as exc:
+            if not complete:
+                break  # torn by a crash mid-write; the problem will be run again
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "record"
+            raise DatasetError(f"{path}:{number}: bad result record, field {field!r}: {first['msg']}") from exc
+    return records
+
+
+def latest(records: Iterable[Record]) -> dict[tuple[str, str], Record]:
+    """The newest record per (config, problem id), in the order keys first appeared."""
+    newest: dict[tuple[str, str], Record] = {}
+    for record in records:
+        newest[record.key] = record
+    return newest
+
+
+class ResultStore:
+    """Appends records to a JSONL file, one whole line per write, flushed (and fsynced) at once."""
+
+    def __init__(self, path: str | Path, *, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair()
+        self.records: dict[tuple[str, str], Record] = latest(read_records(self.path)) if self.path.exists() else {}
+        self._file = self.path.open("ab")
+
+    def _repair(self) -> None:
+        """Cut a torn last line so the next record starts on a line of its own."""
+        if not self.path.exists():
+            return
+        with self.path.open("r+b") as file:
+            data = file.read()
+            if not data or data.endswith(b"\n"):
+                return
+            file.truncate(data.rfind(b"\n") + 1)
+
+    def status(self, config: str, problem_id: str) -> str | None:
+        record = self.records.get((config, problem_id))
+        return record.status if record is not None else None
+
+    def append(self, record: Record) -> None:
+        line = record.model_dump_json(exclude_none=True).encode() + b"\n"
+        self._file.write(line)
+        self._file.flush()
+        if self.fsync:
+            os.fsync(self._file.fileno())
+        self.records[record.key] = record
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
