@@ -96,17 +96,21 @@ class Trace:
     def __init__(self, sinks: Iterable[Sink] = ()) -> None:
         self.sinks: list[Sink] = list(sinks)
         self._subscribers: list[MemoryObjectSendStream[Any]] = []
+        self._history: list[Any] = []
+        self._closed = False
 
     def emit(self, event: _Event) -> None:
+        self._history.append(event)
         for sink in self.sinks:
             sink(event)
-        for stream in self._subscribers:
+        for stream in tuple(self._subscribers):
             try:
                 stream.send_nowait(event)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 self._subscribers.remove(stream)
 
     def close(self) -> None:
+        self._closed = True
         for stream in self._subscribers:
             stream.close()
         self._subscribers.clear()
@@ -116,9 +120,18 @@ class Trace:
                 close()
 
     async def stream(self) -> AsyncIterator[Any]:
-        """Yield events as they happen, until the run finishes. Subscribe before starting the run."""
+        """Yield the run's events from its first, live as they happen, until the run finishes.
+
+        A subscriber that starts late (a UI task started beside the run) first gets what it missed, so
+        every subscriber sees the whole run, whenever it starts iterating.
+        """
         send, receive = anyio.create_memory_object_stream[Any](math.inf)
-        self._subscribers.append(send)
+        for event in self._history:
+            send.send_nowait(event)
+        if self._closed:
+            send.close()
+        else:
+            self._subscribers.append(send)
         async with receive:
             async for event in receive:
                 yield event
@@ -132,13 +145,17 @@ def parse_event(line: str) -> RunStarted | NodeEvent | RunFinished:
 
 def load_trace(path: str | Path) -> list[RunStarted | NodeEvent | RunFinished]:
     """Read a JSONL trace. A torn last line (a crash mid-write) is skipped; any other bad line is an error."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    # Split on "\n" only: JSON escapes it inside strings, but model text may hold raw U+2028 or U+0085,
+    # which str.splitlines() would take for line ends. Decode per line: a crash can tear a UTF-8 sequence.
+    lines = Path(path).read_bytes().split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
     events = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            events.append(parse_event(line))
+            events.append(parse_event(line.decode("utf-8")))
         except ValueError as exc:
             if number == len(lines):
                 break
