@@ -1,0 +1,256 @@
+"""Summaries of a results file: one row per config, as a rich table, markdown, JSON or CSV.
+
+Accuracy counts finished problems only: a failed problem (server error, timeout) is an infrastructure
+failure, shown in its own column, never a wrong answer. Every other column is also over finished problems.
+Output is deterministic (configs in the order they first appear in the file, fixed rounding), so the
+committed tables can be checked against a fresh render.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from thinkloop.bench.store import Record, latest, read_records
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval: honest at small ``n`` and near 0 or 1, where the normal one is not."""
+    if trials == 0:
+        return (0.0, 1.0)
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default), ``q`` in [0, 100]."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True)
+class ConfigSummary:
+    """One config's numbers. Means are per finished problem; ``pass_at_k`` is ``None`` where no record has
+    sampled answers."""
+
+    config: str
+    dataset: str
+    strategy: str
+    spec: str
+    model: str
+    n: int
+    done: int
+    failed: int
+    correct: int
+    accuracy: float | None
+    ci_low: float | None
+    ci_high: float | None
+    pass_at_k: float | None
+    mean_k: float | None
+    mean_tokens: float
+    mean_prompt_tokens: float
+    mean_completion_tokens: float
+    mean_reasoning_tokens: float
+    total_tokens: int
+    total_reasoning_tokens: int
+    mean_calls: float
+    latency_p50: float
+    latency_p95: float
+    total_time_s: float
+    cost: float
+    cost_per_question: float
+    cost_per_correct: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values) if values else 0.0
+
+
+def summarize(records: Iterable[Record]) -> list[ConfigSummary]:
+    """One summary per config (latest record per problem), in the order configs first appear."""
+    by_config: dict[str, list[Record]] = {}
+    for record in latest(records).values():
+        by_config.setdefault(record.config, []).append(record)
+    return [_summary(config, rows) for config, rows in by_config.items()]
+
+
+def _summary(config: str, rows: list[Record]) -> ConfigSummary:
+    done = [r for r in rows if r.status == "done"]
+    failed = len(rows) - len(done)
+    correct = sum(1 for r in done if r.correct)
+    accuracy = correct / len(done) if done else None
+    low, high = wilson_interval(correct, len(done)) if done else (None, None)
+    with_k = [r for r in done if r.pass_at_k is not None]
+    cost = math.fsum(r.cost for r in done)
+    first = rows[0]
+    parts = config.split(" | ")
+    return ConfigSummary(
+        config=config, dataset=first.dataset, strategy=first.strategy, spec=parts[1] if len(parts) > 1 else "",
+        model=first.model, n=len(rows), done=len(done), failed=failed, correct=correct, accuracy=accuracy,
+        ci_low=low, ci_high=high,
+        pass_at_k=(sum(1 for r in with_k if r.pass_at_k) / len(with_k)) if with_k else None,
+        mean_k=_mean([r.k or 0 for r in with_k]) if with_k else None,
+        mean_tokens=_mean([r.total_tokens for r in done]),
+        mean_prompt_tokens=_mean([r.prompt_tokens for r in done]),
+        mean_completion_tokens=_mean([r.completion_tokens for r in done]),
+        mean_reasoning_tokens=_mean([r.reasoning_tokens for r in done]),
+        total_tokens=sum(r.total_tokens for r in done),
+        total_reasoning_tokens=sum(r.reasoning_tokens for r in done),
+        mean_calls=_mean([r.calls for r in done]),
+        latency_p50=percentile([r.latency_s for r in done], 50),
+        latency_p95=percentile([r.latency_s for r in done], 95),
+        total_time_s=math.fsum(r.latency_s for r in done),
+        cost=cost,
+        cost_per_question=cost / len(done) if done else 0.0,
+        cost_per_correct=cost / correct if correct else None,
+    )
+
+
+def load_summaries(path: str | Path) -> list[ConfigSummary]:
+    return summarize(read_records(path))
+
+
+# --- rendering ----------------------------------------------------------------------------------------
+COLUMNS = (
+    "dataset", "strategy", "model", "n", "accuracy (95% CI)", "pass@k", "tokens/q", "completion/q",
+    "reasoning/q", "calls/q", "latency p50/p95 s", "time s", "$/q", "$/correct", "failed",
+)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _money(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "$0" if value == 0 else f"${value:.3g}"
+
+
+def _row(s: ConfigSummary) -> list[str]:
+    accuracy = "n/a" if s.accuracy is None else (
+        f"{100 * s.accuracy:.1f}% [{100 * (s.ci_low or 0):.1f}, {100 * (s.ci_high or 0):.1f}]"
+    )
+    pass_k = "n/a" if s.pass_at_k is None else f"{_pct(s.pass_at_k)} (k={s.mean_k:.1f})"
+    return [
+        s.dataset, s.strategy, s.model, str(s.done), accuracy, pass_k, f"{s.mean_tokens:.0f}",
+        f"{s.mean_completion_tokens:.0f}", f"{s.mean_reasoning_tokens:.0f}", f"{s.mean_calls:.1f}",
+        f"{s.latency_p50:.2f} / {s.latency_p95:.2f}", f"{s.total_time_s:.0f}", _money(s.cost_per_question),
+        _money(s.cost_per_correct), str(s.failed),
+    ]
+
+
+def render_markdown(summaries: Sequence[ConfigSummary]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
+    lines += ["| " + " | ".join(_row(s)) + " |" for s in summaries]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(summaries: Sequence[ConfigSummary]) -> str:
+    return json.dumps([s.as_dict() for s in summaries], indent=2) + "\n"
+
+
+def render_csv(summaries: Sequence[ConfigSummary]) -> str:
+    buffer = io.StringIO()
+    fields = list(ConfigSummary.__dataclass_fields__)
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for s in summaries:
+        writer.writerow(s.as_dict())
+    return buffer.getvalue()
+
+
+def rich_table(summaries: Sequence[ConfigSummary]) -> Any:
+    """A :class:`rich.table.Table` (rich imported here, so importing the report stays light)."""
+    from rich.table import Table
+
+    table = Table(title="thinkloop benchmark", show_lines=False)
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("dataset", "strategy", "model") else "right")
+    for s in summaries:
+        table.add_row(*_row(s))
+    return table
+
+
+def render(summaries: Sequence[ConfigSummary], fmt: str) -> str:
+    """Text for ``markdown``, ``json`` or ``csv``."""
+    renderers = {"markdown": render_markdown, "json": render_json, "csv": render_csv}
+    return renderers[fmt](summaries)
+
+
+# --- accuracy against samples -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CurvePoint:
+    samples: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    n: int
+    mean_samples: float
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Self-consistency's accuracy against its number of samples, for one data set and model."""
+
+    dataset: str
+    model: str
+    adaptive: bool
+    points: tuple[CurvePoint, ...]
+
+
+def sc_curves(summaries: Sequence[ConfigSummary]) -> list[Curve]:
+    """Group self-consistency configs that differ only in ``n`` into curves (fixed and adaptive apart)."""
+    from thinkloop.strategies.registry import build_strategy, parse_options
+
+    groups: dict[tuple[str, str, bool, str], list[CurvePoint]] = {}
+    for s in summaries:
+        name, _, options = s.spec.partition(":")
+        if name != "sc" or s.accuracy is None:
+            continue
+        config = build_strategy(s.spec).config
+        rest = {k: v for k, v in parse_options(options).items() if k != "n"}
+        adaptive = bool(getattr(config, "adaptive", False))
+        key = (s.dataset, s.model, adaptive, json.dumps(rest, sort_keys=True))
+        groups.setdefault(key, []).append(
+            CurvePoint(
+                samples=int(config.n), accuracy=s.accuracy, ci_low=s.ci_low or 0.0, ci_high=s.ci_high or 0.0,
+                n=s.done, mean_samples=s.mean_k if s.mean_k is not None else float(config.n),
+            )
+        )
+    return [
+        Curve(dataset, model, adaptive, tuple(sorted(points, key=lambda p: p.samples)))
+        for (dataset, model, adaptive, _), points in groups.items()
+        if len(points) > 1
+    ]
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (less ``x``, more ``y``), by ``x``."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        dominated = any(
+            (x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: (points[i][0], -points[i][1]))

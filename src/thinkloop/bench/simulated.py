@@ -1,0 +1,203 @@
+"""A simulated model with a known accuracy, for honest scaling curves.
+
+The embedded model is too weak for self-consistency curves to mean anything, and a real API costs money and
+changes under you. :class:`SimulatedBackend` answers each sample correctly with probability ``p`` and
+otherwise draws a wrong answer from a known spread, so the accuracy of a majority vote over ``k`` samples
+is known in closed form (:func:`majority_vote_accuracy`): a benchmark on it checks the runner, the vote and
+the report end to end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import anyio
+
+from thinkloop.backends.base import Capabilities
+from thinkloop.bench.datasets import Dataset, Problem
+from thinkloop.types import ChatRequest, Choice, Completion, Usage
+
+DEFAULT_WRONG: tuple[tuple[int, float], ...] = ((-1, 0.5), (1, 0.3), (2, 0.2))
+"""Wrong answers as (offset from the gold number, relative weight): off by one either way, or by two."""
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The answer distribution of one sample: ``p`` right, else ``gold + offset`` with the given weights."""
+
+    p: float
+    wrong: tuple[tuple[int, float], ...] = DEFAULT_WRONG
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {self.p}")
+        if any(offset == 0 or weight <= 0 for offset, weight in self.wrong) or not self.wrong:
+            raise ValueError("wrong answers need non-zero offsets and positive weights")
+
+    def probabilities(self) -> dict[int, float]:
+        """Offset -> probability; offset 0 is the right answer."""
+        total = math.fsum(w for _, w in self.wrong)
+        probs = {0: self.p}
+        for offset, weight in self.wrong:
+            probs[offset] = probs.get(offset, 0.0) + (1.0 - self.p) * weight / total
+        return probs
+
+
+def simulated_dataset(size: int, *, name: str = "simulated") -> Dataset:
+    """``size`` problems whose gold answers are three-digit numbers (200..799), so every answer the spread
+    can produce has three digits and sorts as text the way it sorts as a number."""
+    problems = tuple(
+        Problem(id=f"s{i:04d}", question=f"Simulated problem {i}: what is the value of item {i}?",
+                answer=str(200 + (i * 37) % 600), line=i + 1)
+        for i in range(size)
+    )
+    return Dataset(name=name, path=Path(f"<{name}>"), problems=problems)
+
+
+class SimulatedBackend:
+    """A backend whose samples are right with probability ``p``.
+
+    Deterministic: each sample's draw is seeded by the seed, the question and how many times that same
+    request was asked before, so a benchmark re-run reproduces it.
+
+    Args:
+        gold: question text -> gold answer (a number); a question not in it gets a reply with no answer.
+        spread: the answer distribution (or give ``p`` for the default wrong-answer spread).
+        seed: the seed for every draw.
+        latency: seconds to sleep per call (to make crash tests slow enough to interrupt).
+        name: the model name (default ``simulated(p=P)``; reports read ``p`` back from it to draw the
+            closed-form curve).
+    """
+
+    def __init__(
+        self,
+        gold: Mapping[str, str],
+        *,
+        p: float | None = None,
+        spread: Spread | None = None,
+        seed: int = 0,
+        latency: float = 0.0,
+        name: str | None = None,
+    ) -> None:
+        if spread is None:
+            spread = Spread(p=0.6 if p is None else p)
+        if name is None:
+            default = spread.wrong == DEFAULT_WRONG
+            name = f"simulated(p={spread.p:g})" if default else f"simulated(p={spread.p:g},custom)"
+        self.gold = dict(gold)
+        self.spread = spread
+        self.seed = seed
+        self.latency = latency
+        self._name = name
+        self._asked: dict[str, int] = {}
+        self._offsets, self._weights = zip(*sorted(spread.probabilities().items()), strict=True)
+        self.calls = 0
+
+    @classmethod
+    def for_dataset(cls, dataset: Dataset, **options: object) -> SimulatedBackend:
+        return cls({p.question: p.answer for p in dataset.problems}, **options)  # type: ignore[arg-type]
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(honours_n=True, prompt_overhead_tokens=0)
+
+    def _question(self, request: ChatRequest) -> str | None:
+        for message in request.messages:
+            if message.role == "user":
+                if message.content in self.gold:
+                    return message.content
+                for question in self.gold:
+                    if question in message.content:
+                        return question
+        return None
+
+    def _rng(self, request: ChatRequest) -> random.Random:
+        key = "\x1f".join(m.content for m in request.messages)
+        count = self._asked.get(key, 0)
+        self._asked[key] = count + 1
+        digest = hashlib.sha256(f"{self.seed}\x1e{count}\x1e{key}".encode()).digest()
+        return random.Random(int.from_bytes(digest[:8], "big"))
+
+    def draw(self, rng: random.Random, gold: str) -> str:
+        """The right answer, or ``gold + offset`` (a gold that is not a number gets a labelled wrong one)."""
+        offset = rng.choices(self._offsets, weights=self._weights)[0]
+        if offset == 0:
+            return gold
+        try:
+            value = Decimal(gold.replace(",", ""))
+        except InvalidOperation:
+            return f"{gold} {offset:+d}"
+        return str(value + offset)
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        self.calls += 1
+        if self.latency:
+            await anyio.sleep(self.latency)
+        rng = self._rng(request)
+        question = self._question(request)
+        choices = []
+        for _ in range(request.n):
+            if question is None:
+                text = "I cannot tell."
+            else:
+                text = f"Let me work it out. The answer is {self.draw(rng, self.gold[question])}."
+            choices.append(Choice(text=text, finish_reason="stop"))
+        prompt = sum(len(m.content.encode()) for m in request.messages) // 4 + 1
+        completion = sum(len(c.text.split()) for c in choices)
+        return Completion(
+            choices=tuple(choices), usage=Usage(prompt_tokens=prompt, completion_tokens=completion),
+            latency_s=self.latency, model=self._name,
+        )
+
+
+def majority_vote_accuracy(k: int, spread: Spread) -> float:
+    """The exact probability that a plurality vote over ``k`` samples picks the right answer.
+
+    Ties break as :func:`thinkloop.strategies.vote.majority_vote` breaks them with equal weights: toward the
+    smallest answer text, which for the simulated answers (all three digits) is the smallest offset.
+    """
+    probs = spread.probabilities()
+    offsets = sorted(probs)
+    total = 0.0
+    for counts in _compositions(k, len(offsets)):
+        top = max(counts)
+        winner = min(o for o, c in zip(offsets, counts, strict=True) if c == top)
+        if winner != 0:
+            continue
+        ways = math.factorial(k)
+        chance = 1.0
+        for offset, c in zip(offsets, counts, strict=True):
+            ways //= math.factorial(c)
+            chance *= probs[offset] ** c
+        total += ways * chance
+    return total
+
+
+def _compositions(k: int, parts: int) -> Sequence[tuple[int, ...]]:
+    """Every way to write ``k`` as an ordered sum of ``parts`` non-negative integers."""
+    result = []
+    for bars in itertools.combinations(range(k + parts - 1), parts - 1):
+        edges = (-1, *bars, k + parts - 1)
+        result.append(tuple(edges[i + 1] - edges[i] - 1 for i in range(parts)))
+    return result
+
+
+_SIMULATED_NAME = re.compile(r"^simulated\(p=([0-9.]+)\)$")
+
+
+def spread_of(model: str) -> Spread | None:
+    """The default-spread :class:`Spread` a simulated model's name stands for (``None`` for other models)."""
+    match = _SIMULATED_NAME.match(model)
+    return Spread(p=float(match.group(1))) if match else None
