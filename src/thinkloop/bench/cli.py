@@ -82,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
         return _report(args)
     except ThinkloopError as exc:
         _say(f"thinkloop bench: error: {exc}")
-        return 2
+        return 1
     except KeyboardInterrupt:
         _say("thinkloop bench: interrupted; re-run the same command to resume")
         return 130

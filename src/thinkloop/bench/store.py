@@ -108,14 +108,21 @@ class ResultStore:
         self._file = self.path.open("ab")
 
     def _repair(self) -> None:
-        """Cut a torn last line so the next record starts on a line of its own."""
+        """End the file on a whole line: a last line that parses only lacks its newline and keeps it; a torn
+        one is cut, so the next record starts on a line of its own."""
         if not self.path.exists():
             return
         with self.path.open("r+b") as file:
             data = file.read()
             if not data or data.endswith(b"\n"):
                 return
-            file.truncate(data.rfind(b"\n") + 1)
+            start = data.rfind(b"\n") + 1
+            try:
+                Record.model_validate_json(data[start:])
+            except ValidationError:
+                file.truncate(start)
+            else:
+                file.write(b"\n")
 
     def status(self, config: str, problem_id: str) -> str | None:
         record = self.records.get((config, problem_id))
