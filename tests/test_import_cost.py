@@ -12,7 +12,9 @@ import sys
 
 import pytest
 
-HEAVY = ("llama_cpp", "matplotlib", "uvicorn", "starlette", "thinkloop.testing", "thinkloop.bench.plots")
+# openai is a core dependency, but importing its SDK is over half of ``import thinkloop``: it loads when the
+# first OpenAIBackend is built.
+HEAVY = ("llama_cpp", "matplotlib", "openai", "uvicorn", "starlette", "thinkloop.testing", "thinkloop.bench.plots")
 
 HELP = """
 import contextlib, io

@@ -13,7 +13,6 @@ import re
 import time
 from typing import Any
 
-import openai
 from pydantic import BaseModel, ConfigDict
 
 from thinkloop.backends.base import Capabilities
@@ -94,6 +93,9 @@ class OpenAIBackend:
             key = "not-needed"  # local OpenAI-compatible servers take any key
         self._model = model
         self.profile = profile or ModelProfile.for_model(model)
+        # Imported on first use: the SDK is over half the time of ``import thinkloop`` and ``thinkloop --help``.
+        import openai
+
         self._client = openai.AsyncOpenAI(
             api_key=key,
             base_url=base_url,
@@ -153,6 +155,8 @@ class OpenAIBackend:
         return params
 
     async def complete(self, request: ChatRequest) -> Completion:
+        import openai  # already loaded by __init__
+
         started = time.perf_counter()
         try:
             # The raw body: the SDK still builds, sends and retries the request and maps errors, but the reply
