@@ -169,6 +169,8 @@ class RunContext:
         started = time.perf_counter()
         try:
             async with self.engine.limiter(backend):
+                # A limiter slot handed over just as the run stopped must not send one more call.
+                await anyio.lowlevel.checkpoint_if_cancelled()
                 sent = True
                 completion = await backend.complete(request)
         except anyio.get_cancelled_exc_class():
