@@ -43,9 +43,9 @@ class Candidate(BaseModel):
             return True
         return self.rank() > other.rank()
 
-    def rank(self) -> tuple[int, float, int]:
-        """Sort key, best last: accepted, then score, then having an answer."""
-        return (1 if self.accepted else 0, -1.0 if self.score is None else self.score, int(self.answer is not None))
+    def rank(self) -> tuple[int, int, float]:
+        """Sort key, best last: having an answer at all, then accepted, then score."""
+        return (int(self.answer is not None), 1 if self.accepted else 0, -1.0 if self.score is None else self.score)
 
 
 class Outcome(BaseModel):

@@ -110,11 +110,12 @@ class SelfConsistency(Strategy):
         async def sample(group: anyio.abc.TaskGroup) -> None:
             nonlocal converged, finished
             async with slots:
+                if samples.budget_hit:  # the budget is spent: launch nothing more, keep what is in flight
+                    return
                 candidate, failure = await self._one(ctx, question, parent)
             finished += 1
             if failure == "budget":
                 samples.budget_hit = True
-                group.cancel_scope.cancel()
                 return
             if failure is not None:
                 samples.errors.append(failure)
