@@ -286,7 +286,12 @@ class RunContext:
         if self.verifier is None:
             return candidate
         parents = [candidate.node_id] if candidate.node_id is not None else []
-        verdict = await self.verifier.verify(self.question, candidate, self)
+        try:
+            verdict = await self.verifier.verify(self.question, candidate, self)
+        except BudgetExhausted:
+            # The verifier's own calls ran out of budget: the answer stands, unverified, as the best so far.
+            self.offer(candidate)
+            raise
         node = self.record(
             "verify", parents, strategy=strategy, answer=candidate.answer, score=verdict.score,
             data={"accepted": verdict.accepted, "feedback": verdict.feedback},
