@@ -33,6 +33,13 @@ from thinkloop.verifiers.extract import answers_equivalent, extract_answer, norm
         ("The temperature drops to -4 degrees", "-4"),
         ("5-3", "3"),
         ("It costs 3.5.", "3.5"),
+        ("Answer: 42 (6 x 7)", "42"),
+        ("The answer is 5 since 2 + 3 = 5.", "5"),
+        # A list or an expression is not "a number and an explanation".
+        ("Answer: $3, 5, 7$", "3, 5, 7"),
+        ("The answer is 3 and 5.", "3 and 5"),
+        ("Answer: 2(x+1)", "2(x+1)"),
+        ("Answer: $2 (x+1)$", "2 (x+1)"),
     ],
 )
 def test_extract_answer(text: str, expected: str) -> None:

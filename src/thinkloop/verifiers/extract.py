@@ -110,14 +110,27 @@ def _last_number(text: str) -> str | None:
     return numbers[-1] if numbers else None
 
 
-_CLAUSE = re.compile(r",\s+|\s+(?:because|since|as|which|so|and)\s+|\s+[(\[]", re.IGNORECASE)
+# What may end a number stated as the answer: an explanation ("because ...", "(6 x 7)") always; a comma or
+# "and" only before words ("42, which ..."), since before numbers they make a list ("3, 5, 7").
+_EXPLANATION = re.compile(r"\s+(?:because|since|as|which|so|from|by|given)\s+|\s+[(\[]", re.IGNORECASE)
+_LIST_OR_CLAUSE = re.compile(r",\s+|\s+and\s+", re.IGNORECASE)
 
 
 def _leading_number(span: str) -> str:
-    """"42, because 6 * 7 = 42" -> "42": a number followed by an explanation."""
-    clause = _CLAUSE.search(span)
-    if clause is not None and clause.start() > 0 and _numeric(normalize_answer(span[: clause.start()])):
-        return span[: clause.start()]
+    """"42, because 6 * 7 = 42" -> "42": a number followed by an explanation (never inside ``$...$``)."""
+    if span.count("$") >= 2 or "\\(" in span or "\\[" in span:
+        return span
+    cuts = []
+    explanation = _EXPLANATION.search(span)
+    if explanation is not None:
+        cuts.append(explanation.start())
+    clause = _LIST_OR_CLAUSE.search(span)
+    if clause is not None and span[clause.end() :][:1].isalpha():
+        cuts.append(clause.start())
+    if cuts:
+        head = span[: min(cuts)]
+        if head.strip() and _numeric(normalize_answer(head)):
+            return head
     return span
 
 
