@@ -87,14 +87,14 @@ async def test_a_failure_is_recorded_apart_and_only_it_is_retried(tmp_path: Path
     assert [(r.id, r.correct, r.stop_reason) for r in failed] == [("p3", None, "error")]
     assert "503: overloaded" in (failed[0].error or "")
     (row,) = summarize(read_records(out))
-    assert (row.done, row.failed, row.correct, row.accuracy) == (3, 1, 3, 1.0)  # not counted as wrong
+    assert (row.n, row.failed, row.correct, row.accuracy) == (3, 1, 3, 1.0)  # not counted as wrong
 
     again = answering()
     assert (await run_benchmark([dataset()], ["direct"], [again], out)).ran == 0  # a plain re-run skips it
     retry = await run_benchmark([dataset()], ["direct"], [again], out, retry_failed=True)
     assert retry.ran == 1 and [question_of(r) for r in again.requests] == ["What is 2 + 2?"]
     (row,) = summarize(read_records(out))  # the later record supersedes the failure
-    assert (row.done, row.failed, row.correct) == (4, 0, 3)
+    assert (row.n, row.failed, row.correct) == (4, 0, 3)
 
 
 async def test_a_strategy_that_raises_is_a_failed_record_not_a_crash(tmp_path: Path) -> None:

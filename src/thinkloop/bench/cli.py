@@ -51,6 +51,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                      help="a model on an OpenAI-compatible API (repeatable; default: the embedded SmolLM2)")
     run.add_argument("--base-url", action="append", default=[], metavar="URL",
                      help="the server for each --model, in order (one URL serves all; none: OpenAI's API)")
+    run.add_argument("--threads", type=int, metavar="N",
+                     help="CPU threads for the embedded model (default: all cores; 1 is faster on a busy machine)")
     run.add_argument("--simulated", type=float, metavar="P",
                      help="a simulated model right with probability P (scaling curves, demos, tests)")
     run.add_argument("--simulated-latency", type=float, default=0.0, metavar="S", help=argparse.SUPPRESS)
@@ -101,7 +103,7 @@ def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
             raise ConfigurationError("--base-url needs a --model for each server")
         from thinkloop.backends.llamacpp import LlamaCppBackend
 
-        return [LlamaCppBackend()]
+        return [LlamaCppBackend(n_threads=args.threads)]
     urls = args.base_url
     if len(urls) not in (0, 1, len(args.model)):
         raise ConfigurationError(f"{len(args.model)} --model but {len(urls)} --base-url: give one, or one each")
@@ -122,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     from thinkloop.bench.store import ResultStore
     from thinkloop.exceptions import ConfigurationError
 
-    for name in ("limit", "concurrency", "budget_tokens", "max_tokens"):
+    for name in ("limit", "concurrency", "budget_tokens", "max_tokens", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1, got {value}")

@@ -55,8 +55,9 @@ class ConfigSummary:
     spec: str
     model: str
     n: int
-    done: int
+    """Problems answered (the accuracy's denominator); ``failed`` ones are apart, ``problems`` is both."""
     failed: int
+    problems: int
     correct: int
     accuracy: float | None
     ci_low: float | None
@@ -78,7 +79,8 @@ class ConfigSummary:
     cost_per_correct: float | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        """Fields with floats to 6 significant digits (costs are tiny numbers; rounding places would lose them)."""
+        return {k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -105,7 +107,7 @@ def _summary(config: str, rows: list[Record]) -> ConfigSummary:
     parts = config.split(" | ")
     return ConfigSummary(
         config=config, dataset=first.dataset, strategy=first.strategy, spec=parts[1] if len(parts) > 1 else "",
-        model=first.model, n=len(rows), done=len(done), failed=failed, correct=correct, accuracy=accuracy,
+        model=first.model, n=len(done), failed=failed, problems=len(rows), correct=correct, accuracy=accuracy,
         ci_low=low, ci_high=high,
         pass_at_k=(sum(1 for r in with_k if r.pass_at_k) / len(with_k)) if with_k else None,
         mean_k=_mean([r.k or 0 for r in with_k]) if with_k else None,
@@ -152,7 +154,7 @@ def _row(s: ConfigSummary) -> list[str]:
     )
     pass_k = "n/a" if s.pass_at_k is None else f"{_pct(s.pass_at_k)} (k={s.mean_k:.1f})"
     return [
-        s.dataset, s.strategy, s.model, str(s.done), accuracy, pass_k, f"{s.mean_tokens:.0f}",
+        s.dataset, s.strategy, s.model, str(s.n), accuracy, pass_k, f"{s.mean_tokens:.0f}",
         f"{s.mean_completion_tokens:.0f}", f"{s.mean_reasoning_tokens:.0f}", f"{s.mean_calls:.1f}",
         f"{s.latency_p50:.2f} / {s.latency_p95:.2f}", f"{s.total_time_s:.0f}", _money(s.cost_per_question),
         _money(s.cost_per_correct), str(s.failed),
@@ -234,7 +236,7 @@ def sc_curves(summaries: Sequence[ConfigSummary]) -> list[Curve]:
         groups.setdefault(key, []).append(
             CurvePoint(
                 samples=int(config.n), accuracy=s.accuracy, ci_low=s.ci_low or 0.0, ci_high=s.ci_high or 0.0,
-                n=s.done, mean_samples=s.mean_k if s.mean_k is not None else float(config.n),
+                n=s.n, mean_samples=s.mean_k if s.mean_k is not None else float(config.n),
             )
         )
     return [
