@@ -308,11 +308,17 @@ def _normalize_once(text: str) -> str:
     return text
 
 
+# A number already in canonical form ("12", "-0.5"; not "-0", "1.0", "007"): normalising it changes nothing.
+_CANONICAL_NUMBER = re.compile(r"(?:-?[1-9]\d*|0)(?:\.\d*[1-9])?|-0\.\d*[1-9]")
+
+
 @lru_cache(maxsize=65536)
 def normalize_answer(answer: str) -> str:
     """A canonical spelling of an answer: numbers bare (``"$1,200.00"`` -> ``"1200"``, ``"14.0"`` -> ``"14"``,
     ``"50%"`` -> ``"50"``, ``"9 apples"`` -> ``"9"``), fractions reduced (``"\\frac{6}{8}"`` -> ``"3/4"``), LaTeX
     wrappers and a trailing period removed. Idempotent; never empties a non-empty answer."""
+    if _CANONICAL_NUMBER.fullmatch(answer):
+        return answer  # already canonical: what extract_answer gives, and what votes mostly compare
     original = answer.strip()
     text = original
     for _ in range(8):
@@ -330,6 +336,8 @@ def parse_number(answer: str) -> Fraction | None:
 
 @lru_cache(maxsize=65536)
 def _value(answer: str) -> Fraction | None:
+    if _CANONICAL_NUMBER.fullmatch(answer):
+        return Fraction(answer)
     parsed = _numeric(normalize_answer(answer))
     return parsed[0] if parsed is not None else None
 
