@@ -7,6 +7,7 @@ them, with every step in a visible trace.
 from thinkloop.backends.base import Backend, Capabilities
 from thinkloop.backends.llamacpp import LlamaCppBackend
 from thinkloop.backends.openai import ModelProfile, OpenAIBackend
+from thinkloop.backends.replay import ReplayBackend
 from thinkloop.backends.scripted import ScriptedBackend
 from thinkloop.backends.server import ManagedLlamaServer, managed_llama_server
 from thinkloop.exceptions import (
@@ -34,11 +35,27 @@ from thinkloop.strategies.registry import build_strategy
 from thinkloop.strategies.self_consistency import SelfConsistency
 from thinkloop.strategies.tree_search import TreeSearch
 from thinkloop.types import ChatRequest, Choice, Completion, Message, RunUsage, TokenLogprob, Usage
+from thinkloop.verifiers import (
+    AllOf,
+    AnswerPresent,
+    AnyOf,
+    FormatVerifier,
+    LLMJudge,
+    MathAnswerVerifier,
+    ProgramVerifier,
+    Weighted,
+    answers_equivalent,
+    extract_answer,
+    normalize_answer,
+)
 from thinkloop.verifiers.base import Verdict, Verifier
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AllOf",
+    "AnswerPresent",
+    "AnyOf",
     "Backend",
     "BackendError",
     "BackendUnavailable",
@@ -57,9 +74,12 @@ __all__ = [
     "DatasetError",
     "Direct",
     "Engine",
+    "FormatVerifier",
     "JsonlTraceSink",
+    "LLMJudge",
     "LlamaCppBackend",
     "ManagedLlamaServer",
+    "MathAnswerVerifier",
     "Message",
     "ModelNotFound",
     "ModelProfile",
@@ -67,8 +87,10 @@ __all__ = [
     "OpenAIBackend",
     "Outcome",
     "Price",
+    "ProgramVerifier",
     "RateLimited",
     "ReasoningGraph",
+    "ReplayBackend",
     "Result",
     "RunContext",
     "RunUsage",
@@ -84,9 +106,13 @@ __all__ = [
     "Usage",
     "Verdict",
     "Verifier",
+    "Weighted",
     "__version__",
+    "answers_equivalent",
     "build_strategy",
+    "extract_answer",
     "graph_from_events",
     "load_trace",
     "managed_llama_server",
+    "normalize_answer",
 ]
