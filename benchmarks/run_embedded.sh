@@ -4,7 +4,7 @@
 #
 # Resumable: every command appends to the same results file and skips what is already recorded, so stop it
 # at any time (Ctrl-C, kill) and start it again. The sampling strategies run in growing slices (the first
-# 10 problems, then 20, ...), so when time runs out every config has about the same problems done.
+# 5 problems, then 10, ...), so when time runs out every config has about the same problems done.
 #
 #   benchmarks/run_embedded.sh              # everything (hours on 2 CPU cores)
 #   LIMITS="10 20" benchmarks/run_embedded.sh   # the sampling strategies on the first 20 only
@@ -15,7 +15,7 @@ OUT=${OUT:-benchmarks/results/embedded.jsonl}
 RESULTS=$(dirname "$OUT")
 MAX_TOKENS=${MAX_TOKENS:-192}
 DATA_DIR=${THINKLOOP_DATA:-../shared/data}
-LIMITS=${LIMITS:-10 20 30 40 50 60 70 80 90 100}
+LIMITS=${LIMITS:-5 10 15 20 25 30 40 50 60 70 80 90 100}
 # One llama.cpp thread: on a machine other jobs share, two threads spin at every barrier and run ~10x slower.
 THREADS=${THREADS:-1}
 bench() { python -m thinkloop.bench.cli "$@"; }

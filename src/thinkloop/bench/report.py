@@ -30,7 +30,8 @@ def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float,
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # the interval holds the observed rate; say so exactly where rounding would put 1.0 outside it
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -1,0 +1,159 @@
+"""The report: Wilson intervals, percentiles, the Pareto front, every output format, plots, and the committed
+results regenerating byte for byte."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from thinkloop.bench.plots import write_plots
+from thinkloop.bench.report import (
+    load_summaries,
+    pareto_front,
+    percentile,
+    render,
+    render_markdown,
+    sc_curves,
+    summarize,
+    wilson_interval,
+)
+from thinkloop.bench.store import Record, ResultStore
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_wilson_interval_known_values() -> None:
+    low, high = wilson_interval(43, 100)
+    assert (round(low, 4), round(high, 4)) == (0.3373, 0.5278)
+    assert wilson_interval(0, 10)[0] == 0.0 and round(wilson_interval(0, 10)[1], 4) == 0.2775
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+@given(successes=st.integers(0, 500), extra=st.integers(0, 500))
+def test_the_wilson_interval_holds_the_rate_inside_zero_and_one(successes: int, extra: int) -> None:
+    trials = successes + extra
+    if trials == 0:
+        return
+    low, high = wilson_interval(successes, trials)
+    assert 0.0 <= low <= successes / trials <= high <= 1.0
+
+
+def test_percentiles_interpolate_like_numpy() -> None:
+    values = [1.0, 2.0, 3.0, 4.0, 10.0]
+    assert (percentile(values, 50), percentile(values, 0), percentile(values, 100)) == (3.0, 1.0, 10.0)
+    assert percentile(values, 95) == pytest.approx(8.8)
+    assert percentile([], 50) == 0.0
+
+
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=12))
+def test_the_pareto_front_is_exactly_the_undominated_points(points: list[tuple[int, int]]) -> None:
+    front = set(pareto_front([(float(x), float(y)) for x, y in points]))
+    for i, (x, y) in enumerate(points):
+        dominated = any(x2 <= x and y2 >= y and (x2, y2) != (x, y) for x2, y2 in points)
+        assert (i in front) == (not dominated)
+
+
+def rec(config: str, problem: str, *, correct: bool | None, latency: float = 1.0, tokens: int = 100,
+        status: str = "done", cost: float = 0.0, k: int | None = None, any_right: bool | None = None) -> Record:
+    dataset, spec, model = config.split(" | ")
+    return Record(
+        config=config, strategy=spec, model=model, dataset=dataset, id=problem, status=status, gold="1",
+        correct=correct, prompt_tokens=tokens // 2, completion_tokens=tokens - tokens // 2, calls=1,
+        latency_s=latency, cost=cost, k=k, pass_at_k=any_right, reasoning_tokens=tokens // 4,
+    )
+
+
+def sample_records() -> list[Record]:
+    a, b = "toy | cot | m", "toy | sc:n=4 | m"
+    return [
+        rec(a, "1", correct=True, latency=1.0, cost=0.002), rec(a, "2", correct=False, latency=3.0, cost=0.002),
+        rec(a, "3", correct=None, status="failed"),
+        rec(b, "1", correct=True, tokens=400, k=4, any_right=True, latency=4.0, cost=0.008),
+        rec(b, "2", correct=True, tokens=400, k=4, any_right=True, latency=6.0, cost=0.008),
+    ]
+
+
+def test_a_summary_counts_failures_apart_and_prices_correct_answers() -> None:
+    cot, sc = summarize(sample_records())
+    assert (cot.n, cot.failed, cot.problems, cot.correct, cot.accuracy) == (2, 1, 3, 1, 0.5)
+    assert (cot.latency_p50, cot.latency_p95, cot.total_time_s) == (2.0, 2.9, 4.0)
+    assert (cot.mean_tokens, cot.mean_reasoning_tokens, cot.cost_per_correct) == (100, 25, 0.004)
+    assert cot.pass_at_k is None and sc.pass_at_k == 1.0 and sc.mean_k == 4.0
+    assert (sc.accuracy, sc.cost_per_question) == (1.0, 0.008)
+
+
+def test_every_format_has_one_row_per_config() -> None:
+    summaries = summarize(sample_records())
+    markdown = render_markdown(summaries).splitlines()
+    assert len(markdown) == 4 and markdown[0].startswith("| dataset | strategy | model | n | accuracy (95% CI)")
+    assert markdown[2] == (
+        "| toy | cot | m | 2 | 50.0% [9.5, 90.5] | n/a | 100 | 50 | 25 | 1.0 | 2.00 / 2.90 | 4 | $0.002 | $0.004 | 1 |"
+    )
+    rows = json.loads(render(summaries, "json"))
+    assert [(r["strategy"], r["model"], r["n"], r["accuracy"], r["failed"]) for r in rows] == [
+        ("cot", "m", 2, 0.5, 1), ("sc:n=4", "m", 2, 1.0, 0)
+    ]
+    table = list(csv.DictReader(io.StringIO(render(summaries, "csv"))))
+    assert [(r["strategy"], r["accuracy"], r["pass_at_k"]) for r in table] == [
+        ("cot", "0.5", ""), ("sc:n=4", "1.0", "1.0")
+    ]
+
+
+def test_the_command_renders_formats_and_writes_deterministic_plots(tmp_path: Path) -> None:
+    results = tmp_path / "r.jsonl"
+    with ResultStore(results) as store:
+        for record in sample_records():
+            store.append(record)
+    command = [sys.executable, "-m", "thinkloop", "bench", "report", str(results)]
+    markdown = subprocess.run([*command, "--format", "markdown"], capture_output=True, text=True, check=True)
+    assert markdown.stdout == render_markdown(load_summaries(results))
+    table = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "sc:n=4" in table.stdout and "50.0%" in table.stdout
+    first = subprocess.run([*command, "--format", "json", "--plots", str(tmp_path / "p1")], capture_output=True,
+                           text=True, check=True)
+    assert json.loads(first.stdout)[0]["strategy"] == "cot"
+    written = sorted(p.name for p in (tmp_path / "p1").iterdir())
+    assert written == ["toy-accuracy-vs-cost.png", "toy-accuracy-vs-tokens.png"]
+    summaries = load_summaries(results)
+    write_plots(summaries, sc_curves(summaries), tmp_path / "p2")
+    for name in written:
+        data = (tmp_path / "p1" / name).read_bytes()
+        assert data.startswith(PNG) and data == (tmp_path / "p2" / name).read_bytes()
+
+
+def test_a_missing_results_file_is_one_line() -> None:
+    result = subprocess.run([sys.executable, "-m", "thinkloop", "bench", "report", "nope.jsonl"],
+                            capture_output=True, text=True)
+    assert (result.returncode, result.stderr) == (1, "thinkloop bench: error: nope.jsonl: no such results file\n")
+
+
+def test_sc_sweeps_become_curves_fixed_and_adaptive_apart() -> None:
+    records = [
+        rec(f"d | sc:n={n} | m", str(i), correct=i < n, k=n, any_right=True) for n in (1, 3, 5) for i in range(6)
+    ]
+    records += [rec(f"d | sc:adaptive=true,n={n} | m", "0", correct=True, k=2, any_right=True) for n in (4, 8)]
+    fixed, adaptive = sc_curves(summarize(records))
+    assert not fixed.adaptive and [(p.samples, p.accuracy) for p in fixed.points] == [(1, 1 / 6), (3, 0.5), (5, 5 / 6)]
+    assert adaptive.adaptive and [(p.samples, p.mean_samples) for p in adaptive.points] == [(4, 2.0), (8, 2.0)]
+
+
+# --- the committed results ---------------------------------------------------------------------------------
+@pytest.mark.skipif(not (RESULTS / "embedded.md").exists(), reason="no committed results")
+def test_the_committed_tables_regenerate_from_the_committed_results(tmp_path: Path) -> None:
+    summaries = load_summaries(RESULTS / "embedded.jsonl")
+    assert (RESULTS / "embedded.md").read_text() == render(summaries, "markdown")
+    assert (RESULTS / "embedded.json").read_text() == render(summaries, "json")
+    committed = sorted(p.name for p in (RESULTS / "plots").glob("*.png"))
+    written = write_plots(summaries, sc_curves(summaries), tmp_path)
+    assert sorted(p.name for p in written) == committed
+    for path in written:
+        assert path.read_bytes() == (RESULTS / "plots" / path.name).read_bytes(), path.name
