@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce benchmarks/results/embedded.jsonl: the embedded SmolLM2-135M-Instruct on the first 100 SVAMP and
+# Reproduce benchmarks/results/embedded/: the embedded SmolLM2-135M-Instruct on the first 100 SVAMP and
 # the first 100 GSM8K problems, then regenerate the committed table and plots from it.
 #
 # Resumable: every command appends to the same results file and skips what is already recorded, so stop it
@@ -11,8 +11,8 @@
 #   REPORT_ONLY=1 benchmarks/run_embedded.sh    # just regenerate the table and plots
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-benchmarks/results/embedded.jsonl}
-RESULTS=$(dirname "$OUT")
+RESULTS=${RESULTS:-benchmarks/results/embedded}
+OUT=$RESULTS/results.jsonl
 MAX_TOKENS=${MAX_TOKENS:-192}
 DATA_DIR=${THINKLOOP_DATA:-../shared/data}
 LIMITS=${LIMITS:-5 10 15 20 25 30 40 50 60 70 80 90 100}
@@ -37,6 +37,6 @@ if [ -z "${REPORT_ONLY:-}" ]; then
 fi
 
 # 3. The committed table and plots (deterministic: the same results file gives the same bytes).
-bench report "$OUT" --format markdown > "$RESULTS/embedded.md"
-bench report "$OUT" --format json > "$RESULTS/embedded.json"
+bench report "$OUT" --format markdown > "$RESULTS/table.md"
+bench report "$OUT" --format json > "$RESULTS/table.json"
 bench report "$OUT" --format table --plots "$RESULTS/plots" > /dev/null

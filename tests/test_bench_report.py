@@ -147,13 +147,16 @@ def test_sc_sweeps_become_curves_fixed_and_adaptive_apart() -> None:
 
 
 # --- the committed results ---------------------------------------------------------------------------------
-@pytest.mark.skipif(not (RESULTS / "embedded.md").exists(), reason="no committed results")
-def test_the_committed_tables_regenerate_from_the_committed_results(tmp_path: Path) -> None:
-    summaries = load_summaries(RESULTS / "embedded.jsonl")
-    assert (RESULTS / "embedded.md").read_text() == render(summaries, "markdown")
-    assert (RESULTS / "embedded.json").read_text() == render(summaries, "json")
-    committed = sorted(p.name for p in (RESULTS / "plots").glob("*.png"))
+@pytest.mark.parametrize("name", ["embedded", "simulated"])
+def test_the_committed_tables_and_plots_regenerate_from_the_committed_results(tmp_path: Path, name: str) -> None:
+    folder = RESULTS / name
+    if not (folder / "table.md").exists():
+        pytest.skip(f"no committed results in {folder}")
+    summaries = load_summaries(folder / "results.jsonl")
+    assert (folder / "table.md").read_text() == render(summaries, "markdown")
+    assert (folder / "table.json").read_text() == render(summaries, "json")
+    committed = sorted(p.name for p in (folder / "plots").glob("*.png"))
     written = write_plots(summaries, sc_curves(summaries), tmp_path)
     assert sorted(p.name for p in written) == committed
     for path in written:
-        assert path.read_bytes() == (RESULTS / "plots" / path.name).read_bytes(), path.name
+        assert path.read_bytes() == (folder / "plots" / path.name).read_bytes(), path.name

@@ -87,6 +87,9 @@ def plot_curve(curve: Curve, path: str | Path, *, expected: Sequence[float] | No
     ax.errorbar(xs, ys, yerr=errors, fmt="o-", capsize=3, label="measured (95% CI)")
     if expected is not None:
         ax.plot(xs, [100 * e for e in expected], "s--", color="grey", label="closed form")
+    if all(p.pass_at_k is not None for p in curve.points):
+        ax.plot(xs, [100 * (p.pass_at_k or 0.0) for p in curve.points], "^:", color="tab:green",
+                label="pass@k (any sample right)")
     ax.set_xlabel("mean samples per question" if curve.adaptive else "samples per question (n)")
     ax.set_ylabel("accuracy (%)")
     kind = "adaptive self-consistency" if curve.adaptive else "self-consistency"

@@ -209,6 +209,8 @@ class CurvePoint:
     ci_high: float
     n: int
     mean_samples: float
+    pass_at_k: float | None = None
+    """How often any of the samples was right: what a perfect verifier picking among them would reach."""
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,7 @@ def sc_curves(summaries: Sequence[ConfigSummary]) -> list[Curve]:
             CurvePoint(
                 samples=int(config.n), accuracy=s.accuracy, ci_low=s.ci_low or 0.0, ci_high=s.ci_high or 0.0,
                 n=s.n, mean_samples=s.mean_k if s.mean_k is not None else float(config.n),
+                pass_at_k=s.pass_at_k,
             )
         )
     return [
