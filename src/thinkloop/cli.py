@@ -178,8 +178,6 @@ def _openai_backend(model: str, base_url: str | None) -> Backend:
 
 
 def ask(args: argparse.Namespace) -> int:
-    import functools
-
     import anyio
 
     from thinkloop.runtime.budget import Budget
@@ -189,7 +187,17 @@ def ask(args: argparse.Namespace) -> int:
     strategy = build_strategy(args.strategy, **overrides)
     budget = Budget(tokens=args.budget_tokens) if args.budget_tokens is not None else None
     backend = make_backend(args.base_url, args.model)
-    run = functools.partial(strategy.run, args.question, backend=backend, budget=budget, trace_path=args.trace)
+
+    async def run() -> Result:
+        try:
+            return await strategy.run(args.question, backend=backend, budget=budget, trace_path=args.trace)
+        finally:
+            # Close HTTP connections on the loop that opened them, not in a garbage collector later.
+            aclose = getattr(backend, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
+
     result = anyio.run(run)
     if args.json:
         sys.stdout.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
