@@ -160,3 +160,14 @@ def test_the_committed_tables_and_plots_regenerate_from_the_committed_results(tm
     assert sorted(p.name for p in written) == committed
     for path in written:
         assert path.read_bytes() == (folder / "plots" / path.name).read_bytes(), path.name
+
+
+def test_the_bench_facade_resolves_every_name_lazily() -> None:
+    probe = (
+        "import sys, thinkloop.bench as b\n"
+        "assert 'thinkloop.bench.runner' not in sys.modules\n"
+        "missing = [n for n in b.__all__ if getattr(b, n, None) is None]\n"
+        "print(missing)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,1 +1,47 @@
-"""thinkloop.bench"""
+"""The benchmark harness: data sets, a resumable runner, prices, reports and plots, and a simulated model.
+
+Names load on first use (``from thinkloop.bench import run_benchmark``), so ``thinkloop --help`` and the
+``bench`` command's parser stay light.
+
+::
+
+    datasets.py   load_dataset / load_jsonl -> Dataset of Problem (strict: file:line and field in errors)
+    runner.py     run_benchmark / Runner: (data set x strategy x backend) -> one Record per problem
+    store.py      ResultStore: append-only JSONL, resumable, torn-line safe
+    prices.py     PriceTable: shipped prices per million tokens, overridable
+    report.py     summarize -> ConfigSummary rows; markdown / json / csv; sc_curves
+    plots.py      accuracy vs tokens and vs cost (Pareto front), accuracy vs samples
+    simulated.py  SimulatedBackend with a known accuracy, majority_vote_accuracy in closed form
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Dataset": "datasets", "Problem": "datasets", "load_dataset": "datasets", "load_jsonl": "datasets",
+    "subset": "datasets",
+    "Config": "runner", "Runner": "runner", "RunSummary": "runner", "make_configs": "runner",
+    "run_benchmark": "runner",
+    "Record": "store", "ResultStore": "store", "read_records": "store",
+    "PriceTable": "prices",
+    "ConfigSummary": "report", "summarize": "report", "load_summaries": "report", "render": "report",
+    "sc_curves": "report", "wilson_interval": "report",
+    "write_plots": "plots",
+    "SimulatedBackend": "simulated", "Spread": "simulated", "majority_vote_accuracy": "simulated",
+    "simulated_dataset": "simulated",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'thinkloop.bench' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"thinkloop.bench.{module}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
