@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -90,10 +91,8 @@ class Program(Strategy):
             elif op.kind == "prune" and base.kind != "question":
                 ctx.mark(ctx.graph.node(base.id), "pruned", score=0.0)
             elif op.kind == "fail":
-                try:
+                with contextlib.suppress(BackendError):
                     await ctx.call(request, parents=[base.id], strategy=self.name)
-                except BackendError:
-                    pass
         return Outcome(candidate=ctx.best, stop_reason="completed")
 
 
@@ -246,14 +245,21 @@ async def test_stream_yields_events_live_and_ends_with_run_finished(tmp_path: Pa
     assert seen == load_trace(path)  # the stream and the file carry the same events
 
 
-async def test_a_stream_opened_after_the_run_replays_it_and_ends(tmp_path: Path):
+async def test_a_stream_opened_after_the_run_replays_it_compacted_and_ends(tmp_path: Path):
     trace = Trace()
     path = tmp_path / "trace.jsonl"
-    await Engine(ScriptedBackend(["Answer: 1"])).run(ChainOfThought(), "q", trace=trace, trace_path=path)
+    backend = ScriptedBackend(["Answer: 1", "Answer: 2"])
+    result = await Engine(backend).run(
+        ChainOfThought(max_rounds=2), "q", trace=trace, trace_path=path, verifier=AcceptAnswer("2")
+    )
     with anyio.fail_after(5):
         late = [event async for event in trace.stream()]
-    assert late == load_trace(path)
-    assert isinstance(late[-1], RunFinished)
+    events = load_trace(path)
+    # The run so far: its start, each node's latest version (no superseded "running" ones), its end.
+    assert late[0] == events[0] and late[-1] == events[-1]
+    assert [e.node for e in late[1:-1]] == result.graph.nodes()
+    assert graph_from_events(late) == graph_from_events(events) == result.graph
+    assert len(late) < len(events)
 
 
 def test_a_sink_that_is_closed_writes_nothing_more(tmp_path: Path):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
@@ -90,17 +91,44 @@ def _dump(event: _Event) -> str:
     return event.model_dump_json() + "\n"
 
 
+@dataclass
+class _RunSoFar:
+    """What a late subscriber is shown of one run: its start, each node's latest version, its end."""
+
+    started: RunStarted | None = None
+    nodes: dict[int, Node] = field(default_factory=dict)
+    finished: RunFinished | None = None
+
+    def events(self, run_id: str) -> Iterator[Any]:
+        if self.started is not None:
+            yield self.started
+        for node in self.nodes.values():
+            yield NodeEvent(run_id=run_id, node=node)
+        if self.finished is not None:
+            yield self.finished
+
+
 class Trace:
     """Fans a run's events out to sinks and to live subscribers."""
 
     def __init__(self, sinks: Iterable[Sink] = ()) -> None:
         self.sinks: list[Sink] = list(sinks)
         self._subscribers: list[MemoryObjectSendStream[Any]] = []
-        self._history: list[Any] = []
+        # Latest node versions only (the graph holds the same objects), not every event: a long run's
+        # superseded "running" events would otherwise stay alive for the garbage collector to walk.
+        self._runs: dict[str, _RunSoFar] = {}
         self._closed = False
 
     def emit(self, event: _Event) -> None:
-        self._history.append(event)
+        run = self._runs.get(event.run_id)
+        if run is None:
+            run = self._runs[event.run_id] = _RunSoFar()
+        if type(event) is NodeEvent:
+            run.nodes[event.node.id] = event.node
+        elif isinstance(event, RunStarted):
+            run.started = event
+        elif isinstance(event, RunFinished):
+            run.finished = event
         for sink in self.sinks:
             sink(event)
         for stream in tuple(self._subscribers):
@@ -120,14 +148,16 @@ class Trace:
                 close()
 
     async def stream(self) -> AsyncIterator[Any]:
-        """Yield the run's events from its first, live as they happen, until the run finishes.
+        """Yield the run's events, live as they happen, until the run finishes.
 
-        A subscriber that starts late (a UI task started beside the run) first gets what it missed, so
-        every subscriber sees the whole run, whenever it starts iterating.
+        A subscriber that starts late (a UI task started beside the run) first gets the run so far,
+        compacted: its ``RunStarted``, each node's latest version, and its ``RunFinished`` if it is over.
+        So every subscriber can rebuild the whole graph, whenever it starts iterating.
         """
         send, receive = anyio.create_memory_object_stream[Any](math.inf)
-        for event in self._history:
-            send.send_nowait(event)
+        for run_id, run in self._runs.items():
+            for event in run.events(run_id):
+                send.send_nowait(event)
         if self._closed:
             send.close()
         else:
