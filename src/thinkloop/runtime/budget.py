@@ -136,17 +136,22 @@ class BudgetLedger:
     reserved: _Spent = field(default_factory=_Spent)
     overrun_tokens: int = 0
     """Tokens billed beyond a reservation (a server ignoring ``max_tokens``); reported, never hidden."""
+    _ancestry: tuple[BudgetLedger, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def child(self, budget: Budget) -> BudgetLedger:
         """A slice of this budget for a sub-strategy."""
         return BudgetLedger(budget=budget, parent=self)
 
     # --- what is left -------------------------------------------------------------------------------
-    def _chain(self) -> list[BudgetLedger]:
-        chain, node = [], self
-        while node is not None:
-            chain.append(node)
-            node = node.parent
+    def _chain(self) -> tuple[BudgetLedger, ...]:
+        """This ledger and its ancestors; computed once, as every call walks it several times."""
+        chain = self._ancestry
+        if chain is None:
+            links, node = [], self
+            while node is not None:
+                links.append(node)
+                node = node.parent
+            chain = self._ancestry = tuple(links)
         return chain
 
     def tokens_left(self) -> float:

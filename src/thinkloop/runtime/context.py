@@ -167,12 +167,18 @@ class RunContext:
         node = self.record(kind, parents, status="running", strategy=strategy, request=request, data=data)
         sent = False
         started = time.perf_counter()
+        limiter = self.engine.limiter(backend)
         try:
-            async with self.engine.limiter(backend):
-                # A limiter slot handed over just as the run stopped must not send one more call.
-                await anyio.lowlevel.checkpoint_if_cancelled()
+            if limiter is None:
+                await anyio.lowlevel.checkpoint()  # no limit to wait for, but still a cancellation point
                 sent = True
                 completion = await backend.complete(request)
+            else:
+                async with limiter:
+                    # A limiter slot handed over just as the run stopped must not send one more call.
+                    await anyio.lowlevel.checkpoint_if_cancelled()
+                    sent = True
+                    completion = await backend.complete(request)
         except anyio.get_cancelled_exc_class():
             # Sent and cancelled: the server may have billed it, so the worst case stays billed.
             self.ledger.settle(reservation, Usage()) if sent else self.ledger.release(reservation)
@@ -209,7 +215,11 @@ class RunContext:
 
     def candidate(self, node: Node, choice: Choice, **fields: Any) -> Candidate:
         """A candidate from one choice; an empty reply cut off by the token limit has no answer."""
-        answer = None if choice.truncated_empty else extract_answer(choice.text)
+        completion = node.completion
+        if completion is not None and len(completion.choices) == 1 and completion.choices[0] is choice:
+            answer = node.answer  # call() extracted it already
+        else:
+            answer = None if choice.truncated_empty else extract_answer(choice.text)
         return Candidate(
             text=choice.text, answer=answer, node_id=node.id, finish_reason=choice.finish_reason,
             mean_logprob=choice.mean_logprob, **fields,

@@ -52,17 +52,20 @@ class Engine:
     def __init__(self, backend: Backend, *, max_concurrency: int | None = None) -> None:
         self.backend = backend
         self._max_concurrency = max_concurrency
-        self._limiters: dict[int, anyio.CapacityLimiter] = {}
+        self._limiters: dict[int, anyio.CapacityLimiter | None] = {}
 
-    def limiter(self, backend: Backend) -> anyio.CapacityLimiter:
+    def limiter(self, backend: Backend) -> anyio.CapacityLimiter | None:
+        """The backend's capacity limiter, shared by every run on this engine; ``None`` when unlimited."""
         key = id(backend)
-        limiter = self._limiters.get(key)
-        if limiter is None:
-            limit = backend.capabilities.max_concurrency
-            if backend is self.backend and self._max_concurrency is not None:
-                limit = self._max_concurrency
-            limiter = anyio.CapacityLimiter(math.inf if limit is None else limit)
-            self._limiters[key] = limiter
+        try:
+            return self._limiters[key]
+        except KeyError:
+            pass
+        limit = backend.capabilities.max_concurrency
+        if backend is self.backend and self._max_concurrency is not None:
+            limit = self._max_concurrency
+        limiter = None if limit is None else anyio.CapacityLimiter(limit)
+        self._limiters[key] = limiter
         return limiter
 
     async def run(

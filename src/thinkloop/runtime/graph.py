@@ -68,6 +68,12 @@ class ReasoningGraph:
     def put(self, node: Node) -> None:
         """Add a node, or replace it with a newer version of itself (same id)."""
         graph = self.nx
+        attributes = graph.nodes.get(node.id)
+        if attributes is not None:
+            previous = attributes.get("node")
+            if previous is not None and previous.parents == node.parents:
+                attributes["node"] = node  # a new version of a node (done, pruned): its edges are in place
+                return
         graph.add_node(node.id, node=node)
         for parent in node.parents:
             graph.add_edge(parent, node.id)
