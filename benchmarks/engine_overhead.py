@@ -1,0 +1,167 @@
+"""Engine overhead: what thinkloop adds to each model call, in microseconds.
+
+Runs N scripted zero-latency calls through the engine (one run whose strategy calls ``ctx.call`` N times in a
+row, under a token budget, with trace recording on: a JSONL sink to a temporary file and the in-memory
+graph), and the same N calls straight to the same kind of ScriptedBackend in the same process. The
+difference per call is the engine's overhead: reserving and settling the budget, the capacity limiter, two
+graph nodes and two trace events per call (running, then done). Target: under 100 µs per call.
+
+A second line does the same with the calls in concurrent batches (``--concurrency``), as fan-out
+strategies do.
+
+Usage::
+
+    python benchmarks/engine_overhead.py [--calls 10000] [--repeats 3] [--concurrency 64] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import math
+import pstats
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+
+from thinkloop import Budget, ChatRequest, Engine, Outcome, RunContext, ScriptedBackend, Strategy
+
+REQUEST = ChatRequest.of("What is 6 * 7? Think step by step.", system="You are careful.", max_tokens=64)
+REPLY = "6 * 7 = 42. Answer: 42"
+
+
+class Calls(Strategy):
+    """``calls`` model calls, ``concurrency`` at a time, each under the last finished one."""
+
+    name = "calls"
+
+    def __init__(self, calls: int, concurrency: int = 1) -> None:
+        super().__init__()
+        self.calls = calls
+        self.concurrency = concurrency
+
+    async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
+        last = parent
+        if self.concurrency == 1:
+            for _ in range(self.calls):
+                node, _ = await ctx.call(REQUEST, parents=[last])
+                last = node.id
+            return Outcome(candidate=None, stop_reason="completed")
+
+        async def one() -> None:
+            await ctx.call(REQUEST, parents=[parent])
+
+        done = 0
+        while done < self.calls:
+            batch = min(self.concurrency, self.calls - done)
+            async with anyio.create_task_group() as group:
+                for _ in range(batch):
+                    group.start_soon(one)
+            done += batch
+        return Outcome(candidate=None, stop_reason="completed")
+
+
+class Clock:
+    """Wall-clock and this process's CPU time. On a shared machine the CPU time is the steadier figure:
+    other processes' load stretches the wall clock, not the work done."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def lap(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+async def direct(calls: int, concurrency: int) -> tuple[float, float]:
+    backend = ScriptedBackend(lambda request: REPLY)
+    clock = Clock()
+    if concurrency == 1:
+        for _ in range(calls):
+            await backend.complete(REQUEST)
+    else:
+        done = 0
+        while done < calls:
+            batch = min(concurrency, calls - done)
+            async with anyio.create_task_group() as group:
+                for _ in range(batch):
+                    group.start_soon(backend.complete, REQUEST)
+            done += batch
+    return clock.lap()
+
+
+async def through_engine(calls: int, concurrency: int, directory: Path) -> tuple[float, float]:
+    backend = ScriptedBackend(lambda request: REPLY)
+    engine = Engine(backend)
+    trace_path = directory / f"trace-{time.monotonic_ns()}.jsonl"
+    clock = Clock()
+    result = await engine.run(
+        Calls(calls, concurrency), "q", budget=Budget(tokens=10**12), trace_path=trace_path
+    )
+    elapsed = clock.lap()
+    assert result.usage.calls == calls, result
+    assert len(result.graph) == calls + 1
+    trace_path.unlink()
+    return elapsed
+
+
+async def measure(calls: int, repeats: int, concurrency: int) -> dict[str, tuple[float, float]]:
+    """µs per call, (wall, cpu), best of ``repeats`` for each side, interleaved so both see the same load."""
+    best = {"direct": (math.inf, math.inf), "engine": (math.inf, math.inf)}
+    with tempfile.TemporaryDirectory() as directory:
+        for _ in range(repeats):
+            for side, elapsed in (
+                ("direct", await direct(calls, concurrency)),
+                ("engine", await through_engine(calls, concurrency, Path(directory))),
+            ):
+                best[side] = (min(best[side][0], elapsed[0]), min(best[side][1], elapsed[1]))
+    return {side: (wall / calls * 1e6, cpu / calls * 1e6) for side, (wall, cpu) in best.items()}
+
+
+def report(label: str, figures: dict[str, tuple[float, float]], target: float) -> bool:
+    """Print one line per clock; the verdict is on CPU time."""
+    within = True
+    for index, clock in ((1, "cpu"), (0, "wall")):
+        direct_us, engine_us = figures["direct"][index], figures["engine"][index]
+        overhead = engine_us - direct_us
+        verdict = ""
+        if clock == "cpu":
+            within = overhead < target
+            verdict = f"  ({'within' if within else 'OVER'} the {target:.0f} µs target)"
+        print(
+            f"{label:<14} {clock:<4}  backend direct {direct_us:6.1f} µs/call  through engine {engine_us:6.1f} "
+            f"µs/call  engine overhead {overhead:6.1f} µs/call{verdict}"
+        )
+    return within
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=64, help="batch size for the concurrent line")
+    parser.add_argument("--target-us", type=float, default=100.0)
+    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument("--profile", action="store_true", help="cProfile one sequential engine run")
+    args = parser.parse_args()
+
+    if args.profile:
+        with tempfile.TemporaryDirectory() as directory:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            anyio.run(through_engine, args.calls, 1, Path(directory), backend=args.backend)
+            profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return
+
+    print(f"{args.calls} scripted zero-latency calls, best of {args.repeats}, anyio on {args.backend}; "
+          "trace on (JSONL file + in-memory graph), token budget on")
+    sequential = anyio.run(measure, args.calls, args.repeats, 1, backend=args.backend)
+    report("sequential", sequential, args.target_us)
+    concurrent = anyio.run(measure, args.calls, args.repeats, args.concurrency, backend=args.backend)
+    report(f"{args.concurrency} concurrent", concurrent, args.target_us)
+
+
+if __name__ == "__main__":
+    main()
