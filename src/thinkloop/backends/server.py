@@ -30,7 +30,7 @@ import anyio
 import httpx2
 from anyio.abc import Process
 
-from thinkloop.backends.llamacpp import DEFAULT_MODEL_NAME, default_model_path
+from thinkloop.backends.llamacpp import DEFAULT_MODEL_NAME, default_model_path, default_threads
 from thinkloop.backends.openai import ModelProfile, OpenAIBackend
 from thinkloop.exceptions import BackendUnavailable, ModelNotFound
 
@@ -71,7 +71,7 @@ class ManagedLlamaServer:
         self.model_path = path
         self.model_name = model_name or (DEFAULT_MODEL_NAME if model_path is None else path.stem)
         self.ctx = ctx
-        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_threads = n_threads or default_threads()
         self.startup_timeout = startup_timeout
         self.request_timeout = request_timeout
         self.host = host
@@ -208,7 +208,7 @@ def managed_llama_server(
         model_path: the GGUF file; ``None`` is the embedded SmolLM2-135M-Instruct.
         model_name: the name the server answers to (and the backend's name in traces).
         ctx: the context window in tokens.
-        n_threads: CPU threads for the server (default: all cores).
+        n_threads: CPU threads for the server (default: half the logical cores, see ``default_threads``).
         startup_timeout: seconds to wait for ``/v1/models`` to answer.
         request_timeout: the SDK's timeout per request (CPU generation can be slow).
         host: the loopback address to listen on.
