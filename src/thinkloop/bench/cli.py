@@ -120,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
     from thinkloop.bench.datasets import load_dataset
     from thinkloop.bench.prices import PriceTable
     from thinkloop.bench.report import summarize
-    from thinkloop.bench.runner import Runner, make_configs
+    from thinkloop.bench.runner import Runner, RunSummary, make_configs
     from thinkloop.bench.store import ResultStore
     from thinkloop.exceptions import ConfigurationError
 
@@ -151,14 +151,21 @@ def _run(args: argparse.Namespace) -> int:
         todo = len(runner.pending(configs))
         progress = _Progress(todo, quiet=args.quiet)
         runner.on_record = progress.update
+
+        async def run_and_close() -> RunSummary:
+            try:
+                return await runner.run(configs)
+            finally:
+                for backend in backends:
+                    if hasattr(backend, "aclose"):
+                        await backend.aclose()
+                    elif hasattr(backend, "close"):
+                        backend.close()
+
         with progress:
-            summary = anyio.run(runner.run, configs)
+            summary = anyio.run(run_and_close)
         ids = {c.id for c in configs}
         rows = summarize(r for r in store.records.values() if r.config in ids)
-    for backend in backends:
-        close = getattr(backend, "close", None)
-        if close is not None and not hasattr(backend, "aclose"):
-            close()
     if not args.quiet:
         from rich.console import Console
 
