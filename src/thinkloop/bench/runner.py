@@ -106,22 +106,25 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_")[:120] or "x"
 
 
-def sampled_answers(result: Result) -> list[str] | None:
-    """Every full attempt's answer in the run: a strategy's own list when it gives one (self-consistency),
-    else the answers of the graph's generate/revise nodes."""
+def attempts(result: Result) -> tuple[int, list[str]]:
+    """How many full attempts the run made (k) and the answers they gave: the strategy's own list when it
+    keeps one (self-consistency's ``data``), else the graph's generate/revise nodes. An attempt with no
+    extractable answer counts in k and adds no answer."""
     data = result.data or {}
     answers = data.get("answers")
     if isinstance(answers, list):
-        return [str(a) for a in answers]
+        samples = data.get("samples")
+        return (samples if isinstance(samples, int) else len(answers)), [str(a) for a in answers]
     from thinkloop.verifiers.extract import extract_answer
 
-    found = []
+    k, found = 0, []
     for node in result.graph.nodes():
         if node.kind in CANDIDATE_KINDS and node.status == "done" and node.text is not None:
+            k += 1
             answer = node.answer if node.answer is not None else extract_answer(node.text)
             if answer is not None:
                 found.append(answer)
-    return found
+    return k, found
 
 
 def _equivalent(prediction: str | None, gold: str) -> bool:
@@ -144,9 +147,8 @@ def record_for(config: Config, problem: Problem, result: Result, prices: PriceTa
     }
     if result.stop_reason == "error":
         return Record(status="failed", prediction=result.answer, error=result.error or "error", **common)
-    answers = sampled_answers(result)
-    k = len(answers) if answers is not None else None
-    pass_at_k = any(_equivalent(a, problem.answer) for a in answers) if answers else (False if k == 0 else None)
+    k, answers = attempts(result)
+    pass_at_k = any(_equivalent(a, problem.answer) for a in answers)
     return Record(
         status="done", prediction=result.answer, correct=_equivalent(result.answer, problem.answer),
         k=k, pass_at_k=pass_at_k, answers=answers, **common,
