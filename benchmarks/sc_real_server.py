@@ -112,9 +112,11 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
             print(f"the server returned {len(probe.choices)} of 2 choices: it "
                   f"{'honours' if honours_n else 'ignores'} n, so the raw client sends "
                   f"{'one request with n' if honours_n else 'n separate requests'} per question")
-            # Load the vote's math equivalence now: a one-time import, not a per-question cost.
+            # One-time costs outside the timing, as the raw client's warm-up request above: the vote's math
+            # equivalence (sympy through math-verify) loads on first use, and so does the rest of the path.
             answers_equivalent("\\frac{1}{2}", "0.5")
             engine = Engine(backend)
+            await engine.run(SelfConsistency(n=2, max_tokens=8, temperature=TEMPERATURE), "Say hi.")
             strategy = SelfConsistency(n=args.n, max_tokens=args.max_tokens, temperature=TEMPERATURE)
             raws = {c: Run(f"raw openai, {args.n} requests/question, {c} in flight") for c in args.raw_concurrency}
             sc = Run(f"thinkloop SelfConsistency(n={args.n}), engine limit {backend.capabilities.max_concurrency}")

@@ -51,7 +51,9 @@ MODEL = "mock"
 MAX_TOKENS = 512
 TEMPERATURE = 0.7
 _ANSWER = re.compile(r"answer is\s*(-?\d+)", re.IGNORECASE)
-HEAVY_MODULES = ("llama_cpp", "matplotlib", "networkx.drawing", "math_verify", "sympy", "numpy", "uvicorn")
+# Modules ``import thinkloop`` must not load: optional extras, and what loads on first use (the openai SDK,
+# sympy through math-verify). networkx itself is core (the graph), but its drawing never pulls in matplotlib.
+HEAVY_MODULES = ("llama_cpp", "matplotlib", "openai", "math_verify", "sympy", "uvicorn")
 
 
 @dataclass
@@ -263,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     console = Console(highlight=False, width=max(Console().width, 120))
+    load_before = os.getloadavg()[0]
     imports = import_cost()
     console.print(
         f"import thinkloop: {_ms(imports['import_s'])} (python alone {_ms(imports['python_s'])}); "
@@ -294,7 +297,15 @@ def main(argv: list[str] | None = None) -> None:
             _ratio(m.cpu_s, base.cpu_s if base else None), f"{m.right / m.questions:.1%}",
         )
     console.print(table)
-    print(json.dumps(summary(results, imports, expected, args)))
+    load_after = os.getloadavg()[0]
+    console.print(
+        f"load average {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores (busy cores "
+        "slow the client and the server alike). Requests and choices are what the server saw: adaptive SC's "
+        "cancelled samples included, which can also lift its in-flight count past the client's limit."
+    )
+    out = summary(results, imports, expected, args)
+    out["load_average"] = [round(load_before, 2), round(load_after, 2)]
+    print(json.dumps(out))
 
 
 def summary(results: dict[tuple[float, str], Measurement], imports: dict[str, Any], expected: float,
