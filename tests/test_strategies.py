@@ -242,7 +242,7 @@ class MakesTwentyFour:
     async def verify(self, question, candidate, ctx=None):  # type: ignore[no-untyped-def]
         expression = candidate.text.rsplit("Answer:", 1)[-1].strip()
         digits = sorted(re.findall(r"\d", expression))
-        ok = digits == ["1", "2", "3", "4"] and eval(expression, {"__builtins__": {}}) == 24  # noqa: S307
+        ok = digits == ["1", "2", "3", "4"] and eval(expression, {"__builtins__": {}}) == 24
         return Verdict.accept() if ok else Verdict.reject("does not make 24")
 
 

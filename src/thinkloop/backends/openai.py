@@ -113,6 +113,11 @@ class OpenAIBackend:
             prompt_overhead_tokens=prompt_overhead_tokens,
         )
 
+    def _scrub(self, text: str) -> str:
+        """Remove this backend's own key from a message, whatever its shape (a server may echo it)."""
+        key = self._client.api_key
+        return text.replace(key, "[REDACTED]") if key and len(key) >= 6 else text
+
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIBackend(model={self._model!r}, base_url={self.base_url!r})"
 
@@ -164,13 +169,14 @@ class OpenAIBackend:
             # away (with n=8 that tree was a fifth of the client's CPU per request: benchmarks/sc_throughput.py).
             raw = await self._client.chat.completions.with_raw_response.create(**self.request_params(request))
         except openai.APIConnectionError as exc:
-            raise BackendUnavailable(f"cannot reach {self.base_url}: {exc}") from exc
+            raise BackendUnavailable(self._scrub(f"cannot reach {self.base_url}: {exc}")) from exc
         except openai.RateLimitError as exc:
-            raise RateLimited(f"rate limited by {self.base_url} after retries: {exc.message}") from exc
+            raise RateLimited(self._scrub(f"rate limited by {self.base_url} after retries: {exc.message}")) from exc
         except openai.NotFoundError as exc:
-            raise ModelNotFound(f"model {self._model!r} not found at {self.base_url}: {exc.message}") from exc
+            message = f"model {self._model!r} not found at {self.base_url}: {exc.message}"
+            raise ModelNotFound(self._scrub(message)) from exc
         except openai.APIStatusError as exc:
-            raise BackendError(f"{self.base_url} answered {exc.status_code}: {exc.message}") from exc
+            raise BackendError(self._scrub(f"{self.base_url} answered {exc.status_code}: {exc.message}")) from exc
         latency = time.perf_counter() - started
         try:
             return completion_from_json(json.loads(raw.content), latency_s=latency)

@@ -181,7 +181,11 @@ class RunContext:
                     completion = await backend.complete(request)
         except anyio.get_cancelled_exc_class():
             # Sent and cancelled: the server may have billed it, so the worst case stays billed.
-            self.ledger.settle(reservation, Usage()) if sent else self.ledger.release(reservation)
+            if sent:
+                self.ledger.settle(reservation, Usage())
+                self._account(Usage())  # counted as a call whose usage is unknown, never as free
+            else:
+                self.ledger.release(reservation)
             self.mark(node, "cancelled", latency_s=time.perf_counter() - started)
             raise
         except Exception as exc:

@@ -125,6 +125,10 @@ class ReasoningGraph:
     def save_node_link(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_node_link(), indent=1))
 
+    @classmethod
+    def load_node_link(cls, path: str | Path) -> ReasoningGraph:
+        return cls.from_node_link(json.loads(Path(path).read_text()))
+
     def save_graphml(self, path: str | Path) -> None:
         """GraphML holds scalars only: each node keeps its kind, status and score, plus its full JSON."""
         flat = nx.DiGraph()
