@@ -114,7 +114,8 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
                   f"{'one request with n' if honours_n else 'n separate requests'} per question")
             # One-time costs outside the timing, as the raw client's warm-up request above: the vote's math
             # equivalence (sympy through math-verify) loads on first use, and so does the rest of the path.
-            answers_equivalent("\\frac{1}{2}", "0.5")
+            for messy, number in (("12 + 3 * 6 =", "30"), ("x + 1", "2"), ("\\frac{1}{2}", "0.5")):
+                answers_equivalent(messy, number)  # about 0.5 s of CPU the first time, then milliseconds
             engine = Engine(backend)
             await engine.run(SelfConsistency(n=2, max_tokens=8, temperature=TEMPERATURE), "Say hi.")
             strategy = SelfConsistency(n=args.n, max_tokens=args.max_tokens, temperature=TEMPERATURE)
