@@ -6,7 +6,8 @@ first use, so ``import thinkloop`` stays fast and a missing model is reported by
 
 Generation is CPU-bound: it runs in a worker thread (``anyio.to_thread``), one generation at a time, and a
 cancelled call stops the generation at the next token instead of finishing it. A request with a ``seed``
-reproduces exactly; ``temperature=0`` is greedy.
+reproduces exactly (its prompt is evaluated afresh rather than from the cache, a little slower);
+``temperature=0`` is greedy.
 """
 
 from __future__ import annotations
