@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import functools
+import gc
 import io
 import json
 import os
@@ -175,6 +176,9 @@ def run_mode(mode: str, base_url: str, questions: list[str], n: int, concurrency
 
 def measure(server: MockServerProcess, mode: str, questions: list[str], n: int, concurrency: int) -> Measurement:
     server.reset()
+    # A full collection now, so none lands inside the timed run: with the SDKs loaded one costs ~150 ms on
+    # this machine, and where it falls would otherwise decide which mode looks slower.
+    gc.collect()
     timed = run_mode(mode, server.base_url, questions, n, concurrency)
     stats = server.stats()
     right = sum(1 for q in questions if timed.answers.get(q) == str(right_answer(q)))
