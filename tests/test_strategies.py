@@ -119,6 +119,21 @@ def test_adaptive_self_consistency_stops_early_when_the_first_answers_agree() ->
     assert len(backend.requests) < 8
 
 
+def test_adaptive_self_consistency_batches_rounds_into_n_requests_where_n_is_honoured() -> None:
+    backend = answers_in_order(["9"] * 8)
+    result = SelfConsistency(n=8, adaptive=True).run_sync("q", backend=backend)
+    assert result.stop_reason == "converged"
+    assert [r.n for r in backend.requests] == [4]
+    assert result.data["samples"] == 4
+
+
+def test_adaptive_rounds_draw_all_n_when_answers_disagree() -> None:
+    backend = answers_in_order([str(i) for i in range(8)])
+    result = SelfConsistency(n=8, adaptive=True).run_sync("q", backend=backend)
+    assert [r.n for r in backend.requests] == [4, 2, 2]
+    assert result.data["samples"] == 8 and result.stop_reason == "completed"
+
+
 def test_adaptive_self_consistency_draws_all_n_when_answers_disagree() -> None:
     backend = answers_in_order([str(i) for i in range(8)], capabilities=SEQUENTIAL)
     result = SelfConsistency(n=8, adaptive=True).run_sync("q", backend=backend)

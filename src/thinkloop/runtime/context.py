@@ -222,6 +222,8 @@ class RunContext:
         completion = node.completion
         if completion is not None and len(completion.choices) == 1 and completion.choices[0] is choice:
             answer = node.answer  # call() extracted it already
+        elif completion is None and node.text == choice.text:
+            answer = node.answer  # a per-choice node of an n-request, extracted when it was recorded
         else:
             answer = None if choice.truncated_empty else extract_answer(choice.text)
         return Candidate(

@@ -20,6 +20,9 @@ from thinkloop.runtime.result import Candidate, Outcome
 from thinkloop.strategies.base import Strategy, StrategyConfig
 from thinkloop.strategies.vote import Equivalence, beta_confidence, exact_equivalent, leader_is_safe, majority_vote
 
+_EARLIEST_STOP = 4
+"""Unanimous samples needed before the default confidence rule (0.95) can stop: 1 - 2**-5 > 0.95."""
+
 
 class SelfConsistencyConfig(StrategyConfig):
     n: int = Field(default=8, ge=1, le=128, description="Samples to draw (the most, in adaptive mode).")
@@ -27,7 +30,9 @@ class SelfConsistencyConfig(StrategyConfig):
     adaptive: bool = False
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0, description="Adaptive: stop when P(leader) > this.")
     min_samples: int = Field(default=2, ge=1, description="Adaptive: never stop before this many answers.")
-    parallel: int = Field(default=2, ge=1, description="Adaptive: samples in flight at once.")
+    parallel: int = Field(
+        default=2, ge=1, description="Adaptive: samples in flight at once (per round where n is honoured)."
+    )
     weighting: Literal["none", "verifier", "logprob"] = "none"
     equivalence: Literal["math", "exact"] = "math"
 
@@ -62,7 +67,9 @@ class SelfConsistency(Strategy):
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         config = self.config
         if config.adaptive and config.n > 1:
-            samples, converged = await self._adaptive(ctx, question, parent)
+            batched = self.inner is None and ctx.backend.capabilities.honours_n and config.weighting != "verifier"
+            adaptive = self._adaptive_rounds if batched else self._adaptive
+            samples, converged = await adaptive(ctx, question, parent)
         else:
             samples = await self.draw(ctx, question, config.n, parent=parent)
             converged = False
@@ -98,13 +105,44 @@ class SelfConsistency(Strategy):
             candidate = await ctx.verify(candidate, strategy=self.name)
         return candidate, None
 
+    def _decided(self, samples: Samples, remaining: int) -> bool:
+        """The adaptive stopping rule: the leader cannot be overtaken, or is confidently ahead."""
+        if len(samples.candidates) < self.config.min_samples:
+            return False
+        tally = majority_vote(samples.candidates, equivalent=self._equivalence())
+        return leader_is_safe(tally, remaining) or beta_confidence(tally) > self.config.confidence
+
+    async def _adaptive_rounds(self, ctx: RunContext, question: str, parent: int) -> tuple[Samples, bool]:
+        """Adaptive sampling on a backend that honours ``n``: a first round as large as the earliest
+        possible stop, then ``parallel`` more per round, each round one request sharing its prompt."""
+        config = self.config
+        samples = Samples(requested=config.n)
+        request = self.request(question)
+        drawn = 0
+        size = min(config.n, max(config.min_samples, config.parallel, _EARLIEST_STOP))
+        while drawn < config.n:
+            size = min(size, config.n - drawn)
+            batch = await ctx.sample(request, size, parents=[parent], strategy=self.name)
+            drawn += size
+            samples.candidates.extend(batch.candidates)
+            samples.errors.extend(batch.errors)
+            samples.notes.extend(batch.notes)
+            for candidate in batch.candidates:
+                ctx.offer(candidate)
+            if batch.budget_hit:
+                samples.budget_hit = True
+                return samples, False
+            if self._decided(samples, config.n - drawn):
+                return samples, drawn < config.n
+            size = config.parallel
+        return samples, False
+
     async def _adaptive(self, ctx: RunContext, question: str, parent: int) -> tuple[Samples, bool]:
         """Keep ``parallel`` samples in flight; stop and cancel the rest once the vote is decided."""
         config = self.config
         samples = Samples(requested=config.n)
         converged = False
         slots = anyio.CapacityLimiter(config.parallel)
-        equivalence = self._equivalence()
         finished = 0
 
         async def sample(group: anyio.abc.TaskGroup) -> None:
@@ -123,11 +161,8 @@ class SelfConsistency(Strategy):
                 return
             samples.candidates.append(candidate)
             ctx.offer(candidate)
-            if len(samples.candidates) < config.min_samples:
-                return
-            tally = majority_vote(samples.candidates, equivalent=equivalence)
             remaining = config.n - finished
-            if leader_is_safe(tally, remaining) or beta_confidence(tally) > config.confidence:
+            if self._decided(samples, remaining):
                 converged = remaining > 0
                 group.cancel_scope.cancel()
 
@@ -155,12 +190,10 @@ class SelfConsistency(Strategy):
             "unanswered": tally.unanswered,
             "answers": answers,
         }
-        chosen = None
-        if winner is not None:
-            best = winner.best_member()
-            chosen = best.model_copy(update={"answer": winner.representative})
+        shown = winner.best_member() if winner is not None else None
+        chosen = shown.model_copy(update={"answer": winner.representative}) if shown and winner else None
         # The chosen sample comes first, so the graph's path to the answer runs through it.
-        ordered = sorted(samples.candidates, key=lambda c: c is not (winner.best_member() if winner else None))
+        ordered = sorted(samples.candidates, key=lambda c: c is not shown)
         parents = [c.node_id for c in ordered if c.node_id is not None] or [parent]
         vote_node = ctx.record(
             "vote", parents, strategy=self.name, answer=chosen.answer if chosen else None,

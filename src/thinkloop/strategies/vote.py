@@ -1,9 +1,9 @@
 """Majority voting over answers grouped by equivalence, independent of the order the samples arrived in.
 
 Answers are first grouped by their normalised text, then groups whose representatives are equivalent
-(``14`` and ``14.0``, ``\\frac{1}{2}`` and ``0.5``) are merged as connected components over *all* pairs, so
-the grouping does not depend on which sample came first. Ties break deterministically: higher total weight,
-then more votes, then the smallest representative.
+(``14`` and ``14.0``, ``\\frac{1}{2}`` and ``0.5``) are merged as connected components over *all* pairs
+(a union-find), so the grouping does not depend on which sample came first. Ties break deterministically:
+higher total weight, then more votes, then the smallest representative.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-import networkx as nx
 
 from thinkloop.runtime.result import Candidate
 
@@ -86,14 +84,23 @@ def majority_vote(
             continue
         buckets.setdefault(_normal(candidate.answer), []).append(candidate)
     keys = sorted(buckets)
-    merge = nx.Graph()
-    merge.add_nodes_from(keys)
+    root = {key: key for key in keys}  # union-find over equivalent keys
+
+    def find(key: str) -> str:
+        while root[key] != key:
+            root[key] = root[root[key]]
+            key = root[key]
+        return key
+
     for i, a in enumerate(keys):
         for b in keys[i + 1 :]:
-            if equivalent(a, b):
-                merge.add_edge(a, b)
+            if find(a) != find(b) and equivalent(a, b):
+                root[max(find(a), find(b))] = min(find(a), find(b))
+    components: dict[str, list[str]] = {}
+    for key in keys:
+        components.setdefault(find(key), []).append(key)
     groups = []
-    for component in nx.connected_components(merge):
+    for component in components.values():
         members = tuple(c for key in sorted(component) for c in buckets[key])
         total = math.fsum(weight(c) if weight else 1.0 for c in members)
         groups.append(VoteGroup(representative=min(component), votes=len(members), weight=total, members=members))
