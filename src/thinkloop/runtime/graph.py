@@ -10,12 +10,21 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
 from thinkloop.types import ChatRequest, Completion, Usage
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+def _networkx() -> Any:
+    """networkx costs ~100 ms to import: ``import thinkloop`` and ``thinkloop --help`` should not pay it."""
+    import networkx
+
+    return networkx
 
 NodeKind = Literal[
     "question", "generate", "critique", "revise", "expand", "evaluate", "vote", "verify", "select", "prune",
@@ -53,7 +62,7 @@ class ReasoningGraph:
     """A run's graph of thoughts. Thin over ``networkx.DiGraph``: :attr:`nx` is the real thing."""
 
     def __init__(self) -> None:
-        self.nx: nx.DiGraph = nx.DiGraph()
+        self.nx: nx.DiGraph = _networkx().DiGraph()
 
     def __len__(self) -> int:
         return self.nx.number_of_nodes()
@@ -101,7 +110,7 @@ class ReasoningGraph:
         """Longest chain of nodes from a root, counted in edges."""
         if len(self) == 0:
             return 0
-        return nx.dag_longest_path_length(self.nx)
+        return _networkx().dag_longest_path_length(self.nx)
 
     def to_node_link(self) -> dict[str, Any]:
         """A JSON-able node-link document that :meth:`from_node_link` reads back losslessly."""
@@ -131,7 +140,7 @@ class ReasoningGraph:
 
     def save_graphml(self, path: str | Path) -> None:
         """GraphML holds scalars only: each node keeps its kind, status and score, plus its full JSON."""
-        flat = nx.DiGraph()
+        flat = _networkx().DiGraph()
         for node in self.nodes():
             flat.add_node(
                 node.id,
@@ -143,11 +152,11 @@ class ReasoningGraph:
                 json=json.dumps(node.model_dump(mode="json", exclude_defaults=True), ensure_ascii=True),
             )
         flat.add_edges_from(self.nx.edges)
-        nx.write_graphml(flat, str(path))
+        _networkx().write_graphml(flat, str(path))
 
     @classmethod
     def load_graphml(cls, path: str | Path) -> ReasoningGraph:
-        flat = nx.read_graphml(str(path), node_type=int)
+        flat = _networkx().read_graphml(str(path), node_type=int)
         graph = cls()
         for _, data in flat.nodes(data=True):
             graph.put(Node.model_validate_json(data["json"]))
