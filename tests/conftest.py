@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,3 +84,13 @@ def smollm2() -> Iterator[Any]:
     backend = LlamaCppBackend()
     yield backend
     backend.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """llama_cpp opens two /dev/null files at import and never closes them; with warnings as errors their
+    ResourceWarning at interpreter exit prints "Exception ignored" noise after the summary."""
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None and not handle.closed:
+            handle.close()
