@@ -72,7 +72,7 @@ class JsonlTraceSink:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] | None = self.path.open("a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self._file: IO[str] | None = self.path.open("a", encoding="utf-8")
 
     def __call__(self, event: _Event) -> None:
         if self._file is None:
