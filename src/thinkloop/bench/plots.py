@@ -34,7 +34,7 @@ def plot_tradeoff(
     summaries: Sequence[ConfigSummary], path: str | Path, *, x: str = "tokens", title: str | None = None
 ) -> Path:
     """Accuracy (with its 95% CI) against mean tokens per question or cost per question; one point per
-    config, the Pareto front joined by a dashed line."""
+    config labelled with its strategy and number of questions, the Pareto front starred and joined."""
     plt = _pyplot()
     xs: Callable[[ConfigSummary], float] = (
         (lambda s: s.mean_tokens) if x == "tokens" else (lambda s: s.cost_per_question)
@@ -53,7 +53,7 @@ def plot_tradeoff(
             if index in front else 6, color=colour, ecolor=colour, elinewidth=1, capsize=3,
             label=s.model if s.model not in ax.get_legend_handles_labels()[1] else None,
         )
-        ax.annotate(s.strategy, (px, py), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.annotate(f"{s.strategy} ({s.n} q)", (px, py), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ordered = sorted(front, key=lambda i: points[i][0])
     if len(ordered) > 1:
         ax.plot([points[i][0] for i in ordered], [points[i][1] for i in ordered], "--", color="grey",
