@@ -206,7 +206,7 @@ def test_a_request_with_n_choices_reserves_for_all_of_them():
 
 def test_reserve_without_max_tokens_takes_what_fits_and_needs_a_limit_otherwise():
     assert BudgetLedger(Budget(tokens=50)).reserve(prompt_tokens=20, max_tokens=None).max_tokens == 30
-    with pytest.raises(BudgetExhausted, match="max_tokens must be set"):
+    with pytest.raises(ConfigurationError, match="a call needs max_tokens when the budget has no token limit"):
         BudgetLedger(Budget(calls=3)).reserve(prompt_tokens=20, max_tokens=None)
 
 

@@ -388,3 +388,30 @@ def test_registry_builds_strategies_from_specs() -> None:
     assert (strategy.config.n, strategy.config.adaptive, strategy.config.temperature) == (5, True, 0.3)
     with pytest.raises(ConfigurationError, match="unknown strategy 'nope'"):
         build_strategy("nope")
+
+
+def test_calls_in_flight_do_not_starve_the_budget_with_their_worst_case() -> None:
+    """Eight concurrent samples each reserve 512 tokens they will not use; waiting for the early ones to
+    settle lets all eight run inside a budget that holds only three worst cases."""
+    backend = answers_in_order(["4"] * 8, capabilities=SEQUENTIAL, latency=0.01)
+    result = SelfConsistency(n=8).run_sync("q", backend=backend, budget=Budget(tokens=2_000))
+    assert result.data["samples"] == 8
+    assert result.stop_reason == "completed"
+    assert result.usage.total_tokens <= 2_000
+
+
+def test_a_dollar_budget_prices_each_model_separately() -> None:
+    from thinkloop import Price
+
+    judge = ScriptedBackend(lambda r: "VERDICT: CORRECT", name="pricey-judge")
+    from thinkloop.verifiers.judge import LLMJudge
+
+    budget = Budget(dollars=1.0, price=Price(input=1, output=1), prices={"pricey-judge": Price(input=1e3, output=1e3)})
+    result = ChainOfThought().run_sync("q", backend=answers_in_order(["3"]), verifier=LLMJudge(backend=judge),
+                                       budget=budget)
+    cheap = result.graph.nodes()[1].usage
+    assert result.cost is not None and result.cost > (cheap.prompt_tokens + cheap.completion_tokens) / 1e6 * 2
+    assert result.cost <= 1.0
+    with pytest.raises(ConfigurationError, match="no price for model 'pricey-judge'"):
+        ChainOfThought().run_sync("q", backend=answers_in_order(["3"]), verifier=LLMJudge(backend=judge),
+                                  budget=Budget(dollars=1.0, price=None, prices={"scripted": Price(input=1, output=1)}))

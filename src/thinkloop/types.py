@@ -102,11 +102,13 @@ class Usage(_Value):
 class RunUsage(_Value):
     """The sum of many calls' usage.
 
-    Calls whose usage was unknown are counted in ``calls_without_usage`` rather than silently adding zero.
+    Calls whose usage was unknown are counted in ``calls_without_usage`` rather than silently adding zero;
+    ``calls`` counts every call sent, the ``failed_calls`` among them (billed nothing) included.
     """
 
     calls: NonNegativeInt = 0
     calls_without_usage: NonNegativeInt = 0
+    failed_calls: NonNegativeInt = 0
     prompt_tokens: NonNegativeInt = 0
     completion_tokens: NonNegativeInt = 0
     reasoning_tokens: NonNegativeInt = 0
@@ -127,11 +129,16 @@ class RunUsage(_Value):
         return RunUsage.model_construct(
             calls=self.calls + 1,
             calls_without_usage=self.calls_without_usage + (0 if usage.known else 1),
+            failed_calls=self.failed_calls,
             prompt_tokens=self.prompt_tokens + prompt,
             completion_tokens=self.completion_tokens + completion,
             reasoning_tokens=self.reasoning_tokens + min(usage.reasoning_tokens or 0, completion),
             cached_prompt_tokens=self.cached_prompt_tokens + min(usage.cached_prompt_tokens or 0, prompt),
         )
+
+    def add_failure(self) -> RunUsage:
+        """Return a new sum with one more call that failed (sent, but nothing billed)."""
+        return self.model_copy(update={"calls": self.calls + 1, "failed_calls": self.failed_calls + 1})
 
     def __add__(self, other: RunUsage) -> RunUsage:
         if not isinstance(other, RunUsage):

@@ -16,6 +16,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import anyio
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -59,8 +60,9 @@ class Budget(BaseModel):
         tokens: total billed tokens (prompt + completion; reasoning tokens are inside completion).
         calls: model calls (a request with ``n`` choices is one call).
         seconds: wall-clock seconds for the whole run.
-        dollars: spend, which needs a :class:`Price` for the model.
-        price: the price used for ``dollars``.
+        dollars: spend, which needs a :class:`Price` for every model the run calls.
+        price: the price of the run's model (and of any model not in ``prices``).
+        prices: prices by model name, for runs that call several models (a judge on another model).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -70,10 +72,11 @@ class Budget(BaseModel):
     seconds: PositiveFloat | None = None
     dollars: PositiveFloat | None = None
     price: Price | None = None
+    prices: dict[str, Price] | None = None
 
     @model_validator(mode="after")
     def _dollars_need_a_price(self) -> Budget:
-        if self.dollars is not None and self.price is None:
+        if self.dollars is not None and self.price is None and not self.prices:
             raise ValueError(
                 f"dollars={self.dollars} needs a price for the model: pass price=Price(input=..., output=...)"
             )
@@ -115,6 +118,7 @@ class Reservation:
     dollars: float
     max_tokens: int
     """The per-choice ``max_tokens`` the call must be sent with (clamped to what was left)."""
+    price: Price | None = None
     settled: bool = False
 
 
@@ -137,6 +141,7 @@ class BudgetLedger:
     overrun_tokens: int = 0
     """Tokens billed beyond a reservation (a server ignoring ``max_tokens``); reported, never hidden."""
     _ancestry: tuple[BudgetLedger, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _changed: anyio.Event | None = field(default=None, init=False, repr=False, compare=False)
 
     def child(self, budget: Budget) -> BudgetLedger:
         """A slice of this budget for a sub-strategy."""
@@ -184,11 +189,46 @@ class BudgetLedger:
             default=math.inf,
         )
 
-    def price(self) -> Price | None:
+    def price(self, model: str | None = None) -> Price | None:
+        """The price of ``model``: from the nearest budget's ``prices``, else its ``price``."""
+        for led in self._chain():
+            if model is not None and led.budget.prices and model in led.budget.prices:
+                return led.budget.prices[model]
         for led in self._chain():
             if led.budget.price is not None:
                 return led.budget.price
         return None
+
+    def in_flight(self) -> bool:
+        """Whether any reservation in this budget (or an enclosing one) is still unsettled."""
+        return any(led.reserved.calls > 0 for led in self._chain())
+
+    def tokens_allowed(self, *, prompt_tokens: int, n: int = 1, model: str | None = None) -> float:
+        """The largest per-choice ``max_tokens`` a call could be granted now."""
+        room = self.tokens_left() - prompt_tokens
+        allowed = math.inf if room == math.inf else room // n
+        price = self.price(model)
+        dollars_left = self.dollars_left()
+        if dollars_left != math.inf and price is not None:
+            dollar_room = dollars_left * 1e6 - prompt_tokens * price.input
+            if price.output > 0:
+                allowed = min(allowed, math.floor(dollar_room / (n * price.output)))
+            elif dollar_room < 0:
+                allowed = -1
+        return allowed
+
+    async def settled_change(self) -> None:
+        """Wait until some reservation of the whole budget tree settles or is released."""
+        root = self._chain()[-1]
+        if root._changed is None:
+            root._changed = anyio.Event()
+        await root._changed.wait()
+
+    def _notify(self) -> None:
+        root = self._chain()[-1]
+        if root._changed is not None:
+            root._changed.set()
+            root._changed = None
 
     def dollars_left(self) -> float:
         return min(
@@ -206,7 +246,8 @@ class BudgetLedger:
 
     # --- reserve / settle -----------------------------------------------------------------------------
     def reserve(
-        self, *, prompt_tokens: int, max_tokens: int | None, n: int = 1, min_tokens: int = 1
+        self, *, prompt_tokens: int, max_tokens: int | None, n: int = 1, min_tokens: int = 1,
+        model: str | None = None,
     ) -> Reservation:
         """Hold the worst case of one call, or raise :class:`BudgetExhausted`.
 
@@ -220,23 +261,19 @@ class BudgetLedger:
         if self.seconds_left() <= 0:
             limit = self._limit("seconds")
             raise BudgetExhausted(f"the time budget of {limit} s is spent", resource="seconds")
+        price = self.price(model)
+        dollars_left = self.dollars_left()
+        if dollars_left != math.inf and price is None:
+            raise ConfigurationError(
+                f"the budget has a dollar limit but no price for model {model!r}: add it to Budget(prices=...)"
+            )
         room = self.tokens_left() - prompt_tokens
         token_allowed = math.inf if room == math.inf else room // n
-        allowed = token_allowed
-        price = self.price()
-        dollars_left = self.dollars_left()
-        if dollars_left != math.inf and price is not None:
-            dollar_room = dollars_left * 1e6 - prompt_tokens * price.input
-            if price.output > 0:
-                allowed = min(allowed, math.floor(dollar_room / (n * price.output)))
-            elif dollar_room < 0:
-                allowed = -1  # free output, but the prompt alone does not fit
+        allowed = self.tokens_allowed(prompt_tokens=prompt_tokens, n=n, model=model)
         wanted = math.inf if max_tokens is None else max_tokens
         granted = min(wanted, allowed)
         if granted == math.inf:
-            raise BudgetExhausted(
-                "max_tokens must be set when the budget has no token limit", resource="tokens"
-            )
+            raise ConfigurationError("a call needs max_tokens when the budget has no token limit")
         granted = int(granted)
         if granted < min_tokens:
             if token_allowed < min_tokens or price is None:
@@ -253,7 +290,7 @@ class BudgetLedger:
             )
         dollars = price.worst_case(prompt_tokens, n * granted) if price is not None else 0.0
         reservation = Reservation(
-            tokens=prompt_tokens + n * granted, calls=1, dollars=dollars, max_tokens=granted
+            tokens=prompt_tokens + n * granted, calls=1, dollars=dollars, max_tokens=granted, price=price
         )
         for led in self._chain():
             led.reserved.tokens += reservation.tokens
@@ -274,7 +311,7 @@ class BudgetLedger:
             tokens, dollars = 0, 0.0
         elif usage.known:
             tokens = usage.total_tokens or 0
-            price = self.price()
+            price = reservation.price
             dollars = (price.cost(usage) or 0.0) if price is not None else 0.0
         else:
             tokens, dollars = reservation.tokens, reservation.dollars
@@ -287,6 +324,7 @@ class BudgetLedger:
             led.billed.calls += 1
             led.billed.dollars += dollars
             led.overrun_tokens += overrun
+        self._notify()
 
     def release(self, reservation: Reservation) -> None:
         """Give a reservation back unbilled (the call was cancelled before it was sent)."""
@@ -297,6 +335,7 @@ class BudgetLedger:
             led.reserved.tokens -= reservation.tokens
             led.reserved.calls -= 1
             led.reserved.dollars -= reservation.dollars
+        self._notify()
 
     def _limit(self, name: str) -> object:
         for led in self._chain():

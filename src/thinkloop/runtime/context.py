@@ -17,7 +17,7 @@ import anyio
 
 from thinkloop.backends.base import Backend, prompt_tokens_upper_bound
 from thinkloop.exceptions import BackendError, BudgetExhausted
-from thinkloop.runtime.budget import Budget, BudgetLedger
+from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
 from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph
 from thinkloop.runtime.result import Candidate
 from thinkloop.runtime.trace import NodeEvent, Trace, redact
@@ -154,9 +154,20 @@ class RunContext:
         :class:`BackendError` when the backend fails; either way the node is recorded."""
         backend = backend or self.backend
         prompt_bound = prompt_tokens_upper_bound(backend, request.messages)
+        ledger = self.ledger
+        wanted = request.max_tokens
+        # Calls in flight hold their worst case. Rather than shrink this call (or refuse it) because of
+        # tokens they will likely not use, wait for them to settle while they might free enough room.
+        while (
+            wanted is not None
+            and ledger.in_flight()
+            and ledger.tokens_allowed(prompt_tokens=prompt_bound, n=request.n, model=backend.name) < wanted
+        ):
+            await ledger.settled_change()
         try:
-            reservation = self.ledger.reserve(
-                prompt_tokens=prompt_bound, max_tokens=request.max_tokens, n=request.n, min_tokens=min_tokens
+            reservation = ledger.reserve(
+                prompt_tokens=prompt_bound, max_tokens=wanted, n=request.n, min_tokens=min_tokens,
+                model=backend.name,
             )
         except BudgetExhausted as exc:
             self.record(kind, parents, status="failed", strategy=strategy, request=request, error=str(exc),
@@ -183,20 +194,22 @@ class RunContext:
             # Sent and cancelled: the server may have billed it, so the worst case stays billed.
             if sent:
                 self.ledger.settle(reservation, Usage())
-                self._account(Usage())  # counted as a call whose usage is unknown, never as free
+                self._account(Usage(), reservation)  # a call whose usage is unknown, never a free one
             else:
                 self.ledger.release(reservation)
             self.mark(node, "cancelled", latency_s=time.perf_counter() - started)
             raise
         except Exception as exc:
             self.ledger.settle(reservation, None)
+            if sent:
+                self.shared["usage"] = self.shared["usage"].add_failure()
             message = redact(f"{type(exc).__name__}: {exc}")
             self.mark(node, "failed", error=message, latency_s=time.perf_counter() - started)
             if isinstance(exc, BackendError):
                 raise
             raise BackendError(message) from exc
         self.ledger.settle(reservation, completion.usage)
-        self._account(completion.usage)
+        self._account(completion.usage, reservation)
         text = answer = None
         if len(completion.choices) == 1:
             # The answer is on the node itself, so a graph or trace read alone shows what each call concluded.
@@ -208,10 +221,10 @@ class RunContext:
         )
         return node, completion
 
-    def _account(self, usage: Usage) -> None:
+    def _account(self, usage: Usage, reservation: Reservation) -> None:
         shared = self.shared
         shared["usage"] = shared["usage"].add(usage)
-        price = self.ledger.price()
+        price = reservation.price
         if price is not None:
             cost = price.cost(usage)
             if cost is not None:
