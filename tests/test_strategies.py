@@ -415,3 +415,80 @@ def test_a_dollar_budget_prices_each_model_separately() -> None:
     with pytest.raises(ConfigurationError, match="no price for model 'pricey-judge'"):
         ChainOfThought().run_sync("q", backend=answers_in_order(["3"]), verifier=LLMJudge(backend=judge),
                                   budget=Budget(dollars=1.0, price=None, prices={"scripted": Price(input=1, output=1)}))
+
+
+# --- regressions from review: composition, failures and stops keep the right answer ---------------------
+
+
+class FailingOn:
+    """A scripted backend that raises a server error on the given call numbers (1-based)."""
+
+    def __init__(self, answers: list[str], fail_on: set[int]) -> None:
+        self.calls = 0
+        self.answers = iter(answers)
+        self.fail_on = fail_on
+
+    def __call__(self, request):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls in self.fail_on:
+            from thinkloop import BackendError
+
+            raise BackendError("503 from the server")
+        return f"Answer: {next(self.answers)}"
+
+
+def test_an_inner_strategy_votes_only_with_its_own_answer() -> None:
+    """Two failed inner runs must cast no vote (they used to return the run's best answer as theirs)."""
+    script = FailingOn(["7", "5"], fail_on={1, 2})
+    backend = ScriptedBackend(script, capabilities=SEQUENTIAL)
+    result = SelfConsistency(n=4, inner=Direct(), equivalence="exact").run_sync("q", backend=backend)
+    assert sum(result.data["votes"].values()) == 2
+    assert any("503" in note for note in result.notes)
+
+
+def test_one_failed_inner_call_does_not_discard_the_vote() -> None:
+    script = FailingOn(["9", "2", "2", "2"], fail_on={3})
+    backend = ScriptedBackend(script, capabilities=SEQUENTIAL)
+    result = SelfConsistency(n=5, inner=ChainOfThought()).run_sync("q", backend=backend)
+    assert result.answer == "2" and result.data["votes"] == {"2": 3, "9": 1}
+    assert result.usage.calls == 5 and result.usage.failed_calls == 1
+
+
+def test_a_deadline_returns_the_vote_over_the_samples_so_far() -> None:
+    delays = iter([0.0, 0.0, 0.0, 0.0, 5.0, 5.0, 5.0, 5.0])
+    answers = iter(["9", "2", "2", "2"])
+
+    async def reply(request):  # type: ignore[no-untyped-def]
+        await anyio.sleep(next(delays))
+        return f"Answer: {next(answers)}"
+
+    backend = ScriptedBackend(reply, capabilities=SEQUENTIAL)
+    result = SelfConsistency(n=8).run_sync("q", backend=backend, budget=Budget(seconds=0.5))
+    assert result.stop_reason == "deadline"
+    assert result.answer == "2"
+
+
+def test_a_failing_user_callback_raises_its_own_error_not_a_group() -> None:
+    def reward(question, candidate):  # type: ignore[no-untyped-def]
+        raise ValueError("my reward function broke")
+
+    with pytest.raises(ValueError, match="my reward function broke"):
+        BestOfN(n=2, reward=reward).run_sync("q", backend=answers_in_order(["1", "2"], capabilities=SEQUENTIAL))
+
+
+def test_a_critique_that_mentions_no_issues_in_passing_is_not_an_all_clear() -> None:
+    def reply(request):  # type: ignore[no-untyped-def]
+        if request.messages[0].content == CRITIC_SYSTEM:
+            if "Answer: 2" in request.messages[-1].content:
+                return "NO ISSUES."
+            return "Step 1 has no issues, but step 2 adds wrongly."
+        return "Answer: 2" if len(request.messages) > 2 else "Answer: 1"
+
+    result = CritiqueRevise(max_rounds=3).run_sync("q", backend=ScriptedBackend(reply))
+    assert result.answer == "2" and result.stop_reason == "converged"
+
+
+@pytest.mark.parametrize("cls", [Direct, ChainOfThought, TreeSearch])
+def test_strategies_that_make_their_own_calls_refuse_an_inner_strategy(cls) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigurationError, match="takes no inner strategy"):
+        cls(inner=Direct())

@@ -8,7 +8,7 @@ backend, settles the budget to the real usage and records the call as a graph no
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any
@@ -203,7 +203,7 @@ class RunContext:
             self.ledger.settle(reservation, None)
             if sent:
                 self.shared["usage"] = self.shared["usage"].add_failure()
-            message = redact(f"{type(exc).__name__}: {exc}")
+            message = redact(str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}")
             self.mark(node, "failed", error=message, latency_s=time.perf_counter() - started)
             if isinstance(exc, BackendError):
                 raise
@@ -252,28 +252,40 @@ class RunContext:
         parents: Sequence[int],
         kind: NodeKind = "generate",
         strategy: str | None = None,
-        on_candidate: Callable[[Candidate], Awaitable[None] | None] | None = None,
+        into: Samples | None = None,
     ) -> Samples:
         """Draw ``k`` samples of ``request`` as cheaply as the backend allows.
 
         One request with ``n=k`` where the backend honours ``n`` (a shared prompt, billed once); otherwise,
         or for the choices a server quietly left out, concurrent single requests. Never fewer than ``k``
-        without saying so in :attr:`Samples.notes`.
+        without saying so in :attr:`Samples.notes`. ``into`` collects the samples as they arrive (a caller
+        can then vote over a partial draw if the run is stopped).
         """
-        result = Samples(requested=k)
+        result = into if into is not None else Samples(requested=k)
+        before = result.received
         if k > 1 and self.backend.capabilities.honours_n:
             await self._sample_call(request.model_copy(update={"n": k}), result, parents, kind, strategy)
-            missing = k - result.received
-            if missing > 0 and not result.budget_hit and not result.errors:
+            got = result.received - before
+            if got < k and not result.budget_hit and not result.errors:
                 result.notes.append(
-                    f"the backend returned {result.received} of {k} choices; topping up with {missing} calls"
+                    f"the backend returned {got} of {k} choices; topping up with {k - got} calls"
                 )
-                await self._sample_concurrently(request, missing, result, parents, kind, strategy)
+                await self._sample_concurrently(request, k - got, result, parents, kind, strategy)
         else:
             await self._sample_concurrently(request, k, result, parents, kind, strategy)
-        if result.received < k:
-            result.notes.append(f"received {result.received} of {k} samples")
+        if result.received - before < k:
+            result.notes.append(f"received {result.received - before} of {k} samples")
         return result
+
+    def set_provisional(self, pick: Callable[[], Candidate | None]) -> None:
+        """Register how to pick an answer from work in progress, should the run be stopped mid-way
+        (deadline, budget). The outermost strategy's pick wins; the engine falls back to :attr:`best`."""
+        self.shared.setdefault("provisional", pick)
+
+    def provisional(self) -> Candidate | None:
+        pick = self.shared.get("provisional")
+        candidate = pick() if pick is not None else None
+        return candidate if candidate is not None else self.best
 
     async def _sample_concurrently(
         self, request: ChatRequest, k: int, result: Samples, parents: Sequence[int], kind: NodeKind,
@@ -297,7 +309,7 @@ class RunContext:
             result.budget_hit = True
             return
         except BackendError as exc:
-            result.errors.append(str(exc))
+            result.errors.append(redact(str(exc)))
             return
         if len(completion.choices) == 1:
             candidate = self.candidate(node, completion.choices[0])

@@ -20,12 +20,19 @@ from thinkloop.backends.base import Backend
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.budget import Budget, BudgetLedger
 from thinkloop.runtime.context import RunContext
-from thinkloop.runtime.result import Outcome, Result, StopReason
+from thinkloop.runtime.result import Candidate, Outcome, Result, StopReason
 from thinkloop.runtime.trace import JsonlTraceSink, RunFinished, RunStarted, Sink, Trace, redact
 
 if TYPE_CHECKING:
     from thinkloop.strategies.base import Strategy
     from thinkloop.verifiers.base import Verifier
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first non-group exception inside ``exc`` (``exc`` itself when it is not a group)."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
@@ -119,14 +126,25 @@ class Engine:
             else:
                 trace.emit(RunFinished(run_id=run_id, stop_reason="error", error=redact(repr(exc))))
                 trace.close()
-                raise
-        candidate = outcome.candidate if outcome is not None and outcome.candidate is not None else ctx.best
-        if candidate is None and stop in ("completed", "error") and error is None:
+                leaf = _first_leaf(exc)
+                if leaf is exc:
+                    raise
+                # A user's callback (reward, value function, verifier) failed inside a task group: raise
+                # that error itself, not a group the caller would have to unpack.
+                raise leaf from exc
+        if stop == "budget" and ledger.seconds_left() <= 0:
+            stop = "deadline"  # the time budget refused the next call
+        if outcome is not None and outcome.candidate is not None:
+            candidate: Candidate | None = outcome.candidate
+        else:  # stopped mid-way: the strategy's pick from work in progress, else the best candidate seen
+            candidate = ctx.provisional()
+        if error is None and (stop == "error" or (candidate is None and stop == "completed")):
+            # Say why: the last infrastructure failure, or the budget if only budget refusals failed.
             failed = ctx.graph.by_status("failed")
             errors = [n.error for n in failed if n.error and not (n.data and "budget" in n.data)]
             if errors:
                 stop, error = "error", errors[-1]
-            elif failed:
+            elif failed and candidate is None:
                 stop = "budget"
         trace.emit(
             RunFinished(

@@ -18,12 +18,12 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from thinkloop.backends.base import Backend
-from thinkloop.exceptions import ConfigurationError
+from thinkloop.exceptions import BackendError, ConfigurationError
 from thinkloop.runtime.budget import Budget
 from thinkloop.runtime.context import RunContext, Samples
 from thinkloop.runtime.engine import Engine
 from thinkloop.runtime.result import Outcome, Result
-from thinkloop.runtime.trace import Sink
+from thinkloop.runtime.trace import Sink, redact
 from thinkloop.types import ChatRequest, Message
 
 ANSWER_FORMAT = "Finish with a last line of the form 'Answer: <final answer>'."
@@ -45,12 +45,16 @@ class Strategy(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[StrategyConfig]] = StrategyConfig
+    takes_inner: ClassVar[bool] = True
+    """Whether an inner strategy can stand where this one's model calls stand."""
 
     def __init__(self, *, inner: Strategy | None = None, **options: Any) -> None:
         try:
             self.config = self.Config(**options)
         except ValidationError as exc:
             raise ConfigurationError(f"{type(self).__name__}: {_describe(exc)}") from exc
+        if inner is not None and not self.takes_inner:
+            raise ConfigurationError(f"{type(self).__name__} takes no inner strategy (it makes its own calls)")
         self.inner = inner
 
     def __repr__(self) -> str:
@@ -102,18 +106,32 @@ class Strategy(ABC):
         params.update(sampling)
         return ChatRequest(messages=tuple(messages), **params)
 
-    async def draw(self, ctx: RunContext, question: str, k: int, *, parent: int, **sampling: Any) -> Samples:
-        """``k`` candidates: from the inner strategy when there is one, else from the model directly."""
+    async def draw(
+        self, ctx: RunContext, question: str, k: int, *, parent: int, into: Samples | None = None,
+        **sampling: Any,
+    ) -> Samples:
+        """``k`` candidates: from the inner strategy when there is one, else from the model directly.
+
+        ``into`` collects them as they arrive, so a caller can vote over a partial draw if the run stops.
+        """
         if self.inner is None:
-            return await ctx.sample(self.request(question, **sampling), k, parents=[parent], strategy=self.name)
-        result = Samples(requested=k)
+            return await ctx.sample(
+                self.request(question, **sampling), k, parents=[parent], strategy=self.name, into=into
+            )
+        result = into if into is not None else Samples(requested=k)
 
         async def one() -> None:
-            outcome = await self.inner.solve(ctx, question, parent=parent)  # type: ignore[union-attr]
+            try:
+                outcome = await self.inner.solve(ctx, question, parent=parent)  # type: ignore[union-attr]
+            except BackendError as exc:  # one failed inner run must not discard the others
+                result.errors.append(redact(str(exc)))
+                return
             if outcome.candidate is not None:
                 result.candidates.append(outcome.candidate)
             if outcome.stop_reason == "budget":
                 result.budget_hit = True
+            elif outcome.stop_reason == "error":
+                result.errors.extend(outcome.notes or ("the inner strategy failed",))
 
         async with anyio.create_task_group() as group:
             for _ in range(k):

@@ -16,6 +16,7 @@ from pydantic import Field
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy, StrategyConfig
 
 Reward = Callable[[str, Candidate], float | Awaitable[float]]
@@ -26,7 +27,7 @@ class BestOfNConfig(StrategyConfig):
     temperature: float | None = Field(default=0.8, ge=0.0, le=2.0)
     scorer: Literal["auto", "verifier", "judge", "reward"] = "auto"
     """auto: the reward function if given, else the run's verifier, else an LLM judge on the same model."""
-    judge_max_tokens: int = Field(default=64, ge=1)
+    judge_max_tokens: int = Field(default=256, ge=1, description="Room for the judge's check and verdict.")
 
 
 class BestOfN(Strategy):
@@ -93,7 +94,7 @@ class BestOfN(Strategy):
                 scored.append(candidate)
                 return
             except BackendError as exc:
-                failures.append(str(exc))
+                failures.append(redact(str(exc)))
                 scored.append(candidate)
                 return
             scored.append(result)
@@ -104,7 +105,11 @@ class BestOfN(Strategy):
         async def sample_and_score(group: anyio.abc.TaskGroup) -> None:
             nonlocal budget_hit
             if self.inner is not None:
-                outcome = await self.inner.solve(ctx, question, parent=parent)
+                try:
+                    outcome = await self.inner.solve(ctx, question, parent=parent)
+                except BackendError as exc:
+                    failures.append(redact(str(exc)))
+                    return
                 budget_hit = budget_hit or outcome.stop_reason == "budget"
                 if outcome.candidate is not None:
                     await score_one(outcome.candidate, group)
@@ -115,7 +120,7 @@ class BestOfN(Strategy):
                 budget_hit = True
                 return
             except BackendError as exc:
-                failures.append(str(exc))
+                failures.append(redact(str(exc)))
                 return
             await score_one(ctx.candidate(node, completion.choices[0]), group)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from thinkloop.exceptions import BudgetExhausted
+from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
 from thinkloop.types import Message
 
@@ -21,12 +22,13 @@ class Direct(Strategy):
 
     name = "direct"
     Config = DirectConfig
+    takes_inner = False
 
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         samples = await self.draw(ctx, question, 1, parent=parent)
         if not samples.candidates:
-            return Outcome(candidate=ctx.best, stop_reason="budget" if samples.budget_hit else "completed",
-                           notes=tuple(samples.errors))
+            stop = "budget" if samples.budget_hit else "error" if samples.errors else "completed"
+            return Outcome(candidate=None, stop_reason=stop, notes=tuple(samples.errors))
         candidate = await ctx.verify(samples.candidates[0], strategy=self.name)
         ctx.offer(candidate)
         return Outcome(candidate=candidate, stop_reason="accepted" if candidate.accepted else "completed")
@@ -45,6 +47,7 @@ class ChainOfThought(Strategy):
 
     name = "cot"
     Config = ChainOfThoughtConfig
+    takes_inner = False
 
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         config = self.config
@@ -58,6 +61,8 @@ class ChainOfThought(Strategy):
                 )
             except BudgetExhausted:
                 return Outcome(candidate=best, stop_reason="budget")
+            except BackendError as exc:
+                return Outcome(candidate=best, stop_reason="error", notes=(redact(str(exc)),))
             candidate = await ctx.verify(ctx.candidate(node, completion.choices[0]), strategy=self.name)
             ctx.offer(candidate)
             if candidate.better_than(best):

@@ -15,11 +15,13 @@ from pydantic import Field
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
 from thinkloop.types import ChatRequest, Message
 
 NO_ISSUES = "NO ISSUES"
-_NO_ISSUES = re.compile(r"\bno issues\b", re.IGNORECASE)
+_NO_ISSUES = re.compile(r"\W*no issues\W*$", re.IGNORECASE)
+"""The critic's whole reply is the all-clear (not "step 1 has no issues, but step 2 ...")."""
 
 CRITIC_SYSTEM = (
     "You review solutions. Check each step of the solution below. If it is fully correct, reply exactly "
@@ -113,7 +115,7 @@ class CritiqueRevise(Strategy):
                     critique = candidate.feedback or "The answer was not accepted; check every step."
                 else:
                     critique = await self._critique(ctx, question, candidate)
-                    if _NO_ISSUES.search(critique):
+                    if _NO_ISSUES.match(critique):
                         return outcome("converged")
                 candidate = await self._revise(ctx, question, candidate, critique)
         except BudgetExhausted:
@@ -121,6 +123,6 @@ class CritiqueRevise(Strategy):
         except BackendError as exc:
             if not versions:
                 raise
-            return outcome("error", str(exc))
+            return outcome("error", redact(str(exc)))
         return outcome("max_rounds")
 

@@ -17,6 +17,7 @@ from pydantic import Field
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.context import RunContext, Samples
 from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy, StrategyConfig
 from thinkloop.strategies.vote import Equivalence, beta_confidence, exact_equivalent, leader_is_safe, majority_vote
 
@@ -71,27 +72,53 @@ class SelfConsistency(Strategy):
             adaptive = self._adaptive_rounds if batched else self._adaptive
             samples, converged = await adaptive(ctx, question, parent)
         else:
-            samples = await self.draw(ctx, question, config.n, parent=parent)
+            samples = Samples(requested=config.n)
+            ctx.set_provisional(lambda: self._pick(samples))
+            await self.draw(ctx, question, config.n, parent=parent, into=samples)
             converged = False
             if config.weighting == "verifier" and ctx.verifier is not None:
-                samples.candidates = await self._verify_all(ctx, samples.candidates)
+                samples.candidates = await self._verify_all(ctx, samples)
         return self._decide(ctx, samples, parent, converged)
 
-    async def _verify_all(self, ctx: RunContext, candidates: list[Candidate]) -> list[Candidate]:
-        verified: list[Candidate | None] = [None] * len(candidates)
+    def _pick(self, samples: Samples) -> Candidate | None:
+        """The vote's winner over the samples so far, without recording anything (a provisional answer)."""
+        weight = None if self.config.weighting == "none" else self._weight
+        winner = majority_vote(samples.candidates, weight=weight, equivalent=self._equivalence()).winner
+        if winner is None:
+            return None
+        return winner.best_member().model_copy(update={"answer": winner.representative})
 
-        async def one(index: int, candidate: Candidate) -> None:
-            verified[index] = await ctx.verify(candidate, strategy=self.name)
+    async def _checked(self, ctx: RunContext, candidate: Candidate) -> tuple[Candidate, str | None]:
+        """Verify for weighting; a verifier that runs out of budget or fails leaves the sample unverified."""
+        try:
+            return await ctx.verify(candidate, strategy=self.name), None
+        except BudgetExhausted:
+            return candidate, "budget"
+        except BackendError as exc:
+            return candidate, redact(str(exc))
+
+    async def _verify_all(self, ctx: RunContext, samples: Samples) -> list[Candidate]:
+        verified = list(samples.candidates)
+
+        async def one(index: int) -> None:
+            verified[index], failure = await self._checked(ctx, verified[index])
+            if failure == "budget":
+                samples.budget_hit = True
+            elif failure is not None:
+                samples.errors.append(failure)
 
         async with anyio.create_task_group() as group:
-            for index, candidate in enumerate(candidates):
-                group.start_soon(one, index, candidate)
-        return [c for c in verified if c is not None]
+            for index in range(len(verified)):
+                group.start_soon(one, index)
+        return verified
 
     async def _one(self, ctx: RunContext, question: str, parent: int) -> tuple[Candidate | None, str | None]:
         """One sample: a model call, or a whole run of the inner strategy. Returns (candidate, failure)."""
         if self.inner is not None:
-            outcome = await self.inner.solve(ctx, question, parent=parent)
+            try:
+                outcome = await self.inner.solve(ctx, question, parent=parent)
+            except BackendError as exc:
+                return None, redact(str(exc))
             return outcome.candidate, "budget" if outcome.stop_reason == "budget" else None
         request = self.request(question)
         try:
@@ -99,10 +126,10 @@ class SelfConsistency(Strategy):
         except BudgetExhausted:
             return None, "budget"
         except BackendError as exc:
-            return None, str(exc)
+            return None, redact(str(exc))
         candidate = ctx.candidate(node, completion.choices[0])
         if self.config.weighting == "verifier" and ctx.verifier is not None:
-            candidate = await ctx.verify(candidate, strategy=self.name)
+            return await self._checked(ctx, candidate)
         return candidate, None
 
     def _decided(self, samples: Samples, remaining: int) -> bool:
@@ -117,6 +144,7 @@ class SelfConsistency(Strategy):
         possible stop, then ``parallel`` more per round, each round one request sharing its prompt."""
         config = self.config
         samples = Samples(requested=config.n)
+        ctx.set_provisional(lambda: self._pick(samples))
         request = self.request(question)
         drawn = 0
         size = min(config.n, max(config.min_samples, config.parallel, _EARLIEST_STOP))
@@ -141,6 +169,7 @@ class SelfConsistency(Strategy):
         """Keep ``parallel`` samples in flight; stop and cancel the rest once the vote is decided."""
         config = self.config
         samples = Samples(requested=config.n)
+        ctx.set_provisional(lambda: self._pick(samples))
         converged = False
         slots = anyio.CapacityLimiter(config.parallel)
         finished = 0
@@ -154,8 +183,7 @@ class SelfConsistency(Strategy):
             finished += 1
             if failure == "budget":
                 samples.budget_hit = True
-                return
-            if failure is not None:
+            elif failure is not None:
                 samples.errors.append(failure)
             if candidate is None:
                 return

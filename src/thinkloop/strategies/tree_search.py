@@ -56,7 +56,8 @@ class TreeSearchConfig(StrategyConfig):
     iterations: int = Field(default=16, ge=1, le=10_000, description="MCTS iterations.")
     exploration: float = Field(default=1.4, ge=0.0)
     value: Literal["auto", "model", "verifier", "function"] = "auto"
-    """auto: the value function if given, else the run's verifier, else the model's self-evaluation."""
+    """auto: the value function if given, else the model's self-evaluation. The run's verifier always
+    checks final thoughts; ``verifier`` also uses it to value partial ones."""
     temperature: float | None = Field(default=0.8, ge=0.0, le=2.0)
     max_tokens: int = Field(default=128, ge=1)
     value_max_tokens: int = Field(default=16, ge=1)
@@ -89,6 +90,13 @@ class _SearchState:
 
     accepted: Candidate | None = None
     stopped_by_depth: bool = False
+    best: Candidate | None = None
+    """The best final thought of *this* search (the run's best may come from elsewhere)."""
+
+    def offer(self, ctx: RunContext, candidate: Candidate) -> None:
+        if candidate.better_than(self.best):
+            self.best = candidate
+        ctx.offer(candidate)
 
 
 class TreeSearch(Strategy):
@@ -96,6 +104,7 @@ class TreeSearch(Strategy):
 
     name = "tree"
     Config = TreeSearchConfig
+    takes_inner = False
     config: TreeSearchConfig
 
     def __init__(self, *, value_fn: ValueFunction | None = None, **options: object) -> None:
@@ -154,9 +163,9 @@ class TreeSearch(Strategy):
         mode = self.config.value
         if mode != "auto":
             return mode
-        if self.value_fn is not None:
-            return "function"
-        return "verifier" if ctx.verifier is not None else "model"
+        # Not the verifier: a reference-answer verifier scores every partial step 0 (no answer yet), or
+        # leaks the reference when a step's last number happens to match it. It checks final thoughts only.
+        return "function" if self.value_fn is not None else "model"
 
     async def _evaluate(self, ctx: RunContext, question: str, thought: Thought, state: _SearchState) -> None:
         """Value a thought; a final thought is also checked by the run's verifier, which may end the search."""
@@ -165,7 +174,7 @@ class TreeSearch(Strategy):
         answer = extract_answer(thought.steps[-1]) if thought.final else None
         verdict: Candidate | None = None
         if thought.final:  # an answer in hand before its value is known, should the budget stop us here
-            ctx.offer(Candidate(text=text, answer=answer, node_id=thought.node_id))
+            state.offer(ctx, Candidate(text=text, answer=answer, node_id=thought.node_id))
         if (thought.final and ctx.verifier is not None) or mode == "verifier":
             candidate = Candidate(text=text, answer=answer, node_id=thought.node_id)
             verdict = await ctx.verify(candidate, strategy=self.name)
@@ -187,7 +196,7 @@ class TreeSearch(Strategy):
             accepted = bool(verdict.accepted) if verdict is not None else None
             candidate = Candidate(text=text, answer=answer, node_id=thought.node_id, score=thought.value,
                                   accepted=accepted, feedback=verdict.feedback if verdict else None)
-            ctx.offer(candidate)
+            state.offer(ctx, candidate)
             if accepted:
                 state.accepted = candidate
                 raise _Stop
@@ -233,7 +242,7 @@ class TreeSearch(Strategy):
             stop = "error"
         if stop == "completed" and state.stopped_by_depth:
             stop = "max_rounds"
-        candidate = state.accepted or ctx.best
+        candidate = state.accepted or state.best
         data = {"mode": self.config.mode}
         if self.config.mode == "mcts":
             data["root_visits"] = root.visits
