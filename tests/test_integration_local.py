@@ -138,6 +138,8 @@ async def test_a_corrupt_model_file_is_model_not_found_on_first_use(tmp_path: Pa
 async def test_a_prompt_longer_than_the_context_is_a_backend_error() -> None:
     backend = LlamaCppBackend(n_ctx=64)
     request = ChatRequest.of("word " * 200, max_tokens=4)
+    assert backend.count_prompt_tokens(request.messages) is None  # not loaded: never load on the event loop
+    await backend.load()
     size = backend.count_prompt_tokens(request.messages)
     expected = f"SmolLM2-135M-Instruct: the prompt has {size} tokens; the context window holds 64"
     with pytest.raises(BackendError, match=re.escape(expected)):

@@ -179,12 +179,15 @@ class LlamaCppBackend:
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
         return tokens, stop, rendered.stopping_criteria
 
-    def count_prompt_tokens(self, messages: tuple[Message, ...]) -> int:
+    def count_prompt_tokens(self, messages: tuple[Message, ...]) -> int | None:
         """The prompt's length in tokens, template included (its default system prompt too).
 
         Exact when the model carries a chat template, which makes it a true upper bound for the budget;
-        otherwise the content's tokens plus the capabilities' template overheads.
+        otherwise the content's tokens plus the capabilities' template overheads. ``None`` (use the byte
+        bound) until the model is loaded: loading it here would block the event loop.
         """
+        if not self.loaded:
+            return None
         prompt = self._prompt_tokens(messages)
         if prompt is not None:
             return len(prompt[0])

@@ -171,9 +171,14 @@ class ManagedLlamaServer:
 
     async def _stop(self) -> None:
         """Close the client, then SIGTERM; SIGKILL if the server has not exited after 5 s."""
-        if self.backend is not None:
-            await self.backend.aclose()
+        try:
+            if self.backend is not None:
+                await self.backend.aclose()
+        finally:
             self.backend = None
+            await self._stop_process()
+
+    async def _stop_process(self) -> None:
         process = self.process
         if process is not None:
             if process.returncode is None:
