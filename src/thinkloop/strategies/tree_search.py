@@ -92,6 +92,8 @@ class _SearchState:
     stopped_by_depth: bool = False
     best: Candidate | None = None
     """The best final thought of *this* search (the run's best may come from elsewhere)."""
+    best_partial: Thought | None = None
+    """The highest-valued unfinished thought (deeper wins ties): the answer when no thought finished."""
 
     def offer(self, ctx: RunContext, candidate: Candidate) -> None:
         if candidate.better_than(self.best):
@@ -190,6 +192,11 @@ class TreeSearch(Strategy):
         if verdict is not None and thought.final and not verdict.accepted:
             score = min(score, verdict.score or 0.0)
         thought.value = min(1.0, max(0.0, score))
+        partial = state.best_partial
+        if not thought.final and (
+            partial is None or (thought.value, thought.depth) > (partial.value, partial.depth)
+        ):
+            state.best_partial = thought
         node = ctx.graph.node(thought.node_id)
         ctx.mark(node, node.status, score=thought.value, answer=answer)
         if thought.final:
@@ -242,7 +249,7 @@ class TreeSearch(Strategy):
             stop = "error"
         if stop == "completed" and state.stopped_by_depth:
             stop = "max_rounds"
-        candidate = state.accepted or state.best
+        candidate = state.accepted or state.best or _partial_answer(state.best_partial)
         data = {"mode": self.config.mode}
         if self.config.mode == "mcts":
             data["root_visits"] = root.visits
@@ -329,6 +336,15 @@ class TreeSearch(Strategy):
         parent_visits = thought.parent.visits if thought.parent else thought.visits
         exploit = thought.value_sum / thought.visits
         return exploit + self.config.exploration * math.sqrt(math.log(max(parent_visits, 1)) / thought.visits)
+
+
+def _partial_answer(thought: Thought | None) -> Candidate | None:
+    """No thought reached a final answer: offer the most promising partial solution, as Tree of Thoughts
+    returns its best leaf, with whatever answer its last step states."""
+    if thought is None:
+        return None
+    answer = extract_answer(thought.steps[-1])
+    return Candidate(text="\n".join(thought.steps), answer=answer, node_id=thought.node_id, score=thought.value)
 
 
 def _walk(root: Thought) -> list[Thought]:

@@ -1,0 +1,38 @@
+"""`thinkloop ask --strategy NAME` runs every registered strategy on the embedded default model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from thinkloop.cli import main
+from thinkloop.strategies.registry import STRATEGIES
+
+SMALL = {
+    "direct": "direct",
+    "cot": "cot",
+    "sc": "sc:n=2",
+    "sc-adaptive": "sc-adaptive:n=3",
+    "bon": "bon:n=2,judge_max_tokens=32",
+    "critique": "critique:max_rounds=1,critique_max_tokens=32",
+    "tree": "tree:branching=2,max_depth=1",
+}
+
+
+def test_every_registered_strategy_is_covered() -> None:
+    assert set(SMALL) == set(STRATEGIES)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_ask_runs_the_strategy_on_the_embedded_model(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ask", "What is 2 + 3?", "--strategy", SMALL[name], "--max-tokens", "32", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["model"] == "SmolLM2-135M-Instruct"
+    assert result["usage"]["calls"] >= 1 and result["usage"]["completion_tokens"] > 0
+    assert result["stop_reason"] in {"completed", "converged", "max_rounds", "accepted"}
+    kinds = {node["kind"] for node in result["graph"]["nodes"]}
+    assert "question" in kinds and kinds & {"generate", "expand"}
