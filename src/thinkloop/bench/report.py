@@ -89,11 +89,14 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def summarize(records: Iterable[Record]) -> list[ConfigSummary]:
-    """One summary per config (latest record per problem), in the order configs first appear."""
+    """One summary per config (latest record per problem): data sets in the order they first appear, and
+    within each, configs in the order they first appear."""
     by_config: dict[str, list[Record]] = {}
     for record in latest(records).values():
         by_config.setdefault(record.config, []).append(record)
-    return [_summary(config, rows) for config, rows in by_config.items()]
+    datasets = list(dict.fromkeys(rows[0].dataset for rows in by_config.values()))
+    ordered = sorted(by_config.items(), key=lambda item: datasets.index(item[1][0].dataset))
+    return [_summary(config, rows) for config, rows in ordered]
 
 
 def _summary(config: str, rows: list[Record]) -> ConfigSummary:
