@@ -492,3 +492,20 @@ def test_a_critique_that_mentions_no_issues_in_passing_is_not_an_all_clear() -> 
 def test_strategies_that_make_their_own_calls_refuse_an_inner_strategy(cls) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigurationError, match="takes no inner strategy"):
         cls(inner=Direct())
+
+
+def test_each_inner_run_can_get_its_own_slice_of_the_budget() -> None:
+    backend = wordy_backend([40])
+    strategy = SelfConsistency(n=3, inner=CritiqueRevise(max_rounds=3, max_tokens=64), inner_budget=Budget(tokens=300))
+    result = strategy.run_sync("q", backend=backend, budget=Budget(tokens=5_000))
+    per_run: dict[int, int] = {}
+    graph = result.graph
+    for node in graph.nodes():
+        if node.usage is not None and node.usage.known:
+            first = graph.path_to(node.id)[1].id  # the inner run's first call
+            per_run[first] = per_run.get(first, 0) + node.usage.total_tokens
+    assert len(per_run) == 3
+    assert all(tokens <= 300 for tokens in per_run.values())
+    assert result.usage.total_tokens <= 900
+    with pytest.raises(ConfigurationError, match="inner_budget needs an inner strategy"):
+        SelfConsistency(inner_budget=Budget(tokens=10))

@@ -48,14 +48,23 @@ class Strategy(ABC):
     takes_inner: ClassVar[bool] = True
     """Whether an inner strategy can stand where this one's model calls stand."""
 
-    def __init__(self, *, inner: Strategy | None = None, **options: Any) -> None:
+    def __init__(self, *, inner: Strategy | None = None, inner_budget: Budget | None = None, **options: Any) -> None:
         try:
             self.config = self.Config(**options)
         except ValidationError as exc:
             raise ConfigurationError(f"{type(self).__name__}: {_describe(exc)}") from exc
         if inner is not None and not self.takes_inner:
             raise ConfigurationError(f"{type(self).__name__} takes no inner strategy (it makes its own calls)")
+        if inner_budget is not None and inner is None:
+            raise ConfigurationError(f"{type(self).__name__}: inner_budget needs an inner strategy")
         self.inner = inner
+        self.inner_budget = inner_budget
+        """Each inner run's slice of the budget (``None``: inner runs share the whole budget)."""
+
+    async def solve_inner(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
+        """One run of the inner strategy, in its own slice of the budget when ``inner_budget`` is set."""
+        inner_ctx = ctx.child(self.inner_budget) if self.inner_budget is not None else ctx
+        return await self.inner.solve(inner_ctx, question, parent=parent)  # type: ignore[union-attr]
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump(exclude_defaults=True).items())
@@ -122,7 +131,7 @@ class Strategy(ABC):
 
         async def one() -> None:
             try:
-                outcome = await self.inner.solve(ctx, question, parent=parent)  # type: ignore[union-attr]
+                outcome = await self.solve_inner(ctx, question, parent=parent)
             except BackendError as exc:  # one failed inner run must not discard the others
                 result.errors.append(redact(str(exc)))
                 return

@@ -106,7 +106,7 @@ class BestOfN(Strategy):
             nonlocal budget_hit
             if self.inner is not None:
                 try:
-                    outcome = await self.inner.solve(ctx, question, parent=parent)
+                    outcome = await self.solve_inner(ctx, question, parent=parent)
                 except BackendError as exc:
                     failures.append(redact(str(exc)))
                     return

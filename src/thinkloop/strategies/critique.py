@@ -45,7 +45,7 @@ class CritiqueRevise(Strategy):
 
     async def _first(self, ctx: RunContext, question: str, parent: int) -> Candidate | None:
         if self.inner is not None:
-            return (await self.inner.solve(ctx, question, parent=parent)).candidate
+            return (await self.solve_inner(ctx, question, parent=parent)).candidate
         node, completion = await ctx.call(self.request(question), parents=[parent], strategy=self.name)
         return ctx.candidate(node, completion.choices[0])
 

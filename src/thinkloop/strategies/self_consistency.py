@@ -45,9 +45,6 @@ class SelfConsistency(Strategy):
     Config = SelfConsistencyConfig
     config: SelfConsistencyConfig
 
-    def __init__(self, *, inner: Strategy | None = None, **options: object) -> None:
-        super().__init__(inner=inner, **options)
-
     @property
     def label(self) -> str:
         config = self.config
@@ -116,7 +113,7 @@ class SelfConsistency(Strategy):
         """One sample: a model call, or a whole run of the inner strategy. Returns (candidate, failure)."""
         if self.inner is not None:
             try:
-                outcome = await self.inner.solve(ctx, question, parent=parent)
+                outcome = await self.solve_inner(ctx, question, parent=parent)
             except BackendError as exc:
                 return None, redact(str(exc))
             return outcome.candidate, "budget" if outcome.stop_reason == "budget" else None
