@@ -213,6 +213,8 @@ class SelfConsistency(Strategy):
             "samples": received,
             "requested": config.n,
             "unanswered": tally.unanswered,
+            # cut off by max_tokens (an empty one is hidden reasoning eating the limit: a budget outcome)
+            "truncated": sum(c.finish_reason == "length" for c in samples.candidates),
             "answers": answers,
         }
         shown = winner.best_member() if winner is not None else None
