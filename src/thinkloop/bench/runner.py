@@ -54,10 +54,19 @@ class Config:
     def id(self) -> str:
         """Stable across runs: the data set, the strategy's canonical spec (every option set or changed, so a
         different ``max_tokens`` is a different config), the model and the token budget."""
-        parts = [self.dataset.name, canonical_spec(self.strategy, self.explicit), self.backend.name]
+        parts = [self.dataset.name, canonical_spec(self.strategy, self.explicit), backend_label(self.backend)]
         if self.budget_tokens is not None:
             parts.append(f"budget={self.budget_tokens}")
         return " | ".join(parts)
+
+
+def backend_label(backend: Backend) -> str:
+    """The model's name, and the server's address when it is not the OpenAI API: the same model served by
+    two servers is two configs, never one with mixed records."""
+    base_url = getattr(backend, "base_url", None)
+    if not base_url or "api.openai.com" in base_url:
+        return backend.name
+    return f"{backend.name}@{base_url.split('://', 1)[-1].rstrip('/')}"
 
 
 def canonical_spec(strategy: Strategy, explicit: frozenset[str] = frozenset()) -> str:

@@ -1,0 +1,25 @@
+"""A config id names everything that changes a result, the server included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from thinkloop import OpenAIBackend, ScriptedBackend
+from thinkloop.bench.datasets import Dataset, Problem
+from thinkloop.bench.runner import make_configs
+
+DATA = Dataset(name="tiny", path=Path("tiny.jsonl"), problems=(Problem(id="1", question="q", answer="1"),))
+
+
+def test_the_same_model_on_two_servers_is_two_configs() -> None:
+    backends = [OpenAIBackend("qwen", base_url="http://127.0.0.1:8001/v1"),
+                OpenAIBackend("qwen", base_url="http://127.0.0.1:8002/v1")]
+    ids = [c.id for c in make_configs([DATA], ["cot"], backends)]
+    assert len(set(ids)) == 2
+    assert ids[0].endswith("qwen@127.0.0.1:8001/v1")
+
+
+def test_local_and_official_backends_keep_the_bare_model_name() -> None:
+    backends = [ScriptedBackend(["x"], name="scripted"), OpenAIBackend("o1-mini", api_key="k", base_url="https://api.openai.com/v1")]
+    ids = [c.id for c in make_configs([DATA], ["direct"], backends)]
+    assert [i.rsplit(" | ", 1)[-1] for i in ids] == ["scripted", "o1-mini"]
