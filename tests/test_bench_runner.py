@@ -152,6 +152,18 @@ async def test_pending_honours_retry_failed(tmp_path: Path) -> None:
         assert [p.id for _, p in Runner(store, retry_failed=True).pending(configs)] == ["p1"]
 
 
+async def test_a_record_made_under_other_settings_is_run_again(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    await run_benchmark([dataset(["p1", "p2"])], ["direct"], [answering()], out)
+    (config,) = make_configs([dataset()], ["direct"], [answering()])
+    first, second = read_records(out)
+    assert first.settings == second.settings == config.settings
+    with ResultStore(out) as store:  # as if p1 was measured before the strategy's defaults changed
+        store.append(first.model_copy(update={"settings": "0123456789ab"}))
+        store.append(second.model_copy(update={"settings": None}))  # files from before fingerprints: kept
+        assert [p.id for _, p in Runner(store).pending([config])] == ["p1", "p3", "p4"]
+
+
 # --- crash safety ------------------------------------------------------------------------------------------
 def _bench(out: Path) -> list[str]:
     return [sys.executable, "-m", "thinkloop", "bench", "run", "simulated", "--simulated", "0.6", "--limit", "30",

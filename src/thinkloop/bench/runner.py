@@ -8,6 +8,8 @@ a record are skipped; ``retry_failed`` redoes only the failed ones.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +60,17 @@ class Config:
         if self.budget_tokens is not None:
             parts.append(f"budget={self.budget_tokens}")
         return " | ".join(parts)
+
+    @property
+    def settings(self) -> str:
+        """A fingerprint of every effective option, defaults included. The id leaves defaults out to stay
+        readable; when a strategy's defaults change between versions, this changes, and resume re-runs the
+        problems instead of mixing results from two different settings under one id."""
+        resolved = {
+            "strategy": type(self.strategy).name, "options": self.strategy.config.model_dump(mode="json"),
+            "model": backend_label(self.backend), "budget_tokens": self.budget_tokens,
+        }
+        return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def backend_label(backend: Backend) -> str:
@@ -152,7 +165,7 @@ def record_for(config: Config, problem: Problem, result: Result, prices: PriceTa
         "reasoning_tokens": usage.reasoning_tokens, "cached_tokens": usage.cached_prompt_tokens,
         "calls": usage.calls, "calls_without_usage": usage.calls_without_usage,
         "latency_s": round(result.latency_s, 4), "cost": cost, "stop_reason": result.stop_reason,
-        "trace": trace,
+        "trace": trace, "settings": config.settings,
     }
     if result.stop_reason == "error":
         return Record(status="failed", prediction=result.answer, error=result.error or "error", **common)
@@ -170,6 +183,7 @@ def failed_record(config: Config, problem: Problem, error: BaseException, latenc
         config=config.id, strategy=config.spec, model=config.backend.name, dataset=config.dataset.name,
         id=problem.id, status="failed", gold=problem.answer, latency_s=round(latency_s, 4),
         stop_reason="error", error=redact(f"{type(error).__name__}: {error}"), trace=trace,
+        settings=config.settings,
     )
 
 
@@ -194,12 +208,15 @@ class Runner:
     on_record: Callable[[Record], None] | None = None
 
     def pending(self, configs: Sequence[Config]) -> list[tuple[Config, Problem]]:
-        """The (config, problem) pairs still to run, in grid order."""
+        """The (config, problem) pairs still to run, in grid order: never recorded, recorded under other
+        effective settings (a strategy's defaults changed), or failed when retrying failures."""
         todo = []
         for config in configs:
+            settings = config.settings
             for problem in config.dataset.problems:
-                status = self.store.status(config.id, problem.id)
-                if status is None or (status == "failed" and self.retry_failed):
+                record = self.store.records.get((config.id, problem.id))
+                stale = record is not None and record.settings not in (None, settings)
+                if record is None or stale or (record.status == "failed" and self.retry_failed):
                     todo.append((config, problem))
         return todo
 

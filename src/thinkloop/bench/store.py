@@ -52,6 +52,8 @@ class Record(BaseModel):
     pass_at_k: bool | None = None
     answers: list[str] | None = None
     trace: str | None = None
+    settings: str | None = None
+    """Fingerprint of the config's effective options (see ``Config.settings``); ``None`` in older files."""
 
     @property
     def key(self) -> tuple[str, str]:
