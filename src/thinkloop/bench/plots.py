@@ -30,6 +30,16 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in text).strip("-") or "x"
 
 
+def _crowd(points: Sequence[tuple[float, float]], index: int) -> int:
+    """How many points left of ``points[index]`` sit close enough for their labels to collide: its label is
+    raised that many lines."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    dx, dy = 0.25 * ((max(xs) - min(xs)) or 1.0), 0.06 * ((max(ys) - min(ys)) or 1.0)
+    x, y = points[index]
+    return sum(1 for j, (x2, y2) in enumerate(points)
+               if (x2, j) < (x, index) and abs(x - x2) < dx and abs(y - y2) < dy)
+
+
 def plot_tradeoff(
     summaries: Sequence[ConfigSummary], path: str | Path, *, x: str = "tokens", title: str | None = None
 ) -> Path:
@@ -53,7 +63,8 @@ def plot_tradeoff(
             if index in front else 6, color=colour, ecolor=colour, elinewidth=1, capsize=3,
             label=s.model if s.model not in ax.get_legend_handles_labels()[1] else None,
         )
-        ax.annotate(f"{s.strategy} ({s.n} q)", (px, py), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.annotate(f"{s.strategy} ({s.n} q)", (px, py), textcoords="offset points",
+                    xytext=(6, 4 + 10 * _crowd(points, index)), fontsize=8)
     ordered = sorted(front, key=lambda i: points[i][0])
     if len(ordered) > 1:
         ax.plot([points[i][0] for i in ordered], [points[i][1] for i in ordered], "--", color="grey",
@@ -62,6 +73,9 @@ def plot_tradeoff(
         ax.set_xlabel("mean tokens per question (prompt + completion)")
     else:
         ax.set_xlabel("cost per question (USD)")
+    if points:
+        low_x, high_x = min(p[0] for p in points), max(p[0] for p in points)
+        ax.set_xlim(left=low_x - 0.05 * (high_x - low_x or 1), right=high_x + 0.3 * (high_x - low_x or 1))
     ax.set_ylabel("accuracy (%), 95% Wilson CI")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
