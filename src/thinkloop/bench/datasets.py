@@ -51,10 +51,9 @@ def _after_marker(marker: str) -> Callable[[str], str]:
     """GSM8K's gold answer is the text after ``#### `` at the end of a worked solution."""
 
     def parse(value: str) -> str:
-        head, sep, tail = value.rpartition(marker)
+        _, sep, tail = value.rpartition(marker)
         if not sep:
             raise ValueError(f"no {marker.strip()!r} marker")
-        del head
         return tail.strip().replace(",", "")
 
     return parse
