@@ -173,3 +173,9 @@ def test_the_command_reports_a_missing_field_in_one_line(tmp_path: Path) -> None
     )
     assert result.returncode == 1
     assert result.stderr == f"thinkloop bench: error: {path}:2: missing field 'a'\n"
+
+
+def test_a_gsm8k_solution_without_its_marker_names_the_line_and_field(data_dir: Path) -> None:
+    path = write_jsonl(data_dir / "gsm8k" / "test.jsonl", [{"question": "q", "answer": "no final line"}])
+    with pytest.raises(DatasetError, match=f"^{re.escape(f'{path}:1: field ')}'answer' has no answer"):
+        load_dataset("gsm8k", data_dir=data_dir)
