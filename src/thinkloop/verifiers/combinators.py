@@ -54,6 +54,18 @@ def _checked(verifiers: Sequence[Verifier], name: str) -> tuple[Verifier, ...]:
     return tuple(verifiers)
 
 
+async def _run_until(
+    verifiers: Sequence[Verifier], question: str, candidate: Candidate, ctx: RunContext | None, *, accepted: bool
+) -> list[Verdict]:
+    """Run verifiers one after another until one's verdict is ``accepted`` (so later ones cost nothing)."""
+    verdicts = []
+    for verifier in verifiers:
+        verdicts.append(await verifier.verify(question, candidate, ctx))
+        if verdicts[-1].accepted is accepted:
+            break
+    return verdicts
+
+
 class AllOf:
     """Accepted when every verifier accepts; the score is the lowest score.
 
@@ -70,12 +82,8 @@ class AllOf:
     async def verify(self, question: str, candidate: Candidate, ctx: RunContext | None = None) -> Verdict:
         if self.concurrent:
             verdicts = await _run_all(self.verifiers, question, candidate, ctx)
-        else:
-            verdicts = []
-            for verifier in self.verifiers:
-                verdicts.append(await verifier.verify(question, candidate, ctx))
-                if not verdicts[-1].accepted:
-                    break
+        else:  # in order, stopping at the first rejection
+            verdicts = await _run_until(self.verifiers, question, candidate, ctx, accepted=False)
         return Verdict(
             accepted=all(v.accepted for v in verdicts), score=min(v.score for v in verdicts),
             feedback=_join(verdicts),
@@ -95,12 +103,8 @@ class AnyOf:
     async def verify(self, question: str, candidate: Candidate, ctx: RunContext | None = None) -> Verdict:
         if self.concurrent:
             verdicts = await _run_all(self.verifiers, question, candidate, ctx)
-        else:
-            verdicts = []
-            for verifier in self.verifiers:
-                verdicts.append(await verifier.verify(question, candidate, ctx))
-                if verdicts[-1].accepted:
-                    break
+        else:  # in order, stopping at the first acceptance
+            verdicts = await _run_until(self.verifiers, question, candidate, ctx, accepted=True)
         accepted = any(v.accepted for v in verdicts)
         # An accepted candidate needs no revision advice from the parts that rejected it.
         feedback = _join([v for v in verdicts if v.accepted]) if accepted else _join(verdicts)
