@@ -81,12 +81,7 @@ def plot_tradeoff(
     ax.grid(True, alpha=0.3)
     ax.set_title(title or f"accuracy vs {'tokens' if x == 'tokens' else 'cost'} (★ Pareto front)")
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata=_METADATA)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_curve(curve: Curve, path: str | Path, *, expected: Sequence[float] | None = None) -> Path:
@@ -110,12 +105,7 @@ def plot_curve(curve: Curve, path: str | Path, *, expected: Sequence[float] | No
     ax.set_title(f"{kind}: {curve.dataset}, {curve.model}")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata=_METADATA)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def expected_curve(curve: Curve) -> list[float] | None:
@@ -147,3 +137,13 @@ def write_plots(summaries: Sequence[ConfigSummary], curves: Sequence[Curve], fol
         path = folder / f"{_slug(curve.dataset)}-{_slug(curve.model)}-{kind}-curve.png"
         written.append(plot_curve(curve, path, expected=expected_curve(curve)))
     return written
+
+
+def _save(plt: Any, fig: Any, path: str | Path) -> Path:
+    """Write a figure reproducibly (fixed metadata, so the same results give the same bytes) and free it."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata=_METADATA)
+    plt.close(fig)
+    return path
