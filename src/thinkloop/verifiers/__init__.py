@@ -12,7 +12,7 @@ from thinkloop.verifiers.combinators import AllOf, AnyOf, Weighted
 from thinkloop.verifiers.extract import answers_equivalent, extract_answer, normalize_answer, parse_number
 from thinkloop.verifiers.judge import LLMJudge, parse_verdict
 from thinkloop.verifiers.math import MathAnswerVerifier
-from thinkloop.verifiers.program import ProgramRun, ProgramVerifier, extract_program, network_namespace
+from thinkloop.verifiers.program import ProgramRun, ProgramVerifier, extract_program, sandbox_unavailable_reason
 
 __all__ = [
     "AllOf",
@@ -29,8 +29,8 @@ __all__ = [
     "answers_equivalent",
     "extract_answer",
     "extract_program",
-    "network_namespace",
     "normalize_answer",
     "parse_number",
     "parse_verdict",
+    "sandbox_unavailable_reason",
 ]
