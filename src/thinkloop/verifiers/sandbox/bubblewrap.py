@@ -29,6 +29,12 @@ SANDBOX_UID = 65534
 
 _SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives")
+# Global kernel knobs and kernel memory in /proc. The program holds no capabilities, but as root its
+# processes are uid 0 outside the namespace, which is enough to write /proc/sys (e.g. kernel.core_pattern):
+# these are covered by an empty read-only tmpfs (folders) or /dev/null (files), as container runtimes do.
+_PROC_HIDDEN_DIRS = ("sys", "fs", "bus", "irq", "acpi", "scsi", "asound", "driver")
+_PROC_HIDDEN_FILES = ("sysrq-trigger", "kcore", "kmsg", "keys", "timer_list", "latency_stats", "sched_debug",
+                      "kpagecount", "kpageflags", "kpagecgroup")
 _NAMESPACES = ("--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
                "--cap-drop", "ALL")
 _ENVIRONMENT = {
@@ -165,7 +171,14 @@ def bubblewrap_command(
     for path in _ETC_FILES:
         argv += ["--ro-bind-try", path, path]
     # /tmp first: a prefix that lives under the host's /tmp is then bound over the private one, not hidden.
-    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+    argv += ["--proc", "/proc"]
+    for name in _PROC_HIDDEN_DIRS:
+        if os.path.isdir(f"/proc/{name}"):
+            argv += ["--size", "4096", "--tmpfs", f"/proc/{name}", "--remount-ro", f"/proc/{name}"]
+    for name in _PROC_HIDDEN_FILES:
+        if os.path.exists(f"/proc/{name}"):
+            argv += ["--ro-bind", "/dev/null", f"/proc/{name}"]
+    argv += ["--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     for path in _outermost(read_only):
         argv += ["--ro-bind", path, path]
     argv += ["--bind", scratch, SCRATCH, "--chdir", SCRATCH]
