@@ -267,7 +267,7 @@ class ProgramVerifier:
         seccomp_fd = None
         if guarded:
             inner.append(self._config(writable=[SCRATCH, "/tmp"], guarded=True))
-            rules = None if self.allow_processes else process_filter()
+            rules = process_filter(allow_processes=self.allow_processes)
             if rules is not None:
                 seccomp_fd = os.memfd_create("thinkloop-seccomp", os.MFD_CLOEXEC)
                 os.write(seccomp_fd, rules)

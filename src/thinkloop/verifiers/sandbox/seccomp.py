@@ -30,6 +30,7 @@ _KILL_PROCESS = 0x80000000
 _ERRNO = 0x00050000
 _CLONE_THREAD = 0x00010000
 _X32_BIT = 0x40000000
+_NO_CALL = 0xFFFFFFFF  # above _X32_BIT, so already refused before any comparison with it
 
 # machine -> (AUDIT_ARCH, clone, clone3, calls that make processes, calls refused outright)
 _TABLES: dict[str, tuple[int, int, int, tuple[int, ...], tuple[int, ...]]] = {
@@ -50,12 +51,17 @@ def _op(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)
 
 
-def process_filter(machine: str | None = None) -> bytes | None:
-    """The compiled filter for this machine (``struct sock_filter`` array), or ``None`` where unknown."""
+def process_filter(*, allow_processes: bool = False, machine: str | None = None) -> bytes | None:
+    """The compiled filter for this machine (``struct sock_filter`` array), or ``None`` where unknown.
+
+    With ``allow_processes`` only the calls refused outright are refused; starting processes is allowed.
+    """
     table = _TABLES.get(machine or platform.machine())
     if table is None:
         return None
     arch, clone, clone3, forks, refused = table
+    if allow_processes:
+        forks, clone, clone3 = (), _NO_CALL, _NO_CALL  # the clone checks then never match
     denied = (*forks, *refused)
     eperm, enosys = _ERRNO | errno.EPERM, _ERRNO | errno.ENOSYS
     # Layout: [arch check][nr][x32][clone][clone3][denied...][allow][eperm][enosys][clone: arg0, jset, eperm]
