@@ -277,7 +277,8 @@ class ProgramVerifier:
                 read_only=[*await python_roots(self.python), *self.read_only_paths],
                 tmp_bytes=self.tmp_mb * _MIB, seccomp_fd=seccomp_fd,
             )
-            argv, env, fds = command.argv, None, command.pass_fds
+            # bubblewrap's own environment too: its init, visible as /proc/1, keeps it (the caller's keys)
+            argv, env, fds = command.argv, {"PATH": "/usr/bin:/bin"}, command.pass_fds
         else:
             inner.append(self._config(writable=[scratch], guarded=False))
             env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8"}
