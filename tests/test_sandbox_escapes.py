@@ -147,7 +147,7 @@ async def test_fork_exec_cannot_start_a_shell_that_writes(host: Host, tmp_path: 
 async def test_nsenter_cannot_reenter_the_host_network(host: Host, tmp_path: Path, allow_processes: bool) -> None:
     code = (
         "connect = f'import socket; socket.create_connection((\"127.0.0.1\", {PORT}), timeout=2)'\n"
-        "pid = spawn(['/usr/bin/nsenter', '--net=/proc/1/ns/net', PYTHON, '-I', '-c', connect])\n"
+        "pid = spawn(['/usr/bin/nsenter', f'--net=/proc/{CALLER}/ns/net', PYTHON, '-I', '-c', connect])\n"
         "print('nsenter exit status', os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
     )
     await attack(verifier(tmp_path, allow_processes=allow_processes), host, code)
@@ -193,7 +193,7 @@ async def test_switching_the_audit_hook_off_gains_nothing(host: Host, tmp_path: 
         "attempt('kill the parent', lambda: os.kill(os.getppid(), signal.SIGUSR1))\n"
         "libc = ctypes.CDLL(None, use_errno=True)\n"
         "def setns():\n"
-        "    fd = os.open('/proc/1/ns/net', os.O_RDONLY)\n"
+        "    fd = os.open(f'/proc/{CALLER}/ns/net', os.O_RDONLY)\n"
         "    if libc.setns(fd, 0) != 0:\n"
         "        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))\n"
         "attempt('setns', setns)\n"
