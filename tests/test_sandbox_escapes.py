@@ -14,12 +14,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sandbox_harness import SECRET_VARIABLE, Host, attack, host_with_secrets
+from sandbox_harness import SECRET_VARIABLE, Host, attack, host_with_secrets, marked_processes
+from thinkloop.runtime.result import Candidate
 from thinkloop.verifiers import ProgramVerifier, sandbox_unavailable_reason
 
 pytestmark = pytest.mark.anyio
@@ -215,3 +217,45 @@ async def test_pidfd_send_signal_cannot_reach_the_caller(host: Host, tmp_path: P
         "    print('refused:', exc)\n"
     )
     await attack(verifier(tmp_path), host, code)
+
+
+async def test_a_timeout_kills_the_children_too(host: Host, tmp_path: Path) -> None:
+    code = "spawn([PYTHON, '-c', 'import time; time.sleep(30)', MARKER], new_session=True)\nwhile True:\n    pass\n"
+    outcome = await attack(verifier(tmp_path, allow_processes=True), host, code)
+    assert (outcome.verdict.feedback or "").startswith("The program timed out after 3s")
+
+
+async def test_when_the_caller_dies_the_sandbox_dies_with_it(host: Host, tmp_path: Path) -> None:
+    """``--die-with-parent``: a caller killed outright (SIGKILL, no cleanup) takes its sandboxes with it."""
+    program = host.program(
+        "spawn([PYTHON, '-c', 'import time; time.sleep(30)', MARKER], new_session=True)\n"
+        "print('ready', flush=True)\nimport time\ntime.sleep(30)\n"
+    )
+    root = tmp_path / "scratch"
+    root.mkdir()
+    driver = DRIVER.replace("ProgramVerifier(", "ProgramVerifier(allow_processes=True, ")
+    caller = subprocess.Popen(
+        [sys.executable, "-c", driver, str(root), "60"], stdin=subprocess.PIPE, text=True,
+    )
+    assert caller.stdin is not None
+    caller.stdin.write(f"```python\n{program}\n```")
+    caller.stdin.close()
+    try:
+        deadline = time.monotonic() + 20
+        while not marked_processes(host.marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marked_processes(host.marker), "the sandboxed child never started"
+    finally:
+        caller.kill()
+        caller.wait()
+    assert marked_processes(host.marker, wait=2.0) == [], "the sandbox outlived its caller"
+
+
+async def test_without_the_sandbox_a_pipe_holder_still_does_not_hold_the_caller(host: Host, tmp_path: Path) -> None:
+    """Time and output are bounded by the runner itself, even unguarded (where the child is not killed)."""
+    unguarded = verifier(tmp_path, bwrap="/nonexistent/bwrap", allow_unguarded=True)
+    code = "disarm()\nspawn([PYTHON, '-c', 'import time; time.sleep(20)', MARKER], new_session=True)\n"
+    started = time.monotonic()
+    verdict = await unguarded.verify("q", Candidate(text=f"```python\n{host.program(code)}\n```"))
+    assert time.monotonic() - started <= TIME_LIMIT + 1.0
+    assert verdict.accepted and "ran WITHOUT the sandbox" in (verdict.feedback or "")
