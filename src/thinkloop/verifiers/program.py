@@ -265,25 +265,25 @@ class ProgramVerifier:
     async def _run_in(self, scratch: str, source: str, *, guarded: bool) -> ProgramRun:
         inner = [self.python, "-I", "-B", "-c", bootstrap_source()]
         seccomp_fd = None
-        if guarded:
-            inner.append(self._config(writable=[SCRATCH, "/tmp"], guarded=True))
-            rules = process_filter(allow_processes=self.allow_processes)
-            if rules is not None:
-                seccomp_fd = os.memfd_create("thinkloop-seccomp", os.MFD_CLOEXEC)
-                os.write(seccomp_fd, rules)
-                os.lseek(seccomp_fd, 0, os.SEEK_SET)
-            command = bubblewrap_command(
-                shutil.which(self.bwrap) or self.bwrap, inner, scratch=scratch,
-                read_only=[*await python_roots(self.python), *self.read_only_paths],
-                tmp_bytes=self.tmp_mb * _MIB, seccomp_fd=seccomp_fd,
-            )
-            # bubblewrap's own environment too: its init, visible as /proc/1, keeps it (the caller's keys)
-            argv, env, fds = command.argv, {"PATH": "/usr/bin:/bin"}, command.pass_fds
-        else:
-            inner.append(self._config(writable=[scratch], guarded=False))
-            env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8"}
-            argv, fds = inner, ()
         try:
+            if guarded:
+                inner.append(self._config(writable=[SCRATCH, "/tmp"], guarded=True))
+                rules = process_filter(allow_processes=self.allow_processes)
+                if rules is not None:
+                    seccomp_fd = os.memfd_create("thinkloop-seccomp", os.MFD_CLOEXEC)
+                    os.write(seccomp_fd, rules)
+                    os.lseek(seccomp_fd, 0, os.SEEK_SET)
+                command = bubblewrap_command(
+                    shutil.which(self.bwrap) or self.bwrap, inner, scratch=scratch,
+                    read_only=[*await python_roots(self.python), *self.read_only_paths],
+                    tmp_bytes=self.tmp_mb * _MIB, seccomp_fd=seccomp_fd,
+                )
+                # bubblewrap's own environment too: its init, visible as /proc/1, keeps it (the caller's keys)
+                argv, env, fds = command.argv, {"PATH": "/usr/bin:/bin"}, command.pass_fds
+            else:
+                inner.append(self._config(writable=[scratch], guarded=False))
+                env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8"}
+                argv, fds = inner, ()
             finished = await run_bounded(
                 argv, stdin=source.encode("utf-8", "replace"), cwd=scratch, env=env, time_limit=self.timeout,
                 max_output_bytes=self.max_output_bytes, pass_fds=fds,

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
-from anyio.abc import ByteReceiveStream, Process
+from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
-__all__ = ["Finished", "run_bounded"]
+__all__ = ["Finished", "kill_tree", "run_bounded"]
 
 _GRACE = 1.0
 """How long the pipes are read after the child ended or was killed."""
@@ -107,7 +107,7 @@ async def run_bounded(
     )
 
 
-async def _feed(pipe: anyio.abc.ByteSendStream, data: bytes) -> None:
+async def _feed(pipe: ByteSendStream, data: bytes) -> None:
     try:
         await pipe.send(data)
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
