@@ -9,6 +9,7 @@ tested in ``test_sandbox_escapes.py`` and ``test_sandbox_battery.py``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -302,6 +303,17 @@ async def test_without_a_sandbox_it_refuses_to_run_unguarded(scratch_root: Path)
     # The audit hook still explains the common mistakes when there is no sandbox.
     denied = await check(opted_in, f"import socket\nsocket.create_connection(({UNROUTABLE!r}, 80), timeout=1)")
     assert not denied.accepted and "ran WITHOUT the sandbox" in (denied.feedback or "")
+
+
+async def test_a_kernel_that_refuses_user_namespaces_is_named_in_the_error(scratch_root: Path, tmp_path: Path) -> None:
+    refusing = tmp_path / "bwrap"
+    refusing.write_text("#!/bin/sh\necho 'bwrap: No permissions to create a new namespace' >&2\nexit 1\n")
+    refusing.chmod(0o755)
+    strict = ProgramVerifier(bwrap=str(refusing), scratch_root=scratch_root)
+    expected = "cannot create the namespaces here (bwrap: No permissions to create a new namespace)"
+    with pytest.raises(SandboxUnavailable, match=re.escape(expected)):
+        await strict.verify("q", reply("print(1)"))
+    assert os.listdir(scratch_root) == []
 
 
 def test_extract_program() -> None:
