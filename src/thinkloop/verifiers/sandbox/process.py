@@ -3,7 +3,7 @@
 The child starts in a session of its own. It is killed (its own process, the processes directly below it, and
 its process group) when the time is up or its output passes the cap. Under bubblewrap the process below it is
 the PID namespace's init, whose death makes the kernel kill everything in the namespace. The pipes are then
-read for at most a second more: a grandchild that escaped the group (only possible without bubblewrap) and
+read for at most half a second more: a grandchild that escaped the group (only possible without bubblewrap) and
 still holds them does not hold the caller. Only processes that descend from the child are ever signalled.
 """
 
@@ -21,8 +21,9 @@ from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
 __all__ = ["Finished", "kill_tree", "run_bounded"]
 
-_GRACE = 1.0
-"""How long the pipes are read after the child ended or was killed."""
+_GRACE = 0.5
+"""How long the pipes are read after the child ended or was killed: half of the second the caller may be held
+past the time limit, the other half left for killing and cleaning up on a loaded machine."""
 
 
 @dataclass(frozen=True)
