@@ -14,16 +14,16 @@ import functools
 from importlib import resources
 
 from thinkloop.verifiers.sandbox.bubblewrap import SCRATCH, SandboxCommand, bubblewrap_command, probe, python_roots
-from thinkloop.verifiers.sandbox.process import Finished, kill_tree, run_bounded
+from thinkloop.verifiers.sandbox.process import Finished, ProcessTree, run_bounded
 from thinkloop.verifiers.sandbox.seccomp import process_filter
 
 __all__ = [
     "SCRATCH",
     "Finished",
+    "ProcessTree",
     "SandboxCommand",
     "bootstrap_source",
     "bubblewrap_command",
-    "kill_tree",
     "probe",
     "process_filter",
     "python_roots",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import time
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process
 
-__all__ = ["Finished", "kill_tree", "run_bounded"]
+__all__ = ["Finished", "ProcessTree", "run_bounded"]
 
 _GRACE = 0.5
 """How long the pipes are read after the child ended or was killed: half of the second the caller may be held
@@ -53,10 +54,13 @@ async def run_bounded(
     started = time.monotonic()
     out, err = bytearray(), bytearray()
     state = {"timed_out": False, "exceeded": False}
-    process = await anyio.open_process(
-        list(command), cwd=cwd, env=dict(env) if env is not None else None, start_new_session=True,
-        pass_fds=pass_fds,
-    )
+    # Shielded: a cancellation that lands while the child is being started would lose the handle to kill it.
+    with anyio.CancelScope(shield=True):
+        process = await anyio.open_process(
+            list(command), cwd=cwd, env=dict(env) if env is not None else None, start_new_session=True,
+            pass_fds=pass_fds,
+        )
+    tree = ProcessTree(process)
     try:
         stdin_pipe, stdout_pipe, stderr_pipe = process.stdin, process.stdout, process.stderr
         if stdin_pipe is None or stdout_pipe is None or stderr_pipe is None:
@@ -69,7 +73,7 @@ async def run_bounded(
                     sink.extend(chunk[: max(room, 0)])
                     if len(chunk) > room:
                         state["exceeded"] = True
-                        kill_tree(process)
+                        tree.kill()
                         return
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 pass
@@ -78,6 +82,7 @@ async def run_bounded(
 
         drained = (anyio.Event(), anyio.Event())
         async with anyio.create_task_group() as group:
+            group.start_soon(tree.watch)
             group.start_soon(drain, stdout_pipe, out, drained[0])
             group.start_soon(drain, stderr_pipe, err, drained[1])
             group.start_soon(_feed, stdin_pipe, stdin)
@@ -85,18 +90,18 @@ async def run_bounded(
                 await process.wait()
             if deadline.cancelled_caught:
                 state["timed_out"] = True
-                kill_tree(process)
+                tree.kill()
                 await process.wait()
             with anyio.move_on_after(_GRACE):
                 for event in drained:
                     await event.wait()
             if not all(event.is_set() for event in drained):
-                kill_tree(process)  # the group is all that can be reached now; stop reading either way
+                tree.kill()  # the group is all that can be reached now; stop reading either way
             group.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                kill_tree(process)
+            tree.kill()  # whatever still runs below it (bubblewrap's reaper may outlive its parent by a moment)
+            await tree.wait_gone()
             await process.aclose()
     return Finished(
         returncode=process.returncode,
@@ -118,29 +123,74 @@ async def _feed(pipe: ByteSendStream, data: bytes) -> None:
             await pipe.aclose()
 
 
-def kill_tree(process: Process) -> None:
-    """SIGKILL the child's own children (the PID namespace's init under bubblewrap), then its process group.
+class ProcessTree:
+    """The child and the processes directly below it, each pinned by a pidfd as soon as it is seen.
 
-    The children are looked up only while the child is not yet reaped (its pid is still ours); a pidfd pins each
-    one and its parent is checked again after, so a recycled pid is never signalled.
+    Under bubblewrap the one process below the child is the PID namespace's init (bubblewrap's reaper). The
+    child reports the program's exit as soon as the reaper tells it, while the reaper may still be killing the
+    rest of the namespace; its pidfd reads ready only once every process of the namespace has exited, so
+    waiting on it means nothing is left. Pinning by pidfd (and checking the parent after) means a recycled pid
+    is never signalled.
     """
-    pid = process.pid
-    for child in _children(pid) if process.returncode is None else ():
-        try:
-            pidfd = os.pidfd_open(child)
-        except OSError:
-            continue
-        try:
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self.pinned: dict[int, int] = {}  # pid -> pidfd
+
+    def pin(self) -> None:
+        """Pin the child's children; only while the child is not yet reaped (its pid is still ours)."""
+        pid = self.process.pid
+        if self.process.returncode is not None:
+            return
+        for child in _children(pid):
+            if child in self.pinned:
+                continue
+            try:
+                pidfd = os.pidfd_open(child)
+            except OSError:
+                continue
             if _parent_of(child) == pid:
+                self.pinned[child] = pidfd
+            else:
+                os.close(pidfd)
+
+    async def watch(self) -> None:
+        """Pin the first child as soon as it appears (bubblewrap starts its reaper within milliseconds)."""
+        pause = 0.002
+        while self.process.returncode is None and not self.pinned:
+            self.pin()
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 0.05)  # a child that starts none (no bubblewrap) is not polled hard
+
+    def kill(self) -> None:
+        """SIGKILL the pinned children, then the child's process group. The child is stopped first, so it
+        cannot start another child while they are looked up."""
+        pid = self.process.pid
+        if self.process.returncode is None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGSTOP)
+            self.pin()
+        for pidfd in self.pinned.values():
+            with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        except OSError:
-            pass
+        # Once the child is reaped its group id stays reserved while any member lives, so this still reaches
+        # the members it left behind (without bubblewrap) and nothing else.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+    async def wait_gone(self) -> None:
+        """Wait (at most ``_GRACE``) until the pinned processes have exited, then let go of them."""
+        try:
+            with anyio.move_on_after(_GRACE):
+                for pidfd in self.pinned.values():
+                    # A pidfd reads ready once its process is gone. anyio.wait_readable would need anyio 4.7;
+                    # we support 4.4, and this loop lasts a few milliseconds.
+                    while not select.select([pidfd], [], [], 0)[0]:  # noqa: ASYNC110
+                        await anyio.sleep(0.002)
         finally:
-            os.close(pidfd)
-    # Once the child is reaped its group id stays reserved while any member lives, so this still reaches the
-    # members it left behind (without bubblewrap) and nothing else.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+            for pidfd in self.pinned.values():
+                os.close(pidfd)
+            self.pinned.clear()
 
 
 def _children(pid: int) -> list[int]:
