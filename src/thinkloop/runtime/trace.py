@@ -72,7 +72,10 @@ Sink = Callable[[Any], None]
 
 
 class JsonlTraceSink:
-    """Append each event as one JSON line and flush it at once."""
+    """Append each event as one JSON line and flush it at once.
+
+    A call's first line ("running": it was sent) leaves out the request; the call's outcome line carries it.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -91,8 +94,14 @@ class JsonlTraceSink:
             self._file = None
 
 
+_RUNNING_FIELDS = {"node": {"request"}}
+
+
 def _dump(event: _Event) -> str:
-    # ``kind`` is a default, but the discriminator must be written out.
+    # ``kind`` is a default, but the discriminator must be written out. A call just sent is written without
+    # its request, which its next version (done, failed or cancelled) carries: every call is serialised once.
+    if type(event) is NodeEvent and event.node.status == "running" and event.node.request is not None:
+        return event.model_dump_json(exclude=_RUNNING_FIELDS) + "\n"
     return event.model_dump_json() + "\n"
 
 
