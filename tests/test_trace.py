@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from support import AcceptAnswer
 from thinkloop import (
     BackendError,
-    Candidate,
     ChainOfThought,
     ChatRequest,
     Engine,
@@ -29,7 +29,6 @@ from thinkloop import (
     ScriptedBackend,
     Strategy,
     Trace,
-    Verdict,
     graph_from_events,
     load_trace,
 )
@@ -132,16 +131,6 @@ def _small_run_trace(path: Path) -> object:
         "What is 6 * 7?", backend=ScriptedBackend(["Answer: 41", "Answer: 42"]), trace_path=path,
         verifier=AcceptAnswer("42"),
     )
-
-
-class AcceptAnswer:
-    def __init__(self, answer: str) -> None:
-        self.answer = answer
-
-    async def verify(self, question: str, candidate: Candidate, ctx: RunContext | None = None) -> Verdict:
-        if candidate.answer == self.answer:
-            return Verdict.accept()
-        return Verdict.reject(f"{candidate.answer} is wrong", score=0.1)
 
 
 def test_a_torn_last_line_is_skipped(tmp_path: Path):

@@ -63,6 +63,9 @@ class RunFinished(_Event):
     answer: str | None = None
     answer_node: int | None = None
     error: str | None = None
+    usage: dict[str, int] | None = None
+    """The run's summed usage (:class:`~thinkloop.types.RunUsage`), so a trace reader need not add it up."""
+    cost: float | None = None
 
 
 TraceEvent = Annotated[RunStarted | NodeEvent | RunFinished, Field(discriminator="kind")]
