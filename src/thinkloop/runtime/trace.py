@@ -224,16 +224,29 @@ def recorded_calls(events: Iterable[Any], run_id: str | None = None) -> list[Rec
 
     Every node that got a completion counts, whatever it was marked later (a pruned branch was still called).
     """
+    return _record(events, run_id)[0]
+
+
+def _record(events: Iterable[Any], run_id: str | None) -> tuple[list[RecordedCall], list[int]]:
+    """The recorded calls, and for each how many calls had been sent when its completion arrived."""
     calls: list[RecordedCall] = []
+    sent_before: list[int] = []
+    sent: set[int] = set()
     seen: set[int] = set()
+    requests: dict[int, Any] = {}
     for event in events:
         if not isinstance(event, NodeEvent) or (run_id is not None and event.run_id != run_id):
             continue
         node = event.node
+        if node.status == "running":
+            sent.add(node.id)  # only calls are ever "running": one was sent (or queued to be)
+        if node.request is not None:
+            requests.setdefault(node.id, node.request)
         if node.completion is not None and node.id not in seen:
             seen.add(node.id)
-            calls.append((node.request, node.completion))
-    return calls
+            calls.append((node.request or requests.get(node.id), node.completion))
+            sent_before.append(len(sent))
+    return calls, sent_before
 
 
 def replay(
@@ -264,10 +277,12 @@ def replay(
         run_id = known[0]
     elif run_id not in runs and run_id not in node_runs:
         raise ConfigurationError(f"replay: {where} has no run {run_id!r}")
-    calls = recorded_calls(events, run_id)
+    calls, sent_before = _record(events, run_id)
     started = runs.get(run_id)
     if name is None:
         name = started.model if started is not None else next(
             (completion.model for _, completion in calls if completion.model), "replay"
         )
-    return ReplayBackend(calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id)
+    return ReplayBackend(
+        calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id, sent_before=sent_before
+    )
