@@ -316,6 +316,36 @@ async def test_a_kernel_that_refuses_user_namespaces_is_named_in_the_error(scrat
     assert os.listdir(scratch_root) == []
 
 
+async def test_a_sandbox_that_fails_to_start_is_an_error_not_a_verdict(
+    scratch_root: Path, guarded: bool, tmp_path: Path
+) -> None:
+    """Infrastructure errors are failures, never wrong answers: nothing of the program ran."""
+    if not guarded:
+        pytest.skip("needs bubblewrap")
+    failing = tmp_path / "bwrap"  # passes the probe, then fails to set up as bubblewrap can (a mount refused)
+    failing.write_text(
+        '#!/bin/sh\ncase " $* " in *" --ro-bind / / "*) exec bwrap "$@";; esac\n'
+        "echo 'bwrap: Failed to mount tmpfs: Operation not permitted' >&2\nexit 1\n"
+    )
+    failing.chmod(0o755)
+    broken = verifier(scratch_root, guarded, bwrap=str(failing))
+    expected = "could not start the program (exit status 1, sandboxed): bwrap: Failed to mount tmpfs"
+    with pytest.raises(SandboxUnavailable, match=re.escape(expected)):
+        await broken.verify("q", reply("print(1)"))
+    assert os.listdir(scratch_root) == []
+
+
+async def test_an_interpreter_that_cannot_run_is_a_configuration_error(scratch_root: Path, guarded: bool) -> None:
+    if not guarded:
+        pytest.skip("the interpreter's folders are looked up for the sandbox only")
+    from thinkloop import ConfigurationError
+
+    missing = verifier(scratch_root, guarded, python="/nonexistent/python3")
+    with pytest.raises(ConfigurationError, match=re.escape("cannot run the interpreter '/nonexistent/python3'")):
+        await missing.verify("q", reply("print(1)"))
+    assert os.listdir(scratch_root) == []
+
+
 def test_extract_program() -> None:
     text = "Plan.\n```python\nx = 1\n```\nThen:\n```py\nprint(x)\n```\n```text\nnot code\n```"
     assert extract_program(text) == "x = 1\n\nprint(x)\n"

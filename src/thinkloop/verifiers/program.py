@@ -52,6 +52,7 @@ DENIED_EXIT = 97
 MEMORY_EXIT = 98
 """Exit status of a program that ran out of memory (``MemoryError`` under ``RLIMIT_AS``)."""
 _MARKER = "[thinkloop-sandbox]"
+_STARTED = f"{_MARKER} started\n".encode()
 _MIB = 1024 * 1024
 
 _CODE_BLOCK = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.S)
@@ -291,13 +292,23 @@ class ProgramVerifier:
         finally:
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
-        code = finished.returncode
+        code, stderr = finished.returncode, finished.stderr
+        if stderr.startswith(_STARTED):
+            stderr = stderr.removeprefix(_STARTED)
+        elif not finished.timed_out:
+            # An infrastructure failure (bubblewrap could not set up, the interpreter could not start), never a
+            # verdict on the program: nothing of it has run.
+            said = stderr.decode("utf-8", "replace").strip()[-1000:] or "no message"
+            raise SandboxUnavailable(
+                f"ProgramVerifier could not start the program (exit status {code}{', sandboxed' if guarded else ''}): "
+                f"{said}"
+            )
         if guarded and code is not None and code > 128:
             code = 128 - code  # bubblewrap reports a program killed by signal N as 128 + N
         return ProgramRun(
             returncode=code,
             stdout=finished.stdout.decode("utf-8", "replace"),
-            stderr=finished.stderr.decode("utf-8", "replace"),
+            stderr=stderr.decode("utf-8", "replace"),
             timed_out=finished.timed_out,
             guarded=guarded,
             output_exceeded=finished.output_exceeded,

@@ -145,6 +145,8 @@ def _install(config: dict) -> None:  # type: ignore[type-arg]
 
 def _main() -> None:
     config = json.loads(sys.argv[1])
+    # First of all, say so: the caller tells a sandbox that failed to start from a program that failed.
+    posix.write(2, f"{config['marker']} started\n".encode())
     for name, value in config["limits"].items():
         hard = value + 1 if name == "RLIMIT_CPU" else value  # SIGXCPU at the soft limit, SIGKILL a second later
         resource.setrlimit(getattr(resource, name), (value, hard))

@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import anyio
+
+from thinkloop.exceptions import ConfigurationError
 
 __all__ = ["SCRATCH", "SandboxCommand", "bubblewrap_command", "probe", "python_roots"]
 
@@ -106,9 +109,12 @@ async def _python_roots(python: str) -> tuple[str, ...]:
     else:
         code = "import json, sys; print(json.dumps([sys.prefix, sys.base_prefix, sys.exec_prefix, "
         code += "sys.base_exec_prefix]))"
-        with anyio.fail_after(60):
-            done = await anyio.run_process([python, "-I", "-c", code])
-        prefixes = json.loads(done.stdout)
+        try:
+            with anyio.fail_after(60):
+                done = await anyio.run_process([python, "-I", "-c", code])
+            prefixes = json.loads(done.stdout)
+        except (OSError, TimeoutError, subprocess.CalledProcessError, ValueError) as exc:
+            raise ConfigurationError(f"ProgramVerifier cannot run the interpreter {python!r}: {exc}") from exc
     return _roots_of(python, prefixes)
 
 
