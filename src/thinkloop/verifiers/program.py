@@ -174,7 +174,8 @@ class ProgramVerifier:
 
     Raises:
         SandboxUnavailable: from ``verify`` and ``run`` when no sandbox can be had and ``allow_unguarded`` is
-            false.
+            false, or when the sandbox fails to start the program (an infrastructure error, never a verdict).
+        ConfigurationError: from ``verify`` and ``run`` when ``python`` cannot be run.
     """
 
     def __init__(
