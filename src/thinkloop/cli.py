@@ -78,6 +78,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     ask.add_argument("--trace", type=Path, metavar="FILE", help="write the run's trace as JSON lines")
 
     bench = _add_bench(commands)
+    from thinkloop.serve import cli as serve_cli
+
+    serve_cli.add_parser(commands)
     return parser, bench
 
 
@@ -111,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         if args.command == "ask":
             return ask(args)
+        if args.command == "serve":
+            from thinkloop.serve import cli as serve_cli
+
+            return serve_cli.main(args)
         if args.command == "bench":
             failure = getattr(args, "bench_failure", None)
             if failure is not None or bench_cli is None:
