@@ -4,8 +4,9 @@ Open reasoning servers (llama.cpp, SGLang, DeepSeek) return a model's thinking a
 Here the "thinking" is what the strategy did: each sample with its answer, the vote, critiques and verdicts,
 scores, pruned branches and backtracks. :class:`ReasoningAccount` is a trace sink: each step becomes one
 paragraph the moment it finishes, handed to ``on_text`` (the stream) and kept for the whole text (the
-non-streaming reply). The run's opening line is held back until its first step finishes, so a run that
-fails before doing anything can still be answered with an HTTP error rather than a half-sent stream.
+non-streaming reply). The opening line, failures and the closing line are held back until a step succeeds
+(or :meth:`ReasoningAccount.flush`), so a run that fails before doing anything can still be answered with an
+HTTP error (an upstream 429 as a 429) rather than a half-sent stream.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class ReasoningAccount:
     def __call__(self, event: Any) -> None:
         if isinstance(event, NodeEvent):
             paragraph = self._node(event.node)
-            if paragraph:
+            if paragraph and event.node.status in ("failed", "cancelled"):
+                self._pending += paragraph
+            elif paragraph:
                 self._emit(paragraph)
         elif isinstance(event, RunStarted):
             budget = ", ".join(f"{k} {v}" for k, v in event.budget.items() if k in ("tokens", "calls", "seconds",
@@ -55,7 +58,12 @@ class ReasoningAccount:
                 line += f"; answer {event.answer}"
             if event.error:
                 line += f" ({event.error})"
-            self._emit(line + ".\n")
+            self._pending += line + ".\n"
+
+    def flush(self) -> None:
+        """Hand over what is held back (the run is over and has an answer to send)."""
+        if self._pending:
+            self._emit("")
 
     def _emit(self, paragraph: str) -> None:
         text = self._pending + paragraph

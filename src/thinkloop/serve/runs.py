@@ -170,4 +170,5 @@ async def run_one(
                            retry_after=5)
         raise ApiError(502, f"the upstream model failed: {result.error or 'no answer was produced'}",
                        code="upstream_error")
+    account.flush()
     return RunReply(index=index, result=result, account=account)
