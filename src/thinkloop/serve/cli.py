@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -115,8 +116,23 @@ def main(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=args.grace_seconds, lifespan="on",
     )
     server = _Server(config)
-    server.run()
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again: make that a normal exit.
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.run()
+    except (_Stopped, KeyboardInterrupt):
+        sys.stderr.write("thinkloop serve: stopped\n")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0 if server.started else 1
+
+
+class _Stopped(Exception):
+    """SIGTERM, raised again by uvicorn after its graceful shutdown."""
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise _Stopped
 
 
 def _url(host: str, port: int) -> str:
