@@ -10,6 +10,7 @@ policy decides what waiting is worth.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hmac
 import json
 import time
@@ -205,6 +206,9 @@ def create_app(backend: Backend, settings: Settings | None = None) -> Starlette:
         load = getattr(backend, "load", None)
         if load is not None:
             await load()  # the embedded model: load it now, so "ready" means ready
+        # What startup made lives as long as the server: keep the collector from walking it again and again.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
