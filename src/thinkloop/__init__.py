@@ -27,7 +27,7 @@ from thinkloop.runtime.engine import Engine
 from thinkloop.runtime.graph import Node, ReasoningGraph
 from thinkloop.runtime.result import Candidate, Outcome, Result
 from thinkloop.runtime.trace import JsonlTraceSink, Trace, graph_from_events, load_trace
-from thinkloop.strategies.base import Strategy, StrategyConfig
+from thinkloop.strategies.base import Conversation, Strategy, StrategyConfig
 from thinkloop.strategies.best_of_n import BestOfN
 from thinkloop.strategies.cot import ChainOfThought, Direct
 from thinkloop.strategies.critique import CritiqueRevise
@@ -70,6 +70,7 @@ __all__ = [
     "Choice",
     "Completion",
     "ConfigurationError",
+    "Conversation",
     "CritiqueRevise",
     "DatasetError",
     "Direct",
