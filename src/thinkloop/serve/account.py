@@ -126,9 +126,12 @@ class ReasoningAccount:
             if completion is not None and len(completion.choices) > 1:
                 return f"Drew {len(completion.choices)} samples in one call.\n\n"
             return None
-        label = f"{_LABELS.get(kind, kind.capitalize())} {self._number(node)}"
-        if kind == "expand" or node.strategy == "tree":
-            label += f" (depth {node.depth})"
+        if kind == "evaluate" and node.parents and node.parents[0] in self._numbers:
+            label = f"Evaluation of step {self._numbers[node.parents[0]]}"
+        else:
+            label = f"{_LABELS.get(kind, kind.capitalize())} {self._number(node)}"
+            if kind == "expand" or node.strategy == "tree":
+                label += f" (depth {node.depth})"
         head = label + (f" → {node.answer}" if node.answer is not None and kind != "critique" else "")
         if node.score is not None:
             head += f" (score {node.score:.2f})"
