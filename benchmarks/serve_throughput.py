@@ -4,7 +4,7 @@ In one run, against one mock OpenAI-compatible server in its own process (200 ms
 it answers the same questions two ways, with at most ``--concurrency`` requests in flight:
 
   raw-n   the raw ``openai`` client straight to the mock: one request with ``n=8`` per question, majority vote
-  serve   the raw ``openai`` client to ``thinkloop serve`` (its own process, ``--honours-n``), asking for
+  serve   the raw ``openai`` client to ``thinkloop serve`` (its own process), asking for
           ``thinkloop[sc:n=8]``; the server runs self-consistency against the same mock
 
 and reads the server process's CPU time (``/proc/PID/stat``) and peak RSS (``VmHWM`` in ``/proc/PID/status``).
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     questions = make_questions(args.questions)
     raw_walls, serve_walls, cpu_per_q, raw_right, serve_right = [], [], [], [], []
     with MockServerProcess(MockConfig(latency=args.latency)) as mock:
-        server = ServeProcess(mock.base_url, "--honours-n", "--max-concurrency", str(4 * args.concurrency))
+        server = ServeProcess(mock.base_url, "--max-concurrency", str(4 * args.concurrency))
         try:
             anyio.run(warm_up, server.url, args.n)
             for _ in range(args.repeats):

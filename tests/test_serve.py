@@ -28,7 +28,7 @@ def mock() -> Iterator[MockServerProcess]:
 
 @pytest.fixture(scope="module")
 def serve(mock: MockServerProcess) -> Iterator[ServeProcess]:
-    with ServeProcess("--base-url", mock.base_url, "--model", "mock", "--honours-n", "--strategy", "cot") as server:
+    with ServeProcess("--base-url", mock.base_url, "--model", "mock", "--strategy", "cot") as server:
         yield server
 
 
@@ -107,14 +107,13 @@ def test_self_consistency_reply_is_open(client: openai.OpenAI, serve: ServeProce
     assert info["calls"] == stats["requests"] == 1 and info["stop_reason"] == "completed"
     assert reply.id == f"chatcmpl-{info['run_id']}"
     events = trace(serve, info["run_id"])
-    assert events[0]["kind"] == "run_started" and events[-1] == {
-        "run_id": info["run_id"], "kind": "run_finished", "stop_reason": "completed", "answer": "42",
-        "answer_node": events[-1]["answer_node"], "error": None,
-    }
+    finished = events[-1]
+    assert events[0]["kind"] == "run_started" and finished["kind"] == "run_finished"
+    assert (finished["run_id"], finished["stop_reason"], finished["answer"]) == (info["run_id"], "completed", "42")
 
 
 def test_budget_stopped_run_returns_its_best_answer_with_finish_length(client: openai.OpenAI) -> None:
-    # Without --honours-n each sample is its own call; a budget of a few calls stops the vote early.
+    # critique makes its calls one after another; a budget of a few calls stops it early.
     reply = client.chat.completions.create(
         model="mock", messages=ask(),
         extra_body={"thinkloop": {"strategy": "critique:max_rounds=5", "budget": {"tokens": 700}}},

@@ -27,7 +27,7 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="module")
 def serve() -> Iterator[ServeProcess]:
     with MockServerProcess(MockConfig(latency=0.05, p_right=1.0)) as mock, ServeProcess(
-        "--base-url", mock.base_url, "--model", "mock", "--honours-n", "--strategy", "sc:n=4",
+        "--base-url", mock.base_url, "--model", "mock", "--strategy", "sc:n=4",
         "--max-concurrency", "50", "--keep-traces", "32",
     ) as server:
         yield server

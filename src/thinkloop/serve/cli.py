@@ -4,6 +4,9 @@ It takes ``ask``'s backend flags (``--base-url URL --model NAME``, ``--model NAM
 ``--model FILE.gguf``, or nothing for the embedded model), binds 127.0.0.1 unless told otherwise, prints
 ``thinkloop serve: listening on URL`` once it accepts connections, and stops on SIGTERM or Ctrl-C: runs in
 flight get ``--grace-seconds`` to finish, then are cancelled (their upstream calls with them).
+
+The ``thinkloop`` command sits above this package (the layers contract in ``pyproject.toml``), so it hands
+:func:`main` the two things that live up there: ``ask``'s backend maker and the price table's lookup.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 DEFAULT_HOST = "127.0.0.1"
@@ -20,9 +24,13 @@ DEFAULT_PORT = 8000
 
 
 def _positive_int(text: str) -> int:
-    from thinkloop.cli import _positive_int as positive
-
-    return positive(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -40,9 +48,6 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         help="the model name at --base-url or the OpenAI API, or a .gguf file to run in-process "
         "(default: the embedded SmolLM2-135M-Instruct)",
     )
-    serve.add_argument("--honours-n", action="store_true",
-                       help="the --base-url server returns n choices for one request with n (vLLM, SGLang); "
-                       "self-consistency then asks once instead of n times")
     serve.add_argument("--strategy", default="cot", metavar="SPEC",
                        help="the default strategy for requests that choose none (default: cot)")
     serve.add_argument("--api-key", metavar="KEY",
@@ -63,53 +68,37 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     return serve
 
 
-def make_settings(args: argparse.Namespace, model_name: str) -> Any:
+def make_settings(args: argparse.Namespace, model_name: str, price_of: Callable[[str], Any] | None) -> Any:
     from thinkloop.serve.plan import Settings
     from thinkloop.strategies.registry import build_strategy
 
     build_strategy(args.strategy)  # a bad default is a startup error, not a 400 on every request
     api_key = args.api_key if args.api_key is not None else os.environ.get("THINKLOOP_API_KEY") or None
+    price = price_of(model_name) if price_of is not None else None
     return Settings(
         strategy=args.strategy, api_key=api_key, max_concurrency=args.max_concurrency,
         budget_tokens=args.budget_tokens, max_body_bytes=args.max_body_bytes, max_n=args.max_n,
-        keep_traces=args.keep_traces, prices=_prices(model_name),
+        keep_traces=args.keep_traces, prices={model_name: price} if price is not None else {},
     )
 
 
-def _prices(model: str) -> dict[str, Any]:
-    """The shipped price of the served model, if there is one: runs then report their cost."""
-    from thinkloop.bench.prices import PriceTable
-
-    price = PriceTable.default().lookup(model)
-    return {model: price} if price is not None else {}
-
-
-def make_backend(args: argparse.Namespace) -> Any:
-    from thinkloop.cli import PROG, UsageError
-    from thinkloop.cli import make_backend as ask_backend
-
-    if args.base_url is not None and not args.model:
-        raise UsageError(f"{PROG} serve: error: --base-url needs --model NAME (the model's name at {args.base_url})")
-    if args.honours_n:
-        if args.base_url is None:
-            raise UsageError(f"{PROG} serve: error: --honours-n is about a --base-url server")
-        import httpx2
-
-        from thinkloop.backends.openai import OpenAIBackend
-
-        return OpenAIBackend(args.model, base_url=args.base_url, honours_n=True,
-                             timeout=httpx2.Timeout(600.0, connect=5.0))
-    return ask_backend(args.base_url, args.model)
-
-
-def main(args: argparse.Namespace) -> int:
+def main(
+    args: argparse.Namespace, *, make_backend: Callable[[str | None, str | None], Any],
+    price_of: Callable[[str], Any] | None = None,
+) -> int:
+    """Serve until SIGTERM or Ctrl-C. ``make_backend(base_url, model)`` is ``ask``'s; ``price_of(model)`` gives
+    the served model's price (runs then report their cost, and requests may set a dollars budget)."""
     import uvicorn
 
+    from thinkloop.exceptions import ConfigurationError
     from thinkloop.serve.app import create_app
 
+    if args.base_url is not None and not args.model:
+        where = args.base_url
+        raise ConfigurationError(f"thinkloop serve: error: --base-url needs --model NAME (the model at {where})")
     logging.basicConfig(level=args.log_level.upper(), format="thinkloop serve: %(levelname)s %(message)s")
-    backend = make_backend(args)
-    settings = make_settings(args, backend.name)
+    backend = make_backend(args.base_url, args.model)
+    settings = make_settings(args, backend.name, price_of)
     app = create_app(backend, settings)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,

@@ -167,7 +167,7 @@ async def run_one(
     if result.candidate is None and result.stop_reason not in ("budget", "deadline"):
         if notes.rate_limited:
             raise ApiError(429, f"the upstream model is rate limited: {result.error}", code="upstream_rate_limited",
-                           retry_after=5)
+                           retry_after=notes.retry_after or 1)
         raise ApiError(502, f"the upstream model failed: {result.error or 'no answer was produced'}",
                        code="upstream_error")
     account.flush()

@@ -22,6 +22,8 @@ class CallNotes:
     """What one request's upstream calls ran into."""
 
     rate_limited: bool = False
+    retry_after: float | None = None
+    """What the upstream last asked to wait, in seconds."""
     calls: int = 0
 
 
@@ -64,7 +66,8 @@ class Upstream:
             notes.calls += 1
         try:
             return await self.inner.complete(request)
-        except RateLimited:
+        except RateLimited as exc:
             if notes is not None:
                 notes.rate_limited = True
+                notes.retry_after = exc.retry_after
             raise
