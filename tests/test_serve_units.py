@@ -219,3 +219,18 @@ def test_trace_store_keeps_the_last_runs() -> None:
     for run_id in ("a", "b", "c"):
         store.sink(run_id)
     assert store.jsonl("a") is None and store.jsonl("b") == "" and len(store) == 2
+
+
+# --- the command's own errors, before anything listens -----------------------------------------------------
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--base-url", "http://127.0.0.1:9/v1"], "thinkloop serve: error: --base-url needs --model NAME"),
+    (["--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--strategy", "magic"],
+     "thinkloop: error: unknown strategy 'magic'"),
+    (["--max-concurrency", "0"], "argument --max-concurrency: expected a positive integer, got 0"),
+])
+def test_serve_refuses_bad_flags_in_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from thinkloop.cli import main
+
+    assert main(["serve", *argv]) != 0
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
