@@ -59,6 +59,7 @@ MEANINGS: dict[str, str] = {
     "exploration": "mcts: the UCT exploration constant",
     "value_max_tokens": "completion limit of each value call",
     "critique_max_tokens": "completion limit of each critique call",
+    "n": "candidates to draw",
     "inner": "a strategy spec standing where each model call stands (quote it if it has options)",
 }
 """One-line meanings for options whose config field has no description of its own."""
@@ -208,7 +209,8 @@ def type_name(annotation: Any) -> str:
 # --- building -------------------------------------------------------------------------------------------
 def build_strategy(spec: str, **overrides: Any) -> Strategy:
     """Build a strategy from ``NAME[:key=value,...]``; ``overrides`` fill options the spec leaves out (and
-    apply to an inner strategy too). The strategy's ``label`` is the spec as given."""
+    apply to an inner strategy too; an override the spec contradicts is an error, never silently dropped).
+    The strategy's ``label`` is the spec as given."""
     spec = spec.strip()
     name, _, rest = spec.partition(":")
     name = name.strip()
@@ -228,6 +230,11 @@ def build_strategy(spec: str, **overrides: Any) -> Strategy:
             raise ConfigurationError(f"{name}: unknown option {key!r}; valid options: {shown}")
         else:
             options[key] = _typed(name, key, raw, fields[key])
+            if key in overrides and overrides[key] != options[key]:
+                raise ConfigurationError(
+                    f"{name}: the spec sets {key}={raw.text} but --{key.replace('_', '-')} "
+                    f"{_written(overrides[key])} is given too; give it once"
+                )
     strategy = cls(**options) if inner is None else cls(inner=inner, **options)
     strategy.spec = spec
     return strategy
@@ -269,11 +276,20 @@ def option_help(name: str) -> list[OptionHelp]:
         if key in unused:
             continue
         default = preset.get(key, field.default)
-        meaning = field.description or MEANINGS.get(key, "")
-        rows.append(OptionHelp(key, type_name(field.annotation), _written(default), meaning.rstrip(".")))
+        meaning = (field.description or MEANINGS.get(key, "")).rstrip(".")
+        if meaning[1:2].islower():
+            meaning = meaning[0].lower() + meaning[1:]
+        written = default if typing.get_origin(field.annotation) is Literal else _written(default)
+        if len(written) > _SHOWN_DEFAULT:
+            written = written[: _SHOWN_DEFAULT - 2] + "…" + written[-1]
+        rows.append(OptionHelp(key, type_name(field.annotation), written, meaning))
     if cls.takes_inner:
         rows.append(OptionHelp("inner", "a spec", "none", MEANINGS["inner"]))
     return rows
+
+
+_SHOWN_DEFAULT = 24
+"""Longer defaults (the system prompts) are cut in a listing; the source has them whole."""
 
 
 def _written(value: Any) -> str:
@@ -288,5 +304,6 @@ def _written(value: Any) -> str:
 
 def summary(name: str) -> str:
     """The first line of the strategy's docstring."""
-    doc = strategy_class(name).__doc__ or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    doc = (strategy_class(name).__doc__ or "").strip().split("\n\n")[0]
+    first = " ".join(doc.split()).replace("``", "")
+    return first.split(". ")[0].rstrip(".") + "." if first else ""
