@@ -185,15 +185,61 @@ def render_csv(summaries: Sequence[ConfigSummary]) -> str:
     return buffer.getvalue()
 
 
-def rich_table(summaries: Sequence[ConfigSummary]) -> Any:
-    """A :class:`rich.table.Table` (rich imported here, so importing the report stays light)."""
+KEY_COLUMNS = ("dataset", "strategy", "model")
+"""What tells configs apart: never cut (wrapped when narrow), dropped only when every row has the same value
+(the title says it then)."""
+OPTIONAL_COLUMNS = (
+    "reasoning/q", "time s", "completion/q", "$/correct", "latency p50/p95 s", "pass@k", "calls/q", "$/q",
+)
+"""Dropped in this order until the table fits the terminal; markdown, CSV and JSON keep every column."""
+
+
+_KEY_MIN_WIDTH = 28
+"""Key columns keep up to this width before anything else shrinks (longer names wrap, never cut)."""
+
+
+def _informative(column: str, cells: Sequence[str]) -> bool:
+    """A column that says something: not all zeros or n/a (no reasoning tokens, a free local model)."""
+    if column in ("reasoning/q", "$/q", "$/correct", "pass@k"):
+        return any(cell not in ("0", "$0", "n/a") for cell in cells)
+    return True
+
+
+def rich_table(summaries: Sequence[ConfigSummary], width: int | None = None) -> Any:
+    """A :class:`rich.table.Table` that fits ``width`` columns of terminal (``None``: every column).
+
+    Key columns (data set, strategy, model) wrap but are never cut; a key every row shares moves to the
+    title; uninformative columns go, then the least important ones, until the table fits.
+    """
+    from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="thinkloop benchmark", show_lines=False)
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("dataset", "strategy", "model") else "right")
-    for s in summaries:
-        table.add_row(*_row(s))
+    rows = [dict(zip(COLUMNS, _row(s), strict=True)) for s in summaries]
+    shared = [c for c in KEY_COLUMNS if rows and len({r[c] for r in rows}) == 1 and width is not None]
+    columns = [c for c in COLUMNS if c not in shared and _informative(c, [r[c] for r in rows])]
+    title = " · ".join(["thinkloop benchmark", *(rows[0][c] for c in shared)])
+
+    def build(chosen: Sequence[str]) -> Any:
+        table = Table(title=title, show_lines=False, pad_edge=False, collapse_padding=True)
+        for column in chosen:
+            if column in KEY_COLUMNS:
+                longest = max([len(r[column]) for r in rows] + [len(column)])
+                table.add_column(column, justify="left", overflow="fold", min_width=min(longest, _KEY_MIN_WIDTH))
+            else:
+                table.add_column(column, justify="right", no_wrap=column == "accuracy (95% CI)")
+        for row in rows:
+            table.add_row(*(row[c] for c in chosen))
+        return table
+
+    if width is None:
+        return build(columns)
+    unbounded = Console(width=10_000, file=io.StringIO())  # measures the width the table would like
+    for drop in (None, *OPTIONAL_COLUMNS):
+        if drop in columns:
+            columns.remove(drop)
+        table = build(columns)
+        if unbounded.measure(table).maximum <= width:
+            break
     return table
 
 
