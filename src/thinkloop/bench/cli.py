@@ -38,27 +38,34 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     run.add_argument("data", metavar="DATA",
                      help="a JSONL file, a known set (gsm8k, math500, svamp), or 'simulated' with --simulated")
-    run.add_argument("--question-field", help="the question's field, or a template: '{Body} {Question}'")
-    run.add_argument("--answer-field", help="the gold answer's field")
-    run.add_argument("--id-field", help="the problem id's field (default: the line number)")
-    run.add_argument("--data-dir", help="where known sets live (default: $THINKLOOP_DATA or ../shared/data)")
-    run.add_argument("--limit", type=int, help="run N problems (the first N, or a --seed-ed sample)")
-    run.add_argument("--seed", type=int, help="sample the --limit problems with this seed")
-    run.add_argument("--ids", help="comma-separated problem ids to run")
+    run.add_argument("--question-field", metavar="FIELD",
+                     help="the question's field, or a template: '{Body} {Question}' (a JSONL file needs it)")
+    run.add_argument("--answer-field", metavar="FIELD", help="the gold answer's field (a JSONL file needs it)")
+    run.add_argument("--id-field", metavar="FIELD", help="the problem id's field (default: the line number)")
+    run.add_argument("--data-dir", metavar="DIR",
+                     help="where known sets live (default: $THINKLOOP_DATA or ../shared/data)")
+    run.add_argument("--limit", type=int, metavar="N",
+                     help="run N problems (the first N, or a --seed-ed sample; default: all)")
+    run.add_argument("--seed", type=int, metavar="N", help="sample the --limit problems with this seed")
+    run.add_argument("--ids", metavar="ID,...", help="comma-separated problem ids to run")
     run.add_argument("--strategy", action="append", required=True, metavar="SPEC",
                      help="NAME[:key=value,...], e.g. cot, sc:n=8,adaptive=true (repeatable)")
-    run.add_argument("--model", action="append", default=[], metavar="M",
-                     help="a model on an OpenAI-compatible API (repeatable; default: the embedded SmolLM2)")
+    run.add_argument("--model", action="append", default=[], metavar="NAME",
+                     help="a model on an OpenAI-compatible API, or a .gguf file to run in-process (repeatable; "
+                     "default: the embedded SmolLM2-135M-Instruct)")
     run.add_argument("--base-url", action="append", default=[], metavar="URL",
-                     help="the server for each --model, in order (one URL serves all; none: OpenAI's API)")
+                     help="the server for each served --model, in order (one URL serves all; default: the "
+                     "OpenAI API, or OPENAI_BASE_URL when it is set)")
     run.add_argument("--threads", type=int, metavar="N",
                      help="CPU threads for the embedded model (default: all cores; 1 is faster on a busy machine)")
     run.add_argument("--simulated", type=float, metavar="P",
                      help="a simulated model right with probability P (scaling curves, demos, tests)")
     run.add_argument("--simulated-latency", type=float, default=0.0, metavar="S", help=argparse.SUPPRESS)
-    run.add_argument("--concurrency", type=int, default=1, help="problems in flight per model (default 1)")
-    run.add_argument("--budget-tokens", type=int, help="a hard token budget per problem")
-    run.add_argument("--max-tokens", type=int, help="per-call completion limit for every strategy")
+    run.add_argument("--concurrency", type=int, default=1, metavar="N",
+                     help="problems in flight per model (default: 1)")
+    run.add_argument("--budget-tokens", type=int, metavar="N", help="a hard token budget per problem")
+    run.add_argument("--max-tokens", type=int, metavar="N",
+                     help="per-call completion limit for every strategy (default: each strategy's own)")
     run.add_argument("--out", required=True, metavar="FILE.jsonl", help="the results file (appended, resumed)")
     run.add_argument("--traces", metavar="DIR", help="write each problem's trace under DIR")
     run.add_argument("--retry-failed", action="store_true", help="redo problems whose record failed")
@@ -68,8 +75,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report", help="summarise a results file", description="Summarise a results file: one row per config."
     )
-    report.add_argument("results", metavar="RESULTS.jsonl")
-    report.add_argument("--format", choices=FORMATS, default="table")
+    report.add_argument("results", metavar="RESULTS.jsonl", help="a results file from bench run")
+    report.add_argument("--format", choices=FORMATS, default="table",
+                        help="table (fits the terminal), or markdown, json, csv with every column (default: table)")
     report.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR (needs the plots extra: "
                         "pip install 'thinkloop[plots]')")
     return bench
