@@ -76,7 +76,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "report", help="summarise a results file", description="Summarise a results file: one row per config."
     )
     report.add_argument("results", metavar="RESULTS.jsonl", help="a results file from bench run")
-    report.add_argument("--format", choices=FORMATS, default="table",
+    report.add_argument("--format", choices=FORMATS, default="table", metavar="FORMAT",
                         help="table (fits the terminal), or markdown, json, csv with every column (default: table)")
     report.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR (needs the plots extra: "
                         "pip install 'thinkloop[plots]')")
