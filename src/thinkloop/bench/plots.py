@@ -8,6 +8,7 @@ results always give the same bytes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ def _pyplot() -> Any:
 
 
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-." else "-" for c in text).strip("-") or "x"
+    """A file-name part: letters, digits, dots and single dashes (``gsm8k, qwen`` -> ``gsm8k-qwen``)."""
+    return re.sub(r"-+", "-", "".join(c if c.isalnum() or c in "-." else "-" for c in text)).strip("-") or "x"
 
 
 _RADII = (6, 16, 28, 42, 58, 76)
