@@ -394,3 +394,51 @@ def test_the_readme_documents_every_flag_and_default_as_help_does() -> None:
     bench = next(a for a in commands["bench"]._actions if isinstance(a, argparse._SubParsersAction)).choices
     assert _readme_rows("`thinkloop ask` flags:") == _parser_rows(commands["ask"])
     assert _readme_rows("`thinkloop bench run DATA`") == _parser_rows(bench["run"], bench["report"])
+
+
+# --- specs: parsing, types and names ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("spec", "options"),
+    [
+        ("sc:n=5", {"n": 5}),
+        ("sc: n = 5 , adaptive = yes", {"n": 5, "adaptive": True}),
+        ('cot:system_prompt="Be brief, be exact.",max_rounds=2',
+         {"system_prompt": "Be brief, be exact.", "max_rounds": 2}),
+        ("cot:system_prompt='Say \"hi\", then stop.'", {"system_prompt": 'Say "hi", then stop.'}),
+        ('cot:system_prompt="a \\"quoted\\" word"', {"system_prompt": 'a "quoted" word'}),
+        ("tree:temperature=null,mode=beam", {"temperature": None, "mode": "beam"}),
+        ("sc:confidence=0.9", {"confidence": 0.9}),
+    ],
+)
+def test_spec_values_are_read_as_their_option_types(spec: str, options: dict[str, Any]) -> None:
+    from thinkloop.strategies.registry import build_strategy
+
+    strategy = build_strategy(spec)
+    assert {k: getattr(strategy.config, k) for k in options} == options
+    assert strategy.label == spec.strip()
+
+
+def test_a_label_is_a_spec_that_builds_the_same_strategy() -> None:
+    from thinkloop import BestOfN, CritiqueRevise, SelfConsistency, TreeSearch
+    from thinkloop.strategies.registry import build_strategy
+
+    for strategy in (SelfConsistency(n=5), SelfConsistency(n=3, inner=CritiqueRevise(max_rounds=1)),
+                     BestOfN(n=4, scorer="judge"), TreeSearch(mode="beam", temperature=None)):
+        rebuilt = build_strategy(strategy.label)
+        assert type(rebuilt) is type(strategy) and rebuilt.config == strategy.config
+        assert (rebuilt.inner is None) == (strategy.inner is None)
+    assert SelfConsistency(n=5).label == "sc:n=5"
+
+
+def test_quoted_and_prose_answers_come_out_clean() -> None:
+    from thinkloop.runtime.result import Candidate
+    from thinkloop.strategies.vote import majority_vote
+    from thinkloop.verifiers.extract import extract_answer
+
+    assert [extract_answer(t) for t in ('Answer: "6"', "The answer is '6'.", "Answer: “6”")] == ["6", "6", "6"]
+    prose = "So the answer is that we need to add three and two together to get the final count"
+    assert extract_answer(prose) is None
+    assert extract_answer("Answer: Paris") == "Paris"
+    texts = ['Answer: "6"', "Answer: 6", prose]
+    vote = majority_vote([Candidate(text=t, answer=extract_answer(t)) for t in texts])
+    assert vote.counts() == {"6": 2} and vote.unanswered == 1
