@@ -167,10 +167,8 @@ def ask(args: argparse.Namespace) -> int:
             return await strategy.run(question, backend=backend, budget=budget, trace_path=args.trace)
         finally:
             # Close HTTP connections on the loop that opened them, not in a garbage collector later.
-            aclose = getattr(backend, "aclose", None)
-            if aclose is not None:
-                with anyio.CancelScope(shield=True):
-                    await aclose()
+            with anyio.CancelScope(shield=True):
+                await backend.aclose()
 
     result = anyio.run(run)
     found = warnings(result)
@@ -192,32 +190,27 @@ main = ask
 # --- what the run did -----------------------------------------------------------------------------------
 def vote_split(result: Result) -> list[tuple[str, int]]:
     """The vote's answers with their counts, most votes first (empty where there was no vote)."""
-    votes = (result.data or {}).get("votes")
-    if not isinstance(votes, dict):
-        return []
-    return [(str(a), int(c)) for a, c in votes.items()]
+    return [(str(a), int(c)) for a, c in (result.votes or {}).items()]
 
 
 def warnings(result: Result) -> list[str]:
     """What a reader must know before trusting the answer: cut-off replies, ties, no answer at all."""
     found = []
-    data = result.data or {}
-    candidate = result.candidate
-    max_tokens = _max_tokens_of(result)
-    cap = f" at max_tokens={max_tokens}" if max_tokens is not None else ""
-    truncated = data.get("truncated")
-    samples = data.get("samples")
-    if isinstance(truncated, int) and truncated > 0 and isinstance(samples, int):
-        found.append(f"{truncated} of {samples} samples cut off by their token limit")
-    elif candidate is not None and candidate.finish_reason == "length":
-        found.append(f"the reply was cut off{cap}")
+    attempts = result.attempts
+    kind = "samples" if result.votes is not None else "attempts"
+    cut = sum(a.finish_reason == "length" for a in attempts)
+    if cut:
+        found.append(f"{cut} of {len(attempts)} {kind} cut off by their token limit")
+    elif result.candidate is not None and result.candidate.finish_reason == "length":
+        max_tokens = _max_tokens_of(result)
+        found.append("the reply was cut off" + (f" at max_tokens={max_tokens}" if max_tokens is not None else ""))
     split = vote_split(result)
     if len(split) > 1 and split[0][1] == split[1][1]:
         tied = [answer for answer, count in split if count == split[0][1]]
         found.append(f"tied vote: {', '.join(tied)} with {split[0][1]} each; {split[0][0]} won the tie-break")
-    unanswered = data.get("unanswered")
-    if isinstance(unanswered, int) and unanswered > 0 and isinstance(samples, int) and result.answer is not None:
-        found.append(f"{unanswered} of {samples} samples gave no answer")
+    unanswered = sum(a.answer is None for a in attempts)
+    if result.votes is not None and unanswered and result.answer is not None:
+        found.append(f"{unanswered} of {len(attempts)} samples gave no answer")
     if result.answer is None and result.text is not None:
         found.append("no answer found in the reply")
     return found

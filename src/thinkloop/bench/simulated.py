@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from thinkloop.backends.base import Capabilities
+from thinkloop.backends.base import BaseBackend, Capabilities
 from thinkloop.bench.datasets import Dataset, Problem
 from thinkloop.types import ChatRequest, Choice, Completion, Usage
 
@@ -66,7 +66,7 @@ def simulated_dataset(size: int, *, name: str = "simulated") -> Dataset:
     return Dataset(name=name, path=Path(f"<{name}>"), problems=problems)
 
 
-class SimulatedBackend:
+class SimulatedBackend(BaseBackend):
     """A backend whose samples are right with probability ``p``.
 
     Deterministic: each sample's draw is seeded by the seed, the question and how many times that same

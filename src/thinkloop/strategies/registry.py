@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic.fields import FieldInfo
 
+from thinkloop import plugins
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.strategies.base import Strategy
 
@@ -66,12 +67,24 @@ MEANINGS: dict[str, str] = {
 
 
 def strategy_class(name: str) -> type[Strategy]:
-    try:
+    """The class a strategy name stands for: a built-in, else an installed plugin's."""
+    if name in STRATEGIES:
         module, cls, _ = STRATEGIES[name]
-    except KeyError:
-        known = ", ".join(sorted(STRATEGIES))
-        raise ConfigurationError(f"unknown strategy {name!r}; known strategies: {known}") from None
-    return getattr(importlib.import_module(module), cls)
+        return getattr(importlib.import_module(module), cls)
+    plugin = plugins.find("strategies", name)
+    if plugin is None:
+        known = ", ".join(sorted({*STRATEGIES, *(p.name for p in plugins.plugins("strategies"))}))
+        raise ConfigurationError(f"unknown strategy {name!r}; known strategies: {known}")
+    if plugin.error is not None:
+        raise ConfigurationError(f"strategy plugin {name!r} ({plugin.origin}) cannot load: {plugin.error}")
+    if not (isinstance(plugin.loaded, type) and issubclass(plugin.loaded, Strategy)):
+        raise ConfigurationError(f"strategy plugin {name!r} ({plugin.origin}) is not a Strategy subclass")
+    return plugin.loaded
+
+
+def _preset(name: str) -> dict[str, Any]:
+    """The options a registered name fixes (``sc-adaptive`` is ``sc`` with ``adaptive=true``)."""
+    return dict(STRATEGIES[name][2]) if name in STRATEGIES else {}
 
 
 # --- parsing --------------------------------------------------------------------------------------------
@@ -219,7 +232,7 @@ def build_strategy(spec: str, **overrides: Any) -> Strategy:
     given = parse_raw_options(rest)
     valid = sorted(fields) + (["inner"] if cls.takes_inner else [])
     unused = UNUSED_OPTIONS.get(name, frozenset())
-    options: dict[str, Any] = dict(STRATEGIES[name][2])
+    options: dict[str, Any] = _preset(name)
     options.update({k: v for k, v in overrides.items() if k in fields and k not in unused})
     inner: Strategy | None = None
     for key, raw in given.items():
@@ -269,7 +282,7 @@ def option_help(name: str) -> list[OptionHelp]:
     """Every option of strategy ``name``, from its pydantic config: type, default (as it would be written in
     a spec) and a one-line meaning."""
     cls = strategy_class(name)
-    preset = STRATEGIES[name][2]
+    preset = _preset(name)
     unused = UNUSED_OPTIONS.get(name, frozenset())
     rows = []
     for key, field in cls.Config.model_fields.items():
