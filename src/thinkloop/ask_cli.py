@@ -199,9 +199,9 @@ def warnings(result: Result) -> list[str]:
     attempts = result.attempts
     kind = "samples" if result.votes is not None else "attempts"
     cut = sum(a.finish_reason == "length" for a in attempts)
-    if cut:
+    if cut and (result.votes is not None or len(attempts) > 1):
         found.append(f"{cut} of {len(attempts)} {kind} cut off by their token limit")
-    elif result.candidate is not None and result.candidate.finish_reason == "length":
+    elif cut or (result.candidate is not None and result.candidate.finish_reason == "length"):
         max_tokens = _max_tokens_of(result)
         found.append("the reply was cut off" + (f" at max_tokens={max_tokens}" if max_tokens is not None else ""))
     split = vote_split(result)
