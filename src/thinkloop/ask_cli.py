@@ -136,13 +136,13 @@ def openai_backend(model: str, base_url: str | None, *, api_key: str | None = No
 
 
 def make_budget(args: argparse.Namespace, model: str) -> Budget | None:
+    """The hard limits the flags set, priced from the shipped table when it knows the model (for the cost)."""
+    from thinkloop.bench.prices import PriceTable
     from thinkloop.runtime.budget import Budget
 
     limits = {"tokens": args.budget_tokens, "calls": args.budget_calls, "seconds": args.budget_seconds,
               "dollars": args.budget_dollars}
     limits = {k: v for k, v in limits.items() if v is not None}
-    from thinkloop.bench.prices import PriceTable
-
     price = PriceTable.default().lookup(model)
     if args.budget_dollars is not None and price is None:
         raise UsageError(f"{PROG} ask: error: --budget-dollars needs a price for {model!r}, and the shipped "
