@@ -52,7 +52,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-COMMANDS = ("thinkloop.ask_cli", "thinkloop.strategies_cli")
+COMMANDS = ("thinkloop.ask_cli", "thinkloop.strategies_cli", "thinkloop.plugins_cli")
 """Modules with ``add_parser(commands)`` and ``main(args) -> int``: one line here registers a command."""
 OPTIONAL_COMMANDS = ("thinkloop.bench.cli",)
 """Commands that must not take the others down when they fail to load (they print why when called)."""

@@ -63,6 +63,9 @@ class RunFinished(_Event):
     answer: str | None = None
     answer_node: int | None = None
     error: str | None = None
+    usage: dict[str, int] | None = None
+    """The run's summed usage (:class:`~thinkloop.types.RunUsage`), so a trace reader need not add it up."""
+    cost: float | None = None
 
 
 TraceEvent = Annotated[RunStarted | NodeEvent | RunFinished, Field(discriminator="kind")]
@@ -72,7 +75,10 @@ Sink = Callable[[Any], None]
 
 
 class JsonlTraceSink:
-    """Append each event as one JSON line and flush it at once."""
+    """Append each event as one JSON line and flush it at once.
+
+    A call's first line ("running": it was sent) leaves out the request; the call's outcome line carries it.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -91,8 +97,14 @@ class JsonlTraceSink:
             self._file = None
 
 
+_RUNNING_FIELDS = {"node": {"request"}}
+
+
 def _dump(event: _Event) -> str:
-    # ``kind`` is a default, but the discriminator must be written out.
+    # ``kind`` is a default, but the discriminator must be written out. A call just sent is written without
+    # its request, which its next version (done, failed or cancelled) carries: every call is serialised once.
+    if type(event) is NodeEvent and event.node.status == "running" and event.node.request is not None:
+        return event.model_dump_json(exclude=_RUNNING_FIELDS) + "\n"
     return event.model_dump_json() + "\n"
 
 
@@ -212,16 +224,29 @@ def recorded_calls(events: Iterable[Any], run_id: str | None = None) -> list[Rec
 
     Every node that got a completion counts, whatever it was marked later (a pruned branch was still called).
     """
+    return _record(events, run_id)[0]
+
+
+def _record(events: Iterable[Any], run_id: str | None) -> tuple[list[RecordedCall], list[int]]:
+    """The recorded calls, and for each how many calls had been sent when its completion arrived."""
     calls: list[RecordedCall] = []
+    sent_before: list[int] = []
+    sent: set[int] = set()
     seen: set[int] = set()
+    requests: dict[int, Any] = {}
     for event in events:
         if not isinstance(event, NodeEvent) or (run_id is not None and event.run_id != run_id):
             continue
         node = event.node
+        if node.status == "running":
+            sent.add(node.id)  # only calls are ever "running": one was sent (or queued to be)
+        if node.request is not None:
+            requests.setdefault(node.id, node.request)
         if node.completion is not None and node.id not in seen:
             seen.add(node.id)
-            calls.append((node.request, node.completion))
-    return calls
+            calls.append((node.request or requests.get(node.id), node.completion))
+            sent_before.append(len(sent))
+    return calls, sent_before
 
 
 def replay(
@@ -252,10 +277,12 @@ def replay(
         run_id = known[0]
     elif run_id not in runs and run_id not in node_runs:
         raise ConfigurationError(f"replay: {where} has no run {run_id!r}")
-    calls = recorded_calls(events, run_id)
+    calls, sent_before = _record(events, run_id)
     started = runs.get(run_id)
     if name is None:
         name = started.model if started is not None else next(
             (completion.model for _, completion in calls if completion.model), "replay"
         )
-    return ReplayBackend(calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id)
+    return ReplayBackend(
+        calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id, sent_before=sent_before
+    )
