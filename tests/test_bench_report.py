@@ -272,3 +272,15 @@ def test_curve_titles_and_file_names_say_each_thing_once(tmp_path: Path) -> None
     names = sorted(p.name for p in write_plots(summaries, sc_curves(summaries), tmp_path))
     assert "simulated-p-0.45-sc-curve.png" in names and "gsm8k-qwen-sc-curve.png" in names
     assert all(name.count("simulated") <= 1 for name in names)
+
+
+def test_configs_that_would_read_alike_show_what_tells_them_apart() -> None:
+    records = [rec("toy | cot | m", "1", correct=True), rec("toy | cot:max_tokens=64 | m", "1", correct=False),
+               rec("toy | sc:n=4 | m@127.0.0.1:8001/v1", "1", correct=True),
+               rec("toy | sc:n=4 | m@127.0.0.1:8002/v1", "1", correct=True)]
+    # typed alike: "cot" twice (once with --max-tokens 64), "sc:n=4" on model "m" at two servers
+    records = [records[0], records[1].model_copy(update={"strategy": "cot"}),
+               *(r.model_copy(update={"strategy": "sc:n=4", "model": "m"}) for r in records[2:])]
+    rows = [line.split(" | ")[1:3] for line in render_markdown(summarize(records)).splitlines()[2:]]
+    assert rows == [["cot", "m"], ["cot:max_tokens=64", "m"], ["sc:n=4", "m@127.0.0.1:8001/v1"],
+                    ["sc:n=4", "m@127.0.0.1:8002/v1"]]

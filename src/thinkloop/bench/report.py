@@ -152,6 +152,31 @@ def _money(value: float | None) -> str:
     return "$0" if value == 0 else f"${value:.3g}"
 
 
+def _names(summaries: Sequence[ConfigSummary]) -> list[tuple[str, str]]:
+    """(strategy, model) as each row shows them: the spec as typed and the model's name, unless two configs
+    would then look the same (a different --max-tokens, budget or server); those show their config id's
+    strategy (every option), budget and server, so no two rows read alike."""
+    plain = [(s.dataset, s.strategy, s.model) for s in summaries]
+    names = []
+    for s, key in zip(summaries, plain, strict=True):
+        if plain.count(key) == 1:
+            names.append((s.strategy, s.model))
+            continue
+        parts = s.config.split(" | ")
+        strategy = " ".join([parts[1], *parts[3:]]) if len(parts) > 1 else s.strategy
+        names.append((strategy, parts[2] if len(parts) > 2 else s.model))
+    return names
+
+
+def _rows(summaries: Sequence[ConfigSummary]) -> list[list[str]]:
+    rows = []
+    for s, (strategy, model) in zip(summaries, _names(summaries), strict=True):
+        row = _row(s)
+        row[1], row[2] = strategy, model
+        rows.append(row)
+    return rows
+
+
 def _row(s: ConfigSummary) -> list[str]:
     accuracy = "n/a" if s.accuracy is None else (
         f"{100 * s.accuracy:.1f}% [{100 * (s.ci_low or 0):.1f}, {100 * (s.ci_high or 0):.1f}]"
@@ -167,7 +192,7 @@ def _row(s: ConfigSummary) -> list[str]:
 
 def render_markdown(summaries: Sequence[ConfigSummary]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(_row(s)) + " |" for s in summaries]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(summaries)]
     return "\n".join(lines) + "\n"
 
 
@@ -214,7 +239,7 @@ def rich_table(summaries: Sequence[ConfigSummary], width: int | None = None) -> 
     from rich.console import Console
     from rich.table import Table
 
-    rows = [dict(zip(COLUMNS, _row(s), strict=True)) for s in summaries]
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in _rows(summaries)]
     shared = [c for c in KEY_COLUMNS if rows and len({r[c] for r in rows}) == 1 and width is not None]
     columns = [c for c in COLUMNS if c not in shared and _informative(c, [r[c] for r in rows])]
     title = " · ".join(["thinkloop benchmark", *(rows[0][c] for c in shared)])
