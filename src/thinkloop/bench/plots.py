@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from thinkloop.bench.report import ConfigSummary, Curve, pareto_front
+from thinkloop.bench.report import ConfigSummary, Curve, display_names, pareto_front
 
 _METADATA = {"Software": None}
 
@@ -147,7 +147,8 @@ def plot_tradeoff(
     legend = ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.canvas.draw()
-    labels = [s.strategy if same_n else f"{s.strategy} ({s.n} q)" for s in rows]
+    names = [strategy for strategy, _ in display_names(rows)]
+    labels = [name if same_n else f"{name} ({s.n} q)" for name, s in zip(names, rows, strict=True)]
     markers, bars = _marker_boxes(ax, points, lows, highs)
     _place_labels(ax, points, labels, markers, [*bars, legend.get_window_extent(fig.canvas.get_renderer())])
     return _save(plt, fig, path, layout=False)

@@ -152,7 +152,7 @@ def _money(value: float | None) -> str:
     return "$0" if value == 0 else f"${value:.3g}"
 
 
-def _names(summaries: Sequence[ConfigSummary]) -> list[tuple[str, str]]:
+def display_names(summaries: Sequence[ConfigSummary]) -> list[tuple[str, str]]:
     """(strategy, model) as each row shows them: the spec as typed and the model's name, unless two configs
     would then look the same (a different --max-tokens, budget or server); those show their config id's
     strategy (every option), budget and server, so no two rows read alike."""
@@ -170,7 +170,7 @@ def _names(summaries: Sequence[ConfigSummary]) -> list[tuple[str, str]]:
 
 def _rows(summaries: Sequence[ConfigSummary]) -> list[list[str]]:
     rows = []
-    for s, (strategy, model) in zip(summaries, _names(summaries), strict=True):
+    for s, (strategy, model) in zip(summaries, display_names(summaries), strict=True):
         row = _row(s)
         row[1], row[2] = strategy, model
         rows.append(row)
