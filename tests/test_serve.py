@@ -61,11 +61,11 @@ def calls(events: list[dict]) -> list[dict]:
     [
         ("mock", {}, "cot", "default"),
         ("thinkloop", {}, "cot", "default"),
-        ("thinkloop[sc:n=4]/mock", {}, "sc@4", "model"),
-        ("thinkloop[sc:n=4]", {}, "sc@4", "model"),
-        ("mock", {"extra_body": {"thinkloop": {"strategy": "bon:n=2,scorer=judge"}}}, "bon@2", "thinkloop"),
+        ("thinkloop[sc:n=4]/mock", {}, "sc:n=4", "model"),
+        ("thinkloop[sc:n=4]", {}, "sc:n=4", "model"),
+        ("mock", {"extra_body": {"thinkloop": {"strategy": "bon:n=2,scorer=judge"}}}, "bon:n=2,scorer=judge", "thinkloop"),
         ("mock", {"reasoning_effort": "none"}, "direct", "reasoning_effort"),
-        ("mock", {"reasoning_effort": "low"}, "sc-adaptive@4", "reasoning_effort"),
+        ("mock", {"reasoning_effort": "low"}, "sc-adaptive:n=4", "reasoning_effort"),
     ],
 )
 def test_every_selection_method(client: openai.OpenAI, model: str, extra: dict, strategy: str,
