@@ -10,6 +10,7 @@
     │   └── RateLimited             429 after retries
     ├── BudgetExhausted             a call cannot fit in what is left of the budget (reserve refused)
     ├── SandboxUnavailable          the program verifier cannot isolate code and was not told to run unguarded
+    ├── ExecutorError               a bench executor lost every worker (all Ray actors died)
     └── DatasetError                a malformed dataset line or a missing field (names file, line and field)
 
 Lower-level errors (openai, llama_cpp, OS) are mapped once, at the backend, with ``raise ... from exc``.
@@ -56,3 +57,7 @@ class SandboxUnavailable(ThinkloopError):
 
 class DatasetError(ThinkloopError, ValueError):
     """A dataset line is malformed or lacks a field; the message names the file, the line and the field."""
+
+
+class ExecutorError(ThinkloopError):
+    """A benchmark executor cannot go on (every Ray actor died); the records written so far stay."""
