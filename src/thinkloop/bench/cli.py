@@ -132,6 +132,7 @@ def _run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    executor = _executor(args)
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
     if args.data == "simulated":
         if args.simulated is None:
@@ -151,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
                            budget_tokens=args.budget_tokens)
     with ResultStore(args.out) as store:
         runner = Runner(store, concurrency=args.concurrency, retry_failed=args.retry_failed, prices=prices,
-                        traces_dir=Path(args.traces) if args.traces else None, executor=_executor(args))
+                        traces_dir=Path(args.traces) if args.traces else None, executor=executor)
         todo = len(runner.pending(configs))
         progress = _Progress(todo, quiet=args.quiet)
         runner.on_record = progress.update

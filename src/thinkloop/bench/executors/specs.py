@@ -95,10 +95,12 @@ def backend_spec(backend: Backend) -> BackendSpec:
     if isinstance(backend, OpenAIBackend):
         return _openai_spec(backend)
     try:
-        from ray import cloudpickle  # what Ray itself sends objects with (functions and lambdas included)
-
-        cloudpickle.dumps(backend)
-    except (ImportError, TypeError, AttributeError, pickle.PicklingError, ValueError) as exc:
+        from ray import cloudpickle as pickler  # what Ray sends objects with (functions and lambdas included)
+    except ImportError:
+        pickler = pickle
+    try:
+        pickler.dumps(backend)
+    except (TypeError, AttributeError, pickle.PicklingError, ValueError) as exc:
         raise ConfigurationError(
             f"backend {backend.name!r} ({type(backend).__name__}) cannot be sent to remote workers ({exc}); "
             "give the executor a BackendSpec for it (backend_specs={label: BackendSpec(factory, args, kwargs)})"
