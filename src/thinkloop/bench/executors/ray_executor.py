@@ -115,7 +115,8 @@ class RayExecutor:
         runtime_env: Ray's runtime environment for the actors (``pip``, ``env_vars``, ``working_dir``).
 
     The runner's ``concurrency`` is per actor: at most that many items in flight on each.
-    After a run, ``actors_lost`` and ``resent`` say how many actors died and how many items went out again.
+    After a run, ``actors_lost`` and ``resent`` say how many actors died and how many items went out again,
+    and ``startup_s`` how long the pool took to start.
     """
 
     def __init__(
@@ -148,6 +149,8 @@ class RayExecutor:
         """The live pool while a run is going (tests kill one of these)."""
         self.actors_lost = 0
         self.resent = 0
+        self.startup_s = 0.0
+        """Seconds from the start of the last run until every actor was up (Ray, if started here, included)."""
 
     def _connect(self) -> tuple[Any, bool]:
         """``(ray, owned)``: ``owned`` when this executor started the Ray it must stop."""
@@ -178,6 +181,7 @@ class RayExecutor:
                 configs.append(config)
         import_ray()
         shipped, backends = ship(configs, self.backend_specs)  # fails early for a backend that cannot travel
+        started = time.perf_counter()
         ray, owned = self._connect()
         try:
             from thinkloop.bench.executors.ray_worker import BenchWorker
@@ -193,6 +197,7 @@ class RayExecutor:
                 for _ in range(self._pool_size(ray))
             ]
             await self._check_pool(ray, configs)
+            self.startup_s = time.perf_counter() - started
             items = [_Item(index_of[id(config)], config, problem) for config, problem in todo]
             await self._run_items(ray, items, concurrency, write)
         finally:
