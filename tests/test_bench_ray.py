@@ -142,6 +142,15 @@ def test_a_restarted_actor_takes_its_items_back_and_losing_every_actor_stops_the
     assert read_records(out)[: len(partial)] == partial
 
 
+def _bench_workers() -> list[str]:
+    """Live bench actors of this module's Ray (their parent is the raylet this process started)."""
+    table = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,stat=,args="], capture_output=True, text=True, check=True)
+    rows = [line.split(None, 3) for line in table.stdout.splitlines()]
+    raylets = {pid for pid, ppid, _, args in rows if ppid == str(os.getpid()) and "raylet" in args}
+    return [args for _, ppid, stat, args in rows
+            if ppid in raylets and "ray::BenchWorker" in args and not stat.startswith("Z")]
+
+
 def _cli(out: Path, ray_option: list[str], limit: int) -> list[str]:
     return ["run", "simulated", "--simulated", "0.6", "--simulated-latency", "0.05", "--limit", str(limit),
             "--strategy", "sc:n=2", "--concurrency", "4", "--out", str(out), "--quiet", *ray_option]
@@ -161,6 +170,7 @@ def test_a_sigkilled_driver_resumes_through_the_cli_and_the_report_reads_it(
                 break
             time.sleep(0.05)
         assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        assert len(_bench_workers()) == 2
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # the driver and anything it started
         process.wait()
@@ -168,6 +178,10 @@ def test_a_sigkilled_driver_resumes_through_the_cli_and_the_report_reads_it(
             process.stderr.close()
     partial = read_records(out)
     assert 30 <= len(partial) < 300
+    deadline = time.monotonic() + 60  # Ray ends a dead driver's actors
+    while time.monotonic() < deadline and _bench_workers():
+        time.sleep(0.2)
+    assert not _bench_workers()
 
     assert standalone(_cli(out, ["--ray"], 300)) == 0  # joins the Ray this process runs
     assert_each_once(out, 300)
