@@ -45,10 +45,13 @@ async def test_an_openai_backend_travels_as_a_recipe_that_never_shows_its_key() 
         assert backend_label(rebuilt) == backend_label(live) == "m@127.0.0.1:9/v1"
         assert rebuilt.capabilities == live.capabilities
         assert rebuilt._client.api_key == KEY  # the rebuilt client can still authenticate
-        assert (rebuilt._client.max_retries, rebuilt._client.timeout) == (1, 12.5)
+        assert (rebuilt.capabilities.retry.max_retries, rebuilt._client.timeout) == (1, 12.5)
     finally:
         await live.aclose()
         await rebuilt.aclose()
+    learning = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1")  # learns whether the server honours n
+    assert backend_spec(learning).kwargs["honours_n"] is None
+    await learning.aclose()
 
 
 def test_a_secret_shows_nothing() -> None:

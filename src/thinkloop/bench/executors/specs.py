@@ -70,11 +70,13 @@ class BackendSpec:
 def _openai_spec(backend: Any) -> BackendSpec:
     from thinkloop.backends.openai import OpenAIBackend
 
-    client = backend._client  # the SDK client holds the retry, timeout and key settings the backend was given
+    client = backend._client  # the SDK client holds the timeout and key the backend was given
     capabilities = backend.capabilities
     kwargs: dict[str, Any] = {
-        "base_url": backend.base_url, "honours_n": capabilities.honours_n,
-        "max_concurrency": capabilities.max_concurrency, "max_retries": client.max_retries,
+        "base_url": backend.base_url,
+        # learnt per process when not given: each actor learns it again from its own first reply
+        "honours_n": None if getattr(backend, "_learn_n", False) else capabilities.honours_n,
+        "max_concurrency": capabilities.max_concurrency, "max_retries": capabilities.retry.max_retries,
         "timeout": client.timeout, "profile": backend.profile,
         "prompt_overhead_tokens": capabilities.prompt_overhead_tokens,
     }
