@@ -148,8 +148,9 @@ def test_adaptive_self_consistency_cancels_the_samples_in_flight() -> None:
     cancelled = result.graph.by_status("cancelled")
     assert len(cancelled) >= 1
     generated = [n for n in result.graph.nodes() if n.kind == "generate"]
+    late = [n for n in generated if n.status == "pruned"]  # landed in the instant the vote was decided
     assert result.data["samples"] < 8
-    assert len(generated) == result.data["samples"] + len(cancelled) <= 8
+    assert len(generated) == result.data["samples"] + len(cancelled) + len(late) <= 8
     assert not result.graph.by_status("running")
 
 
@@ -355,7 +356,7 @@ def test_self_consistency_over_critique_revise_shares_budget_and_trace() -> None
     strategy = SelfConsistency(n=3, inner=CritiqueRevise(max_rounds=1))
     result = strategy.run_sync("q", backend=backend, verifier=verifier, budget=Budget(tokens=10_000))
     assert result.answer == "5"
-    assert result.strategy == "sc@3[critique]"
+    assert result.strategy == 'sc:inner="critique:max_rounds=1",n=3'  # a spec that builds it again
     assert result.usage.calls == len(backend.requests)
     assert any(n.strategy == "critique" for n in result.graph.nodes())
 

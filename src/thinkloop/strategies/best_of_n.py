@@ -45,11 +45,6 @@ class BestOfN(Strategy):
 
             raise ConfigurationError("BestOfN: scorer='reward' needs reward=<function>")
 
-    @property
-    def label(self) -> str:
-        base = f"bon@{self.config.n}"
-        return base if self.inner is None else f"{base}[{self.inner.label}]"
-
     def _scorer(self, ctx: RunContext) -> str:
         scorer = self.config.scorer
         if scorer != "auto":
@@ -97,6 +92,8 @@ class BestOfN(Strategy):
                 failures.append(redact(str(exc)))
                 scored.append(candidate)
                 return
+            if accepted:
+                return  # one was accepted in the same instant: the first acceptance decides (and replays)
             scored.append(result)
             if result.accepted:
                 accepted = True
