@@ -72,8 +72,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--prices", metavar="FILE", help="a JSON/TOML price table overriding the shipped one")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no table at the end")
     run.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                     help="run the problems on Ray actors: 'local' (the default) starts Ray on this machine, "
-                     "an address joins a cluster; --concurrency is then per actor")
+                     help="run the problems on Ray actors (pip install 'thinkloop[ray]'): no ADDRESS or 'local' "
+                     "starts Ray on this machine, loopback only; an address joins a cluster; --concurrency is "
+                     "then per actor")
     run.add_argument("--ray-actors", type=int, metavar="N", help="Ray actors (default: one per CPU)")
 
     report = commands.add_parser(
