@@ -76,8 +76,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     ask.add_argument("--max-tokens", type=_positive_int, metavar="N", help="completion limit per model call")
     ask.add_argument("--json", action="store_true", help="print the whole result (graph included) as JSON")
     ask.add_argument("--trace", type=Path, metavar="FILE", help="write the run's trace as JSON lines")
+    ask.add_argument("--view", action="store_true",
+                     help="write the run's viewer page (beside --trace, else a temporary file) and name it")
 
     bench = _add_bench(commands)
+    from thinkloop.view import cli as view_cli
+
+    view_cli.add_parser(commands)
     return parser, bench
 
 
@@ -116,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             if failure is not None or bench_cli is None:
                 return _fail(failure or "the bench command is not available")
             return int(bench_cli.main(args))
+        if args.command == "view":
+            from thinkloop.view import cli as view_cli
+
+            return view_cli.main(args)
         return _fail(f"unknown command {args.command!r}", EXIT_USAGE)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -187,10 +196,16 @@ def ask(args: argparse.Namespace) -> int:
     strategy = build_strategy(args.strategy, **overrides)
     budget = Budget(tokens=args.budget_tokens) if args.budget_tokens is not None else None
     backend = make_backend(args.base_url, args.model)
+    sinks: list[Any] = []
+    if args.view and args.trace is None:  # no trace file to read back: keep the events for the page
+        from thinkloop.view.page import TraceRecorder
+
+        sinks.append(TraceRecorder())
 
     async def run() -> Result:
         try:
-            return await strategy.run(args.question, backend=backend, budget=budget, trace_path=args.trace)
+            return await strategy.run(args.question, backend=backend, budget=budget, trace_path=args.trace,
+                                      sinks=sinks)
         finally:
             # Close HTTP connections on the loop that opened them, not in a garbage collector later.
             aclose = getattr(backend, "aclose", None)
@@ -199,6 +214,10 @@ def ask(args: argparse.Namespace) -> int:
                     await aclose()
 
     result = anyio.run(run)
+    if args.view:
+        from thinkloop.view.cli import write_run_page
+
+        sys.stderr.write(f"view: {write_run_page(args.trace if args.trace is not None else sinks[0].events)}\n")
     if args.json:
         sys.stdout.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
     elif result.text is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,9 @@ def redact(text: str) -> str:
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     run_id: str
+    ts: float | None = None
+    """Wall-clock seconds (Unix time) when the event was written; ``None`` in memory and in older traces.
+    A call's ``running`` and ``done`` events bracket it, so a viewer can draw the timeline of a run."""
 
 
 class RunStarted(_Event):
@@ -88,6 +92,8 @@ class JsonlTraceSink:
 
 def _dump(event: _Event) -> str:
     # ``kind`` is a default, but the discriminator must be written out.
+    if event.ts is None:
+        event = event.model_copy(update={"ts": time.time()})
     return event.model_dump_json() + "\n"
 
 
