@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -223,3 +224,13 @@ def test_ask_view_without_a_trace_writes_a_temporary_page(mock_server: MockServe
         assert document["runs"][0]["answer"] == "5"
     finally:
         page.unlink()
+
+
+def test_each_written_event_carries_the_time_it_was_written(tmp_path: Path) -> None:
+    started = time.time()
+    view_traces.tree_search(tmp_path / "tree.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "tree.jsonl").read_text().splitlines()]
+    stamps = [line["ts"] for line in lines]
+    assert all(isinstance(ts, float) for ts in stamps)
+    assert stamps == sorted(stamps) and started <= stamps[0] <= stamps[-1] <= time.time()
+    assert [e.ts for e in load_trace(tmp_path / "tree.jsonl")] == stamps

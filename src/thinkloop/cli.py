@@ -196,14 +196,11 @@ def ask(args: argparse.Namespace) -> int:
     strategy = build_strategy(args.strategy, **overrides)
     budget = Budget(tokens=args.budget_tokens) if args.budget_tokens is not None else None
     backend = make_backend(args.base_url, args.model)
-    sinks: list[Any] = []
-    if args.view and args.trace is None:  # no trace file to read back: keep the events for the page
-        from thinkloop.view.page import TraceRecorder
-
-        sinks.append(TraceRecorder())
+    recorded: list[Any] = []  # with --view and no --trace file, the events for the page
 
     async def run() -> Result:
         try:
+            sinks = [recorded.append] if args.view and args.trace is None else []
             return await strategy.run(args.question, backend=backend, budget=budget, trace_path=args.trace,
                                       sinks=sinks)
         finally:
@@ -217,7 +214,7 @@ def ask(args: argparse.Namespace) -> int:
     if args.view:
         from thinkloop.view.cli import write_run_page
 
-        sys.stderr.write(f"view: {write_run_page(args.trace if args.trace is not None else sinks[0].events)}\n")
+        sys.stderr.write(f"view: {write_run_page(args.trace if args.trace is not None else recorded)}\n")
     if args.json:
         sys.stdout.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
     elif result.text is not None:

@@ -38,9 +38,9 @@ def redact(text: str) -> str:
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     run_id: str
-    ts: float | None = None
-    """Wall-clock seconds (Unix time) when the event was written; ``None`` in memory and in older traces.
-    A call's ``running`` and ``done`` events bracket it, so a viewer can draw the timeline of a run."""
+    ts: float | None = Field(default_factory=time.time)
+    """Wall-clock seconds (Unix time) when the event was made; ``None`` in traces written before it was
+    recorded. A call's ``running`` and ``done`` events bracket it, so a viewer can draw a run's timeline."""
 
 
 class RunStarted(_Event):
@@ -92,24 +92,21 @@ class JsonlTraceSink:
 
 def _dump(event: _Event) -> str:
     # ``kind`` is a default, but the discriminator must be written out.
-    if event.ts is None:
-        event = event.model_copy(update={"ts": time.time()})
     return event.model_dump_json() + "\n"
 
 
 @dataclass
 class _RunSoFar:
-    """What a late subscriber is shown of one run: its start, each node's latest version, its end."""
+    """What a late subscriber is shown of one run: its start, each node's latest event, its end."""
 
     started: RunStarted | None = None
-    nodes: dict[int, Node] = field(default_factory=dict)
+    nodes: dict[int, NodeEvent] = field(default_factory=dict)
     finished: RunFinished | None = None
 
     def events(self, run_id: str) -> Iterator[Any]:
         if self.started is not None:
             yield self.started
-        for node in self.nodes.values():
-            yield NodeEvent(run_id=run_id, node=node)
+        yield from self.nodes.values()
         if self.finished is not None:
             yield self.finished
 
@@ -130,7 +127,7 @@ class Trace:
         if run is None:
             run = self._runs[event.run_id] = _RunSoFar()
         if type(event) is NodeEvent:
-            run.nodes[event.node.id] = event.node
+            run.nodes[event.node.id] = event
         elif isinstance(event, RunStarted):
             run.started = event
         elif isinstance(event, RunFinished):
@@ -176,7 +173,10 @@ class Trace:
 
 
 def parse_event(line: str) -> RunStarted | NodeEvent | RunFinished:
-    return _EVENT.validate_json(line)
+    event = _EVENT.validate_json(line)
+    if '"ts":' not in line:  # an older trace: its time is unknown, not the time it was read back
+        event = event.model_copy(update={"ts": None})
+    return event
 
 
 def load_trace(path: str | Path) -> list[RunStarted | NodeEvent | RunFinished]:

@@ -290,8 +290,6 @@ class OtelSink:
         self.spans = 0
 
     def __call__(self, event: Any) -> None:
-        if event.ts is None:
-            event = event.model_copy(update={"ts": time.time()})
         self._runs.setdefault(event.run_id, []).append(event)
         if isinstance(event, RunFinished):
             self.spans += self._exporter.export_events(self._runs.pop(event.run_id))

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from thinkloop.view.page import TraceRecorder, default_output, render_trace_html, write_trace_html
+from thinkloop.view.page import default_output, render_trace_html, write_trace_html
 
-__all__ = ["TraceRecorder", "default_output", "render_trace_html", "write_trace_html"]
+__all__ = ["default_output", "render_trace_html", "write_trace_html"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import time
 from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
@@ -92,18 +91,3 @@ def default_output(trace_path: str | Path) -> Path:
         return path / "traces.html"
     return path.with_suffix(".html")
 
-
-class TraceRecorder:
-    """A trace sink that keeps a live run's events in memory, stamped with their time as a file would be.
-
-    For a page of a run that wrote no trace file: ``strategy.run(..., sinks=[recorder])``, then
-    ``render_trace_html(recorder.events)``.
-    """
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def __call__(self, event: Any) -> None:
-        if event.ts is None:
-            event = event.model_copy(update={"ts": time.time()})
-        self.events.append(event)
