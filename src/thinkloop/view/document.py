@@ -56,8 +56,25 @@ def group_runs(events: Iterable[Any]) -> list[_Run]:
     return list(runs.values())
 
 
+class _Texts:
+    """Message contents stored once: every call of a run repeats its system prompt and the question."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.texts: list[str] = []
+
+    def __call__(self, text: str) -> int:
+        found = self.index.get(text)
+        if found is None:
+            found = self.index[text] = len(self.texts)
+            self.texts.append(text)
+        return found
+
+
 def build_document(events: Iterable[Any], run_id: str | None = None) -> dict[str, Any]:
-    """The page's data: ``{"runs": [...]}``, every run of the trace or only ``run_id``.
+    """The page's data: ``{"runs": [...], "texts": [...]}``, every run of the trace or only ``run_id``.
+
+    A request's messages are ``[role, index into texts]`` pairs.
 
     Raises:
         ValueError: ``run_id`` is not in the trace.
@@ -69,15 +86,17 @@ def build_document(events: Iterable[Any], run_id: str | None = None) -> dict[str
         runs = [run for run in runs if run.run_id == run_id]
         if not runs:
             raise ValueError(f"run {run_id!r} is not in the trace")
-    return {"clock": "wall" if timed else "order", "runs": [_run_document(run, timed) for run in runs]}
+    texts = _Texts()
+    documents = [_run_document(run, timed, texts) for run in runs]
+    return {"clock": "wall" if timed else "order", "runs": documents, "texts": texts.texts}
 
 
-def _run_document(run: _Run, timed: bool) -> dict[str, Any]:
+def _run_document(run: _Run, timed: bool, texts: _Texts) -> dict[str, Any]:
     started, finished = run.started, run.finished
     origin = run.first or 0.0
     budget = dict(started.budget) if started is not None else {}
     model = started.model if started is not None else None
-    nodes = [_node_document(node, run, origin) for _, node in sorted(run.nodes.items())]
+    nodes = [_node_document(node, run, origin, texts) for _, node in sorted(run.nodes.items())]
     answer_node = finished.answer_node if finished is not None else None
     return {
         "id": run.run_id,
@@ -97,11 +116,11 @@ def _run_document(run: _Run, timed: bool) -> dict[str, Any]:
     }
 
 
-def _node_document(node: Node, run: _Run, origin: float) -> dict[str, Any]:
+def _node_document(node: Node, run: _Run, origin: float, texts: _Texts) -> dict[str, Any]:
     document = node.model_dump(mode="json", exclude_none=True, exclude={"request", "completion", "usage"})
     if node.request is not None:
         document["request"] = node.request.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
-        document["request"]["messages"] = [m.model_dump(mode="json") for m in node.request.messages]
+        document["request"]["messages"] = [[m.role, texts(m.content)] for m in node.request.messages]
     completion = node.completion
     if completion is not None:
         document["choices"] = [{"text": c.text, "finish_reason": c.finish_reason} for c in completion.choices]

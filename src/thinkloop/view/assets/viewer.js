@@ -17,12 +17,12 @@
   };
   const GREY = new Set(["pruned", "cancelled", "failed"]);
   const COL_W = 170, ROW_H = 22, PAD = 16, RADIUS = 6;
-  const FANOUT_SHOWN = 200; // children of one node drawn before a "+N more" row (click to show all)
-  const LABELS_UP_TO = 6000; // nodes: above this, labels are drawn only on the answer path
+  const DRAW_ALL_UP_TO = 1500; // nodes (or calls): above this, only what is in view (and near it) is drawn
   const RUNS_LISTED = 300;
 
-  const state = { run: null, byId: new Map(), children: new Map(), selected: null, zoom: 1, expanded: new Set(),
-    width: 0, height: 0, pos: new Map(), onPath: new Set() };
+  const state = { run: null, byId: new Map(), children: new Map(), selected: null, zoom: 1, width: 0, height: 0,
+    pos: new Map(), edges: [], onPath: new Set(), drawn: 0, calls: [], tl: null, viewW: 0, viewH: 0, timelineW: 0,
+    timelineH: 0 };
 
   // --- small DOM helpers: text always goes through text nodes ------------------------------------------
   function el(tag, cls, ...children) {
@@ -40,7 +40,8 @@
     return node;
   }
   const byIdEl = (id) => document.getElementById(id);
-  const fmtInt = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"));
+  // Thousands separators by hand: the first toLocaleString call costs a tenth of a second (it loads locale data).
+  const fmtInt = (n) => (n === null || n === undefined ? "—" : String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ","));
   function fmtSeconds(s) {
     if (s === null || s === undefined) return "—";
     if (DATA.clock !== "wall") return "#" + Math.round(s);
@@ -180,41 +181,26 @@
     state.onPath = new Set(run.path);
   }
 
-  function visibleChildren(id) {
-    const all = state.children.get(id);
-    if (all.length <= FANOUT_SHOWN || state.expanded.has(id)) return { shown: all, hidden: 0 };
-    const shown = all.slice(0, FANOUT_SHOWN);
-    const keep = new Set(shown);
-    for (const child of all) {
-      if (!keep.has(child) && (state.onPath.has(child) || child === state.selected)) { shown.push(child); keep.add(child); }
-    }
-    return { shown, hidden: all.length - shown.length };
-  }
-
+  // Every node gets a place; only those in view are made into SVG elements when the graph is big, so a run of
+  // ten thousand nodes paints as fast as a small one (scrolling draws the rest).
   function layout(run) {
     const pos = new Map();
-    const more = []; // [parent id, hidden count, row]
     let row = 0;
     const roots = run.nodes.filter((n) => !(n.parents && n.parents.length && state.byId.has(n.parents[0])));
     for (const root of roots) {
-      const stack = [[root.id, null, 0]];
+      const stack = [[root.id, 0]];
       while (stack.length) {
         const top = stack[stack.length - 1];
-        if (top[1] === null) top[1] = visibleChildren(top[0]);
-        const { shown, hidden } = top[1];
-        if (top[2] < shown.length) { stack.push([shown[top[2]++], null, 0]); continue; }
+        const kids = state.children.get(top[0]);
+        if (top[1] < kids.length) { stack.push([kids[top[1]++], 0]); continue; }
         stack.pop();
-        const node = state.byId.get(top[0]);
-        let r;
-        if (!shown.length) r = row++;
-        else r = (pos.get(shown[0]).row + pos.get(shown[shown.length - 1]).row) / 2;
-        if (hidden) more.push([top[0], hidden, row++]);
-        pos.set(top[0], { row: r, col: node.depth || 0 });
+        const r = kids.length ? (pos.get(kids[0]).row + pos.get(kids[kids.length - 1]).row) / 2 : row++;
+        pos.set(top[0], { row: r, col: state.byId.get(top[0]).depth || 0 });
       }
     }
     // A join (a vote over samples, a beam's selection) with no children of its own sits among its parents.
     for (const node of run.nodes) {
-      if (node.parents && node.parents.length > 1 && !state.children.get(node.id).length && pos.has(node.id)) {
+      if (node.parents && node.parents.length > 1 && !state.children.get(node.id).length) {
         let sum = 0, count = 0;
         for (const parent of node.parents) { const p = pos.get(parent); if (p) { sum += p.row; count++; } }
         if (count) pos.get(node.id).row = sum / count;
@@ -229,7 +215,20 @@
     state.pos = pos;
     state.width = PAD * 2 + maxCol * COL_W + COL_W;
     state.height = PAD * 2 + Math.max(row - 1, 0) * ROW_H + ROW_H;
-    return more;
+    // Edges, each with its box, so drawing a window of the graph only walks a flat list.
+    const edges = [];
+    for (const node of run.nodes) {
+      const p = pos.get(node.id);
+      (node.parents || []).forEach((parent, index) => {
+        const q = pos.get(parent);
+        if (q) edges.push({ a: q, b: p, cls: node.kind === "backtrack" ? 2 : index === 0 ? 0 : 1 });
+      });
+    }
+    for (let i = 1; i < run.path.length; i++) {
+      const a = pos.get(run.path[i - 1]), b = pos.get(run.path[i]);
+      if (a && b) edges.push({ a, b, cls: 3 });
+    }
+    state.edges = edges;
   }
 
   function labelOf(node) {
@@ -251,38 +250,34 @@
     return "M" + x1 + " " + a.y + "C" + mid + " " + a.y + " " + mid + " " + b.y + " " + x2 + " " + b.y;
   }
 
-  function renderGraph(run) {
-    const more = layout(run);
-    const pos = state.pos;
-    const graph = byIdEl("graph");
-    const tree = [], joins = [], backs = [], path = [];
-    for (const node of run.nodes) {
-      const p = pos.get(node.id);
-      if (!p || !node.parents) continue;
-      node.parents.forEach((parent, index) => {
-        const q = pos.get(parent);
-        if (!q) return;
-        const d = edge(q, p);
-        if (node.kind === "backtrack") backs.push(d);
-        else if (index === 0) tree.push(d);
-        else joins.push(d);
-      });
-    }
-    for (let i = 1; i < run.path.length; i++) {
-      const a = pos.get(run.path[i - 1]), b = pos.get(run.path[i]);
-      if (a && b) path.push(edge(a, b));
+  // The part of the graph (in its own units) to draw: all of it when small, else the view and a margin.
+  function graphWindow() {
+    if (state.run.nodes.length <= DRAW_ALL_UP_TO) return null;
+    const box = byIdEl("graph-scroll");
+    const margin = 600 / state.zoom;
+    const left = box.scrollLeft / state.zoom - margin, top = box.scrollTop / state.zoom - margin;
+    return { left, top, right: left + state.viewW / state.zoom + 2 * margin, bottom: top + state.viewH / state.zoom + 2 * margin };
+  }
+
+  function drawGraph() {
+    const run = state.run;
+    const win = graphWindow();
+    const inside = (x, y) => !win || (x >= win.left && x <= win.right && y >= win.top && y <= win.bottom);
+    const paths = [[], [], [], []];
+    for (const e of state.edges) {
+      if (win && (Math.max(e.a.x, e.b.x) < win.left || Math.min(e.a.x, e.b.x) > win.right ||
+        Math.max(e.a.y, e.b.y) < win.top || Math.min(e.a.y, e.b.y) > win.bottom)) continue;
+      paths[e.cls].push(edge(e.a, e.b));
     }
     const layer = svg("g", {});
-    layer.append(svg("path", { class: "edges", d: tree.join("") }), svg("path", { class: "joins", d: joins.join("") }),
-      svg("path", { class: "backtracks", d: backs.join("") }), svg("path", { class: "path-edges", d: path.join("") }));
-    const labelled = run.nodes.length <= LABELS_UP_TO;
+    ["edges", "joins", "backtracks", "path-edges"].forEach((cls, i) => layer.append(svg("path", { class: cls, d: paths[i].join("") })));
     let drawn = 0;
     for (const node of run.nodes) {
-      const p = pos.get(node.id);
-      if (!p) continue;
+      const p = state.pos.get(node.id);
+      if (!p || !inside(p.x, p.y)) continue;
       drawn++;
-      const grey = GREY.has(node.status);
-      const classes = "node s-" + node.status + (state.onPath.has(node.id) ? " on-path" : "") + (node.id === state.selected ? " selected" : "");
+      const onPath = state.onPath.has(node.id);
+      const classes = "node s-" + node.status + (onPath ? " on-path" : "") + (node.id === state.selected ? " selected" : "");
       const shape = node.kind === "verify" || node.kind === "vote" || node.kind === "select"
         ? svg("rect", { x: p.x - RADIUS, y: p.y - RADIUS, width: RADIUS * 2, height: RADIUS * 2, rx: 2 })
         : svg("circle", { cx: p.x, cy: p.y, r: node.kind === "question" ? RADIUS + 2 : RADIUS });
@@ -291,28 +286,25 @@
       shape.setAttribute("data-id", node.id);
       shape.setAttribute("data-kind", node.kind);
       shape.setAttribute("data-status", node.status);
-      layer.append(shape);
-      if (labelled || state.onPath.has(node.id)) {
-        const label = svg("text", { x: p.x + RADIUS + 4, y: p.y + 4,
-          class: "label" + (grey ? " grey" : "") + (state.onPath.has(node.id) ? " on-path" : "") });
-        label.textContent = labelOf(node);
-        layer.append(label);
-      }
+      const label = svg("text", { x: p.x + RADIUS + 4, y: p.y + 4,
+        class: "label" + (GREY.has(node.status) ? " grey" : "") + (onPath ? " on-path" : "") });
+      label.textContent = labelOf(node);
+      layer.append(shape, label);
     }
-    for (const [parent, hidden, row] of more) {
-      const p = pos.get(parent);
-      const label = svg("text", { x: p.x + COL_W, y: PAD + row * ROW_H + 4, class: "more" });
-      label.setAttribute("data-expand", parent);
-      label.textContent = "+" + hidden.toLocaleString("en-US") + " more (show all)";
-      layer.append(label);
-    }
-    graph.setAttribute("viewBox", "0 0 " + state.width + " " + state.height);
-    graph.replaceChildren(layer);
-    applyZoom();
-    const hiddenTotal = more.reduce((sum, m) => sum + m[1], 0);
-    byIdEl("graph-note").textContent = drawn + " of " + run.nodes.length + " nodes drawn" +
-      (hiddenTotal ? " (" + hiddenTotal + " in collapsed fan-outs)" : "") + (labelled ? "" : "; labels on the answer path only");
+    byIdEl("graph").replaceChildren(layer);
+    state.drawn = drawn;
+    if (window.thinkloopViewer) window.thinkloopViewer.drawn = drawn;
+    byIdEl("graph-note").textContent = run.nodes.length + " nodes" +
+      (win ? " (drawn as they scroll into view: " + drawn + " now)" : "");
     return drawn;
+  }
+
+  function renderGraph(run) {
+    layout(run);
+    const graph = byIdEl("graph");
+    graph.setAttribute("viewBox", "0 0 " + state.width + " " + state.height);
+    applyZoom();
+    return drawGraph();
   }
 
   function applyZoom() {
@@ -321,14 +313,19 @@
     graph.setAttribute("height", Math.max(1, state.height * state.zoom));
   }
 
-  function zoomTo(z) { state.zoom = Math.min(4, Math.max(0.02, z)); applyZoom(); }
+  function zoomTo(z) {
+    state.zoom = Math.min(4, Math.max(0.02, z));
+    applyZoom();
+    if (state.run.nodes.length > DRAW_ALL_UP_TO) drawGraph();
+  }
 
   function scrollToNode(id) {
     const p = state.pos.get(id);
     if (!p) return;
     const box = byIdEl("graph-scroll");
-    box.scrollLeft = Math.max(0, p.x * state.zoom - box.clientWidth / 2);
-    box.scrollTop = Math.max(0, p.y * state.zoom - box.clientHeight / 2);
+    box.scrollLeft = Math.max(0, p.x * state.zoom - state.viewW / 2);
+    box.scrollTop = Math.max(0, p.y * state.zoom - state.viewH / 2);
+    if (state.run.nodes.length > DRAW_ALL_UP_TO) drawGraph(); // now, not a frame later: the node must be there
   }
 
   function legend() {
@@ -347,20 +344,9 @@
   }
 
   // --- timeline of calls: one bar per call, lanes packed so concurrency shows as stacked bars -------------
-  function renderTimeline(run) {
-    const calls = run.nodes.filter((n) => n.request);
-    const box = byIdEl("timeline");
-    if (!calls.length) {
-      box.replaceChildren();
-      box.setAttribute("height", 0);
-      byIdEl("timeline-note").textContent = "no model calls in this run";
-      return;
-    }
-    calls.sort((a, b) => a.t0 - b.t0 || a.id - b.id);
+  function packLanes(calls) {
     // Greedy interval partitioning with a min-heap of lane ends: O(n log n) for any concurrency.
     const heap = []; // [end, lane]
-    const lanes = new Map();
-    let laneCount = 0;
     const push = (item) => {
       heap.push(item);
       let i = heap.length - 1;
@@ -382,51 +368,78 @@
       }
       return top;
     };
-    let end = 0;
+    let lanes = 0;
+    const wall = DATA.clock === "wall";
     for (const call of calls) {
-      const t1 = Math.max(call.t1, call.t0);
-      let lane;
-      if (heap.length && heap[0][0] <= call.t0 && !(DATA.clock !== "wall" && heap[0][0] === call.t0)) lane = pop()[1];
-      else lane = laneCount++;
-      lanes.set(call.id, lane);
-      push([DATA.clock === "wall" ? t1 : Math.max(t1, call.t0 + 0.5), lane]);
-      if (t1 > end) end = t1;
+      // In event order a call's two events are whole steps apart; a lane is free once its call has ended.
+      const free = heap.length && (wall ? heap[0][0] <= call.t0 : heap[0][0] < call.t0);
+      call.lane = free ? pop()[1] : lanes++;
+      push([Math.max(call.t1, call.t0), call.lane]);
     }
-    const left = 46, top = 18;
-    const width = Math.max(600, byIdEl("timeline-scroll").clientWidth - 4);
-    const laneH = Math.max(3, Math.min(14, Math.floor(360 / laneCount)));
-    const span = end > 0 ? end : 1;
-    const scale = (width - left - 10) / span;
-    const height = top + laneCount * laneH + 6;
+    return lanes;
+  }
+
+  function renderTimeline(run) {
+    const calls = run.nodes.filter((n) => n.request).sort((a, b) => a.t0 - b.t0 || a.id - b.id);
+    const box = byIdEl("timeline");
+    state.calls = calls;
+    if (!calls.length) {
+      box.replaceChildren();
+      box.setAttribute("height", 0);
+      byIdEl("timeline-note").textContent = "no model calls in this run";
+      return;
+    }
+    const lanes = packLanes(calls);
+    const end = calls.reduce((m, c) => Math.max(m, c.t1), 0);
+    const width = Math.max(600, state.timelineW - 4);
+    const tl = { left: 46, top: 18, width, laneH: Math.max(3, Math.min(14, Math.floor(360 / lanes))), span: end > 0 ? end : 1 };
+    tl.scale = (width - tl.left - 10) / tl.span;
+    tl.height = tl.top + lanes * tl.laneH + 6;
+    state.tl = tl;
     box.setAttribute("width", width);
-    box.setAttribute("height", height);
-    box.setAttribute("viewBox", "0 0 " + width + " " + height);
-    const layer = svg("g", {});
-    layer.append(svg("line", { class: "axis", x1: left, y1: top - 4, x2: width - 10, y2: top - 4 }));
-    const step = niceStep(span / 8);
-    for (let t = 0; t <= span + 1e-9; t += step) {
-      const x = left + t * scale;
-      const tick = svg("text", { x: x, y: top - 7, class: "tick", "text-anchor": "middle" });
-      tick.textContent = DATA.clock === "wall" ? (step < 1 ? (t * 1000).toFixed(0) + "ms" : t.toFixed(step < 10 ? 1 : 0) + "s") : String(Math.round(t));
-      layer.append(tick, svg("line", { class: "axis", x1: x, y1: top - 6, x2: x, y2: top - 2 }));
+    box.setAttribute("height", tl.height);
+    box.setAttribute("viewBox", "0 0 " + width + " " + tl.height);
+    byIdEl("timeline-scroll").scrollTop = 0;
+    drawTimeline();
+    byIdEl("timeline-note").textContent = calls.length + " calls, at most " + lanes + " at once" +
+      (DATA.clock === "wall" ? "; grey: queued before the model call, colour: in the model" : "; in event order (this trace has no timestamps)");
+  }
+
+  function drawTimeline() {
+    const tl = state.tl, calls = state.calls;
+    let lo = -Infinity, hi = Infinity;
+    if (calls.length > DRAW_ALL_UP_TO) {
+      const scroller = byIdEl("timeline-scroll");
+      lo = scroller.scrollTop - 200;
+      hi = scroller.scrollTop + state.timelineH + 200;
     }
-    const waits = [];
+    const layer = svg("g", {});
+    layer.append(svg("line", { class: "axis", x1: tl.left, y1: tl.top - 4, x2: tl.width - 10, y2: tl.top - 4 }));
+    const step = niceStep(tl.span / 8);
+    for (let t = 0; t <= tl.span + 1e-9; t += step) {
+      const x = tl.left + t * tl.scale;
+      const tick = svg("text", { x: x, y: tl.top - 7, class: "tick", "text-anchor": "middle" });
+      tick.textContent = DATA.clock === "wall" ? (step < 1 ? (t * 1000).toFixed(0) + "ms" : t.toFixed(step < 10 ? 1 : 0) + "s") : String(Math.round(t));
+      layer.append(tick, svg("line", { class: "axis", x1: x, y1: tl.top - 6, x2: x, y2: tl.top - 2 }));
+    }
+    const waits = [], bars = [];
     for (const call of calls) {
-      const lane = lanes.get(call.id);
-      const y = top + lane * laneH;
+      const y = tl.top + call.lane * tl.laneH;
+      if (y + tl.laneH < lo || y > hi) continue;
       const t1 = Math.max(call.t1, call.t0);
       const sent = DATA.clock === "wall" && call.latency_s !== undefined ? Math.max(call.t0, t1 - call.latency_s) : call.t0;
-      if (sent - call.t0 > 0) waits.push("M" + (left + call.t0 * scale) + " " + y + "h" + ((sent - call.t0) * scale) + "v" + (laneH - 1) + "h" + (-(sent - call.t0) * scale) + "z");
-      const bar = svg("rect", { x: left + sent * scale, y: y, width: Math.max(1.5, (t1 - sent) * scale), height: laneH - 1,
+      if (sent > call.t0) {
+        const w = (sent - call.t0) * tl.scale;
+        waits.push("M" + (tl.left + call.t0 * tl.scale) + " " + y + "h" + w + "v" + (tl.laneH - 1) + "h" + (-w) + "z");
+      }
+      const bar = svg("rect", { x: tl.left + sent * tl.scale, y: y, width: Math.max(1.5, (t1 - sent) * tl.scale), height: tl.laneH - 1,
         fill: KIND_COLOURS[call.kind] || "#6b7280" });
-      bar.setAttribute("class", "call s-" + call.status + (state.onPath.has(call.id) ? " on-path" : ""));
+      bar.setAttribute("class", "call s-" + call.status + (state.onPath.has(call.id) ? " on-path" : "") + (call.id === state.selected ? " selected" : ""));
       bar.setAttribute("data-id", call.id);
-      layer.append(bar);
+      bars.push(bar);
     }
-    layer.insertBefore(svg("path", { class: "wait", d: waits.join("") }), layer.firstChild);
-    box.replaceChildren(layer);
-    byIdEl("timeline-note").textContent = calls.length + " calls, at most " + laneCount + " at once" +
-      (DATA.clock === "wall" ? "; grey: queued before the model call, colour: in the model" : "; in event order (this trace has no timestamps)");
+    layer.append(svg("path", { class: "wait", d: waits.join("") }), ...bars);
+    byIdEl("timeline").replaceChildren(layer);
   }
 
   function niceStep(raw) {
@@ -469,14 +482,12 @@
   function showNode(id) {
     const node = state.byId.get(id);
     if (!node) return;
-    const previous = state.selected;
     state.selected = id;
     for (const sel of ["#graph", "#timeline"]) {
       for (const old of document.querySelectorAll(sel + " .selected")) old.classList.remove("selected");
       const now = document.querySelector(sel + ' [data-id="' + id + '"]');
       if (now) now.classList.add("selected");
     }
-    if (!state.pos.has(id) && previous !== id) { renderGraph(state.run); }
     const parts = [el("h2", null, "#" + node.id + " " + node.kind),
       el("div", null, el("span", "badge stop-" + (node.status === "done" ? "completed" : node.status === "running" ? "running" : "error"), node.status),
         node.strategy ? el("span", "muted", " " + node.strategy) : null,
@@ -512,7 +523,7 @@
       const settings = ["temperature", "top_p", "max_tokens", "n", "seed", "stop", "logprobs"]
         .filter((k) => r[k] !== undefined).map((k) => k + "=" + JSON.stringify(r[k])).join(", ");
       parts.push(el("h3", null, "Request" + (settings ? " (" + settings + ")" : "")));
-      for (const message of r.messages) parts.push(el("div", "msg-role", message.role), el("pre", null, message.content));
+      for (const [role, text] of r.messages) parts.push(el("div", "msg-role", role), el("pre", null, DATA.texts[text]));
     }
     if (node.choices) {
       node.choices.forEach((choice, index) => {
@@ -540,14 +551,39 @@
   }
 
   // --- wiring ---------------------------------------------------------------------------------------------
+  // Read the views' sizes once per run (before drawing), so no drawing step forces a layout of the page.
+  function measureViews() {
+    state.viewW = byIdEl("graph-scroll").clientWidth || 800;
+    state.viewH = Math.ceil(window.innerHeight * 0.62);
+    state.timelineW = byIdEl("timeline-scroll").clientWidth || 800;
+    state.timelineH = Math.ceil(window.innerHeight * 0.36);
+  }
+
+  // Big graphs and timelines draw what scrolls into view, at most once a frame.
+  function onScroll(draw, big) {
+    let pending = false;
+    return () => {
+      if (!state.run || !big() || pending) return;
+      pending = true;
+      requestAnimationFrame(() => { pending = false; draw(); });
+    };
+  }
+  byIdEl("graph-scroll").addEventListener("scroll", onScroll(drawGraph, () => state.run.nodes.length > DRAW_ALL_UP_TO));
+  byIdEl("timeline-scroll").addEventListener("scroll", onScroll(drawTimeline, () => state.calls.length > DRAW_ALL_UP_TO));
+  window.addEventListener("resize", () => {
+    if (!state.run) return;
+    measureViews();
+    if (state.run.nodes.length > DRAW_ALL_UP_TO) drawGraph();
+  });
+
   function showRun(index) {
     const run = DATA.runs[index];
     if (!run) return;
     state.run = run;
     state.selected = null;
-    state.expanded = new Set();
     state.zoom = 1;
     clock = performance.now();
+    measureViews();
     buildIndex(run);
     document.title = "thinkloop · " + (run.question === null ? run.id : clip(run.question, 60));
     renderSummary(run);
@@ -561,8 +597,11 @@
     const start = run.answer_node !== null && state.byId.has(run.answer_node) ? run.answer_node : (run.nodes.length ? run.nodes[0].id : null);
     if (start !== null) select(start, true);
     lap("detail");
-    window.thinkloopViewer = { run: run.id, nodes: run.nodes.length, drawn: drawn, renderedAt: performance.now(), timings };
+    const viewer = { run: run.id, nodes: run.nodes.length, drawn: drawn, renderedAt: performance.now(), timings };
+    window.thinkloopViewer = viewer;
     document.body.dataset.ready = run.id;
+    // The frame after this one has been painted when a task queued from its animation callback runs.
+    requestAnimationFrame(() => setTimeout(() => { viewer.paintedAt = performance.now(); }, 0));
   }
 
   byIdEl("run-search").addEventListener("input", renderRunList);
@@ -571,12 +610,6 @@
     if (item) showRun(Number(item.dataset.run));
   });
   byIdEl("graph").addEventListener("click", (event) => {
-    const expand = event.target.closest("[data-expand]");
-    if (expand) {
-      state.expanded.add(Number(expand.getAttribute("data-expand")));
-      renderGraph(state.run);
-      return;
-    }
     const target = event.target.closest("[data-id]");
     if (target) select(Number(target.getAttribute("data-id")), false);
   });
