@@ -401,7 +401,7 @@
     box.setAttribute("viewBox", "0 0 " + width + " " + tl.height);
     byIdEl("timeline-scroll").scrollTop = 0;
     drawTimeline();
-    byIdEl("timeline-note").textContent = calls.length + " calls, at most " + lanes + " at once" +
+    byIdEl("timeline-note").textContent = calls.length + (calls.length === 1 ? " call" : " calls") + ", at most " + lanes + " at once" +
       (DATA.clock === "wall" ? "; grey: queued before the model call, colour: in the model" : "; in event order (this trace has no timestamps)");
   }
 
@@ -518,11 +518,16 @@
       if (data.feedback) parts.push(el("pre", null, data.feedback));
     }
     if (node.data && node.data.votes) parts.push(el("h3", null, "Vote tally"), tally(node.data.votes, node.answer));
-    if (node.request) {
-      const r = node.request;
+    // One choice of an n-sample call: its request is the call's, on the parent node.
+    const caller = !node.request && node.data && node.data.choice !== undefined && node.parents && node.parents.length
+      ? state.byId.get(node.parents[0]) : null;
+    const requester = node.request ? node : caller && caller.request ? caller : null;
+    if (requester) {
+      const r = requester.request;
       const settings = ["temperature", "top_p", "max_tokens", "n", "seed", "stop", "logprobs"]
         .filter((k) => r[k] !== undefined).map((k) => k + "=" + JSON.stringify(r[k])).join(", ");
-      parts.push(el("h3", null, "Request" + (settings ? " (" + settings + ")" : "")));
+      parts.push(el("h3", null, "Request" + (requester === node ? "" : " (of call #" + requester.id + ", choice " +
+        (node.data.choice + 1) + ")") + (settings ? " (" + settings + ")" : "")));
       for (const [role, text] of r.messages) parts.push(el("div", "msg-role", role), el("pre", null, DATA.texts[text]));
     }
     if (node.choices) {
@@ -535,7 +540,11 @@
       });
     }
     if (node.text !== undefined && node.text !== null) {
-      parts.push(el("h3", null, node.kind === "question" ? "Question" : "Text"), el("pre", "completion", node.text));
+      const [reasoning, answer] = splitReasoning(node.text);
+      parts.push(el("h3", null, node.kind === "question" ? "Question" : caller ? "Completion" + (node.data.finish_reason ?
+        " (finish: " + node.data.finish_reason + ")" : "") : "Text"));
+      if (reasoning !== null) parts.push(el("div", "msg-role", "reasoning"), el("pre", "reasoning", reasoning), el("div", "msg-role", "answer"));
+      parts.push(el("pre", "completion", answer));
     }
     if (node.data) {
       const rest = Object.assign({}, node.data);
