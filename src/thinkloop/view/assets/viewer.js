@@ -597,7 +597,7 @@
     document.title = "thinkloop · " + (run.question === null ? run.id : clip(run.question, 60));
     renderSummary(run);
     lap("summary");
-    const drawn = renderGraph(run);
+    renderGraph(run);
     legend();
     lap("graph");
     renderTimeline(run);
@@ -606,7 +606,7 @@
     const start = run.answer_node !== null && state.byId.has(run.answer_node) ? run.answer_node : (run.nodes.length ? run.nodes[0].id : null);
     if (start !== null) select(start, true);
     lap("detail");
-    const viewer = { run: run.id, nodes: run.nodes.length, drawn: drawn, renderedAt: performance.now(), timings };
+    const viewer = { run: run.id, nodes: run.nodes.length, drawn: state.drawn, renderedAt: performance.now(), timings };
     window.thinkloopViewer = viewer;
     document.body.dataset.ready = run.id;
     // The frame after this one has been painted when a task queued from its animation callback runs.
