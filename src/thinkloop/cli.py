@@ -205,10 +205,8 @@ def ask(args: argparse.Namespace) -> int:
                                       sinks=sinks)
         finally:
             # Close HTTP connections on the loop that opened them, not in a garbage collector later.
-            aclose = getattr(backend, "aclose", None)
-            if aclose is not None:
-                with anyio.CancelScope(shield=True):
-                    await aclose()
+            with anyio.CancelScope(shield=True):
+                await backend.aclose()
 
     result = anyio.run(run)
     if args.view:
