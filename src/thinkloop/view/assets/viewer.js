@@ -18,6 +18,7 @@
   const GREY = new Set(["pruned", "cancelled", "failed"]);
   const COL_W = 170, ROW_H = 22, PAD = 16, RADIUS = 6;
   const DRAW_ALL_UP_TO = 1500; // nodes (or calls): above this, only what is in view (and near it) is drawn
+  const WIDE_JOIN = 32; // parents: a join with more shows its edges only while selected
   const RUNS_LISTED = 300;
 
   const state = { run: null, byId: new Map(), children: new Map(), selected: null, zoom: 1, width: 0, height: 0,
@@ -221,7 +222,10 @@
       const p = pos.get(node.id);
       (node.parents || []).forEach((parent, index) => {
         const q = pos.get(parent);
-        if (q) edges.push({ a: q, b: p, cls: node.kind === "backtrack" ? 2 : index === 0 ? 0 : 1 });
+        // A join of many parents (a beam's selection) would cross the whole graph: its other edges are
+        // drawn while it is selected.
+        const wide = index > 0 && node.parents.length > WIDE_JOIN ? node.id : null;
+        if (q) edges.push({ a: q, b: p, cls: node.kind === "backtrack" ? 2 : index === 0 ? 0 : 1, wide });
       });
     }
     for (let i = 1; i < run.path.length; i++) {
@@ -265,6 +269,7 @@
     const inside = (x, y) => !win || (x >= win.left && x <= win.right && y >= win.top && y <= win.bottom);
     const paths = [[], [], [], []];
     for (const e of state.edges) {
+      if (e.wide !== null && e.wide !== undefined && e.wide !== state.selected) continue;
       if (win && (Math.max(e.a.x, e.b.x) < win.left || Math.min(e.a.x, e.b.x) > win.right ||
         Math.max(e.a.y, e.b.y) < win.top || Math.min(e.a.y, e.b.y) > win.bottom)) continue;
       paths[e.cls].push(edge(e.a, e.b));
@@ -479,10 +484,14 @@
     return [match[1].trim(), match[3]];
   }
 
+  const isWideJoin = (node) => Boolean(node && node.parents && node.parents.length > WIDE_JOIN);
+
   function showNode(id) {
     const node = state.byId.get(id);
     if (!node) return;
+    const previous = state.byId.get(state.selected);
     state.selected = id;
+    if (isWideJoin(node) || isWideJoin(previous)) drawGraph();
     for (const sel of ["#graph", "#timeline"]) {
       for (const old of document.querySelectorAll(sel + " .selected")) old.classList.remove("selected");
       const now = document.querySelector(sel + ' [data-id="' + id + '"]');
