@@ -14,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import view_traces
+from thinkloop import Budget
 from thinkloop.cli import main
+from thinkloop.runtime.budget import Price
 from thinkloop.runtime.trace import graph_from_events, load_trace
 from thinkloop.testing.mock_server import MockConfig, MockServerProcess
 from thinkloop.view import render_trace_html
@@ -112,13 +114,20 @@ def test_one_run_of_many_and_an_unknown_run(tmp_path: Path) -> None:
         render_trace_html(trace, run_id="nope")
 
 
-def test_a_dollar_price_in_the_budget_prices_the_calls(tmp_path: Path) -> None:
-    view_traces.self_consistency(tmp_path / "sc.jsonl")
+def test_a_priced_run_shows_its_dollars_and_an_older_trace_is_priced_from_its_calls(tmp_path: Path) -> None:
+    price = Price(input=1.0, output=2.0)
+    result = view_traces.self_consistency(tmp_path / "sc.jsonl", budget=Budget(tokens=20_000, price=price))
     events = load_trace(tmp_path / "sc.jsonl")
-    priced = events[0].model_copy(update={"budget": events[0].budget | {"price": {"input": 1.0, "output": 2.0}}})
-    (run,) = build_document([priced, *events[1:]])["runs"]
+    (run,) = build_document(events)["runs"]
+    assert result.cost is not None and run["totals"]["dollars"] == pytest.approx(result.cost)
+    assert run["limits"] == {"tokens": 20_000}
+
+    # A trace whose end carries no totals (written before it did) is summed and priced from its calls.
+    older = events[-1].model_copy(update={"usage": None, "cost": None})
+    (run,) = build_document([*events[:-1], older])["runs"]
     totals = run["totals"]
-    assert totals["dollars"] == pytest.approx((totals["prompt_tokens"] + 2 * totals["completion_tokens"]) / 1e6)
+    assert totals["calls"] == result.usage.calls and totals["prompt_tokens"] == result.usage.prompt_tokens
+    assert totals["dollars"] == pytest.approx(result.cost)
 
 
 # --- safety: data is inert, nothing loads ------------------------------------------------------------------

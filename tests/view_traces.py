@@ -28,14 +28,14 @@ INJECTION = (
 
 
 def self_consistency(path: Path, *, answers: tuple[str, ...] = ("42", "42", "41", "42", "40"),
-                     latency: float = 0.02) -> Result:
+                     latency: float = 0.02, budget: Budget | None = None) -> Result:
     """Five concurrent samples and a vote: 42 wins 3 to 1 to 1."""
     replies = iter(answers)
     backend = ScriptedBackend(lambda request: f"Let me think step by step. Answer: {next(replies)}",
                               latency=latency, capabilities=SEQUENTIAL)
     strategy = SelfConsistency(n=len(answers))
     return strategy.run_sync("What is 6 * 7?", backend=backend, trace_path=path,
-                             budget=Budget(tokens=20_000, calls=20))
+                             budget=budget or Budget(tokens=20_000, calls=20))
 
 
 # A Game-of-24 puzzle (as in test_strategies): only "2 * 3 = 6" leads to 24; two better-valued branches are

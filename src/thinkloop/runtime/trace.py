@@ -10,6 +10,7 @@ backend's client, headers or keys; :func:`redact` scrubs key-shaped strings from
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -67,6 +68,9 @@ class RunFinished(_Event):
     answer: str | None = None
     answer_node: int | None = None
     error: str | None = None
+    usage: dict[str, int] | None = None
+    """The run's summed usage (:class:`~thinkloop.types.RunUsage`), so a trace reader need not add it up."""
+    cost: float | None = None
 
 
 TraceEvent = Annotated[RunStarted | NodeEvent | RunFinished, Field(discriminator="kind")]
@@ -76,7 +80,10 @@ Sink = Callable[[Any], None]
 
 
 class JsonlTraceSink:
-    """Append each event as one JSON line and flush it at once."""
+    """Append each event as one JSON line and flush it at once.
+
+    A call's first line ("running": it was sent) leaves out the request; the call's outcome line carries it.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -89,29 +96,49 @@ class JsonlTraceSink:
         self._file.write(_dump(event))
         self._file.flush()
 
+    def write_node(self, run_id: str, node: Node, ts: float) -> None:
+        """The line of a :class:`NodeEvent`, written without building the event (the hot path)."""
+        if self._file is None:
+            return
+        if node.status == "running" and node.request is not None:
+            body = node.model_dump_json(exclude=_RUNNING_NODE_FIELDS)
+        else:
+            body = node.model_dump_json()
+        self._file.write(f'{{"run_id":{json.dumps(run_id)},"ts":{ts!r},"kind":"node","node":{body}}}\n')
+        self._file.flush()
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
 
 
+_RUNNING_FIELDS = {"node": {"request"}}
+_RUNNING_NODE_FIELDS = {"request"}
+
+
 def _dump(event: _Event) -> str:
-    # ``kind`` is a default, but the discriminator must be written out.
+    # ``kind`` is a default, but the discriminator must be written out. A call just sent is written without
+    # its request, which its next version (done, failed or cancelled) carries: every call is serialised once.
+    if type(event) is NodeEvent and event.node.status == "running" and event.node.request is not None:
+        return event.model_dump_json(exclude=_RUNNING_FIELDS) + "\n"
     return event.model_dump_json() + "\n"
 
 
 @dataclass
 class _RunSoFar:
-    """What a late subscriber is shown of one run: its start, each node's latest event, its end."""
+    """What a late subscriber is shown of one run: its start, each node's latest version (and when it was
+    emitted, so the compacted event equals the one written), its end."""
 
     started: RunStarted | None = None
-    nodes: dict[int, NodeEvent] = field(default_factory=dict)
+    nodes: dict[int, tuple[Node, float | None]] = field(default_factory=dict)
     finished: RunFinished | None = None
 
     def events(self, run_id: str) -> Iterator[Any]:
         if self.started is not None:
             yield self.started
-        yield from self.nodes.values()
+        for node, ts in self.nodes.values():
+            yield NodeEvent(run_id=run_id, node=node, ts=ts)
         if self.finished is not None:
             yield self.finished
 
@@ -127,12 +154,34 @@ class Trace:
         self._runs: dict[str, _RunSoFar] = {}
         self._closed = False
 
+    def emit_node(self, run_id: str, node: Node) -> None:
+        """Emit a node's new version; the JSONL sinks write it without an event object being built."""
+        run = self._runs.get(run_id)
+        if run is None:
+            run = self._runs[run_id] = _RunSoFar()
+        ts = time.time()
+        run.nodes[node.id] = (node, ts)
+        event: NodeEvent | None = None
+        for sink in self.sinks:
+            if type(sink) is JsonlTraceSink:
+                sink.write_node(run_id, node, ts)
+            else:
+                event = event or NodeEvent(run_id=run_id, node=node, ts=ts)
+                sink(event)
+        if self._subscribers:
+            event = event or NodeEvent(run_id=run_id, node=node, ts=ts)
+            for stream in tuple(self._subscribers):
+                try:
+                    stream.send_nowait(event)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    self._subscribers.remove(stream)
+
     def emit(self, event: _Event) -> None:
         run = self._runs.get(event.run_id)
         if run is None:
             run = self._runs[event.run_id] = _RunSoFar()
         if type(event) is NodeEvent:
-            run.nodes[event.node.id] = event
+            run.nodes[event.node.id] = (event.node, event.ts)
         elif isinstance(event, RunStarted):
             run.started = event
         elif isinstance(event, RunFinished):
@@ -218,16 +267,29 @@ def recorded_calls(events: Iterable[Any], run_id: str | None = None) -> list[Rec
 
     Every node that got a completion counts, whatever it was marked later (a pruned branch was still called).
     """
+    return _record(events, run_id)[0]
+
+
+def _record(events: Iterable[Any], run_id: str | None) -> tuple[list[RecordedCall], list[int]]:
+    """The recorded calls, and for each how many calls had been sent when its completion arrived."""
     calls: list[RecordedCall] = []
+    sent_before: list[int] = []
+    sent: set[int] = set()
     seen: set[int] = set()
+    requests: dict[int, Any] = {}
     for event in events:
         if not isinstance(event, NodeEvent) or (run_id is not None and event.run_id != run_id):
             continue
         node = event.node
+        if node.status == "running":
+            sent.add(node.id)  # only calls are ever "running": one was sent (or queued to be)
+        if node.request is not None:
+            requests.setdefault(node.id, node.request)
         if node.completion is not None and node.id not in seen:
             seen.add(node.id)
-            calls.append((node.request, node.completion))
-    return calls
+            calls.append((node.request or requests.get(node.id), node.completion))
+            sent_before.append(len(sent))
+    return calls, sent_before
 
 
 def replay(
@@ -258,10 +320,12 @@ def replay(
         run_id = known[0]
     elif run_id not in runs and run_id not in node_runs:
         raise ConfigurationError(f"replay: {where} has no run {run_id!r}")
-    calls = recorded_calls(events, run_id)
+    calls, sent_before = _record(events, run_id)
     started = runs.get(run_id)
     if name is None:
         name = started.model if started is not None else next(
             (completion.model for _, completion in calls if completion.model), "replay"
         )
-    return ReplayBackend(calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id)
+    return ReplayBackend(
+        calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id, sent_before=sent_before
+    )

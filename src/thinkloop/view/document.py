@@ -110,7 +110,7 @@ def _run_document(run: _Run, timed: bool, texts: _Texts) -> dict[str, Any]:
         "started_at": run.first if timed else None,
         "seconds": (run.last - origin) if timed and run.last is not None and finished is not None else None,
         "path": _path(run.nodes, answer_node),
-        "totals": _totals(run.nodes.values(), budget, model),
+        "totals": _totals(run.nodes.values(), budget, model, finished),
         "limits": {name: budget[name] for name in LIMITS if budget.get(name) is not None},
         "nodes": nodes,
     }
@@ -156,8 +156,11 @@ def _price_for(budget: dict[str, Any], model: str | None) -> tuple[Price | None,
     return parsed.price, dict(parsed.prices or {})
 
 
-def _totals(nodes: Iterable[Node], budget: dict[str, Any], model: str | None) -> dict[str, Any]:
-    """What the run was billed, summed from its call nodes (a request refused by the budget was never sent)."""
+def _totals(
+    nodes: Iterable[Node], budget: dict[str, Any], model: str | None, finished: RunFinished | None
+) -> dict[str, Any]:
+    """What the run was billed: the engine's own sums where the trace has them (``RunFinished.usage`` and
+    ``cost``), else summed from its call nodes (a request refused by the budget was never sent)."""
     price, prices = _price_for(budget, model)
     totals: dict[str, Any] = {
         "calls": 0, "failed_calls": 0, "calls_without_usage": 0, "prompt_tokens": 0, "completion_tokens": 0,
@@ -185,5 +188,8 @@ def _totals(nodes: Iterable[Node], budget: dict[str, Any], model: str | None) ->
         cost = node_price.cost(usage) if node_price is not None else None
         if cost is not None:
             totals["dollars"] = (totals["dollars"] or 0.0) + cost
+    if finished is not None and finished.usage is not None:
+        totals |= {key: value for key, value in finished.usage.items() if key in totals}
+        totals["dollars"] = finished.cost
     totals["tokens"] = totals["prompt_tokens"] + totals["completion_tokens"]
     return totals
