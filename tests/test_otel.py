@@ -70,7 +70,7 @@ def test_a_self_consistency_trace_becomes_genai_spans(tmp_path: Path, provider, 
     nodes = final_nodes(trace)
     spans_by_node = by_node(spans)
     root = spans_by_node[0]
-    assert root.name == "thinkloop sc@5"
+    assert root.name == f"thinkloop {result.strategy}"
     assert root.attributes["openinference.span.kind"] == "CHAIN"
     assert root.attributes["thinkloop.run_id"] == result.run_id
     assert root.attributes["thinkloop.stop_reason"] == "completed"

@@ -52,15 +52,16 @@ def open_in_browser(path: Path) -> None:
         sys.stderr.write(f"thinkloop: could not start a web browser; open {path} yourself\n")
 
 
-def write_run_page(source: Path | list[Any]) -> Path:
-    """``thinkloop ask --view``: the page beside the run's trace file, or in a new temporary file."""
+def write_run_page(source: Path | list[Any], run_id: str | None = None) -> Path:
+    """``thinkloop ask --view``: the run's page beside its trace file (which may hold earlier runs too), or in
+    a new temporary file."""
     import os
     import tempfile
 
     from thinkloop.view.page import default_output, write_trace_html
 
     if isinstance(source, Path):
-        return write_trace_html(source, default_output(source))
+        return write_trace_html(source, default_output(source), run_id=run_id)
     handle, name = tempfile.mkstemp(prefix="thinkloop-", suffix=".html")
     os.close(handle)
-    return write_trace_html(source, name)
+    return write_trace_html(source, name, run_id=run_id)
