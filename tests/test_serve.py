@@ -195,7 +195,7 @@ def test_stream_sends_reasoning_while_the_run_works(client: openai.OpenAI) -> No
     total = arrivals[-1]
     assert total >= 7 * LATENCY
     assert arrivals[0] < total / 3, (arrivals[0], total)  # the first sample arrives long before the end
-    assert len(reasoning) >= 7 and reasoning[0].startswith("Strategy critique on mock")
+    assert len(reasoning) >= 7 and reasoning[0].startswith("Strategy critique:max_rounds=3 on mock")
     # (the mock answers a revision's prompt, which has no sum in its last message, with some other number)
     assert finish == "stop" and info["calls"] == 7 and "".join(content).endswith(f"{info['answer']}.")
     assert usage is not None and usage.completion_tokens_details.reasoning_tokens > 0
