@@ -134,20 +134,21 @@ async def throughput(args: argparse.Namespace, stack: AsyncExitStack) -> tuple[d
     return rounds, chosen
 
 
-async def self_consistency(args: argparse.Namespace, stack: AsyncExitStack) -> dict[str, list[float]]:
+async def self_consistency(
+    args: argparse.Namespace, stack: AsyncExitStack, questions: list[str]
+) -> dict[str, list[float]]:
     """SC@n wall time per SVAMP question with the default backends, alternating which one goes first."""
-    questions = load_dataset("svamp", data_dir=args.data_dir, limit=args.sc_questions).problems
     backends = {"sequential": LlamaCppBackend(max_parallel=1), "batched": LlamaCppBackend()}
     for backend in backends.values():
         stack.callback(backend.close)
         await warm(backend)
     strategy = SelfConsistency(n=args.n, max_tokens=args.sc_max_tokens)
     times: dict[str, list[float]] = {name: [] for name in backends}
-    for index, problem in enumerate(questions):
+    for index, question in enumerate(questions):
         order = list(backends) if index % 2 == 0 else list(reversed(backends))
         for name in order:
             started = time.perf_counter()
-            await strategy.run(problem.question, backend=backends[name])
+            await strategy.run(question, backend=backends[name])
             times[name].append(time.perf_counter() - started)
     return times
 
@@ -185,10 +186,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object at the end")
     args = parser.parse_args()
 
+    questions = [  # loaded first: a missing data set fails before the long part
+        p.question for p in load_dataset("svamp", data_dir=args.data_dir, limit=args.sc_questions).problems
+    ] if args.sc_questions else []
+
     async def run() -> tuple[dict[str, list[Figures]], dict, dict[str, list[float]]]:
         async with AsyncExitStack() as stack:
             rounds, chosen = await throughput(args, stack)
-            sc = await self_consistency(args, stack) if args.sc_questions else {}
+            sc = await self_consistency(args, stack, questions) if questions else {}
         return rounds, chosen, sc
 
     load_before = os.getloadavg()

@@ -6,6 +6,7 @@ answer of an ``n=1`` request: greedy decoding must agree with both. Replies are 
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -13,14 +14,15 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from thinkloop.backends.llamacpp import (
+from thinkloop.backends.llamacpp import LlamaCppBackend, _import_llama_cpp
+from thinkloop.backends.llamacpp_batch import BatchDecoder, DecodeCancelled, SamplingParams, sampler_seed
+from thinkloop.backends.llamacpp_threads import (
     THREADS_ENV,
-    LlamaCppBackend,
-    _import_llama_cpp,
+    ThreadChoice,
     default_threads,
+    prepare_openmp,
     thread_candidates,
 )
-from thinkloop.backends.llamacpp_batch import BatchDecoder, DecodeCancelled, SamplingParams, sampler_seed
 from thinkloop.types import ChatRequest
 
 PROMPT = "Name three colours."
@@ -219,6 +221,47 @@ def test_bad_constructor_counts_are_rejected() -> None:
         LlamaCppBackend(max_parallel=0)
     with pytest.raises(ValueError, match="n_threads must be at least 1, got 0"):
         LlamaCppBackend(n_threads=0)
+
+
+class FakeDecoder:
+    """Step times by thread count, as ``BatchDecoder.measure_threads`` reports them."""
+
+    def __init__(self, times: dict[int, float]) -> None:
+        self.times, self.n_threads, self.measured = times, 1, 0
+
+    def measure_threads(self, candidates: list[int]) -> dict[int, float]:
+        self.measured += 1
+        return {count: self.times.get(count, 1.0) for count in candidates}
+
+    def set_threads(self, count: int) -> None:
+        self.n_threads = count
+
+
+def test_the_fastest_measured_thread_count_is_kept_and_measured_again_when_stale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(THREADS_ENV, "2")  # candidates 1 and 2 on any machine
+    decoder = FakeDecoder({1: 0.4, 2: 0.1})
+    fresh = ThreadChoice(None)
+    assert fresh.apply(decoder) == 2 and fresh.timings == {1: 0.4, 2: 0.1}
+    assert fresh.apply(decoder) == 2 and decoder.measured == 1  # not stale yet
+    stale = ThreadChoice(None, remeasure_s=0)
+    decoder.times = {1: 0.1, 2: 0.4}  # the machine got busy
+    assert stale.apply(decoder) == 1 and stale.apply(decoder) == 1 and decoder.measured == 3
+    fixed = ThreadChoice(2)
+    assert fixed.apply(decoder) == 2 and decoder.measured == 3
+
+
+def test_openmp_threads_sleep_at_barriers_unless_the_environment_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OMP_WAIT_POLICY", "")  # so that teardown restores whatever was there
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    prepare_openmp()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    prepare_openmp()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 def test_sampler_seeds_are_32_bit_and_never_the_random_marker() -> None:

@@ -12,10 +12,10 @@ with a ``seed`` reproduces exactly (its prompt is evaluated afresh rather than f
 slower); ``temperature=0`` is greedy.
 
 Threads: ``n_threads`` (or ``$THINKLOOP_THREADS``) fixes the count for every decode. Left unset, one answer
-at a time uses :func:`default_threads`, and the batched decoder measures a few batched steps with each
-candidate count when it is first used and keeps the fastest (``batch_threads``): a batch does more work
-between llama.cpp's thread barriers, so a second thread pays off there sooner than for one sequence, but
-on a machine other jobs share the barriers can make it slower; only a measurement on the spot can tell.
+at a time uses :func:`default_threads`, and the batched decoder measures a few steps with each candidate
+count and keeps the fastest (``batch_threads``), again every two minutes: whether a second thread pays
+depends on what else the machine runs. ``llamacpp_threads`` explains why, and why OpenMP's waiting threads
+are made to sleep (``OMP_WAIT_POLICY=PASSIVE``) rather than spin.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -32,6 +33,12 @@ import anyio.to_thread
 
 from thinkloop.backends.base import Capabilities, count_prompt_tokens_upper_bound
 from thinkloop.backends.llamacpp_batch import BatchDecoder, DecodeCancelled, DecodeError, SamplingParams
+from thinkloop.backends.llamacpp_threads import (
+    ThreadChoice,
+    configured_threads,
+    default_threads,
+    prepare_openmp,
+)
 from thinkloop.exceptions import BackendError, BackendUnavailable, ModelNotFound
 from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
 
@@ -58,39 +65,9 @@ def default_model_path() -> Path:
     return Path(str(importlib.resources.files(package) / DEFAULT_MODEL_FILE))
 
 
-THREADS_ENV = "THINKLOOP_THREADS"
-
-
-def configured_threads() -> int | None:
-    """The thread count set in ``$THINKLOOP_THREADS``, or ``None`` when it is unset or empty."""
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        count = int(raw)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise ValueError(f"${THREADS_ENV} must be a positive thread count, got {raw!r}")
-    return count
-
-
-def default_threads() -> int:
-    """``$THINKLOOP_THREADS`` if set, else half the logical cores (llama-cpp-python's own default: roughly
-    the physical cores).
-
-    llama.cpp's threads meet at spin barriers after every layer, so one preempted thread stalls the rest:
-    on a busy 2-core machine, 2 threads generated 4-10 tokens/s where 1 thread generated 30-46.
-    """
-    return configured_threads() or max(1, (os.cpu_count() or 1) // 2)
-
-
-def thread_candidates() -> list[int]:
-    """The counts the batched decoder tries when none is set: one, the default, and up to 4 cores."""
-    return sorted({1, default_threads(), min(4, os.cpu_count() or 1)})
-
-
 def _import_llama_cpp() -> Any:
+    if "llama_cpp" not in sys.modules:
+        prepare_openmp()
     try:
         import llama_cpp
     except ImportError as exc:
@@ -123,7 +100,7 @@ class LlamaCppBackend:
         n_ctx: the context window in tokens (prompt plus completion).
         n_threads: CPU threads for every decode. Default: ``$THINKLOOP_THREADS`` if set; otherwise
             :func:`default_threads` (half the logical cores) for one answer at a time, and for batched
-            decoding the fastest of :func:`thread_candidates` measured when it first runs (``batch_threads``).
+            decoding the fastest of ``llamacpp_threads.thread_candidates``, measured (``batch_threads``).
         repeat_penalty: llama.cpp's repetition penalty (its server's default).
         logprobs: offer token logprobs for requests that ask for them.
         max_parallel: answers of one request decoded together at most; ``1`` samples them one after another.
@@ -156,9 +133,8 @@ class LlamaCppBackend:
         self.n_threads = fixed or default_threads()
         self.max_parallel = max_parallel
         self.batch_threads: int | None = fixed
-        """Threads of the batched decoder: fixed, or measured on its first use (``None`` until then)."""
-        self.thread_timings: dict[int, float] = {}
-        """Seconds per 8-sequence decode step for each thread count tried, when the count was measured."""
+        """Threads of the batched decoder: fixed, or the last measured (``None`` until first measured)."""
+        self._threads = ThreadChoice(fixed)
         self.repeat_penalty = repeat_penalty
         self._capabilities = Capabilities(
             honours_n=True, logprobs=logprobs, system_messages=True, max_concurrency=1,
@@ -363,20 +339,19 @@ class LlamaCppBackend:
         usage = Usage(prompt_tokens=len(tokens), completion_tokens=sum(r.completion_tokens for r in results))
         return choices, usage
 
+    @property
+    def thread_timings(self) -> dict[int, float]:
+        """Seconds per 8-sequence decode step for each thread count at the last measurement (if measured)."""
+        return dict(self._threads.timings)
+
     def _batch_decoder(self, llama_cpp: Any, llama: Any) -> BatchDecoder:
-        """The batched decoding context, made on first use; its thread count measured unless fixed."""
+        """The batched decoding context, made on first use; its thread count measured when due."""
         if self._decoder is None:
-            decoder = BatchDecoder(
+            self._decoder = BatchDecoder(
                 llama_cpp, llama, n_ctx=self.n_ctx, n_threads=self.batch_threads or self.n_threads,
                 max_parallel=self.max_parallel, stop_token_ids=[llama.token_eos()],
             )
-            if self.batch_threads is None:
-                candidates = thread_candidates()
-                if len(candidates) > 1:
-                    self.thread_timings = decoder.measure_threads(candidates)
-                    decoder.set_threads(min(self.thread_timings, key=self.thread_timings.__getitem__))
-                self.batch_threads = decoder.n_threads
-            self._decoder = decoder
+        self.batch_threads = self._threads.apply(self._decoder)
         return self._decoder
 
 
