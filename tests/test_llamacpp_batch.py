@@ -61,10 +61,11 @@ async def test_greedy_batched_answers_equal_the_single_and_the_sequential_answer
 ) -> None:
     # Seeded, so the single answer evaluates its whole prompt afresh: an unseeded repeat of a cached prompt
     # re-evaluates only its last token, in a 1-row product whose last bits differ (enough to flip a near-tie).
-    single = await smollm2.complete(ChatRequest.of(PROMPT, temperature=0, max_tokens=12, seed=0))
-    batched = await smollm2.complete(ChatRequest.of(PROMPT, temperature=0, max_tokens=12, n=5))
+    # "Say hi." runs into a near-tie at its 14th token: decoded in several batch rows, greedy answers split there.
+    single = await smollm2.complete(ChatRequest.of("Say hi.", temperature=0, max_tokens=20, seed=0))
+    batched = await smollm2.complete(ChatRequest.of("Say hi.", temperature=0, max_tokens=20, n=5))
     # A seed makes the sequential path evaluate the whole prompt afresh, as the single request did.
-    one_by_one = await sequential.complete(ChatRequest.of(PROMPT, temperature=0, max_tokens=12, n=2, seed=1))
+    one_by_one = await sequential.complete(ChatRequest.of("Say hi.", temperature=0, max_tokens=20, n=2, seed=1))
     assert single.text.strip()
     assert [c.text for c in batched.choices] == [single.text] * 5
     # The sequential path's later choices replay the prompt's last token alone, which on this prompt flips a
@@ -73,7 +74,7 @@ async def test_greedy_batched_answers_equal_the_single_and_the_sequential_answer
     assert {c.finish_reason for c in batched.choices} == {single.choices[0].finish_reason}
     # The prompt is billed once; completion tokens are summed over the choices.
     assert batched.usage.prompt_tokens == single.usage.prompt_tokens == smollm2.count_prompt_tokens(
-        ChatRequest.of(PROMPT).messages
+        ChatRequest.of("Say hi.").messages
     )
     assert batched.usage.completion_tokens == 5 * single.usage.completion_tokens
 

@@ -104,6 +104,9 @@ class LlamaCppBackend:
         repeat_penalty: llama.cpp's repetition penalty (its server's default).
         logprobs: offer token logprobs for requests that ask for them.
         max_parallel: answers of one request decoded together at most; ``1`` samples them one after another.
+        batch_ctx: KV cells of the batched decoder, shared by the prompt (stored once) and the answers being
+            decoded (default ``2 * n_ctx``: eight 512-token answers to a long prompt at once). An answer
+            whose worst case would not fit waits until a running one finishes.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class LlamaCppBackend:
         repeat_penalty: float = _DEFAULT_REPEAT_PENALTY,
         logprobs: bool = False,
         max_parallel: int = 16,
+        batch_ctx: int | None = None,
     ) -> None:
         path = default_model_path() if model_path is None else Path(model_path).expanduser()
         if not path.is_file():
@@ -132,6 +136,7 @@ class LlamaCppBackend:
         fixed = n_threads or configured_threads()
         self.n_threads = fixed or default_threads()
         self.max_parallel = max_parallel
+        self.batch_ctx = batch_ctx or 2 * n_ctx
         self.batch_threads: int | None = fixed
         """Threads of the batched decoder: fixed, or the last measured (``None`` until first measured)."""
         self._threads = ThreadChoice(fixed)
@@ -325,7 +330,10 @@ class LlamaCppBackend:
         """All ``n`` choices in shared decode steps; the prompt is evaluated, and billed, once."""
         tokens, template_stop, _ = prompt
         stop = (*template_stop, *(request.stop or ()))
-        base = {"max_tokens": request.max_tokens, "repeat_penalty": self.repeat_penalty, "stop": stop}
+        # Each answer may use what the context window leaves after the prompt, as on the sequential path.
+        room = self.n_ctx - len(tokens)
+        limit = room if request.max_tokens is None else min(request.max_tokens, room)
+        base = {"max_tokens": limit, "repeat_penalty": self.repeat_penalty, "stop": stop}
         if request.temperature is not None:
             base["temperature"] = request.temperature
         if request.top_p is not None:
@@ -348,7 +356,7 @@ class LlamaCppBackend:
         """The batched decoding context, made on first use; its thread count measured when due."""
         if self._decoder is None:
             self._decoder = BatchDecoder(
-                llama_cpp, llama, n_ctx=self.n_ctx, n_threads=self.batch_threads or self.n_threads,
+                llama_cpp, llama, n_ctx=self.batch_ctx, n_threads=self.batch_threads or self.n_threads,
                 max_parallel=self.max_parallel, stop_token_ids=[llama.token_eos()],
             )
         self.batch_threads = self._threads.apply(self._decoder)

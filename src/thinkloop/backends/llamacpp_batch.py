@@ -8,11 +8,10 @@ only tags the prompt's cells with another sequence id: the prompt is evaluated a
 
 One request runs like this:
 
-1. The cache is cleared (so a seeded request reproduces whatever ran before it), and all prompt tokens
-   but the last are decoded into sequence 0, the root, which is never sampled.
-2. A sequence starting in slot ``s`` gets the root's cells (``llama_memory_seq_cp``) and the prompt's
-   last token as its first input, so its first logits come from a batch row of its own; this is also how
-   ``Llama`` refreshes the logits when it reuses a cached prompt, and costs one token per sequence.
+1. The cache is cleared (so a seeded request reproduces whatever ran before it) and the prompt is decoded
+   into sequence 0, the root, which is never sampled; its last logits are kept.
+2. A sequence starting in slot ``s`` samples its first token from those logits (the very logits a single
+   request would sample from) and gets the root's cells (``llama_memory_seq_cp``: no copy, a tag).
 3. Each step decodes one token for every active sequence and samples each from its own sampler chain
    (penalties, top-k, typical, top-p, min-p, temperature, a seeded ``dist``: the chain and defaults
    ``Llama.create_completion`` builds), so every sequence keeps its own seed, penalty history, stop
@@ -33,7 +32,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
 _DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: "pick a random seed"
@@ -52,7 +52,8 @@ class DecodeError(RuntimeError):
 class SamplingParams:
     """One sequence's sampling: ``Llama.create_completion``'s defaults, and its own seed, stops and limit."""
 
-    max_tokens: int
+    max_tokens: int | None
+    """``None``: as many as the context leaves after the prompt."""
     temperature: float = 0.8
     top_p: float = 0.95
     top_k: int = 40
@@ -79,13 +80,21 @@ class _Active:
     params: SamplingParams
     slot: int
     sampler: Any
-    reserved: int
+    limit: int
     pos: int
     next_token: int
     row: int = 0
     tokens: int = 0
     text: bytearray = field(default_factory=bytearray)
     stops: tuple[bytes, ...] = ()
+
+
+@cache
+def _numpy() -> Any:
+    """numpy (a llama-cpp-python dependency), imported when a batch first runs: ``import thinkloop`` stays light."""
+    import numpy
+
+    return numpy
 
 
 def sampler_seed(seed: int | None) -> int:
@@ -156,15 +165,37 @@ class BatchDecoder:
     ) -> list[SequenceResult]:
         """Sample every sequence's answer to ``prompt``; results in the order of ``sequences``.
 
+        Greedy sequences with the same settings have one answer, computed once and repeated: decoding it
+        again in other batch rows would only add rounding noise (a row's attention sums run over cells at
+        other places in the shared cache), which can flip a near-tie and make "identical" answers differ.
         Each sequence's ``max_tokens`` is cut to what the context leaves after the prompt (as ``Llama``
         does). Raises :class:`DecodeCancelled` once ``cancelled`` is set, :class:`DecodeError` if llama.cpp
         fails a batch.
         """
-        lib = self._lib
         if not prompt:
             raise ValueError("the prompt has no tokens")
         if len(prompt) >= self.n_ctx:
             raise ValueError(f"the prompt has {len(prompt)} tokens; the context window holds {self.n_ctx}")
+        unique: dict[SamplingParams, int] = {}
+        runs: list[SamplingParams] = []
+        source: list[int] = []
+        for params in sequences:
+            if params.temperature == 0:
+                key = replace(params, seed=None)
+                if key not in unique:
+                    unique[key] = len(runs)
+                    runs.append(params)
+                source.append(unique[key])
+            else:
+                source.append(len(runs))
+                runs.append(params)
+        results = self._run(prompt, runs, cancelled)
+        return [results[i] for i in source]
+
+    def _run(
+        self, prompt: Sequence[int], sequences: list[SamplingParams], cancelled: threading.Event,
+    ) -> list[SequenceResult]:
+        lib = self._lib
         room = self.n_ctx - len(prompt)
         waiting = deque(enumerate(sequences))
         results: list[SequenceResult | None] = [None] * len(sequences)
@@ -172,28 +203,38 @@ class BatchDecoder:
         free_slots = list(range(self.max_parallel, 0, -1))
         lib.llama_memory_clear(self._memory, True)
         try:
-            self._decode_prompt(prompt[:-1], cancelled)
-            used = len(prompt) - 1  # the root's cells; each sequence reserves its worst case on top
+            logits = self._decode_prompt(prompt, cancelled)
+            used = len(prompt)  # the root's cells; each running sequence reserves its worst case on top
             while waiting or active:
                 while waiting and free_slots:
                     index, params = waiting[0]
-                    limit = max(1, min(params.max_tokens, room))
-                    if active and used + limit + 1 > self.n_ctx:
+                    limit = max(1, min(params.max_tokens or room, room))
+                    if active and used + limit > self.n_ctx:
                         break  # wait for a running sequence to free its cells
                     waiting.popleft()
-                    slot = free_slots.pop()
-                    lib.llama_memory_seq_cp(self._memory, 0, slot, -1, -1)
-                    used += limit + 1
-                    active.append(_Active(
-                        index=index, params=params, slot=slot, sampler=self._sampler(params), reserved=limit + 1,
-                        pos=len(prompt) - 1, next_token=prompt[-1],
+                    seq = _Active(
+                        index=index, params=params, slot=free_slots.pop(), sampler=self._sampler(params),
+                        limit=limit, pos=len(prompt) - 1, next_token=-1,  # _consume moves it to the first
                         stops=tuple(s.encode("utf-8") for s in params.stop if s),
-                    ))
+                    )
+                    # The first token comes from the prompt's own logits, the same for every sequence.
+                    finished = self._consume(seq, self._sample_from(seq.sampler, logits))
+                    if finished is not None:
+                        results[index] = finished
+                        lib.llama_sampler_free(seq.sampler)
+                        free_slots.append(seq.slot)
+                        continue
+                    lib.llama_memory_seq_cp(self._memory, 0, seq.slot, -1, -1)
+                    used += limit
+                    active.append(seq)
+                if not active:
+                    continue
                 if cancelled.is_set():
                     raise DecodeCancelled
                 self._step(active)
                 for seq in list(active):
-                    finished = self._advance(seq, min(seq.params.max_tokens, room))
+                    token = lib.llama_sampler_sample(seq.sampler, self._ctx, seq.row)
+                    finished = self._consume(seq, token)
                     if finished is not None:
                         results[seq.index] = finished
                         active.remove(seq)
@@ -201,7 +242,7 @@ class BatchDecoder:
                         lib.llama_sampler_free(seq.sampler)
                         seq.sampler = None
                         free_slots.append(seq.slot)
-                        used -= seq.reserved
+                        used -= seq.limit
         finally:
             for seq in active:
                 if seq.sampler is not None:
@@ -209,8 +250,9 @@ class BatchDecoder:
             lib.llama_memory_clear(self._memory, True)
         return [r for r in results if r is not None]
 
-    def _decode_prompt(self, tokens: Sequence[int], cancelled: threading.Event) -> None:
-        """Decode the shared prompt into the root sequence in chunks, no logits needed."""
+    def _decode_prompt(self, tokens: Sequence[int], cancelled: threading.Event) -> Any:
+        """Decode the prompt into the root sequence in chunks; a copy of its last position's logits."""
+        lib = self._lib
         batch = self._batch
         for start in range(0, len(tokens), self.n_batch):
             if cancelled.is_set():
@@ -222,8 +264,29 @@ class BatchDecoder:
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = 0
                 batch.logits[i] = 0
+            batch.logits[len(chunk) - 1] = int(start + len(chunk) == len(tokens))
             batch.n_tokens = len(chunk)
             self._decode()
+        n_vocab = lib.llama_vocab_n_tokens(self._vocab)
+        return _numpy().ctypeslib.as_array(lib.llama_get_logits_ith(self._ctx, -1), shape=(n_vocab,)).copy()
+
+    def _sample_from(self, sampler: Any, logits: Any) -> int:
+        """What ``llama_sampler_sample`` does, on saved logits: apply the chain, accept its choice."""
+        lib = self._lib
+        np = _numpy()
+        token_data = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
+        candidates = np.empty(len(logits), dtype=token_data)
+        candidates["id"] = np.arange(len(logits), dtype=np.intc)
+        candidates["logit"] = logits
+        candidates["p"] = 0.0
+        array = lib.llama_token_data_array(
+            data=candidates.ctypes.data_as(lib.llama_token_data_p), size=len(candidates), selected=-1,
+            sorted=False,
+        )
+        lib.llama_sampler_apply(sampler, ctypes.byref(array))
+        token = int(array.data[array.selected].id)
+        lib.llama_sampler_accept(sampler, token)
+        return token
 
     def _step(self, active: list[_Active]) -> None:
         """One token for every active sequence, each in its own batch row with its logits kept."""
@@ -243,10 +306,9 @@ class BatchDecoder:
         if code != 0:
             raise DecodeError(f"llama_decode failed with code {code} for a batch of {self._batch.n_tokens} tokens")
 
-    def _advance(self, seq: _Active, limit: int) -> SequenceResult | None:
-        """Sample ``seq``'s next token from its row; a result when that ends the sequence."""
+    def _consume(self, seq: _Active, token: int) -> SequenceResult | None:
+        """Add a sampled token to ``seq``; a result when it ends the sequence."""
         lib = self._lib
-        token = lib.llama_sampler_sample(seq.sampler, self._ctx, seq.row)
         if lib.llama_vocab_is_eog(self._vocab, token) or token in self._stop_token_ids:
             return self._result(seq, "stop")  # the end token is not part of the answer, nor counted
         seq.tokens += 1
@@ -260,7 +322,7 @@ class BatchDecoder:
             if hits:
                 del seq.text[min(hits):]
                 return self._result(seq, "stop")
-        if seq.tokens >= limit:
+        if seq.tokens >= seq.limit:
             return self._result(seq, "length")
         seq.next_token = token
         seq.pos += 1
