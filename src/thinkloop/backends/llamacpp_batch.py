@@ -124,6 +124,7 @@ class BatchDecoder:
         stop_token_ids: Sequence[int] = (),
     ) -> None:
         self._lib = llama_cpp
+        self._llama = llama  # the model must outlive this context
         self._vocab = llama._model.vocab
         self.max_parallel = max_parallel
         self.n_batch = max(512, max_parallel)
@@ -153,8 +154,11 @@ class BatchDecoder:
         pos_max = self._lib.llama_memory_seq_pos_max
         return [seq for seq in range(self.max_parallel + 1) if pos_max(self._memory, seq) >= 0]
 
+    def __del__(self) -> None:
+        self.close()
+
     def close(self) -> None:
-        if self._ctx is not None:
+        if getattr(self, "_ctx", None) is not None:
             self._lib.llama_batch_free(self._batch)
             self._lib.llama_free(self._ctx)
             self._ctx = None

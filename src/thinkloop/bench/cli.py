@@ -52,7 +52,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--base-url", action="append", default=[], metavar="URL",
                      help="the server for each --model, in order (one URL serves all; none: OpenAI's API)")
     run.add_argument("--threads", type=int, metavar="N",
-                     help="CPU threads for the embedded model (default: all cores; 1 is faster on a busy machine)")
+                     help="CPU threads for the embedded model (default: $THINKLOOP_THREADS, else half the cores "
+                          "for one answer and a measured count for batched answers)")
     run.add_argument("--simulated", type=float, metavar="P",
                      help="a simulated model right with probability P (scaling curves, demos, tests)")
     run.add_argument("--simulated-latency", type=float, default=0.0, metavar="S", help=argparse.SUPPRESS)
