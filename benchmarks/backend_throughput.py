@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -128,9 +129,11 @@ async def throughput(args: argparse.Namespace, stack: AsyncExitStack) -> tuple[d
             modes.append((f"server {label}", server, singles, 1))
             modes.append((f"server x{args.concurrency} {label}", server, singles, args.concurrency))
     rounds: dict[str, list[Figures]] = {}
-    for _ in range(args.rounds):
+    for number in range(args.rounds):
         for mode, backend, requests, concurrency in modes:
-            rounds.setdefault(mode, []).append(await measure(mode, backend, requests, concurrency))
+            figures = await measure(mode, backend, requests, concurrency)
+            rounds.setdefault(mode, []).append(figures)
+            progress(f"round {number + 1}: {mode} {figures.tokens_per_s:.1f} tok/s")
     return rounds, chosen
 
 
@@ -150,7 +153,13 @@ async def self_consistency(
             started = time.perf_counter()
             await strategy.run(question, backend=backends[name])
             times[name].append(time.perf_counter() - started)
+            progress(f"SC@{args.n} question {index + 1}: {name} {times[name][-1]:.1f} s")
     return times
+
+
+def progress(line: str) -> None:
+    """One line per measurement on stderr, so a long run shows where it is (and what it had, if stopped)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
 def median_round(figures: list[Figures]) -> Figures:
@@ -177,7 +186,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8, help="answers per request for the n=K modes (default 8)")
     parser.add_argument("--max-tokens", type=int, default=64, help="completion limit per answer (default 64)")
     parser.add_argument("--threads", default="1,2", help="thread counts besides the default (default 1,2)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over every mode; medians shown (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over every mode; medians shown (default 3; 0: only SC@n)")
     parser.add_argument("--sc-questions", type=int, default=20, help="SVAMP questions for SC@n (0: skip)")
     parser.add_argument("--sc-max-tokens", type=int, default=192, help="SC@n completion limit (default 192)")
     parser.add_argument("--data-dir", help="where svamp/ is (default: $THINKLOOP_DATA or ../shared/data)")
@@ -192,7 +201,7 @@ def main() -> None:
 
     async def run() -> tuple[dict[str, list[Figures]], dict, dict[str, list[float]]]:
         async with AsyncExitStack() as stack:
-            rounds, chosen = await throughput(args, stack)
+            rounds, chosen = await throughput(args, stack) if args.rounds else ({}, {})
             sc = await self_consistency(args, stack, questions) if questions else {}
         return rounds, chosen, sc
 

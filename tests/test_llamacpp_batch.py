@@ -277,3 +277,15 @@ def test_measuring_threads_times_every_candidate(smollm2: LlamaCppBackend, decod
     timings = decoder.measure_threads([1, 2], rows=3, rounds=1)
     assert set(timings) == {1, 2} and all(t > 0 for t in timings.values())
     assert decoder.n_threads == 1 and decoder.busy_sequences() == []
+
+
+@pytest.mark.integration
+@asyncio_only
+@pytest.mark.anyio
+async def test_aclose_frees_the_model_and_its_batched_context(sequential: LlamaCppBackend) -> None:
+    backend = LlamaCppBackend(n_threads=1)
+    await backend.complete(ChatRequest.of(PROMPT, temperature=0, max_tokens=2, n=2))
+    assert backend.loaded and backend._decoder is not None
+    await backend.aclose()
+    assert not backend.loaded and backend._decoder is None
+    await backend.aclose()  # twice is fine

@@ -189,6 +189,10 @@ class LlamaCppBackend:
                 self._llama = llama
         return self._llama
 
+    async def aclose(self) -> None:
+        """:meth:`close` off the event loop: a cancelled generation may hold the model for one more step."""
+        await anyio.to_thread.run_sync(self.close)
+
     def close(self) -> None:
         """Free the model's memory; a later call loads it again."""
         with self._load_lock, self._generate_lock:
