@@ -186,7 +186,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8, help="answers per request for the n=K modes (default 8)")
     parser.add_argument("--max-tokens", type=int, default=64, help="completion limit per answer (default 64)")
     parser.add_argument("--threads", default="1,2", help="thread counts besides the default (default 1,2)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over every mode; medians shown (default 3; 0: only SC@n)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds over every mode; medians shown (default 3; 0: only SC@n)")
     parser.add_argument("--sc-questions", type=int, default=20, help="SVAMP questions for SC@n (0: skip)")
     parser.add_argument("--sc-max-tokens", type=int, default=192, help="SC@n completion limit (default 192)")
     parser.add_argument("--data-dir", help="where svamp/ is (default: $THINKLOOP_DATA or ../shared/data)")

@@ -31,7 +31,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from thinkloop.backends.base import Capabilities, count_prompt_tokens_upper_bound
+from thinkloop.backends.base import BaseBackend, Capabilities, count_prompt_tokens_upper_bound
 from thinkloop.backends.llamacpp_batch import BatchDecoder, DecodeCancelled, DecodeError, SamplingParams
 from thinkloop.backends.llamacpp_threads import (
     ThreadChoice,
@@ -81,7 +81,7 @@ class _Cancelled(Exception):
     """Raised in the worker thread when the awaiting task was cancelled."""
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(BaseBackend):
     """A GGUF chat model run in this process.
 
     One request with ``n`` returns ``n`` choices sampled together: the prompt is evaluated once, then every

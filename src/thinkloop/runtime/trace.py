@@ -10,6 +10,7 @@ backend's client, headers or keys; :func:`redact` scrubs key-shaped strings from
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -21,6 +22,9 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from thinkloop.backends.base import Capabilities
+from thinkloop.backends.replay import RecordedCall, ReplayBackend
+from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.graph import Node, ReasoningGraph
 
 _SECRET = re.compile(
@@ -45,6 +49,8 @@ class RunStarted(_Event):
     strategy: str
     model: str
     budget: dict[str, Any] = Field(default_factory=dict)
+    started_at: float | None = None
+    """Wall-clock time (Unix seconds) the run started."""
 
 
 class NodeEvent(_Event):
@@ -58,6 +64,9 @@ class RunFinished(_Event):
     answer: str | None = None
     answer_node: int | None = None
     error: str | None = None
+    usage: dict[str, int] | None = None
+    """The run's summed usage (:class:`~thinkloop.types.RunUsage`), so a trace reader need not add it up."""
+    cost: float | None = None
 
 
 TraceEvent = Annotated[RunStarted | NodeEvent | RunFinished, Field(discriminator="kind")]
@@ -67,7 +76,10 @@ Sink = Callable[[Any], None]
 
 
 class JsonlTraceSink:
-    """Append each event as one JSON line and flush it at once."""
+    """Append each event as one JSON line and flush it at once.
+
+    A call's first line ("running": it was sent) leaves out the request; the call's outcome line carries it.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -80,14 +92,32 @@ class JsonlTraceSink:
         self._file.write(_dump(event))
         self._file.flush()
 
+    def write_node(self, run_id: str, node: Node) -> None:
+        """The line of a :class:`NodeEvent`, written without building the event (the hot path)."""
+        if self._file is None:
+            return
+        if node.status == "running" and node.request is not None:
+            body = node.model_dump_json(exclude=_RUNNING_NODE_FIELDS)
+        else:
+            body = node.model_dump_json()
+        self._file.write(f'{{"run_id":{json.dumps(run_id)},"kind":"node","node":{body}}}\n')
+        self._file.flush()
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
 
 
+_RUNNING_FIELDS = {"node": {"request"}}
+_RUNNING_NODE_FIELDS = {"request"}
+
+
 def _dump(event: _Event) -> str:
-    # ``kind`` is a default, but the discriminator must be written out.
+    # ``kind`` is a default, but the discriminator must be written out. A call just sent is written without
+    # its request, which its next version (done, failed or cancelled) carries: every call is serialised once.
+    if type(event) is NodeEvent and event.node.status == "running" and event.node.request is not None:
+        return event.model_dump_json(exclude=_RUNNING_FIELDS) + "\n"
     return event.model_dump_json() + "\n"
 
 
@@ -118,6 +148,27 @@ class Trace:
         # superseded "running" events would otherwise stay alive for the garbage collector to walk.
         self._runs: dict[str, _RunSoFar] = {}
         self._closed = False
+
+    def emit_node(self, run_id: str, node: Node) -> None:
+        """Emit a node's new version; the JSONL sinks write it without an event object being built."""
+        run = self._runs.get(run_id)
+        if run is None:
+            run = self._runs[run_id] = _RunSoFar()
+        run.nodes[node.id] = node
+        event: NodeEvent | None = None
+        for sink in self.sinks:
+            if type(sink) is JsonlTraceSink:
+                sink.write_node(run_id, node)
+            else:
+                event = event or NodeEvent(run_id=run_id, node=node)
+                sink(event)
+        if self._subscribers:
+            event = event or NodeEvent(run_id=run_id, node=node)
+            for stream in tuple(self._subscribers):
+                try:
+                    stream.send_nowait(event)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    self._subscribers.remove(stream)
 
     def emit(self, event: _Event) -> None:
         run = self._runs.get(event.run_id)
@@ -200,3 +251,72 @@ def graph_from_events(events: Iterable[Any], run_id: str | None = None) -> Reaso
         if isinstance(event, NodeEvent) and (run_id is None or event.run_id == run_id):
             graph.put(event.node)
     return graph
+
+
+def recorded_calls(events: Iterable[Any], run_id: str | None = None) -> list[RecordedCall]:
+    """A run's model calls as (request, completion) pairs, in the order the completions arrived.
+
+    Every node that got a completion counts, whatever it was marked later (a pruned branch was still called).
+    """
+    return _record(events, run_id)[0]
+
+
+def _record(events: Iterable[Any], run_id: str | None) -> tuple[list[RecordedCall], list[int]]:
+    """The recorded calls, and for each how many calls had been sent when its completion arrived."""
+    calls: list[RecordedCall] = []
+    sent_before: list[int] = []
+    sent: set[int] = set()
+    seen: set[int] = set()
+    requests: dict[int, Any] = {}
+    for event in events:
+        if not isinstance(event, NodeEvent) or (run_id is not None and event.run_id != run_id):
+            continue
+        node = event.node
+        if node.status == "running":
+            sent.add(node.id)  # only calls are ever "running": one was sent (or queued to be)
+        if node.request is not None:
+            requests.setdefault(node.id, node.request)
+        if node.completion is not None and node.id not in seen:
+            seen.add(node.id)
+            calls.append((node.request or requests.get(node.id), node.completion))
+            sent_before.append(len(sent))
+    return calls, sent_before
+
+
+def replay(
+    source: str | Path | Iterable[Any],
+    *,
+    run_id: str | None = None,
+    strict: bool = False,
+    capabilities: Capabilities | None = None,
+    name: str | None = None,
+) -> ReplayBackend:
+    """A :class:`ReplayBackend` serving the run recorded in a trace file (or its events).
+
+    ``run_id`` picks the run when the trace holds several; ``name`` defaults to the recorded model's.
+
+    Raises:
+        ConfigurationError: the trace is empty, has no such run, or holds several runs and no ``run_id``.
+    """
+    events = load_trace(source) if isinstance(source, (str, Path)) else list(source)
+    where = str(source) if isinstance(source, (str, Path)) else "the given events"
+    runs = {e.run_id: e for e in events if isinstance(e, RunStarted)}
+    node_runs = {e.run_id for e in events if isinstance(e, NodeEvent)}
+    if run_id is None:
+        known = list(runs) or sorted(node_runs)
+        if not known:
+            raise ConfigurationError(f"replay: {where} holds no run")
+        if len(known) > 1:
+            raise ConfigurationError(f"replay: {where} holds {len(known)} runs ({', '.join(known)}); pass run_id=")
+        run_id = known[0]
+    elif run_id not in runs and run_id not in node_runs:
+        raise ConfigurationError(f"replay: {where} has no run {run_id!r}")
+    calls, sent_before = _record(events, run_id)
+    started = runs.get(run_id)
+    if name is None:
+        name = started.model if started is not None else next(
+            (completion.model for _, completion in calls if completion.model), "replay"
+        )
+    return ReplayBackend(
+        calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id, sent_before=sent_before
+    )

@@ -6,31 +6,16 @@ Plain checks (:class:`AnswerPresent`, :class:`FormatVerifier`), equivalence with
 Answer extraction and comparison, shared with the strategies, live in :mod:`thinkloop.verifiers.extract`.
 """
 
-from thinkloop.verifiers.base import Verdict, Verifier
-from thinkloop.verifiers.checks import AnswerPresent, FormatVerifier
-from thinkloop.verifiers.combinators import AllOf, AnyOf, Weighted
-from thinkloop.verifiers.extract import answers_equivalent, extract_answer, normalize_answer, parse_number
-from thinkloop.verifiers.judge import LLMJudge, parse_verdict
-from thinkloop.verifiers.math import MathAnswerVerifier
-from thinkloop.verifiers.program import ProgramRun, ProgramVerifier, extract_program, network_namespace
+from thinkloop._exports import lazy_exports
 
-__all__ = [
-    "AllOf",
-    "AnswerPresent",
-    "AnyOf",
-    "FormatVerifier",
-    "LLMJudge",
-    "MathAnswerVerifier",
-    "ProgramRun",
-    "ProgramVerifier",
-    "Verdict",
-    "Verifier",
-    "Weighted",
-    "answers_equivalent",
-    "extract_answer",
-    "extract_program",
-    "network_namespace",
-    "normalize_answer",
-    "parse_number",
-    "parse_verdict",
-]
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "Verdict": "base", "Verifier": "base",
+    "AnswerPresent": "checks", "FormatVerifier": "checks",
+    "AllOf": "combinators", "AnyOf": "combinators", "Weighted": "combinators",
+    "answers_equivalent": "extract", "extract_answer": "extract", "normalize_answer": "extract",
+    "parse_number": "extract",
+    "LLMJudge": "judge", "parse_verdict": "judge",
+    "MathAnswerVerifier": "math",
+    "ProgramRun": "program", "ProgramVerifier": "program", "extract_program": "program",
+    "network_namespace": "program",
+})
