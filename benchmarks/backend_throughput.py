@@ -215,16 +215,17 @@ def main() -> None:
 
     print(f"SmolLM2-135M-Instruct Q4_1 · {os.cpu_count()} logical cores · load average {load_before[0]:.1f} "
           f"before, {load_after[0]:.1f} after · {args.rounds} rounds, median shown · {elapsed:.0f} s in all")
-    print(f"default threads: {chosen.get('single_threads')} for one answer, {chosen.get('batch_threads')} "
-          f"batched (measured s/step: {chosen.get('measured_s_per_step')})")
-    print(f"{'mode':<28} {'requests':>8} {'tokens':>7} {'wall s':>8} {'tok/s':>8} {'p50 lat s':>9}  tok/s range")
-    for fig in figures:
-        spread = [f.tokens_per_s for f in rounds[fig.mode]]
-        print(f"{fig.row()}  {min(spread):.1f}-{max(spread):.1f}")
-    print()
     computed = ratios(figures, args.n)
-    for name, value in computed.items():
-        print(f"{name:<46} {value:6.2f}")
+    if figures:
+        print(f"default threads: {chosen.get('single_threads')} for one answer, {chosen.get('batch_threads')} "
+              f"batched (measured s/step: {chosen.get('measured_s_per_step')})")
+        print(f"{'mode':<28} {'requests':>8} {'tokens':>7} {'wall s':>8} {'tok/s':>8} {'p50 lat s':>9}  tok/s range")
+        for fig in figures:
+            spread = [f.tokens_per_s for f in rounds[fig.mode]]
+            print(f"{fig.row()}  {min(spread):.1f}-{max(spread):.1f}")
+        print()
+        for name, value in computed.items():
+            print(f"{name:<46} {value:6.2f}")
     sc_summary = {
         name: {"median_s": statistics.median(times), "mean_s": statistics.fmean(times), "questions": len(times)}
         for name, times in sc.items()
@@ -235,7 +236,8 @@ def main() -> None:
         for name, summary in sc_summary.items():
             print(f"  {name:<11} median {summary['median_s']:6.2f} s   mean {summary['mean_s']:6.2f} s")
         speedup = sc_summary["sequential"]["median_s"] / sc_summary["batched"]["median_s"]
-        print(f"  sequential / batched (median) {speedup:.2f}")
+        per_question = statistics.median(a / b for a, b in zip(sc["sequential"], sc["batched"], strict=True))
+        print(f"  sequential / batched: {speedup:.2f} (medians), {per_question:.2f} (median per question)")
     if args.json:
         print(json.dumps({
             "figures": [
