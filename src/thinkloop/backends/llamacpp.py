@@ -50,6 +50,15 @@ DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 _DEFAULT_REPEAT_PENALTY = 1.1
 
 
+def resolve_model_path(model_path: str | Path | None) -> Path:
+    """The GGUF file to load: ``model_path``, or the embedded model when it is ``None``. Raises
+    :class:`ModelNotFound` naming the path when there is no such file."""
+    path = default_model_path() if model_path is None else Path(model_path).expanduser()
+    if not path.is_file():
+        raise ModelNotFound(f"model file not found: {path}")
+    return path
+
+
 def default_model_path() -> Path:
     """The embedded SmolLM2 GGUF, located through its package without running the package's code.
 
@@ -121,9 +130,7 @@ class LlamaCppBackend(BaseBackend):
         max_parallel: int = 16,
         batch_ctx: int | None = None,
     ) -> None:
-        path = default_model_path() if model_path is None else Path(model_path).expanduser()
-        if not path.is_file():
-            raise ModelNotFound(f"model file not found: {path}")
+        path = resolve_model_path(model_path)
         self.model_path = path
         if name is None:
             name = DEFAULT_MODEL_NAME if model_path is None else path.name.removesuffix(".gguf")
