@@ -229,3 +229,12 @@ def test_upstream_key_never_reaches_a_client_or_the_log(client: openai.OpenAI, s
     reply = client.chat.completions.create(model="mock", messages=ask())
     seen = reply.model_dump_json() + httpx2.get(f"{serve.url}/traces/{reply.thinkloop['run_id']}").text  # type: ignore[attr-defined]
     assert DUMMY_API_KEY not in seen and DUMMY_API_KEY not in serve.log()
+
+
+def test_a_runs_trace_is_served_as_the_viewer_page(client: openai.OpenAI, serve: ServeProcess) -> None:
+    reply = client.chat.completions.create(model="thinkloop[sc:n=3]", messages=ask(), max_tokens=64)
+    run_id = reply.thinkloop["run_id"]  # type: ignore[attr-defined]
+    page = httpx2.get(f"{serve.url}/traces/{run_id}/view")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Content-Security-Policy" in page.text and run_id in page.text
+    assert httpx2.get(f"{serve.url}/traces/nope/view").status_code == 404
