@@ -3,7 +3,9 @@
 Plain checks (:class:`AnswerPresent`, :class:`FormatVerifier`), equivalence with a known answer
 (:class:`MathAnswerVerifier`), a model as judge (:class:`LLMJudge`), running model-written code
 (:class:`ProgramVerifier`) and combinations of them (:class:`AllOf`, :class:`AnyOf`, :class:`Weighted`).
-Answer extraction and comparison, shared with the strategies, live in :mod:`thinkloop.verifiers.extract`.
+Shared with the strategies: answer extraction (:mod:`~thinkloop.verifiers.extract`), normalisation
+(:mod:`~thinkloop.verifiers.normalize`) and equivalence (:mod:`~thinkloop.verifiers.equivalence`); the
+extraction module re-exports the other two's public names.
 """
 
 from thinkloop.verifiers.base import Verdict, Verifier
