@@ -3,7 +3,11 @@
 One module, not a regex per strategy: a vote, a verifier and a benchmark must agree on what "the answer" of
 a reply is. :func:`extract_answer` looks for the last ``\\boxed{...}``, else the last explicit statement
 ("Answer: ...", "The answer is ...", "#### ..."), else the last number; a reply with none of them has no
-answer (``None``), never a guessed one.
+answer (``None``), never a guessed one. A reasoning block (``<think>...</think>``) is scratch work: the answer
+is read after it, and a block that was never closed (a reply cut off mid-reasoning) has no answer. The last
+number is not taken from a reply that ends in a question (a restated problem, a clarifying question) or
+mid-statement ("... so the total is"): those replies did not answer. ``tests/data/extraction_golden.jsonl``
+holds the labelled replies this must get right.
 
 Normalisation lives in :mod:`thinkloop.verifiers.normalize` and comparison in
 :mod:`thinkloop.verifiers.equivalence`; their public names are re-exported here, where callers have always
@@ -15,16 +19,33 @@ from __future__ import annotations
 import re
 
 from thinkloop.verifiers.equivalence import answers_equivalent
-from thinkloop.verifiers.normalize import normalize_answer, parse_number
+from thinkloop.verifiers.normalize import normalize_answer, parse_number, replace_fracs
 
 __all__ = ["answers_equivalent", "extract_answer", "normalize_answer", "parse_number"]
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*(\{)|\\boxed\s+([^\s${}]+)")
 # What may follow the word "answer" for it to announce one: "Answer:", "**Answer:**", "answer is", "answer =".
-_ANSWER_TAIL = re.compile(r"\b\s*(?:\*\*|__)?\s*[:：](?:\s*\*\*|\s*__)?|\s+(?:is|would\s+be|will\s+be|=)\s*:?")
+_ANSWER_TAIL = re.compile(r"\b\s*(?:\*\*|__|\})?\s*[:：](?:\s*\*\*|\s*__|\s*\})?|\s+(?:is|would\s+be|will\s+be|=)\s*:?")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n")
-_LAST_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|(?<![\w.])-?\.\d+")
+# A number, not an exponent ("m^2") nor part of a word.
+_LAST_NUMBER = re.compile(r"(?<![\w.^])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|(?<![\w.^])-?\.\d+")
 _HAS_CONTENT = re.compile(r"\w")
+_EMPTY_BOX = re.compile(r"^\\(?:boxed|fbox)\s*\{\s*\}$")
+# Words a model states instead of an answer ("The answer is unclear", "... is not determined").
+_NON_ANSWER = re.compile(
+    r"^(?:unclear|unknown|uncertain|undetermined|indeterminate|not\b.*|cannot be determined|"
+    r"can't be determined|impossible to (?:tell|say|determine))$",
+    re.IGNORECASE,
+)
+_THINK_TAG = re.compile(r"<(/?)think(?:ing)?>", re.IGNORECASE)
+# A reply that stops on these was cut off before stating its result: "... so the total is", "16 - 3 =".
+_UNFINISHED = re.compile(
+    r"(?:[=:+\-×÷(,]|(?<!\*)[*/]|\b(?:is|are|was|were|be|equals?|gets?|gives?|makes?|of|to|by|and|or|the|a|an|"
+    r"than|with|from|into|plus|minus))\s*$",
+    re.IGNORECASE,
+)
+# A bare "Answer:" at the very end: the model concluded before it, so what precedes it is still read.
+_TRAILING_MARKER = re.compile(r"(?:\*\*|__)?(?:final\s+)?answer\s*(?:\*\*|__)?\s*[:：]?\s*(?:\*\*|__)?\s*$", re.I)
 
 
 def _boxed(text: str) -> str | None:
@@ -75,20 +96,27 @@ def _marker_ends(text: str) -> list[int]:
 def _after_last_marker(text: str) -> str | None:
     """What follows the last explicit answer statement, up to the end of its sentence."""
     for end in reversed(_marker_ends(text)):
-        line = text[end:].lstrip(" \t*_:")
+        line = text[end:].lstrip(" \t*_:}")
         if line.startswith("\n"):
             # "Answer:" alone on its line: the answer is on the next non-empty line.
             line = line.lstrip()
         stop = _SENTENCE_END.search(line)
         span = line[: stop.start()] if stop else line
         span = _leading_number(span.strip().strip("*_").strip())
-        if _HAS_CONTENT.search(span):
+        if _HAS_CONTENT.search(span) and not _NON_ANSWER.match(span) and not _EMPTY_BOX.match(span):
             return span
     return None
 
 
 def _last_number(text: str) -> str | None:
-    """The last number in the text; only the end of the text is searched (a regex over all of it is slow)."""
+    """The last number in the text, unless the text ends in a question or mid-statement; only the end of
+    the text is searched (a regex over all of it is slow). ``\\frac{a}{b}`` counts as the number a/b."""
+    end = text.rstrip()
+    marker = _TRAILING_MARKER.search(end[-32:])
+    if marker is not None:
+        end = end[: len(end) - len(end[-32:]) + marker.start()].rstrip()
+    if end.endswith("?") or _UNFINISHED.search(end[-16:]):
+        return None
     last_digit = max(text.rfind(digit) for digit in "0123456789")
     if last_digit == -1:
         return None
@@ -96,8 +124,27 @@ def _last_number(text: str) -> str | None:
     if start > 0:
         # Begin at a token boundary so that the window does not cut a number in two.
         start = text.find(" ", start, last_digit) + 1 or start
-    numbers = _LAST_NUMBER.findall(text, start, last_digit + 1)
+    window = replace_fracs(text[start : min(len(text), last_digit + 2)])
+    numbers = _LAST_NUMBER.findall(window)
     return numbers[-1] if numbers else None
+
+
+def _after_reasoning(text: str) -> str | None:
+    """The part of a reply that states its answer: what follows its last closed reasoning block (the block
+    itself when nothing follows); ``None`` when a block was opened and never closed (cut off mid-way)."""
+    if "think" not in text and "THINK" not in text and "Think" not in text:
+        return text
+    tags = list(_THINK_TAG.finditer(text))
+    if not tags:
+        return text
+    last = tags[-1]
+    if not last.group(1):  # "<think>" with no "</think>" after it
+        return None
+    after = text[last.end() :]
+    if after.strip():
+        return after
+    opening = next((tag for tag in reversed(tags[:-1]) if not tag.group(1)), None)
+    return text[opening.end() if opening is not None else 0 : last.start()]
 
 
 # What may end a number stated as the answer: an explanation ("because ...", "(6 x 7)") always; a comma or
@@ -132,8 +179,12 @@ def extract_answer(text: str) -> str | None:
     """
     if not text:
         return None
+    visible = _after_reasoning(text)
+    if visible is None:
+        return None
+    text = visible
     for span in (_boxed(text), _after_last_marker(text)):
-        if span is not None and _HAS_CONTENT.search(span):
+        if span is not None and _HAS_CONTENT.search(span) and not _EMPTY_BOX.match(span.strip()):
             answer = normalize_answer(span)
             if answer:
                 return answer

@@ -30,17 +30,23 @@ _WRAPPERS = (
     re.compile(r"^\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}$", re.S),
 )
 _TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
-_LATEX_NOISE = re.compile(r"\\[!,;: ]|\\displaystyle|\\left(?=[(\[|.\\])|\\right(?=[)\]|.\\])|\\\$")
+# Spacing commands, but not a row break "\\" followed by a space (a matrix keeps its rows).
+_LATEX_NOISE = re.compile(r"(?<!\\)\\[!,;: ]|\\displaystyle|\\left(?=[(\[|.\\])|\\right(?=[)\]|.\\])|\\\$")
 _DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°|\\degree")
 _FRAC = re.compile(r"\\[dt]?frac\s*(?:\{\s*([^{}]+?)\s*\}|(\d))\s*(?:\{\s*([^{}]+?)\s*\}|(\d))")
+_FRAC_VARIANT = re.compile(r"\\[dt]frac(?![A-Za-z])")
 _SIMPLE_EQUATION = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=]+)$")
+# "2 + 2 = 4", "48 / 2 = 24": a worked sum stated as the answer; its result is the answer.
+_ARITHMETIC_EQUATION = re.compile(r"^(?=[^=]*\d)(?=[^=]*\d\s*[-+*/×÷x]\s*[\d(])[-+*/×÷x\d\s.,()$]+=\s*([^=]+)$")
+# "$3\frac{1}{3}$ cups": mathematics followed by the unit it counts.
+_MATH_THEN_WORDS = re.compile(r"^\$([^$]+)\$\s*([^$]+)$")
 _CHOICE = re.compile(r"^\(\s*([A-Za-z])\s*\)$|^([A-Za-z])\)$")
 
 _CURRENCY = r"(?:\$|€|£|¥|₹|USD\s*|US\$|Rs\.?\s*)"
 _NUMBER_BODY = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
 _NUMERIC = re.compile(
     rf"""^(?P<sign>[-+]?)\s*{_CURRENCY}?\s*(?P<sign2>[-+]?)\s*
-         (?P<num>{_NUMBER_BODY})(?:\s*/\s*(?P<den>\d+))?
+         (?P<num>{_NUMBER_BODY})(?:\s+(?P<part>\d+)\s*/\s*(?P<part_den>\d+)|\s*/\s*(?P<den>\d+))?
          \s*(?P<tail>.*)$""",
     re.VERBOSE | re.S,
 )
@@ -79,15 +85,22 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-def _replace_fracs(text: str) -> str:
+def replace_fracs(text: str) -> str:
+    """``\\frac{3}{4}`` -> ``3/4`` where both parts are numbers; after a digit it is a mixed number
+    (``3\\frac{1}{3}`` -> ``3 1/3``, never ``31/3``). Other fractions are left as they are."""
+
     def one(match: re.Match[str]) -> str:
         numerator = match.group(1) or match.group(2)
         denominator = match.group(3) or match.group(4)
         if re.fullmatch(r"-?\d+(?:\.\d+)?", numerator) and re.fullmatch(r"\d+(?:\.\d+)?", denominator):
-            return f"{numerator}/{denominator}"
+            start = match.start()
+            mixed = start > 0 and match.string[start - 1].isdigit()
+            return f"{' ' if mixed else ''}{numerator}/{denominator}"
         return match.group(0)
 
-    return _FRAC.sub(one, text)
+    if "frac" not in text:
+        return text
+    return _FRAC.sub(one, _FRAC_VARIANT.sub(r"\\frac", text))
 
 
 def _canonical_number(value: Fraction, *, as_fraction: bool) -> str:
@@ -120,6 +133,11 @@ def _number_of(match: re.Match[str]) -> Fraction | None:
         if denominator == 0 or "." in match.group("num"):
             return None
         value /= denominator
+    elif match.group("part") is not None:  # a mixed number: "2 1/2"
+        part, part_denominator = int(match.group("part")), int(match.group("part_den"))
+        if not 0 < part < part_denominator or "." in match.group("num") or "," in match.group("num"):
+            return None
+        value += Fraction(part, part_denominator)
     return sign * value
 
 
@@ -147,7 +165,8 @@ def _numeric(text: str) -> tuple[Fraction, str] | None:
             tail = tail[percent.end() :].strip()
         if tail and not _tail_is_unit(tail):
             return None
-    return value, _canonical_number(value, as_fraction=match.group("den") is not None)
+    as_fraction = match.group("den") is not None or match.group("part") is not None
+    return value, _canonical_number(value, as_fraction=as_fraction)
 
 
 def _normalize_once(text: str) -> str:
@@ -156,14 +175,17 @@ def _normalize_once(text: str) -> str:
     text = _LATEX_NOISE.sub("", text).replace("{,}", ",")
     text = _DEGREES.sub("", text).strip()
     text = _TEXT_COMMAND.sub(lambda m: m.group(1), text)
-    text = _replace_fracs(text)
+    text = replace_fracs(text)
     text = re.sub(r"\s+", " ", text).strip()
     while text.endswith(".") and not text.endswith("..") and len(text) > 1:
         text = text[:-1].rstrip()
     text = _unwrap(text)
-    equation = _SIMPLE_EQUATION.match(text)
+    equation = _SIMPLE_EQUATION.match(text) or _ARITHMETIC_EQUATION.match(text)
     if equation and equation.group(1).strip():
         text = equation.group(1).strip()
+    counted = _MATH_THEN_WORDS.match(text)
+    if counted and counted.group(1).strip() and _tail_is_unit(counted.group(2).strip()):
+        text = counted.group(1).strip()
     choice = _CHOICE.match(text)
     if choice:
         return choice.group(1) or choice.group(2)
