@@ -140,6 +140,7 @@ def test_three_sigkills_lose_nothing_recompute_nothing_and_duplicate_nothing(tmp
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_twenty_sigkills_at_random_points(tmp_path: Path) -> None:
     figures = kill_and_resume(tmp_path, trials=20, seed=1616)
     sys.stderr.write(f"SIGKILL figures: {figures}\n")
