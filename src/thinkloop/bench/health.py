@@ -7,7 +7,8 @@ variable the runner sets around each problem), whether its calls reached the ser
 per backend counts problems in a row whose every call failed to connect. Their records are held back, not
 written: once ``limit`` of them come in a row with no call succeeding, the runner stops that backend's work
 and drops them, so the same command runs them again once the server is up. A problem that reaches the server
-ends the streak, and the held records are written as the failures they were.
+ends the streak, and the held records are written as the failures they were. A model the server does not
+have (:class:`ModelNotFound`) counts the same way: every problem would fail alike.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Literal
 
 from thinkloop.backends.base import Backend, Capabilities
 from thinkloop.bench.store import Record
-from thinkloop.exceptions import BackendUnavailable
+from thinkloop.exceptions import BackendError, BackendUnavailable, ModelNotFound
 from thinkloop.types import ChatRequest, Completion
 
 UNREACHABLE_LIMIT = 5
@@ -27,11 +28,12 @@ UNREACHABLE_LIMIT = 5
 
 @dataclass
 class ProblemCalls:
-    """What one problem's model calls met: answers, and failures to connect (after the SDK's retries)."""
+    """What one problem's model calls met: answers, and failures that every problem would meet (the server
+    cannot be reached after the SDK's retries, or has no such model)."""
 
     answered: int = 0
     unreachable: int = 0
-    last_error: str | None = None
+    last_error: BackendError | None = None
 
     @property
     def only_unreachable(self) -> bool:
@@ -77,10 +79,10 @@ class WatchedBackend:
         calls = _CALLS.get()
         try:
             completion = await self.inner.complete(request)
-        except BackendUnavailable as exc:
+        except (BackendUnavailable, ModelNotFound) as exc:
             if calls is not None:
                 calls.unreachable += 1
-                calls.last_error = str(exc)
+                calls.last_error = exc
             raise
         if calls is not None:
             calls.answered += 1
@@ -101,7 +103,7 @@ class ServerWatch:
     limit: int = UNREACHABLE_LIMIT
     streak: int = 0
     held: list[Record] = field(default_factory=list)
-    last_error: str | None = None
+    last_error: BackendError | None = None
 
     def observe(self, calls: ProblemCalls, record: Record) -> Literal["write", "hold", "stop"]:
         """What to do with a finished problem's record: write it (with the held ones, when this problem
@@ -120,7 +122,13 @@ class ServerWatch:
         held, self.held = self.held, []
         return held
 
-    def error(self) -> BackendUnavailable:
+    def error(self) -> BackendError:
+        """One line naming the server and what went wrong, as the error class the calls met."""
+        if isinstance(self.last_error, ModelNotFound):
+            return ModelNotFound(
+                f"stopped: {self.streak} problems in a row found no such model at {server_of(self.backend)} "
+                f"({self.last_error}). Records already finished are kept"
+            )
         return BackendUnavailable(
             f"stopped: {self.streak} problems in a row could not reach {server_of(self.backend)} "
             f"({self.last_error}). Records already finished are kept; run the same command again once the "
