@@ -193,10 +193,8 @@ def ask(args: argparse.Namespace) -> int:
             return await strategy.run(args.question, backend=backend, budget=budget, trace_path=args.trace)
         finally:
             # Close HTTP connections on the loop that opened them, not in a garbage collector later.
-            aclose = getattr(backend, "aclose", None)
-            if aclose is not None:
-                with anyio.CancelScope(shield=True):
-                    await aclose()
+            with anyio.CancelScope(shield=True):
+                await backend.aclose()
 
     result = anyio.run(run)
     if args.json:

@@ -14,20 +14,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import anyio
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PositiveFloat,
-    PositiveInt,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from thinkloop.exceptions import BudgetExhausted, ConfigurationError
+from thinkloop.exceptions import BudgetExhausted, ConfigurationError, describe_validation_error
 from thinkloop.types import Usage
 
 
@@ -53,6 +47,12 @@ class Price(BaseModel):
         return (prompt_tokens * self.input + completion_tokens * self.output) / 1e6
 
 
+def _no_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
 class Budget(BaseModel):
     """Limits for one run. ``None`` is "no limit" on that resource.
 
@@ -67,10 +67,11 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tokens: PositiveInt | None = None
-    calls: PositiveInt | None = None
-    seconds: PositiveFloat | None = None
-    dollars: PositiveFloat | None = None
+    # Strict: ``tokens=True`` is a mistake, not a budget of one token.
+    tokens: Annotated[int, Field(gt=0, strict=True)] | None = None
+    calls: Annotated[int, Field(gt=0, strict=True)] | None = None
+    seconds: Annotated[float, Field(gt=0), BeforeValidator(_no_bool)] | None = None
+    dollars: Annotated[float, Field(gt=0), BeforeValidator(_no_bool)] | None = None
     price: Price | None = None
     prices: dict[str, Price] | None = None
 
@@ -83,30 +84,12 @@ class Budget(BaseModel):
         return self
 
     @classmethod
-    def unlimited(cls) -> Budget:
-        return cls()
-
-    @classmethod
     def make(cls, **limits: object) -> Budget:
         """Build a budget, raising :class:`ConfigurationError` that names the bad limit."""
         try:
             return cls(**limits)  # type: ignore[arg-type]
         except ValidationError as exc:
-            raise ConfigurationError(f"invalid budget: {_describe(exc)}") from exc
-
-
-def _describe(exc: ValidationError) -> str:
-    """One short clause per bad limit, naming it and the value given."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"])
-        if error["type"] == "extra_forbidden":
-            parts.append(f"unknown limit {where!r}")
-        elif where:
-            parts.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
-        else:
-            parts.append(error["msg"].removeprefix("Value error, "))
-    return "; ".join(parts)
+            raise ConfigurationError(f"invalid budget: {describe_validation_error(exc, unknown='limit')}") from exc
 
 
 @dataclass(slots=True)
@@ -159,35 +142,23 @@ class BudgetLedger:
             chain = self._ancestry = tuple(links)
         return chain
 
+    def _least(self, left: Callable[[BudgetLedger], float | None]) -> float:
+        """The least of ``left(ledger)`` over this ledger and its ancestors (``None``: no limit there)."""
+        least = math.inf
+        for led in self._chain():
+            value = left(led)
+            if value is not None and value < least:
+                least = value
+        return least
+
     def tokens_left(self) -> float:
-        return min(
-            (
-                (led.budget.tokens - led.billed.tokens - led.reserved.tokens)
-                for led in self._chain()
-                if led.budget.tokens is not None
-            ),
-            default=math.inf,
-        )
+        return self._least(_tokens_left)
 
     def calls_left(self) -> float:
-        return min(
-            (
-                (led.budget.calls - led.billed.calls - led.reserved.calls)
-                for led in self._chain()
-                if led.budget.calls is not None
-            ),
-            default=math.inf,
-        )
+        return self._least(_calls_left)
 
     def seconds_left(self) -> float:
-        return min(
-            (
-                led.budget.seconds - (time.monotonic() - led.started)
-                for led in self._chain()
-                if led.budget.seconds is not None
-            ),
-            default=math.inf,
-        )
+        return self._least(_seconds_left)
 
     def price(self, model: str | None = None) -> Price | None:
         """The price of ``model``: from the nearest budget's ``prices``, else its ``price``."""
@@ -231,18 +202,13 @@ class BudgetLedger:
             root._changed = None
 
     def dollars_left(self) -> float:
-        return min(
-            (
-                led.budget.dollars - led.billed.dollars - led.reserved.dollars
-                for led in self._chain()
-                if led.budget.dollars is not None
-            ),
-            default=math.inf,
-        )
+        return self._least(_dollars_left)
 
-    @property
-    def exhausted(self) -> bool:
-        return self.tokens_left() < 1 or self.calls_left() < 1 or self.dollars_left() <= 0
+    def spent(self) -> bool:
+        """Whether some limit of this budget (or an enclosing one) has nothing left at all."""
+        return (
+            self.tokens_left() < 1 or self.calls_left() < 1 or self.seconds_left() <= 0 or self.dollars_left() <= 0
+        )
 
     # --- reserve / settle -----------------------------------------------------------------------------
     def reserve(
@@ -343,3 +309,23 @@ class BudgetLedger:
             if value is not None:
                 return value
         return None
+
+
+def _tokens_left(led: BudgetLedger) -> float | None:
+    limit = led.budget.tokens
+    return None if limit is None else limit - led.billed.tokens - led.reserved.tokens
+
+
+def _calls_left(led: BudgetLedger) -> float | None:
+    limit = led.budget.calls
+    return None if limit is None else limit - led.billed.calls - led.reserved.calls
+
+
+def _seconds_left(led: BudgetLedger) -> float | None:
+    limit = led.budget.seconds
+    return None if limit is None else limit - (time.monotonic() - led.started)
+
+
+def _dollars_left(led: BudgetLedger) -> float | None:
+    limit = led.budget.dollars
+    return None if limit is None else limit - led.billed.dollars - led.reserved.dollars

@@ -53,9 +53,15 @@ class Node(BaseModel):
     answer: str | None = None
     usage: Usage | None = None
     latency_s: float | None = None
+    started_at: float | None = None
+    """Wall-clock time (Unix seconds) the node was recorded: for a call, when it was sent for."""
     score: float | None = None
     depth: int = 0
     error: str | None = None
+
+
+def _untimed(nodes: list[Node]) -> list[Node]:
+    return [n.model_copy(update={"started_at": None}) if n.started_at is not None else n for n in nodes]
 
 
 class ReasoningGraph:
@@ -70,7 +76,8 @@ class ReasoningGraph:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ReasoningGraph):
             return NotImplemented
-        return self.nodes() == other.nodes() and set(self.nx.edges) == set(other.nx.edges)
+        # When a node was recorded is not what it is: a replayed run grows an equal graph at another time.
+        return _untimed(self.nodes()) == _untimed(other.nodes()) and set(self.nx.edges) == set(other.nx.edges)
 
     __hash__ = None  # type: ignore[assignment]
 
