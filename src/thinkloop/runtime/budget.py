@@ -178,14 +178,11 @@ class BudgetLedger:
         """The largest per-choice ``max_tokens`` a call could be granted now."""
         room = self.tokens_left() - prompt_tokens
         allowed = math.inf if room == math.inf else room // n
-        price = self.price(model)
         dollars_left = self.dollars_left()
-        if dollars_left != math.inf and price is not None:
-            dollar_room = dollars_left * 1e6 - prompt_tokens * price.input
-            if price.output > 0:
-                allowed = min(allowed, math.floor(dollar_room / (n * price.output)))
-            elif dollar_room < 0:
-                allowed = -1
+        if dollars_left != math.inf:
+            price = self.price(model)
+            if price is not None:
+                allowed = min(allowed, _dollar_allowed(price, dollars_left, prompt_tokens, n))
         return allowed
 
     async def settled_change(self) -> None:
@@ -233,9 +230,12 @@ class BudgetLedger:
             raise ConfigurationError(
                 f"the budget has a dollar limit but no price for model {model!r}: add it to Budget(prices=...)"
             )
-        room = self.tokens_left() - prompt_tokens
+        tokens_left = self.tokens_left()
+        room = tokens_left - prompt_tokens
         token_allowed = math.inf if room == math.inf else room // n
-        allowed = self.tokens_allowed(prompt_tokens=prompt_tokens, n=n, model=model)
+        allowed = token_allowed
+        if dollars_left != math.inf and price is not None:
+            allowed = min(allowed, _dollar_allowed(price, dollars_left, prompt_tokens, n))
         wanted = math.inf if max_tokens is None else max_tokens
         granted = min(wanted, allowed)
         if granted == math.inf:
@@ -245,7 +245,7 @@ class BudgetLedger:
             if token_allowed < min_tokens or price is None:
                 raise BudgetExhausted(
                     f"the next call needs at least {prompt_tokens + n * min_tokens} tokens "
-                    f"but {max(0, int(self.tokens_left()))} are left of the tokens budget",
+                    f"but {max(0, int(tokens_left))} are left of the tokens budget",
                     resource="tokens",
                 )
             raise BudgetExhausted(
@@ -329,3 +329,11 @@ def _seconds_left(led: BudgetLedger) -> float | None:
 def _dollars_left(led: BudgetLedger) -> float | None:
     limit = led.budget.dollars
     return None if limit is None else limit - led.billed.dollars - led.reserved.dollars
+
+
+def _dollar_allowed(price: Price, dollars_left: float, prompt_tokens: int, n: int) -> float:
+    """The largest per-choice completion that ``dollars_left`` pays for after the prompt (-1: not the prompt)."""
+    dollar_room = dollars_left * 1e6 - prompt_tokens * price.input
+    if price.output > 0:
+        return math.floor(dollar_room / (n * price.output))
+    return -1 if dollar_room < 0 else math.inf

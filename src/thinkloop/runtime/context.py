@@ -187,14 +187,14 @@ class RunContext:
             **fields,
         )
         graph.put(node)
-        self.trace.emit(NodeEvent.model_construct(run_id=self.run_id, node=node, kind="node"))
+        self.trace.emit(NodeEvent(run_id=self.run_id, node=node))
         return node
 
     def mark(self, node: Node, status: NodeStatus, **fields: Any) -> Node:
         """Change a recorded node (pruned, a score, finished) and emit the new version."""
         updated = node.model_copy(update={"status": status, **fields})
         self.graph.put(updated)
-        self.trace.emit(NodeEvent.model_construct(run_id=self.run_id, node=updated, kind="node"))
+        self.trace.emit(NodeEvent(run_id=self.run_id, node=updated))
         return updated
 
     # --- calls ------------------------------------------------------------------------------------------

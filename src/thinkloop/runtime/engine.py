@@ -152,10 +152,14 @@ class Engine:
             candidate = ctx.provisional()
         if error is None and (stop == "error" or (candidate is None and stop == "completed")):
             stop, error = _why_nothing(ctx, stop, candidate)
+        notes = outcome.notes if outcome is not None else ()
+        if ledger.overrun_tokens:
+            notes += (f"the server billed {ledger.overrun_tokens} tokens beyond what the calls reserved",)
         trace.emit(
             RunFinished(
                 run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
                 answer_node=candidate.node_id if candidate else None, error=error,
+                usage=ctx.usage.model_dump(), cost=ctx.cost,
             )
         )
         trace.close()
@@ -170,9 +174,10 @@ class Engine:
             stop_reason=stop,
             usage=ctx.usage,
             cost=ctx.cost,
+            spent={"tokens": ledger.billed.tokens, "calls": ledger.billed.calls, "dollars": ledger.billed.dollars},
             latency_s=time.perf_counter() - started,
             error=error,
-            notes=outcome.notes if outcome is not None else (),
+            notes=notes,
             attempts=outcome.attempts if outcome is not None else (),
             votes=outcome.votes if outcome is not None else None,
             data=outcome.data if outcome is not None else None,

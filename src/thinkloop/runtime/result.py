@@ -79,6 +79,9 @@ class Result(BaseModel):
     stop_reason: StopReason
     usage: RunUsage
     cost: float | None = None
+    spent: dict[str, float] = Field(default_factory=dict)
+    """What the budget was charged (``tokens``, ``calls``, ``dollars``): a sent call whose usage is unknown
+    (timed out, cancelled) counts at its reserved worst case, so this can exceed :attr:`usage`'s tokens."""
     latency_s: float
     error: str | None = None
     notes: tuple[str, ...] = ()

@@ -63,6 +63,9 @@ class RunFinished(_Event):
     answer: str | None = None
     answer_node: int | None = None
     error: str | None = None
+    usage: dict[str, int] | None = None
+    """The run's summed usage (:class:`~thinkloop.types.RunUsage`), so a trace reader need not add it up."""
+    cost: float | None = None
 
 
 TraceEvent = Annotated[RunStarted | NodeEvent | RunFinished, Field(discriminator="kind")]
@@ -74,6 +77,7 @@ Sink = Callable[[Any], None]
 class JsonlTraceSink:
     """Append each event as one JSON line and flush it at once.
 
+    A call's first line ("running": it was sent) leaves out the request; the call's outcome line carries it.
     A file whose last line was torn by a kill is repaired first (as the results store does), so the next
     run's events start on a line of their own: a whole last event only gets its newline, a torn one is cut.
     """
@@ -112,8 +116,14 @@ def _end_on_a_whole_line(path: Path) -> None:
             file.write(b"\n")
 
 
+_RUNNING_FIELDS = {"node": {"request"}}
+
+
 def _dump(event: _Event) -> str:
-    # ``kind`` is a default, but the discriminator must be written out.
+    # ``kind`` is a default, but the discriminator must be written out. A call just sent is written without
+    # its request, which its next version (done, failed or cancelled) carries: every call is serialised once.
+    if type(event) is NodeEvent and event.node.status == "running" and event.node.request is not None:
+        return event.model_dump_json(exclude=_RUNNING_FIELDS) + "\n"
     return event.model_dump_json() + "\n"
 
 
