@@ -34,6 +34,10 @@ def votes(*answers: str) -> list[Candidate]:
         ("3.14159", r"\frac{314159}{100001}"),
         ("0.333333", "1/3"),
         ("12.0000001", "12"),
+        # math-verify alone rounds to 6 decimals and would accept these
+        ("1.41421356", r"\sqrt{2}"),
+        ("3.14159265", r"\pi"),
+        ("0.3333333", r"\frac{\pi}{3\pi}"),
     ],
 )
 def test_numbers_as_written_compare_exactly(answer: str, reference: str) -> None:
@@ -43,7 +47,8 @@ def test_numbers_as_written_compare_exactly(answer: str, reference: str) -> None
 
 @pytest.mark.parametrize(
     ("answer", "reference"),
-    [("1,200", "1200.000"), ("0.75", r"\frac{3}{4}"), ("-0.5", "-1/2"), ("$2,500,000", "2500000 dollars")],
+    [("1,200", "1200.000"), ("0.75", r"\frac{3}{4}"), ("-0.5", "-1/2"), ("$2,500,000", "2500000 dollars"),
+     ("2", r"\sqrt{4}"), ("0.5", r"\sin(\pi/6)"), ("1000000", "10^6")],
 )
 def test_the_same_value_in_another_spelling_is_still_equal(answer: str, reference: str) -> None:
     assert answers_equivalent(answer, reference)
@@ -55,6 +60,8 @@ def test_a_tolerance_applies_only_where_one_is_given() -> None:
     assert not answers_equivalent("0.33", "1/3", tolerance=1e-5)
     assert answers_equivalent("2500001.5", "2500000", tolerance=1e-6)
     assert not answers_equivalent("2500003", "2500000", tolerance=1e-6)
+    assert answers_equivalent("1.41421356", r"\sqrt{2}", tolerance=1e-6)
+    assert not answers_equivalent("1.41", r"\sqrt{2}", tolerance=1e-6)
 
 
 @pytest.mark.anyio

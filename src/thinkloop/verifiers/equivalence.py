@@ -69,6 +69,7 @@ def _timeout(deadline: float | None) -> int | None:
 
 _parsed: dict[str, tuple[Any, ...]] = {}
 _compared: dict[tuple[str, str], bool] = {}
+_exact: dict[tuple[str, str, str | None], bool] = {}
 _CACHE_LIMIT = 8192
 
 
@@ -143,7 +144,51 @@ def answers_equivalent(
         return True
     if _PLAIN_WORDS.match(norm_a) and _PLAIN_WORDS.match(norm_b):
         return False
+    if value_a is not None or value_b is not None:
+        value, other = (value_a, norm_b) if value_a is not None else (value_b, norm_a)
+        assert value is not None
+        exact = _number_against_constant(value, other, tolerance, deadline)
+        if exact is not None:
+            return exact
     return _math_equal(norm_a, norm_b, deadline)
+
+
+def _number_against_constant(
+    value: Fraction, text: str, tolerance: float | Fraction | None, deadline: float | None
+) -> bool | None:
+    """A number against a constant expression (``1.41421356`` against ``\\sqrt{2}``), exactly unless a
+    tolerance is given: math-verify rounds to 6 decimals, which would accept that pair. ``None`` when
+    ``text`` is not a constant expression (math-verify decides)."""
+    key = (str(value), text, None if tolerance is None else str(tolerance))
+    if key in _exact:
+        return _exact[key]
+    parsed = _math_parse(text, deadline)
+    if not parsed:
+        return None
+    import sympy
+
+    expression = parsed[0]
+    if not isinstance(expression, sympy.Expr) or expression.free_symbols or _time_left(deadline) <= 0:
+        return None
+    from math_verify.utils import timeout
+
+    def decide() -> bool:
+        difference = expression - sympy.Rational(value.numerator, value.denominator)
+        approximate = complex(sympy.N(difference, 40))
+        if tolerance is not None:
+            scale = max(abs(float(value)), abs(complex(sympy.N(expression, 40))))
+            return abs(approximate) <= float(_as_fraction(tolerance)) * scale
+        if abs(approximate) > 1e-30:
+            return False
+        return bool(sympy.simplify(difference) == 0)
+
+    try:
+        equal = timeout(timeout_seconds=_timeout(deadline))(decide)()
+    except Exception:  # sympy raises for odd input; the timeout raises too
+        logger.debug("could not compare %s with %r exactly", value, text, exc_info=True)
+        return None if _time_left(deadline) > 0 else False
+    _remember(_exact, key, equal)
+    return equal
 
 
 @lru_cache(maxsize=65536)
