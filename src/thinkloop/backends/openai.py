@@ -57,9 +57,18 @@ REASONING_PROFILE = ModelProfile(
 )
 
 
-def _fold_system(messages: tuple[Message, ...]) -> list[dict[str, str]]:
+def _wire_message(message: Message) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls is not None:
+        wire["tool_calls"] = list(message.tool_calls)
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def _fold_system(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     system = "\n\n".join(m.content for m in messages if m.role == "system")
-    rest = [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
+    rest = [_wire_message(m) for m in messages if m.role != "system"]
     if system:
         if rest and rest[0]["role"] == "user":
             rest[0] = {"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}
@@ -149,7 +158,7 @@ class OpenAIBackend(BaseBackend):
         """The keyword arguments for ``chat.completions.create``, shaped by the model profile."""
         profile = self.profile
         if profile.system_role:
-            messages: list[dict[str, str]] = [{"role": m.role, "content": m.content} for m in request.messages]
+            messages: list[dict[str, Any]] = [_wire_message(m) for m in request.messages]
         else:
             messages = _fold_system(request.messages)
         params: dict[str, Any] = {"model": self._model, "messages": messages}
@@ -170,17 +179,23 @@ class OpenAIBackend(BaseBackend):
             params["logprobs"] = True
             # llama-cpp-python's server returns no logprobs unless top_logprobs is set; 0 is valid everywhere.
             params["top_logprobs"] = 0
+        if request.extra_body:
+            params.update(request.extra_body)  # tools, response_format, reasoning_effort: sent as given
         return params
 
     async def complete(self, request: ChatRequest) -> Completion:
-        import openai  # already loaded by __init__
+        import httpx2  # already loaded with the SDK
+        import openai
 
         started = time.perf_counter()
         try:
-            # The raw body: the SDK still builds, sends and retries the request and maps errors, but the reply
-            # is converted from its JSON here rather than through a tree of SDK models that would be thrown
-            # away (with n=8 that tree was a fifth of the client's CPU per request: benchmarks/sc_throughput.py).
-            raw = await self._client.chat.completions.with_raw_response.create(**self.request_params(request))
+            # Posted through the SDK's client (its auth, base URL, timeout, headers and error mapping), but with
+            # the body as built here and the reply read from its JSON: the SDK's parameter transform and its
+            # tree of response models were over half of a proxy's CPU per request (benchmarks/sc_throughput.py,
+            # serve_throughput.py).
+            raw = await self._client.post(
+                "/chat/completions", body=self.request_params(request), cast_to=httpx2.Response
+            )
         except openai.APIError as exc:
             raise self._error(exc) from exc
         latency = time.perf_counter() - started
@@ -251,8 +266,12 @@ def completion_from_json(data: dict[str, Any], *, latency_s: float) -> Completio
         message = choice.get("message") or {}
         content = (choice.get("logprobs") or {}).get("content")
         logprobs = tuple(TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in content) if content else None
+        tool_calls = message.get("tool_calls")
         choices.append(
-            Choice(text=message.get("content") or "", finish_reason=choice.get("finish_reason"), logprobs=logprobs)
+            Choice(
+                text=message.get("content") or "", finish_reason=choice.get("finish_reason"), logprobs=logprobs,
+                tool_calls=tuple(tool_calls) if tool_calls else None,
+            )
         )
     return Completion(
         choices=tuple(choices), usage=usage_from_json(data.get("usage")), latency_s=latency_s,

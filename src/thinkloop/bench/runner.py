@@ -71,6 +71,8 @@ class Config:
             "strategy": type(self.strategy).name, "options": self.strategy.config.model_dump(mode="json"),
             "model": backend_label(self.backend), "budget_tokens": self.budget_tokens,
         }
+        if self.strategy.inner is not None:
+            resolved["inner"] = repr(self.strategy.inner)
         return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -88,6 +90,8 @@ def canonical_spec(strategy: Strategy, explicit: frozenset[str] = frozenset()) -
     values = strategy.config.model_dump(mode="json")
     changed = strategy.config.model_dump(mode="json", exclude_defaults=True)
     options = {k: v for k, v in values.items() if k in changed or k in explicit}
+    if strategy.inner is not None:  # sc:n=5,inner=cot is not sc:n=5 (ids without an inner stay as they were)
+        options["inner"] = canonical_spec(strategy.inner)
     return spec_of(type(strategy).name, options)
 
 

@@ -15,7 +15,7 @@
 from thinkloop._exports import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "Strategy": "base", "StrategyConfig": "base",
+    "Strategy": "base", "StrategyConfig": "base", "Conversation": "base",
     "ChainOfThought": "cot", "Direct": "cot",
     "SelfConsistency": "self_consistency",
     "BestOfN": "best_of_n",

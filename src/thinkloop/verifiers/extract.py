@@ -103,9 +103,18 @@ def _after_last_marker(text: str) -> str | None:
         stop = _SENTENCE_END.search(line)
         span = line[: stop.start()] if stop else line
         span = _leading_number(span.strip().strip("*_").strip())
-        if _HAS_CONTENT.search(span) and not _NON_ANSWER.match(span) and not _EMPTY_BOX.match(span):
+        if (_HAS_CONTENT.search(span) and not _NON_ANSWER.match(span) and not _EMPTY_BOX.match(span)
+                and not _is_sentence(span)):
             return span
     return None
+
+
+_SENTENCE_WORDS = 7
+
+
+def _is_sentence(span: str) -> bool:
+    """A span of many words and no number is prose ("that we need to add them"), not a final answer."""
+    return len(span.split()) >= _SENTENCE_WORDS and not any(c.isdigit() for c in span) and "\\" not in span
 
 
 def _last_number(text: str) -> str | None:

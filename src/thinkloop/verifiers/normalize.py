@@ -26,6 +26,10 @@ _WRAPPERS = (
     re.compile(r"^\*\*(.+)\*\*$", re.S),
     re.compile(r"^__(.+)__$", re.S),
     re.compile(r"^`+([^`]+)`+$", re.S),
+    re.compile(r'^"([^"]+)"$'),  # a quoted answer: "6" is 6
+    re.compile(r"^'([^']+)'$"),
+    re.compile(r"^“([^“”]+)”$"),
+    re.compile(r"^‘([^‘’]+)’$"),
     re.compile(r"^\\(?:boxed|fbox)\s*\{(.+)\}$", re.S),
     re.compile(r"^\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}$", re.S),
 )
