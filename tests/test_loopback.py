@@ -1,5 +1,6 @@
-"""Every server thinkloop starts listens on 127.0.0.1 only (issue 16's fault suite), read from the kernel's own
-table of listening sockets (``/proc/net/tcp`` and ``tcp6``) for the server's process, not from its config."""
+"""Every server thinkloop starts (the mock servers, ``thinkloop serve``, the managed llama.cpp server) listens on
+127.0.0.1 only unless told otherwise (issue 16's fault suite), read from the kernel's own table of listening
+sockets (``/proc/net/tcp`` and ``tcp6``) for the server's process, not from its config."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from serve_support import ServeProcess
 from thinkloop.testing.faults import FaultyServerProcess
 from thinkloop.testing.mock_server import MockServerProcess, serve_mock
 
@@ -74,6 +76,12 @@ async def test_the_in_process_mock_server_listens_on_loopback_only() -> None:
         assert ("127.0.0.1", server.port) in listening(os.getpid())
         assert not any(port == server.port and ip != "127.0.0.1" for ip, port in listening(os.getpid()))
         await anyio.sleep(0)
+
+
+def test_thinkloop_serve_listens_on_loopback_only() -> None:
+    with MockServerProcess() as upstream, ServeProcess("--base-url", upstream.base_url, "--model", "mock") as server:
+        port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+        assert listening(server.pid) == {("127.0.0.1", port)}
 
 
 @pytest.mark.integration
