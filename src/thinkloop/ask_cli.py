@@ -63,6 +63,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the whole result (graph included) as JSON")
     ask.add_argument("--trace", type=Path, metavar="FILE",
                      help="write the run's trace as JSON lines (appended when FILE exists; the account says so)")
+    ask.add_argument("--view", action="store_true",
+                     help="write the run's viewer page (beside --trace, else a temporary file) and name it")
     return ask
 
 
@@ -161,16 +163,24 @@ def ask(args: argparse.Namespace) -> int:
     backend = make_backend(args.base_url, args.model, args.api_key_env)
     budget = make_budget(args, backend.name)
     appended = args.trace is not None and args.trace.is_file() and args.trace.stat().st_size > 0
+    recorded: list[Any] = []  # with --view and no --trace file, the events for the page
 
     async def run() -> Result:
         try:
-            return await strategy.run(question, backend=backend, budget=budget, trace_path=args.trace)
+            sinks = [recorded.append] if args.view and args.trace is None else []
+            return await strategy.run(question, backend=backend, budget=budget, trace_path=args.trace,
+                                      sinks=sinks)
         finally:
             # Close HTTP connections on the loop that opened them, not in a garbage collector later.
             with anyio.CancelScope(shield=True):
                 await backend.aclose()
 
     result = anyio.run(run)
+    if args.view:
+        from thinkloop.view.cli import write_run_page
+
+        page = write_run_page(args.trace if args.trace is not None else recorded, run_id=result.run_id)
+        sys.stderr.write(f"view: {page}\n")
     found = warnings(result)
     if args.json:
         payload = result.to_json_dict() | {"warnings": found, "trace_appended": appended}

@@ -1,8 +1,8 @@
 """The ``thinkloop`` command: a thin shell that registers the commands and turns failures into one line.
 
 Each command lives in its own module with ``add_parser(commands)`` and ``main(args) -> int``:
-``thinkloop.ask_cli`` (``ask``), ``thinkloop.strategies_cli`` (``strategies``) and ``thinkloop.bench.cli``
-(``bench``). Registering another is one line in :data:`COMMANDS`.
+``thinkloop.ask_cli`` (``ask``), ``thinkloop.strategies_cli`` (``strategies``), ``thinkloop.view.cli``
+(``view``) and ``thinkloop.bench.cli`` (``bench``). Registering another is one line in :data:`COMMANDS`.
 
 Every failure a user can cause (a bad flag, an unknown strategy, an unreachable server, a missing model) is
 one line on stderr and a non-zero exit, never a traceback. Heavy modules (the library, rich, llama_cpp) are
@@ -52,7 +52,8 @@ def positive_float(text: str) -> float:
     return value
 
 
-COMMANDS = ("thinkloop.ask_cli", "thinkloop.serve_cli", "thinkloop.strategies_cli", "thinkloop.plugins_cli")
+COMMANDS = ("thinkloop.ask_cli", "thinkloop.serve_cli", "thinkloop.strategies_cli", "thinkloop.plugins_cli",
+            "thinkloop.view.cli")
 """Modules with ``add_parser(commands)`` and ``main(args) -> int``: one line here registers a command."""
 OPTIONAL_COMMANDS = ("thinkloop.bench.cli",)
 """Commands that must not take the others down when they fail to load (they print why when called)."""

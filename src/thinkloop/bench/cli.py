@@ -71,6 +71,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true", help="redo problems whose record failed")
     run.add_argument("--prices", metavar="FILE", help="a JSON/TOML price table overriding the shipped one")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no table at the end")
+    run.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                     help="run the problems on Ray actors (pip install 'thinkloop[ray]'): no ADDRESS or 'local' "
+                     "starts Ray on this machine, loopback only; an address joins a cluster; --concurrency is "
+                     "then per actor")
+    run.add_argument("--ray-actors", type=int, metavar="N", help="Ray actors (default: one per CPU)")
 
     report = commands.add_parser(
         "report", help="summarise a results file", description="Summarise a results file: one row per config."
@@ -158,10 +163,11 @@ def _run(args: argparse.Namespace) -> int:
     from thinkloop.bench.store import ResultStore
     from thinkloop.exceptions import ConfigurationError
 
-    for name in ("limit", "concurrency", "budget_tokens", "max_tokens", "threads"):
+    for name in ("limit", "concurrency", "budget_tokens", "max_tokens", "threads", "ray_actors"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    executor = _executor(args)
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
     if args.data == "simulated":
         if args.simulated is None:
@@ -192,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
                                budget_tokens=args.budget_tokens)
     with ResultStore(args.out) as store:
         runner = Runner(store, concurrency=args.concurrency, retry_failed=args.retry_failed, prices=prices,
-                        traces_dir=Path(args.traces) if args.traces else None)
+                        traces_dir=Path(args.traces) if args.traces else None, executor=executor)
         todo = len(runner.pending(configs))
         progress = _Progress(todo, quiet=args.quiet)
         runner.on_record = progress.update
@@ -229,6 +235,20 @@ def _run(args: argparse.Namespace) -> int:
         _say(f"ran {summary.ran}, skipped {summary.skipped} already recorded, failed {summary.failed}{redo}; "
              f"results in {args.out}")
     return 1 if summary.failed else 0
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """``--ray [ADDRESS]``: a Ray executor (Ray is imported only when the run starts)."""
+    from thinkloop.exceptions import ConfigurationError
+
+    if args.ray is None:
+        if args.ray_actors is not None:
+            raise ConfigurationError("--ray-actors needs --ray")
+        return None
+    from thinkloop.bench.executors.ray_executor import RayExecutor, import_ray
+
+    import_ray()  # says how to install Ray before anything runs
+    return RayExecutor(args.ray, actors=args.ray_actors)
 
 
 class _Progress:
