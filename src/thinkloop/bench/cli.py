@@ -57,7 +57,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                      help="the server for each served --model, in order (one URL serves all; default: the "
                      "OpenAI API, or OPENAI_BASE_URL when it is set)")
     run.add_argument("--threads", type=int, metavar="N",
-                     help="CPU threads for the embedded model (default: all cores; 1 is faster on a busy machine)")
+                     help="CPU threads for the embedded model (default: $THINKLOOP_THREADS or measured)")
     run.add_argument("--simulated", type=float, metavar="P",
                      help="a simulated model right with probability P (scaling curves, demos, tests)")
     run.add_argument("--simulated-latency", type=float, default=0.0, metavar="S", help=argparse.SUPPRESS)
