@@ -127,11 +127,6 @@ async def test_a_key_the_server_echoes_is_scrubbed_from_traces_results_and_logs(
     await model.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backends/openai.py raises BackendError 'from' the SDK's error, whose message still holds the key "
-    "the server echoed: a printed traceback shows it (the lead's file; scrub or drop the cause there)",
-)
 async def test_a_key_the_server_echoes_is_not_in_the_chained_sdk_error() -> None:
     key = KEYS[1]
     model = backend(key, [401], echo=True)
