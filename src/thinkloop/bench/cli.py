@@ -3,7 +3,7 @@
 The top-level ``thinkloop`` CLI calls :func:`add_parser` and :func:`main`; ``python -m thinkloop.bench.cli``
 runs the same commands alone. Imports of rich, matplotlib, model backends and the data loaders happen inside
 the commands, so ``thinkloop --help`` stays fast. Errors print one line (the data set's file:line and field)
-and exit non-zero.
+and exit non-zero; a run in which problems failed exits 1 after a summary line saying how to redo them.
 """
 
 from __future__ import annotations
@@ -230,9 +230,11 @@ def _run(args: argparse.Namespace) -> int:
 
         console = Console(stderr=True)
         console.print(rich_table(rows, width=console.width))
-        _say(f"ran {summary.ran}, skipped {summary.skipped} already recorded, failed {summary.failed}; "
+    if not args.quiet or summary.failed:
+        redo = "; re-run with --retry-failed to redo the failed ones" if summary.failed else ""
+        _say(f"ran {summary.ran}, skipped {summary.skipped} already recorded, failed {summary.failed}{redo}; "
              f"results in {args.out}")
-    return 0
+    return 1 if summary.failed else 0
 
 
 def _executor(args: argparse.Namespace) -> Any:
