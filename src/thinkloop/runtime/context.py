@@ -14,7 +14,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
@@ -25,9 +24,13 @@ from thinkloop.exceptions import BackendError, BudgetExhausted, ReplayMismatch
 from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
 from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph
 from thinkloop.runtime.result import Candidate
+from thinkloop.runtime.sampling import Samples, Sampling
+from thinkloop.runtime.totals import RunTotals
 from thinkloop.runtime.trace import Trace, redact
 from thinkloop.runtime.verdict import Verifier
 from thinkloop.types import ChatRequest, Choice, Completion, Message, RunUsage, Usage
+
+__all__ = ["BUDGET", "AnswerExtractor", "LimiterFor", "RunContext", "RunTotals", "Samples", "no_answer"]
 
 AnswerExtractor = Callable[[str], "str | None"]
 """Pulls the final answer out of a reply's text (``None``: no answer in it)."""
@@ -41,65 +44,7 @@ def no_answer(text: str) -> str | None:
     return None
 
 
-@dataclass
-class Samples:
-    """What a batch of samples brought back, including what it did not."""
-
-    candidates: list[Candidate] = field(default_factory=list)
-    requested: int = 0
-    budget_hit: bool = False
-    errors: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def received(self) -> int:
-        return len(self.candidates)
-
-
-@dataclass
-class RunTotals:
-    """What the whole run (sub-strategies included) has spent and found so far."""
-
-    cost: float | None = None
-    best: Candidate | None = None
-    """The best candidate seen, so a run stopped early still has an answer."""
-    provisional: Callable[[], Candidate | None] | None = None
-    """The outermost strategy's pick from work in progress (a vote over the samples so far)."""
-    _sums: list[int] = field(default_factory=lambda: [0] * 7)
-    """calls, calls without usage, failed calls, prompt, completion, reasoning, cached: added up in place."""
-
-    @property
-    def usage(self) -> RunUsage:
-        calls, unknown, failed, prompt, completion, reasoning, cached = self._sums
-        return RunUsage(
-            calls=calls, calls_without_usage=unknown, failed_calls=failed, prompt_tokens=prompt,
-            completion_tokens=completion, reasoning_tokens=reasoning, cached_prompt_tokens=cached,
-        )
-
-    def charge(self, usage: Usage, reservation: Reservation) -> None:
-        """Add one call's usage (parts clamped to their wholes, as :meth:`RunUsage.add` does) and its cost."""
-        sums = self._sums
-        prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
-        sums[0] += 1
-        sums[1] += 0 if usage.known else 1
-        sums[3] += prompt
-        sums[4] += completion
-        sums[5] += min(usage.reasoning_tokens or 0, completion)
-        sums[6] += min(usage.cached_prompt_tokens or 0, prompt)
-        price = reservation.price
-        if price is not None:
-            cost = price.cost(usage)
-            if cost is None:  # unknown usage: bill the reservation's worst case, never nothing
-                cost = reservation.dollars
-            self.cost = (self.cost or 0.0) + cost
-
-    def fail(self) -> None:
-        """One more call that was sent and failed with nothing billed."""
-        self._sums[0] += 1
-        self._sums[2] += 1
-
-
-class RunContext:
+class RunContext(Sampling):
     """State shared by everything in one run: backend, budget ledger, graph, trace and verifier.
 
     Args:
@@ -377,101 +322,6 @@ class RunContext:
             text=choice.text, answer=answer, node_id=node.id, finish_reason=choice.finish_reason,
             mean_logprob=choice.mean_logprob, **fields,
         )
-
-    async def sample(
-        self,
-        request: ChatRequest,
-        k: int,
-        *,
-        parents: Sequence[int],
-        kind: NodeKind = "generate",
-        strategy: str | None = None,
-        into: Samples | None = None,
-    ) -> Samples:
-        """Draw ``k`` samples of ``request`` as cheaply as the backend allows.
-
-        One request with ``n=k`` where the backend honours ``n`` (a shared prompt, billed once); otherwise,
-        or for the choices a server quietly left out, concurrent single requests. Never fewer than ``k``
-        without saying so in :attr:`Samples.notes`. Where the budget cannot hold ``k`` replies of the full
-        ``max_tokens``, fewer samples of full length are drawn (and the budget is named as the reason)
-        rather than ``k`` samples cut short. ``into`` collects the samples as they arrive (a caller can then
-        vote over a partial draw if the run is stopped).
-        """
-        result = into if into is not None else Samples(requested=k)
-        before = result.received
-        if k > 1 and self.backend.capabilities.honours_n:
-            want = self._samples_that_fit(request, k)
-            if want < k:
-                result.notes.append(
-                    f"the budget holds {want} of {k} samples at max_tokens={request.max_tokens}; drew {want}"
-                )
-            errors, hit = len(result.errors), result.budget_hit
-            result.budget_hit = False
-            if want > 1:
-                await self._sample_call(request.model_copy(update={"n": want}), result, parents, kind, strategy)
-                got = result.received - before
-                if got < want and not result.budget_hit and len(result.errors) == errors:
-                    result.notes.append(
-                        f"the backend returned {got} of {want} choices; topping up with {want - got} calls"
-                    )
-                    await self._sample_concurrently(request, want - got, result, parents, kind, strategy)
-            else:
-                await self._sample_concurrently(request, 1, result, parents, kind, strategy)
-            result.budget_hit = hit or result.budget_hit or want < k
-        else:
-            await self._sample_concurrently(request, k, result, parents, kind, strategy)
-        if result.received - before < k:
-            result.notes.append(f"received {result.received - before} of {k} samples")
-        return result
-
-    def _samples_that_fit(self, request: ChatRequest, k: int) -> int:
-        """How many choices of the full ``max_tokens`` one ``n``-request could be granted now (at most k)."""
-        wanted = request.max_tokens
-        if wanted is None:
-            return k
-        prompt = prompt_tokens_upper_bound(self.backend, request.messages)
-        name = self.backend.name
-        ledger = self.ledger
-        if ledger.in_flight() or ledger.tokens_allowed(prompt_tokens=prompt, n=k, model=name) >= wanted:
-            return k  # calls in flight may free room: call() waits for them rather than shrink
-        fit = k
-        while fit > 1 and ledger.tokens_allowed(prompt_tokens=prompt, n=fit, model=name) < wanted:
-            fit -= 1
-        return fit
-
-    async def _sample_concurrently(
-        self, request: ChatRequest, k: int, result: Samples, parents: Sequence[int], kind: NodeKind,
-        strategy: str | None,
-    ) -> None:
-        single = request.model_copy(update={"n": 1}) if request.n != 1 else request
-        if k == 1:
-            await self._sample_call(single, result, parents, kind, strategy)
-            return
-        async with anyio.create_task_group() as group:
-            for _ in range(k):
-                group.start_soon(self._sample_call, single, result, parents, kind, strategy)
-
-    async def _sample_call(
-        self, request: ChatRequest, result: Samples, parents: Sequence[int], kind: NodeKind,
-        strategy: str | None,
-    ) -> None:
-        try:
-            node, completion = await self.call(request, parents=parents, kind=kind, strategy=strategy)
-        except BudgetExhausted:
-            result.budget_hit = True
-            return
-        except BackendError as exc:
-            result.errors.append(redact(str(exc)))
-            return
-        if len(completion.choices) == 1:
-            candidate = self.candidate(node, completion.choices[0])
-            result.candidates.append(candidate)
-            return
-        for index, choice in enumerate(completion.choices):
-            answer = None if choice.truncated_empty else self.extract(choice.text)
-            child = self.record(kind, [node.id], strategy=strategy, text=choice.text, answer=answer,
-                                data={"choice": index, "finish_reason": choice.finish_reason})
-            result.candidates.append(self.candidate(child, choice))
 
     # --- verification -----------------------------------------------------------------------------------
     async def verify(self, candidate: Candidate, *, strategy: str | None = None) -> Candidate:
