@@ -28,6 +28,13 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+CHECK_HELP = (
+    "accept only an answer that passes CHECK (repeatable; all must pass): words:12, regex:PATTERN, "
+    "number:7.2+-0.05, tests:FILE.py (run in the sandbox), lowercase, no-commas, ends-with:WORD, keyword:WORD*2, "
+    "game24:4,7,8,8, sum-product:3. With a check, cot re-prompts with the check's feedback up to 4 times"
+)
+
+
 class UsageError(Exception):
     """A bad command line, reported as one line (argparse would print the whole usage block)."""
 
@@ -76,6 +83,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     ask.add_argument("--max-tokens", type=_positive_int, metavar="N", help="completion limit per model call")
     ask.add_argument("--json", action="store_true", help="print the whole result (graph included) as JSON")
     ask.add_argument("--trace", type=Path, metavar="FILE", help="write the run's trace as JSON lines")
+    ask.add_argument("--check", action="append", metavar="CHECK", help=CHECK_HELP)
 
     bench = _add_bench(commands)
     return parser, bench
@@ -182,15 +190,18 @@ def ask(args: argparse.Namespace) -> int:
 
     from thinkloop.runtime.budget import Budget
     from thinkloop.strategies.registry import build_strategy
+    from thinkloop.verifiers.spec import check_overrides, verifier_from_checks
 
     overrides = {"max_tokens": args.max_tokens} if args.max_tokens is not None else {}
-    strategy = build_strategy(args.strategy, **overrides)
+    verifier = verifier_from_checks(args.check)
+    strategy = build_strategy(args.strategy, **overrides, **check_overrides(args.strategy, verifier))
     budget = Budget(tokens=args.budget_tokens) if args.budget_tokens is not None else None
     backend = make_backend(args.base_url, args.model)
 
     async def run() -> Result:
         try:
-            return await strategy.run(args.question, backend=backend, budget=budget, trace_path=args.trace)
+            return await strategy.run(args.question, backend=backend, budget=budget, trace_path=args.trace,
+                                      verifier=verifier)
         finally:
             # Close HTTP connections on the loop that opened them, not in a garbage collector later.
             aclose = getattr(backend, "aclose", None)
@@ -202,6 +213,10 @@ def ask(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(result.to_json_dict(), ensure_ascii=False) + "\n")
     elif result.text is not None:
+        if verifier is not None:
+            from thinkloop.verifiers.spec import verdict_lines
+
+            sys.stdout.write("".join(line + "\n" for line in verdict_lines(result.graph)))
         _print_result(result)
     if result.text is None:
         return _fail(result.error or f"no answer after {account(result)}")

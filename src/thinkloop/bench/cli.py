@@ -37,7 +37,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "finishes; re-running the same command resumes.",
     )
     run.add_argument("data", metavar="DATA",
-                     help="a JSONL file, a known set (gsm8k, math500, svamp), or 'simulated' with --simulated")
+                     help="a JSONL file, a known set (gsm8k, math500, svamp, verifiable, verifiable-FAMILY), or "
+                     "'simulated' with --simulated. Known sets ship inside thinkloop (used when --data-dir, "
+                     "$THINKLOOP_DATA and ../shared/data have none): " + _known_sets_help())
     run.add_argument("--question-field", help="the question's field, or a template: '{Body} {Question}'")
     run.add_argument("--answer-field", help="the gold answer's field")
     run.add_argument("--id-field", help="the problem id's field (default: the line number)")
@@ -59,6 +61,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=int, default=1, help="problems in flight per model (default 1)")
     run.add_argument("--budget-tokens", type=int, help="a hard token budget per problem")
     run.add_argument("--max-tokens", type=int, help="per-call completion limit for every strategy")
+    run.add_argument("--check", metavar="CHECK",
+                     help="judge every problem by a check instead of its gold answer, e.g. words:12, regex:P, "
+                     "number:{answer}+-0.5 ({answer} is the gold), tests:FILE.py (problems with their own check "
+                     "keep it)")
     run.add_argument("--out", required=True, metavar="FILE.jsonl", help="the results file (appended, resumed)")
     run.add_argument("--traces", metavar="DIR", help="write each problem's trace under DIR")
     run.add_argument("--retry-failed", action="store_true", help="redo problems whose record failed")
@@ -72,6 +78,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     report.add_argument("--format", choices=FORMATS, default="table")
     report.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR")
     return bench
+
+
+def _known_sets_help() -> str:
+    from thinkloop.bench.datasets import known_sets_help
+
+    return known_sets_help()
 
 
 def main(args: argparse.Namespace) -> int:
@@ -144,7 +156,11 @@ def _run(args: argparse.Namespace) -> int:
     prices = PriceTable.load(args.prices)
     backends = _backends(args, dataset)
     configs = make_configs([dataset], args.strategy, backends, max_tokens=args.max_tokens,
-                           budget_tokens=args.budget_tokens)
+                           budget_tokens=args.budget_tokens, check=args.check)
+    if args.check is not None and dataset.problems:  # a bad check fails before any model call
+        from thinkloop.bench.checks import problem_verifier
+
+        problem_verifier(dataset.problems[0], args.check)
     with ResultStore(args.out) as store:
         runner = Runner(store, concurrency=args.concurrency, retry_failed=args.retry_failed, prices=prices,
                         traces_dir=Path(args.traces) if args.traces else None)

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 
 from thinkloop.backends.base import Backend
+from thinkloop.bench.checks import judged, problem_verifier
 from thinkloop.bench.datasets import Dataset, Problem
 from thinkloop.bench.prices import PriceTable, run_cost
 from thinkloop.bench.store import Record, ResultStore
@@ -51,6 +52,8 @@ class Config:
     budget_tokens: int | None = None
     explicit: frozenset[str] = frozenset()
     """Options the user set (kept in the id even when they equal the default: ``sc:n=8`` stays readable)."""
+    check: str | None = None
+    """A check for every problem (``--check``); problems that carry their own check use theirs."""
 
     @property
     def id(self) -> str:
@@ -59,6 +62,8 @@ class Config:
         parts = [self.dataset.name, canonical_spec(self.strategy, self.explicit), backend_label(self.backend)]
         if self.budget_tokens is not None:
             parts.append(f"budget={self.budget_tokens}")
+        if self.check is not None:
+            parts.append(f"check={self.check}")
         return " | ".join(parts)
 
     @property
@@ -97,6 +102,7 @@ def make_configs(
     *,
     max_tokens: int | None = None,
     budget_tokens: int | None = None,
+    check: str | None = None,
 ) -> list[Config]:
     """The grid, data set-major then strategy then backend (so cheap strategies listed first finish first).
 
@@ -109,7 +115,7 @@ def make_configs(
             for backend in backends:
                 strategy = build_strategy(spec, **overrides)
                 given = frozenset(parse_options(spec.partition(":")[2])) | frozenset(overrides)
-                configs.append(Config(spec, strategy, backend, dataset, budget_tokens, given))
+                configs.append(Config(spec, strategy, backend, dataset, budget_tokens, given, check))
     return configs
 
 
@@ -267,10 +273,13 @@ class Runner:
         budget = Budget(tokens=config.budget_tokens, price=price)
         started = anyio.current_time()
         try:
-            result = await engine.run(config.strategy, problem.question, budget=budget, trace_path=trace_path)
+            verifier = problem_verifier(problem, config.check)
+            result = await engine.run(config.strategy, problem.question, budget=budget, trace_path=trace_path,
+                                      verifier=verifier)
+            record = record_for(config, problem, result, self.prices, trace)
+            return record if verifier is None else await judged(record, result, verifier, problem.question)
         except Exception as exc:  # recorded as a failure, never dropped and never counted as wrong
             return failed_record(config, problem, exc, anyio.current_time() - started, trace)
-        return record_for(config, problem, result, self.prices, trace)
 
 
 async def run_benchmark(

@@ -153,9 +153,10 @@ class Game24:
                 problems.append(f"it does not use {_listed(sorted((wanted - got).elements()))}")
             if got - wanted:
                 problems.append(f"it uses {_listed(sorted((got - wanted).elements()))}, which is not allowed")
+            # A step that uses only given numbers is progress; one that invents numbers is not.
+            score = 0.1 * overlap if got - wanted else 0.3 + 0.2 * overlap
             return Verdict.reject(
-                f"Use each of {_listed(self.numbers)} exactly once: {'; '.join(problems)}.",
-                score=0.5 * overlap * (0.5 + 0.5 * closeness),
+                f"Use each of {_listed(self.numbers)} exactly once: {'; '.join(problems)}.", score=score
             )
         if value != self.target:
             return Verdict.reject(

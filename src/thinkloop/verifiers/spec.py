@@ -24,10 +24,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.verifiers.base import Verifier
+
+if TYPE_CHECKING:
+    from thinkloop.runtime.graph import ReasoningGraph
 
 KINDS = ("words", "regex", "fullregex", "number", "tests", "lowercase", "no-commas", "ends-with", "keyword",
          "game24", "sum-product", "all")
@@ -158,3 +161,26 @@ def verifier_from_checks(checks: Sequence[str | Mapping[str, Any]] | None, **opt
     from thinkloop.verifiers.combinators import AllOf
 
     return AllOf(*(verifier_from_check(c, **options) for c in checks))
+
+
+def check_overrides(spec: str, verifier: Verifier | None) -> dict[str, Any]:
+    """Options that make a strategy use a check: chain of thought re-prompts (4 rounds) unless the spec says
+    otherwise. Nothing for other strategies, or without a check."""
+    name, _, options = spec.partition(":")
+    if verifier is None or name.strip() != "cot" or "max_rounds" in options.replace("-", "_"):
+        return {}
+    return {"max_rounds": 4}
+
+
+def verdict_lines(graph: ReasoningGraph) -> list[str]:
+    """One line per checked attempt, in order: ``attempt 1: rejected: You wrote 9 words; ...``."""
+    lines = []
+    verdicts = [node for node in graph.nodes() if node.kind == "verify"]
+    for number, node in enumerate(verdicts, start=1):
+        data = node.data or {}
+        feedback = " ".join(str(data.get("feedback") or "").split())
+        if len(feedback) > 160:
+            feedback = feedback[:157] + "..."
+        state = "accepted" if data.get("accepted") else "rejected"
+        lines.append(f"check {number}: {state}" + (f": {feedback}" if feedback else ""))
+    return lines
