@@ -1,0 +1,160 @@
+"""The verifiable-tasks set: generated reproducibly, every reference passes its own check, loaded by name
+(and by family), run by the harness with each problem's check as the verifier and as the judge of
+``correct``; the known sets ship inside the package."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+
+import anyio
+import pytest
+
+from thinkloop.backends.scripted import ScriptedBackend
+from thinkloop.bench.datasets import Dataset, Problem, load_dataset, shipped_data_dir
+from thinkloop.bench.runner import make_configs, run_benchmark
+from thinkloop.bench.store import read_records
+from thinkloop.exceptions import DatasetError
+from thinkloop.runtime.result import Candidate
+from thinkloop.types import ChatRequest
+from thinkloop.verifiers.spec import verifier_from_check
+
+ROOT = Path(__file__).parent.parent
+
+
+def generator() -> ModuleType:
+    path = ROOT / "scripts" / "make_verifiable_tasks.py"
+    spec = importlib.util.spec_from_file_location("make_verifiable_tasks", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_committed_set_is_what_the_seeded_script_writes(tmp_path: Path) -> None:
+    out = tmp_path / "tasks.jsonl"
+    assert generator().main(["--out", str(out)]) == 0
+    assert out.read_bytes() == (shipped_data_dir() / "verifiable" / "test.jsonl").read_bytes()
+
+
+def test_hundreds_of_tasks_over_six_families_each_with_a_check() -> None:
+    dataset = load_dataset("verifiable")
+    families = Counter(p.id.rpartition("-")[0] for p in dataset)
+    assert families == {f: 60 for f in ("words", "constraints", "game24", "sumproduct", "code", "ph")}
+    assert len({p.question for p in dataset}) == len(dataset)
+    for problem in dataset:
+        assert problem.check is not None
+        verifier_from_check(problem.check)  # every check builds
+
+
+def test_every_reference_answer_passes_its_own_check() -> None:
+    dataset = load_dataset("verifiable")
+    by_family: dict[str, list[Problem]] = {}
+    for problem in dataset:
+        by_family.setdefault(problem.id.rpartition("-")[0], []).append(problem)
+    chosen = by_family["game24"] + by_family["sumproduct"] + by_family["ph"]
+
+    async def check_all() -> list[bool]:
+        results = []
+        for problem in chosen:
+            verdict = await verifier_from_check(problem.check).verify(  # type: ignore[arg-type]
+                problem.question, Candidate(text=f"Answer: {problem.answer}"))
+            results.append(verdict.accepted)
+        return results
+
+    assert all(anyio.run(check_all))
+
+
+def test_code_references_pass_their_tests_in_the_sandbox() -> None:
+    from thinkloop.exceptions import SandboxUnavailable
+
+    code = [p for p in load_dataset("verifiable-code")][:3]
+
+    async def check(problem: Problem) -> bool:
+        verifier = verifier_from_check(problem.check)  # type: ignore[arg-type]
+        text = f"```python\n{problem.answer}\n```"
+        return (await verifier.verify(problem.question, Candidate(text=text))).accepted
+
+    try:
+        assert all(anyio.run(check, p) for p in code)
+    except SandboxUnavailable:
+        pytest.skip("no network namespace for the sandbox here")
+
+
+def test_a_family_by_name_and_an_unknown_family() -> None:
+    words = load_dataset("verifiable-words", limit=5)
+    assert words.name == "verifiable-words" and len(words) == 5
+    assert all(p.id.startswith("words-") and p.check and p.check["kind"] == "words" for p in words)
+    with pytest.raises(DatasetError, match="no 'poems' family; families: code, constraints, game24, ph"):
+        load_dataset("verifiable-poems")
+
+
+def test_known_sets_load_from_the_package_when_no_folder_has_them(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    monkeypatch.setenv("THINKLOOP_DATA", str(tmp_path))  # an empty folder: nothing there
+    for name, rows in (("gsm8k", 1319), ("math500", 500), ("svamp", 1000)):
+        dataset = load_dataset(name)
+        assert dataset.path == shipped_data_dir() / name / "test.jsonl" and len(dataset) == rows
+        assert (shipped_data_dir() / name / "LICENSE").read_text().count("MIT License") >= 1
+    assert load_dataset("gsm8k", limit=1).problems[0].answer == "18"
+    with pytest.raises(DatasetError, match="the gsm8k data set is not there"):
+        load_dataset("gsm8k", data_dir=tmp_path)  # an explicit folder is never silently replaced
+
+
+def sentence(request: ChatRequest) -> str:
+    question = next(m.content for m in request.messages if m.role == "user")
+    if "exactly 3 words" in question:
+        feedback = [m.content for m in request.messages if m.role == "user"][1:]
+        return "The sea is calm." if not feedback else "The sea shines."
+    return "Answer: 7"
+
+
+@pytest.mark.anyio
+async def test_the_harness_judges_by_each_problems_check(tmp_path: Path) -> None:
+    problems = (
+        Problem(id="words-001", question="Write one sentence in exactly 3 words.", answer="3 words",
+                check={"kind": "words", "n": 3}),
+        Problem(id="ph-001", question="pH of 1e-7 M HCl?", answer="7.00",
+                check={"kind": "number", "value": 7.0, "tolerance": 0.05}),
+    )
+    data = Dataset(name="verifiable", path=Path("v.jsonl"), problems=problems)
+    out = tmp_path / "r.jsonl"
+    await run_benchmark([data], ["direct", "cot:max_rounds=2"], [ScriptedBackend(sentence)], out)
+    records = {(r.strategy, r.id): r for r in read_records(out)}
+    assert records[("direct", "words-001")].correct is False  # 4 words: the check, not the gold text, decides
+    assert records[("cot:max_rounds=2", "words-001")].correct is True  # re-prompted with the counter's feedback
+    assert records[("cot:max_rounds=2", "words-001")].calls == 2
+    assert records[("direct", "ph-001")].correct is True
+
+
+@pytest.mark.anyio
+async def test_a_check_for_the_whole_set_fills_in_each_gold_answer(tmp_path: Path) -> None:
+    problems = (Problem(id="a", question="q1", answer="7"), Problem(id="b", question="q2", answer="9"))
+    data = Dataset(name="toy", path=Path("t.jsonl"), problems=problems)
+    out = tmp_path / "r.jsonl"
+    await run_benchmark([data], ["direct"], [ScriptedBackend(lambda r: "Answer: 7.3")], out)
+    plain = {r.id: r.correct for r in read_records(out)}
+    configs = make_configs([data], ["direct"], [ScriptedBackend(lambda r: "Answer: 7.3")], check="number:{answer}+-0.5")
+    assert configs[0].id == "toy | direct | scripted | check=number:{answer}+-0.5"
+    from thinkloop.bench.runner import Runner
+    from thinkloop.bench.store import ResultStore
+
+    with ResultStore(out) as store:
+        await Runner(store).run(configs)
+    checked = {r.id: r.correct for r in read_records(out) if "check=" in r.config}
+    assert plain == {"a": False, "b": False} and checked == {"a": True, "b": False}
+
+
+def test_bench_help_says_where_each_known_set_comes_from(capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from thinkloop.cli import main
+
+    monkeypatch.setenv("COLUMNS", "1000")  # no line breaks inside the names
+    with pytest.raises(SystemExit):
+        main(["bench", "run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for source in ("openai/grade-school-math", "openai/prm800k", "arkilpatel/SVAMP", "make_verifiable_tasks.py",
+                   "--check CHECK"):
+        assert source in text
