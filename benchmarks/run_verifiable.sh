@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Reproduce benchmarks/results/verifiable/: the embedded SmolLM2-135M-Instruct on the verifiable-tasks set,
+# per family: one direct call, best-of-n with the check (4 and 8 attempts), critique-and-revise with the
+# check's feedback (4 and 8 attempts), tree search for the puzzles, self-consistency where an answer can be
+# voted. Then the table and plot.
+#
+# Resumable: every command appends to the same results file and skips what is recorded. Families run in
+# growing slices (the first 4 tasks of each, then 8, ...), so when time runs out every config has about the
+# same tasks done; the table compares configs on the tasks all of them finished.
+#
+#   benchmarks/run_verifiable.sh                  # 20 tasks per family (about an hour on a quiet 2-core CPU)
+#   LIMITS="4 8" benchmarks/run_verifiable.sh     # a quick look
+#   REPORT_ONLY=1 benchmarks/run_verifiable.sh    # just the table and plot
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RESULTS=${RESULTS:-benchmarks/results/verifiable}
+OUT=$RESULTS/results.jsonl
+MAX_TOKENS=${MAX_TOKENS:-64}
+LIMITS=${LIMITS:-4 8 12 16 20}
+FAMILIES=${FAMILIES:-words constraints code ph sumproduct game24}
+THREADS=${THREADS:-1}
+PY=${PYTHON:-.venv/bin/python}
+run() { "$PY" -m thinkloop.bench.cli run "$@" --max-tokens "$MAX_TOKENS" --out "$OUT" --threads "$THREADS" --quiet; }
+
+if [ -z "${REPORT_ONLY:-}" ]; then
+  for limit in $LIMITS; do
+    for family in $FAMILIES; do
+      extra=()
+      case $family in
+        ph | sumproduct) extra+=(--strategy sc:n=8) ;;
+      esac
+      case $family in
+        game24 | sumproduct) extra+=(--strategy tree:mode=dfs,value=verifier,branching=3,max_depth=2) ;;
+      esac
+      run "verifiable-$family" --limit "$limit" --strategy direct --strategy bon:n=4 --strategy bon:n=8 \
+        --strategy critique:max_rounds=3 --strategy critique:max_rounds=7 "${extra[@]}"
+    done
+  done
+fi
+
+"$PY" benchmarks/verifiable_table.py "$OUT" --out "$RESULTS"

@@ -1,0 +1,148 @@
+"""The verifiable-tasks table and plot: per family x strategy, success with its 95% (Wilson) interval, tokens and
+calls per task, and each loop against one direct call on the same tasks.
+
+    python benchmarks/verifiable_table.py benchmarks/results/verifiable/results.jsonl \
+        --out benchmarks/results/verifiable
+
+Writes ``table.md`` and ``plots/verifiable-success-vs-tokens.png``. A loop *helps* on a family when it beats
+the direct call by at least 20 points of success at no more than 8x its tokens per task (the issue's bar).
+Only tasks every config of the family finished are compared, so a half-finished config cannot flatter
+itself on an easier slice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from thinkloop.bench.report import wilson_interval
+from thinkloop.bench.store import Record, latest, read_records
+
+LIFT_POINTS = 20.0
+MAX_TOKEN_RATIO = 8.0
+BASELINE = "direct"
+
+
+@dataclass(frozen=True)
+class Row:
+    family: str
+    strategy: str
+    n: int
+    correct: int
+    low: float
+    high: float
+    tokens: float
+    calls: float
+
+    @property
+    def rate(self) -> float:
+        return self.correct / self.n if self.n else 0.0
+
+
+def rows_by_family(records: list[Record]) -> dict[str, list[Row]]:
+    by_family: dict[str, dict[str, dict[str, Record]]] = defaultdict(lambda: defaultdict(dict))
+    for record in latest(records).values():
+        if record.status == "done":
+            family = record.dataset.removeprefix("verifiable-")
+            by_family[family][record.strategy][record.id] = record
+    table: dict[str, list[Row]] = {}
+    for family, configs in by_family.items():
+        common = set.intersection(*(set(done) for done in configs.values()))
+        rows = []
+        for strategy, done in configs.items():
+            chosen = [done[i] for i in sorted(common)]
+            correct = sum(bool(r.correct) for r in chosen)
+            low, high = wilson_interval(correct, len(chosen))
+            rows.append(Row(family, strategy, len(chosen), correct, low, high,
+                            sum(r.total_tokens for r in chosen) / max(len(chosen), 1),
+                            sum(r.calls for r in chosen) / max(len(chosen), 1)))
+        table[family] = rows
+    return table
+
+
+def verdict(row: Row, base: Row | None) -> tuple[str, str, str]:
+    """(lift in points, token ratio, helps?) against the direct call."""
+    if base is None or row.strategy == BASELINE:
+        return "", "1.0x" if row.strategy == BASELINE else "", ""
+    lift = 100 * (row.rate - base.rate)
+    ratio = row.tokens / base.tokens if base.tokens else float("inf")
+    helps = lift >= LIFT_POINTS and ratio <= MAX_TOKEN_RATIO
+    return f"{lift:+.0f}", f"{ratio:.1f}x", "yes" if helps else "no"
+
+
+def render(table: dict[str, list[Row]]) -> str:
+    lines = [
+        "| family | strategy | tasks | success (95% CI) | tokens/task | calls/task | vs direct (points) | "
+        "tokens vs direct | helps (>= +20 at <= 8x) |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    helped = []
+    for family, rows in table.items():
+        base = next((r for r in rows if r.strategy == BASELINE), None)
+        for row in rows:
+            lift, ratio, helps = verdict(row, base)
+            if helps == "yes" and family not in helped:
+                helped.append(family)
+            lines.append(
+                f"| {family} | {row.strategy} | {row.n} | {100 * row.rate:.0f}% [{100 * row.low:.0f}, "
+                f"{100 * row.high:.0f}] | {row.tokens:.0f} | {row.calls:.1f} | {lift} | {ratio} | {helps} |"
+            )
+    lines.append("")
+    lines.append(f"Families where a checked loop beats one direct call by >= {LIFT_POINTS:.0f} points at <= "
+                 f"{MAX_TOKEN_RATIO:.0f}x the tokens: {len(helped)} of {len(table)}"
+                 + (f" ({', '.join(helped)})." if helped else "."))
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: dict[str, list[Row]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = list(table)
+    columns = 3
+    rows = (len(families) + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.8 * rows), squeeze=False)
+    for axis, family in zip(axes.flat, families, strict=False):
+        for row in table[family]:
+            axis.errorbar([row.tokens], [100 * row.rate],
+                          yerr=[[100 * (row.rate - row.low)], [100 * (row.high - row.rate)]],
+                          fmt="o" if row.strategy == BASELINE else "s", capsize=3)
+            axis.annotate(row.strategy, (row.tokens, 100 * row.rate), textcoords="offset points", xytext=(4, 4),
+                          fontsize=7)
+        axis.set_xscale("log")
+        axis.set_ylim(-5, 105)
+        axis.set_title(f"{family} (n={table[family][0].n})")
+        axis.set_xlabel("tokens per task")
+        axis.set_ylabel("success %")
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(families):]:
+        axis.set_visible(False)
+    figure.suptitle("SmolLM2-135M on checkable tasks: one call vs loops gated by the check (95% Wilson CI)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=80, metadata={"Software": None})
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="folder for table.md and plots/")
+    parser.add_argument("--no-plot", action="store_true")
+    args = parser.parse_args(argv)
+    table = rows_by_family(read_records(args.results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(render(table), encoding="utf-8")
+    if not args.no_plot:
+        plot(table, args.out / "plots" / "verifiable-success-vs-tokens.png")
+    sys.stdout.write(render(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
