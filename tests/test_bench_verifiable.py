@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -15,7 +16,7 @@ import pytest
 from thinkloop.backends.scripted import ScriptedBackend
 from thinkloop.bench.datasets import Dataset, Problem, load_dataset, shipped_data_dir
 from thinkloop.bench.runner import make_configs, run_benchmark
-from thinkloop.bench.store import read_records
+from thinkloop.bench.store import Record, read_records
 from thinkloop.exceptions import DatasetError
 from thinkloop.runtime.result import Candidate
 from thinkloop.types import ChatRequest
@@ -158,3 +159,33 @@ def test_bench_help_says_where_each_known_set_comes_from(capsys: pytest.CaptureF
     for source in ("openai/grade-school-math", "openai/prm800k", "arkilpatel/SVAMP", "make_verifiable_tasks.py",
                    "--check CHECK"):
         assert source in text
+
+
+def table_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("verifiable_table", ROOT / "benchmarks" / "verifiable_table.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def record(strategy: str, task: str, correct: bool, tokens: int, family: str = "words") -> Record:
+    return Record(config=f"verifiable-{family} | {strategy} | m", strategy=strategy, model="m",
+                  dataset=f"verifiable-{family}", id=task, status="done", gold="-", correct=correct,
+                  prompt_tokens=tokens, completion_tokens=0, calls=tokens // 100)
+
+
+def test_the_table_compares_loops_with_one_call_on_the_same_tasks() -> None:
+    table = table_module()
+    records = [record("direct", f"t{i}", i == 0, 100) for i in range(10)]
+    records += [record("critique:max_rounds=3", f"t{i}", i < 4, 300) for i in range(10)]  # +30 points at 3x
+    records += [record("bon:n=8", f"t{i}", i < 5, 900) for i in range(10)]  # +40 points at 9x: too dear
+    records += [record("bon:n=4", f"t{i}", True, 400) for i in range(5)]  # half done: compared on t0..t4 only
+    rows = table.rows_by_family(records)
+    assert {r.strategy: (r.n, r.correct) for r in rows["words"]} == {
+        "direct": (5, 1), "critique:max_rounds=3": (5, 4), "bon:n=8": (5, 5), "bon:n=4": (5, 5)}
+    text = table.render(rows)
+    assert "| words | bon:n=8 | 5 | 100% [57, 100] | 900 | 9.0 | +80 | 9.0x | no |" in text
+    assert "| words | critique:max_rounds=3 | 5 | 80% [38, 96] | 300 | 3.0 | +60 | 3.0x | yes |" in text
+    assert text.endswith("at <= 8x the tokens: 1 of 1 (words).\n")
