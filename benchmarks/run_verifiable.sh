@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${RESULTS:-benchmarks/results/verifiable}
 OUT=$RESULTS/results.jsonl
-MAX_TOKENS=${MAX_TOKENS:-64}
+MAX_TOKENS=${MAX_TOKENS:-96}
 LIMITS=${LIMITS:-4 8 12 16 20}
 FAMILIES=${FAMILIES:-words constraints code ph sumproduct game24}
 THREADS=${THREADS:-1}

@@ -69,7 +69,8 @@ def test_checks_become_verifiers(tmp_path: Path) -> None:
 
 def test_chain_of_thought_loops_when_given_a_check() -> None:
     check = verifier_from_check("words:3")
-    assert check_overrides("cot", check) == {"max_rounds": 4}
-    assert check_overrides("cot:max_rounds=2", check) == {}
+    assert check_overrides("cot", check) == {"max_rounds": 6, "temperature": 1.0}
+    assert check_overrides("cot:max_rounds=2", check) == {"temperature": 1.0}
+    assert check_overrides("cot:max-rounds=2,temperature=0", check) == {}
     assert check_overrides("bon:n=4", check) == {}
     assert check_overrides("cot", None) == {}

@@ -31,7 +31,8 @@ EXIT_INTERRUPTED = 130
 CHECK_HELP = (
     "accept only an answer that passes CHECK (repeatable; all must pass): words:12, regex:PATTERN, "
     "number:7.2+-0.05, tests:FILE.py (run in the sandbox), lowercase, no-commas, ends-with:WORD, keyword:WORD*2, "
-    "game24:4,7,8,8, sum-product:3. With a check, cot re-prompts with the check's feedback up to 4 times"
+    "game24:4,7,8,8, sum-product:3. With a check, cot re-prompts with the check's feedback (up to 6 attempts, "
+    "temperature 1)"
 )
 
 

@@ -163,13 +163,18 @@ def verifier_from_checks(checks: Sequence[str | Mapping[str, Any]] | None, **opt
     return AllOf(*(verifier_from_check(c, **options) for c in checks))
 
 
+CHECKED_COT = {"max_rounds": 6, "temperature": 1.0}
+"""Chain of thought under a check: up to 6 attempts, sampled at temperature 1 so a retry is not a repeat."""
+
+
 def check_overrides(spec: str, verifier: Verifier | None) -> dict[str, Any]:
-    """Options that make a strategy use a check: chain of thought re-prompts (4 rounds) unless the spec says
-    otherwise. Nothing for other strategies, or without a check."""
+    """Options that make a strategy use a check: chain of thought re-prompts with the check's feedback
+    (:data:`CHECKED_COT`, where the spec does not set them). Nothing for other strategies, or without a check."""
     name, _, options = spec.partition(":")
-    if verifier is None or name.strip() != "cot" or "max_rounds" in options.replace("-", "_"):
+    if verifier is None or name.strip() != "cot":
         return {}
-    return {"max_rounds": 4}
+    given = {part.partition("=")[0].strip().replace("-", "_") for part in options.split(",")}
+    return {key: value for key, value in CHECKED_COT.items() if key not in given}
 
 
 def verdict_lines(graph: ReasoningGraph) -> list[str]:
