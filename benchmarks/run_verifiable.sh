@@ -8,32 +8,36 @@
 # growing slices (the first 4 tasks of each, then 8, ...), so when time runs out every config has about the
 # same tasks done; the table compares configs on the tasks all of them finished.
 #
-#   benchmarks/run_verifiable.sh                  # 20 tasks per family (about an hour on a quiet 2-core CPU)
+#   benchmarks/run_verifiable.sh                  # 20 tasks per family (hours on a busy 2-core CPU)
 #   LIMITS="4 8" benchmarks/run_verifiable.sh     # a quick look
 #   REPORT_ONLY=1 benchmarks/run_verifiable.sh    # just the table and plot
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${RESULTS:-benchmarks/results/verifiable}
 OUT=$RESULTS/results.jsonl
-MAX_TOKENS=${MAX_TOKENS:-96}
+MAX_TOKENS=${MAX_TOKENS:-48}
+CODE_MAX_TOKENS=${CODE_MAX_TOKENS:-96}
 LIMITS=${LIMITS:-4 8 12 16 20}
-FAMILIES=${FAMILIES:-words constraints code ph sumproduct game24}
+FAMILIES=${FAMILIES:-code ph sumproduct words constraints game24}
 THREADS=${THREADS:-1}
 PY=${PYTHON:-.venv/bin/python}
-run() { "$PY" -m thinkloop.bench.cli run "$@" --max-tokens "$MAX_TOKENS" --out "$OUT" --threads "$THREADS" --quiet; }
+run() { "$PY" -m thinkloop.bench.cli run "$@" --out "$OUT" --threads "$THREADS" --quiet; }
 
 if [ -z "${REPORT_ONLY:-}" ]; then
   for limit in $LIMITS; do
     for family in $FAMILIES; do
-      extra=()
+      # one call with each prompt (direct's, and the step-by-step one the loops use), then the loops
+      strategies=(--strategy direct --strategy cot --strategy bon:n=4 --strategy bon:n=8
+                  --strategy critique:max_rounds=3 --strategy critique:max_rounds=7)
       case $family in
-        ph | sumproduct) extra+=(--strategy sc:n=8) ;;
+        ph | sumproduct) strategies+=(--strategy sc:n=8) ;;
       esac
       case $family in
-        game24 | sumproduct) extra+=(--strategy tree:mode=dfs,value=verifier,branching=3,max_depth=2) ;;
+        game24 | sumproduct) strategies+=(--strategy tree:mode=dfs,value=verifier,branching=2,max_depth=2) ;;
       esac
-      run "verifiable-$family" --limit "$limit" --strategy direct --strategy bon:n=4 --strategy bon:n=8 \
-        --strategy critique:max_rounds=3 --strategy critique:max_rounds=7 "${extra[@]}"
+      tokens=$MAX_TOKENS
+      [ "$family" = code ] && tokens=$CODE_MAX_TOKENS  # a function and its fence need more room than a sentence
+      run "verifiable-$family" --limit "$limit" --max-tokens "$tokens" "${strategies[@]}"
     done
   done
 fi

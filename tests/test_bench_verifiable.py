@@ -179,13 +179,15 @@ def record(strategy: str, task: str, correct: bool, tokens: int, family: str = "
 def test_the_table_compares_loops_with_one_call_on_the_same_tasks() -> None:
     table = table_module()
     records = [record("direct", f"t{i}", i == 0, 100) for i in range(10)]
+    records += [record("cot", f"t{i}", False, 150) for i in range(10)]  # the worse single call is not the bar
     records += [record("critique:max_rounds=3", f"t{i}", i < 4, 300) for i in range(10)]  # +30 points at 3x
     records += [record("bon:n=8", f"t{i}", i < 5, 900) for i in range(10)]  # +40 points at 9x: too dear
     records += [record("bon:n=4", f"t{i}", True, 400) for i in range(5)]  # half done: compared on t0..t4 only
     rows = table.rows_by_family(records)
     assert {r.strategy: (r.n, r.correct) for r in rows["words"]} == {
-        "direct": (5, 1), "critique:max_rounds=3": (5, 4), "bon:n=8": (5, 5), "bon:n=4": (5, 5)}
+        "direct": (5, 1), "cot": (5, 0), "critique:max_rounds=3": (5, 4), "bon:n=8": (5, 5), "bon:n=4": (5, 5)}
     text = table.render(rows)
-    assert "| words | bon:n=8 | 5 | 100% [57, 100] | 900 | 9.0 | +80 | 9.0x | no |" in text
-    assert "| words | critique:max_rounds=3 | 5 | 80% [38, 96] | 300 | 3.0 | +60 | 3.0x | yes |" in text
+    assert "| words | direct | 5 | 20% [4, 62] | 100 | 1.0 | 0.0 |  |  | (baseline) |" in text
+    assert "| words | bon:n=8 | 5 | 100% [57, 100] | 900 | 9.0 | 0.0 | +80 | 9.0x | no |" in text
+    assert "| words | critique:max_rounds=3 | 5 | 80% [38, 96] | 300 | 3.0 | 0.0 | +60 | 3.0x | yes |" in text
     assert text.endswith("at <= 8x the tokens: 1 of 1 (words).\n")
