@@ -125,3 +125,23 @@ def test_judged_answer_is_revised_on_the_judges_critique(capsys: pytest.CaptureF
     assert "[judge] rejected (score 0.2)" in out and "[judge] accepted (score 0.9)" in out
     assert result.answer == "tilt" and result.stop_reason == "accepted"
     assert "'revise': 1" in out  # the revision is in the trace
+
+
+@pytest.mark.integration
+def test_the_readme_first_command_shows_a_check_rejecting_and_the_loop_retrying() -> None:
+    import re
+    import subprocess
+    import sys
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    command = re.search(r"\.venv/bin/thinkloop ask (\"[^\"]+\") --check (\S+)", readme)
+    assert command is not None, "the README's first command has moved"
+    question, check = command.group(1).strip('"'), command.group(2)
+    done = subprocess.run([sys.executable, "-m", "thinkloop", "ask", question, "--check", check],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("check 1: rejected: You wrote ")  # the first attempt misses the count
+    assert re.search(r"^\d+ calls · \d+ tokens", lines[-1])
+    checks = [line for line in lines if line.startswith("check ")]
+    assert len(checks) > 1  # and the loop tried again with the counter's feedback
