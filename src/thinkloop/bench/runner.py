@@ -159,8 +159,12 @@ def _equivalent(prediction: str | None, gold: str) -> bool:
     return prediction is not None and answers_equivalent(prediction, gold)
 
 
-def record_for(config: Config, problem: Problem, result: Result, prices: PriceTable, trace: str | None) -> Record:
-    """Turn a run's result into its record: an infrastructure error is ``failed``, never a wrong answer."""
+def record_for(config: Config, problem: Problem, result: Result, prices: PriceTable, trace: str | None,
+               *, compare_gold: bool = True) -> Record:
+    """Turn a run's result into its record: an infrastructure error is ``failed``, never a wrong answer.
+
+    ``compare_gold=False`` leaves ``correct`` and ``pass_at_k`` to a check (a task whose gold is a reference
+    program or a description, not an answer to compare with)."""
     usage = result.usage
     price = prices.lookup(config.backend.name)
     cost = run_cost(price, usage) if price is not None else 0.0
@@ -176,10 +180,11 @@ def record_for(config: Config, problem: Problem, result: Result, prices: PriceTa
     if result.stop_reason == "error":
         return Record(status="failed", prediction=result.answer, error=result.error or "error", **common)
     k, answers = attempts(result)
-    pass_at_k = any(_equivalent(a, problem.answer) for a in answers)
+    pass_at_k = any(_equivalent(a, problem.answer) for a in answers) if compare_gold else None
+    correct = _equivalent(result.answer, problem.answer) if compare_gold else None
     return Record(
-        status="done", prediction=result.answer, correct=_equivalent(result.answer, problem.answer),
-        k=k, pass_at_k=pass_at_k, answers=answers, **common,
+        status="done", prediction=result.answer, correct=correct, k=k, pass_at_k=pass_at_k, answers=answers,
+        **common,
     )
 
 
@@ -276,7 +281,7 @@ class Runner:
             verifier = problem_verifier(problem, config.check)
             result = await engine.run(config.strategy, problem.question, budget=budget, trace_path=trace_path,
                                       verifier=verifier)
-            record = record_for(config, problem, result, self.prices, trace)
+            record = record_for(config, problem, result, self.prices, trace, compare_gold=verifier is None)
             return record if verifier is None else await judged(record, result, verifier, problem.question)
         except Exception as exc:  # recorded as a failure, never dropped and never counted as wrong
             return failed_record(config, problem, exc, anyio.current_time() - started, trace)
