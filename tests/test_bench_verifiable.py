@@ -122,12 +122,14 @@ async def test_the_harness_judges_by_each_problems_check(tmp_path: Path) -> None
     )
     data = Dataset(name="verifiable", path=Path("v.jsonl"), problems=problems)
     out = tmp_path / "r.jsonl"
-    await run_benchmark([data], ["direct", "cot:max_rounds=2"], [ScriptedBackend(sentence)], out)
+    await run_benchmark([data], ["direct", "cot:max_rounds=2", "sc:n=3"], [ScriptedBackend(sentence)], out)
     records = {(r.strategy, r.id): r for r in read_records(out)}
     assert records[("direct", "words-001")].correct is False  # 4 words: the check, not the gold text, decides
     assert records[("cot:max_rounds=2", "words-001")].correct is True  # re-prompted with the counter's feedback
     assert records[("cot:max_rounds=2", "words-001")].calls == 2
     assert records[("direct", "ph-001")].correct is True
+    assert records[("sc:n=3", "ph-001")].correct is True  # a vote the strategy never checked is checked here
+    assert records[("sc:n=3", "words-001")].correct is False
 
 
 @pytest.mark.anyio

@@ -2,8 +2,8 @@
 
 The run gets the check as its verifier, so verifier-gated strategies (best-of-n, critique-and-revise, tree
 search, chain of thought with rounds) can use it; strategies that ignore verifiers (self-consistency) just
-vote. Either way the record's ``correct`` is the check's verdict on the run's final answer, judged again
-here, so every strategy is scored by the same rule.
+vote. Either way the record's ``correct`` is the check's verdict on the run's final answer (the run's own
+verdict when the strategy checked it, else checked here), so every strategy is scored by the same rule.
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ async def judged(record: Record, result: Result, verifier: Verifier, question: s
     if record.status != "done":
         return record
     correct = False
-    if result.candidate is not None:
-        verdict = await verifier.verify(question, result.candidate, None)
-        correct = verdict.accepted
+    candidate = result.candidate
+    if candidate is not None and candidate.accepted is not None:
+        correct = candidate.accepted  # the run checked its answer with this same verifier: one verdict, not two
+    elif candidate is not None:  # the strategy did not check it (self-consistency votes): check it here
+        correct = (await verifier.verify(question, candidate, None)).accepted
     accepted_any = any(
         node.kind == "verify" and bool((node.data or {}).get("accepted")) for node in result.graph.nodes()
     )
