@@ -6,8 +6,14 @@ client's CPU measurement), for each latency it times four ways to answer every q
 
   raw-n     the raw ``openai`` client, one request with ``n`` choices per question
   raw-1xn   the raw client, ``n`` separate requests per question
-  sc        thinkloop ``SelfConsistency(n=8)`` through ``OpenAIBackend`` (one shared ``Engine``)
+  sc        thinkloop ``SelfConsistency(n=8)`` through ``OpenAIBackend(model, base_url=URL)`` exactly as the
+            README constructs it (one shared ``Engine`` bounding requests in flight)
+  sc-explicit  the same with ``honours_n=True`` spelled out
   sc-adapt  thinkloop ``SelfConsistency(n=8, adaptive=True)``
+
+Then, on a mock switched to ignore ``n`` (one choice per request, as llama.cpp's server and Ollama do), it runs
+``sc`` once more with the default constructor and reports the requests and choices the server saw: every
+sample must arrive, with no more requests than needed (one try with ``n``, then one choice per request).
 
 It prints a table of medians over the repeats (wall seconds, requests and choices the server saw, the most
 requests in flight, client CPU ms per question, share of questions voted right) and, as its last line, one
@@ -47,7 +53,7 @@ from thinkloop.strategies.base import STEP_BY_STEP_SYSTEM
 from thinkloop.strategies.self_consistency import SelfConsistency
 from thinkloop.testing import MockConfig, MockServerProcess, right_answer, vote_right_probability
 
-MODES = ("raw-n", "raw-1xn", "sc", "sc-adapt")
+MODES = ("raw-n", "raw-1xn", "sc", "sc-explicit", "sc-adapt")
 MODEL = "mock"
 MAX_TOKENS = 512
 TEMPERATURE = 0.7
@@ -134,8 +140,13 @@ async def run_raw(base_url: str, questions: list[str], n: int, concurrency: int,
         await client.close()
 
 
-async def run_thinkloop(base_url: str, questions: list[str], n: int, concurrency: int, *, adaptive: bool) -> Timed:
-    backend = OpenAIBackend(MODEL, base_url=base_url, honours_n=True, max_concurrency=concurrency)
+async def run_thinkloop(
+    base_url: str, questions: list[str], n: int, concurrency: int, *, adaptive: bool, explicit: bool = False
+) -> Timed:
+    # The default constructor, as a user writes it; "explicit" says that the server honours n.
+    backend = OpenAIBackend(MODEL, base_url=base_url, honours_n=True) if explicit else OpenAIBackend(
+        MODEL, base_url=base_url
+    )
     await backend.complete(ChatRequest.of("warm up", max_tokens=MAX_TOKENS))
     engine = Engine(backend, max_concurrency=concurrency)
     strategy = SelfConsistency(n=n, adaptive=adaptive, temperature=TEMPERATURE, max_tokens=MAX_TOKENS)
@@ -170,7 +181,10 @@ def run_mode(mode: str, base_url: str, questions: list[str], n: int, concurrency
     if mode in ("raw-n", "raw-1xn"):
         call = functools.partial(run_raw, base_url, questions, n, concurrency, separate=mode == "raw-1xn")
     else:
-        call = functools.partial(run_thinkloop, base_url, questions, n, concurrency, adaptive=mode == "sc-adapt")
+        call = functools.partial(
+            run_thinkloop, base_url, questions, n, concurrency, adaptive=mode == "sc-adapt",
+            explicit=mode == "sc-explicit",
+        )
     return anyio.run(call)
 
 
@@ -285,6 +299,8 @@ def main(argv: list[str] | None = None) -> None:
             for mode in modes:
                 results[latency, mode] = median_of(runs[mode])
 
+    with MockServerProcess(MockConfig(latency=0.0, max_choices=1)) as server:
+        ignored = measure(server, "sc", questions, args.n, args.concurrency)
     expected = vote_right_probability(args.n)
     table = Table(
         title=f"{args.questions} questions x vote over {args.n}, {args.concurrency} in flight, "
@@ -307,7 +323,13 @@ def main(argv: list[str] | None = None) -> None:
         "slow the client and the server alike). Requests and choices are what the server saw: adaptive SC's "
         "cancelled samples included, which can also lift its in-flight count past the client's limit."
     )
+    console.print(
+        f"mock ignoring n: sc (default constructor) sent {ignored.requests} requests for {ignored.choices} choices "
+        f"({args.questions} questions x {args.n}; the fewest possible: {args.questions * args.n})"
+    )
     out = summary(results, imports, expected, args)
+    out["ignores_n"] = {"requests": ignored.requests, "choices": ignored.choices,
+                        "needed": args.questions * args.n}
     out["load_average"] = [round(load_before, 2), round(load_after, 2)]
     print(json.dumps(out))
 
@@ -320,6 +342,10 @@ def summary(results: dict[tuple[float, str], Measurement], imports: dict[str, An
         "repeats": args.repeats, "latency_s": latency, "expected_vote_right": round(expected, 4),
     }
     base, fixed, adaptive = (results.get((latency, m)) for m in ("raw-n", "sc", "sc-adapt"))
+    explicit = results.get((latency, "sc-explicit"))
+    if base and explicit:
+        out["explicit_wall_ratio_vs_raw_n"] = round(explicit.wall_s / base.wall_s, 3)
+        out["explicit_cpu_ratio_vs_raw_n"] = round(explicit.cpu_s / base.cpu_s, 3)
     if base and fixed:
         out["wall_ratio_vs_raw_n"] = round(fixed.wall_s / base.wall_s, 3)
         out["cpu_ratio_vs_raw_n"] = round(fixed.cpu_s / base.cpu_s, 3)

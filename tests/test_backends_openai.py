@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -174,11 +175,36 @@ async def test_the_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert server.requests[0].headers["authorization"] == f"Bearer {SECRET}"
 
 
-async def test_honours_n_only_on_the_official_api_unless_told() -> None:
-    server = replying("x")
-    assert server.backend().capabilities.honours_n is True
-    assert server.backend(base_url="http://127.0.0.1:8080/v1").capabilities.honours_n is False
-    assert server.backend(base_url="http://127.0.0.1:8080/v1", honours_n=True).capabilities.honours_n is True
+async def test_n_is_assumed_honoured_and_a_server_that_returns_fewer_is_remembered() -> None:
+    """Fast by default: every server is sent ``n``; one that answers fewer choices (llama.cpp, Ollama) is asked
+    one choice at a time from then on, by this backend and any later one for the same server and model."""
+    url = f"http://127.0.0.1:8081/{uuid.uuid4().hex}/v1"  # the memory is per process: a fresh server per run
+    short = Server(lambda body, count: httpx2.Response(200, json=chat_completion(body["model"], [f"Answer: {count}"])))
+    first = short.backend("short-model", base_url=url)
+    assert first.capabilities.honours_n is True
+    await first.complete(ChatRequest.of("q").model_copy(update={"n": 4}))
+    assert first.capabilities.honours_n is False
+    assert short.backend("short-model", base_url=url).capabilities.honours_n is False
+    assert short.backend("another-model", base_url=url).capabilities.honours_n is True
+    assert short.backend("short-model", base_url=url, honours_n=True).capabilities.honours_n is True
+
+    full = Server(lambda body, _: httpx2.Response(200, json=chat_completion(body["model"], ["x"] * body.get("n", 1))))
+    backend = full.backend("full-model", base_url="http://127.0.0.1:8082/v1")
+    await backend.complete(ChatRequest.of("q").model_copy(update={"n": 4}))
+    assert backend.capabilities.honours_n is True
+
+
+async def test_sc_on_a_server_that_ignores_n_still_gets_every_sample_with_the_fewest_requests() -> None:
+    from thinkloop import SelfConsistency
+
+    server = Server(lambda body, count: httpx2.Response(200, json=chat_completion(body["model"], [f"Answer: {count}"])))
+    backend = server.backend("ignores-n", base_url=f"http://127.0.0.1:8083/{uuid.uuid4().hex}/v1")
+    first = await SelfConsistency(n=8, max_tokens=16).run("q", backend=backend)
+    assert first.usage.calls == 8 and len(first.attempts) == 8
+    assert [b.get("n") for b in server.bodies] == [8] + [None] * 7  # one try with n, then top-ups
+    second = await SelfConsistency(n=8, max_tokens=16).run("q", backend=backend)
+    assert len(second.attempts) == 8
+    assert [b.get("n") for b in server.bodies[8:]] == [None] * 8  # remembered: no second try with n
 
 
 # --- the o1 profile ------------------------------------------------------------------------------------
@@ -249,30 +275,37 @@ async def test_connection_refused_is_backend_unavailable_naming_the_url() -> Non
         await backend.complete(ChatRequest.of("hi"))
 
 
-async def test_429_after_the_sdks_retries_is_rate_limited() -> None:
+async def test_429_is_rate_limited_with_the_wait_the_server_asked_for_and_no_sdk_retry() -> None:
     body = api_error("Rate limit reached for gpt-4o-mini", type_="requests", code="rate_limit_exceeded")
     server = Server(lambda *_: httpx2.Response(429, json=body, headers={"retry-after-ms": "1"}))
-    with pytest.raises(RateLimited, match="Rate limit reached for gpt-4o-mini"):
-        await server.backend(max_retries=0).complete(ChatRequest.of("hi"))
-    assert len(server.requests) == 1
-
-    retried = Server(lambda *_: httpx2.Response(429, json=body, headers={"retry-after-ms": "1"}))
-    with pytest.raises(RateLimited):
-        await retried.backend(max_retries=2).complete(ChatRequest.of("hi"))
-    assert len(retried.requests) == 3  # the SDK's retries, and no second layer of ours
+    with pytest.raises(RateLimited, match="Rate limit reached for gpt-4o-mini") as caught:
+        await server.backend(max_retries=2).complete(ChatRequest.of("hi"))
+    assert caught.value.retryable and caught.value.retry_after == 0.001
+    assert len(server.requests) == 1  # the SDK does not retry: the runtime does, budgeting each attempt
 
 
-async def test_a_retry_that_succeeds_is_invisible() -> None:
+async def test_the_runtime_retries_a_429_each_attempt_a_node_of_its_own() -> None:
+    body = api_error("Rate limit reached", type_="requests", code="rate_limit_exceeded")
+    server = Server(lambda *_: httpx2.Response(429, json=body, headers={"retry-after-ms": "1"}))
+    result = await Direct().run("q", backend=server.backend(max_retries=2))
+    assert len(server.requests) == 3
+    assert result.stop_reason == "error" and result.error is not None and "Rate limit reached" in result.error
+    failed = [n for n in result.graph.nodes() if n.status == "failed"]
+    assert [(n.data or {}).get("attempt") for n in failed] == [None, 2, 3]
+
+
+async def test_a_retry_that_succeeds_gives_the_answer_and_counts_both_attempts() -> None:
     def flaky(body: dict[str, Any], count: int) -> httpx2.Response:
         if count == 1:
             return httpx2.Response(429, json=api_error("slow down", type_="requests", code=None),
                                    headers={"retry-after-ms": "1"})
-        return httpx2.Response(200, json=chat_completion(body["model"], ["fine"]))
+        return httpx2.Response(200, json=chat_completion(body["model"], ["Answer: fine"]))
 
     server = Server(flaky)
-    completion = await server.backend(max_retries=1).complete(ChatRequest.of("hi"))
-    assert completion.text == "fine"
+    result = await Direct().run("q", backend=server.backend(max_retries=1))
+    assert result.answer == "fine"
     assert len(server.requests) == 2
+    assert result.usage.calls == 2
 
 
 async def test_404_is_model_not_found_naming_the_model() -> None:
@@ -329,7 +362,7 @@ async def test_fewer_choices_than_n_are_topped_up_with_single_calls() -> None:
 
 async def test_a_backend_that_does_not_honour_n_gets_k_single_requests() -> None:
     server = replying("Answer: 7")
-    backend = server.backend(base_url="http://127.0.0.1:8080/v1")
+    backend = server.backend(base_url="http://127.0.0.1:8080/v1", honours_n=False)
     strategy = Sample(4)
     await Engine(backend).run(strategy, "q")
     assert strategy.samples is not None and strategy.samples.received == 4

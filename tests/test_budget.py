@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from thinkloop import (
     Budget,
     BudgetExhausted,
-    BudgetLedger,
     Candidate,
     ChainOfThought,
     ChatRequest,
@@ -32,6 +31,7 @@ from thinkloop import (
     Usage,
     Verdict,
 )
+from thinkloop.runtime.budget import BudgetLedger
 
 PROPERTY = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from support import AcceptAnswer
 from thinkloop import (
     Budget,
     Candidate,
@@ -24,7 +25,6 @@ from thinkloop import (
     RunContext,
     ScriptedBackend,
     Strategy,
-    Verdict,
     graph_from_events,
     load_trace,
 )
@@ -62,16 +62,6 @@ class SleepyModel:
             return self.fast.get(index, "Answer: 0")
         finally:
             self.live -= 1
-
-
-class AcceptAnswer:
-    def __init__(self, answer: str) -> None:
-        self.answer = answer
-
-    async def verify(self, question: str, candidate: Candidate, ctx: RunContext | None = None) -> Verdict:
-        if candidate.answer == self.answer:
-            return Verdict.accept()
-        return Verdict.reject("no", score=0.2)
 
 
 class FirstAccepted(Strategy):

@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from support import AcceptAnswer
 from thinkloop import (
     Budget,
     Candidate,
@@ -27,18 +28,6 @@ from thinkloop import (
 from thinkloop.runtime.trace import RunFinished, RunStarted
 
 pytestmark = pytest.mark.anyio
-
-
-class AcceptAnswer:
-    def __init__(self, answer: str) -> None:
-        self.answer = answer
-        self.seen: list[str | None] = []
-
-    async def verify(self, question: str, candidate: Candidate, ctx: RunContext | None = None) -> Verdict:
-        self.seen.append(candidate.answer)
-        if candidate.answer == self.answer:
-            return Verdict.accept()
-        return Verdict.reject(f"{candidate.answer} is not right", score=0.25)
 
 
 def echo_number(latency: float = 0.01, capabilities: Capabilities | None = None) -> ScriptedBackend:

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from thinkloop import Budget, Capabilities, ConfigurationError, ScriptedBackend
-from thinkloop.backends.replay import ReplayBackend
+from thinkloop import Budget, Capabilities, ConfigurationError, ReplayMismatch, ScriptedBackend
 from thinkloop.runtime.graph import ReasoningGraph
-from thinkloop.runtime.trace import load_trace
+from thinkloop.runtime.trace import load_trace, replay
 from thinkloop.strategies.base import Strategy
 from thinkloop.strategies.cot import ChainOfThought, Direct
 from thinkloop.strategies.self_consistency import SelfConsistency
@@ -62,15 +61,15 @@ async def test_a_replayed_run_gives_the_same_answer_and_graph(
     backend = counting_backend(capabilities=capabilities)
     original = await make().run("What is 1 + 2?", backend=backend, verifier=verifier, trace_path=trace_path)
 
-    replay = ReplayBackend(trace_path, strict=True, capabilities=capabilities)
-    replayed = await make().run("What is 1 + 2?", backend=replay, verifier=verifier)
+    replayer = replay(trace_path, strict=True, capabilities=capabilities)
+    replayed = await make().run("What is 1 + 2?", backend=replayer, verifier=verifier)
 
     assert replayed.error is None
     assert replayed.answer == original.answer is not None
     assert replayed.stop_reason == original.stop_reason
     assert replayed.model == "scripted-model"
     assert replayed.usage == original.usage
-    assert replay.remaining == 0
+    assert replayer.remaining == 0
     assert shape(replayed.graph) == shape(original.graph)
     if deterministic:
         assert replayed.graph == original.graph
@@ -81,9 +80,9 @@ async def test_a_replayed_run_gives_the_same_answer_and_graph(
 async def test_replay_from_live_events_and_inferred_n() -> None:
     events: list[object] = []
     original = await SelfConsistency(n=3).run("q", backend=counting_backend(), sinks=[events.append])
-    replay = ReplayBackend(events)
-    assert replay.capabilities.honours_n  # the recorded run sent one request with n=3
-    replayed = await SelfConsistency(n=3).run("q", backend=replay)
+    replayer = replay(events)
+    assert replayer.capabilities.honours_n  # the recorded run sent one request with n=3
+    replayed = await SelfConsistency(n=3).run("q", backend=replayer)
     assert replayed.answer == original.answer
     assert replayed.graph == original.graph
 
@@ -93,12 +92,15 @@ async def test_more_calls_than_the_trace_recorded_is_a_clear_error(tmp_path: Pat
     trace_path = tmp_path / "run.jsonl"
     await ChainOfThought(max_rounds=1).run("q", backend=counting_backend(), verifier=MathAnswerVerifier("3"),
                                            trace_path=trace_path)
-    replayed = await ChainOfThought(max_rounds=3).run("q", backend=ReplayBackend(trace_path),
+    replayed = await ChainOfThought(max_rounds=3).run("q", backend=replay(trace_path),
                                                       verifier=MathAnswerVerifier("3"))
     assert replayed.stop_reason == "error"
     assert replayed.error is not None
-    assert re.search(re.escape("recorded 1 completed calls; the run asked for call 2"), replayed.error)
+    assert re.search(re.escape("holds 1 completed calls; the run asked for call 2"), replayed.error)
     assert replayed.answer == "1"  # the best answer found before the trace ran out
+    with pytest.raises(ReplayMismatch, match=re.escape("holds 1 completed calls; the run asked for call 2")):
+        await ChainOfThought(max_rounds=3).run("q", backend=replay(trace_path, strict=True),
+                                               verifier=MathAnswerVerifier("3"))
 
 
 @pytest.mark.anyio
@@ -106,11 +108,11 @@ async def test_strict_replay_refuses_a_different_request(tmp_path: Path) -> None
     trace_path = tmp_path / "run.jsonl"
     await Direct().run("What is 1 + 2?", backend=counting_backend(), trace_path=trace_path)
 
-    strict = await Direct().run("What is 2 + 2?", backend=ReplayBackend(trace_path, strict=True))
-    assert strict.stop_reason == "error"
-    assert strict.error is not None and "call 1 differs from the recorded request (messages: recorded" in strict.error
+    with pytest.raises(ReplayMismatch, match=re.escape("call 1 differs from every recorded request (next recorded: "
+                                                       "messages: recorded")):
+        await Direct().run("What is 2 + 2?", backend=replay(trace_path, strict=True))
 
-    lenient = await Direct().run("What is 2 + 2?", backend=ReplayBackend(trace_path))
+    lenient = await Direct().run("What is 2 + 2?", backend=replay(trace_path))
     assert lenient.answer == "1"
 
 
@@ -120,10 +122,10 @@ async def test_a_trace_with_several_runs_needs_a_run_id(tmp_path: Path) -> None:
     first = await Direct().run("q1", backend=counting_backend(), trace_path=trace_path)
     second = await Direct().run("q2", backend=counting_backend(), trace_path=trace_path)
     with pytest.raises(ConfigurationError, match="holds 2 runs"):
-        ReplayBackend(trace_path)
+        replay(trace_path)
     with pytest.raises(ConfigurationError, match="has no run 'nope'"):
-        ReplayBackend(trace_path, run_id="nope")
-    replayed = await Direct().run("q2", backend=ReplayBackend(trace_path, run_id=second.run_id, strict=True))
+        replay(trace_path, run_id="nope")
+    replayed = await Direct().run("q2", backend=replay(trace_path, run_id=second.run_id, strict=True))
     assert replayed.graph == second.graph
     assert first.run_id != second.run_id
 
@@ -132,7 +134,7 @@ def test_an_empty_trace_is_a_configuration_error(tmp_path: Path) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     with pytest.raises(ConfigurationError, match="holds no run"):
-        ReplayBackend(empty)
+        replay(empty)
 
 
 @pytest.mark.anyio
@@ -144,11 +146,11 @@ async def test_replay_keeps_failed_and_budget_stopped_calls_out(tmp_path: Path) 
         "q", backend=counting_backend(), verifier=MathAnswerVerifier("9"), budget=budget, trace_path=trace_path
     )
     assert original.stop_reason == "budget"
-    replay = ReplayBackend(trace_path, strict=True)
-    assert len(replay.calls) == 2
+    replayer = replay(trace_path, strict=True)
+    assert len(replayer.calls) == 2
     assert sum(1 for e in load_trace(trace_path) if getattr(e, "kind", None) == "node") > 2
     replayed = await ChainOfThought(max_rounds=5).run(
-        "q", backend=replay, verifier=MathAnswerVerifier("9"), budget=budget
+        "q", backend=replayer, verifier=MathAnswerVerifier("9"), budget=budget
     )
     assert replayed.stop_reason == "budget"
     assert replayed.graph == original.graph

@@ -4,7 +4,7 @@ Wrap a model in reasoning strategies that re-prompt it until a verifier accepts 
 them, with every step in a visible trace.
 """
 
-from thinkloop.backends.base import Backend, Capabilities
+from thinkloop.backends.base import Backend, BaseBackend, Capabilities, RetryPolicy
 from thinkloop.backends.llamacpp import LlamaCppBackend
 from thinkloop.backends.openai import ModelProfile, OpenAIBackend
 from thinkloop.backends.replay import ReplayBackend
@@ -12,21 +12,24 @@ from thinkloop.backends.scripted import ScriptedBackend
 from thinkloop.backends.server import ManagedLlamaServer, managed_llama_server
 from thinkloop.exceptions import (
     BackendError,
+    BackendTimeout,
     BackendUnavailable,
     BudgetExhausted,
     ConfigurationError,
     DatasetError,
     ModelNotFound,
     RateLimited,
+    ReplayMismatch,
     SandboxUnavailable,
     ThinkloopError,
 )
-from thinkloop.runtime.budget import Budget, BudgetLedger, Price
+from thinkloop.runtime.budget import Budget, Price
 from thinkloop.runtime.context import RunContext
-from thinkloop.runtime.engine import Engine
+from thinkloop.runtime.engine import Engine, Policy
 from thinkloop.runtime.graph import Node, ReasoningGraph
 from thinkloop.runtime.result import Candidate, Outcome, Result
-from thinkloop.runtime.trace import JsonlTraceSink, Trace, graph_from_events, load_trace
+from thinkloop.runtime.trace import JsonlTraceSink, Trace, graph_from_events, load_trace, recorded_calls, replay
+from thinkloop.runtime.verdict import Verdict, Verifier
 from thinkloop.strategies.base import Strategy, StrategyConfig
 from thinkloop.strategies.best_of_n import BestOfN
 from thinkloop.strategies.cot import ChainOfThought, Direct
@@ -48,7 +51,6 @@ from thinkloop.verifiers import (
     extract_answer,
     normalize_answer,
 )
-from thinkloop.verifiers.base import Verdict, Verifier
 
 __version__ = "0.1.0"
 
@@ -58,11 +60,12 @@ __all__ = [
     "AnyOf",
     "Backend",
     "BackendError",
+    "BackendTimeout",
     "BackendUnavailable",
+    "BaseBackend",
     "BestOfN",
     "Budget",
     "BudgetExhausted",
-    "BudgetLedger",
     "Candidate",
     "Capabilities",
     "ChainOfThought",
@@ -86,12 +89,15 @@ __all__ = [
     "Node",
     "OpenAIBackend",
     "Outcome",
+    "Policy",
     "Price",
     "ProgramVerifier",
     "RateLimited",
     "ReasoningGraph",
     "ReplayBackend",
+    "ReplayMismatch",
     "Result",
+    "RetryPolicy",
     "RunContext",
     "RunUsage",
     "SandboxUnavailable",
@@ -115,4 +121,6 @@ __all__ = [
     "load_trace",
     "managed_llama_server",
     "normalize_answer",
+    "recorded_calls",
+    "replay",
 ]

@@ -86,6 +86,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     ask.add_argument("--trace", type=Path, metavar="FILE", help="write the run's trace as JSON lines")
     ask.add_argument("--check", action="append", metavar="CHECK", help=CHECK_HELP)
 
+    commands.add_parser(
+        "plugins", help="list installed plugins",
+        description="List the backends and strategies that installed packages add, and where each comes from.",
+    )
     bench = _add_bench(commands)
     return parser, bench
 
@@ -120,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         if args.command == "ask":
             return ask(args)
+        if args.command == "plugins":
+            return list_plugins()
         if args.command == "bench":
             failure = getattr(args, "bench_failure", None)
             if failure is not None or bench_cli is None:
@@ -157,6 +163,22 @@ def _fail(message: str, code: int = EXIT_ERROR) -> int:
         line = f"{PROG}: error: {line}"
     sys.stderr.write(line + "\n")
     return code
+
+
+# --- plugins ------------------------------------------------------------------------------------------
+def list_plugins() -> int:
+    """One line per installed plugin: kind, name, target, distribution; a broken one says why."""
+    from thinkloop import plugins
+
+    found = [plugin for kind in plugins.GROUPS for plugin in plugins.plugins(kind)]
+    if not found:
+        sys.stdout.write("no plugins installed (entry-point groups: thinkloop.backends, thinkloop.strategies)\n")
+        return 0
+    for plugin in found:
+        state = f"cannot load: {plugin.error}" if plugin.error else "ok"
+        line = f"{plugin.kind[:-1]:<8} {plugin.name:<16} {plugin.target:<40} {plugin.origin:<24} {state}"
+        sys.stdout.write(" ".join(line.split("\n")) + "\n")
+    return 0
 
 
 # --- ask ----------------------------------------------------------------------------------------------
@@ -205,10 +227,8 @@ def ask(args: argparse.Namespace) -> int:
                                       verifier=verifier)
         finally:
             # Close HTTP connections on the loop that opened them, not in a garbage collector later.
-            aclose = getattr(backend, "aclose", None)
-            if aclose is not None:
-                with anyio.CancelScope(shield=True):
-                    await aclose()
+            with anyio.CancelScope(shield=True):
+                await backend.aclose()
 
     result = anyio.run(run)
     if args.json:

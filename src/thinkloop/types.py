@@ -126,7 +126,7 @@ class RunUsage(_Value):
         """
         prompt = usage.prompt_tokens or 0
         completion = usage.completion_tokens or 0
-        return RunUsage.model_construct(
+        return RunUsage(
             calls=self.calls + 1,
             calls_without_usage=self.calls_without_usage + (0 if usage.known else 1),
             failed_calls=self.failed_calls,

@@ -1,16 +1,45 @@
-"""The backend protocol: one async method, like an httpx transport.
+"""The backend protocol: one async method that does the work, like an httpx transport.
 
 Strategies, the engine and verifiers see only this protocol; retries belong to the SDK under a backend,
-budgets and tracing to the engine above it.
+budgets and tracing to the engine above it. The protocol names everything the runtime calls, so nothing
+probes a backend with ``getattr``: subclass :class:`BaseBackend` and only ``name``, ``capabilities`` and
+``complete`` are left to write.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from thinkloop.types import ChatRequest, Completion, Message
+
+
+class RetryPolicy(BaseModel):
+    """How the runtime retries a failed call that the backend marked ``retryable``.
+
+    The runtime owns retries (the SDK's are off), so each attempt reserves its worst case in the budget
+    before it is sent and appears in the trace as a node of its own.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_retries: int = Field(default=2, ge=0)
+    """Attempts after the first."""
+    initial_backoff: float = Field(default=0.5, ge=0)
+    """Seconds before the first retry; doubled for each further one (with jitter)."""
+    max_backoff: float = Field(default=8.0, ge=0)
+    max_retry_after: float = Field(default=60.0, ge=0)
+    """The longest ``Retry-After`` honoured; a server asking for more fails the call instead."""
+
+    def delay(self, attempt: int, retry_after: float | None, jitter: float = 1.0) -> float | None:
+        """Seconds to wait before retry ``attempt + 1``; ``None`` when the call should not be retried."""
+        if attempt >= self.max_retries:
+            return None
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_retry_after else None
+        return min(self.max_backoff, self.initial_backoff * 2**attempt) * jitter
 
 
 class Capabilities(BaseModel):
@@ -27,11 +56,17 @@ class Capabilities(BaseModel):
     prompt_overhead_tokens: int = Field(default=64, ge=0)
     """Upper bound on tokens the chat template adds (role markers, a default system prompt)."""
     per_message_overhead_tokens: int = Field(default=8, ge=0)
+    retry: RetryPolicy = RetryPolicy()
+    """How the runtime retries this backend's retryable errors."""
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """Anything that turns a :class:`ChatRequest` into a :class:`Completion`."""
+    """Anything that turns a :class:`ChatRequest` into a :class:`Completion`, and can be closed.
+
+    Backends are async context managers: ``async with backend:`` closes its connections (or unloads its
+    model) on the loop that opened them.
+    """
 
     @property
     def name(self) -> str:
@@ -42,6 +77,39 @@ class Backend(Protocol):
     def capabilities(self) -> Capabilities: ...
 
     async def complete(self, request: ChatRequest) -> Completion: ...
+
+    def count_prompt_tokens(self, messages: tuple[Message, ...]) -> int | None:
+        """The prompt's exact token count (template included) when the backend has its tokenizer at hand,
+        else ``None`` (the runtime then uses a safe upper bound)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, processes or memory. Safe to call twice."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+class BaseBackend:
+    """Defaults for the optional parts of :class:`Backend`: no tokenizer, nothing to close."""
+
+    def count_prompt_tokens(self, messages: tuple[Message, ...]) -> int | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
 
 def count_prompt_tokens_upper_bound(messages: tuple[Message, ...], capabilities: Capabilities) -> int:
@@ -55,10 +123,8 @@ def count_prompt_tokens_upper_bound(messages: tuple[Message, ...], capabilities:
 
 
 def prompt_tokens_upper_bound(backend: Backend, messages: tuple[Message, ...]) -> int:
-    """Use the backend's own tokenizer when it has one (``count_prompt_tokens``), else the byte bound."""
-    counter = getattr(backend, "count_prompt_tokens", None)
-    if counter is not None:
-        counted = counter(messages)
-        if counted is not None:
-            return counted
+    """The backend's own count when it has one, else the byte bound."""
+    counted = backend.count_prompt_tokens(messages)
+    if counted is not None:
+        return counted
     return count_prompt_tokens_upper_bound(messages, backend.capabilities)

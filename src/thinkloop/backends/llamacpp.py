@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from thinkloop.backends.base import Capabilities, count_prompt_tokens_upper_bound
+from thinkloop.backends.base import BaseBackend, Capabilities, count_prompt_tokens_upper_bound
 from thinkloop.exceptions import BackendError, BackendUnavailable, ModelNotFound
 from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
 
@@ -72,7 +72,7 @@ class _Cancelled(Exception):
     """Raised in the worker thread when the awaiting task was cancelled."""
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(BaseBackend):
     """A GGUF chat model run in this process.
 
     One request with ``n`` returns ``n`` choices, generated one after the other: the prompt is evaluated

@@ -1,8 +1,15 @@
 """A backend for the OpenAI API and any OpenAI-compatible server (vLLM, llama.cpp, Ollama), through the
 official ``openai`` SDK.
 
-The SDK owns retries and timeouts (``max_retries``, ``timeout``): thinkloop adds no second retry layer.
-Native reasoning models (o1, o3-mini, ...) differ in what they accept; :class:`ModelProfile` says how.
+The SDK owns the connection and the timeout; retries are the runtime's (the SDK's are switched off), so every
+attempt is reserved in the budget and traced. This module only says which failures are worth retrying, how
+long the server asked to wait, and whether a failed request may have been billed.
+
+``n`` is sent wherever it is asked for: a server that honours it answers ``n`` choices in one request (the
+fast path). Servers that return fewer (llama.cpp's, Ollama's) are found out from their first short answer,
+remembered per server and model for the life of the process, and asked one choice at a time from then on;
+the runtime tops up the choices that were missing. Native reasoning models (o1, o3-mini, ...) differ in what
+they accept; :class:`ModelProfile` says how.
 """
 
 from __future__ import annotations
@@ -15,11 +22,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from thinkloop.backends.base import Capabilities
-from thinkloop.exceptions import BackendError, BackendUnavailable, ModelNotFound, RateLimited
+from thinkloop.backends.base import BaseBackend, Capabilities, RetryPolicy
+from thinkloop.exceptions import BackendError, BackendTimeout, BackendUnavailable, ModelNotFound, RateLimited
 from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
 
 _REASONING_MODEL = re.compile(r"^(?:openai/)?o\d(?:$|[-.])")
+
+_IGNORES_N: set[tuple[str, str]] = set()
+"""(base URL, model) pairs seen returning fewer choices than ``n``: asked one choice at a time from then on."""
 
 
 class ModelProfile(BaseModel):
@@ -58,17 +68,19 @@ def _fold_system(messages: tuple[Message, ...]) -> list[dict[str, str]]:
     return rest
 
 
-class OpenAIBackend:
+class OpenAIBackend(BaseBackend):
     """Chat completions through ``openai.AsyncOpenAI``.
 
     Args:
         model: the model name the server knows.
         base_url: an OpenAI-compatible server (``None``: the SDK's default, or ``OPENAI_BASE_URL``).
         api_key: defaults to ``OPENAI_API_KEY``; a local server with no key gets a placeholder.
-        honours_n: whether one request with ``n`` returns ``n`` choices (``None``: true for the OpenAI API,
-            false for any other ``base_url``, since llama.cpp and Ollama ignore ``n``).
+        honours_n: whether one request with ``n`` returns ``n`` choices (``None``: assume so, and learn
+            otherwise from the server's first reply with fewer choices).
         max_concurrency: requests the server serves at once (``None``: no limit known).
-        max_retries, timeout: handed to the SDK, which owns retries.
+        max_retries: retries of a retryable failure (429, 408, 409, 5xx, a lost connection), done by the
+            runtime so each attempt is budgeted; ``Retry-After`` is honoured.
+        timeout: seconds (or an ``httpx2.Timeout``) per attempt, handed to the SDK.
         http_client: an ``httpx2.AsyncClient`` for the SDK (tests inject a mock transport here).
         profile: override the model profile (``None``: detected from the model name).
     """
@@ -99,18 +111,19 @@ class OpenAIBackend:
         self._client = openai.AsyncOpenAI(
             api_key=key,
             base_url=base_url,
-            max_retries=max_retries,
+            max_retries=0,  # the runtime retries, reserving budget for every attempt
             timeout=timeout,
             http_client=http_client,
         )
         self.base_url = str(self._client.base_url)
-        official = "api.openai.com" in self.base_url
+        self._learn_n = honours_n is None
         self._capabilities = Capabilities(
-            honours_n=official if honours_n is None else honours_n,
+            honours_n=honours_n if honours_n is not None else (self.base_url, model) not in _IGNORES_N,
             logprobs=self.profile.logprobs,
             system_messages=self.profile.system_role,
             max_concurrency=max_concurrency,
             prompt_overhead_tokens=prompt_overhead_tokens,
+            retry=RetryPolicy(max_retries=max_retries),
         )
 
     def _scrub(self, text: str) -> str:
@@ -168,20 +181,67 @@ class OpenAIBackend:
             # is converted from its JSON here rather than through a tree of SDK models that would be thrown
             # away (with n=8 that tree was a fifth of the client's CPU per request: benchmarks/sc_throughput.py).
             raw = await self._client.chat.completions.with_raw_response.create(**self.request_params(request))
-        except openai.APIConnectionError as exc:
-            raise BackendUnavailable(self._scrub(f"cannot reach {self.base_url}: {exc}")) from exc
-        except openai.RateLimitError as exc:
-            raise RateLimited(self._scrub(f"rate limited by {self.base_url} after retries: {exc.message}")) from exc
-        except openai.NotFoundError as exc:
-            message = f"model {self._model!r} not found at {self.base_url}: {exc.message}"
-            raise ModelNotFound(self._scrub(message)) from exc
-        except openai.APIStatusError as exc:
-            raise BackendError(self._scrub(f"{self.base_url} answered {exc.status_code}: {exc.message}")) from exc
+        except openai.APIError as exc:
+            raise self._error(exc) from exc
         latency = time.perf_counter() - started
         try:
-            return completion_from_json(json.loads(raw.content), latency_s=latency)
+            completion = completion_from_json(json.loads(raw.content), latency_s=latency)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # pydantic's ValidationError included
-            raise BackendError(f"{self.base_url} sent a reply that is not a chat completion: {exc}") from exc
+            raise BackendError(
+                f"{self.base_url} sent a reply that is not a chat completion: {exc}", maybe_billed=True
+            ) from exc
+        if request.n > 1 and len(completion.choices) < request.n and self._learn_n:
+            self._ignores_n()
+        return completion
+
+    def _ignores_n(self) -> None:
+        """The server answered fewer choices than ``n``: ask it one at a time from now on (the runtime tops
+        up what this reply lacked)."""
+        _IGNORES_N.add((self.base_url, self._model))
+        self._capabilities = self._capabilities.model_copy(update={"honours_n": False})
+
+    def _error(self, exc: Exception) -> BackendError:
+        """The SDK's error as thinkloop's: retryable or not, the wait the server asked for, maybe billed."""
+        import openai
+
+        where = self.base_url
+        if isinstance(exc, openai.APITimeoutError):
+            return BackendTimeout(self._scrub(f"{where} did not answer in time: {exc}"))
+        if isinstance(exc, openai.APIConnectionError):
+            # Refused before the request was sent: not billed. Lost mid-request: the server may have worked.
+            refused = type(exc.__cause__).__name__ == "ConnectError"
+            return BackendUnavailable(self._scrub(f"cannot reach {where}: {exc}"), maybe_billed=not refused)
+        if not isinstance(exc, openai.APIStatusError):
+            return BackendError(self._scrub(f"{where}: {exc}"))
+        status, wait = exc.status_code, _retry_after(exc.response.headers)
+        if status == 429:
+            return RateLimited(self._scrub(f"rate limited by {where}: {exc.message}"), retry_after=wait)
+        if status == 404:
+            return ModelNotFound(self._scrub(f"model {self._model!r} not found at {where}: {exc.message}"))
+        retryable = status in (408, 409) or status >= 500
+        return BackendError(
+            self._scrub(f"{where} answered {status}: {exc.message}"), retryable=retryable, retry_after=wait,
+            maybe_billed=status >= 500,
+        )
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date); ``None`` if absent."""
+    try:
+        millis = headers.get("retry-after-ms")
+        if millis is not None:
+            return max(0.0, float(millis) / 1000)
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def completion_from_json(data: dict[str, Any], *, latency_s: float) -> Completion:

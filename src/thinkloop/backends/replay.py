@@ -1,86 +1,69 @@
-"""Re-run a run from its trace: a backend that serves the trace's recorded completions in order.
+"""Re-run a run from its record: a backend that serves recorded completions, in the order they came.
 
 Every model call a run makes is a node in its trace with the request it sent and the completion it got.
-:class:`ReplayBackend` hands those completions back, one per request, in node-id order (the order the calls
-were issued in), under the trace's model name. Running the same strategy on the same question with the same
-budget then grows the same graph, with no model and no network: for debugging a run, for tests, and for
-showing a run again.
+:class:`ReplayBackend` is fed those (request, completion) pairs in the order the completions arrived
+(:func:`thinkloop.runtime.trace.replay` reads them from a trace file) and hands them back, so the same
+strategy on the same question with the same budget grows the same graph, with no model and no network: for
+debugging a run, for tests, and for showing a run again.
 
-Each request gets the first unserved recorded completion whose recorded request is the same, so concurrent
-branches that reach the backend in another order than when recorded (trio schedules ready tasks in random
-order) still get their own completions. Identical concurrent requests are interchangeable: their completions
-are served in recorded order, so under a scheduler that reorders them the replayed graph may place them on
-different nodes (the same graph up to node ids).
+Exact, not just plausible:
+
+- each request gets the first unserved recorded completion whose recorded request is the same, so concurrent
+  branches that ask in another order still get their own completions;
+- a completion is handed back only after every completion that arrived before it in the recorded run, so
+  decisions that depended on which reply came first (adaptive self-consistency's early stop, best-of-n's
+  first accepted answer) come out the same;
+- every call of the run goes to the replay, a judge's on another backend included (the engine pins them);
+- ``strict`` fails the run with :class:`ReplayMismatch` at the first request the record does not hold;
+  without it, a request that matches nothing gets the next unserved completion, and a run that asks for more
+  than was recorded gets a :class:`BackendError` (as from a server that went away).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
-from thinkloop.backends.base import Capabilities
-from thinkloop.exceptions import BackendError, ConfigurationError
-from thinkloop.runtime.trace import NodeEvent, RunStarted, graph_from_events, load_trace
+import anyio
+import anyio.abc
+
+from thinkloop.backends.base import BaseBackend, Capabilities
+from thinkloop.exceptions import BackendError, ConfigurationError, ReplayMismatch
 from thinkloop.types import ChatRequest, Completion
 
-__all__ = ["ReplayBackend"]
+__all__ = ["RecordedCall", "ReplayBackend"]
+
+RecordedCall = tuple[ChatRequest | None, Completion]
+"""One recorded model call: the request as sent (``None`` when the record lacks it) and its completion."""
 
 
-class ReplayBackend:
-    """Serve a saved trace's completions in order.
+class ReplayBackend(BaseBackend):
+    """Serve recorded completions in the order they arrived.
 
     Args:
-        source: a JSONL trace file, or its events (from :func:`~thinkloop.runtime.trace.load_trace` or a live
-            sink).
-        run_id: which run to replay when the trace holds several (a trace file appended by several runs).
-        strict: also check that each request equals the recorded one, and fail at the first that differs.
-        capabilities: what to advertise. By default ``honours_n`` is true exactly when the trace holds a request
-            with ``n > 1`` (so the run asks in the same shape as before); give the original backend's
-            capabilities when its token overheads shaped a tight budget.
-        name: the model name; by default the trace's.
-
-    Raises:
-        ConfigurationError: the trace is empty, has no such run, or holds several runs and no ``run_id``.
-
-    ``complete`` raises :class:`BackendError` when the run asks for more calls than the trace recorded, or
-    (``strict``) sends a request that matches no unserved recorded one. Without ``strict`` such a request gets
-    the next unserved completion in recorded order.
+        calls: (request, completion) pairs in the order the completions arrived.
+        name: the model name to report.
+        strict: fail with :class:`ReplayMismatch` when a request matches no unserved recorded one, instead of
+            serving the next unserved completion.
+        capabilities: what to advertise. By default ``honours_n`` is true exactly when the record holds a
+            request with ``n > 1`` (so the run asks in the same shape as before); give the original
+            backend's capabilities when its token overheads shaped a tight budget.
+        run_id: the recorded run's id, for messages.
     """
 
     def __init__(
         self,
-        source: str | Path | Iterable[Any],
+        calls: Iterable[RecordedCall],
         *,
-        run_id: str | None = None,
+        name: str = "replay",
         strict: bool = False,
         capabilities: Capabilities | None = None,
-        name: str | None = None,
+        run_id: str | None = None,
     ) -> None:
-        events = load_trace(source) if isinstance(source, (str, Path)) else list(source)
-        where = str(source) if isinstance(source, (str, Path)) else "the given events"
-        runs = {e.run_id: e for e in events if isinstance(e, RunStarted)}
-        node_runs = {e.run_id for e in events if isinstance(e, NodeEvent)}
-        if run_id is None:
-            known = list(runs) or sorted(node_runs)
-            if not known:
-                raise ConfigurationError(f"ReplayBackend: {where} holds no run")
-            if len(known) > 1:
-                raise ConfigurationError(
-                    f"ReplayBackend: {where} holds {len(known)} runs ({', '.join(known)}); pass run_id="
-                )
-            run_id = known[0]
-        elif run_id not in runs and run_id not in node_runs:
-            raise ConfigurationError(f"ReplayBackend: {where} has no run {run_id!r}")
-        graph = graph_from_events(events, run_id=run_id)
+        self.calls: list[RecordedCall] = list(calls)
+        if not self.calls and strict:
+            raise ConfigurationError("ReplayBackend: the record holds no completed call")
         self.run_id = run_id
-        self.calls: list[tuple[ChatRequest | None, Completion]] = [
-            (node.request, node.completion)
-            for node in graph.nodes()
-            if node.status == "done" and node.completion is not None
-        ]
-        started = runs.get(run_id)
-        self._name = name or (started.model if started is not None else None) or _model_of(self.calls)
+        self._name = name
         if capabilities is None:
             honours_n = any(request is not None and request.n > 1 for request, _ in self.calls)
             capabilities = Capabilities(honours_n=honours_n)
@@ -88,6 +71,10 @@ class ReplayBackend:
         self.strict = strict
         self.served = 0
         self._unserved = list(range(len(self.calls)))
+        self._done = [False] * len(self.calls)
+        self._next = 0
+        """Every recorded completion before this index has been handed back."""
+        self._turn = anyio.Event()
 
     @property
     def name(self) -> str:
@@ -103,51 +90,87 @@ class ReplayBackend:
         return len(self.calls) - self.served
 
     async def complete(self, request: ChatRequest) -> Completion:
-        if self.served >= len(self.calls):
-            raise BackendError(
-                f"ReplayBackend: the trace of run {self.run_id} recorded {len(self.calls)} completed calls; "
-                f"the run asked for call {self.served + 1}"
-            )
-        index = self._match(request)
-        if index is None:
-            first = self._unserved[0]
-            recorded = self.calls[first][0]
-            if self.strict and recorded is not None:
-                raise BackendError(
-                    f"ReplayBackend: call {self.served + 1} differs from the recorded request "
-                    f"({_difference(recorded, request)})"
-                )
-            index = first
-        self._unserved.remove(index)
-        self.served += 1
+        index = self._claim(request)
+        while index is None:
+            # Nothing unserved was recorded for this request: in the recorded run it was cancelled (an early
+            # stop) or never sent. Let the rest of the run go on; it will likely cancel this call. If the
+            # whole run stalls instead, the replay has diverged from the record.
+            if not await self._progress():
+                # Strict: a diverged replay fails the run. Lenient: the record ran out, like a dead server.
+                raise (ReplayMismatch if self.strict else BackendError)(self._mismatch(request))
+            index = self._claim(request)
+        while self._next < index:  # replies that came first in the record come first again
+            if not await self._progress() and self._next < index:
+                if self.strict:
+                    raise ReplayMismatch(
+                        f"ReplayBackend: the run no longer asks for recorded call {self._next + 1}, which came "
+                        f"before call {index + 1} in the record of run {self.run_id or '?'}"
+                    )
+                break  # lenient: serve out of order rather than stall
+        self._done[index] = True
+        while self._next < len(self.calls) and self._done[self._next]:
+            self._next += 1
+        self._turn.set()
+        self._turn = anyio.Event()
         return self.calls[index][1]
 
-    def _match(self, request: ChatRequest) -> int | None:
-        """The first unserved recorded call with this request."""
+    async def _progress(self) -> bool:
+        """Wait until another recorded completion is handed back (true), or every other task of the run is
+        blocked without one being handed back (false: nothing can change any more)."""
+        served, turn = self._next, self._turn
+
+        async def first(wait: object, group: anyio.abc.TaskGroup) -> None:
+            await wait()  # type: ignore[operator]
+            group.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(first, turn.wait, group)
+            group.start_soon(first, anyio.wait_all_tasks_blocked, group)
+        return self._next != served or turn.is_set()
+
+    def _claim(self, request: ChatRequest) -> int | None:
+        """Take the first unserved recorded call with this request (or, lenient, the next unserved one)."""
         for index in self._unserved:
             if self.calls[index][0] == request:
-                return index
-        return None
+                break
+        else:
+            if self.strict or not self._unserved:
+                return None
+            index = self._unserved[0]
+        self._unserved.remove(index)
+        self.served += 1
+        return index
+
+    def _mismatch(self, request: ChatRequest) -> str:
+        if not self._unserved:
+            return (
+                f"ReplayBackend: the record of run {self.run_id or '?'} holds {len(self.calls)} completed calls; "
+                f"the run asked for call {self.served + 1} ({_short(request)})"
+            )
+        recorded = self.calls[self._unserved[0]][0]
+        return (
+            f"ReplayBackend: call {self.served + 1} differs from every recorded request "
+            f"(next recorded: {_difference(recorded, request)})"
+        )
 
 
-def _model_of(calls: list[tuple[ChatRequest | None, Completion]]) -> str:
-    for _, completion in calls:
-        if completion.model:
-            return completion.model
-    return "replay"
-
-
-def _difference(recorded: ChatRequest, request: ChatRequest) -> str:
+def _difference(recorded: ChatRequest | None, request: ChatRequest) -> str:
     """The first field that differs, with both values (messages shortened)."""
+    if recorded is None:
+        return "the record has no request"
     for field in ChatRequest.model_fields:
         before, after = getattr(recorded, field), getattr(request, field)
         if before != after:
             if field == "messages":
-                return f"messages: recorded {_short(before)}, got {_short(after)}"
+                return f"messages: recorded {_short_messages(before)}, got {_short_messages(after)}"
             return f"{field}: recorded {before!r}, got {after!r}"
     return "no field differs"
 
 
-def _short(messages: tuple[Any, ...]) -> str:
-    text = " | ".join(f"{m.role}: {m.content}" for m in messages)
+def _short(request: ChatRequest) -> str:
+    return _short_messages(request.messages)
+
+
+def _short_messages(messages: tuple[object, ...]) -> str:
+    text = " | ".join(f"{m.role}: {m.content}" for m in messages)  # type: ignore[attr-defined]
     return repr(text if len(text) <= 160 else text[:157] + "...")

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import anyio
 
-from thinkloop.backends.base import Capabilities
+from thinkloop.backends.base import BaseBackend, Capabilities
 from thinkloop.types import ChatRequest, Choice, Completion, Usage
 
 Reply = str | Choice | Completion
@@ -23,7 +23,7 @@ def _words(text: str) -> int:
     return max(1, len(text.split()))
 
 
-class ScriptedBackend:
+class ScriptedBackend(BaseBackend):
     """Serve scripted replies.
 
     Args:

@@ -172,11 +172,9 @@ def _run(args: argparse.Namespace) -> int:
             try:
                 return await runner.run(configs)
             finally:
-                for backend in backends:
-                    if hasattr(backend, "aclose"):
+                with anyio.CancelScope(shield=True):
+                    for backend in backends:
                         await backend.aclose()
-                    elif hasattr(backend, "close"):
-                        backend.close()
 
         with progress:
             summary = anyio.run(run_and_close)

@@ -135,14 +135,11 @@ def _slug(text: str) -> str:
 
 
 def attempts(result: Result) -> tuple[int, list[str]]:
-    """How many full attempts the run made (k) and the answers they gave: the strategy's own list when it
-    keeps one (self-consistency's ``data``), else the graph's generate/revise nodes. An attempt with no
+    """How many full attempts the run made (k) and the answers they gave: the strategy's own
+    :attr:`Result.attempts` when it reports them, else the graph's generate/revise nodes. An attempt with no
     extractable answer counts in k and adds no answer."""
-    data = result.data or {}
-    answers = data.get("answers")
-    if isinstance(answers, list):
-        samples = data.get("samples")
-        return (samples if isinstance(samples, int) else len(answers)), [str(a) for a in answers]
+    if result.attempts:
+        return len(result.attempts), sorted(result.answers)
     from thinkloop.verifiers.extract import extract_answer
 
     k, found = 0, []

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import anyio
 
-from thinkloop.backends.base import Capabilities
+from thinkloop.backends.base import BaseBackend, Capabilities
 from thinkloop.bench.datasets import Dataset, Problem
 from thinkloop.types import ChatRequest, Choice, Completion, Usage
 
@@ -62,7 +62,7 @@ def simulated_dataset(size: int, *, name: str = "simulated") -> Dataset:
     return Dataset(name=name, path=Path(f"<{name}>"), problems=problems)
 
 
-class SimulatedBackend:
+class SimulatedBackend(BaseBackend):
     """A backend whose samples are right with probability ``p``.
 
     Deterministic: each sample's draw is seeded by the seed, the question and how many times that same

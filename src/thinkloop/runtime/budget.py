@@ -14,20 +14,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import anyio
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PositiveFloat,
-    PositiveInt,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from thinkloop.exceptions import BudgetExhausted, ConfigurationError
+from thinkloop.exceptions import BudgetExhausted, ConfigurationError, describe_validation_error
 from thinkloop.types import Usage
 
 
@@ -53,6 +47,12 @@ class Price(BaseModel):
         return (prompt_tokens * self.input + completion_tokens * self.output) / 1e6
 
 
+def _no_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
+
+
 class Budget(BaseModel):
     """Limits for one run. ``None`` is "no limit" on that resource.
 
@@ -67,10 +67,11 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tokens: PositiveInt | None = None
-    calls: PositiveInt | None = None
-    seconds: PositiveFloat | None = None
-    dollars: PositiveFloat | None = None
+    # Strict: ``tokens=True`` is a mistake, not a budget of one token.
+    tokens: Annotated[int, Field(gt=0, strict=True)] | None = None
+    calls: Annotated[int, Field(gt=0, strict=True)] | None = None
+    seconds: Annotated[float, Field(gt=0), BeforeValidator(_no_bool)] | None = None
+    dollars: Annotated[float, Field(gt=0), BeforeValidator(_no_bool)] | None = None
     price: Price | None = None
     prices: dict[str, Price] | None = None
 
@@ -83,30 +84,12 @@ class Budget(BaseModel):
         return self
 
     @classmethod
-    def unlimited(cls) -> Budget:
-        return cls()
-
-    @classmethod
     def make(cls, **limits: object) -> Budget:
         """Build a budget, raising :class:`ConfigurationError` that names the bad limit."""
         try:
             return cls(**limits)  # type: ignore[arg-type]
         except ValidationError as exc:
-            raise ConfigurationError(f"invalid budget: {_describe(exc)}") from exc
-
-
-def _describe(exc: ValidationError) -> str:
-    """One short clause per bad limit, naming it and the value given."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"])
-        if error["type"] == "extra_forbidden":
-            parts.append(f"unknown limit {where!r}")
-        elif where:
-            parts.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
-        else:
-            parts.append(error["msg"].removeprefix("Value error, "))
-    return "; ".join(parts)
+            raise ConfigurationError(f"invalid budget: {describe_validation_error(exc, unknown='limit')}") from exc
 
 
 @dataclass(slots=True)
@@ -159,35 +142,23 @@ class BudgetLedger:
             chain = self._ancestry = tuple(links)
         return chain
 
+    def _least(self, left: Callable[[BudgetLedger], float | None]) -> float:
+        """The least of ``left(ledger)`` over this ledger and its ancestors (``None``: no limit there)."""
+        least = math.inf
+        for led in self._chain():
+            value = left(led)
+            if value is not None and value < least:
+                least = value
+        return least
+
     def tokens_left(self) -> float:
-        return min(
-            (
-                (led.budget.tokens - led.billed.tokens - led.reserved.tokens)
-                for led in self._chain()
-                if led.budget.tokens is not None
-            ),
-            default=math.inf,
-        )
+        return self._least(_tokens_left)
 
     def calls_left(self) -> float:
-        return min(
-            (
-                (led.budget.calls - led.billed.calls - led.reserved.calls)
-                for led in self._chain()
-                if led.budget.calls is not None
-            ),
-            default=math.inf,
-        )
+        return self._least(_calls_left)
 
     def seconds_left(self) -> float:
-        return min(
-            (
-                led.budget.seconds - (time.monotonic() - led.started)
-                for led in self._chain()
-                if led.budget.seconds is not None
-            ),
-            default=math.inf,
-        )
+        return self._least(_seconds_left)
 
     def price(self, model: str | None = None) -> Price | None:
         """The price of ``model``: from the nearest budget's ``prices``, else its ``price``."""
@@ -207,14 +178,11 @@ class BudgetLedger:
         """The largest per-choice ``max_tokens`` a call could be granted now."""
         room = self.tokens_left() - prompt_tokens
         allowed = math.inf if room == math.inf else room // n
-        price = self.price(model)
         dollars_left = self.dollars_left()
-        if dollars_left != math.inf and price is not None:
-            dollar_room = dollars_left * 1e6 - prompt_tokens * price.input
-            if price.output > 0:
-                allowed = min(allowed, math.floor(dollar_room / (n * price.output)))
-            elif dollar_room < 0:
-                allowed = -1
+        if dollars_left != math.inf:
+            price = self.price(model)
+            if price is not None:
+                allowed = min(allowed, _dollar_allowed(price, dollars_left, prompt_tokens, n))
         return allowed
 
     async def settled_change(self) -> None:
@@ -231,18 +199,13 @@ class BudgetLedger:
             root._changed = None
 
     def dollars_left(self) -> float:
-        return min(
-            (
-                led.budget.dollars - led.billed.dollars - led.reserved.dollars
-                for led in self._chain()
-                if led.budget.dollars is not None
-            ),
-            default=math.inf,
-        )
+        return self._least(_dollars_left)
 
-    @property
-    def exhausted(self) -> bool:
-        return self.tokens_left() < 1 or self.calls_left() < 1 or self.dollars_left() <= 0
+    def spent(self) -> bool:
+        """Whether some limit of this budget (or an enclosing one) has nothing left at all."""
+        return (
+            self.tokens_left() < 1 or self.calls_left() < 1 or self.seconds_left() <= 0 or self.dollars_left() <= 0
+        )
 
     # --- reserve / settle -----------------------------------------------------------------------------
     def reserve(
@@ -267,9 +230,12 @@ class BudgetLedger:
             raise ConfigurationError(
                 f"the budget has a dollar limit but no price for model {model!r}: add it to Budget(prices=...)"
             )
-        room = self.tokens_left() - prompt_tokens
+        tokens_left = self.tokens_left()
+        room = tokens_left - prompt_tokens
         token_allowed = math.inf if room == math.inf else room // n
-        allowed = self.tokens_allowed(prompt_tokens=prompt_tokens, n=n, model=model)
+        allowed = token_allowed
+        if dollars_left != math.inf and price is not None:
+            allowed = min(allowed, _dollar_allowed(price, dollars_left, prompt_tokens, n))
         wanted = math.inf if max_tokens is None else max_tokens
         granted = min(wanted, allowed)
         if granted == math.inf:
@@ -279,7 +245,7 @@ class BudgetLedger:
             if token_allowed < min_tokens or price is None:
                 raise BudgetExhausted(
                     f"the next call needs at least {prompt_tokens + n * min_tokens} tokens "
-                    f"but {max(0, int(self.tokens_left()))} are left of the tokens budget",
+                    f"but {max(0, int(tokens_left))} are left of the tokens budget",
                     resource="tokens",
                 )
             raise BudgetExhausted(
@@ -343,3 +309,31 @@ class BudgetLedger:
             if value is not None:
                 return value
         return None
+
+
+def _tokens_left(led: BudgetLedger) -> float | None:
+    limit = led.budget.tokens
+    return None if limit is None else limit - led.billed.tokens - led.reserved.tokens
+
+
+def _calls_left(led: BudgetLedger) -> float | None:
+    limit = led.budget.calls
+    return None if limit is None else limit - led.billed.calls - led.reserved.calls
+
+
+def _seconds_left(led: BudgetLedger) -> float | None:
+    limit = led.budget.seconds
+    return None if limit is None else limit - (time.monotonic() - led.started)
+
+
+def _dollars_left(led: BudgetLedger) -> float | None:
+    limit = led.budget.dollars
+    return None if limit is None else limit - led.billed.dollars - led.reserved.dollars
+
+
+def _dollar_allowed(price: Price, dollars_left: float, prompt_tokens: int, n: int) -> float:
+    """The largest per-choice completion that ``dollars_left`` pays for after the prompt (-1: not the prompt)."""
+    dollar_room = dollars_left * 1e6 - prompt_tokens * price.input
+    if price.output > 0:
+        return math.floor(dollar_room / (n * price.output))
+    return -1 if dollar_room < 0 else math.inf

@@ -1,32 +1,44 @@
 """A run's context: the one choke point through which every model call of a run passes.
 
-``RunContext.call`` reserves budget before a call, waits for the backend's capacity limiter, calls the
-backend, settles the budget to the real usage and records the call as a graph node, whatever happens
-(done, failed, cancelled). Strategies and verifiers never call a backend directly.
+``RunContext.call`` reserves budget before each attempt, waits for the backend's capacity limiter, calls the
+backend, settles the budget to the real usage and records the attempt as a graph node, whatever happens
+(done, failed, cancelled); it also owns retries, so each retried attempt is reserved and recorded too.
+Strategies and verifiers never call a backend directly.
+
+The context is handed what it needs by the engine (a capacity limiter per backend, an answer extractor) and
+knows nothing of the layers above it.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import count
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from thinkloop.backends.base import Backend, prompt_tokens_upper_bound
-from thinkloop.exceptions import BackendError, BudgetExhausted
+from thinkloop.exceptions import BackendError, BudgetExhausted, ReplayMismatch
 from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
 from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph
 from thinkloop.runtime.result import Candidate
 from thinkloop.runtime.trace import NodeEvent, Trace, redact
-from thinkloop.types import ChatRequest, Choice, Completion, RunUsage, Usage
-from thinkloop.verifiers.extract import extract_answer
+from thinkloop.runtime.verdict import Verifier
+from thinkloop.types import ChatRequest, Choice, Completion, Message, RunUsage, Usage
 
-if TYPE_CHECKING:
-    from thinkloop.runtime.engine import Engine
-    from thinkloop.verifiers.base import Verifier
+AnswerExtractor = Callable[[str], "str | None"]
+"""Pulls the final answer out of a reply's text (``None``: no answer in it)."""
+
+LimiterFor = Callable[[Backend], "anyio.CapacityLimiter | None"]
+"""The capacity limiter shared by every call to a backend (``None``: unlimited)."""
+
+
+def no_answer(text: str) -> str | None:
+    """The extractor of a run that was given none: replies carry no extracted answer."""
+    return None
 
 
 @dataclass
@@ -44,67 +56,112 @@ class Samples:
         return len(self.candidates)
 
 
+@dataclass
+class RunTotals:
+    """What the whole run (sub-strategies included) has spent and found so far."""
+
+    usage: RunUsage = field(default_factory=RunUsage)
+    cost: float | None = None
+    best: Candidate | None = None
+    """The best candidate seen, so a run stopped early still has an answer."""
+    provisional: Callable[[], Candidate | None] | None = None
+    """The outermost strategy's pick from work in progress (a vote over the samples so far)."""
+
+    def charge(self, usage: Usage, reservation: Reservation) -> None:
+        self.usage = self.usage.add(usage)
+        price = reservation.price
+        if price is not None:
+            cost = price.cost(usage)
+            if cost is None:  # unknown usage: bill the reservation's worst case, never nothing
+                cost = reservation.dollars
+            self.cost = (self.cost or 0.0) + cost
+
+
 class RunContext:
-    """State shared by everything in one run: backend, budget ledger, graph, trace and verifier."""
+    """State shared by everything in one run: backend, budget ledger, graph, trace and verifier.
+
+    Args:
+        backend: the run's backend (calls without ``backend=`` go here).
+        limiter_for: the engine's capacity limiter per backend.
+        extract: pulls answers out of replies (``None``: replies carry no answer).
+        pinned: send every call to ``backend``, even those that name another (a replayed run: the judge's
+            recorded replies come from the same trace).
+    """
 
     def __init__(
         self,
         *,
-        engine: Engine,
         backend: Backend,
         ledger: BudgetLedger,
         trace: Trace,
         question: str,
         run_id: str,
+        limiter_for: LimiterFor | None = None,
+        extract: AnswerExtractor | None = None,
         verifier: Verifier | None = None,
+        pinned: bool = False,
         graph: ReasoningGraph | None = None,
         ids: count[int] | None = None,
-        shared: dict[str, Any] | None = None,
+        totals: RunTotals | None = None,
     ) -> None:
-        self.engine = engine
         self.backend = backend
         self.ledger = ledger
         self.trace = trace
         self.question = question
         self.run_id = run_id
+        self.limiter_for: LimiterFor = limiter_for if limiter_for is not None else (lambda _backend: None)
+        self.extract: AnswerExtractor = extract if extract is not None else no_answer
         self.verifier = verifier
+        self.pinned = pinned
         self.graph = graph if graph is not None else ReasoningGraph()
         self._ids = ids if ids is not None else count()
-        # Totals and the best candidate are shared by the whole run, sub-strategies included.
-        self.shared = shared if shared is not None else {"usage": RunUsage(), "cost": None, "best": None}
+        self.totals = totals if totals is not None else RunTotals()
 
     # --- nesting --------------------------------------------------------------------------------------
     def child(self, budget: Budget | None = None, *, verifier: Verifier | None = None) -> RunContext:
         """A context for a sub-strategy: same graph, trace and totals; optionally a slice of the budget."""
         return RunContext(
-            engine=self.engine,
             backend=self.backend,
             ledger=self.ledger.child(budget) if budget is not None else self.ledger,
             trace=self.trace,
             question=self.question,
             run_id=self.run_id,
+            limiter_for=self.limiter_for,
+            extract=self.extract,
             verifier=verifier if verifier is not None else self.verifier,
+            pinned=self.pinned,
             graph=self.graph,
             ids=self._ids,
-            shared=self.shared,
+            totals=self.totals,
         )
 
     @property
     def usage(self) -> RunUsage:
-        return self.shared["usage"]
+        return self.totals.usage
 
     @property
     def cost(self) -> float | None:
-        return self.shared["cost"]
+        return self.totals.cost
 
     @property
     def best(self) -> Candidate | None:
-        return self.shared["best"]
+        return self.totals.best
 
     def offer(self, candidate: Candidate) -> None:
         """Keep the best candidate seen so far, so a run stopped early still has an answer."""
-        if candidate.better_than(self.best):
-            self.shared["best"] = candidate
+        if candidate.better_than(self.totals.best):
+            self.totals.best = candidate
+
+    def set_provisional(self, pick: Callable[[], Candidate | None]) -> None:
+        """Register how to pick an answer from work in progress, should the run be stopped mid-way
+        (deadline, budget). The outermost strategy's pick wins; the engine falls back to :attr:`best`."""
+        if self.totals.provisional is None:
+            self.totals.provisional = pick
+
+    def provisional(self) -> Candidate | None:
+        pick = self.totals.provisional
+        candidate = pick() if pick is not None else None
+        return candidate if candidate is not None else self.totals.best
 
     # --- recording ------------------------------------------------------------------------------------
     def record(
@@ -118,13 +175,15 @@ class RunContext:
     ) -> Node:
         """Put a node (new, or a newer version of ``node_id``) on the graph and emit it."""
         graph = self.graph
+        parents = tuple(parents)
         depth = max((graph.node(p).depth for p in parents), default=-1) + 1
         node = Node(
             id=next(self._ids) if node_id is None else node_id,
             kind=kind,
-            parents=tuple(parents),
+            parents=parents,
             status=status,
             depth=depth,
+            started_at=time.time(),
             **fields,
         )
         graph.put(node)
@@ -132,7 +191,7 @@ class RunContext:
         return node
 
     def mark(self, node: Node, status: NodeStatus, **fields: Any) -> Node:
-        """Change a recorded node (pruned, a score) and emit the new version."""
+        """Change a recorded node (pruned, a score, finished) and emit the new version."""
         updated = node.model_copy(update={"status": status, **fields})
         self.graph.put(updated)
         self.trace.emit(NodeEvent(run_id=self.run_id, node=updated))
@@ -150,9 +209,31 @@ class RunContext:
         min_tokens: int = 1,
         data: dict[str, Any] | None = None,
     ) -> tuple[Node, Completion]:
-        """One model call under the budget. Raises :class:`BudgetExhausted` before sending when it can't fit,
-        :class:`BackendError` when the backend fails; either way the node is recorded."""
-        backend = backend or self.backend
+        """One model call under the budget, retried where the backend says the failure is transient.
+
+        Every attempt reserves its worst case first and is its own node. Raises :class:`BudgetExhausted`
+        before sending when an attempt can't fit, :class:`BackendError` when the backend fails for good.
+        """
+        backend = self.backend if backend is None or self.pinned else backend
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(request, parents, kind, strategy, backend, min_tokens, data, attempt)
+            except BackendError as exc:
+                if not exc.retryable:
+                    raise
+                delay = backend.capabilities.retry.delay(attempt, exc.retry_after, random.uniform(0.5, 1.0))
+                if delay is None or delay >= self.ledger.seconds_left():
+                    raise
+                await anyio.sleep(delay)
+                attempt += 1
+
+    async def _attempt(
+        self, request: ChatRequest, parents: Sequence[int], kind: NodeKind, strategy: str | None,
+        backend: Backend, min_tokens: int, data: dict[str, Any] | None, attempt: int,
+    ) -> tuple[Node, Completion]:
+        if attempt:
+            data = (data or {}) | {"attempt": attempt + 1}
         prompt_bound = prompt_tokens_upper_bound(backend, request.messages)
         ledger = self.ledger
         wanted = request.max_tokens
@@ -178,7 +259,7 @@ class RunContext:
         node = self.record(kind, parents, status="running", strategy=strategy, request=request, data=data)
         sent = False
         started = time.perf_counter()
-        limiter = self.engine.limiter(backend)
+        limiter = self.limiter_for(backend)
         try:
             if limiter is None:
                 await anyio.lowlevel.checkpoint()  # no limit to wait for, but still a cancellation point
@@ -190,45 +271,74 @@ class RunContext:
                     await anyio.lowlevel.checkpoint_if_cancelled()
                     sent = True
                     completion = await backend.complete(request)
+            if not isinstance(completion, Completion):
+                raise BackendError(
+                    f"{backend.name} returned {type(completion).__name__}, not a Completion", maybe_billed=True
+                )
         except anyio.get_cancelled_exc_class():
             # Sent and cancelled: the server may have billed it, so the worst case stays billed.
             if sent:
-                self.ledger.settle(reservation, Usage())
-                self._account(Usage(), reservation)  # a call whose usage is unknown, never a free one
+                self._bill_unknown(reservation)
             else:
-                self.ledger.release(reservation)
+                ledger.release(reservation)
             self.mark(node, "cancelled", latency_s=time.perf_counter() - started)
             raise
+        except ReplayMismatch:
+            ledger.release(reservation)
+            self.mark(node, "failed", error="the replay diverged from its record")
+            raise
         except Exception as exc:
-            self.ledger.settle(reservation, None)
-            if sent:
-                self.shared["usage"] = self.shared["usage"].add_failure()
-            message = redact(str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}")
+            error = exc if isinstance(exc, BackendError) else BackendError(f"{type(exc).__name__}: {exc}")
+            if sent and error.maybe_billed:
+                self._bill_unknown(reservation)  # a timeout or a 5xx: the server may have done the work
+            else:
+                ledger.settle(reservation, None)
+                if sent:
+                    self.totals.usage = self.totals.usage.add_failure()
+            message = redact(str(error))
             self.mark(node, "failed", error=message, latency_s=time.perf_counter() - started)
-            if isinstance(exc, BackendError):
+            if error is exc:
                 raise
-            raise BackendError(message) from exc
-        self.ledger.settle(reservation, completion.usage)
-        self._account(completion.usage, reservation)
+            raise BackendError(message, maybe_billed=error.maybe_billed) from exc
+        ledger.settle(reservation, completion.usage)
+        self.totals.charge(completion.usage, reservation)
         text = answer = None
-        if len(completion.choices) == 1:
+        choices = completion.choices
+        if len(choices) == 1:
             # The answer is on the node itself, so a graph or trace read alone shows what each call concluded.
-            choice = completion.choices[0]
-            text, answer = choice.text, None if choice.truncated_empty else extract_answer(choice.text)
+            choice = choices[0]
+            text, answer = choice.text, None if choice.truncated_empty else self.extract(choice.text)
         node = self.mark(
             node, "done", completion=completion, usage=completion.usage, latency_s=completion.latency_s,
             text=text, answer=answer,
         )
         return node, completion
 
-    def _account(self, usage: Usage, reservation: Reservation) -> None:
-        shared = self.shared
-        shared["usage"] = shared["usage"].add(usage)
-        price = reservation.price
-        if price is not None:
-            cost = price.cost(usage)
-            if cost is not None:
-                shared["cost"] = (shared["cost"] or 0.0) + cost
+    def _bill_unknown(self, reservation: Reservation) -> None:
+        """A sent call whose usage is unknown: its reservation stays billed, and it counts as such."""
+        self.ledger.settle(reservation, Usage())
+        self.totals.charge(Usage(), reservation)
+
+    async def side_call(
+        self,
+        system: str | None,
+        user: str,
+        *,
+        parents: Sequence[int],
+        kind: NodeKind,
+        strategy: str | None,
+        max_tokens: int,
+        temperature: float | None = 0.0,
+        backend: Backend | None = None,
+    ) -> tuple[Node, Choice]:
+        """A one-off question to a model beside the main line of reasoning (a critique, a judge's verdict,
+        a value estimate): a system and a user message, at temperature 0 unless told otherwise."""
+        messages = (Message(role="system", content=system),) if system else ()
+        request = ChatRequest(
+            messages=(*messages, Message(role="user", content=user)), max_tokens=max_tokens, temperature=temperature
+        )
+        node, completion = await self.call(request, parents=parents, kind=kind, strategy=strategy, backend=backend)
+        return node, completion.choices[0]
 
     def candidate(self, node: Node, choice: Choice, **fields: Any) -> Candidate:
         """A candidate from one choice; an empty reply cut off by the token limit has no answer."""
@@ -238,7 +348,7 @@ class RunContext:
         elif completion is None and node.text == choice.text:
             answer = node.answer  # a per-choice node of an n-request, extracted when it was recorded
         else:
-            answer = None if choice.truncated_empty else extract_answer(choice.text)
+            answer = None if choice.truncated_empty else self.extract(choice.text)
         return Candidate(
             text=choice.text, answer=answer, node_id=node.id, finish_reason=choice.finish_reason,
             mean_logprob=choice.mean_logprob, **fields,
@@ -258,34 +368,52 @@ class RunContext:
 
         One request with ``n=k`` where the backend honours ``n`` (a shared prompt, billed once); otherwise,
         or for the choices a server quietly left out, concurrent single requests. Never fewer than ``k``
-        without saying so in :attr:`Samples.notes`. ``into`` collects the samples as they arrive (a caller
-        can then vote over a partial draw if the run is stopped).
+        without saying so in :attr:`Samples.notes`. Where the budget cannot hold ``k`` replies of the full
+        ``max_tokens``, fewer samples of full length are drawn (and the budget is named as the reason)
+        rather than ``k`` samples cut short. ``into`` collects the samples as they arrive (a caller can then
+        vote over a partial draw if the run is stopped).
         """
         result = into if into is not None else Samples(requested=k)
         before = result.received
         if k > 1 and self.backend.capabilities.honours_n:
-            await self._sample_call(request.model_copy(update={"n": k}), result, parents, kind, strategy)
-            got = result.received - before
-            if got < k and not result.budget_hit and not result.errors:
+            want = self._samples_that_fit(request, k)
+            if want < k:
                 result.notes.append(
-                    f"the backend returned {got} of {k} choices; topping up with {k - got} calls"
+                    f"the budget holds {want} of {k} samples at max_tokens={request.max_tokens}; drew {want}"
                 )
-                await self._sample_concurrently(request, k - got, result, parents, kind, strategy)
+            errors, hit = len(result.errors), result.budget_hit
+            result.budget_hit = False
+            if want > 1:
+                await self._sample_call(request.model_copy(update={"n": want}), result, parents, kind, strategy)
+                got = result.received - before
+                if got < want and not result.budget_hit and len(result.errors) == errors:
+                    result.notes.append(
+                        f"the backend returned {got} of {want} choices; topping up with {want - got} calls"
+                    )
+                    await self._sample_concurrently(request, want - got, result, parents, kind, strategy)
+            else:
+                await self._sample_concurrently(request, 1, result, parents, kind, strategy)
+            result.budget_hit = hit or result.budget_hit or want < k
         else:
             await self._sample_concurrently(request, k, result, parents, kind, strategy)
         if result.received - before < k:
             result.notes.append(f"received {result.received - before} of {k} samples")
         return result
 
-    def set_provisional(self, pick: Callable[[], Candidate | None]) -> None:
-        """Register how to pick an answer from work in progress, should the run be stopped mid-way
-        (deadline, budget). The outermost strategy's pick wins; the engine falls back to :attr:`best`."""
-        self.shared.setdefault("provisional", pick)
-
-    def provisional(self) -> Candidate | None:
-        pick = self.shared.get("provisional")
-        candidate = pick() if pick is not None else None
-        return candidate if candidate is not None else self.best
+    def _samples_that_fit(self, request: ChatRequest, k: int) -> int:
+        """How many choices of the full ``max_tokens`` one ``n``-request could be granted now (at most k)."""
+        wanted = request.max_tokens
+        if wanted is None:
+            return k
+        prompt = prompt_tokens_upper_bound(self.backend, request.messages)
+        name = self.backend.name
+        ledger = self.ledger
+        if ledger.in_flight() or ledger.tokens_allowed(prompt_tokens=prompt, n=k, model=name) >= wanted:
+            return k  # calls in flight may free room: call() waits for them rather than shrink
+        fit = k
+        while fit > 1 and ledger.tokens_allowed(prompt_tokens=prompt, n=fit, model=name) < wanted:
+            fit -= 1
+        return fit
 
     async def _sample_concurrently(
         self, request: ChatRequest, k: int, result: Samples, parents: Sequence[int], kind: NodeKind,
@@ -316,7 +444,7 @@ class RunContext:
             result.candidates.append(candidate)
             return
         for index, choice in enumerate(completion.choices):
-            answer = None if choice.truncated_empty else extract_answer(choice.text)
+            answer = None if choice.truncated_empty else self.extract(choice.text)
             child = self.record(kind, [node.id], strategy=strategy, text=choice.text, answer=answer,
                                 data={"choice": index, "finish_reason": choice.finish_reason})
             result.candidates.append(self.candidate(child, choice))
@@ -333,13 +461,26 @@ class RunContext:
             # The verifier's own calls ran out of budget: the answer stands, unverified, as the best so far.
             self.offer(candidate)
             raise
-        node = self.record(
+        self.record(
             "verify", parents, strategy=strategy, answer=candidate.answer, score=verdict.score,
             data={"accepted": verdict.accepted, "feedback": verdict.feedback},
         )
-        del node
         scored = candidate.model_copy(
             update={"score": verdict.score, "accepted": verdict.accepted, "feedback": verdict.feedback}
         )
         self.offer(scored)
         return scored
+
+    async def attempt(self, work: Callable[[], Any]) -> tuple[Any, str | None]:
+        """Run ``work()`` and turn the ways a step can fail for a reason outside the strategy into data:
+        ``(value, None)``, ``(None, "budget")`` or ``(None, "<the redacted error>")``."""
+        try:
+            return await work(), None
+        except BudgetExhausted:
+            return None, BUDGET
+        except BackendError as exc:
+            return None, redact(str(exc))
+
+
+BUDGET = "budget"
+"""The failure :meth:`RunContext.attempt` reports when the budget refused a call."""

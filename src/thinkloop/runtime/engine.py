@@ -1,8 +1,13 @@
-"""The engine: runs strategies under a budget, a deadline and one capacity limiter per backend.
+"""The engine: runs a policy under a budget, a deadline and one capacity limiter per backend.
+
+A *policy* is anything with a ``label`` and an async ``solve(ctx, question, parent=...)`` that grows the
+run's graph through its :class:`RunContext` and returns an :class:`Outcome`; every strategy is one. The
+engine knows nothing else about it.
 
 One engine can run many questions at once (benchmarks do): each :meth:`Engine.run` gets its own context,
 ledger, graph and trace, while calls to the same backend share its limiter. Everything a run starts lives in
-task groups inside :meth:`Engine.run`, so no task outlives its run.
+task groups inside :meth:`Engine.run`, so no task outlives its run. This is also the one place that turns a
+spent budget, a deadline or a failed backend into a stop reason with the best answer found so far.
 """
 
 from __future__ import annotations
@@ -12,20 +17,35 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 
 from thinkloop.backends.base import Backend
+from thinkloop.backends.replay import ReplayBackend
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.budget import Budget, BudgetLedger
-from thinkloop.runtime.context import RunContext
+from thinkloop.runtime.context import AnswerExtractor, RunContext
 from thinkloop.runtime.result import Candidate, Outcome, Result, StopReason
 from thinkloop.runtime.trace import JsonlTraceSink, RunFinished, RunStarted, Sink, Trace, redact
+from thinkloop.runtime.verdict import Verifier
 
-if TYPE_CHECKING:
-    from thinkloop.strategies.base import Strategy
-    from thinkloop.verifiers.base import Verifier
+
+class Policy(Protocol):
+    """What the engine runs: a strategy, or anything shaped like one."""
+
+    @property
+    def label(self) -> str:
+        """A short name for traces and reports."""
+        ...
+
+    def extract(self, text: str) -> str | None:
+        """The final answer in a reply's text, in this policy's answer format (``None``: none there)."""
+        ...
+
+    async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
+        """Grow the graph under ``parent`` and return this policy's pick."""
+        ...
 
 
 def _first_leaf(exc: BaseException) -> BaseException:
@@ -77,17 +97,21 @@ class Engine:
 
     async def run(
         self,
-        strategy: Strategy,
+        policy: Policy,
         question: str,
         *,
         budget: Budget | None = None,
         verifier: Verifier | None = None,
+        extract: AnswerExtractor | None = None,
         trace_path: str | Path | None = None,
         sinks: Iterable[Sink] = (),
         trace: Trace | None = None,
         run_id: str | None = None,
     ) -> Result:
-        """Run ``strategy`` on ``question``; always returns the best answer found, with why it stopped."""
+        """Run ``policy`` on ``question``; always returns the best answer found, with why it stopped.
+
+        ``extract`` pulls answers out of replies (default: the policy's own ``extract``).
+        """
         budget = budget or Budget()
         run_id = run_id or uuid.uuid4().hex[:12]
         trace = trace or Trace()
@@ -96,42 +120,30 @@ class Engine:
             trace.sinks.append(JsonlTraceSink(trace_path))
         ledger = BudgetLedger(budget)
         ctx = RunContext(
-            engine=self, backend=self.backend, ledger=ledger, trace=trace, question=question, run_id=run_id,
-            verifier=verifier,
+            backend=self.backend, ledger=ledger, trace=trace, question=question, run_id=run_id,
+            limiter_for=self.limiter, extract=extract or policy.extract, verifier=verifier,
+            pinned=isinstance(self.backend, ReplayBackend),
         )
         trace.emit(
             RunStarted(
-                run_id=run_id, question=question, strategy=strategy.label, model=self.backend.name,
-                budget=budget.model_dump(mode="json", exclude_none=True),
+                run_id=run_id, question=question, strategy=policy.label, model=self.backend.name,
+                budget=budget.model_dump(mode="json", exclude_none=True), started_at=time.time(),
             )
         )
         started = time.perf_counter()
         root = ctx.record("question", (), text=question)
         outcome: Outcome | None = None
-        stop: StopReason = "completed"
-        error: str | None = None
         try:
             with anyio.move_on_after(budget.seconds if budget.seconds is not None else math.inf) as deadline:
-                outcome = await strategy.solve(ctx, question, parent=root.id)
-            stop = "deadline" if deadline.cancelled_caught else outcome.stop_reason
+                outcome = await policy.solve(ctx, question, parent=root.id)
+            stop: StopReason = "deadline" if deadline.cancelled_caught else outcome.stop_reason  # type: ignore[union-attr]
+            error: str | None = None
         except anyio.get_cancelled_exc_class():
             trace.emit(RunFinished(run_id=run_id, stop_reason="cancelled"))
             trace.close()
             raise
         except Exception as exc:
-            if _find(exc, BudgetExhausted) is not None:
-                stop = "budget"
-            elif (backend_error := _find(exc, BackendError)) is not None:
-                stop, error = "error", redact(str(backend_error))
-            else:
-                trace.emit(RunFinished(run_id=run_id, stop_reason="error", error=redact(repr(exc))))
-                trace.close()
-                leaf = _first_leaf(exc)
-                if leaf is exc:
-                    raise
-                # A user's callback (reward, value function, verifier) failed inside a task group: raise
-                # that error itself, not a group the caller would have to unpack.
-                raise leaf from exc
+            stop, error = _stop_for(exc, trace, run_id)
         if stop == "budget" and ledger.seconds_left() <= 0:
             stop = "deadline"  # the time budget refused the next call
         if outcome is not None and outcome.candidate is not None:
@@ -139,24 +151,22 @@ class Engine:
         else:  # stopped mid-way: the strategy's pick from work in progress, else the best candidate seen
             candidate = ctx.provisional()
         if error is None and (stop == "error" or (candidate is None and stop == "completed")):
-            # Say why: the last infrastructure failure, or the budget if only budget refusals failed.
-            failed = ctx.graph.by_status("failed")
-            errors = [n.error for n in failed if n.error and not (n.data and "budget" in n.data)]
-            if errors:
-                stop, error = "error", errors[-1]
-            elif failed and candidate is None:
-                stop = "budget"
+            stop, error = _why_nothing(ctx, stop, candidate)
+        notes = outcome.notes if outcome is not None else ()
+        if ledger.overrun_tokens:
+            notes += (f"the server billed {ledger.overrun_tokens} tokens beyond what the calls reserved",)
         trace.emit(
             RunFinished(
                 run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
                 answer_node=candidate.node_id if candidate else None, error=error,
+                usage=ctx.usage.model_dump(), cost=ctx.cost,
             )
         )
         trace.close()
         return Result(
             run_id=run_id,
             question=question,
-            strategy=strategy.label,
+            strategy=policy.label,
             model=self.backend.name,
             answer=candidate.answer if candidate else None,
             text=candidate.text if candidate else None,
@@ -164,10 +174,42 @@ class Engine:
             stop_reason=stop,
             usage=ctx.usage,
             cost=ctx.cost,
+            spent={"tokens": ledger.billed.tokens, "calls": ledger.billed.calls, "dollars": ledger.billed.dollars},
             latency_s=time.perf_counter() - started,
             error=error,
-            notes=outcome.notes if outcome is not None else (),
+            notes=notes,
+            attempts=outcome.attempts if outcome is not None else (),
+            votes=outcome.votes if outcome is not None else None,
             data=outcome.data if outcome is not None else None,
             trace_path=str(trace_path) if trace_path is not None else None,
             graph=ctx.graph,
         )
+
+
+def _stop_for(exc: Exception, trace: Trace, run_id: str) -> tuple[StopReason, str | None]:
+    """The stop reason for an exception that ended a run, or the exception itself when it is not ours."""
+    if _find(exc, BudgetExhausted) is not None:
+        return "budget", None
+    backend_error = _find(exc, BackendError)
+    if backend_error is not None:
+        return "error", redact(str(backend_error))
+    trace.emit(RunFinished(run_id=run_id, stop_reason="error", error=redact(repr(exc))))
+    trace.close()
+    leaf = _first_leaf(exc)
+    if leaf is exc:
+        raise exc
+    # A user's callback (reward, value function, verifier) failed inside a task group: raise that error
+    # itself, not a group the caller would have to unpack.
+    raise leaf from exc
+
+
+def _why_nothing(ctx: RunContext, stop: StopReason, candidate: Candidate | None) -> tuple[StopReason, str | None]:
+    """Say why a run has no answer (or failed): the last infrastructure failure, or the budget if only
+    budget refusals failed."""
+    failed = ctx.graph.by_status("failed")
+    errors = [n.error for n in failed if n.error and not (n.data and "budget" in n.data)]
+    if errors:
+        return "error", errors[-1]
+    if failed and candidate is None:
+        return "budget", None
+    return stop, None

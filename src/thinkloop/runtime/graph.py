@@ -53,45 +53,83 @@ class Node(BaseModel):
     answer: str | None = None
     usage: Usage | None = None
     latency_s: float | None = None
+    started_at: float | None = None
+    """Wall-clock time (Unix seconds) the node was recorded: for a call, when it was sent for."""
     score: float | None = None
     depth: int = 0
     error: str | None = None
 
 
+def _untimed(nodes: list[Node]) -> list[Node]:
+    return [n.model_copy(update={"started_at": None}) if n.started_at is not None else n for n in nodes]
+
+
 class ReasoningGraph:
-    """A run's graph of thoughts. Thin over ``networkx.DiGraph``: :attr:`nx` is the real thing."""
+    """A run's graph of thoughts, as a ``networkx.DiGraph`` (:attr:`nx`) for analysis.
+
+    Nodes and edges are kept in plain dicts while the run grows them (every model call adds two versions of
+    a node, and networkx's bookkeeping was the largest cost of a call); :attr:`nx` builds the
+    ``networkx.DiGraph`` when asked for, and again only after the graph changed.
+    """
 
     def __init__(self) -> None:
-        self.nx: nx.DiGraph = _networkx().DiGraph()
+        self._nodes: dict[int, Node] = {}
+        self._edges: dict[tuple[int, int], None] = {}
+        self._nx: nx.DiGraph | None = None
+
+    @property
+    def nx(self) -> nx.DiGraph:
+        """The graph as a ``networkx.DiGraph``: each node's :class:`Node` under the ``"node"`` attribute."""
+        graph = self._nx
+        if graph is None:
+            graph = _networkx().DiGraph()
+            graph.add_nodes_from((node_id, {"node": node}) for node_id, node in self._nodes.items())
+            graph.add_edges_from(self._edges)
+            self._nx = graph
+        return graph
 
     def __len__(self) -> int:
-        return self.nx.number_of_nodes()
+        return len(self._nodes)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ReasoningGraph):
             return NotImplemented
-        return self.nodes() == other.nodes() and set(self.nx.edges) == set(other.nx.edges)
+        # When a node was recorded is not what it is: a replayed run grows an equal graph at another time.
+        return _untimed(self.nodes()) == _untimed(other.nodes()) and set(self._edges) == set(other._edges)
 
     __hash__ = None  # type: ignore[assignment]
 
     def put(self, node: Node) -> None:
         """Add a node, or replace it with a newer version of itself (same id)."""
-        graph = self.nx
-        attributes = graph.nodes.get(node.id)
-        if attributes is not None:
-            previous = attributes.get("node")
-            if previous is not None and previous.parents == node.parents:
-                attributes["node"] = node  # a new version of a node (done, pruned): its edges are in place
-                return
-        graph.add_node(node.id, node=node)
+        previous = self._nodes.get(node.id)
+        self._nodes[node.id] = node
+        if previous is not None and previous.parents == node.parents:
+            if self._nx is not None:  # a new version of a node (done, pruned): its edges are in place
+                self._nx.nodes[node.id]["node"] = node
+            return
         for parent in node.parents:
-            graph.add_edge(parent, node.id)
+            self._edges[(parent, node.id)] = None
+        self._nx = None
+
+    def add_edge(self, parent: int, child: int) -> None:
+        """An edge between two recorded nodes that neither node's parents name."""
+        self._edges[(parent, child)] = None
+        self._nx = None
+
+    def edges(self) -> list[tuple[int, int]]:
+        return sorted(self._edges)
+
+    def children(self, node_id: int) -> list[int]:
+        return [child for parent, child in self._edges if parent == node_id]
 
     def node(self, node_id: int) -> Node:
-        return self.nx.nodes[node_id]["node"]
+        try:
+            return self._nodes[node_id]
+        except KeyError:
+            raise KeyError(f"the graph has no node {node_id}") from None
 
     def nodes(self) -> list[Node]:
-        return [data["node"] for _, data in sorted(self.nx.nodes(data=True))]
+        return [self._nodes[node_id] for node_id in sorted(self._nodes)]
 
     def path_to(self, node_id: int) -> list[Node]:
         """The chain of first parents from the root to ``node_id``: how the run reached it."""
@@ -119,7 +157,7 @@ class ReasoningGraph:
             "multigraph": False,  # networkx's node_link_graph reads a missing flag as a multigraph
             "graph": {},
             "nodes": [n.model_dump(mode="json", exclude_defaults=True) | {"id": n.id} for n in self.nodes()],
-            "links": [{"source": s, "target": t} for s, t in sorted(self.nx.edges)],
+            "links": [{"source": s, "target": t} for s, t in self.edges()],
         }
 
     @classmethod
@@ -128,7 +166,7 @@ class ReasoningGraph:
         for raw in document["nodes"]:
             graph.put(Node.model_validate(raw))
         for link in document["links"]:
-            graph.nx.add_edge(link["source"], link["target"])
+            graph.add_edge(link["source"], link["target"])
         return graph
 
     def save_node_link(self, path: str | Path) -> None:
@@ -151,7 +189,7 @@ class ReasoningGraph:
                 # ASCII-only JSON: model text may hold characters XML 1.0 cannot carry (NUL, U+FFFE).
                 json=json.dumps(node.model_dump(mode="json", exclude_defaults=True), ensure_ascii=True),
             )
-        flat.add_edges_from(self.nx.edges)
+        flat.add_edges_from(self.edges())
         _networkx().write_graphml(flat, str(path))
 
     @classmethod
@@ -160,5 +198,6 @@ class ReasoningGraph:
         graph = cls()
         for _, data in flat.nodes(data=True):
             graph.put(Node.model_validate_json(data["json"]))
-        graph.nx.add_edges_from(flat.edges)
+        for parent, child in flat.edges:
+            graph.add_edge(parent, child)
         return graph

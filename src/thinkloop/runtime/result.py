@@ -34,11 +34,10 @@ class Candidate(BaseModel):
     feedback: str | None = None
     finish_reason: str | None = None
     mean_logprob: float | None = None
-    usage_tokens: int | None = None
     data: dict[str, Any] | None = None
 
     def better_than(self, other: Candidate | None) -> bool:
-        """Accepted beats unaccepted, then higher score, then having an answer at all."""
+        """Whether this candidate ranks above ``other`` by :meth:`rank` (anything beats nothing)."""
         if other is None:
             return True
         return self.rank() > other.rank()
@@ -56,7 +55,12 @@ class Outcome(BaseModel):
     candidate: Candidate | None
     stop_reason: StopReason
     notes: tuple[str, ...] = ()
+    attempts: tuple[Candidate, ...] = ()
+    """Every complete answer the strategy weighed (samples, versions, candidates), in the order it got them."""
+    votes: dict[str, int] | None = None
+    """The vote tally (answer to count), where the strategy voted."""
     data: dict[str, Any] | None = None
+    """Strategy-specific details (weights, scores, visits): for people reading a result, not for code."""
 
 
 class Result(BaseModel):
@@ -75,9 +79,16 @@ class Result(BaseModel):
     stop_reason: StopReason
     usage: RunUsage
     cost: float | None = None
+    spent: dict[str, float] = Field(default_factory=dict)
+    """What the budget was charged (``tokens``, ``calls``, ``dollars``): a sent call whose usage is unknown
+    (timed out, cancelled) counts at its reserved worst case, so this can exceed :attr:`usage`'s tokens."""
     latency_s: float
     error: str | None = None
     notes: tuple[str, ...] = ()
+    attempts: tuple[Candidate, ...] = ()
+    """Every complete answer the strategy weighed (samples, versions, candidates); empty for one call."""
+    votes: dict[str, int] | None = None
+    """The vote tally (answer to count), where the strategy voted."""
     data: dict[str, Any] | None = None
     trace_path: str | None = None
     graph: ReasoningGraph = Field(exclude=True)
@@ -85,6 +96,11 @@ class Result(BaseModel):
     @property
     def calls(self) -> int:
         return self.usage.calls
+
+    @property
+    def answers(self) -> list[str]:
+        """The answers of :attr:`attempts`, in order (attempts without an answer left out)."""
+        return [a.answer for a in self.attempts if a.answer is not None]
 
     def answer_path(self) -> list[Any]:
         """The nodes from the question to the chosen answer."""

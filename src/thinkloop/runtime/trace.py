@@ -21,6 +21,9 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from thinkloop.backends.base import Capabilities
+from thinkloop.backends.replay import RecordedCall, ReplayBackend
+from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.graph import Node, ReasoningGraph
 
 _SECRET = re.compile(
@@ -45,6 +48,8 @@ class RunStarted(_Event):
     strategy: str
     model: str
     budget: dict[str, Any] = Field(default_factory=dict)
+    started_at: float | None = None
+    """Wall-clock time (Unix seconds) the run started."""
 
 
 class NodeEvent(_Event):
@@ -58,6 +63,9 @@ class RunFinished(_Event):
     answer: str | None = None
     answer_node: int | None = None
     error: str | None = None
+    usage: dict[str, int] | None = None
+    """The run's summed usage (:class:`~thinkloop.types.RunUsage`), so a trace reader need not add it up."""
+    cost: float | None = None
 
 
 TraceEvent = Annotated[RunStarted | NodeEvent | RunFinished, Field(discriminator="kind")]
@@ -67,7 +75,10 @@ Sink = Callable[[Any], None]
 
 
 class JsonlTraceSink:
-    """Append each event as one JSON line and flush it at once."""
+    """Append each event as one JSON line and flush it at once.
+
+    A call's first line ("running": it was sent) leaves out the request; the call's outcome line carries it.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -86,8 +97,14 @@ class JsonlTraceSink:
             self._file = None
 
 
+_RUNNING_FIELDS = {"node": {"request"}}
+
+
 def _dump(event: _Event) -> str:
-    # ``kind`` is a default, but the discriminator must be written out.
+    # ``kind`` is a default, but the discriminator must be written out. A call just sent is written without
+    # its request, which its next version (done, failed or cancelled) carries: every call is serialised once.
+    if type(event) is NodeEvent and event.node.status == "running" and event.node.request is not None:
+        return event.model_dump_json(exclude=_RUNNING_FIELDS) + "\n"
     return event.model_dump_json() + "\n"
 
 
@@ -200,3 +217,57 @@ def graph_from_events(events: Iterable[Any], run_id: str | None = None) -> Reaso
         if isinstance(event, NodeEvent) and (run_id is None or event.run_id == run_id):
             graph.put(event.node)
     return graph
+
+
+def recorded_calls(events: Iterable[Any], run_id: str | None = None) -> list[RecordedCall]:
+    """A run's model calls as (request, completion) pairs, in the order the completions arrived.
+
+    Every node that got a completion counts, whatever it was marked later (a pruned branch was still called).
+    """
+    calls: list[RecordedCall] = []
+    seen: set[int] = set()
+    for event in events:
+        if not isinstance(event, NodeEvent) or (run_id is not None and event.run_id != run_id):
+            continue
+        node = event.node
+        if node.completion is not None and node.id not in seen:
+            seen.add(node.id)
+            calls.append((node.request, node.completion))
+    return calls
+
+
+def replay(
+    source: str | Path | Iterable[Any],
+    *,
+    run_id: str | None = None,
+    strict: bool = False,
+    capabilities: Capabilities | None = None,
+    name: str | None = None,
+) -> ReplayBackend:
+    """A :class:`ReplayBackend` serving the run recorded in a trace file (or its events).
+
+    ``run_id`` picks the run when the trace holds several; ``name`` defaults to the recorded model's.
+
+    Raises:
+        ConfigurationError: the trace is empty, has no such run, or holds several runs and no ``run_id``.
+    """
+    events = load_trace(source) if isinstance(source, (str, Path)) else list(source)
+    where = str(source) if isinstance(source, (str, Path)) else "the given events"
+    runs = {e.run_id: e for e in events if isinstance(e, RunStarted)}
+    node_runs = {e.run_id for e in events if isinstance(e, NodeEvent)}
+    if run_id is None:
+        known = list(runs) or sorted(node_runs)
+        if not known:
+            raise ConfigurationError(f"replay: {where} holds no run")
+        if len(known) > 1:
+            raise ConfigurationError(f"replay: {where} holds {len(known)} runs ({', '.join(known)}); pass run_id=")
+        run_id = known[0]
+    elif run_id not in runs and run_id not in node_runs:
+        raise ConfigurationError(f"replay: {where} has no run {run_id!r}")
+    calls = recorded_calls(events, run_id)
+    started = runs.get(run_id)
+    if name is None:
+        name = started.model if started is not None else next(
+            (completion.model for _, completion in calls if completion.model), "replay"
+        )
+    return ReplayBackend(calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,13 +18,14 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from thinkloop.backends.base import Backend
-from thinkloop.exceptions import BackendError, ConfigurationError
+from thinkloop.exceptions import BackendError, ConfigurationError, describe_validation_error
 from thinkloop.runtime.budget import Budget
 from thinkloop.runtime.context import RunContext, Samples
 from thinkloop.runtime.engine import Engine
 from thinkloop.runtime.result import Outcome, Result
 from thinkloop.runtime.trace import Sink, redact
 from thinkloop.types import ChatRequest, Message
+from thinkloop.verifiers.extract import extract_answer
 
 ANSWER_FORMAT = "Finish with a last line of the form 'Answer: <final answer>'."
 STEP_BY_STEP_SYSTEM = f"You are a careful problem solver. Think step by step. {ANSWER_FORMAT}"
@@ -48,11 +49,14 @@ class Strategy(ABC):
     takes_inner: ClassVar[bool] = True
     """Whether an inner strategy can stand where this one's model calls stand."""
 
+    extract: ClassVar[Callable[[str], str | None]] = staticmethod(extract_answer)
+    """How answers are pulled out of replies; override for another answer format."""
+
     def __init__(self, *, inner: Strategy | None = None, inner_budget: Budget | None = None, **options: Any) -> None:
         try:
             self.config = self.Config(**options)
         except ValidationError as exc:
-            raise ConfigurationError(f"{type(self).__name__}: {_describe(exc)}") from exc
+            raise ConfigurationError(f"{type(self).__name__}: {describe_validation_error(exc)}") from exc
         if inner is not None and not self.takes_inner:
             raise ConfigurationError(f"{type(self).__name__} takes no inner strategy (it makes its own calls)")
         if inner_budget is not None and inner is None:
@@ -65,6 +69,10 @@ class Strategy(ABC):
         """One run of the inner strategy, in its own slice of the budget when ``inner_budget`` is set."""
         inner_ctx = ctx.child(self.inner_budget) if self.inner_budget is not None else ctx
         return await self.inner.solve(inner_ctx, question, parent=parent)  # type: ignore[union-attr]
+
+    def inner_stopped_by_budget(self, ctx: RunContext, outcome: Outcome) -> bool:
+        """Whether an inner run stopped because the run's budget is spent, not merely its own slice."""
+        return outcome.stop_reason == "budget" and (self.inner_budget is None or ctx.ledger.spent())
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump(exclude_defaults=True).items())
@@ -137,8 +145,10 @@ class Strategy(ABC):
                 return
             if outcome.candidate is not None:
                 result.candidates.append(outcome.candidate)
-            if outcome.stop_reason == "budget":
+            if self.inner_stopped_by_budget(ctx, outcome):
                 result.budget_hit = True
+            elif outcome.stop_reason == "budget":
+                result.notes.append("an inner run spent its inner_budget slice")
             elif outcome.stop_reason == "error":
                 result.errors.extend(outcome.notes or ("the inner strategy failed",))
 
@@ -146,14 +156,3 @@ class Strategy(ABC):
             for _ in range(k):
                 group.start_soon(one)
         return result
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "options"
-        if error["type"] == "extra_forbidden":
-            parts.append(f"unknown option {where!r}")
-        else:
-            parts.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
-    return "; ".join(parts)

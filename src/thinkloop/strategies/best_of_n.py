@@ -14,7 +14,7 @@ import anyio
 from pydantic import Field
 
 from thinkloop.exceptions import BackendError, BudgetExhausted
-from thinkloop.runtime.context import RunContext
+from thinkloop.runtime.context import BUDGET, RunContext
 from thinkloop.runtime.result import Candidate, Outcome
 from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy, StrategyConfig
@@ -110,18 +110,20 @@ class BestOfN(Strategy):
                 except BackendError as exc:
                     failures.append(redact(str(exc)))
                     return
-                budget_hit = budget_hit or outcome.stop_reason == "budget"
+                budget_hit = budget_hit or self.inner_stopped_by_budget(ctx, outcome)
                 if outcome.candidate is not None:
                     await score_one(outcome.candidate, group)
                 return
-            try:
-                node, completion = await ctx.call(self.request(question), parents=[parent], strategy=self.name)
-            except BudgetExhausted:
-                budget_hit = True
+            called, failure = await ctx.attempt(
+                lambda: ctx.call(self.request(question), parents=[parent], strategy=self.name)
+            )
+            if called is None:
+                if failure == BUDGET:
+                    budget_hit = True
+                else:
+                    failures.append(failure)
                 return
-            except BackendError as exc:
-                failures.append(redact(str(exc)))
-                return
+            node, completion = called
             await score_one(ctx.candidate(node, completion.choices[0]), group)
 
         async with anyio.create_task_group() as group:
@@ -159,4 +161,4 @@ class BestOfN(Strategy):
         notes = tuple(failures)
         if len(scored) < config.n and not accepted:
             notes += (f"scored {len(scored)} of {config.n} candidates",)
-        return Outcome(candidate=best, stop_reason=stop, notes=notes)
+        return Outcome(candidate=best, stop_reason=stop, notes=notes, attempts=tuple(scored))

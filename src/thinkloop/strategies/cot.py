@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from thinkloop.exceptions import BackendError, BudgetExhausted
-from thinkloop.runtime.context import RunContext
+from thinkloop.runtime.context import BUDGET, RunContext
 from thinkloop.runtime.result import Candidate, Outcome
-from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
 from thinkloop.types import Message
 
@@ -31,7 +29,8 @@ class Direct(Strategy):
             return Outcome(candidate=None, stop_reason=stop, notes=tuple(samples.errors))
         candidate = await ctx.verify(samples.candidates[0], strategy=self.name)
         ctx.offer(candidate)
-        return Outcome(candidate=candidate, stop_reason="accepted" if candidate.accepted else "completed")
+        stop = "accepted" if candidate.accepted else "completed"
+        return Outcome(candidate=candidate, stop_reason=stop, attempts=(candidate,))
 
 
 class ChainOfThoughtConfig(StrategyConfig):
@@ -53,26 +52,31 @@ class ChainOfThought(Strategy):
         config = self.config
         extra: list[Message] = []
         best: Candidate | None = None
+        rounds: list[Candidate] = []
         for round_number in range(config.max_rounds):  # type: ignore[attr-defined]
-            try:
-                node, completion = await ctx.call(
-                    self.request(question, extra=extra), parents=[parent], strategy=self.name,
-                    data={"round": round_number},
+            request = self.request(question, extra=extra)
+            called, failure = await ctx.attempt(
+                lambda request=request, parent=parent, round_number=round_number: ctx.call(
+                    request, parents=[parent], strategy=self.name, data={"round": round_number}
                 )
-            except BudgetExhausted:
-                return Outcome(candidate=best, stop_reason="budget")
-            except BackendError as exc:
-                return Outcome(candidate=best, stop_reason="error", notes=(redact(str(exc)),))
+            )
+            if called is None:
+                stop = "budget" if failure == BUDGET else "error"
+                notes = () if failure == BUDGET else (failure,)
+                return Outcome(candidate=best, stop_reason=stop, notes=notes, attempts=tuple(rounds))
+            node, completion = called
             candidate = await ctx.verify(ctx.candidate(node, completion.choices[0]), strategy=self.name)
             ctx.offer(candidate)
+            rounds.append(candidate)
             if candidate.better_than(best):
                 best = candidate
             if candidate.accepted or ctx.verifier is None:
-                return Outcome(candidate=candidate, stop_reason="accepted" if candidate.accepted else "completed")
+                stop = "accepted" if candidate.accepted else "completed"
+                return Outcome(candidate=candidate, stop_reason=stop, attempts=tuple(rounds))
             parent = candidate.node_id if candidate.node_id is not None else parent
             feedback = candidate.feedback or "That answer was not accepted."
             extra = [
                 Message(role="assistant", content=candidate.text),
                 Message(role="user", content=f"{feedback} Try again. {ANSWER_FORMAT}"),
             ]
-        return Outcome(candidate=best, stop_reason="max_rounds")
+        return Outcome(candidate=best, stop_reason="max_rounds", attempts=tuple(rounds))

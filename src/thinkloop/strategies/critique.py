@@ -17,7 +17,7 @@ from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.result import Candidate, Outcome
 from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
-from thinkloop.types import ChatRequest, Message
+from thinkloop.types import Message
 
 NO_ISSUES = "NO ISSUES"
 _NO_ISSUES = re.compile(r"\W*no issues\W*$", re.IGNORECASE)
@@ -50,17 +50,12 @@ class CritiqueRevise(Strategy):
         return ctx.candidate(node, completion.choices[0])
 
     async def _critique(self, ctx: RunContext, question: str, candidate: Candidate) -> str:
-        request = ChatRequest(
-            messages=(
-                Message(role="system", content=CRITIC_SYSTEM),
-                Message(role="user", content=f"Problem:\n{question}\n\nSolution:\n{candidate.text}"),
-            ),
-            max_tokens=self.config.critique_max_tokens,
-            temperature=0.0,
+        _, choice = await ctx.side_call(
+            CRITIC_SYSTEM, f"Problem:\n{question}\n\nSolution:\n{candidate.text}",
+            parents=[candidate.node_id] if candidate.node_id is not None else [], kind="critique",
+            strategy=self.name, max_tokens=self.config.critique_max_tokens,
         )
-        parents = [candidate.node_id] if candidate.node_id is not None else []
-        _, completion = await ctx.call(request, parents=parents, kind="critique", strategy=self.name)
-        return completion.choices[0].text.strip()
+        return choice.text.strip()
 
     async def _revise(self, ctx: RunContext, question: str, candidate: Candidate, critique: str) -> Candidate:
         request = self.request(
@@ -97,7 +92,10 @@ class CritiqueRevise(Strategy):
                                   score=chosen.score, text=chosen.text, data=data)
                 chosen = chosen.model_copy(update={"node_id": node.id})
                 ctx.offer(chosen)
-            return Outcome(candidate=chosen, stop_reason=stop, notes=(note,) if note else (), data=data)  # type: ignore[arg-type]
+            return Outcome(
+                candidate=chosen, stop_reason=stop, notes=(note,) if note else (),  # type: ignore[arg-type]
+                attempts=tuple(versions), data=data,
+            )
 
         try:
             candidate = await self._first(ctx, question, parent)

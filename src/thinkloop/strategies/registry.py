@@ -10,6 +10,7 @@ import importlib
 import json
 from typing import Any
 
+from thinkloop import plugins
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.strategies.base import Strategy
 
@@ -26,12 +27,19 @@ STRATEGIES: dict[str, tuple[str, str, dict[str, Any]]] = {
 
 
 def strategy_class(name: str) -> type[Strategy]:
-    try:
+    """The class a strategy name stands for: a built-in, else an installed plugin's."""
+    if name in STRATEGIES:
         module, cls, _ = STRATEGIES[name]
-    except KeyError:
-        known = ", ".join(sorted(STRATEGIES))
-        raise ConfigurationError(f"unknown strategy {name!r}; known strategies: {known}") from None
-    return getattr(importlib.import_module(module), cls)
+        return getattr(importlib.import_module(module), cls)
+    plugin = plugins.find("strategies", name)
+    if plugin is None:
+        known = ", ".join(sorted({*STRATEGIES, *(p.name for p in plugins.plugins("strategies"))}))
+        raise ConfigurationError(f"unknown strategy {name!r}; known strategies: {known}")
+    if plugin.error is not None:
+        raise ConfigurationError(f"strategy plugin {name!r} ({plugin.origin}) cannot load: {plugin.error}")
+    if not (isinstance(plugin.loaded, type) and issubclass(plugin.loaded, Strategy)):
+        raise ConfigurationError(f"strategy plugin {name!r} ({plugin.origin}) is not a Strategy subclass")
+    return plugin.loaded
 
 
 def _value(raw: str) -> Any:
@@ -56,7 +64,8 @@ def build_strategy(spec: str, **overrides: Any) -> Strategy:
     name, _, rest = spec.partition(":")
     name = name.strip()
     cls = strategy_class(name)
-    options = {**STRATEGIES[name][2], **overrides, **parse_options(rest)}
+    defaults = STRATEGIES[name][2] if name in STRATEGIES else {}
+    options = {**defaults, **overrides, **parse_options(rest)}
     return cls(**options)
 
 

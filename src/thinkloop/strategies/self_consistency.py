@@ -14,8 +14,8 @@ from typing import Literal
 import anyio
 from pydantic import Field
 
-from thinkloop.exceptions import BackendError, BudgetExhausted
-from thinkloop.runtime.context import RunContext, Samples
+from thinkloop.exceptions import BackendError
+from thinkloop.runtime.context import BUDGET, RunContext, Samples
 from thinkloop.runtime.result import Candidate, Outcome
 from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy, StrategyConfig
@@ -87,19 +87,15 @@ class SelfConsistency(Strategy):
 
     async def _checked(self, ctx: RunContext, candidate: Candidate) -> tuple[Candidate, str | None]:
         """Verify for weighting; a verifier that runs out of budget or fails leaves the sample unverified."""
-        try:
-            return await ctx.verify(candidate, strategy=self.name), None
-        except BudgetExhausted:
-            return candidate, "budget"
-        except BackendError as exc:
-            return candidate, redact(str(exc))
+        verified, failure = await ctx.attempt(lambda: ctx.verify(candidate, strategy=self.name))
+        return (candidate if verified is None else verified), failure
 
     async def _verify_all(self, ctx: RunContext, samples: Samples) -> list[Candidate]:
         verified = list(samples.candidates)
 
         async def one(index: int) -> None:
             verified[index], failure = await self._checked(ctx, verified[index])
-            if failure == "budget":
+            if failure == BUDGET:
                 samples.budget_hit = True
             elif failure is not None:
                 samples.errors.append(failure)
@@ -116,14 +112,12 @@ class SelfConsistency(Strategy):
                 outcome = await self.solve_inner(ctx, question, parent=parent)
             except BackendError as exc:
                 return None, redact(str(exc))
-            return outcome.candidate, "budget" if outcome.stop_reason == "budget" else None
+            return outcome.candidate, BUDGET if self.inner_stopped_by_budget(ctx, outcome) else None
         request = self.request(question)
-        try:
-            node, completion = await ctx.call(request, parents=[parent], strategy=self.name)
-        except BudgetExhausted:
-            return None, "budget"
-        except BackendError as exc:
-            return None, redact(str(exc))
+        called, failure = await ctx.attempt(lambda: ctx.call(request, parents=[parent], strategy=self.name))
+        if called is None:
+            return None, failure
+        node, completion = called
         candidate = ctx.candidate(node, completion.choices[0])
         if self.config.weighting == "verifier" and ctx.verifier is not None:
             return await self._checked(ctx, candidate)
@@ -178,7 +172,7 @@ class SelfConsistency(Strategy):
                     return
                 candidate, failure = await self._one(ctx, question, parent)
             finished += 1
-            if failure == "budget":
+            if failure == BUDGET:
                 samples.budget_hit = True
             elif failure is not None:
                 samples.errors.append(failure)
@@ -237,4 +231,7 @@ class SelfConsistency(Strategy):
             stop = "error"
         else:
             stop = "completed"
-        return Outcome(candidate=chosen, stop_reason=stop, notes=tuple(notes), data=data)
+        return Outcome(
+            candidate=chosen, stop_reason=stop, notes=tuple(notes), attempts=tuple(samples.candidates),
+            votes=data["votes"], data=data,
+        )

@@ -209,16 +209,11 @@ class TreeSearch(Strategy):
                 raise _Stop
 
     async def _model_value(self, ctx: RunContext, question: str, thought: Thought, text: str) -> float:
-        request = ChatRequest(
-            messages=(
-                Message(role="system", content=VALUE_SYSTEM),
-                Message(role="user", content=f"Problem:\n{question}\n\nPartial solution:\n{text}"),
-            ),
-            max_tokens=self.config.value_max_tokens,
-            temperature=0.0,
+        _, choice = await ctx.side_call(
+            VALUE_SYSTEM, f"Problem:\n{question}\n\nPartial solution:\n{text}", parents=[thought.node_id],
+            kind="evaluate", strategy=self.name, max_tokens=self.config.value_max_tokens,
         )
-        _, completion = await ctx.call(request, parents=[thought.node_id], kind="evaluate", strategy=self.name)
-        match = _SCORE.search(completion.choices[0].text)
+        match = _SCORE.search(choice.text)
         return min(10.0, float(match.group(1))) / 10 if match else 0.0
 
     def _prune(self, ctx: RunContext, thought: Thought, reason: str) -> None:

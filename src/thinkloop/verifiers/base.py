@@ -2,38 +2,10 @@
 
 A verifier returns a :class:`Verdict`: accepted or not, a score in [0, 1] and feedback a reviser can use.
 Verifiers that call a model do so through the run's context (``ctx.call``), so their calls are charged to
-the same budget and appear in the trace.
+the same budget and appear in the trace. Both types are defined by the runtime, which calls them
+(:mod:`thinkloop.runtime.verdict`); this module is where verifier authors find them.
 """
 
-from __future__ import annotations
+from thinkloop.runtime.verdict import Verdict, Verifier
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-from pydantic import BaseModel, ConfigDict, Field
-
-if TYPE_CHECKING:
-    from thinkloop.runtime.context import RunContext
-    from thinkloop.runtime.result import Candidate
-
-
-class Verdict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    accepted: bool
-    score: float = Field(ge=0.0, le=1.0)
-    feedback: str | None = None
-
-    @classmethod
-    def accept(cls, feedback: str | None = None) -> Verdict:
-        return cls(accepted=True, score=1.0, feedback=feedback)
-
-    @classmethod
-    def reject(cls, feedback: str | None = None, score: float = 0.0) -> Verdict:
-        return cls(accepted=False, score=score, feedback=feedback)
-
-
-@runtime_checkable
-class Verifier(Protocol):
-    """Anything with an async ``verify``. ``ctx`` is ``None`` outside a run (plain checks need none)."""
-
-    async def verify(self, question: str, candidate: Candidate, ctx: RunContext | None = None) -> Verdict: ...
+__all__ = ["Verdict", "Verifier"]

@@ -12,7 +12,6 @@ import re
 from typing import TYPE_CHECKING
 
 from thinkloop.exceptions import ConfigurationError
-from thinkloop.types import ChatRequest, Message
 from thinkloop.verifiers.base import Verdict
 from thinkloop.verifiers.checks import candidate_answer
 
@@ -115,15 +114,12 @@ class LLMJudge:
         backend = self.backend.name if self.backend is not None else "run's backend"
         return f"LLMJudge({backend}, max_tokens={self.max_tokens})"
 
-    def request(self, question: str, candidate: Candidate) -> ChatRequest:
-        """The judge's request for one candidate."""
+    def prompt_for(self, question: str, candidate: Candidate) -> str:
+        """The judge's user message for one candidate."""
         answer = candidate_answer(candidate)
-        user = self.prompt.format(
+        return self.prompt.format(
             question=question, solution=candidate.text, answer=answer if answer is not None else "(none given)"
         )
-        messages = [Message(role="system", content=self.system)] if self.system else []
-        messages.append(Message(role="user", content=user))
-        return ChatRequest(messages=tuple(messages), max_tokens=self.max_tokens, temperature=self.temperature)
 
     async def verify(self, question: str, candidate: Candidate, ctx: RunContext | None = None) -> Verdict:
         """Judge ``candidate``. Budget and backend errors propagate: an unpaid or failed check is not a
@@ -135,11 +131,10 @@ class LLMJudge:
         parents = [candidate.node_id] if candidate.node_id is not None else []
         # If the judge's call does not fit the budget, the run stops: it must still have this answer.
         ctx.offer(candidate)
-        _node, completion = await ctx.call(
-            self.request(question, candidate), parents=parents, kind="verify", strategy="llm-judge",
-            backend=self.backend,
+        _node, choice = await ctx.side_call(
+            self.system, self.prompt_for(question, candidate), parents=parents, kind="verify",
+            strategy="llm-judge", max_tokens=self.max_tokens, temperature=self.temperature, backend=self.backend,
         )
-        choice = completion.choices[0]
         if choice.truncated_empty:
             return Verdict.reject(
                 f"The judge's reply was cut off empty by its token limit ({self.max_tokens}); treated as a "
