@@ -80,3 +80,22 @@ def test_tests_must_be_python_with_an_assert() -> None:
     with pytest.raises(ConfigurationError, match="the tests have no assert statement"):
         PythonTests("x = 1")
     assert "_tl_results.append" in build_harness("import math\nassert math.pi > 3")
+
+
+@pytest.mark.parametrize(("reply", "program"), [
+    ("```python\ndef f(x):\n    return x\n```\nDone.", "def f(x):\n    return x\n"),
+    ("Here's the code:\n```python\ndef f(x):\n    return x + 1\n", "def f(x):\n    return x + 1\n"),  # cut off
+    ("Here's how:\ndef f(x):\n    return x\nThis works because it returns x.", "def f(x):\n    return x"),
+    ("import math\ndef f(x):\n    return math.floor(x)\nprint(f('a",
+     "import math\ndef f(x):\n    return math.floor(x)"),
+    ("I can't write code, it's prose.", ""),
+])
+def test_the_program_is_found_in_what_a_model_actually_writes(reply: str, program: str) -> None:
+    from thinkloop.verifiers.python_tests import program_in
+
+    assert program_in(reply) == program
+
+
+def test_prose_without_code_is_no_program(sandbox: ProgramVerifier) -> None:
+    assert verdict(PythonTests(TESTS, sandbox=sandbox), "It's easy, just add them.").feedback == (
+        "There is no program. Write the function in a ```python block.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +75,45 @@ def build_harness(tests: str) -> str:
     )
 
 
+_OPENING_FENCE = re.compile(r"```[ \t]*(?:python3?|py3?)?[ \t]*\n", re.IGNORECASE)
+_CODE_START = re.compile(r"^(?:def |class |import |from \S+ import |@)", re.MULTILINE)
+
+
+def _parses(source: str) -> bool:
+    try:
+        ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def program_in(text: str) -> str:
+    """The program in a reply: its fenced blocks (:func:`extract_program`); else, when that is not Python, the
+    code after an opening fence the reply never closed (cut off by the token limit), or the code that starts at
+    the first ``def``/``import`` line and runs to the first unindented prose line."""
+    source = extract_program(text)
+    if _parses(source):
+        return source
+    openings = list(_OPENING_FENCE.finditer(text))
+    if openings:
+        tail = text[openings[-1].end():].split("```")[0]
+        if _parses(tail):
+            return tail
+    start = _CODE_START.search(text)
+    if start is not None:
+        lines: list[str] = []
+        for line in text[start.start():].splitlines():
+            if lines and line.strip() and not line[0].isspace() and not _CODE_START.match(line):
+                break  # prose after the code
+            lines.append(line)
+        while lines:
+            candidate = "\n".join(lines)
+            if _parses(candidate):
+                return candidate
+            lines.pop()  # a last line cut off mid-statement
+    return source if openings or start is not None or source != text else ""  # prose alone is no program
+
+
 def unresolved_imports(source: str) -> list[str]:
     """Top-level modules the program imports that cannot be found here (invented libraries).
 
@@ -128,7 +168,7 @@ class PythonTests:
         return f"PythonTests({self.tests.count('assert')} asserts, sandbox={self.sandbox!r})"
 
     async def verify(self, question: str, candidate: Candidate, ctx: RunContext | None = None) -> Verdict:
-        source = extract_program(candidate.text)
+        source = program_in(candidate.text)
         if not source.strip():
             return Verdict.reject("There is no program. Write the function in a ```python block.")
         try:
