@@ -2,7 +2,7 @@
 
 Imports must resolve (a model that invents a library is told the module does not exist), the program runs
 with no network under time and memory limits, and every failing test comes back as feedback
-("assert is_palindrome('abca') == False: got True, expected False") for the next revision.
+("assert is_even(3) == False: got True, expected False") for the next revision.
 
     python examples/code_tests.py
 """
@@ -15,14 +15,14 @@ from thinkloop.runtime.result import Result
 from thinkloop.verifiers.python_tests import PythonTests
 
 QUESTION = (
-    "Write a Python function is_palindrome(s) that returns True if the string s reads the same forwards and "
-    "backwards, and False otherwise. Give the code in a ```python block."
+    "Write a Python function is_even(n) that returns True if the whole number n is even and False otherwise. "
+    "Give the code in a ```python block."
 )
 TESTS = """
-assert is_palindrome("racecar") == True
-assert is_palindrome("abca") == False
-assert is_palindrome("") == True
-assert is_palindrome("ab") == False
+assert is_even(4) == True
+assert is_even(3) == False
+assert is_even(0) == True
+assert is_even(-7) == False
 """
 
 
@@ -31,7 +31,7 @@ def main(backend: Backend | None = None) -> Result:
         from thinkloop.backends.llamacpp import LlamaCppBackend
 
         backend = LlamaCppBackend()
-    strategy = CritiqueRevise(max_rounds=2, max_tokens=96, temperature=0.7, critic="verifier",
+    strategy = CritiqueRevise(max_rounds=3, max_tokens=96, temperature=0.7, critic="verifier",
                               system_prompt="You write correct, short Python code using only the standard library.")
     result = strategy.run_sync(QUESTION, backend=backend, verifier=PythonTests(TESTS), budget=Budget(tokens=5_000))
     for node in result.graph.nodes():

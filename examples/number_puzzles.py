@@ -7,6 +7,12 @@ branches, backtracks, and stops at the first answer the checker accepts. Nothing
 checker parses the arithmetic.
 
     python examples/number_puzzles.py
+
+On the embedded SmolLM2-135M the search usually ends without an accepted answer: the model rarely writes
+well-formed arithmetic steps, so most branches are pruned as hopeless (the output counts them). The checker
+and the search are what carry over to a real model; ``tests/test_examples_cases.py`` drives the same script
+with scripted steps to show a wrong final answer rejected, the search backtracking, and the exact solution
+accepted.
 """
 
 from __future__ import annotations

@@ -85,14 +85,14 @@ def test_code_is_revised_until_the_tests_pass(capsys: pytest.CaptureFixture[str]
     except SandboxUnavailable:
         pytest.skip("no network namespace for the sandbox here")
     backend = ScriptedBackend([
-        "```python\nimport palindromes\ndef is_palindrome(s):\n    return palindromes.check(s)\n```",
-        "```python\ndef is_palindrome(s):\n    return s[:1] == s[-1:]\n```",
-        "```python\ndef is_palindrome(s):\n    return s == s[::-1]\n```",
+        "```python\nimport parity\ndef is_even(n):\n    return parity.even(n)\n```",
+        "```python\ndef is_even(n):\n    return n % 2 == 1\n```",
+        "```python\ndef is_even(n):\n    return n % 2 == 0\n```",
     ])
     result = load("code_tests").main(backend)
     out = capsys.readouterr().out
-    assert "imports 'palindromes', which does not exist here" in out
-    assert "assert is_palindrome('abca') == False: got True, expected False" in user_text(backend.requests[2])
+    assert "imports 'parity', which does not exist here" in out
+    assert "assert is_even(4) == True: got False, expected True" in user_text(backend.requests[2])
     assert result.stop_reason == "accepted" and result.data["versions"] == 3
     assert "4 of 4 tests passed" in out
 
