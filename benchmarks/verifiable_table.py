@@ -7,8 +7,8 @@ calls per task, and each loop against one direct call on the same tasks.
 Writes ``table.md`` and ``plots/verifiable-success-vs-tokens.png``. A loop *helps* on a family when it beats
 the best single call (``direct`` or ``cot``, whichever succeeds more often there) by at least 20 points of
 success at no more than 8x that call's tokens per task.
-Only tasks every config of the family finished are compared, so a half-finished config cannot flatter
-itself on an easier slice.
+Each config is compared with the single call on the tasks that config finished (every config runs the same
+first tasks of a family, in growing slices), so a config that ran fewer tasks is not compared on other ones.
 """
 
 from __future__ import annotations
@@ -31,74 +31,88 @@ SINGLE_CALLS = ("direct", "cot")
 class Row:
     family: str
     strategy: str
-    n: int
-    correct: int
-    low: float
-    high: float
-    tokens: float
-    calls: float
-    attempts: float
+    records: tuple[Record, ...]
+
+    @property
+    def ids(self) -> set[str]:
+        return {r.id for r in self.records}
+
+    @property
+    def n(self) -> int:
+        return len(self.records)
+
+    @property
+    def correct(self) -> int:
+        return sum(bool(r.correct) for r in self.records)
 
     @property
     def rate(self) -> float:
         return self.correct / self.n if self.n else 0.0
 
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.correct, self.n)
+
+    @property
+    def tokens(self) -> float:
+        return sum(r.total_tokens for r in self.records) / max(self.n, 1)
+
+    @property
+    def calls(self) -> float:
+        return sum(r.calls for r in self.records) / max(self.n, 1)
+
+    def on(self, ids: set[str]) -> Row:
+        """The same config on a subset of its tasks."""
+        return Row(self.family, self.strategy, tuple(r for r in self.records if r.id in ids))
+
 
 def rows_by_family(records: list[Record]) -> dict[str, list[Row]]:
-    by_family: dict[str, dict[str, dict[str, Record]]] = defaultdict(lambda: defaultdict(dict))
+    """Finished records per family and config, in order of first appearance."""
+    grouped: dict[str, dict[str, list[Record]]] = defaultdict(lambda: defaultdict(list))
     for record in latest(records).values():
         if record.status == "done":
-            family = record.dataset.removeprefix("verifiable-")
-            by_family[family][record.strategy][record.id] = record
-    table: dict[str, list[Row]] = {}
-    for family, configs in by_family.items():
-        common = set.intersection(*(set(done) for done in configs.values()))
-        rows = []
-        for strategy, done in configs.items():
-            chosen = [done[i] for i in sorted(common)]
-            correct = sum(bool(r.correct) for r in chosen)
-            low, high = wilson_interval(correct, len(chosen))
-            rows.append(Row(family, strategy, len(chosen), correct, low, high,
-                            sum(r.total_tokens for r in chosen) / max(len(chosen), 1),
-                            sum(r.calls for r in chosen) / max(len(chosen), 1),
-                            sum(r.k or 0 for r in chosen) / max(len(chosen), 1)))
-        table[family] = rows
-    return table
+            grouped[record.dataset.removeprefix("verifiable-")][record.strategy].append(record)
+    return {family: [Row(family, strategy, tuple(sorted(done, key=lambda r: r.id)))
+                     for strategy, done in configs.items()]
+            for family, configs in grouped.items()}
 
 
 def baseline(rows: list[Row]) -> Row | None:
     """The best single call: the higher success rate, then the fewer tokens."""
     singles = [r for r in rows if r.strategy in SINGLE_CALLS]
-    return max(singles, key=lambda r: (r.correct, -r.tokens), default=None)
+    return max(singles, key=lambda r: (r.rate, -r.tokens), default=None)
 
 
-def verdict(row: Row, base: Row | None) -> tuple[str, str, str]:
-    """(lift in points, token ratio, helps?) against the best single call."""
+def verdict(row: Row, base: Row | None) -> tuple[str, str, str, str]:
+    """(the single call's success on the row's tasks, lift in points, token ratio, helps?)."""
     if base is None or row.strategy in SINGLE_CALLS:
-        return "", "", "(baseline)" if row is base else ""
-    lift = 100 * (row.rate - base.rate)
-    ratio = row.tokens / base.tokens if base.tokens else float("inf")
+        return "", "", "", "(baseline)" if row is base else ""
+    same = base.on(row.ids)
+    if same.n < row.n:
+        return "", "", "", "(no baseline on these tasks)"
+    lift = 100 * (row.rate - same.rate)
+    ratio = row.tokens / same.tokens if same.tokens else float("inf")
     helps = lift >= LIFT_POINTS and ratio <= MAX_TOKEN_RATIO
-    return f"{lift:+.0f}", f"{ratio:.1f}x", "yes" if helps else "no"
+    return f"{100 * same.rate:.0f}%", f"{lift:+.0f}", f"{ratio:.1f}x", "yes" if helps else "no"
 
 
 def render(table: dict[str, list[Row]]) -> str:
     lines = [
-        "| family | strategy | tasks | success (95% CI) | tokens/task | calls/task | attempts/task | "
-        "vs one call (points) | tokens vs one call | helps (>= +20 at <= 8x) |",
+        "| family | strategy | tasks | success (95% CI) | tokens/task | calls/task | one call, same tasks | "
+        "lift (points) | tokens vs one call | helps (>= +20 at <= 8x) |",
         "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     helped = []
     for family, rows in table.items():
         base = baseline(rows)
         for row in rows:
-            lift, ratio, helps = verdict(row, base)
+            same, lift, ratio, helps = verdict(row, base)
             if helps == "yes" and family not in helped:
                 helped.append(family)
+            low, high = row.interval
             lines.append(
-                f"| {family} | {row.strategy} | {row.n} | {100 * row.rate:.0f}% [{100 * row.low:.0f}, "
-                f"{100 * row.high:.0f}] | {row.tokens:.0f} | {row.calls:.1f} | {row.attempts:.1f} | {lift} | {ratio} | "
-                f"{helps} |"
+                f"| {family} | {row.strategy} | {row.n} | {100 * row.rate:.0f}% [{100 * low:.0f}, "
+                f"{100 * high:.0f}] | {row.tokens:.0f} | {row.calls:.1f} | {same} | {lift} | {ratio} | {helps} |"
             )
     lines.append("")
     lines.append(f"Families where a checked loop beats the best single call by >= {LIFT_POINTS:.0f} points at <= "
@@ -119,8 +133,8 @@ def plot(table: dict[str, list[Row]], path: Path) -> None:
     figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.8 * rows), squeeze=False)
     for axis, family in zip(axes.flat, families, strict=False):
         for row in table[family]:
-            axis.errorbar([row.tokens], [100 * row.rate],
-                          yerr=[[100 * (row.rate - row.low)], [100 * (row.high - row.rate)]],
+            low, high = row.interval
+            axis.errorbar([row.tokens], [100 * row.rate], yerr=[[100 * (row.rate - low)], [100 * (high - row.rate)]],
                           fmt="o" if row.strategy in SINGLE_CALLS else "s", capsize=3)
             axis.annotate(row.strategy, (row.tokens, 100 * row.rate), textcoords="offset points", xytext=(4, 4),
                           fontsize=7)

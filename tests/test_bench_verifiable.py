@@ -187,9 +187,11 @@ def test_the_table_compares_loops_with_one_call_on_the_same_tasks() -> None:
     records += [record("bon:n=4", f"t{i}", True, 400) for i in range(5)]  # half done: compared on t0..t4 only
     rows = table.rows_by_family(records)
     assert {r.strategy: (r.n, r.correct) for r in rows["words"]} == {
-        "direct": (5, 1), "cot": (5, 0), "critique:max_rounds=3": (5, 4), "bon:n=8": (5, 5), "bon:n=4": (5, 5)}
+        "direct": (10, 1), "cot": (10, 0), "critique:max_rounds=3": (10, 4), "bon:n=8": (10, 5), "bon:n=4": (5, 5)}
     text = table.render(rows)
-    assert "| words | direct | 5 | 20% [4, 62] | 100 | 1.0 | 0.0 |  |  | (baseline) |" in text
-    assert "| words | bon:n=8 | 5 | 100% [57, 100] | 900 | 9.0 | 0.0 | +80 | 9.0x | no |" in text
-    assert "| words | critique:max_rounds=3 | 5 | 80% [38, 96] | 300 | 3.0 | 0.0 | +60 | 3.0x | yes |" in text
+    assert "| words | direct | 10 | 10% [2, 40] | 100 | 1.0 |  |  |  | (baseline) |" in text
+    assert "| words | bon:n=8 | 10 | 50% [24, 76] | 900 | 9.0 | 10% | +40 | 9.0x | no |" in text
+    assert "| words | critique:max_rounds=3 | 10 | 40% [17, 69] | 300 | 3.0 | 10% | +30 | 3.0x | yes |" in text
+    # bon:n=4 ran the first 5 tasks only: it is compared with the single call on those 5 (1 of 5 right)
+    assert "| words | bon:n=4 | 5 | 100% [57, 100] | 400 | 4.0 | 20% | +80 | 4.0x | yes |" in text
     assert text.endswith("at <= 8x the tokens: 1 of 1 (words).\n")
