@@ -121,6 +121,17 @@ def render(table: dict[str, list[Row]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def short(strategy: str) -> str:
+    """A plot label: ``critique:max_rounds=3`` is critique@4 (attempts), ``bon:n=8`` bon@8, ``tree:...`` tree."""
+    name, _, options = strategy.partition(":")
+    values = dict(part.partition("=")[::2] for part in options.split(",") if "=" in part)
+    if name == "critique" and "max_rounds" in values:
+        return f"critique@{int(values['max_rounds']) + 1}"
+    if name in ("bon", "sc") and "n" in values:
+        return f"{name}@{values['n']}"
+    return name
+
+
 def plot(table: dict[str, list[Row]], path: Path) -> None:
     import matplotlib
 
@@ -136,11 +147,11 @@ def plot(table: dict[str, list[Row]], path: Path) -> None:
             low, high = row.interval
             axis.errorbar([row.tokens], [100 * row.rate], yerr=[[100 * (row.rate - low)], [100 * (high - row.rate)]],
                           fmt="o" if row.strategy in SINGLE_CALLS else "s", capsize=3)
-            axis.annotate(row.strategy, (row.tokens, 100 * row.rate), textcoords="offset points", xytext=(4, 4),
+            axis.annotate(short(row.strategy), (row.tokens, 100 * row.rate), textcoords="offset points", xytext=(4, 4),
                           fontsize=7)
-        axis.set_xscale("log")
+        axis.set_xlim(left=0)
         axis.set_ylim(-5, 105)
-        axis.set_title(f"{family} (n={table[family][0].n})")
+        axis.set_title(f"{family} (n={max(r.n for r in table[family])} tasks)")
         axis.set_xlabel("tokens per task")
         axis.set_ylabel("success %")
         axis.grid(alpha=0.3)
