@@ -74,3 +74,23 @@ def test_chain_of_thought_loops_when_given_a_check() -> None:
     assert check_overrides("cot:max-rounds=2,temperature=0", check) == {}
     assert check_overrides("bon:n=4", check) == {}
     assert check_overrides("cot", None) == {}
+
+
+def test_a_bad_check_on_the_command_line_is_one_line_before_any_model_loads(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from thinkloop.cli import main
+
+    assert main(["ask", "Say hi.", "--check", "sentences:3"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("thinkloop: error: unknown check 'sentences'; known checks: words, regex")
+    assert err.count("\n") == 1
+
+
+def test_bench_run_refuses_a_bad_check_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from thinkloop.cli import main
+
+    code = main(["bench", "run", "simulated", "--simulated", "0.5", "--limit", "2", "--strategy", "direct",
+                 "--check", "number:{answer}+-x", "--out", str(tmp_path / "r.jsonl")])
+    assert code == 1
+    assert "check 'number:" in capsys.readouterr().err
+    assert not (tmp_path / "r.jsonl").exists() or not (tmp_path / "r.jsonl").read_text().strip()
