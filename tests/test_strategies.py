@@ -148,8 +148,9 @@ def test_adaptive_self_consistency_cancels_the_samples_in_flight() -> None:
     cancelled = result.graph.by_status("cancelled")
     assert len(cancelled) >= 1
     generated = [n for n in result.graph.nodes() if n.kind == "generate"]
+    late = [n for n in generated if n.status == "pruned"]  # landed in the instant the vote was decided
     assert result.data["samples"] < 8
-    assert len(generated) == result.data["samples"] + len(cancelled) <= 8
+    assert len(generated) == result.data["samples"] + len(cancelled) + len(late) <= 8
     assert not result.graph.by_status("running")
 
 

@@ -143,7 +143,7 @@ def test_values_are_frozen() -> None:
     with pytest.raises(ValidationError):
         request.temperature = 1.0  # type: ignore[misc]
     with pytest.raises(ValidationError):
-        Message(role="tool", content="x")  # type: ignore[arg-type]
+        Message(role="wizard", content="x")  # type: ignore[arg-type]
 
 
 def test_choice_truncated_empty_and_mean_logprob() -> None:

@@ -30,7 +30,7 @@ from thinkloop.runtime.graph import Node, ReasoningGraph
 from thinkloop.runtime.result import Candidate, Outcome, Result
 from thinkloop.runtime.trace import JsonlTraceSink, Trace, graph_from_events, load_trace, recorded_calls, replay
 from thinkloop.runtime.verdict import Verdict, Verifier
-from thinkloop.strategies.base import Strategy, StrategyConfig
+from thinkloop.strategies.base import Conversation, Strategy, StrategyConfig
 from thinkloop.strategies.best_of_n import BestOfN
 from thinkloop.strategies.cot import ChainOfThought, Direct
 from thinkloop.strategies.critique import CritiqueRevise
@@ -73,6 +73,7 @@ __all__ = [
     "Choice",
     "Completion",
     "ConfigurationError",
+    "Conversation",
     "CritiqueRevise",
     "DatasetError",
     "Direct",

@@ -91,6 +91,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
         description="List the backends and strategies that installed packages add, and where each comes from.",
     )
     bench = _add_bench(commands)
+    from thinkloop.serve import cli as serve_cli
+
+    serve_cli.add_parser(commands)
     return parser, bench
 
 
@@ -126,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             return ask(args)
         if args.command == "plugins":
             return list_plugins()
+        if args.command == "serve":
+            from thinkloop.serve import cli as serve_cli
+
+            return serve_cli.main(args, make_backend=make_backend, price_of=_price_of)
         if args.command == "bench":
             failure = getattr(args, "bench_failure", None)
             if failure is not None or bench_cli is None:
@@ -197,6 +204,13 @@ def make_backend(base_url: str | None, model: str | None) -> Backend:
 
         return LlamaCppBackend(model)
     return _openai_backend(model, None)
+
+
+def _price_of(model: str) -> Any:
+    """The shipped price of a model, or ``None`` (a local model)."""
+    from thinkloop.bench.prices import PriceTable
+
+    return PriceTable.default().lookup(model)
 
 
 def _openai_backend(model: str, base_url: str | None) -> Backend:

@@ -7,11 +7,11 @@ usage (cache hits, some proxies) and a budget must not read "unknown" as "free".
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 
 
 class _Value(BaseModel):
@@ -19,10 +19,16 @@ class _Value(BaseModel):
 
 
 class Message(_Value):
-    """One chat message."""
+    """One chat message.
+
+    ``tool_calls`` (on an assistant message) and ``tool_call_id`` (on a ``tool`` message) carry a tool-use
+    conversation through unchanged, in the OpenAI wire shape; only backends that send them accept them.
+    """
 
     role: Role
     content: str
+    tool_calls: tuple[dict[str, Any], ...] | None = None
+    tool_call_id: str | None = None
 
 
 class ChatRequest(_Value):
@@ -40,6 +46,9 @@ class ChatRequest(_Value):
     seed: int | None = None
     stop: tuple[str, ...] | None = None
     logprobs: bool = False
+    extra_body: dict[str, Any] | None = None
+    """Provider parameters passed through unchanged (``tools``, ``response_format``, ``reasoning_effort``).
+    A backend that cannot send them refuses the request rather than dropping them."""
 
     @classmethod
     def of(cls, prompt: str, *, system: str | None = None, **sampling: object) -> ChatRequest:
@@ -64,6 +73,8 @@ class Choice(_Value):
     text: str
     finish_reason: str | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
+    tool_calls: tuple[dict[str, Any], ...] | None = None
+    """The model's tool calls, in the OpenAI wire shape (only when the request passed ``tools``)."""
 
     @property
     def truncated_empty(self) -> bool:

@@ -1,1 +1,24 @@
-"""thinkloop.backends"""
+"""Backends: the only place a model is called (and I/O happens).
+
+::
+
+    base.py       the Backend protocol, BaseBackend (its defaults), Capabilities, RetryPolicy
+    openai.py     OpenAIBackend: the official SDK against the OpenAI API or any compatible server
+    llamacpp.py   LlamaCppBackend: a GGUF model in this process (the embedded SmolLM2 by default)
+    server.py     managed_llama_server: llama.cpp's OpenAI-compatible server as a child process
+    scripted.py   ScriptedBackend: deterministic replies, for tests of your own strategies
+    replay.py     ReplayBackend: a recorded run's completions, served in the order they came
+    plugin.py     plugin_backend: a backend another package adds through an entry point
+"""
+
+from thinkloop._exports import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "Backend": "base", "BaseBackend": "base", "Capabilities": "base", "RetryPolicy": "base",
+    "ModelProfile": "openai", "OpenAIBackend": "openai",
+    "LlamaCppBackend": "llamacpp",
+    "ManagedLlamaServer": "server", "managed_llama_server": "server",
+    "ScriptedBackend": "scripted",
+    "RecordedCall": "replay", "ReplayBackend": "replay",
+    "plugin_backend": "plugin",
+})

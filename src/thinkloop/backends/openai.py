@@ -57,9 +57,18 @@ REASONING_PROFILE = ModelProfile(
 )
 
 
-def _fold_system(messages: tuple[Message, ...]) -> list[dict[str, str]]:
+def _wire_message(message: Message) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls is not None:
+        wire["tool_calls"] = list(message.tool_calls)
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def _fold_system(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     system = "\n\n".join(m.content for m in messages if m.role == "system")
-    rest = [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
+    rest = [_wire_message(m) for m in messages if m.role != "system"]
     if system:
         if rest and rest[0]["role"] == "user":
             rest[0] = {"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}
@@ -149,7 +158,7 @@ class OpenAIBackend(BaseBackend):
         """The keyword arguments for ``chat.completions.create``, shaped by the model profile."""
         profile = self.profile
         if profile.system_role:
-            messages: list[dict[str, str]] = [{"role": m.role, "content": m.content} for m in request.messages]
+            messages: list[dict[str, Any]] = [_wire_message(m) for m in request.messages]
         else:
             messages = _fold_system(request.messages)
         params: dict[str, Any] = {"model": self._model, "messages": messages}
@@ -170,6 +179,8 @@ class OpenAIBackend(BaseBackend):
             params["logprobs"] = True
             # llama-cpp-python's server returns no logprobs unless top_logprobs is set; 0 is valid everywhere.
             params["top_logprobs"] = 0
+        if request.extra_body:
+            params["extra_body"] = dict(request.extra_body)  # tools, response_format, reasoning_effort
         return params
 
     async def complete(self, request: ChatRequest) -> Completion:
@@ -251,8 +262,12 @@ def completion_from_json(data: dict[str, Any], *, latency_s: float) -> Completio
         message = choice.get("message") or {}
         content = (choice.get("logprobs") or {}).get("content")
         logprobs = tuple(TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in content) if content else None
+        tool_calls = message.get("tool_calls")
         choices.append(
-            Choice(text=message.get("content") or "", finish_reason=choice.get("finish_reason"), logprobs=logprobs)
+            Choice(
+                text=message.get("content") or "", finish_reason=choice.get("finish_reason"), logprobs=logprobs,
+                tool_calls=tuple(tool_calls) if tool_calls else None,
+            )
         )
     return Completion(
         choices=tuple(choices), usage=usage_from_json(data.get("usage")), latency_s=latency_s,

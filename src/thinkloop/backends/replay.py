@@ -21,7 +21,7 @@ Exact, not just plausible:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import anyio
 import anyio.abc
@@ -48,6 +48,9 @@ class ReplayBackend(BaseBackend):
             request with ``n > 1`` (so the run asks in the same shape as before); give the original
             backend's capabilities when its token overheads shaped a tight budget.
         run_id: the recorded run's id, for messages.
+        sent_before: for each recorded completion, how many calls the run had sent when it arrived; a
+            completion is then handed back only once as many calls have been asked for, so calls that were
+            in flight when a decision cancelled them are in flight again.
     """
 
     def __init__(
@@ -58,8 +61,11 @@ class ReplayBackend(BaseBackend):
         strict: bool = False,
         capabilities: Capabilities | None = None,
         run_id: str | None = None,
+        sent_before: Sequence[int] | None = None,
     ) -> None:
         self.calls: list[RecordedCall] = list(calls)
+        self.sent_before = list(sent_before) if sent_before is not None else None
+        """For each recorded completion, how many calls had been sent when it arrived (cancelled ones too)."""
         if not self.calls and strict:
             raise ConfigurationError("ReplayBackend: the record holds no completed call")
         self.run_id = run_id
@@ -75,6 +81,8 @@ class ReplayBackend(BaseBackend):
         self._next = 0
         """Every recorded completion before this index has been handed back."""
         self._turn = anyio.Event()
+        self._asked = 0
+        """Calls asked for so far (whether or not the record has them)."""
 
     @property
     def name(self) -> str:
@@ -90,6 +98,8 @@ class ReplayBackend(BaseBackend):
         return len(self.calls) - self.served
 
     async def complete(self, request: ChatRequest) -> Completion:
+        self._asked += 1
+        self._wake()
         index = self._claim(request)
         while index is None:
             # Nothing unserved was recorded for this request: in the recorded run it was cancelled (an early
@@ -107,17 +117,24 @@ class ReplayBackend(BaseBackend):
                         f"before call {index + 1} in the record of run {self.run_id or '?'}"
                     )
                 break  # lenient: serve out of order rather than stall
+        wanted = self.sent_before[index] if self.sent_before is not None else 0
+        while self._asked < wanted:  # the calls that were in flight when this reply came are in flight again
+            if not await self._progress():
+                break  # they are no longer asked for: serve rather than stall
         self._done[index] = True
         while self._next < len(self.calls) and self._done[self._next]:
             self._next += 1
-        self._turn.set()
-        self._turn = anyio.Event()
+        self._wake()
         return self.calls[index][1]
 
+    def _wake(self) -> None:
+        self._turn.set()
+        self._turn = anyio.Event()
+
     async def _progress(self) -> bool:
-        """Wait until another recorded completion is handed back (true), or every other task of the run is
-        blocked without one being handed back (false: nothing can change any more)."""
-        served, turn = self._next, self._turn
+        """Wait until another recorded completion is handed back or another call is asked for (true), or every
+        other task of the run is blocked without either (false: nothing can change any more)."""
+        served, asked, turn = self._next, self._asked, self._turn
 
         async def first(wait: object, group: anyio.abc.TaskGroup) -> None:
             await wait()  # type: ignore[operator]
@@ -126,7 +143,7 @@ class ReplayBackend(BaseBackend):
         async with anyio.create_task_group() as group:
             group.start_soon(first, turn.wait, group)
             group.start_soon(first, anyio.wait_all_tasks_blocked, group)
-        return self._next != served or turn.is_set()
+        return self._next != served or self._asked != asked
 
     def _claim(self, request: ChatRequest) -> int | None:
         """Take the first unserved recorded call with this request (or, lenient, the next unserved one)."""

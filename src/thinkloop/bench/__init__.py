@@ -14,12 +14,9 @@ Names load on first use (``from thinkloop.bench import run_benchmark``), so ``th
     simulated.py  SimulatedBackend with a known accuracy, majority_vote_accuracy in closed form
 """
 
-from __future__ import annotations
+from thinkloop._exports import lazy_exports
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "Dataset": "datasets", "Problem": "datasets", "load_dataset": "datasets", "load_jsonl": "datasets",
     "subset": "datasets",
     "Config": "runner", "Runner": "runner", "RunSummary": "runner", "make_configs": "runner",
@@ -31,17 +28,4 @@ _EXPORTS = {
     "write_plots": "plots",
     "SimulatedBackend": "simulated", "Spread": "simulated", "majority_vote_accuracy": "simulated",
     "simulated_dataset": "simulated",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'thinkloop.bench' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"thinkloop.bench.{module}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+})

@@ -25,7 +25,7 @@ from thinkloop.exceptions import BackendError, BudgetExhausted, ReplayMismatch
 from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
 from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph
 from thinkloop.runtime.result import Candidate
-from thinkloop.runtime.trace import NodeEvent, Trace, redact
+from thinkloop.runtime.trace import Trace, redact
 from thinkloop.runtime.verdict import Verifier
 from thinkloop.types import ChatRequest, Choice, Completion, Message, RunUsage, Usage
 
@@ -60,21 +60,43 @@ class Samples:
 class RunTotals:
     """What the whole run (sub-strategies included) has spent and found so far."""
 
-    usage: RunUsage = field(default_factory=RunUsage)
     cost: float | None = None
     best: Candidate | None = None
     """The best candidate seen, so a run stopped early still has an answer."""
     provisional: Callable[[], Candidate | None] | None = None
     """The outermost strategy's pick from work in progress (a vote over the samples so far)."""
+    _sums: list[int] = field(default_factory=lambda: [0] * 7)
+    """calls, calls without usage, failed calls, prompt, completion, reasoning, cached: added up in place."""
+
+    @property
+    def usage(self) -> RunUsage:
+        calls, unknown, failed, prompt, completion, reasoning, cached = self._sums
+        return RunUsage(
+            calls=calls, calls_without_usage=unknown, failed_calls=failed, prompt_tokens=prompt,
+            completion_tokens=completion, reasoning_tokens=reasoning, cached_prompt_tokens=cached,
+        )
 
     def charge(self, usage: Usage, reservation: Reservation) -> None:
-        self.usage = self.usage.add(usage)
+        """Add one call's usage (parts clamped to their wholes, as :meth:`RunUsage.add` does) and its cost."""
+        sums = self._sums
+        prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
+        sums[0] += 1
+        sums[1] += 0 if usage.known else 1
+        sums[3] += prompt
+        sums[4] += completion
+        sums[5] += min(usage.reasoning_tokens or 0, completion)
+        sums[6] += min(usage.cached_prompt_tokens or 0, prompt)
         price = reservation.price
         if price is not None:
             cost = price.cost(usage)
             if cost is None:  # unknown usage: bill the reservation's worst case, never nothing
                 cost = reservation.dollars
             self.cost = (self.cost or 0.0) + cost
+
+    def fail(self) -> None:
+        """One more call that was sent and failed with nothing billed."""
+        self._sums[0] += 1
+        self._sums[2] += 1
 
 
 class RunContext:
@@ -187,14 +209,14 @@ class RunContext:
             **fields,
         )
         graph.put(node)
-        self.trace.emit(NodeEvent(run_id=self.run_id, node=node))
+        self.trace.emit_node(self.run_id, node)
         return node
 
     def mark(self, node: Node, status: NodeStatus, **fields: Any) -> Node:
         """Change a recorded node (pruned, a score, finished) and emit the new version."""
         updated = node.model_copy(update={"status": status, **fields})
         self.graph.put(updated)
-        self.trace.emit(NodeEvent(run_id=self.run_id, node=updated))
+        self.trace.emit_node(self.run_id, updated)
         return updated
 
     # --- calls ------------------------------------------------------------------------------------------
@@ -262,7 +284,9 @@ class RunContext:
         limiter = self.limiter_for(backend)
         try:
             if limiter is None:
-                await anyio.lowlevel.checkpoint()  # no limit to wait for, but still a cancellation point
+                # No limit to wait for. A cancellation point, without a trip round the event loop: the backend
+                # yields while it waits on its I/O, and the seconds budget is checked at every reservation.
+                await anyio.lowlevel.checkpoint_if_cancelled()
                 sent = True
                 completion = await backend.complete(request)
             else:
@@ -294,7 +318,7 @@ class RunContext:
             else:
                 ledger.settle(reservation, None)
                 if sent:
-                    self.totals.usage = self.totals.usage.add_failure()
+                    self.totals.fail()
             message = redact(str(error))
             self.mark(node, "failed", error=message, latency_s=time.perf_counter() - started)
             if error is exc:

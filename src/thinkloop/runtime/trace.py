@@ -10,6 +10,7 @@ backend's client, headers or keys; :func:`redact` scrubs key-shaped strings from
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -91,6 +92,17 @@ class JsonlTraceSink:
         self._file.write(_dump(event))
         self._file.flush()
 
+    def write_node(self, run_id: str, node: Node) -> None:
+        """The line of a :class:`NodeEvent`, written without building the event (the hot path)."""
+        if self._file is None:
+            return
+        if node.status == "running" and node.request is not None:
+            body = node.model_dump_json(exclude=_RUNNING_NODE_FIELDS)
+        else:
+            body = node.model_dump_json()
+        self._file.write(f'{{"run_id":{json.dumps(run_id)},"kind":"node","node":{body}}}\n')
+        self._file.flush()
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
@@ -98,6 +110,7 @@ class JsonlTraceSink:
 
 
 _RUNNING_FIELDS = {"node": {"request"}}
+_RUNNING_NODE_FIELDS = {"request"}
 
 
 def _dump(event: _Event) -> str:
@@ -135,6 +148,27 @@ class Trace:
         # superseded "running" events would otherwise stay alive for the garbage collector to walk.
         self._runs: dict[str, _RunSoFar] = {}
         self._closed = False
+
+    def emit_node(self, run_id: str, node: Node) -> None:
+        """Emit a node's new version; the JSONL sinks write it without an event object being built."""
+        run = self._runs.get(run_id)
+        if run is None:
+            run = self._runs[run_id] = _RunSoFar()
+        run.nodes[node.id] = node
+        event: NodeEvent | None = None
+        for sink in self.sinks:
+            if type(sink) is JsonlTraceSink:
+                sink.write_node(run_id, node)
+            else:
+                event = event or NodeEvent(run_id=run_id, node=node)
+                sink(event)
+        if self._subscribers:
+            event = event or NodeEvent(run_id=run_id, node=node)
+            for stream in tuple(self._subscribers):
+                try:
+                    stream.send_nowait(event)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    self._subscribers.remove(stream)
 
     def emit(self, event: _Event) -> None:
         run = self._runs.get(event.run_id)
@@ -224,16 +258,29 @@ def recorded_calls(events: Iterable[Any], run_id: str | None = None) -> list[Rec
 
     Every node that got a completion counts, whatever it was marked later (a pruned branch was still called).
     """
+    return _record(events, run_id)[0]
+
+
+def _record(events: Iterable[Any], run_id: str | None) -> tuple[list[RecordedCall], list[int]]:
+    """The recorded calls, and for each how many calls had been sent when its completion arrived."""
     calls: list[RecordedCall] = []
+    sent_before: list[int] = []
+    sent: set[int] = set()
     seen: set[int] = set()
+    requests: dict[int, Any] = {}
     for event in events:
         if not isinstance(event, NodeEvent) or (run_id is not None and event.run_id != run_id):
             continue
         node = event.node
+        if node.status == "running":
+            sent.add(node.id)  # only calls are ever "running": one was sent (or queued to be)
+        if node.request is not None:
+            requests.setdefault(node.id, node.request)
         if node.completion is not None and node.id not in seen:
             seen.add(node.id)
-            calls.append((node.request, node.completion))
-    return calls
+            calls.append((node.request or requests.get(node.id), node.completion))
+            sent_before.append(len(sent))
+    return calls, sent_before
 
 
 def replay(
@@ -264,10 +311,12 @@ def replay(
         run_id = known[0]
     elif run_id not in runs and run_id not in node_runs:
         raise ConfigurationError(f"replay: {where} has no run {run_id!r}")
-    calls = recorded_calls(events, run_id)
+    calls, sent_before = _record(events, run_id)
     started = runs.get(run_id)
     if name is None:
         name = started.model if started is not None else next(
             (completion.model for _, completion in calls if completion.model), "replay"
         )
-    return ReplayBackend(calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id)
+    return ReplayBackend(
+        calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id, sent_before=sent_before
+    )

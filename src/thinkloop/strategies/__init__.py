@@ -1,1 +1,25 @@
-"""Reasoning strategies."""
+"""Reasoning strategies: policies that grow a run's graph through its context.
+
+::
+
+    base.py              Strategy (options, run/run_sync, inner strategies) and StrategyConfig
+    cot.py               Direct and ChainOfThought (re-prompted with a verifier's feedback)
+    self_consistency.py  SelfConsistency (fixed or adaptive vote)
+    best_of_n.py         BestOfN (scored by a verifier, a judge or a reward)
+    critique.py          CritiqueRevise
+    tree_search.py       TreeSearch (beam, BFS, DFS with backtracking, MCTS)
+    vote.py              the vote: answers grouped by equivalence, stopping rules
+    registry.py          NAME:key=value specs, built-in and plugin strategies
+"""
+
+from thinkloop._exports import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "Strategy": "base", "StrategyConfig": "base", "Conversation": "base",
+    "ChainOfThought": "cot", "Direct": "cot",
+    "SelfConsistency": "self_consistency",
+    "BestOfN": "best_of_n",
+    "CritiqueRevise": "critique",
+    "TreeSearch": "tree_search",
+    "build_strategy": "registry",
+})

@@ -31,6 +31,35 @@ ANSWER_FORMAT = "Finish with a last line of the form 'Answer: <final answer>'."
 STEP_BY_STEP_SYSTEM = f"You are a careful problem solver. Think step by step. {ANSWER_FORMAT}"
 
 
+class Conversation(str):
+    """A question that ends a chat: the text is the last user message, ``history`` the turns before it.
+
+    Pass one wherever a question goes (``strategy.run(Conversation(...))``): :meth:`Strategy.request` sends
+    the strategy's system prompt, then ``history`` (the client's system, user, assistant and tool turns, in
+    order), then the question, then ``followups`` (assistant and tool turns after it: a tool-use loop), so a
+    strategy answers the conversation rather than a flattened string. ``extra_body`` (provider parameters
+    such as ``tools``) rides on every request built that way. Being a ``str``, it goes through every layer
+    that takes a question unchanged.
+    """
+
+    history: tuple[Message, ...]
+    followups: tuple[Message, ...]
+    extra_body: dict[str, Any] | None
+
+    def __new__(
+        cls, question: str, history: Iterable[Message] = (), *, followups: Iterable[Message] = (),
+        extra_body: dict[str, Any] | None = None,
+    ) -> Conversation:
+        self = super().__new__(cls, question)
+        self.history = tuple(history)
+        self.followups = tuple(followups)
+        self.extra_body = extra_body
+        return self
+
+    def with_extra_body(self, extra_body: dict[str, Any] | None) -> Conversation:
+        return Conversation(self, self.history, followups=self.followups, extra_body=extra_body)
+
+
 class StrategyConfig(BaseModel):
     """Options every strategy shares. Unknown options are an error, not ignored."""
 
@@ -115,11 +144,18 @@ class Strategy(ABC):
 
     # --- helpers for subclasses ---------------------------------------------------------------------
     def request(self, question: str, *, extra: Iterable[Message] = (), **sampling: Any) -> ChatRequest:
-        """The strategy's prompt for ``question``: its system prompt, the question, any follow-ups."""
+        """The strategy's prompt for ``question``: its system prompt (when not empty), the turns before the
+        question when it is a :class:`Conversation`, the question, any follow-ups."""
         config = self.config
-        messages = [Message(role="system", content=config.system_prompt), Message(role="user", content=question)]
+        messages = [Message(role="system", content=config.system_prompt)] if config.system_prompt else []
+        messages.extend(getattr(question, "history", ()))
+        messages.append(Message(role="user", content=str(question)))
+        messages.extend(getattr(question, "followups", ()))
         messages.extend(extra)
         params: dict[str, Any] = {"max_tokens": config.max_tokens, "temperature": config.temperature}
+        extra_body = getattr(question, "extra_body", None)
+        if extra_body:
+            params["extra_body"] = extra_body
         params.update(sampling)
         return ChatRequest(messages=tuple(messages), **params)
 

@@ -97,6 +97,8 @@ class BestOfN(Strategy):
                 failures.append(redact(str(exc)))
                 scored.append(candidate)
                 return
+            if accepted:
+                return  # one was accepted in the same instant: the first acceptance decides (and replays)
             scored.append(result)
             if result.accepted:
                 accepted = True

@@ -172,6 +172,13 @@ class SelfConsistency(Strategy):
                     return
                 candidate, failure = await self._one(ctx, question, parent)
             finished += 1
+            if group.cancel_scope.cancel_called:
+                # Decided already: a reply that landed in the same instant is billed and in the graph, but
+                # not a vote, so the tally is the one the decision saw (and a replay gets the same).
+                if candidate is not None and candidate.node_id is not None:
+                    node = ctx.graph.node(candidate.node_id)
+                    ctx.mark(node, "pruned", data={**(node.data or {}), "pruned": "arrived after the vote was decided"})
+                return
             if failure == BUDGET:
                 samples.budget_hit = True
             elif failure is not None:

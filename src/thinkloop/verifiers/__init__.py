@@ -10,49 +10,23 @@ Checks for the seed's cases: word counts (:class:`WordCount`), IFEval-style rule
 Answer extraction and comparison, shared with the strategies, live in :mod:`thinkloop.verifiers.extract`.
 """
 
-from thinkloop.verifiers.base import Verdict, Verifier
-from thinkloop.verifiers.checks import AnswerPresent, FormatVerifier
-from thinkloop.verifiers.combinators import AllOf, AnyOf, Weighted
-from thinkloop.verifiers.constraints import EndsWith, KeywordCount, Lowercase, Matches, NoCommas
-from thinkloop.verifiers.extract import answers_equivalent, extract_answer, normalize_answer, parse_number
-from thinkloop.verifiers.judge import LLMJudge, parse_verdict
-from thinkloop.verifiers.math import MathAnswerVerifier
-from thinkloop.verifiers.numeric import NumberWithin
-from thinkloop.verifiers.program import ProgramRun, ProgramVerifier, extract_program, network_namespace
-from thinkloop.verifiers.puzzles import Game24, SumProduct
-from thinkloop.verifiers.python_tests import PythonTests
-from thinkloop.verifiers.spec import verifier_from_check
-from thinkloop.verifiers.words import WordCount, count_words
+from thinkloop._exports import lazy_exports
 
-__all__ = [
-    "AllOf",
-    "AnswerPresent",
-    "AnyOf",
-    "EndsWith",
-    "FormatVerifier",
-    "Game24",
-    "KeywordCount",
-    "LLMJudge",
-    "Lowercase",
-    "Matches",
-    "MathAnswerVerifier",
-    "NoCommas",
-    "NumberWithin",
-    "ProgramRun",
-    "ProgramVerifier",
-    "PythonTests",
-    "SumProduct",
-    "Verdict",
-    "Verifier",
-    "Weighted",
-    "WordCount",
-    "answers_equivalent",
-    "count_words",
-    "extract_answer",
-    "extract_program",
-    "network_namespace",
-    "normalize_answer",
-    "parse_number",
-    "parse_verdict",
-    "verifier_from_check",
-]
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "Verdict": "base", "Verifier": "base",
+    "AnswerPresent": "checks", "FormatVerifier": "checks",
+    "AllOf": "combinators", "AnyOf": "combinators", "Weighted": "combinators",
+    "EndsWith": "constraints", "KeywordCount": "constraints", "Lowercase": "constraints",
+    "Matches": "constraints", "NoCommas": "constraints",
+    "answers_equivalent": "extract", "extract_answer": "extract", "normalize_answer": "extract",
+    "parse_number": "extract",
+    "LLMJudge": "judge", "parse_verdict": "judge",
+    "MathAnswerVerifier": "math",
+    "NumberWithin": "numeric",
+    "ProgramRun": "program", "ProgramVerifier": "program", "extract_program": "program",
+    "network_namespace": "program",
+    "Game24": "puzzles", "SumProduct": "puzzles",
+    "PythonTests": "python_tests",
+    "verifier_from_check": "spec",
+    "WordCount": "words", "count_words": "words",
+})

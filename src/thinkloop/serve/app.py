@@ -1,0 +1,231 @@
+"""The ASGI app: routes, auth, the body cap and admission, on Starlette.
+
+Routes: ``POST /v1/chat/completions`` (streamed or not), ``GET /v1/models``, ``GET /health`` (no key needed,
+for load balancers), ``GET /v1/traces/{run_id}`` (the run's JSONL trace). Every error is OpenAI-shaped
+(:mod:`thinkloop.serve.errors`). Admission is a counter, not a queue: a request whose runs would take the
+server past ``max_concurrency`` runs in flight gets a 429 with ``Retry-After`` at once, so a client's own retry
+policy decides what waiting is worth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from thinkloop.backends.base import Backend
+from thinkloop.runtime.engine import Engine
+from thinkloop.serve.errors import ApiError, as_api_error, bad_request, error_response
+from thinkloop.serve.plan import Plan, Settings, plan_call
+from thinkloop.serve.runs import RunReply, run_one, thinkloop_json, usage_json
+from thinkloop.serve.schema import parse_chat
+from thinkloop.serve.selection import ALIAS
+from thinkloop.serve.stream import ChunkMaker, RunStream
+from thinkloop.serve.traces import TraceStore
+from thinkloop.serve.upstream import Upstream
+
+
+class ChatServer:
+    """The state behind the routes: one engine over the upstream, the trace store, runs in flight."""
+
+    def __init__(self, backend: Backend, settings: Settings) -> None:
+        self.settings = settings
+        self.upstream = Upstream(backend)
+        self.engine = Engine(self.upstream)
+        self.traces = TraceStore(settings.keep_traces)
+        self.in_flight = 0
+
+    # --- routes ---------------------------------------------------------------------------------------
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": self.upstream.name, "runs_in_flight": self.in_flight,
+                             "max_concurrency": self.settings.max_concurrency})
+
+    async def models(self, request: Request) -> Response:
+        self._authorize(request)
+        entries = [{"id": name, "object": "model", "created": 0, "owned_by": "thinkloop"}
+                   for name in (self.upstream.name, ALIAS)]
+        return JSONResponse({"object": "list", "data": entries})
+
+    async def trace(self, request: Request) -> Response:
+        self._authorize(request)
+        run_id = request.path_params["run_id"]
+        jsonl = self.traces.jsonl(run_id)
+        if jsonl is None:
+            raise ApiError(404, f"no trace for run {run_id!r} (the server keeps the last "
+                           f"{self.settings.keep_traces} runs)", code="trace_not_found")
+        return PlainTextResponse(jsonl, media_type="application/x-ndjson")
+
+    async def chat(self, request: Request) -> Response:
+        self._authorize(request)
+        body = await self._body(request)
+        try:
+            decoded = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise bad_request(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+        call = parse_chat(decoded, max_n=self.settings.max_n)
+        plan = plan_call(call, self.settings, self.upstream)
+        self._admit(call.n)
+        if call.stream:
+            return _AsgiResponse(RunStream(
+                n=call.n, start=lambda index, on_text: run_one(plan, self.engine, self.traces, index=index,
+                                                               on_text=on_text),
+                chunks=ChunkMaker(f"chatcmpl-{uuid.uuid4().hex[:12]}", call.model), include_usage=call.include_usage,
+                info=lambda reply: reply.info(plan), on_close=lambda: self._release(call.n),
+            ))
+        try:
+            replies = await self._run_watched(request, plan, call.n)
+        finally:
+            self._release(call.n)
+        if replies is None:  # the client went away; nobody to answer
+            return Response(status_code=499)
+        return JSONResponse(_completion(replies, plan, call.model))
+
+    # --- helpers ----------------------------------------------------------------------------------------
+    def _authorize(self, request: Request) -> None:
+        key = self.settings.api_key
+        if key is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if not header:
+            raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key.encode()):
+            raise ApiError(401, "incorrect API key", code="invalid_api_key")
+
+    async def _body(self, request: Request) -> bytes:
+        cap = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise bad_request(f"bad Content-Length {declared!r}")
+            if int(declared) > cap:
+                raise ApiError(413, f"request body of {declared} bytes exceeds the limit of {cap} bytes",
+                               code="request_too_large")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise ApiError(413, f"request body exceeds the limit of {cap} bytes", code="request_too_large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _admit(self, runs: int) -> None:
+        limit = self.settings.max_concurrency
+        if self.in_flight + runs > limit:
+            raise ApiError(429, f"the server is at its limit of {limit} runs in flight; retry shortly",
+                           code="too_many_runs", retry_after=1)
+        self.in_flight += runs
+
+    def _release(self, runs: int) -> None:
+        self.in_flight -= runs
+
+    async def _run_watched(self, request: Request, plan: Plan, n: int) -> list[RunReply] | None:
+        """Run ``n`` runs; cancel them (and their upstream calls) if the client disconnects."""
+        replies: list[RunReply | None] = [None] * n
+        disconnected = False
+
+        async def watch(scope: anyio.CancelScope) -> None:
+            nonlocal disconnected
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            disconnected = True
+            scope.cancel()
+
+        async def one(index: int) -> None:
+            replies[index] = await run_one(plan, self.engine, self.traces, index=index)
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch, group.cancel_scope)
+                async with anyio.create_task_group() as runs:
+                    for index in range(n):
+                        runs.start_soon(one, index)
+                group.cancel_scope.cancel()
+        except Exception as exc:
+            raise as_api_error(exc) from None
+        if disconnected:
+            return None
+        return [r for r in replies if r is not None]
+
+
+def _completion(replies: list[RunReply], plan: Plan, model: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{replies[0].result.run_id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [
+            {"index": r.index, "message": r.message(), "finish_reason": r.finish_reason(), "logprobs": None}
+            for r in replies
+        ],
+        "usage": usage_json(replies),
+        "thinkloop": thinkloop_json(replies, plan),
+    }
+
+
+class _AsgiResponse(Response):
+    """Hands the connection to an ASGI callable (the stream writes its own status line, when it has one)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.background = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    return error_response(as_api_error(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = f"no route {request.method} {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+    return error_response(ApiError(exc.status_code, message, code="not_found" if exc.status_code == 404 else None))
+
+
+def create_app(backend: Backend, settings: Settings | None = None) -> Starlette:
+    """The app serving ``backend``; the backend is loaded at startup and closed at shutdown."""
+    server = ChatServer(backend, settings or Settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        load = getattr(backend, "load", None)
+        if load is not None:
+            await load()  # the embedded model: load it now, so "ready" means ready
+        # What startup made lives as long as the server: keep the collector from walking it again and again.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            aclose = getattr(backend, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", server.chat, methods=["POST"]),
+            Route("/v1/models", server.models, methods=["GET"]),
+            Route("/health", server.health, methods=["GET"]),
+            Route("/v1/traces/{run_id}", server.trace, methods=["GET"]),
+        ],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _api_error},
+        lifespan=lifespan,
+    )
+    app.state.server = server
+    return app
