@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce benchmarks/results/verifiable/: the embedded SmolLM2-135M-Instruct on the verifiable-tasks set,
-# per family: one direct call, best-of-n with the check (4 and 8 attempts), critique-and-revise with the
-# check's feedback (4 and 8 attempts), tree search for the puzzles, self-consistency where an answer can be
-# voted. Then the table and plot.
+# per family: one call (direct, cot), best-of-n with the check (4 and 8 attempts), critique-and-revise with the
+# check's feedback (4 and 8 attempts), chain of thought re-prompted with the feedback (4 and 8 attempts), tree
+# search for the puzzles, self-consistency where an answer can be voted. Then the table and plot.
 #
 # Resumable: every command appends to the same results file and skips what is recorded. Families run in
 # growing slices (the first 4 tasks of each, then 8, ...), so when time runs out every config has about the
@@ -26,9 +26,12 @@ run() { "$PY" -m thinkloop.bench.cli run "$@" --out "$OUT" --threads "$THREADS" 
 if [ -z "${REPORT_ONLY:-}" ]; then
   for limit in $LIMITS; do
     for family in $FAMILIES; do
-      # one call with each prompt (direct's, and the step-by-step one the loops use), then the loops
+      # one call with each prompt (direct's, and the step-by-step one the loops use), then the loops:
+      # best-of-n scored by the check, critique-and-revise with the check's feedback as the critique, and
+      # chain of thought re-prompted with the feedback at temperature 1 (what `ask --check` does)
       strategies=(--strategy direct --strategy cot --strategy bon:n=4 --strategy bon:n=8
-                  --strategy critique:max_rounds=3 --strategy critique:max_rounds=7)
+                  --strategy critique:max_rounds=3 --strategy critique:max_rounds=7
+                  --strategy cot:max_rounds=4,temperature=1.0 --strategy cot:max_rounds=8,temperature=1.0)
       case $family in
         ph | sumproduct) strategies+=(--strategy sc:n=8) ;;
       esac

@@ -127,6 +127,8 @@ def short(strategy: str) -> str:
     values = dict(part.partition("=")[::2] for part in options.split(",") if "=" in part)
     if name == "critique" and "max_rounds" in values:
         return f"critique@{int(values['max_rounds']) + 1}"
+    if name == "cot" and "max_rounds" in values:
+        return f"cot-retry@{values['max_rounds']}"
     if name in ("bon", "sc") and "n" in values:
         return f"{name}@{values['n']}"
     return name
