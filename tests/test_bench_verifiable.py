@@ -195,3 +195,13 @@ def test_the_table_compares_loops_with_one_call_on_the_same_tasks() -> None:
     # bon:n=4 ran the first 5 tasks only: it is compared with the single call on those 5 (1 of 5 right)
     assert "| words | bon:n=4 | 5 | 100% [57, 100] | 400 | 4.0 | 20% | +80 | 4.0x | yes |" in text
     assert text.endswith("at <= 8x the tokens: 1 of 1 (words).\n")
+
+
+def test_the_committed_verifiable_table_regenerates_from_the_committed_results(tmp_path: Path) -> None:
+    results = ROOT / "benchmarks" / "results" / "verifiable"
+    assert (results / "results.jsonl").is_file(), "the measured results are missing"
+    assert table_module().main([str(results / "results.jsonl"), "--out", str(tmp_path), "--no-plot"]) == 0
+    table = (tmp_path / "table.md").read_text()
+    assert table == (results / "table.md").read_text()
+    assert table.strip() in (ROOT / "benchmarks" / "README.md").read_text()  # the README shows the same table
+    assert (results / "plots" / "verifiable-success-vs-tokens.png").is_file()
