@@ -64,3 +64,44 @@ def test_an_unknown_strategy_is_one_line_before_any_call(tmp_path: Path) -> None
     assert result.returncode == 1
     assert result.stderr.startswith("thinkloop bench: error: unknown strategy 'nope'; known strategies: ")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--strategy", "tree:max_tokens=128", "--max-tokens", "64"],
+         "thinkloop bench: error: tree: the spec sets max_tokens=128 but --max-tokens 64 is given too; give it once"),
+        (["--strategy", "critique:critic=verifier"],
+         "thinkloop bench: error: critique:critic=verifier: critic=verifier needs a verifier, and bench run gives "
+         "none; leave it at auto"),
+        (["--strategy", "sc:n=yes"], "thinkloop bench: error: sc: option 'n' expects an integer, got 'yes'"),
+    ],
+)
+def test_a_spec_bench_cannot_serve_is_one_line_before_any_call(
+    args: list[str], expected: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.jsonl"
+    result = bench("run", "simulated", "--simulated", "0.5", "--limit", "2", *args, "--out", str(out))
+    assert (result.returncode, result.stderr) == (1, expected + "\n")
+    assert not out.exists() or out.read_text() == ""
+
+
+def test_the_progress_lines_name_the_strategy_as_typed(tmp_path: Path) -> None:
+    result = bench("run", "simulated", "--simulated", "0.5", "--limit", "10", "--strategy", "sc:n=3,adaptive=true",
+                   "--out", str(tmp_path / "r.jsonl"))
+    assert result.returncode == 0, result.stderr
+    assert "[10/10] sc:n=3,adaptive=true on simulated(p=0.5): accuracy so far" in result.stderr
+
+
+@pytest.mark.integration
+def test_a_gguf_file_runs_in_process_as_ask_runs_it(tmp_path: Path) -> None:
+    from thinkloop.backends.llamacpp import default_model_path
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"q": "What is 1 + 1?", "a": 2}\n')
+    result = bench("run", str(data), "--question-field", "q", "--answer-field", "a", "--strategy", "direct",
+                   "--max-tokens", "8", "--model", str(default_model_path()), "--threads", "1", "--quiet",
+                   "--out", str(tmp_path / "r.jsonl"))
+    assert result.returncode == 0, result.stderr
+    (record,) = read_records(tmp_path / "r.jsonl")
+    assert record.status == "done" and record.model == default_model_path().name.removesuffix(".gguf")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -173,3 +174,113 @@ def test_the_bench_facade_resolves_every_name_lazily() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# --- the table fits the terminal; names are never cut ---------------------------------------------------------
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def report_at(width: int, results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": str(width)}
+    return subprocess.run([sys.executable, "-m", "thinkloop", "bench", "report", str(results), *extra],
+                          capture_output=True, text=True, env=env, check=True)
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_the_table_fits_the_terminal_and_matches_its_snapshot(width: int) -> None:
+    out = report_at(width, RESULTS / "embedded" / "results.jsonl").stdout
+    assert out == (SNAPSHOTS / f"bench-report-embedded-{width}.txt").read_text()
+    assert max(len(line) for line in out.splitlines()) <= width
+    assert "…" not in out
+    for spec in ("sc:n=8,adaptive=true", "bon:n=8,scorer=judge"):  # what tells configs apart, whole
+        assert f"│{spec} " in out
+    assert "SmolLM2-135M-Instruct" in out.splitlines()[0]  # shared by every row: said once, in the title
+
+
+def test_long_names_wrap_at_80_columns_and_other_formats_keep_them_whole(tmp_path: Path) -> None:
+    long = ["sc:n=16,adaptive=true,confidence=0.9,min_samples=3", "sc:n=16,adaptive=true,confidence=0.9,parallel=4"]
+    results = tmp_path / "r.jsonl"
+    with ResultStore(results) as store:
+        for spec in long:
+            for i in range(3):
+                store.append(rec(f"toy | {spec} | some-provider/a-rather-long-model-name", str(i), correct=i > 0))
+    out = report_at(80, results).stdout
+    assert max(len(line) for line in out.splitlines()) <= 80 and "…" not in out
+    cells = ["".join(line.split("│")[1].strip() for line in block) for block in _row_blocks(out)]
+    assert cells == long
+    assert [r["strategy"] for r in json.loads(report_at(80, results, "--format", "json").stdout)] == long
+    assert all(spec in report_at(80, results, "--format", "markdown").stdout for spec in long)
+
+
+def _row_blocks(table: str) -> list[list[str]]:
+    """The body lines of a rich table, grouped per row (a row starts where its first cell has text)."""
+    body = [line for line in table.splitlines() if line.startswith("│")]
+    blocks: list[list[str]] = []
+    for line in body:
+        if line.split("│")[2].strip():  # the n column is filled on a row's first line only
+            blocks.append([])
+        blocks[-1].append(line)
+    return blocks
+
+
+def test_plots_without_matplotlib_name_the_extra(tmp_path: Path) -> None:
+    results = tmp_path / "r.jsonl"
+    with ResultStore(results) as store:
+        for record in sample_records():
+            store.append(record)
+    probe = ("import sys; sys.modules['matplotlib'] = None\n"
+             "from thinkloop.cli import main\n"
+             f"sys.exit(main(['bench', 'report', {str(results)!r}, '--plots', {str(tmp_path / 'p')!r}]))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == ("thinkloop bench: error: --plots needs matplotlib, which is not installed: "
+                           "pip install 'thinkloop[plots]'\n")
+    assert not (tmp_path / "p").exists()
+
+
+# --- plots: every label readable, each thing said once ----------------------------------------------------
+def test_crowded_labels_never_overlap_and_stay_inside_the_axes() -> None:
+    from thinkloop.bench.plots import _marker_boxes, _place_labels, _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=110)
+    points = [(40 + 3 * i, 40 + (i % 3)) for i in range(6)] + [(300, 70), (305, 71)]
+    labels = [f"sc:n={i},adaptive=true" for i in range(len(points))]
+    ax.plot([p[0] for p in points], [p[1] for p in points], "o")
+    ax.set_xlim(0, 320)
+    ax.set_ylim(0, 100)
+    fig.canvas.draw()
+    markers, bars = _marker_boxes(ax, points, [y - 4 for _, y in points], [y + 4 for _, y in points])
+    _place_labels(ax, points, labels, markers, bars)
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_text()]
+    assert len(boxes) == len(points)
+    for i, box in enumerate(boxes):
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+        assert not any(box.overlaps(other) for other in boxes[i + 1:])
+        assert not any(box.overlaps(other) for other in markers)
+    plt.close(fig)
+
+
+def test_curve_titles_and_file_names_say_each_thing_once(tmp_path: Path) -> None:
+    records = [rec(f"simulated | sc:n={n} | simulated(p=0.45)", str(i), correct=i < n, k=n, any_right=True)
+               for n in (1, 3) for i in range(4)]
+    records += [rec(f"gsm8k | sc:n={n} | qwen", str(i), correct=True, k=n, any_right=True) for n in (1, 3)
+                for i in range(2)]
+    summaries = summarize(records)
+    names = sorted(p.name for p in write_plots(summaries, sc_curves(summaries), tmp_path))
+    assert "simulated-p-0.45-sc-curve.png" in names and "gsm8k-qwen-sc-curve.png" in names
+    assert all(name.count("simulated") <= 1 for name in names)
+
+
+def test_configs_that_would_read_alike_show_what_tells_them_apart() -> None:
+    records = [rec("toy | cot | m", "1", correct=True), rec("toy | cot:max_tokens=64 | m", "1", correct=False),
+               rec("toy | sc:n=4 | m@127.0.0.1:8001/v1", "1", correct=True),
+               rec("toy | sc:n=4 | m@127.0.0.1:8002/v1", "1", correct=True)]
+    # typed alike: "cot" twice (once with --max-tokens 64), "sc:n=4" on model "m" at two servers
+    records = [records[0], records[1].model_copy(update={"strategy": "cot"}),
+               *(r.model_copy(update={"strategy": "sc:n=4", "model": "m"}) for r in records[2:])]
+    rows = [line.split(" | ")[1:3] for line in render_markdown(summarize(records)).splitlines()[2:]]
+    assert rows == [["cot", "m"], ["cot:max_tokens=64", "m"], ["sc:n=4", "m@127.0.0.1:8001/v1"],
+                    ["sc:n=4", "m@127.0.0.1:8002/v1"]]

@@ -95,3 +95,34 @@ def test_the_reported_sc_curve_matches_the_closed_form_within_its_intervals(tmp_
         assert point.ci_low <= expected <= point.ci_high, (point, expected)
     # and the vote pays: eight samples beat one by more than the noise
     assert curve.points[-1].ci_low > curve.points[0].accuracy
+
+
+# --- one simulated model per config; the README's table is what the code measures --------------------------
+def test_a_config_measures_the_same_whatever_ran_before_it_in_the_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(out: Path, *specs: str) -> dict[str, list[str | None]]:
+        args = [sys.executable, "-m", "thinkloop", "bench", "run", "simulated", "--simulated", "0.45", "--limit",
+                "40", "--quiet", "--out", str(out)]
+        for spec in specs:
+            args += ["--strategy", spec]
+        subprocess.run(args, check=True, capture_output=True, timeout=120)
+        by_config: dict[str, list[str | None]] = {}
+        for record in sorted(read_records(out), key=lambda r: r.id):
+            by_config.setdefault(record.strategy, []).append(record.prediction)
+        return by_config
+
+    alone = run(tmp_path / "alone.jsonl", "sc:n=8")
+    after = run(tmp_path / "after.jsonl", "sc:n=8,adaptive=true", "sc:n=2", "sc:n=8")
+    assert after["sc:n=8"] == alone["sc:n=8"]
+
+
+def test_the_benchmarks_readme_shows_the_closed_form_table_of_the_committed_results() -> None:
+    from thinkloop.bench.report import load_summaries
+    from thinkloop.bench.simulated import closed_form_table
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    table = closed_form_table(load_summaries(root / "results" / "simulated" / "results.jsonl"))
+    assert table.count("\n") == 10  # header, rule and eight sc configs
+    assert table in (root / "README.md").read_text()

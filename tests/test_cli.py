@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,7 +125,8 @@ def test_ask_prints_the_answer_and_a_one_line_account(
     assert "Answer: 42" in lines
     account = lines[-1]
     assert account.startswith("1 call · ")
-    assert "tokens (" in account and " s · stop: completed · mock" in account
+    assert "tokens (" in account and " s · stop: completed · cot · mock" in account
+    assert "warning" not in account
     assert captured.err == ""
 
 
@@ -138,7 +142,8 @@ def test_ask_json_prints_the_whole_result_and_writes_the_trace(
     assert code == 0, captured.err
     result = json.loads(captured.out)
     assert result["answer"] == "5"
-    assert result["strategy"].startswith("sc")
+    assert result["strategy"] == "sc:n=3"  # the spec as typed
+    assert result["warnings"] == [] and result["trace_appended"] is False
     assert result["usage"]["calls"] >= 1
     assert result["usage"]["prompt_tokens"] > 0
     assert result["trace_path"] == str(trace)
@@ -168,3 +173,272 @@ def test_ask_answers_with_the_embedded_model() -> None:
     assert lines[-1].startswith("1 call · ")
     assert "SmolLM2-135M-Instruct" in lines[-1]
     assert result.stderr == ""
+
+
+# --- honest accounts: cut-off replies, votes over fragments, ties, no answer -------------------------------
+@pytest.fixture(scope="module")
+def split_server() -> Iterator[MockServerProcess]:
+    """Right half the time, else one of two wrong answers: votes split and tie."""
+    with MockServerProcess(MockConfig(p_right=0.5, distractors=2, model="mock")) as server:
+        yield server
+
+
+def ask_mock(server: MockServerProcess, question: str, *args: str) -> list[str]:
+    return ["ask", question, "--base-url", server.base_url, "--model", "mock", *args]
+
+
+def test_a_reply_cut_off_by_its_token_limit_is_a_warning_and_no_answer_exits_1(
+    mock_server: MockServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(ask_mock(mock_server, "What is 5 + 30?", "--strategy", "direct", "--max-tokens", "16"))
+    captured = capsys.readouterr()
+    assert code == 1
+    account = captured.out.strip().splitlines()[-1]
+    assert "stop: completed · direct · mock · warning: the reply was cut off at max_tokens=16" in account
+    assert account.endswith("warning: no answer found in the reply")
+    assert one_line(captured.err) == (
+        "thinkloop: error: the reply was cut off at max_tokens=16; no answer found in the reply"
+    )
+
+
+def test_a_vote_over_cut_off_samples_says_so(
+    mock_server: MockServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(ask_mock(mock_server, "What is 6 + 30?", "--strategy", "sc:n=4", "--max-tokens", "20", "--json"))
+    captured = capsys.readouterr()
+    assert code == 1
+    assert json.loads(captured.out)["warnings"] == ["4 of 4 samples cut off by their token limit"]
+    assert "warning: 4 of 4 samples cut off by their token limit" in one_line(captured.err)
+
+
+def tied_question() -> str:
+    """A question whose first two answers on the split server differ: ``sc:n=2`` ties on it."""
+    from thinkloop.testing.mock_server import MockModel, question_key, right_answer
+
+    server = MockModel(MockConfig(p_right=0.5, distractors=2))
+    for i in range(100):
+        question = f"What is {i} + 70?"
+        key, right = question_key(question), right_answer(question)
+        if server.answer(key, right, 0) != server.answer(key, right, 1):
+            return question
+    raise AssertionError("no tied question in 100")
+
+
+def test_a_tied_vote_is_a_warning_and_the_split_is_shown(
+    split_server: MockServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(ask_mock(split_server, tied_question(), "--strategy", "sc:n=2"))
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    votes = next(line for line in out if line.startswith("Votes: "))
+    first, second = votes.removeprefix("Votes: ").split(", ")
+    assert first.endswith(" ×1") and second.endswith(" ×1")
+    winner = first.removesuffix(" ×1")
+    assert f"Answer: {winner}" in out
+    loser = second.removesuffix(" ×1")
+    assert f"warning: tied vote: {winner}, {loser} with 1 each; {winner} won the tie-break" in out[-1]
+
+
+def test_the_plain_output_shows_the_vote_split(
+    mock_server: MockServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(ask_mock(mock_server, "What is 8 + 30?", "--strategy", "sc:n=3")) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-3:-1] == ["Answer: 38", "Votes: 38 ×3"]
+    assert " · sc:n=3 · mock" in lines[-1]
+
+
+# --- the flags people expect -------------------------------------------------------------------------------
+def test_the_question_comes_from_stdin_and_the_flags_reach_the_request(
+    mock_server: MockServerProcess, tmp_path: Path
+) -> None:
+    trace = tmp_path / "t.jsonl"
+    args = ["ask", "-", "--base-url", mock_server.base_url, "--model", "mock", "--system", "Be brief, be exact.",
+            "--temperature", "0.3", "--budget-calls", "2", "--budget-seconds", "30", "--trace", str(trace)]
+    first = subprocess.run([sys.executable, "-m", "thinkloop", *args], input="What is 9 + 30?\n",
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "Answer: 39" in first.stdout and "(appended)" not in first.stdout
+    events = load_trace(trace)
+    assert events[0].question == "What is 9 + 30?"
+    assert events[0].budget == {"calls": 2, "seconds": 30.0}
+    request = next(e.node.request for e in events if e.kind == "node" and e.node.request is not None)
+    assert request.messages[0].content == "Be brief, be exact." and request.temperature == 0.3
+    again = subprocess.run([sys.executable, "-m", "thinkloop", *args], input="What is 9 + 30?",
+                           capture_output=True, text=True, timeout=120)
+    assert again.stdout.strip().splitlines()[-1].endswith(f"trace: {trace} (appended)")
+
+
+def test_an_api_key_variable_names_the_key_for_a_server(
+    mock_server: MockServerProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(ask_mock(mock_server, "What is 1 + 1?", "--api-key-env", "THINKLOOP_TEST_KEY")) == 2
+    assert one_line(capsys.readouterr().err) == (
+        "thinkloop ask: error: --api-key-env THINKLOOP_TEST_KEY: the variable THINKLOOP_TEST_KEY is not set"
+    )
+    monkeypatch.setenv("THINKLOOP_TEST_KEY", "sk-test-not-a-secret")
+    assert main(ask_mock(mock_server, "What is 1 + 1?", "--api-key-env", "THINKLOOP_TEST_KEY")) == 0
+
+
+def test_a_dollar_budget_needs_a_price(mock_server: MockServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(ask_mock(mock_server, "q", "--budget-dollars", "0.5")) == 2
+    assert "--budget-dollars needs a price for 'mock'" in one_line(capsys.readouterr().err)
+
+
+def test_a_quoted_value_with_a_comma_reaches_the_model(mock_server: MockServerProcess, tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    code = main(ask_mock(mock_server, "What is 3 + 30?", "--strategy", 'cot:system_prompt="Be brief, exact."',
+                         "--trace", str(trace)))
+    assert code == 0
+    request = next(e.node.request for e in load_trace(trace) if e.kind == "node" and e.node.request is not None)
+    assert request.messages[0].content == "Be brief, exact."
+
+
+# --- specs the command line cannot serve: one line each (issue 16, item 8) ----------------------------------
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--strategy", "sc:n=true"], "sc: option 'n' expects an integer, got 'true'"),
+        (["--strategy", "tree:max_tokens=128", "--max-tokens", "64"],
+         "tree: the spec sets max_tokens=128 but --max-tokens 64 is given too; give it once"),
+        (["--strategy", "critique:critic=verifier"], "critic=verifier needs a verifier, which the command line"),
+        (["--strategy", "tree:value=verifier"], "value=verifier needs a verifier, which the command line"),
+        (["--strategy", "bon:scorer=verifier"], "scorer=verifier needs a verifier, which the command line"),
+        (["--strategy", "sc:inner=\"critique:critic=verifier\""], "critic=verifier needs a verifier"),
+        (["--strategy", "cot:wings=2"], "cot: unknown option 'wings'; valid options: max_rounds, max_tokens, "
+                                        "system_prompt, temperature"),
+        (["--strategy", "tree", "--system", "x"], "tree writes its own prompts; --system does not apply to it"),
+        (["--strategy", 'cot:system_prompt="open'], "a \" quote is never closed"),
+    ],
+)
+def test_a_spec_the_command_line_cannot_serve_is_one_line_before_any_call(
+    args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ask", "q", "--base-url", UNREACHABLE, "--model", "m", *args]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("thinkloop: error: ") and expected in line
+
+
+def test_an_inner_strategy_from_the_command_line_runs(
+    mock_server: MockServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(ask_mock(mock_server, "What is 4 + 30?", "--strategy", 'sc:n=2,inner="cot:max_rounds=2"', "--json"))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    assert (result["answer"], result["strategy"]) == ("34", 'sc:n=2,inner="cot:max_rounds=2"')
+    assert result["data"]["votes"] == {"34": 2}
+
+
+# --- thinkloop strategies --------------------------------------------------------------------------------
+def test_strategies_lists_every_option_with_its_type_default_and_meaning(capsys: pytest.CaptureFixture[str]) -> None:
+    from thinkloop.strategies.registry import STRATEGIES, strategy_class
+
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    for name in STRATEGIES:
+        assert f"\n{name}: " in f"\n{out}"
+        for field in strategy_class(name).Config.model_fields:
+            if not (name == "tree" and field == "system_prompt"):
+                assert f"  {field} " in out
+    assert main(["strategies", "tree"]) == 0
+    tree = capsys.readouterr().out.splitlines()
+    assert tree[0] == "tree: Search over partial solutions with a value function and backtracking."
+    assert tree[1].split() == ["max_tokens", "an", "integer", "128", "completion", "limit", "per", "model", "call"]
+    assert all(len(line.split("  ")) > 1 and line.rstrip() == line for line in tree[1:])
+    assert main(["strategies", "magic"]) == 1
+    assert one_line(capsys.readouterr().err).startswith("thinkloop: error: unknown strategy 'magic'")
+
+
+# --- the README and --help agree with the code -------------------------------------------------------------
+def _help_default(action: Any) -> str:
+    match = re.search(r"default: ([^;)]+)", action.help or "")
+    return match.group(1).strip() if match else "—"
+
+
+def _readme_rows(heading: str) -> dict[str, tuple[str, str]]:
+    """The flag table after ``heading`` in the README: flag -> (its cell as written, default)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text[text.index(heading):].split("\n\n")[1]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0].strip("`").split()[0]] = (cells[0].strip("`"), cells[1])
+    return rows
+
+
+def _parser_rows(*parsers: argparse.ArgumentParser) -> dict[str, tuple[str, str]]:
+    rows = {}
+    for parser in parsers:
+        for action in parser._actions:
+            if action.help in (argparse.SUPPRESS, None) or isinstance(action, argparse._HelpAction):
+                continue
+            if not action.option_strings:
+                if parser.prog.endswith("ask"):
+                    rows["QUESTION"] = ("QUESTION", "—")
+                continue
+            flag = action.option_strings[0]
+            written = flag if action.nargs == 0 else f"{flag} {action.metavar}"
+            default = _help_default(action)
+            if action.default not in (None, False, []):
+                assert str(action.default) == default, (flag, action.default, default)
+            rows[flag] = (written, default)
+    return rows
+
+
+def test_the_readme_documents_every_flag_and_default_as_help_does() -> None:
+    from thinkloop.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    bench = next(a for a in commands["bench"]._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert _readme_rows("`thinkloop ask` flags:") == _parser_rows(commands["ask"])
+    assert _readme_rows("`thinkloop bench run DATA`") == _parser_rows(bench["run"], bench["report"])
+
+
+# --- specs: parsing, types and names ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("spec", "options"),
+    [
+        ("sc:n=5", {"n": 5}),
+        ("sc: n = 5 , adaptive = yes", {"n": 5, "adaptive": True}),
+        ('cot:system_prompt="Be brief, be exact.",max_rounds=2',
+         {"system_prompt": "Be brief, be exact.", "max_rounds": 2}),
+        ("cot:system_prompt='Say \"hi\", then stop.'", {"system_prompt": 'Say "hi", then stop.'}),
+        ('cot:system_prompt="a \\"quoted\\" word"', {"system_prompt": 'a "quoted" word'}),
+        ("tree:temperature=null,mode=beam", {"temperature": None, "mode": "beam"}),
+        ("sc:confidence=0.9", {"confidence": 0.9}),
+    ],
+)
+def test_spec_values_are_read_as_their_option_types(spec: str, options: dict[str, Any]) -> None:
+    from thinkloop.strategies.registry import build_strategy
+
+    strategy = build_strategy(spec)
+    assert {k: getattr(strategy.config, k) for k in options} == options
+    assert strategy.label == spec.strip()
+
+
+def test_a_label_is_a_spec_that_builds_the_same_strategy() -> None:
+    from thinkloop import BestOfN, CritiqueRevise, SelfConsistency, TreeSearch
+    from thinkloop.strategies.registry import build_strategy
+
+    for strategy in (SelfConsistency(n=5), SelfConsistency(n=3, inner=CritiqueRevise(max_rounds=1)),
+                     BestOfN(n=4, scorer="judge"), TreeSearch(mode="beam", temperature=None)):
+        rebuilt = build_strategy(strategy.label)
+        assert type(rebuilt) is type(strategy) and rebuilt.config == strategy.config
+        assert (rebuilt.inner is None) == (strategy.inner is None)
+    assert SelfConsistency(n=5).label == "sc:n=5"
+
+
+def test_quoted_and_prose_answers_come_out_clean() -> None:
+    from thinkloop.runtime.result import Candidate
+    from thinkloop.strategies.vote import majority_vote
+    from thinkloop.verifiers.extract import extract_answer
+
+    assert [extract_answer(t) for t in ('Answer: "6"', "The answer is '6'.", "Answer: “6”")] == ["6", "6", "6"]
+    prose = "So the answer is that we need to add three and two together to get the final count"
+    assert extract_answer(prose) is None
+    assert extract_answer("Answer: Paris") == "Paris"
+    texts = ['Answer: "6"', "Answer: 6", prose]
+    vote = majority_vote([Candidate(text=t, answer=extract_answer(t)) for t in texts])
+    assert vote.counts() == {"6": 2} and vote.unanswered == 1

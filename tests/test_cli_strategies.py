@@ -29,8 +29,11 @@ def test_every_registered_strategy_is_covered() -> None:
 def test_ask_runs_the_strategy_on_the_embedded_model(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["ask", "What is 2 + 3?", "--strategy", SMALL[name], "--max-tokens", "32", "--json"])
     out, err = capsys.readouterr()
-    assert code == 0, err
     result = json.loads(out)
+    # The tiny model, cut at 32 tokens, may give no answer: then the run says so and exits 1, never 0.
+    assert code == (0 if result["answer"] is not None else 1), err
+    if result["answer"] is None:
+        assert "no answer" in err and result["warnings"]
     assert result["model"] == "SmolLM2-135M-Instruct"
     assert result["usage"]["calls"] >= 1 and result["usage"]["completion_tokens"] > 0
     assert result["stop_reason"] in {"completed", "converged", "max_rounds", "accepted"}

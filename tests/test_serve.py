@@ -61,11 +61,12 @@ def calls(events: list[dict]) -> list[dict]:
     [
         ("mock", {}, "cot", "default"),
         ("thinkloop", {}, "cot", "default"),
-        ("thinkloop[sc:n=4]/mock", {}, "sc@4", "model"),
-        ("thinkloop[sc:n=4]", {}, "sc@4", "model"),
-        ("mock", {"extra_body": {"thinkloop": {"strategy": "bon:n=2,scorer=judge"}}}, "bon@2", "thinkloop"),
+        ("thinkloop[sc:n=4]/mock", {}, "sc:n=4", "model"),
+        ("thinkloop[sc:n=4]", {}, "sc:n=4", "model"),
+        ("mock", {"extra_body": {"thinkloop": {"strategy": "bon:n=2,scorer=judge"}}}, "bon:n=2,scorer=judge",
+         "thinkloop"),
         ("mock", {"reasoning_effort": "none"}, "direct", "reasoning_effort"),
-        ("mock", {"reasoning_effort": "low"}, "sc-adaptive@4", "reasoning_effort"),
+        ("mock", {"reasoning_effort": "low"}, "sc-adaptive:n=4", "reasoning_effort"),
     ],
 )
 def test_every_selection_method(client: openai.OpenAI, model: str, extra: dict, strategy: str,
@@ -195,7 +196,7 @@ def test_stream_sends_reasoning_while_the_run_works(client: openai.OpenAI) -> No
     total = arrivals[-1]
     assert total >= 7 * LATENCY
     assert arrivals[0] < total / 3, (arrivals[0], total)  # the first sample arrives long before the end
-    assert len(reasoning) >= 7 and reasoning[0].startswith("Strategy critique on mock")
+    assert len(reasoning) >= 7 and reasoning[0].startswith("Strategy critique:max_rounds=3 on mock")
     # (the mock answers a revision's prompt, which has no sum in its last message, with some other number)
     assert finish == "stop" and info["calls"] == 7 and "".join(content).endswith(f"{info['answer']}.")
     assert usage is not None and usage.completion_tokens_details.reasoning_tokens > 0
@@ -228,3 +229,12 @@ def test_upstream_key_never_reaches_a_client_or_the_log(client: openai.OpenAI, s
     reply = client.chat.completions.create(model="mock", messages=ask())
     seen = reply.model_dump_json() + httpx2.get(f"{serve.url}/traces/{reply.thinkloop['run_id']}").text  # type: ignore[attr-defined]
     assert DUMMY_API_KEY not in seen and DUMMY_API_KEY not in serve.log()
+
+
+def test_a_runs_trace_is_served_as_the_viewer_page(client: openai.OpenAI, serve: ServeProcess) -> None:
+    reply = client.chat.completions.create(model="thinkloop[sc:n=3]", messages=ask(), max_tokens=64)
+    run_id = reply.thinkloop["run_id"]  # type: ignore[attr-defined]
+    page = httpx2.get(f"{serve.url}/traces/{run_id}/view")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Content-Security-Policy" in page.text and run_id in page.text
+    assert httpx2.get(f"{serve.url}/traces/nope/view").status_code == 404

@@ -192,7 +192,7 @@ def test_account_narrates_samples_and_the_vote_and_counts_answer_tokens() -> Non
     result = SelfConsistency(n=3).run_sync("What is 2 + 2?", backend=backend, sinks=[account])
     account.flush()
     text = account.text
-    assert text.startswith("Strategy sc@3 on scripted.")
+    assert text.startswith("Strategy sc:n=3 on scripted.")
     assert "Vote over 3 of 3 samples: 4 ×2, 5 ×1 → 4." in text and text.endswith("Stopped: completed; answer 4.\n")
     assert "".join(paragraphs) == text
     reply = RunReply(index=0, result=result, account=account)

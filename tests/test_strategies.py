@@ -356,7 +356,7 @@ def test_self_consistency_over_critique_revise_shares_budget_and_trace() -> None
     strategy = SelfConsistency(n=3, inner=CritiqueRevise(max_rounds=1))
     result = strategy.run_sync("q", backend=backend, verifier=verifier, budget=Budget(tokens=10_000))
     assert result.answer == "5"
-    assert result.strategy == "sc@3[critique]"
+    assert result.strategy == 'sc:inner="critique:max_rounds=1",n=3'  # a spec that builds it again
     assert result.usage.calls == len(backend.requests)
     assert any(n.strategy == "critique" for n in result.graph.nodes())
 

@@ -12,6 +12,7 @@
     ├── BudgetExhausted             a call cannot fit in what is left of the budget (reserve refused)
     ├── ReplayMismatch              a replayed run asked for a call its trace did not record (strict replay)
     ├── SandboxUnavailable          the program verifier cannot isolate code and was not told to run unguarded
+    ├── ExecutorError               a bench executor lost every worker (all Ray actors died)
     └── DatasetError                a malformed dataset line or a missing field (names file, line and field)
 
 Lower-level errors (openai, llama_cpp, OS) are mapped once, at the backend, with ``raise ... from exc``.
@@ -103,6 +104,10 @@ class SandboxUnavailable(ThinkloopError):
 
 class DatasetError(ThinkloopError, ValueError):
     """A dataset line is malformed or lacks a field; the message names the file, the line and the field."""
+
+
+class ExecutorError(ThinkloopError):
+    """A benchmark executor cannot go on (every Ray actor died); the records written so far stay."""
 
 
 def describe_validation_error(exc: Any, *, unknown: str = "option") -> str:

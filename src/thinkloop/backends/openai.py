@@ -180,18 +180,22 @@ class OpenAIBackend(BaseBackend):
             # llama-cpp-python's server returns no logprobs unless top_logprobs is set; 0 is valid everywhere.
             params["top_logprobs"] = 0
         if request.extra_body:
-            params["extra_body"] = dict(request.extra_body)  # tools, response_format, reasoning_effort
+            params.update(request.extra_body)  # tools, response_format, reasoning_effort: sent as given
         return params
 
     async def complete(self, request: ChatRequest) -> Completion:
-        import openai  # already loaded by __init__
+        import httpx2  # already loaded with the SDK
+        import openai
 
         started = time.perf_counter()
         try:
-            # The raw body: the SDK still builds, sends and retries the request and maps errors, but the reply
-            # is converted from its JSON here rather than through a tree of SDK models that would be thrown
-            # away (with n=8 that tree was a fifth of the client's CPU per request: benchmarks/sc_throughput.py).
-            raw = await self._client.chat.completions.with_raw_response.create(**self.request_params(request))
+            # Posted through the SDK's client (its auth, base URL, timeout, headers and error mapping), but with
+            # the body as built here and the reply read from its JSON: the SDK's parameter transform and its
+            # tree of response models were over half of a proxy's CPU per request (benchmarks/sc_throughput.py,
+            # serve_throughput.py).
+            raw = await self._client.post(
+                "/chat/completions", body=self.request_params(request), cast_to=httpx2.Response
+            )
         except openai.APIError as exc:
             raise self._error(exc) from exc
         latency = time.perf_counter() - started

@@ -12,6 +12,7 @@ Names load on first use (``from thinkloop.bench import run_benchmark``), so ``th
     report.py     summarize -> ConfigSummary rows; markdown / json / csv; sc_curves
     plots.py      accuracy vs tokens and vs cost (Pareto front), accuracy vs samples
     simulated.py  SimulatedBackend with a known accuracy, majority_vote_accuracy in closed form
+    executors/    RayExecutor: the same grid over a pool of Ray actors, this process the only writer
 """
 
 from thinkloop._exports import lazy_exports
@@ -21,6 +22,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "subset": "datasets",
     "Config": "runner", "Runner": "runner", "RunSummary": "runner", "make_configs": "runner",
     "run_benchmark": "runner",
+    "RayExecutor": "executors.ray_executor",
     "Record": "store", "ResultStore": "store", "read_records": "store",
     "PriceTable": "prices",
     "ConfigSummary": "report", "summarize": "report", "load_summaries": "report", "render": "report",

@@ -40,27 +40,35 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                      help="a JSONL file, a known set (gsm8k, math500, svamp, verifiable, verifiable-FAMILY), or "
                      "'simulated' with --simulated. Known sets ship inside thinkloop (used when --data-dir, "
                      "$THINKLOOP_DATA and ../shared/data have none): " + _known_sets_help())
-    run.add_argument("--question-field", help="the question's field, or a template: '{Body} {Question}'")
-    run.add_argument("--answer-field", help="the gold answer's field")
-    run.add_argument("--id-field", help="the problem id's field (default: the line number)")
-    run.add_argument("--data-dir", help="where known sets live (default: $THINKLOOP_DATA or ../shared/data)")
-    run.add_argument("--limit", type=int, help="run N problems (the first N, or a --seed-ed sample)")
-    run.add_argument("--seed", type=int, help="sample the --limit problems with this seed")
-    run.add_argument("--ids", help="comma-separated problem ids to run")
+    run.add_argument("--question-field", metavar="FIELD",
+                     help="the question's field, or a template: '{Body} {Question}' (a JSONL file needs it)")
+    run.add_argument("--answer-field", metavar="FIELD", help="the gold answer's field (a JSONL file needs it)")
+    run.add_argument("--id-field", metavar="FIELD", help="the problem id's field (default: the line number)")
+    run.add_argument("--data-dir", metavar="DIR",
+                     help="where known sets live (default: $THINKLOOP_DATA or ../shared/data, else the copies "
+                     "shipped inside thinkloop)")
+    run.add_argument("--limit", type=int, metavar="N",
+                     help="run N problems (the first N, or a --seed-ed sample; default: all)")
+    run.add_argument("--seed", type=int, metavar="N", help="sample the --limit problems with this seed")
+    run.add_argument("--ids", metavar="ID,...", help="comma-separated problem ids to run")
     run.add_argument("--strategy", action="append", required=True, metavar="SPEC",
                      help="NAME[:key=value,...], e.g. cot, sc:n=8,adaptive=true (repeatable)")
-    run.add_argument("--model", action="append", default=[], metavar="M",
-                     help="a model on an OpenAI-compatible API (repeatable; default: the embedded SmolLM2)")
+    run.add_argument("--model", action="append", default=[], metavar="NAME",
+                     help="a model on an OpenAI-compatible API, or a .gguf file to run in-process (repeatable; "
+                     "default: the embedded SmolLM2-135M-Instruct)")
     run.add_argument("--base-url", action="append", default=[], metavar="URL",
-                     help="the server for each --model, in order (one URL serves all; none: OpenAI's API)")
+                     help="the server for each served --model, in order (one URL serves all; default: the "
+                     "OpenAI API, or OPENAI_BASE_URL when it is set)")
     run.add_argument("--threads", type=int, metavar="N",
                      help="CPU threads for the embedded model (default: all cores; 1 is faster on a busy machine)")
     run.add_argument("--simulated", type=float, metavar="P",
                      help="a simulated model right with probability P (scaling curves, demos, tests)")
     run.add_argument("--simulated-latency", type=float, default=0.0, metavar="S", help=argparse.SUPPRESS)
-    run.add_argument("--concurrency", type=int, default=1, help="problems in flight per model (default 1)")
-    run.add_argument("--budget-tokens", type=int, help="a hard token budget per problem")
-    run.add_argument("--max-tokens", type=int, help="per-call completion limit for every strategy")
+    run.add_argument("--concurrency", type=int, default=1, metavar="N",
+                     help="problems in flight per model (default: 1)")
+    run.add_argument("--budget-tokens", type=int, metavar="N", help="a hard token budget per problem")
+    run.add_argument("--max-tokens", type=int, metavar="N",
+                     help="per-call completion limit for every strategy (default: each strategy's own)")
     run.add_argument("--check", metavar="CHECK",
                      help="judge every problem by a check instead of its gold answer, e.g. words:12, regex:P, "
                      "number:{answer}+-0.5 ({answer} is the gold), tests:FILE.py (problems with their own check "
@@ -70,13 +78,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true", help="redo problems whose record failed")
     run.add_argument("--prices", metavar="FILE", help="a JSON/TOML price table overriding the shipped one")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no table at the end")
+    run.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                     help="run the problems on Ray actors (pip install 'thinkloop[ray]'): no ADDRESS or 'local' "
+                     "starts Ray on this machine, loopback only; an address joins a cluster; --concurrency is "
+                     "then per actor")
+    run.add_argument("--ray-actors", type=int, metavar="N", help="Ray actors (default: one per CPU)")
 
     report = commands.add_parser(
         "report", help="summarise a results file", description="Summarise a results file: one row per config."
     )
-    report.add_argument("results", metavar="RESULTS.jsonl")
-    report.add_argument("--format", choices=FORMATS, default="table")
-    report.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR")
+    report.add_argument("results", metavar="RESULTS.jsonl", help="a results file from bench run")
+    report.add_argument("--format", choices=FORMATS, default="table", metavar="FORMAT",
+                        help="table (fits the terminal), or markdown, json, csv with every column (default: table)")
+    report.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR (needs the plots extra: "
+                        "pip install 'thinkloop[plots]')")
     return bench
 
 
@@ -116,14 +131,39 @@ def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
         from thinkloop.backends.llamacpp import LlamaCppBackend
 
         return [LlamaCppBackend(n_threads=args.threads)]
+    served = [m for m in args.model if not _is_local(m)]
     urls = args.base_url
-    if len(urls) not in (0, 1, len(args.model)):
-        raise ConfigurationError(f"{len(args.model)} --model but {len(urls)} --base-url: give one, or one each")
-    from thinkloop.backends.openai import OpenAIBackend
+    if len(urls) not in (0, 1, len(served)):
+        raise ConfigurationError(f"{len(served)} --model but {len(urls)} --base-url: give one, or one each")
+    paired = iter(urls * len(served) if len(urls) == 1 else urls or [None] * len(served))
+    backends: list[Any] = []
+    for model in args.model:  # in the order given: the grid and the table follow it
+        if _is_local(model):
+            from thinkloop.backends.llamacpp import LlamaCppBackend
 
-    paired = urls * len(args.model) if len(urls) == 1 else urls or [None] * len(args.model)
-    return [OpenAIBackend(model, base_url=url, max_concurrency=args.concurrency)
-            for model, url in zip(args.model, paired, strict=True)]
+            backends.append(LlamaCppBackend(model, n_threads=args.threads))
+        else:
+            from thinkloop.backends.openai import OpenAIBackend
+
+            backends.append(OpenAIBackend(model, base_url=next(paired), max_concurrency=args.concurrency))
+    return backends
+
+
+def _check_specs(specs: list[str], max_tokens: int | None) -> None:
+    """Every spec builds, and none asks for a verifier the benchmark does not give (one line each)."""
+    from thinkloop.exceptions import ConfigurationError
+    from thinkloop.strategies.registry import build_strategy, needs_verifier
+
+    for spec in specs:
+        strategy = build_strategy(spec, **({} if max_tokens is None else {"max_tokens": max_tokens}))
+        needed = needs_verifier(strategy)
+        if needed is not None:
+            raise ConfigurationError(f"{spec}: {needed} needs a verifier, and bench run gives none; leave it at auto")
+
+
+def _is_local(model: str) -> bool:
+    """A GGUF file runs in-process, as ``thinkloop ask --model FILE.gguf`` does."""
+    return model.endswith(".gguf") or Path(model).is_file()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -136,10 +176,11 @@ def _run(args: argparse.Namespace) -> int:
     from thinkloop.bench.store import ResultStore
     from thinkloop.exceptions import ConfigurationError
 
-    for name in ("limit", "concurrency", "budget_tokens", "max_tokens", "threads"):
+    for name in ("limit", "concurrency", "budget_tokens", "max_tokens", "threads", "ray_actors"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    executor = _executor(args)
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
     if args.data == "simulated":
         if args.simulated is None:
@@ -154,23 +195,42 @@ def _run(args: argparse.Namespace) -> int:
             id_field=args.id_field, data_dir=args.data_dir, limit=args.limit, seed=args.seed, ids=ids,
         )
     prices = PriceTable.load(args.prices)
-    backends = _backends(args, dataset)
-    configs = make_configs([dataset], args.strategy, backends, max_tokens=args.max_tokens,
-                           budget_tokens=args.budget_tokens, check=args.check)
     if args.check is not None and dataset.problems:  # a bad check fails before any model call
         from thinkloop.bench.checks import problem_verifier
 
         problem_verifier(dataset.problems[0], args.check)
+    _check_specs(args.strategy, args.max_tokens)
+    if args.simulated is not None:
+        # One simulated model per config: its draws then depend on the config and problem only, never on
+        # which other configs ran before it in the same command.
+        backends = []
+        configs = []
+        for spec in args.strategy:
+            backends += _backends(args, dataset)
+            configs += make_configs([dataset], [spec], backends[-1:], max_tokens=args.max_tokens,
+                                    budget_tokens=args.budget_tokens, check=args.check)
+    else:
+        backends = _backends(args, dataset)
+        configs = make_configs([dataset], args.strategy, backends, max_tokens=args.max_tokens,
+                               budget_tokens=args.budget_tokens, check=args.check)
     with ResultStore(args.out) as store:
         runner = Runner(store, concurrency=args.concurrency, retry_failed=args.retry_failed, prices=prices,
-                        traces_dir=Path(args.traces) if args.traces else None)
+                        traces_dir=Path(args.traces) if args.traces else None, executor=executor)
         todo = len(runner.pending(configs))
         progress = _Progress(todo, quiet=args.quiet)
         runner.on_record = progress.update
 
         async def run_and_close() -> RunSummary:
             try:
-                return await runner.run(configs)
+                if args.simulated is None:
+                    return await runner.run(configs)
+                total = RunSummary()
+                for config in configs:  # in order, so the results file reads the same on every run
+                    done = await runner.run([config])
+                    total.ran, total.skipped = total.ran + done.ran, total.skipped + done.skipped
+                    total.failed, total.correct = total.failed + done.failed, total.correct + done.correct
+                    total.records += done.records
+                return total
             finally:
                 with anyio.CancelScope(shield=True):
                     for backend in backends:
@@ -185,10 +245,25 @@ def _run(args: argparse.Namespace) -> int:
 
         from thinkloop.bench.report import rich_table
 
-        Console(stderr=True, width=max(160, Console().width)).print(rich_table(rows))
+        console = Console(stderr=True)
+        console.print(rich_table(rows, width=console.width))
         _say(f"ran {summary.ran}, skipped {summary.skipped} already recorded, failed {summary.failed}; "
              f"results in {args.out}")
     return 0
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """``--ray [ADDRESS]``: a Ray executor (Ray is imported only when the run starts)."""
+    from thinkloop.exceptions import ConfigurationError
+
+    if args.ray is None:
+        if args.ray_actors is not None:
+            raise ConfigurationError("--ray-actors needs --ray")
+        return None
+    from thinkloop.bench.executors.ray_executor import RayExecutor, import_ray
+
+    import_ray()  # says how to install Ray before anything runs
+    return RayExecutor(args.ray, actors=args.ray_actors)
 
 
 class _Progress:
@@ -232,21 +307,29 @@ class _Progress:
         if self._bar is not None:
             self._bar.update(self._task, advance=1, accuracy=accuracy, tokens=self.tokens, failed=self.failed)
         elif not self.quiet and (self.done % 10 == 0 or self.done == self.total):
-            _say(f"[{self.done}/{self.total}] {record.config}: accuracy so far {accuracy}, "
+            _say(f"[{self.done}/{self.total}] {record.strategy} on {record.model}: accuracy so far {accuracy}, "
                  f"tokens {self.tokens}, failed {self.failed}")
 
 
 def _report(args: argparse.Namespace) -> int:
     from thinkloop.bench.report import load_summaries, render, rich_table, sc_curves
-    from thinkloop.exceptions import DatasetError
+    from thinkloop.exceptions import ConfigurationError, DatasetError
 
     if not Path(args.results).is_file():
         raise DatasetError(f"{args.results}: no such results file")
+    if args.plots:
+        try:
+            import matplotlib  # noqa: F401  (checked before anything is printed)
+        except ImportError:
+            raise ConfigurationError(
+                "--plots needs matplotlib, which is not installed: pip install 'thinkloop[plots]'"
+            ) from None
     summaries = load_summaries(args.results)
     if args.format == "table":
         from rich.console import Console
 
-        Console(width=max(160, Console().width)).print(rich_table(summaries))
+        console = Console()
+        console.print(rich_table(summaries, width=console.width))
     else:
         sys.stdout.write(render(summaries, args.format))
     if args.plots:

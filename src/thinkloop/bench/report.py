@@ -152,6 +152,31 @@ def _money(value: float | None) -> str:
     return "$0" if value == 0 else f"${value:.3g}"
 
 
+def display_names(summaries: Sequence[ConfigSummary]) -> list[tuple[str, str]]:
+    """(strategy, model) as each row shows them: the spec as typed and the model's name, unless two configs
+    would then look the same (a different --max-tokens, budget or server); those show their config id's
+    strategy (every option), budget and server, so no two rows read alike."""
+    plain = [(s.dataset, s.strategy, s.model) for s in summaries]
+    names = []
+    for s, key in zip(summaries, plain, strict=True):
+        if plain.count(key) == 1:
+            names.append((s.strategy, s.model))
+            continue
+        parts = s.config.split(" | ")
+        strategy = " ".join([parts[1], *parts[3:]]) if len(parts) > 1 else s.strategy
+        names.append((strategy, parts[2] if len(parts) > 2 else s.model))
+    return names
+
+
+def _rows(summaries: Sequence[ConfigSummary]) -> list[list[str]]:
+    rows = []
+    for s, (strategy, model) in zip(summaries, display_names(summaries), strict=True):
+        row = _row(s)
+        row[1], row[2] = strategy, model
+        rows.append(row)
+    return rows
+
+
 def _row(s: ConfigSummary) -> list[str]:
     accuracy = "n/a" if s.accuracy is None else (
         f"{100 * s.accuracy:.1f}% [{100 * (s.ci_low or 0):.1f}, {100 * (s.ci_high or 0):.1f}]"
@@ -167,7 +192,7 @@ def _row(s: ConfigSummary) -> list[str]:
 
 def render_markdown(summaries: Sequence[ConfigSummary]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(_row(s)) + " |" for s in summaries]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(summaries)]
     return "\n".join(lines) + "\n"
 
 
@@ -185,15 +210,61 @@ def render_csv(summaries: Sequence[ConfigSummary]) -> str:
     return buffer.getvalue()
 
 
-def rich_table(summaries: Sequence[ConfigSummary]) -> Any:
-    """A :class:`rich.table.Table` (rich imported here, so importing the report stays light)."""
+KEY_COLUMNS = ("dataset", "strategy", "model")
+"""What tells configs apart: never cut (wrapped when narrow), dropped only when every row has the same value
+(the title says it then)."""
+OPTIONAL_COLUMNS = (
+    "reasoning/q", "time s", "completion/q", "$/correct", "latency p50/p95 s", "pass@k", "calls/q", "$/q",
+)
+"""Dropped in this order until the table fits the terminal; markdown, CSV and JSON keep every column."""
+
+
+_KEY_MIN_WIDTH = 28
+"""Key columns keep up to this width before anything else shrinks (longer names wrap, never cut)."""
+
+
+def _informative(column: str, cells: Sequence[str]) -> bool:
+    """A column that says something: not all zeros or n/a (no reasoning tokens, a free local model)."""
+    if column in ("reasoning/q", "$/q", "$/correct", "pass@k"):
+        return any(cell not in ("0", "$0", "n/a") for cell in cells)
+    return True
+
+
+def rich_table(summaries: Sequence[ConfigSummary], width: int | None = None) -> Any:
+    """A :class:`rich.table.Table` that fits ``width`` columns of terminal (``None``: every column).
+
+    Key columns (data set, strategy, model) wrap but are never cut; a key every row shares moves to the
+    title; uninformative columns go, then the least important ones, until the table fits.
+    """
+    from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="thinkloop benchmark", show_lines=False)
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("dataset", "strategy", "model") else "right")
-    for s in summaries:
-        table.add_row(*_row(s))
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in _rows(summaries)]
+    shared = [c for c in KEY_COLUMNS if rows and len({r[c] for r in rows}) == 1 and width is not None]
+    columns = [c for c in COLUMNS if c not in shared and _informative(c, [r[c] for r in rows])]
+    title = " · ".join(["thinkloop benchmark", *(rows[0][c] for c in shared)])
+
+    def build(chosen: Sequence[str]) -> Any:
+        table = Table(title=title, show_lines=False, pad_edge=False, collapse_padding=True)
+        for column in chosen:
+            if column in KEY_COLUMNS:
+                longest = max([len(r[column]) for r in rows] + [len(column)])
+                table.add_column(column, justify="left", overflow="fold", min_width=min(longest, _KEY_MIN_WIDTH))
+            else:
+                table.add_column(column, justify="right", no_wrap=column == "accuracy (95% CI)")
+        for row in rows:
+            table.add_row(*(row[c] for c in chosen))
+        return table
+
+    if width is None:
+        return build(columns)
+    unbounded = Console(width=10_000, file=io.StringIO())  # measures the width the table would like
+    for drop in (None, *OPTIONAL_COLUMNS):
+        if drop in columns:
+            columns.remove(drop)
+        table = build(columns)
+        if unbounded.measure(table).maximum <= width:
+            break
     return table
 
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -29,6 +29,9 @@ from thinkloop.runtime.result import Result
 from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy
 from thinkloop.strategies.registry import build_strategy, parse_options, spec_of
+
+if TYPE_CHECKING:
+    from thinkloop.bench.executors import Executor
 
 CANDIDATE_KINDS = ("generate", "revise")
 """Graph nodes whose text is a full attempt at the answer: what pass@k looks at."""
@@ -75,6 +78,8 @@ class Config:
             "strategy": type(self.strategy).name, "options": self.strategy.config.model_dump(mode="json"),
             "model": backend_label(self.backend), "budget_tokens": self.budget_tokens,
         }
+        if self.strategy.inner is not None:
+            resolved["inner"] = repr(self.strategy.inner)
         return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -92,6 +97,8 @@ def canonical_spec(strategy: Strategy, explicit: frozenset[str] = frozenset()) -
     values = strategy.config.model_dump(mode="json")
     changed = strategy.config.model_dump(mode="json", exclude_defaults=True)
     options = {k: v for k, v in values.items() if k in changed or k in explicit}
+    if strategy.inner is not None:  # sc:n=5,inner=cot is not sc:n=5 (ids without an inner stay as they were)
+        options["inner"] = canonical_spec(strategy.inner)
     return spec_of(type(strategy).name, options)
 
 
@@ -206,6 +213,9 @@ class Runner:
         retry_failed: redo problems whose latest record failed.
         prices: the price table for the cost column.
         on_record: called after each record is written (progress bars).
+        executor: where the problems run (``None``: here, one :class:`Engine` per backend; a
+            :class:`~thinkloop.bench.executors.RayExecutor` spreads them over Ray actors). This process stays
+            the only writer of the store either way.
     """
 
     store: ResultStore
@@ -214,6 +224,7 @@ class Runner:
     retry_failed: bool = False
     prices: PriceTable = field(default_factory=PriceTable.default)
     on_record: Callable[[Record], None] | None = None
+    executor: Executor | None = None
 
     def pending(self, configs: Sequence[Config]) -> list[tuple[Config, Problem]]:
         """The (config, problem) pairs still to run, in grid order: never recorded, recorded under other
@@ -232,6 +243,9 @@ class Runner:
         summary = RunSummary()
         todo = self.pending(configs)
         summary.skipped = sum(len(c.dataset) for c in configs) - len(todo)
+        if self.executor is not None:
+            await self.executor.run(self, todo, lambda record: self._write(record, summary))
+            return summary
         by_backend: dict[int, list[tuple[Config, Problem]]] = {}
         for job in todo:
             by_backend.setdefault(id(job[0].backend), []).append(job)
@@ -257,31 +271,42 @@ class Runner:
         async with jobs:
             async for config, problem in jobs:
                 record = await self.run_one(engine, config, problem)
-                self.store.append(record)
-                summary.ran += 1
-                summary.failed += record.status == "failed"
-                summary.correct += bool(record.correct)
-                summary.records.append(record)
-                if self.on_record is not None:
-                    self.on_record(record)
+                self._write(record, summary)
+
+    def _write(self, record: Record, summary: RunSummary) -> None:
+        """The one place records reach the store (whichever executor ran them)."""
+        self.store.append(record)
+        summary.ran += 1
+        summary.failed += record.status == "failed"
+        summary.correct += bool(record.correct)
+        summary.records.append(record)
+        if self.on_record is not None:
+            self.on_record(record)
 
     async def run_one(self, engine: Engine, config: Config, problem: Problem) -> Record:
-        trace_path = None
-        if self.traces_dir is not None:
-            trace_path = self.traces_dir / _slug(config.id) / f"{_slug(problem.id)}.jsonl"
-            trace_path.unlink(missing_ok=True)  # a crashed earlier attempt's partial trace
-        trace = str(trace_path) if trace_path is not None else None
-        price = self.prices.lookup(config.backend.name)
-        budget = Budget(tokens=config.budget_tokens, price=price)
-        started = anyio.current_time()
-        try:
-            verifier = problem_verifier(problem, config.check)
-            result = await engine.run(config.strategy, problem.question, budget=budget, trace_path=trace_path,
-                                      verifier=verifier)
-            record = record_for(config, problem, result, self.prices, trace, compare_gold=verifier is None)
-            return record if verifier is None else await judged(record, result, verifier, problem.question)
-        except Exception as exc:  # recorded as a failure, never dropped and never counted as wrong
-            return failed_record(config, problem, exc, anyio.current_time() - started, trace)
+        return await run_item(engine, config, problem, prices=self.prices, traces_dir=self.traces_dir)
+
+
+async def run_item(
+    engine: Engine, config: Config, problem: Problem, *, prices: PriceTable, traces_dir: Path | None
+) -> Record:
+    """Run one (config, problem) into its record; the same code in this process and in a Ray actor."""
+    trace_path = None
+    if traces_dir is not None:
+        trace_path = traces_dir / _slug(config.id) / f"{_slug(problem.id)}.jsonl"
+        trace_path.unlink(missing_ok=True)  # a crashed earlier attempt's partial trace
+    trace = str(trace_path) if trace_path is not None else None
+    price = prices.lookup(config.backend.name)
+    budget = Budget(tokens=config.budget_tokens, price=price)
+    started = anyio.current_time()
+    try:
+        verifier = problem_verifier(problem, config.check)
+        result = await engine.run(config.strategy, problem.question, budget=budget, trace_path=trace_path,
+                                  verifier=verifier)
+        record = record_for(config, problem, result, prices, trace, compare_gold=verifier is None)
+        return record if verifier is None else await judged(record, result, verifier, problem.question)
+    except Exception as exc:  # recorded as a failure, never dropped and never counted as wrong
+        return failed_record(config, problem, exc, anyio.current_time() - started, trace)
 
 
 async def run_benchmark(
@@ -297,13 +322,19 @@ async def run_benchmark(
     retry_failed: bool = False,
     prices: PriceTable | None = None,
     on_record: Callable[[Record], None] | None = None,
+    executor: Executor | None = None,
 ) -> RunSummary:
-    """Run the grid into ``out`` (JSONL), resuming what is there. See :class:`Runner`."""
+    """Run the grid into ``out`` (JSONL), resuming what is there. See :class:`Runner`.
+
+    ``executor=RayExecutor("local")`` (or a cluster's address) runs the problems on Ray actors; see
+    :mod:`thinkloop.bench.executors`.
+    """
     configs = make_configs(datasets, specs, backends, max_tokens=max_tokens, budget_tokens=budget_tokens)
     with ResultStore(out) as store:
         runner = Runner(
             store, concurrency=concurrency, traces_dir=Path(traces_dir) if traces_dir is not None else None,
             retry_failed=retry_failed, prices=prices or PriceTable.default(), on_record=on_record,
+            executor=executor,
         )
         return await runner.run(configs)
 

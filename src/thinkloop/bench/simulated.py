@@ -18,12 +18,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from thinkloop.backends.base import BaseBackend, Capabilities
 from thinkloop.bench.datasets import Dataset, Problem
 from thinkloop.types import ChatRequest, Choice, Completion, Usage
+
+if TYPE_CHECKING:
+    from thinkloop.bench.report import ConfigSummary
 
 DEFAULT_WRONG: tuple[tuple[int, float], ...] = ((-1, 0.5), (1, 0.3), (2, 0.2))
 """Wrong answers as (offset from the gold number, relative weight): off by one either way, or by two."""
@@ -201,3 +205,36 @@ def spread_of(model: str) -> Spread | None:
     """The default-spread :class:`Spread` a simulated model's name stands for (``None`` for other models)."""
     match = _SIMULATED_NAME.match(model)
     return Spread(p=float(match.group(1))) if match else None
+
+
+def closed_form_table(summaries: Sequence[ConfigSummary]) -> str:
+    """Markdown: each self-consistency config on a default-spread simulated model against its closed form
+    (the table ``benchmarks/README.md`` shows, regenerated from a results file so the two cannot drift)."""
+    header = ("strategy", "n", "samples per question", "closed-form accuracy", "measured accuracy (95% CI)",
+              "inside CI", "pass@k measured", "pass@k closed form 1−(1−p)^n", "tokens/q", "calls/q")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    for s in summaries:
+        spread = spread_of(s.model)
+        name = s.spec.partition(":")[0]
+        if spread is None or name != "sc" or s.accuracy is None:
+            continue
+        from thinkloop.strategies.registry import build_strategy
+
+        config = build_strategy(s.spec).config
+        k = int(config.n)  # type: ignore[attr-defined]
+        adaptive = bool(config.adaptive)  # type: ignore[attr-defined]
+        measured = f"{100 * s.accuracy:.1f}% [{100 * (s.ci_low or 0):.1f}, {100 * (s.ci_high or 0):.1f}]"
+        if adaptive:
+            expected = inside = any_right = "—"
+        else:
+            exact = majority_vote_accuracy(k, spread)
+            expected = f"{100 * exact:.1f}%"
+            inside = "yes" if (s.ci_low or 0) <= exact <= (s.ci_high or 0) else "no"
+            any_right = f"{100 * (1 - (1 - spread.p) ** k):.1f}%"
+        samples = f"{s.mean_k:.1f}" if s.mean_k is not None else str(k)
+        pass_k = "n/a" if s.pass_at_k is None else f"{100 * s.pass_at_k:.1f}%"
+        lines.append("| " + " | ".join((
+            s.strategy, str(s.n), samples, expected, measured, inside, pass_k, any_right,
+            f"{s.mean_tokens:.0f}", f"{s.mean_calls:.1f}",
+        )) + " |")
+    return "\n".join(lines) + "\n"

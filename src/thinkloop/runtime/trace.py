@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ def redact(text: str) -> str:
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     run_id: str
+    ts: float | None = Field(default_factory=time.time)
+    """Wall-clock seconds (Unix time) when the event was made; ``None`` in traces written before it was
+    recorded. A call's ``running`` and ``done`` events bracket it, so a viewer can draw a run's timeline."""
 
 
 class RunStarted(_Event):
@@ -92,7 +96,7 @@ class JsonlTraceSink:
         self._file.write(_dump(event))
         self._file.flush()
 
-    def write_node(self, run_id: str, node: Node) -> None:
+    def write_node(self, run_id: str, node: Node, ts: float) -> None:
         """The line of a :class:`NodeEvent`, written without building the event (the hot path)."""
         if self._file is None:
             return
@@ -100,7 +104,7 @@ class JsonlTraceSink:
             body = node.model_dump_json(exclude=_RUNNING_NODE_FIELDS)
         else:
             body = node.model_dump_json()
-        self._file.write(f'{{"run_id":{json.dumps(run_id)},"kind":"node","node":{body}}}\n')
+        self._file.write(f'{{"run_id":{json.dumps(run_id)},"ts":{ts!r},"kind":"node","node":{body}}}\n')
         self._file.flush()
 
     def close(self) -> None:
@@ -123,17 +127,18 @@ def _dump(event: _Event) -> str:
 
 @dataclass
 class _RunSoFar:
-    """What a late subscriber is shown of one run: its start, each node's latest version, its end."""
+    """What a late subscriber is shown of one run: its start, each node's latest version (and when it was
+    emitted, so the compacted event equals the one written), its end."""
 
     started: RunStarted | None = None
-    nodes: dict[int, Node] = field(default_factory=dict)
+    nodes: dict[int, tuple[Node, float | None]] = field(default_factory=dict)
     finished: RunFinished | None = None
 
     def events(self, run_id: str) -> Iterator[Any]:
         if self.started is not None:
             yield self.started
-        for node in self.nodes.values():
-            yield NodeEvent(run_id=run_id, node=node)
+        for node, ts in self.nodes.values():
+            yield NodeEvent(run_id=run_id, node=node, ts=ts)
         if self.finished is not None:
             yield self.finished
 
@@ -154,16 +159,17 @@ class Trace:
         run = self._runs.get(run_id)
         if run is None:
             run = self._runs[run_id] = _RunSoFar()
-        run.nodes[node.id] = node
+        ts = time.time()
+        run.nodes[node.id] = (node, ts)
         event: NodeEvent | None = None
         for sink in self.sinks:
             if type(sink) is JsonlTraceSink:
-                sink.write_node(run_id, node)
+                sink.write_node(run_id, node, ts)
             else:
-                event = event or NodeEvent(run_id=run_id, node=node)
+                event = event or NodeEvent(run_id=run_id, node=node, ts=ts)
                 sink(event)
         if self._subscribers:
-            event = event or NodeEvent(run_id=run_id, node=node)
+            event = event or NodeEvent(run_id=run_id, node=node, ts=ts)
             for stream in tuple(self._subscribers):
                 try:
                     stream.send_nowait(event)
@@ -175,7 +181,7 @@ class Trace:
         if run is None:
             run = self._runs[event.run_id] = _RunSoFar()
         if type(event) is NodeEvent:
-            run.nodes[event.node.id] = event.node
+            run.nodes[event.node.id] = (event.node, event.ts)
         elif isinstance(event, RunStarted):
             run.started = event
         elif isinstance(event, RunFinished):
@@ -221,7 +227,10 @@ class Trace:
 
 
 def parse_event(line: str) -> RunStarted | NodeEvent | RunFinished:
-    return _EVENT.validate_json(line)
+    event = _EVENT.validate_json(line)
+    if '"ts":' not in line:  # an older trace: its time is unknown, not the time it was read back
+        event = event.model_copy(update={"ts": None})
+    return event
 
 
 def load_trace(path: str | Path) -> list[RunStarted | NodeEvent | RunFinished]:

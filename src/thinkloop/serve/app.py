@@ -1,7 +1,8 @@
 """The ASGI app: routes, auth, the body cap and admission, on Starlette.
 
 Routes: ``POST /v1/chat/completions`` (streamed or not), ``GET /v1/models``, ``GET /health`` (no key needed,
-for load balancers), ``GET /v1/traces/{run_id}`` (the run's JSONL trace). Every error is OpenAI-shaped
+for load balancers), ``GET /v1/traces/{run_id}`` (the run's JSONL trace) and ``GET /v1/traces/{run_id}/view``
+(the same as the trace viewer's page). Every error is OpenAI-shaped
 (:mod:`thinkloop.serve.errors`). Admission is a counter, not a queue: a request whose runs would take the
 server past ``max_concurrency`` runs in flight gets a 429 with ``Retry-After`` at once, so a client's own retry
 policy decides what waiting is worth.
@@ -22,7 +23,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from thinkloop.backends.base import Backend
@@ -66,6 +67,18 @@ class ChatServer:
             raise ApiError(404, f"no trace for run {run_id!r} (the server keeps the last "
                            f"{self.settings.keep_traces} runs)", code="trace_not_found")
         return PlainTextResponse(jsonl, media_type="application/x-ndjson")
+
+    async def trace_view(self, request: Request) -> Response:
+        """The run's trace as the viewer's self-contained page (``thinkloop view``), model output as text."""
+        from thinkloop.view.page import render_trace_html
+
+        self._authorize(request)
+        run_id = request.path_params["run_id"]
+        events = self.traces.events(run_id)
+        if events is None:
+            raise ApiError(404, f"no trace for run {run_id!r} (the server keeps the last "
+                           f"{self.settings.keep_traces} runs)", code="trace_not_found")
+        return HTMLResponse(render_trace_html(list(events), run_id=run_id))
 
     async def chat(self, request: Request) -> Response:
         self._authorize(request)
@@ -223,6 +236,7 @@ def create_app(backend: Backend, settings: Settings | None = None) -> Starlette:
             Route("/v1/models", server.models, methods=["GET"]),
             Route("/health", server.health, methods=["GET"]),
             Route("/v1/traces/{run_id}", server.trace, methods=["GET"]),
+            Route("/v1/traces/{run_id}/view", server.trace_view, methods=["GET"]),
         ],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _api_error},
         lifespan=lifespan,

@@ -30,6 +30,13 @@ class TraceStore:
                 self._runs.popitem(last=False)
         return events.append
 
+    def events(self, run_id: str) -> list[Any] | None:
+        """The run's trace events, or ``None`` when not kept."""
+        events = self._runs.get(run_id)
+        if events is not None:
+            self._runs.move_to_end(run_id)
+        return events
+
     def jsonl(self, run_id: str) -> str | None:
         """The run's trace as JSON lines (what ``--trace FILE`` writes), or ``None`` when not kept."""
         events = self._runs.get(run_id)

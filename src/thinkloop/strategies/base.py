@@ -108,10 +108,21 @@ class Strategy(ABC):
         inner = f", inner={self.inner!r}" if self.inner is not None else ""
         return f"{type(self).__name__}({options}{inner})"
 
+    spec: str | None = None
+    """The spec this strategy was built from (``sc:n=5``), set by the registry: its name everywhere."""
+
     @property
     def label(self) -> str:
-        """A short name for reports: the strategy's name, and its inner strategy's."""
-        return self.name if self.inner is None else f"{self.name}[{self.inner.label}]"
+        """How results and reports name the strategy: the spec it was built from, else a spec of the options
+        that differ from the defaults (``sc:n=5,inner="critique"``), which builds the same strategy."""
+        if self.spec is not None:
+            return self.spec
+        from thinkloop.strategies.registry import spec_of
+
+        options = self.config.model_dump(mode="json", exclude_defaults=True)
+        if self.inner is not None:
+            options["inner"] = self.inner.label
+        return spec_of(self.name, options)
 
     # --- entry points -------------------------------------------------------------------------------
     async def run(

@@ -45,11 +45,6 @@ class BestOfN(Strategy):
 
             raise ConfigurationError("BestOfN: scorer='reward' needs reward=<function>")
 
-    @property
-    def label(self) -> str:
-        base = f"bon@{self.config.n}"
-        return base if self.inner is None else f"{base}[{self.inner.label}]"
-
     def _scorer(self, ctx: RunContext) -> str:
         scorer = self.config.scorer
         if scorer != "auto":

@@ -45,12 +45,6 @@ class SelfConsistency(Strategy):
     Config = SelfConsistencyConfig
     config: SelfConsistencyConfig
 
-    @property
-    def label(self) -> str:
-        config = self.config
-        base = f"sc-adaptive@{config.n}" if config.adaptive else f"sc@{config.n}"
-        return base if self.inner is None else f"{base}[{self.inner.label}]"
-
     def _equivalence(self) -> Equivalence | None:
         return exact_equivalent if self.config.equivalence == "exact" else None
 

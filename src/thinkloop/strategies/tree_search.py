@@ -117,11 +117,6 @@ class TreeSearch(Strategy):
 
             raise ConfigurationError("TreeSearch: value='function' needs value_fn=<function>")
 
-    @property
-    def label(self) -> str:
-        mode = "beam" if self.config.mode == "bfs" else self.config.mode
-        return f"tree-{mode}"
-
     # --- building blocks ----------------------------------------------------------------------------
     def _propose_request(self, question: str, steps: tuple[str, ...]) -> ChatRequest:
         so_far = "\n".join(f"Step {i + 1}: {s}" for i, s in enumerate(steps)) or "(none yet)"

@@ -92,9 +92,17 @@ def _after_last_marker(text: str) -> str | None:
         stop = _SENTENCE_END.search(line)
         span = line[: stop.start()] if stop else line
         span = _leading_number(span.strip().strip("*_").strip())
-        if _HAS_CONTENT.search(span):
+        if _HAS_CONTENT.search(span) and not _is_sentence(span):
             return span
     return None
+
+
+_SENTENCE_WORDS = 7
+
+
+def _is_sentence(span: str) -> bool:
+    """A span of many words and no number is prose ("that we need to add them"), not a final answer."""
+    return len(span.split()) >= _SENTENCE_WORDS and not any(c.isdigit() for c in span) and "\\" not in span
 
 
 def _last_number(text: str) -> str | None:
@@ -161,6 +169,10 @@ _WRAPPERS = (
     re.compile(r"^\*\*(.+)\*\*$", re.S),
     re.compile(r"^__(.+)__$", re.S),
     re.compile(r"^`+([^`]+)`+$", re.S),
+    re.compile(r'^"([^"]+)"$'),  # a quoted answer: "6" is 6
+    re.compile(r"^'([^']+)'$"),
+    re.compile(r"^“([^“”]+)”$"),
+    re.compile(r"^‘([^‘’]+)’$"),
     re.compile(r"^\\(?:boxed|fbox)\s*\{(.+)\}$", re.S),
     re.compile(r"^\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}$", re.S),
 )

@@ -1,0 +1,289 @@
+"""``thinkloop ask``: answer one question, print the answer and an honest one-line account.
+
+The account never claims more than happened: a reply cut off by its token cap, a vote over cut-off samples,
+a tied vote and a reply with no answer each add a visible warning (the ``warnings`` list in ``--json``), and
+a run that found no answer exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from thinkloop.cli import PROG, UsageError, fail, positive_float, positive_int
+
+if TYPE_CHECKING:
+    from thinkloop.backends.base import Backend
+    from thinkloop.runtime.budget import Budget
+    from thinkloop.runtime.result import Result
+    from thinkloop.strategies.base import Strategy
+
+DEFAULT_STRATEGY = "cot"
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Register ``ask`` on the top-level subparsers."""
+    ask = commands.add_parser(
+        "ask", help="answer one question", description="Answer one question with a reasoning strategy.",
+        epilog="Backends: no flag runs the embedded SmolLM2-135M-Instruct in-process; --model FILE.gguf runs "
+        "another GGUF model in-process; --model NAME uses the OpenAI API, or the server in OPENAI_BASE_URL "
+        "when it is set; --base-url URL --model NAME uses any OpenAI-compatible server. The key comes from "
+        "OPENAI_API_KEY, or from the variable --api-key-env names. 'thinkloop strategies' lists every "
+        "strategy's options.",
+    )
+    ask.add_argument("question", help="the question to answer; '-' reads it from stdin")
+    ask.add_argument(
+        "--strategy", default=DEFAULT_STRATEGY, metavar="SPEC",
+        help="NAME or NAME:key=value,... (direct, cot, sc, sc-adaptive, bon, critique, tree); "
+        f"default: {DEFAULT_STRATEGY}",
+    )
+    ask.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server (needs --model)")
+    ask.add_argument(
+        "--model", metavar="NAME",
+        help="the model name at --base-url or the OpenAI API, or a .gguf file to run in-process "
+        "(default: the embedded SmolLM2-135M-Instruct)",
+    )
+    ask.add_argument("--api-key-env", metavar="VAR",
+                     help="read the server's API key from this environment variable (default: OPENAI_API_KEY)")
+    ask.add_argument("--system", "--system-prompt", dest="system_prompt", metavar="TEXT",
+                     help="the system prompt (default: the strategy's own)")
+    ask.add_argument("--temperature", type=float, metavar="T",
+                     help="sampling temperature, 0 to 2 (default: the strategy's own)")
+    ask.add_argument("--max-tokens", type=positive_int, metavar="N",
+                     help="completion limit per model call (default: the strategy's own, 512 for most)")
+    ask.add_argument("--budget-tokens", type=positive_int, metavar="N", help="hard limit on billed tokens")
+    ask.add_argument("--budget-calls", type=positive_int, metavar="N", help="hard limit on model calls")
+    ask.add_argument("--budget-seconds", type=positive_float, metavar="S", help="hard limit on wall-clock seconds")
+    ask.add_argument("--budget-dollars", type=positive_float, metavar="D",
+                     help="hard limit on spend (the model needs a price in the shipped price table)")
+    ask.add_argument("--json", action="store_true", help="print the whole result (graph included) as JSON")
+    ask.add_argument("--trace", type=Path, metavar="FILE",
+                     help="write the run's trace as JSON lines (appended when FILE exists; the account says so)")
+    ask.add_argument("--view", action="store_true",
+                     help="write the run's viewer page (beside --trace, else a temporary file) and name it")
+    ask.add_argument("--check", action="append", metavar="CHECK", help=CHECK_HELP)
+    return ask
+
+
+# --- building the run -----------------------------------------------------------------------------------
+def read_question(text: str) -> str:
+    """The question, from stdin when it is ``-``; an empty question is a usage error."""
+    if text == "-":
+        text = sys.stdin.read()
+    if not text.strip():
+        raise UsageError(f"{PROG} ask: error: the question is empty")
+    return text.strip()
+
+
+CHECK_HELP = (
+    "accept only an answer that passes CHECK (repeatable; all must pass): words:12, regex:PATTERN, "
+    "number:7.2+-0.05, tests:FILE.py (run in the sandbox), lowercase, no-commas, ends-with:WORD, keyword:WORD*2, "
+    "game24:4,7,8,8, sum-product:3. With a check, cot re-prompts with the check's feedback (up to 6 attempts, "
+    "temperature 1); bon, critique and tree use it as their scorer, critic or value"
+)
+
+
+def make_strategy(args: argparse.Namespace, verifier: Any = None) -> Strategy:
+    """The strategy the spec names, with the flags as overrides; options the command line cannot serve are
+    one line each."""
+    from thinkloop.exceptions import ConfigurationError
+    from thinkloop.strategies.registry import UNUSED_OPTIONS, build_strategy, needs_verifier
+
+    flags = {"max_tokens": args.max_tokens, "temperature": args.temperature, "system_prompt": args.system_prompt}
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    name = args.strategy.strip().partition(":")[0]
+    if args.system_prompt is not None and "system_prompt" in UNUSED_OPTIONS.get(name, ()):
+        raise ConfigurationError(f"{name} writes its own prompts; --system does not apply to it")
+    from thinkloop.verifiers.spec import check_overrides
+
+    strategy = build_strategy(args.strategy, **overrides, **check_overrides(args.strategy, verifier))
+    needed = needs_verifier(strategy)
+    if needed is not None and verifier is None:
+        raise ConfigurationError(
+            f"{needed} needs a verifier, which the command line cannot supply; leave it at auto or run the "
+            "strategy from Python with run(..., verifier=...)"
+        )
+    return strategy
+
+
+def make_backend(base_url: str | None, model: str | None, api_key_env: str | None = None) -> Backend:
+    """The backend the flags name: a server, the OpenAI API, a GGUF file, or the embedded model."""
+    if base_url is not None and not model:
+        raise UsageError(f"{PROG} ask: error: --base-url needs --model NAME (the model's name at {base_url})")
+    if model is not None and base_url is None and (model.endswith(".gguf") or Path(model).is_file()):
+        if api_key_env is not None:
+            raise UsageError(f"{PROG} ask: error: --api-key-env is for a server; {model} runs in-process")
+        from thinkloop.backends.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend(model)
+    if model is None:
+        if api_key_env is not None:
+            raise UsageError(f"{PROG} ask: error: --api-key-env needs --model NAME (a model on a server)")
+        from thinkloop.backends.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend()
+    return openai_backend(model, base_url, api_key=api_key_from(api_key_env))
+
+
+def api_key_from(variable: str | None) -> str | None:
+    """The key in ``variable`` (``None`` when no variable is named: the SDK reads ``OPENAI_API_KEY``)."""
+    if variable is None:
+        return None
+    key = os.environ.get(variable)
+    if not key:
+        raise UsageError(f"{PROG} ask: error: --api-key-env {variable}: the variable {variable} is not set")
+    return key
+
+
+def openai_backend(model: str, base_url: str | None, *, api_key: str | None = None) -> Backend:
+    import httpx2
+
+    from thinkloop.backends.openai import OpenAIBackend
+
+    # Keep the SDK's retries (one retry layer) but fail fast on a host that does not answer at all.
+    return OpenAIBackend(model, base_url=base_url, api_key=api_key, timeout=httpx2.Timeout(600.0, connect=5.0))
+
+
+def make_budget(args: argparse.Namespace, model: str) -> Budget | None:
+    """The hard limits the flags set, priced from the shipped table when it knows the model (for the cost)."""
+    from thinkloop.bench.prices import PriceTable
+    from thinkloop.runtime.budget import Budget
+
+    limits = {"tokens": args.budget_tokens, "calls": args.budget_calls, "seconds": args.budget_seconds,
+              "dollars": args.budget_dollars}
+    limits = {k: v for k, v in limits.items() if v is not None}
+    price = PriceTable.default().lookup(model)
+    if args.budget_dollars is not None and price is None:
+        raise UsageError(f"{PROG} ask: error: --budget-dollars needs a price for {model!r}, and the shipped "
+                         "price table has none (a local model costs nothing: use --budget-tokens)")
+    if not limits and price is None:
+        return None
+    return Budget(**limits, price=price)
+
+
+def ask(args: argparse.Namespace) -> int:
+    """Run ``thinkloop ask``; the exit status."""
+    import anyio
+
+    from thinkloop.verifiers.spec import verifier_from_checks
+
+    question = read_question(args.question)
+    verifier = verifier_from_checks(getattr(args, "check", None))
+    strategy = make_strategy(args, verifier)
+    backend = make_backend(args.base_url, args.model, args.api_key_env)
+    budget = make_budget(args, backend.name)
+    appended = args.trace is not None and args.trace.is_file() and args.trace.stat().st_size > 0
+    recorded: list[Any] = []  # with --view and no --trace file, the events for the page
+
+    async def run() -> Result:
+        try:
+            sinks = [recorded.append] if args.view and args.trace is None else []
+            return await strategy.run(question, backend=backend, budget=budget, trace_path=args.trace,
+                                      sinks=sinks, verifier=verifier)
+        finally:
+            # Close HTTP connections on the loop that opened them, not in a garbage collector later.
+            with anyio.CancelScope(shield=True):
+                await backend.aclose()
+
+    result = anyio.run(run)
+    if args.view:
+        from thinkloop.view.cli import write_run_page
+
+        page = write_run_page(args.trace if args.trace is not None else recorded, run_id=result.run_id)
+        sys.stderr.write(f"view: {page}\n")
+    found = warnings(result)
+    if args.json:
+        payload = result.to_json_dict() | {"warnings": found, "trace_appended": appended}
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+    elif result.text is not None:
+        if verifier is not None:
+            from thinkloop.verifiers.spec import verdict_lines
+
+            sys.stdout.write("".join(line + "\n" for line in verdict_lines(result.graph)))
+        print_result(result, found, appended=appended)
+    checked = verifier is not None and result.candidate is not None and bool(result.candidate.accepted)
+    if result.answer is None and not checked:  # a reply the check accepted is the answer, "Answer:" line or not
+        if result.text is None:
+            return fail(result.error or f"no answer after {account(result, found, appended=appended)}")
+        return fail("; ".join(found))
+    return 0
+
+
+main = ask
+
+
+# --- what the run did -----------------------------------------------------------------------------------
+def vote_split(result: Result) -> list[tuple[str, int]]:
+    """The vote's answers with their counts, most votes first (empty where there was no vote)."""
+    return [(str(a), int(c)) for a, c in (result.votes or {}).items()]
+
+
+def warnings(result: Result) -> list[str]:
+    """What a reader must know before trusting the answer: cut-off replies, ties, no answer at all."""
+    found = []
+    attempts = result.attempts
+    kind = "samples" if result.votes is not None else "attempts"
+    cut = sum(a.finish_reason == "length" for a in attempts)
+    if cut and (result.votes is not None or len(attempts) > 1):
+        found.append(f"{cut} of {len(attempts)} {kind} cut off by their token limit")
+    elif cut or (result.candidate is not None and result.candidate.finish_reason == "length"):
+        max_tokens = _max_tokens_of(result)
+        found.append("the reply was cut off" + (f" at max_tokens={max_tokens}" if max_tokens is not None else ""))
+    split = vote_split(result)
+    if len(split) > 1 and split[0][1] == split[1][1]:
+        tied = [answer for answer, count in split if count == split[0][1]]
+        found.append(f"tied vote: {', '.join(tied)} with {split[0][1]} each; {split[0][0]} won the tie-break")
+    unanswered = sum(a.answer is None for a in attempts)
+    if result.votes is not None and unanswered and result.answer is not None:
+        found.append(f"{unanswered} of {len(attempts)} samples gave no answer")
+    if result.answer is None and result.text is not None:
+        found.append("no answer found in the reply")
+    return found
+
+
+def _max_tokens_of(result: Result) -> int | None:
+    """The completion limit of the call that produced the answer (after any clamp to the budget left)."""
+    for node in reversed(result.answer_path()):
+        request = getattr(node, "request", None)
+        if request is not None and request.max_tokens is not None:
+            return int(request.max_tokens)
+    return None
+
+
+def account(result: Result, found: list[str] | None = None, *, appended: bool = False) -> str:
+    """One line: calls, tokens, seconds, why it stopped, the strategy and model, and every warning."""
+    usage = result.usage
+    calls = f"{usage.calls} call" + ("" if usage.calls == 1 else "s")
+    tokens = f"{usage.total_tokens} tokens ({usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
+    if usage.reasoning_tokens:
+        tokens += f", {usage.reasoning_tokens} of them reasoning"
+    tokens += ")"
+    parts = [calls, tokens, f"{result.latency_s:.1f} s", f"stop: {result.stop_reason}", result.strategy, result.model]
+    if usage.calls_without_usage:
+        parts.insert(2, f"{usage.calls_without_usage} without usage")
+    if result.cost is not None:
+        parts.insert(3, f"${result.cost:.4f}")
+    if result.trace_path:
+        parts.append(f"trace: {result.trace_path}" + (" (appended)" if appended else ""))
+    parts.extend(f"warning: {w}" for w in (warnings(result) if found is None else found))
+    return " · ".join(parts)
+
+
+def print_result(result: Result, found: list[str], *, appended: bool = False) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    if result.text is not None:
+        console.print(Text(result.text.strip()), soft_wrap=True)
+    if result.answer is not None:
+        console.print(Text.assemble(("Answer: ", "bold"), (result.answer, "bold green")), soft_wrap=True)
+    split = vote_split(result)
+    if split:
+        shown = ", ".join(f"{answer} ×{count}" for answer, count in split)
+        console.print(Text.assemble(("Votes: ", "bold"), shown), soft_wrap=True)
+    console.print(Text(account(result, found, appended=appended), style="dim"), soft_wrap=True)
