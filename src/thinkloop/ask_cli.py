@@ -196,6 +196,9 @@ def ask(args: argparse.Namespace) -> int:
         page = write_run_page(args.trace if args.trace is not None else recorded, run_id=result.run_id)
         sys.stderr.write(f"view: {page}\n")
     found = warnings(result)
+    checked = verifier is not None and result.candidate is not None and bool(result.candidate.accepted)
+    if checked:  # the check accepted the reply itself: it is the answer, "Answer:" line or not
+        found = [warning for warning in found if warning != "no answer found in the reply"]
     if args.json:
         payload = result.to_json_dict() | {"warnings": found, "trace_appended": appended}
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
@@ -205,8 +208,7 @@ def ask(args: argparse.Namespace) -> int:
 
             sys.stdout.write("".join(line + "\n" for line in verdict_lines(result.graph)))
         print_result(result, found, appended=appended)
-    checked = verifier is not None and result.candidate is not None and bool(result.candidate.accepted)
-    if result.answer is None and not checked:  # a reply the check accepted is the answer, "Answer:" line or not
+    if result.answer is None and not checked:
         if result.text is None:
             return fail(result.error or f"no answer after {account(result, found, appended=appended)}")
         return fail("; ".join(found))
