@@ -1,20 +1,24 @@
-"""Tokens per second of the embedded SmolLM2-135M: in-process, through the managed llama.cpp server, and the
-server with one request at a time against several at once.
+"""Tokens per second of the embedded SmolLM2-135M in-process: one answer per request, n answers sampled one
+after another (the path before batching), and n answers sampled together in batched decode steps; then
+self-consistency (SC@n) wall time per question on SVAMP, one after another against batched.
 
-Every mode generates the same requests (same prompts, temperature and ``max_tokens``) after one warm-up request,
-once per round with the modes interleaved; the table shows each mode's median round:
+Every mode generates the same requests (same prompts, temperature and ``max_tokens``) after one warm-up
+request, once per round with the modes interleaved; the table shows each mode's median round:
 
-  in-process            LlamaCppBackend, one request after another
-  in-process n=K        LlamaCppBackend, K choices per request (the prompt is evaluated once)
-  server                managed_llama_server through the openai SDK, one request after another
-  server xC             the same server, C requests in flight at once (sent straight to the backend, so
-                        the server, not thinkloop's limiter, decides what runs in parallel)
+  n=1 t=T                 LlamaCppBackend(n_threads=T), one answer per request
+  n=K sequential t=T      LlamaCppBackend(n_threads=T, max_parallel=1): K answers per request, one after another
+  n=K batched t=T         LlamaCppBackend(n_threads=T): K answers per request in shared decode steps
+  ... t=default           LlamaCppBackend() as users get it: default_threads() for one answer at a time,
+                          the measured thread count for batched decoding
 
-Throughput is completion tokens over wall-clock seconds for the whole batch; latency is per request. The
-figures depend on the CPU and on whatever else runs on it, so the load average is printed with them.
+Throughput is completion tokens over wall-clock seconds for the whole mode; latency is per request. The
+SC part runs ``SelfConsistency(n=K)`` on the first SVAMP questions with both default backends, alternating
+which goes first, and reports the median and mean wall time per question. ``--server`` adds the managed
+llama.cpp server (one request at a time, and C in flight). The figures depend on the CPU and on whatever
+else runs on it, so the load average is printed with them.
 
-Run: ``python benchmarks/backend_throughput.py`` (``--requests 4 --max-tokens 32 --rounds 1`` for a quick
-look; ``--threads 1,2`` compares thread counts).
+Run: ``python benchmarks/backend_throughput.py`` (``--rounds 1 --max-tokens 32 --sc-questions 3`` for a
+quick look; ``--json`` for machine-readable figures).
 """
 
 from __future__ import annotations
@@ -23,15 +27,16 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import anyio
 
-from thinkloop import ChatRequest, LlamaCppBackend, managed_llama_server
+from thinkloop import ChatRequest, LlamaCppBackend, SelfConsistency, managed_llama_server
 from thinkloop.backends.base import Backend
-from thinkloop.backends.llamacpp import default_threads
+from thinkloop.bench.datasets import load_dataset
 
 PROMPTS = [
     "Write a short story about a lighthouse keeper.",
@@ -58,7 +63,7 @@ class Figures:
         return statistics.median(self.latencies)
 
     def row(self) -> str:
-        return (f"{self.mode:<26} {self.requests:>8} {self.tokens:>7} {self.wall_s:>8.2f} "
+        return (f"{self.mode:<28} {self.requests:>8} {self.tokens:>7} {self.wall_s:>8.2f} "
                 f"{self.tokens_per_s:>8.1f} {self.p50_latency_s:>9.2f}")
 
 
@@ -92,89 +97,147 @@ async def measure(mode: str, backend: Backend, requests: list[ChatRequest], conc
     return Figures(mode, len(requests), tokens, time.perf_counter() - started, latencies)
 
 
-async def run(args: argparse.Namespace) -> dict[str, list[Figures]]:
+async def warm(backend: Backend) -> None:
+    """Load the model and run both paths once (the batched one measures its thread count here)."""
+    await backend.complete(ChatRequest.of("Say hello.", max_tokens=4))
+    await backend.complete(ChatRequest.of("Say hello.", max_tokens=4, n=2))
+
+
+async def throughput(args: argparse.Namespace, stack: AsyncExitStack) -> tuple[dict[str, list[Figures]], dict]:
     """Every mode once per round, modes interleaved, so a burst of load elsewhere hits them all alike."""
-    batch = requests_for(args.requests, args.max_tokens)
-    grouped = requests_for(max(1, args.requests // args.n), args.max_tokens, n=args.n)
-    threads = [int(t) for t in args.threads.split(",")] if args.threads else [default_threads()]
+    singles = requests_for(args.requests, args.max_tokens)
+    grouped = requests_for(args.groups, args.max_tokens, n=args.n)
     modes: list[tuple[str, Backend, list[ChatRequest], int]] = []
-    rounds: dict[str, list[Figures]] = {}
-    async with AsyncExitStack() as stack:
-        for count in threads:
-            local = LlamaCppBackend(n_threads=count)
-            stack.callback(local.close)
+    chosen: dict[str, object] = {}
+    settings: list[int | None] = [int(t) for t in args.threads.split(",") if t] + [None]
+    for count in settings:
+        label = f"t={count}" if count is not None else "t=default"
+        batched = LlamaCppBackend(n_threads=count)
+        one_by_one = LlamaCppBackend(n_threads=count, max_parallel=1)
+        for backend in (batched, one_by_one):
+            stack.callback(backend.close)
+            await warm(backend)
+        if count is None:
+            chosen = {"single_threads": batched.n_threads, "batch_threads": batched.batch_threads,
+                      "measured_s_per_step": {k: round(v, 4) for k, v in batched.thread_timings.items()}}
+        modes.append((f"n=1 {label}", batched, singles, 1))
+        modes.append((f"n={args.n} sequential {label}", one_by_one, grouped, 1))
+        modes.append((f"n={args.n} batched {label}", batched, grouped, 1))
+        if args.server and count is not None:
             server = await stack.enter_async_context(managed_llama_server(n_threads=count))
-            for backend in (local, server):  # warm-up: load, first evaluation
-                await backend.complete(ChatRequest.of("Say hello.", max_tokens=4))
-            modes.append((f"in-process t={count}", local, batch, 1))
-            if args.n > 1:
-                modes.append((f"in-process n={args.n} t={count}", local, grouped, 1))
-            modes.append((f"server t={count}", server, batch, 1))
-            modes.append((f"server x{args.concurrency} t={count}", server, batch, args.concurrency))
-        for _ in range(args.rounds):
-            for mode, backend, requests, concurrency in modes:
-                rounds.setdefault(mode, []).append(await measure(mode, backend, requests, concurrency))
-    return rounds
+            await server.complete(ChatRequest.of("Say hello.", max_tokens=4))
+            modes.append((f"server {label}", server, singles, 1))
+            modes.append((f"server x{args.concurrency} {label}", server, singles, args.concurrency))
+    rounds: dict[str, list[Figures]] = {}
+    for number in range(args.rounds):
+        for mode, backend, requests, concurrency in modes:
+            figures = await measure(mode, backend, requests, concurrency)
+            rounds.setdefault(mode, []).append(figures)
+            progress(f"round {number + 1}: {mode} {figures.tokens_per_s:.1f} tok/s")
+    return rounds, chosen
+
+
+async def self_consistency(
+    args: argparse.Namespace, stack: AsyncExitStack, questions: list[str]
+) -> dict[str, list[float]]:
+    """SC@n wall time per SVAMP question with the default backends, alternating which one goes first."""
+    backends = {"sequential": LlamaCppBackend(max_parallel=1), "batched": LlamaCppBackend()}
+    for backend in backends.values():
+        stack.callback(backend.close)
+        await warm(backend)
+    strategy = SelfConsistency(n=args.n, max_tokens=args.sc_max_tokens)
+    times: dict[str, list[float]] = {name: [] for name in backends}
+    for index, question in enumerate(questions):
+        order = list(backends) if index % 2 == 0 else list(reversed(backends))
+        for name in order:
+            started = time.perf_counter()
+            await strategy.run(question, backend=backends[name])
+            times[name].append(time.perf_counter() - started)
+            progress(f"SC@{args.n} question {index + 1}: {name} {times[name][-1]:.1f} s")
+    return times
+
+
+def progress(line: str) -> None:
+    """One line per measurement on stderr, so a long run shows where it is (and what it had, if stopped)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
 def median_round(figures: list[Figures]) -> Figures:
     return sorted(figures, key=lambda f: f.tokens_per_s)[len(figures) // 2]
 
 
-def ratios(figures: list[Figures]) -> dict[str, float]:
+def ratios(figures: list[Figures], n: int) -> dict[str, float]:
     by_mode = {f.mode: f for f in figures}
     out: dict[str, float] = {}
     for mode, fig in by_mode.items():
-        if not mode.startswith("in-process t="):
+        if not mode.startswith(f"n={n} batched "):
             continue
-        suffix = mode.removeprefix("in-process ")
-        server = by_mode.get(f"server {suffix}")
-        if server is not None:
-            out[f"server / in-process ({suffix})"] = server.tokens_per_s / fig.tokens_per_s
-        for other in by_mode.values():
-            if other.mode.startswith("in-process n=") and other.mode.endswith(suffix):
-                out[f"{other.mode.removeprefix('in-process ')} / n=1 ({suffix})"] = (
-                    other.tokens_per_s / fig.tokens_per_s
-                )
-    for mode, fig in by_mode.items():
-        if mode.startswith("server x"):
-            suffix = mode.split(" ", 2)[2]
-            single = by_mode.get(f"server {suffix}")
-            if single is not None:
-                width = mode.split(" ")[1]
-                out[f"server {width} / x1 throughput ({suffix})"] = fig.tokens_per_s / single.tokens_per_s
-                out[f"server {width} / x1 p50 latency ({suffix})"] = fig.p50_latency_s / single.p50_latency_s
+        label = mode.rsplit(" ", 1)[1]
+        for base in (f"n={n} sequential {label}", f"n=1 {label}"):
+            if base in by_mode:
+                out[f"batched / {base.rsplit(' ', 1)[0]} ({label})"] = fig.tokens_per_s / by_mode[base].tokens_per_s
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=8, help="requests per mode (default 8)")
-    parser.add_argument("--max-tokens", type=int, default=96, help="completion limit per request (default 96)")
+    parser.add_argument("--requests", type=int, default=4, help="n=1 requests per mode (default 4)")
+    parser.add_argument("--groups", type=int, default=1, help="n=K requests per mode (default 1)")
+    parser.add_argument("--n", type=int, default=8, help="answers per request for the n=K modes (default 8)")
+    parser.add_argument("--max-tokens", type=int, default=64, help="completion limit per answer (default 64)")
+    parser.add_argument("--threads", default="1,2", help="thread counts besides the default (default 1,2)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds over every mode; medians shown (default 3; 0: only SC@n)")
+    parser.add_argument("--sc-questions", type=int, default=20, help="SVAMP questions for SC@n (0: skip)")
+    parser.add_argument("--sc-max-tokens", type=int, default=192, help="SC@n completion limit (default 192)")
+    parser.add_argument("--data-dir", help="where svamp/ is (default: $THINKLOOP_DATA or ../shared/data)")
+    parser.add_argument("--server", action="store_true", help="add the managed llama.cpp server modes")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight for 'server xC'")
-    parser.add_argument("--n", type=int, default=4, help="choices per request for 'in-process n=K' (1: skip)")
-    parser.add_argument("--threads", help="comma-separated thread counts (default: the library's default)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over every mode; medians shown (default 3)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object at the end")
     args = parser.parse_args()
 
+    questions = [  # loaded first: a missing data set fails before the long part
+        p.question for p in load_dataset("svamp", data_dir=args.data_dir, limit=args.sc_questions).problems
+    ] if args.sc_questions else []
+
+    async def run() -> tuple[dict[str, list[Figures]], dict, dict[str, list[float]]]:
+        async with AsyncExitStack() as stack:
+            rounds, chosen = await throughput(args, stack) if args.rounds else ({}, {})
+            sc = await self_consistency(args, stack, questions) if questions else {}
+        return rounds, chosen, sc
+
     load_before = os.getloadavg()
     started = time.perf_counter()
-    rounds = anyio.run(run, args)
+    rounds, chosen, sc = anyio.run(run)
     elapsed = time.perf_counter() - started
     load_after = os.getloadavg()
     figures = [median_round(per_mode) for per_mode in rounds.values()]
 
     print(f"SmolLM2-135M-Instruct Q4_1 · {os.cpu_count()} logical cores · load average {load_before[0]:.1f} "
           f"before, {load_after[0]:.1f} after · {args.rounds} rounds, median shown · {elapsed:.0f} s in all")
-    print(f"{'mode':<26} {'requests':>8} {'tokens':>7} {'wall s':>8} {'tok/s':>8} {'p50 lat s':>9}  tok/s range")
-    for fig in figures:
-        spread = [f.tokens_per_s for f in rounds[fig.mode]]
-        print(f"{fig.row()}  {min(spread):.1f}-{max(spread):.1f}")
-    print()
-    computed = ratios(figures)
-    for name, value in computed.items():
-        print(f"{name:<46} {value:6.2f}")
+    computed = ratios(figures, args.n)
+    if figures:
+        print(f"default threads: {chosen.get('single_threads')} for one answer, {chosen.get('batch_threads')} "
+              f"batched (measured s/step: {chosen.get('measured_s_per_step')})")
+        print(f"{'mode':<28} {'requests':>8} {'tokens':>7} {'wall s':>8} {'tok/s':>8} {'p50 lat s':>9}  tok/s range")
+        for fig in figures:
+            spread = [f.tokens_per_s for f in rounds[fig.mode]]
+            print(f"{fig.row()}  {min(spread):.1f}-{max(spread):.1f}")
+        print()
+        for name, value in computed.items():
+            print(f"{name:<46} {value:6.2f}")
+    sc_summary = {
+        name: {"median_s": statistics.median(times), "mean_s": statistics.fmean(times), "questions": len(times)}
+        for name, times in sc.items()
+    }
+    if sc_summary:
+        print(f"\nSC@{args.n} on {args.sc_questions} SVAMP questions (max_tokens {args.sc_max_tokens}), "
+              "wall time per question:")
+        for name, summary in sc_summary.items():
+            print(f"  {name:<11} median {summary['median_s']:6.2f} s   mean {summary['mean_s']:6.2f} s")
+        speedup = sc_summary["sequential"]["median_s"] / sc_summary["batched"]["median_s"]
+        per_question = statistics.median(a / b for a, b in zip(sc["sequential"], sc["batched"], strict=True))
+        print(f"  sequential / batched: {speedup:.2f} (medians), {per_question:.2f} (median per question)")
     if args.json:
         print(json.dumps({
             "figures": [
@@ -184,6 +247,9 @@ def main() -> None:
                 for f in figures
             ],
             "ratios": {k: round(v, 3) for k, v in computed.items()},
+            "default_threads": chosen,
+            "self_consistency": {name: {"times_s": [round(t, 2) for t in sc[name]], **{k: round(v, 3) for k, v in
+                                 summary.items()}} for name, summary in sc_summary.items()},
             "load_average": [round(load_before[0], 2), round(load_after[0], 2)],
         }))
 

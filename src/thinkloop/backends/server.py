@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from types import TracebackType
 from typing import IO
 
@@ -30,9 +29,9 @@ import anyio
 import httpx2
 from anyio.abc import Process
 
-from thinkloop.backends.llamacpp import DEFAULT_MODEL_NAME, default_model_path, default_threads
+from thinkloop.backends.llamacpp import DEFAULT_MODEL_NAME, default_threads, resolve_model_path
 from thinkloop.backends.openai import ModelProfile, OpenAIBackend
-from thinkloop.exceptions import BackendUnavailable, ModelNotFound
+from thinkloop.exceptions import BackendUnavailable
 
 SERVER_SLOTS = 1
 """Requests llama-cpp-python's server runs at once: its app serialises every request behind one lock."""
@@ -65,9 +64,7 @@ class ManagedLlamaServer:
         host: str = "127.0.0.1",
         logprobs: bool = False,
     ) -> None:
-        path = default_model_path() if model_path is None else Path(model_path).expanduser()
-        if not path.is_file():
-            raise ModelNotFound(f"model file not found: {path}")
+        path = resolve_model_path(model_path)
         self.model_path = path
         self.model_name = model_name or (DEFAULT_MODEL_NAME if model_path is None else path.stem)
         self.ctx = ctx

@@ -7,6 +7,7 @@ Names load on first use (``from thinkloop.bench import run_benchmark``), so ``th
 
     datasets.py   load_dataset / load_jsonl -> Dataset of Problem (strict: file:line and field in errors)
     runner.py     run_benchmark / Runner: (data set x strategy x backend) -> one Record per problem
+    health.py     a dead server (or a missing model) found after a few problems, not after hundreds
     store.py      ResultStore: append-only JSONL, resumable, torn-line safe
     prices.py     PriceTable: shipped prices per million tokens, overridable
     report.py     summarize -> ConfigSummary rows; markdown / json / csv; sc_curves

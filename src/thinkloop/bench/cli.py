@@ -3,7 +3,7 @@
 The top-level ``thinkloop`` CLI calls :func:`add_parser` and :func:`main`; ``python -m thinkloop.bench.cli``
 runs the same commands alone. Imports of rich, matplotlib, model backends and the data loaders happen inside
 the commands, so ``thinkloop --help`` stays fast. Errors print one line (the data set's file:line and field)
-and exit non-zero.
+and exit non-zero; a run in which problems failed exits 1 after a summary line saying how to redo them.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                      help="the server for each served --model, in order (one URL serves all; default: the "
                      "OpenAI API, or OPENAI_BASE_URL when it is set)")
     run.add_argument("--threads", type=int, metavar="N",
-                     help="CPU threads for the embedded model (default: all cores; 1 is faster on a busy machine)")
+                     help="CPU threads for the embedded model (default: $THINKLOOP_THREADS or measured)")
     run.add_argument("--simulated", type=float, metavar="P",
                      help="a simulated model right with probability P (scaling curves, demos, tests)")
     run.add_argument("--simulated-latency", type=float, default=0.0, metavar="S", help=argparse.SUPPRESS)
@@ -247,9 +247,11 @@ def _run(args: argparse.Namespace) -> int:
 
         console = Console(stderr=True)
         console.print(rich_table(rows, width=console.width))
-        _say(f"ran {summary.ran}, skipped {summary.skipped} already recorded, failed {summary.failed}; "
+    if not args.quiet or summary.failed:
+        redo = "; re-run with --retry-failed to redo the failed ones" if summary.failed else ""
+        _say(f"ran {summary.ran}, skipped {summary.skipped} already recorded, failed {summary.failed}{redo}; "
              f"results in {args.out}")
-    return 0
+    return 1 if summary.failed else 0
 
 
 def _executor(args: argparse.Namespace) -> Any:

@@ -21,6 +21,7 @@ import anyio
 from thinkloop.backends.base import Backend
 from thinkloop.bench.checks import judged, problem_verifier
 from thinkloop.bench.datasets import Dataset, Problem
+from thinkloop.bench.health import UNREACHABLE_LIMIT, ServerWatch, WatchedBackend, stop_watching, watch_problem
 from thinkloop.bench.prices import PriceTable, run_cost
 from thinkloop.bench.store import Record, ResultStore
 from thinkloop.runtime.budget import Budget
@@ -213,6 +214,10 @@ class Runner:
         retry_failed: redo problems whose latest record failed.
         prices: the price table for the cost column.
         on_record: called after each record is written (progress bars).
+        stop_after_unreachable: problems in a row that could not reach a backend's server before that
+            backend's work stops (see :mod:`thinkloop.bench.health`); :meth:`run` then raises
+            :class:`BackendUnavailable` naming the server, after the other backends finish (in this process;
+            an executor runs problems elsewhere and has no such watch).
         executor: where the problems run (``None``: here, one :class:`Engine` per backend; a
             :class:`~thinkloop.bench.executors.RayExecutor` spreads them over Ray actors). This process stays
             the only writer of the store either way.
@@ -224,6 +229,7 @@ class Runner:
     retry_failed: bool = False
     prices: PriceTable = field(default_factory=PriceTable.default)
     on_record: Callable[[Record], None] | None = None
+    stop_after_unreachable: int = UNREACHABLE_LIMIT
     executor: Executor | None = None
 
     def pending(self, configs: Sequence[Config]) -> list[tuple[Config, Problem]]:
@@ -249,29 +255,56 @@ class Runner:
         by_backend: dict[int, list[tuple[Config, Problem]]] = {}
         for job in todo:
             by_backend.setdefault(id(job[0].backend), []).append(job)
+        stopped: list[ServerWatch] = []
         async with anyio.create_task_group() as group:
             for jobs in by_backend.values():
-                group.start_soon(self._run_backend, jobs, summary)
+                group.start_soon(self._run_backend, jobs, summary, stopped)
+        if stopped:
+            raise stopped[0].error()
         return summary
 
-    async def _run_backend(self, jobs: list[tuple[Config, Problem]], summary: RunSummary) -> None:
+    async def _run_backend(
+        self, jobs: list[tuple[Config, Problem]], summary: RunSummary, stopped: list[ServerWatch]
+    ) -> None:
         backend = jobs[0][0].backend
         limit = backend.capabilities.max_concurrency
-        engine = Engine(backend, max_concurrency=self.concurrency if limit is None else min(limit, self.concurrency))
+        engine = Engine(WatchedBackend(backend),
+                        max_concurrency=self.concurrency if limit is None else min(limit, self.concurrency))
+        watch = ServerWatch(backend, limit=self.stop_after_unreachable)
         send, receive = anyio.create_memory_object_stream[tuple[Config, Problem]](len(jobs))
         async with send:
             for job in jobs:
                 send.send_nowait(job)
         async with anyio.create_task_group() as group:
             for _ in range(max(1, self.concurrency)):
-                group.start_soon(self._worker, engine, receive.clone(), summary)
+                group.start_soon(self._worker, engine, receive.clone(), summary, watch, group.cancel_scope)
             receive.close()
+        if watch.streak >= watch.limit:
+            watch.release()  # never written: the same command runs these problems again
+            stopped.append(watch)
+        else:
+            for record in watch.release():
+                self._write(record, summary)
 
-    async def _worker(self, engine: Engine, jobs: Any, summary: RunSummary) -> None:
+    async def _worker(
+        self, engine: Engine, jobs: Any, summary: RunSummary, watch: ServerWatch, scope: anyio.CancelScope
+    ) -> None:
         async with jobs:
             async for config, problem in jobs:
-                record = await self.run_one(engine, config, problem)
-                self._write(record, summary)
+                calls, token = watch_problem()
+                try:
+                    record = await self.run_one(engine, config, problem)
+                finally:
+                    stop_watching(token)
+                action = watch.observe(calls, record)
+                if action == "stop":
+                    scope.cancel()  # problems in flight are not recorded: they run again next time
+                    return
+                if action == "write":
+                    if watch.streak == 0:
+                        for held in watch.release():
+                            self._write(held, summary)
+                    self._write(record, summary)
 
     def _write(self, record: Record, summary: RunSummary) -> None:
         """The one place records reach the store (whichever executor ran them)."""

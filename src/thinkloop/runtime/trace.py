@@ -83,11 +83,14 @@ class JsonlTraceSink:
     """Append each event as one JSON line and flush it at once.
 
     A call's first line ("running": it was sent) leaves out the request; the call's outcome line carries it.
+    A file whose last line was torn by a kill is repaired first (as the results store does), so the next
+    run's events start on a line of their own: a whole last event only gets its newline, a torn one is cut.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _end_on_a_whole_line(self.path)
         self._file: IO[str] | None = self.path.open("a", encoding="utf-8")
 
     def __call__(self, event: _Event) -> None:
@@ -111,6 +114,22 @@ class JsonlTraceSink:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _end_on_a_whole_line(path: Path) -> None:
+    if not path.exists():
+        return
+    with path.open("r+b") as file:
+        data = file.read()
+        if not data or data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            parse_event(data[start:].decode("utf-8"))
+        except ValueError:  # pydantic's ValidationError and UnicodeDecodeError included
+            file.truncate(start)
+        else:
+            file.write(b"\n")
 
 
 _RUNNING_FIELDS = {"node": {"request"}}

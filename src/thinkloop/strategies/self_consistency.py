@@ -9,6 +9,7 @@ which saves most of the samples on easy questions.
 from __future__ import annotations
 
 import math
+import time
 from typing import Literal
 
 import anyio
@@ -48,6 +49,12 @@ class SelfConsistency(Strategy):
     def _equivalence(self) -> Equivalence | None:
         return exact_equivalent if self.config.equivalence == "exact" else None
 
+    @staticmethod
+    def _deadline(ctx: RunContext) -> float | None:
+        """The run's time budget as a ``time.monotonic`` instant: the vote's slow comparisons stop there."""
+        left = ctx.ledger.seconds_left()
+        return None if math.isinf(left) else time.monotonic() + left
+
     def _weight(self, candidate: Candidate) -> float:
         mode = self.config.weighting
         if mode == "verifier":
@@ -64,17 +71,18 @@ class SelfConsistency(Strategy):
             samples, converged = await adaptive(ctx, question, parent)
         else:
             samples = Samples(requested=config.n)
-            ctx.set_provisional(lambda: self._pick(samples))
+            ctx.set_provisional(lambda: self._pick(samples, self._deadline(ctx)))
             await self.draw(ctx, question, config.n, parent=parent, into=samples)
             converged = False
             if config.weighting == "verifier" and ctx.verifier is not None:
                 samples.candidates = await self._verify_all(ctx, samples)
         return self._decide(ctx, samples, parent, converged)
 
-    def _pick(self, samples: Samples) -> Candidate | None:
+    def _pick(self, samples: Samples, deadline: float | None) -> Candidate | None:
         """The vote's winner over the samples so far, without recording anything (a provisional answer)."""
         weight = None if self.config.weighting == "none" else self._weight
-        winner = majority_vote(samples.candidates, weight=weight, equivalent=self._equivalence()).winner
+        tally = majority_vote(samples.candidates, weight=weight, equivalent=self._equivalence(), deadline=deadline)
+        winner = tally.winner
         if winner is None:
             return None
         return winner.best_member().model_copy(update={"answer": winner.representative})
@@ -117,11 +125,11 @@ class SelfConsistency(Strategy):
             return await self._checked(ctx, candidate)
         return candidate, None
 
-    def _decided(self, samples: Samples, remaining: int) -> bool:
+    def _decided(self, ctx: RunContext, samples: Samples, remaining: int) -> bool:
         """The adaptive stopping rule: the leader cannot be overtaken, or is confidently ahead."""
         if len(samples.candidates) < self.config.min_samples:
             return False
-        tally = majority_vote(samples.candidates, equivalent=self._equivalence())
+        tally = majority_vote(samples.candidates, equivalent=self._equivalence(), deadline=self._deadline(ctx))
         return leader_is_safe(tally, remaining) or beta_confidence(tally) > self.config.confidence
 
     async def _adaptive_rounds(self, ctx: RunContext, question: str, parent: int) -> tuple[Samples, bool]:
@@ -129,7 +137,7 @@ class SelfConsistency(Strategy):
         possible stop, then ``parallel`` more per round, each round one request sharing its prompt."""
         config = self.config
         samples = Samples(requested=config.n)
-        ctx.set_provisional(lambda: self._pick(samples))
+        ctx.set_provisional(lambda: self._pick(samples, self._deadline(ctx)))
         request = self.request(question)
         drawn = 0
         size = min(config.n, max(config.min_samples, config.parallel, _EARLIEST_STOP))
@@ -145,7 +153,7 @@ class SelfConsistency(Strategy):
             if batch.budget_hit:
                 samples.budget_hit = True
                 return samples, False
-            if self._decided(samples, config.n - drawn):
+            if self._decided(ctx, samples, config.n - drawn):
                 return samples, drawn < config.n
             size = config.parallel
         return samples, False
@@ -154,7 +162,7 @@ class SelfConsistency(Strategy):
         """Keep ``parallel`` samples in flight; stop and cancel the rest once the vote is decided."""
         config = self.config
         samples = Samples(requested=config.n)
-        ctx.set_provisional(lambda: self._pick(samples))
+        ctx.set_provisional(lambda: self._pick(samples, self._deadline(ctx)))
         converged = False
         slots = anyio.CapacityLimiter(config.parallel)
         finished = 0
@@ -182,7 +190,7 @@ class SelfConsistency(Strategy):
             samples.candidates.append(candidate)
             ctx.offer(candidate)
             remaining = config.n - finished
-            if self._decided(samples, remaining):
+            if self._decided(ctx, samples, remaining):
                 converged = remaining > 0
                 group.cancel_scope.cancel()
 
@@ -194,11 +202,16 @@ class SelfConsistency(Strategy):
     def _decide(self, ctx: RunContext, samples: Samples, parent: int, converged: bool) -> Outcome:
         config = self.config
         weight = None if config.weighting == "none" else self._weight
-        tally = majority_vote(samples.candidates, weight=weight, equivalent=self._equivalence())
+        tally = majority_vote(
+            samples.candidates, weight=weight, equivalent=self._equivalence(), deadline=self._deadline(ctx)
+        )
         notes = list(samples.notes)
         received = samples.received
         if received < config.n and not converged:
             notes.append(f"voted over {received} of {config.n} samples")
+        if tally.unresolved:
+            notes.append(f"the time budget left {tally.unresolved} answer comparisons undone; those answers "
+                         "were counted apart")
         notes.extend(samples.errors)
         winner = tally.winner
         answers = sorted(c.answer for c in samples.candidates if c.answer is not None)

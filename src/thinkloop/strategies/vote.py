@@ -1,26 +1,27 @@
 """Majority voting over answers grouped by equivalence, independent of the order the samples arrived in.
 
-Answers are first grouped by their normalised text, then groups whose representatives are equivalent
-(``14`` and ``14.0``, ``\\frac{1}{2}`` and ``0.5``) are merged as connected components over *all* pairs
-(a union-find), so the grouping does not depend on which sample came first. Ties break deterministically:
+Each distinct answer is canonicalised once (:func:`~thinkloop.verifiers.equivalence.canonical_key`: numbers
+by exact value, words by text, expressions by ``math-verify``'s parse) and answers with the same key form one
+group, with no pairwise comparison. Only groups holding an expression are compared with ``math-verify``, and
+each joins the first larger group whose *leader* it is equivalent to: never a chain (``1000000`` and
+``1000001`` do not merge through ``1000000.5``). Groups are visited heaviest first, so the grouping depends on
+the answers, not on their arrival. Every slow step stops at the ``deadline`` (the run's time budget); groups
+left uncompared stay apart and :attr:`VoteResult.unresolved` counts them. Ties break deterministically:
 higher total weight, then more votes, then the smallest representative.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from thinkloop.runtime.result import Candidate
+from thinkloop.verifiers.equivalence import AnswerKey, answers_equivalent, canonical_key, needs_comparison
+from thinkloop.verifiers.normalize import normalize_answer
 
 Equivalence = Callable[[str, str], bool]
-
-
-def _default_equivalent(a: str, b: str) -> bool:
-    from thinkloop.verifiers.extract import answers_equivalent
-
-    return answers_equivalent(a, b)
 
 
 def exact_equivalent(a: str, b: str) -> bool:
@@ -45,6 +46,8 @@ class VoteResult:
     """Best first."""
     unanswered: int
     """Samples with no extractable answer (they cast no vote)."""
+    unresolved: int = 0
+    """Comparisons the deadline left undone (those groups stay apart)."""
 
     @property
     def winner(self) -> VoteGroup | None:
@@ -62,10 +65,22 @@ class VoteResult:
 
 
 def _normal(answer: str) -> str:
-    from thinkloop.verifiers.extract import normalize_answer
-
     normalised = normalize_answer(answer)
     return normalised if normalised else answer.strip() or answer
+
+
+@dataclass
+class _Bucket:
+    forms: set[str] = field(default_factory=set)
+    members: list[Candidate] = field(default_factory=list)
+    weight: float = 0.0
+
+    @property
+    def representative(self) -> str:
+        return min(self.forms)
+
+    def order(self) -> tuple[float, int, str]:
+        return (-round(self.weight, 12), -len(self.members), self.representative)
 
 
 def majority_vote(
@@ -73,39 +88,57 @@ def majority_vote(
     *,
     weight: Callable[[Candidate], float] | None = None,
     equivalent: Equivalence | None = None,
+    deadline: float | None = None,
 ) -> VoteResult:
-    """Group candidates' answers and rank the groups. ``weight`` defaults to one vote each."""
-    equivalent = equivalent or _default_equivalent
-    buckets: dict[str, list[Candidate]] = {}
+    """Group candidates' answers and rank the groups. ``weight`` defaults to one vote each.
+
+    Args:
+        equivalent: a custom equivalence of two normalised answers (``None``: math-aware, see the module).
+        deadline: a :func:`time.monotonic` instant after which no slow comparison starts (``None``: none).
+    """
+    keys: dict[str, AnswerKey] = {}  # normalised form -> key, computed once per distinct form
+    buckets: dict[AnswerKey, _Bucket] = {}
     unanswered = 0
     for candidate in candidates:
         if candidate.answer is None:
             unanswered += 1
             continue
-        buckets.setdefault(_normal(candidate.answer), []).append(candidate)
-    keys = sorted(buckets)
-    root = {key: key for key in keys}  # union-find over equivalent keys
-
-    def find(key: str) -> str:
-        while root[key] != key:
-            root[key] = root[root[key]]
-            key = root[key]
-        return key
-
-    for i, a in enumerate(keys):
-        for b in keys[i + 1 :]:
-            if find(a) != find(b) and equivalent(a, b):
-                root[max(find(a), find(b))] = min(find(a), find(b))
-    components: dict[str, list[str]] = {}
-    for key in keys:
-        components.setdefault(find(key), []).append(key)
+        form = _normal(candidate.answer)
+        key = keys.get(form)
+        if key is None:
+            key = keys[form] = ("text", form) if equivalent else canonical_key(form, deadline=deadline)
+        bucket = buckets.setdefault(key, _Bucket())
+        bucket.forms.add(form)
+        bucket.members.append(candidate)
+        bucket.weight += weight(candidate) if weight else 1.0
+    ordered = sorted(buckets.items(), key=lambda item: item[1].order())
+    clusters: list[tuple[AnswerKey, _Bucket, list[_Bucket]]] = []  # (leader's key, leader, members)
+    unresolved = 0
+    for key, bucket in ordered:
+        home = None
+        for leader_key, leader, members in clusters:
+            if equivalent is None and not needs_comparison(key, leader_key):
+                continue
+            if deadline is not None and time.monotonic() >= deadline:
+                unresolved += 1
+                continue
+            a, b = bucket.representative, leader.representative
+            same = equivalent(a, b) if equivalent else answers_equivalent(a, b, deadline=deadline)
+            if same:
+                home = members
+                break
+        if home is None:
+            clusters.append((key, bucket, [bucket]))
+        else:
+            home.append(bucket)
     groups = []
-    for component in components.values():
-        members = tuple(c for key in sorted(component) for c in buckets[key])
-        total = math.fsum(weight(c) if weight else 1.0 for c in members)
-        groups.append(VoteGroup(representative=min(component), votes=len(members), weight=total, members=members))
+    for _, _, members in clusters:
+        chosen = tuple(c for b in sorted(members, key=lambda b: b.representative) for c in b.members)
+        total = math.fsum(weight(c) if weight else 1.0 for c in chosen)
+        representative = min(b.representative for b in members)
+        groups.append(VoteGroup(representative=representative, votes=len(chosen), weight=total, members=chosen))
     groups.sort(key=lambda g: (-round(g.weight, 12), -g.votes, g.representative))
-    return VoteResult(groups=tuple(groups), unanswered=unanswered)
+    return VoteResult(groups=tuple(groups), unanswered=unanswered, unresolved=unresolved)
 
 
 def leader_is_safe(result: VoteResult, remaining: int) -> bool:

@@ -6,6 +6,7 @@ Not imported by ``import thinkloop``. The names load on first use, so that
 ::
 
     mock_server.py   MockServer (in-process), MockServerProcess (its own process), MockConfig, MockStats
+    faults.py        FaultyMockServer / FaultyServerProcess / serve_faulty: a 429 storm, requests per question
 """
 
 from thinkloop._exports import lazy_exports

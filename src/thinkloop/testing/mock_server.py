@@ -429,18 +429,24 @@ class MockServerProcess:
         self.base_url = ""
         self._process: subprocess.Popen[str] | None = None
 
-    def __enter__(self) -> MockServerProcess:
+    module = "thinkloop.testing.mock_server"
+    """The module run as the server (a variant beside it may add its own flags through :meth:`command`)."""
+
+    def command(self) -> list[str]:
         config = self.config
         command = [
-            sys.executable, "-m", "thinkloop.testing.mock_server", "--port", "0",
+            sys.executable, "-m", self.module, "--port", "0",
             "--latency", repr(config.latency), "--p-right", repr(config.p_right),
             "--distractors", str(config.distractors), "--filler-words", str(config.filler_words),
             "--model", config.model, "--seed", str(config.seed),
         ]
         if config.max_choices is not None:
             command += ["--max-choices", str(config.max_choices)]
+        return command
+
+    def __enter__(self) -> MockServerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+        self._process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, text=True, env=env)
         assert self._process.stdout is not None
         line = self._process.stdout.readline()  # "listening on URL", or "" if it died
         if not line.startswith("listening on "):

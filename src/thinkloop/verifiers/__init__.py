@@ -3,11 +3,24 @@
 Plain checks (:class:`AnswerPresent`, :class:`FormatVerifier`), equivalence with a known answer
 (:class:`MathAnswerVerifier`), a model as judge (:class:`LLMJudge`), running model-written code
 (:class:`ProgramVerifier`) and combinations of them (:class:`AllOf`, :class:`AnyOf`, :class:`Weighted`).
-Checks for the seed's cases: word counts (:class:`WordCount`), IFEval-style rules (:class:`Lowercase`,
-:class:`NoCommas`, :class:`EndsWith`, :class:`KeywordCount`, :class:`Matches`), a number within a tolerance
-(:class:`NumberWithin`), puzzles (:class:`Game24`, :class:`SumProduct`) and code under tests
-(:class:`PythonTests`); :func:`verifier_from_check` builds any of them from a ``--check`` string or a data item.
-Answer extraction and comparison, shared with the strategies, live in :mod:`thinkloop.verifiers.extract`.
+
+::
+
+    base.py         Verifier and Verdict
+    extract.py      extract_answer: the final answer of a reply (re-exports the next two's names)
+    normalize.py    normalize_answer, parse_number: one canonical spelling, exact values
+    equivalence.py  answers_equivalent, canonical_key: exact numbers, math-verify under a deadline
+    math.py         MathAnswerVerifier (a known reference, exact unless a tolerance is given)
+    judge.py        LLMJudge, parse_verdict
+    program.py      ProgramVerifier (model-written code in a sandbox)
+    checks.py       AnswerPresent, FormatVerifier
+    combinators.py  AllOf, AnyOf, Weighted
+    words.py        WordCount, count_words: exact word counts, with how far off the reply was
+    constraints.py  Lowercase, NoCommas, EndsWith, KeywordCount, Matches (IFEval-style rules)
+    numeric.py      NumberWithin: a number within a tolerance of the checker's own value
+    puzzles.py      Game24, SumProduct: exact puzzle checkers with partial credit for search
+    python_tests.py PythonTests: the reply's program against given asserts, in the program sandbox
+    spec.py         verifier_from_check: any of these from a --check string or a data item
 """
 
 from thinkloop._exports import lazy_exports

@@ -1,40 +1,51 @@
-"""Answer extraction and comparison shared by every strategy and verifier.
+"""Answer extraction: the final answer of a model's reply, shared by every strategy and verifier.
 
 One module, not a regex per strategy: a vote, a verifier and a benchmark must agree on what "the answer" of
-a reply is and on when two answers are the same.
+a reply is. :func:`extract_answer` looks for the last ``\\boxed{...}``, else the last explicit statement
+("Answer: ...", "The answer is ...", "#### ..."), else the last number; a reply with none of them has no
+answer (``None``), never a guessed one. A reasoning block (``<think>...</think>``) is scratch work: the answer
+is read after it, and a block that was never closed (a reply cut off mid-reasoning) has no answer. The last
+number is not taken from a reply that ends in a question (a restated problem, a clarifying question) or
+mid-statement ("... so the total is"): those replies did not answer. ``tests/data/extraction_golden.jsonl``
+holds the labelled replies this must get right.
 
-* :func:`extract_answer` finds the final answer in a reply: the last ``\\boxed{...}``, else the last explicit
-  statement ("Answer: ...", "The answer is ...", "#### ..."), else the last number.
-* :func:`normalize_answer` gives it a canonical spelling: ``"$1,200.00"`` and ``"1200 dollars"`` become
-  ``"1200"``, ``"\\frac{6}{8}"`` becomes ``"3/4"``, ``"$x$"`` becomes ``"x"``. It never turns a real answer into
-  ``""``: text it does not understand is only trimmed.
-* :func:`answers_equivalent` decides whether two answers agree: exact arithmetic when both are numbers (fast,
-  the vote of self-consistency calls it for every pair), ``math-verify`` for LaTeX and expressions, else the
-  normalised text (case-insensitive).
+Normalisation lives in :mod:`thinkloop.verifiers.normalize` and comparison in
+:mod:`thinkloop.verifiers.equivalence`; their public names are re-exported here, where callers have always
+imported them from.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
-from decimal import Decimal, InvalidOperation
-from fractions import Fraction
-from functools import lru_cache
-from typing import Any
+
+from thinkloop.verifiers.equivalence import answers_equivalent
+from thinkloop.verifiers.normalize import normalize_answer, parse_number, replace_fracs
 
 __all__ = ["answers_equivalent", "extract_answer", "normalize_answer", "parse_number"]
 
-logger = logging.getLogger(__name__)
-
-# --- extraction ---------------------------------------------------------------------------------------
-
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*(\{)|\\boxed\s+([^\s${}]+)")
 # What may follow the word "answer" for it to announce one: "Answer:", "**Answer:**", "answer is", "answer =".
-_ANSWER_TAIL = re.compile(r"\b\s*(?:\*\*|__)?\s*[:：](?:\s*\*\*|\s*__)?|\s+(?:is|would\s+be|will\s+be|=)\s*:?")
+_ANSWER_TAIL = re.compile(r"\b\s*(?:\*\*|__|\})?\s*[:：](?:\s*\*\*|\s*__|\s*\})?|\s+(?:is|would\s+be|will\s+be|=)\s*:?")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n")
-_LAST_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|(?<![\w.])-?\.\d+")
+# A number, not an exponent ("m^2") nor part of a word.
+_LAST_NUMBER = re.compile(r"(?<![\w.^])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|(?<![\w.^])-?\.\d+")
 _HAS_CONTENT = re.compile(r"\w")
+_EMPTY_BOX = re.compile(r"^\\(?:boxed|fbox)\s*\{\s*\}$")
+# Words a model states instead of an answer ("The answer is unclear", "... is not determined").
+_NON_ANSWER = re.compile(
+    r"^(?:unclear|unknown|uncertain|undetermined|indeterminate|not\b.*|cannot be determined|"
+    r"can't be determined|impossible to (?:tell|say|determine))$",
+    re.IGNORECASE,
+)
+_THINK_TAG = re.compile(r"<(/?)think(?:ing)?>", re.IGNORECASE)
+# A reply that stops on these was cut off before stating its result: "... so the total is", "16 - 3 =".
+_UNFINISHED = re.compile(
+    r"(?:[=:+\-×÷(,]|(?<!\*)[*/]|\b(?:is|are|was|were|be|equals?|gets?|gives?|makes?|of|to|by|and|or|the|a|an|"
+    r"than|with|from|into|plus|minus))\s*$",
+    re.IGNORECASE,
+)
+# A bare "Answer:" at the very end: the model concluded before it, so what precedes it is still read.
+_TRAILING_MARKER = re.compile(r"(?:\*\*|__)?(?:final\s+)?answer\s*(?:\*\*|__)?\s*[:：]?\s*(?:\*\*|__)?\s*$", re.I)
 
 
 def _boxed(text: str) -> str | None:
@@ -85,14 +96,15 @@ def _marker_ends(text: str) -> list[int]:
 def _after_last_marker(text: str) -> str | None:
     """What follows the last explicit answer statement, up to the end of its sentence."""
     for end in reversed(_marker_ends(text)):
-        line = text[end:].lstrip(" \t*_:")
+        line = text[end:].lstrip(" \t*_:}")
         if line.startswith("\n"):
             # "Answer:" alone on its line: the answer is on the next non-empty line.
             line = line.lstrip()
         stop = _SENTENCE_END.search(line)
         span = line[: stop.start()] if stop else line
         span = _leading_number(span.strip().strip("*_").strip())
-        if _HAS_CONTENT.search(span) and not _is_sentence(span):
+        if (_HAS_CONTENT.search(span) and not _NON_ANSWER.match(span) and not _EMPTY_BOX.match(span)
+                and not _is_sentence(span)):
             return span
     return None
 
@@ -106,7 +118,14 @@ def _is_sentence(span: str) -> bool:
 
 
 def _last_number(text: str) -> str | None:
-    """The last number in the text; only the end of the text is searched (a regex over all of it is slow)."""
+    """The last number in the text, unless the text ends in a question or mid-statement; only the end of
+    the text is searched (a regex over all of it is slow). ``\\frac{a}{b}`` counts as the number a/b."""
+    end = text.rstrip()
+    marker = _TRAILING_MARKER.search(end[-32:])
+    if marker is not None:
+        end = end[: len(end) - len(end[-32:]) + marker.start()].rstrip()
+    if end.endswith("?") or _UNFINISHED.search(end[-16:]):
+        return None
     last_digit = max(text.rfind(digit) for digit in "0123456789")
     if last_digit == -1:
         return None
@@ -114,8 +133,27 @@ def _last_number(text: str) -> str | None:
     if start > 0:
         # Begin at a token boundary so that the window does not cut a number in two.
         start = text.find(" ", start, last_digit) + 1 or start
-    numbers = _LAST_NUMBER.findall(text, start, last_digit + 1)
+    window = replace_fracs(text[start : min(len(text), last_digit + 2)])
+    numbers = _LAST_NUMBER.findall(window)
     return numbers[-1] if numbers else None
+
+
+def _after_reasoning(text: str) -> str | None:
+    """The part of a reply that states its answer: what follows its last closed reasoning block (the block
+    itself when nothing follows); ``None`` when a block was opened and never closed (cut off mid-way)."""
+    if "think" not in text and "THINK" not in text and "Think" not in text:
+        return text
+    tags = list(_THINK_TAG.finditer(text))
+    if not tags:
+        return text
+    last = tags[-1]
+    if not last.group(1):  # "<think>" with no "</think>" after it
+        return None
+    after = text[last.end() :]
+    if after.strip():
+        return after
+    opening = next((tag for tag in reversed(tags[:-1]) if not tag.group(1)), None)
+    return text[opening.end() if opening is not None else 0 : last.start()]
 
 
 # What may end a number stated as the answer: an explanation ("because ...", "(6 x 7)") always; a comma or
@@ -137,7 +175,7 @@ def _leading_number(span: str) -> str:
         cuts.append(clause.start())
     if cuts:
         head = span[: min(cuts)]
-        if head.strip() and _numeric(normalize_answer(head)):
+        if head.strip() and parse_number(head) is not None:
             return head
     return span
 
@@ -150,280 +188,14 @@ def extract_answer(text: str) -> str | None:
     """
     if not text:
         return None
+    visible = _after_reasoning(text)
+    if visible is None:
+        return None
+    text = visible
     for span in (_boxed(text), _after_last_marker(text)):
-        if span is not None and _HAS_CONTENT.search(span):
+        if span is not None and _HAS_CONTENT.search(span) and not _EMPTY_BOX.match(span.strip()):
             answer = normalize_answer(span)
             if answer:
                 return answer
     number = _last_number(text)
     return normalize_answer(number) if number is not None else None
-
-
-# --- normalisation ------------------------------------------------------------------------------------
-
-_WRAPPERS = (
-    re.compile(r"^\$\$(.+)\$\$$", re.S),
-    re.compile(r"^\$(.+)\$$", re.S),
-    re.compile(r"^\\\((.+)\\\)$", re.S),
-    re.compile(r"^\\\[(.+)\\\]$", re.S),
-    re.compile(r"^\*\*(.+)\*\*$", re.S),
-    re.compile(r"^__(.+)__$", re.S),
-    re.compile(r"^`+([^`]+)`+$", re.S),
-    re.compile(r'^"([^"]+)"$'),  # a quoted answer: "6" is 6
-    re.compile(r"^'([^']+)'$"),
-    re.compile(r"^“([^“”]+)”$"),
-    re.compile(r"^‘([^‘’]+)’$"),
-    re.compile(r"^\\(?:boxed|fbox)\s*\{(.+)\}$", re.S),
-    re.compile(r"^\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}$", re.S),
-)
-_TEXT_COMMAND = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
-_LATEX_NOISE = re.compile(r"\\[!,;: ]|\\displaystyle|\\left(?=[(\[|.\\])|\\right(?=[)\]|.\\])|\\\$")
-_DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°|\\degree")
-_FRAC = re.compile(r"\\[dt]?frac\s*(?:\{\s*([^{}]+?)\s*\}|(\d))\s*(?:\{\s*([^{}]+?)\s*\}|(\d))")
-_SIMPLE_EQUATION = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=]+)$")
-_CHOICE = re.compile(r"^\(\s*([A-Za-z])\s*\)$|^([A-Za-z])\)$")
-
-_CURRENCY = r"(?:\$|€|£|¥|₹|USD\s*|US\$|Rs\.?\s*)"
-_NUMBER_BODY = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
-_NUMERIC = re.compile(
-    rf"""^(?P<sign>[-+]?)\s*{_CURRENCY}?\s*(?P<sign2>[-+]?)\s*
-         (?P<num>{_NUMBER_BODY})(?:\s*/\s*(?P<den>\d+))?
-         \s*(?P<tail>.*)$""",
-    re.VERBOSE | re.S,
-)
-_PERCENT_TAIL = re.compile(r"^(?:%|\\%|percent\b|per\s*cent\b)", re.IGNORECASE)
-_UNIT_TAIL = re.compile(r"^(?:\(\s*[^\d()]*\)|[A-Za-z][A-Za-z'’\-]*(?:[\s.,/]+[A-Za-z'’\-]+)*)[.,;!]?$")
-_UNIT_POWER = re.compile(r"\^\{?[23]\}?|[²³]")
-_MATH_WORDS = frozenset({
-    "pi", "sqrt", "root", "roots", "i", "e", "x", "y", "z", "n", "k", "log", "ln", "sin", "cos", "tan",
-    "times", "plus", "minus", "over", "divided", "squared", "cubed", "to", "or", "and", "mod",
-})
-
-
-def _unwrap(text: str) -> str:
-    """Strip wrappers that never change an answer: ``$..$``, ``\\(..\\)``, ``**..**``, ``\\boxed{..}``."""
-    changed = True
-    while changed:
-        changed = False
-        for wrapper in _WRAPPERS:
-            match = wrapper.match(text)
-            if match and match.group(1).strip():
-                inner = match.group(1).strip()
-                if wrapper.pattern.startswith(r"^\\(?:boxed") and not _balanced(inner):
-                    continue
-                text = inner
-                changed = True
-    return text
-
-
-def _balanced(text: str) -> bool:
-    depth = 0
-    for char in text:
-        depth += char == "{"
-        depth -= char == "}"
-        if depth < 0:
-            return False
-    return depth == 0
-
-
-def _replace_fracs(text: str) -> str:
-    def one(match: re.Match[str]) -> str:
-        numerator = match.group(1) or match.group(2)
-        denominator = match.group(3) or match.group(4)
-        if re.fullmatch(r"-?\d+(?:\.\d+)?", numerator) and re.fullmatch(r"\d+(?:\.\d+)?", denominator):
-            return f"{numerator}/{denominator}"
-        return match.group(0)
-
-    return _FRAC.sub(one, text)
-
-
-def _canonical_number(value: Fraction, *, as_fraction: bool) -> str:
-    """``14``, ``0.5``, ``3/4``: integers bare; a fraction stays a (reduced) fraction, a decimal a decimal
-    unless it does not terminate."""
-    if value.denominator == 1:
-        return str(value.numerator)
-    if as_fraction:
-        return f"{value.numerator}/{value.denominator}"
-    denominator = value.denominator
-    for prime in (2, 5):
-        while denominator % prime == 0:
-            denominator //= prime
-    if denominator == 1:
-        decimal = Decimal(value.numerator) / Decimal(value.denominator)
-        return format(decimal.normalize(), "f")
-    return f"{value.numerator}/{value.denominator}"
-
-
-def _number_of(match: re.Match[str]) -> Fraction | None:
-    sign = -1 if "-" in (match.group("sign") + match.group("sign2")) else 1
-    if match.group("sign") and match.group("sign2"):
-        return None
-    try:
-        value = Fraction(Decimal(match.group("num").replace(",", "")))
-    except (InvalidOperation, ValueError):
-        return None
-    if match.group("den") is not None:
-        denominator = int(match.group("den"))
-        if denominator == 0 or "." in match.group("num"):
-            return None
-        value /= denominator
-    return sign * value
-
-
-def _tail_is_unit(tail: str) -> bool:
-    """A tail that only names what was counted ("apples", "(apples)", "km/h", "m^2") and no more maths."""
-    tail = _UNIT_POWER.sub("", tail).strip()
-    if not _UNIT_TAIL.match(tail):
-        return False
-    first = re.match(r"\(?\s*([A-Za-z]+)", tail)
-    return first is None or first.group(1).lower() not in _MATH_WORDS
-
-
-def _numeric(text: str) -> tuple[Fraction, str] | None:
-    """Parse a number with optional currency, thousands commas, a fraction, a percent sign or units."""
-    match = _NUMERIC.match(text)
-    if match is None:
-        return None
-    value = _number_of(match)
-    if value is None:
-        return None
-    tail = match.group("tail").strip()
-    if tail:
-        percent = _PERCENT_TAIL.match(tail)
-        if percent:
-            tail = tail[percent.end() :].strip()
-        if tail and not _tail_is_unit(tail):
-            return None
-    return value, _canonical_number(value, as_fraction=match.group("den") is not None)
-
-
-def _normalize_once(text: str) -> str:
-    text = text.strip().replace("\u2212", "-").replace("\u2013", "-").replace("\u00a0", " ")
-    text = _unwrap(text)
-    text = _LATEX_NOISE.sub("", text).replace("{,}", ",")
-    text = _DEGREES.sub("", text).strip()
-    text = _TEXT_COMMAND.sub(lambda m: m.group(1), text)
-    text = _replace_fracs(text)
-    text = re.sub(r"\s+", " ", text).strip()
-    while text.endswith(".") and not text.endswith("..") and len(text) > 1:
-        text = text[:-1].rstrip()
-    text = _unwrap(text)
-    equation = _SIMPLE_EQUATION.match(text)
-    if equation and equation.group(1).strip():
-        text = equation.group(1).strip()
-    choice = _CHOICE.match(text)
-    if choice:
-        return choice.group(1) or choice.group(2)
-    numeric = _numeric(text)
-    if numeric is not None:
-        return numeric[1]
-    return text
-
-
-# A number already in canonical form ("12", "-0.5"; not "-0", "1.0", "007"): normalising it changes nothing.
-_CANONICAL_NUMBER = re.compile(r"(?:-?[1-9]\d*|0)(?:\.\d*[1-9])?|-0\.\d*[1-9]")
-
-
-@lru_cache(maxsize=65536)
-def normalize_answer(answer: str) -> str:
-    """A canonical spelling of an answer: numbers bare (``"$1,200.00"`` -> ``"1200"``, ``"14.0"`` -> ``"14"``,
-    ``"50%"`` -> ``"50"``, ``"9 apples"`` -> ``"9"``), fractions reduced (``"\\frac{6}{8}"`` -> ``"3/4"``), LaTeX
-    wrappers and a trailing period removed. Idempotent; never empties a non-empty answer."""
-    if _CANONICAL_NUMBER.fullmatch(answer):
-        return answer  # already canonical: what extract_answer gives, and what votes mostly compare
-    original = answer.strip()
-    text = original
-    for _ in range(8):
-        cleaned = _normalize_once(text)
-        if cleaned == text:
-            break
-        text = cleaned
-    return text if text else original
-
-
-def parse_number(answer: str) -> Fraction | None:
-    """The exact value of an answer that is a plain number (after normalisation), else ``None``."""
-    return _value(answer)
-
-
-@lru_cache(maxsize=65536)
-def _value(answer: str) -> Fraction | None:
-    if _CANONICAL_NUMBER.fullmatch(answer):
-        return Fraction(answer)
-    parsed = _numeric(normalize_answer(answer))
-    return parsed[0] if parsed is not None else None
-
-
-# --- equivalence --------------------------------------------------------------------------------------
-
-_PLAIN_WORDS = re.compile(r"^[A-Za-z][A-Za-z '’\-]*$")
-_RELATIVE_TOLERANCE = Fraction(1, 10**6)
-
-
-def _numbers_equal(a: Fraction, b: Fraction) -> bool:
-    if a == b:
-        return True
-    if a.denominator == 1 and b.denominator == 1:
-        return False
-    # A rounded decimal against an exact value: 0.333333 vs 1/3.
-    return abs(a - b) <= _RELATIVE_TOLERANCE * max(abs(a), abs(b))
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-@lru_cache(maxsize=8192)
-def _math_parse(text: str, main_thread: bool) -> tuple[Any, ...]:
-    """math-verify's parse of one answer. Its timeout uses ``signal.alarm``, which works only in the main
-    thread; elsewhere it runs without one."""
-    import math_verify
-
-    timeout = 5 if main_thread else None
-    try:
-        return tuple(math_verify.parse(f"${text}$", parsing_timeout=timeout))  # type: ignore[arg-type]
-    except Exception:  # math-verify raises for odd input and for signals outside the main thread
-        logger.debug("math-verify could not parse %r", text, exc_info=True)
-        return ()
-
-
-@lru_cache(maxsize=8192)
-def _math_equal(a: str, b: str) -> bool:
-    import math_verify
-
-    main_thread = _in_main_thread()
-    parsed_a, parsed_b = _math_parse(a, main_thread), _math_parse(b, main_thread)
-    if not parsed_a or not parsed_b:
-        return False
-    timeout = 5 if main_thread else None
-    try:
-        return bool(math_verify.verify(list(parsed_a), list(parsed_b), timeout_seconds=timeout))
-    except Exception:
-        logger.debug("math-verify could not compare %r and %r", a, b, exc_info=True)
-        return False
-
-
-def answers_equivalent(a: str | None, b: str | None) -> bool:
-    """Whether two answers agree. ``None`` (no answer) agrees with nothing.
-
-    Numbers compare exactly (``"1,200"`` == ``"1200.0"``, ``"0.75"`` == ``"3/4"``); LaTeX and expressions go to
-    ``math-verify`` (``"\\frac{\\sqrt{2}}{2}"`` == ``"\\sqrt{2}/2"``); anything else compares as normalised text,
-    ignoring case.
-    """
-    if a is None or b is None:
-        return False
-    if a == b:
-        return bool(a.strip())
-    value_a, value_b = _value(a), _value(b)
-    if value_a is not None and value_b is not None:
-        return _numbers_equal(value_a, value_b)
-    norm_a, norm_b = normalize_answer(a), normalize_answer(b)
-    if not norm_a or not norm_b:
-        return False
-    if norm_a.casefold() == norm_b.casefold():
-        return True
-    if _PLAIN_WORDS.match(norm_a) and _PLAIN_WORDS.match(norm_b):
-        return False
-    if norm_b < norm_a:
-        norm_a, norm_b = norm_b, norm_a
-    return _math_equal(norm_a, norm_b)

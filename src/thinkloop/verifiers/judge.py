@@ -36,10 +36,23 @@ Check the solution step by step. Then end your reply with exactly these two line
 VERDICT: CORRECT or VERDICT: INCORRECT
 SCORE: <your confidence that the final answer is correct, a number from 0 to 1>"""
 
-_VERDICT = re.compile(r"^[ \t>*_`]*VERDICT[ \t*_`]*:[ \t*_`]*(CORRECT|INCORRECT)[ \t*_`.]*$", re.I | re.M)
-_SCORE = re.compile(r"^[ \t>*_`]*SCORE[ \t*_`]*:[ \t*_`]*([^\s*_`]+)[ \t*_`]*$", re.I | re.M)
+# Markdown a judge may wrap a line or a word in; sentence punctuation, a parenthetical remark and "\r" may end it.
+_VERDICT = re.compile(
+    r"^[ \t>*_`]*VERDICT[ \t*_`]*:[ \t*_`]*(CORRECT|INCORRECT)[ \t*_`]*[.!]?[ \t*_`]*(?:\([^\n]*\))?[ \t\r]*$",
+    re.I | re.M,
+)
+_SCORE = re.compile(r"^[ \t>*_`]*SCORE[ \t*_`]*:([^\n]*)$", re.I | re.M)
+_SCORE_VALUE = re.compile(r"(?P<number>[^\s*_`]*?)[ \t*_`]*[.;!,]?[ \t*_`]*(?:\([^\n]*\))?")
 _NUMBER = re.compile(r"(?:0|1)(?:\.\d+)?|\.\d+")
 _MAX_FEEDBACK = 2000
+
+
+def _score_text(line: str) -> str:
+    """The score as written, without markdown, a sentence's final punctuation or a remark in brackets:
+    ``" **0.95**. (sure)"`` -> ``"0.95"``; what is not one number stays whole, for the error message."""
+    line = line.strip().strip("*_`").strip()
+    match = _SCORE_VALUE.fullmatch(line)
+    return match.group("number") if match is not None and match.group("number") else line
 
 
 def parse_verdict(reply: str) -> Verdict:
@@ -57,7 +70,7 @@ def parse_verdict(reply: str) -> Verdict:
             "treated as a rejection."
         )
     correct = verdicts == {"CORRECT"}
-    scores = [match.group(1) for match in _SCORE.finditer(reply)]
+    scores = [_score_text(match.group(1)) for match in _SCORE.finditer(reply)]
     if scores:
         raw = scores[-1]
         if not _NUMBER.fullmatch(raw) or not 0.0 <= float(raw) <= 1.0:
