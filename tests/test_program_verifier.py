@@ -1,14 +1,18 @@
-"""The program verifier runs model-written Python in a guarded child process.
+"""The program verifier runs model-written Python in a sandbox and judges by how it ends.
 
-Each escape the issue names is its own test: an infinite loop (killed by the timeout), a memory bomb, a
-socket connection, a write outside the scratch directory; and a correct program is accepted. The scratch
-directory is gone afterwards in every case.
+These are the verifier's everyday behaviours and its friendly explanations (the audit hook's reasons for a
+loop, a memory bomb, a socket, a write outside the scratch folder); a correct program is accepted and the
+scratch folder is gone afterwards in every case. The kernel boundary itself, with the hook switched off, is
+tested in ``test_sandbox_escapes.py`` and ``test_sandbox_battery.py``.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -18,7 +22,7 @@ from thinkloop import SandboxUnavailable
 from thinkloop.backends.scripted import ScriptedBackend
 from thinkloop.runtime.result import Candidate
 from thinkloop.strategies.cot import ChainOfThought
-from thinkloop.verifiers import ProgramVerifier, Verdict, extract_program, network_namespace
+from thinkloop.verifiers import ProgramVerifier, Verdict, extract_program, sandbox_unavailable_reason
 
 pytestmark = pytest.mark.anyio
 
@@ -39,9 +43,17 @@ def scratch_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def outside() -> Iterator[Path]:
+    """A host folder outside the scratch folder and outside /tmp (which the sandbox replaces by its own)."""
+    folder = Path(tempfile.mkdtemp(prefix="thinkloop-outside-", dir="/var/tmp"))
+    yield folder
+    shutil.rmtree(folder)
+
+
+@pytest.fixture
 async def guarded() -> bool:
-    """Whether this machine has a network namespace; without one the guards are tested unguarded."""
-    return await network_namespace() is not None
+    """Whether this machine can sandbox; without it the hook and limits are tested unguarded."""
+    return await sandbox_unavailable_reason() is None
 
 
 def verifier(scratch_root: Path, guarded: bool, **options: object) -> ProgramVerifier:
@@ -63,9 +75,11 @@ async def test_a_correct_program_is_accepted(scratch_root: Path, guarded: bool) 
     code = (
         "import os, tempfile\n"
         "here = os.getcwd()\n"
-        "assert os.environ['HOME'] == here and tempfile.gettempdir() == here, (os.environ['HOME'], here)\n"
+        "assert os.environ['HOME'] == here, (os.environ['HOME'], here)\n"
         "with open('notes.txt', 'w') as f:\n"
         "    f.write('scratch is writable')\n"
+        "with tempfile.NamedTemporaryFile('w') as f:\n"
+        "    f.write('so is the temporary folder')\n"
         "print(sum(range(1, 101)))\n"
     )
     verdict = await check(verifier(scratch_root, guarded, match_answer=True), code, answer="5050")
@@ -138,13 +152,15 @@ async def test_a_socket_connection_attempt_is_rejected(scratch_root: Path, guard
     ids=["open", "os.open", "pathlib", "symlink", "relative", "dir_fd", "shutil"],
 )
 async def test_writing_outside_the_scratch_directory_is_rejected(
-    scratch_root: Path, guarded: bool, tmp_path: Path, write: str
+    scratch_root: Path, guarded: bool, outside: Path, write: str
 ) -> None:
-    target = tmp_path / "outside" / "escaped.txt"
+    target = outside / "outside" / "escaped.txt"
     target.parent.mkdir()
     verdict = await check(verifier(scratch_root, guarded), f"TARGET = {str(target)!r}\n{write}")
-    assert not verdict.accepted
-    assert verdict.feedback is not None and "attempted a forbidden operation" in verdict.feedback
+    assert not verdict.accepted and verdict.feedback is not None
+    # The hook explains; in the sandbox a folder it cannot see at all may fail first, as not found.
+    invisible = guarded and "FileNotFoundError" in verdict.feedback
+    assert "attempted a forbidden operation" in verdict.feedback or invisible, verdict.feedback
     assert not target.exists()
 
 
@@ -162,9 +178,9 @@ async def test_writing_outside_the_scratch_directory_is_rejected(
     ids=["remove", "rename", "rmtree", "chmod"],
 )
 async def test_changing_files_outside_the_scratch_directory_is_rejected(
-    scratch_root: Path, guarded: bool, tmp_path: Path, code: str
+    scratch_root: Path, guarded: bool, outside: Path, code: str
 ) -> None:
-    victim = tmp_path / "keep" / "victim.txt"
+    victim = outside / "keep" / "victim.txt"
     victim.parent.mkdir()
     victim.write_text("precious")
     verdict = await check(verifier(scratch_root, guarded), f"import os\nVICTIM = {str(victim)!r}\n{code}")
@@ -273,39 +289,61 @@ async def test_it_verifies_inside_a_run(scratch_root: Path, guarded: bool) -> No
 # --- isolation ----------------------------------------------------------------------------------------
 
 
-async def test_without_a_namespace_it_refuses_to_run_unguarded(scratch_root: Path) -> None:
-    nowhere = [("/nonexistent/unshare", "-n")]
-    strict = ProgramVerifier(namespace_commands=nowhere, scratch_root=scratch_root)
-    with pytest.raises(SandboxUnavailable, match="allow_unguarded=True"):
+async def test_without_a_sandbox_it_refuses_to_run_unguarded(scratch_root: Path) -> None:
+    nowhere = "/nonexistent/bwrap"
+    strict = ProgramVerifier(bwrap=nowhere, scratch_root=scratch_root)
+    missing = r"bubblewrap \('/nonexistent/bwrap'\) is not installed.*allow_unguarded=True"
+    with pytest.raises(SandboxUnavailable, match=missing):
         await strict.verify("q", reply("print(1)"))
     assert os.listdir(scratch_root) == []
-    opted_in = ProgramVerifier(namespace_commands=nowhere, allow_unguarded=True, scratch_root=scratch_root)
+    opted_in = ProgramVerifier(bwrap=nowhere, allow_unguarded=True, scratch_root=scratch_root)
     verdict = await check(opted_in, "print(1)")
     assert verdict.accepted
-    assert verdict.feedback is not None and "ran WITHOUT network isolation" in verdict.feedback
-    # The audit hooks still stand when the namespace is missing.
+    assert verdict.feedback is not None and "ran WITHOUT the sandbox" in verdict.feedback
+    # The audit hook still explains the common mistakes when there is no sandbox.
     denied = await check(opted_in, f"import socket\nsocket.create_connection(({UNROUTABLE!r}, 80), timeout=1)")
-    assert not denied.accepted and "ran WITHOUT network isolation" in (denied.feedback or "")
+    assert not denied.accepted and "ran WITHOUT the sandbox" in (denied.feedback or "")
 
 
-async def test_the_network_namespace_has_no_network_even_without_the_hooks() -> None:
-    """The kernel-level guard on its own: in the namespace, connecting anywhere fails at once."""
-    prefix = await network_namespace()
-    if prefix is None:
-        pytest.skip("no network namespace on this machine")
-    code = (
-        "import errno, socket\n"
-        f"for host in ('127.0.0.1', {UNROUTABLE!r}):\n"
-        "    try:\n"
-        "        socket.create_connection((host, 80), timeout=5)\n"
-        "    except OSError as exc:\n"
-        "        print(host, errno.errorcode.get(exc.errno, exc.errno))\n"
-        "    else:\n"
-        "        print(host, 'CONNECTED')\n"
+async def test_a_kernel_that_refuses_user_namespaces_is_named_in_the_error(scratch_root: Path, tmp_path: Path) -> None:
+    refusing = tmp_path / "bwrap"
+    refusing.write_text("#!/bin/sh\necho 'bwrap: No permissions to create a new namespace' >&2\nexit 1\n")
+    refusing.chmod(0o755)
+    strict = ProgramVerifier(bwrap=str(refusing), scratch_root=scratch_root)
+    expected = "cannot create the namespaces here (bwrap: No permissions to create a new namespace)"
+    with pytest.raises(SandboxUnavailable, match=re.escape(expected)):
+        await strict.verify("q", reply("print(1)"))
+    assert os.listdir(scratch_root) == []
+
+
+async def test_a_sandbox_that_fails_to_start_is_an_error_not_a_verdict(
+    scratch_root: Path, guarded: bool, tmp_path: Path
+) -> None:
+    """Infrastructure errors are failures, never wrong answers: nothing of the program ran."""
+    if not guarded:
+        pytest.skip("needs bubblewrap")
+    failing = tmp_path / "bwrap"  # passes the probe, then fails to set up as bubblewrap can (a mount refused)
+    failing.write_text(
+        '#!/bin/sh\ncase " $* " in *" --ro-bind / / "*) exec bwrap "$@";; esac\n'
+        "echo 'bwrap: Failed to mount tmpfs: Operation not permitted' >&2\nexit 1\n"
     )
-    done = await anyio.run_process([*prefix, sys.executable, "-I", "-c", code], check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.decode().split() == ["127.0.0.1", "ENETUNREACH", UNROUTABLE, "ENETUNREACH"]
+    failing.chmod(0o755)
+    broken = verifier(scratch_root, guarded, bwrap=str(failing))
+    expected = "could not start the program (exit status 1, sandboxed): bwrap: Failed to mount tmpfs"
+    with pytest.raises(SandboxUnavailable, match=re.escape(expected)):
+        await broken.verify("q", reply("print(1)"))
+    assert os.listdir(scratch_root) == []
+
+
+async def test_an_interpreter_that_cannot_run_is_a_configuration_error(scratch_root: Path, guarded: bool) -> None:
+    if not guarded:
+        pytest.skip("the interpreter's folders are looked up for the sandbox only")
+    from thinkloop import ConfigurationError
+
+    missing = verifier(scratch_root, guarded, python="/nonexistent/python3")
+    with pytest.raises(ConfigurationError, match=re.escape("cannot run the interpreter '/nonexistent/python3'")):
+        await missing.verify("q", reply("print(1)"))
+    assert os.listdir(scratch_root) == []
 
 
 def test_extract_program() -> None:

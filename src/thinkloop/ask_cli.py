@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from thinkloop.cli import PROG, UsageError, fail, positive_float, positive_int
+from thinkloop.argtypes import positive_float, positive_int
+from thinkloop.cli import PROG, UsageError, fail
 
 if TYPE_CHECKING:
     from thinkloop.backends.base import Backend

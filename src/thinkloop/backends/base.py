@@ -112,6 +112,39 @@ class BaseBackend:
         await self.aclose()
 
 
+class WrappedBackend(BaseBackend):
+    """A backend in front of another (to watch or count its calls): everything but what a subclass overrides
+    goes to ``inner``, attributes such as ``base_url`` included."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        return await self.inner.complete(request)
+
+    def count_prompt_tokens(self, messages: tuple[Message, ...]) -> int | None:
+        return self.inner.count_prompt_tokens(messages)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def __getattr__(self, attribute: str) -> object:
+        if attribute == "inner":  # not set yet (copying, unpickling): no recursion
+            raise AttributeError(attribute)
+        return getattr(self.inner, attribute)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.inner!r})"
+
+
 def count_prompt_tokens_upper_bound(messages: tuple[Message, ...], capabilities: Capabilities) -> int:
     """A safe upper bound on prompt tokens without a tokenizer.
 

@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from thinkloop.backends.base import Backend, Capabilities
+from thinkloop.backends.base import Backend, WrappedBackend
 from thinkloop.bench.store import Record
 from thinkloop.exceptions import BackendError, BackendUnavailable, ModelNotFound
 from thinkloop.types import ChatRequest, Completion
@@ -54,26 +54,9 @@ def stop_watching(token: Any) -> None:
     _CALLS.reset(token)
 
 
-class WatchedBackend:
+class WatchedBackend(WrappedBackend):
     """A backend that tells the problem being run whether its calls reached the server; nothing else changes
     (same name, capabilities and attributes)."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(self.inner, attribute)
-
-    def __repr__(self) -> str:
-        return f"WatchedBackend({self.inner!r})"
 
     async def complete(self, request: ChatRequest) -> Completion:
         calls = _CALLS.get()

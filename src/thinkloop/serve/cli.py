@@ -19,18 +19,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from thinkloop.argtypes import positive_int
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -52,15 +44,15 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                        help="the default strategy for requests that choose none (default: cot)")
     serve.add_argument("--api-key", metavar="KEY",
                        help="require 'Authorization: Bearer KEY' (default: $THINKLOOP_API_KEY; unset: no key)")
-    serve.add_argument("--max-concurrency", type=_positive_int, default=64, metavar="N",
+    serve.add_argument("--max-concurrency", type=positive_int, default=64, metavar="N",
                        help="runs in flight at most; beyond it a request gets 429 with Retry-After (default: 64)")
-    serve.add_argument("--budget-tokens", type=_positive_int, metavar="N",
+    serve.add_argument("--budget-tokens", type=positive_int, metavar="N",
                        help="hard token limit on every run (a request may ask for less, never more)")
-    serve.add_argument("--max-n", type=_positive_int, default=8, metavar="N",
+    serve.add_argument("--max-n", type=positive_int, default=8, metavar="N",
                        help="the largest 'n' (independent runs) a request may ask for (default: 8)")
     serve.add_argument("--keep-traces", type=int, default=256, metavar="N",
                        help="runs whose trace GET /v1/traces/{id} can return (default: 256)")
-    serve.add_argument("--max-body-bytes", type=_positive_int, default=4 * 1024 * 1024, metavar="N",
+    serve.add_argument("--max-body-bytes", type=positive_int, default=4 * 1024 * 1024, metavar="N",
                        help="largest request body (default: 4 MiB)")
     serve.add_argument("--grace-seconds", type=float, default=5.0, metavar="S",
                        help="on SIGTERM/Ctrl-C, how long runs in flight may finish before they are cancelled")

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
-from typing import Any
 
-from thinkloop.backends.base import Backend, Capabilities
+from thinkloop.backends.base import WrappedBackend
 from thinkloop.exceptions import RateLimited
 from thinkloop.types import ChatRequest, Completion
 
@@ -30,19 +29,8 @@ class CallNotes:
 CURRENT_NOTES: contextvars.ContextVar[CallNotes | None] = contextvars.ContextVar("thinkloop_serve_notes", default=None)
 
 
-class Upstream:
+class Upstream(WrappedBackend):
     """A backend that forwards everything to ``inner`` and records rate limiting per request."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
 
     @property
     def sends_extra_body(self) -> bool:
@@ -56,9 +44,6 @@ class Upstream:
         """A native reasoning model (o1, o3 ...): its profile takes no sampling parameters."""
         profile = getattr(self.inner, "profile", None)
         return profile is not None and not profile.sampling_params
-
-    def __getattr__(self, name: str) -> Any:  # count_prompt_tokens, aclose, base_url ...
-        return getattr(self.inner, name)
 
     async def complete(self, request: ChatRequest) -> Completion:
         notes = CURRENT_NOTES.get()

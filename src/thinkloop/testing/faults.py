@@ -12,11 +12,9 @@ or :class:`FaultyServerProcess`, which can also take a fixed port so a test can 
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +27,10 @@ from thinkloop.testing.mock_server import (
     MockServer,
     MockServerProcess,
     MockStats,
+    command_line,
+    config_from,
     question_key,
+    serve_until_interrupted,
 )
 
 
@@ -126,31 +127,10 @@ class FaultyServerProcess(MockServerProcess):
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m thinkloop.testing.faults``: serve until interrupted; prints its URL first."""
-    parser = argparse.ArgumentParser(prog="python -m thinkloop.testing.faults", description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
-    parser.add_argument("--p-right", type=float, default=0.6)
-    parser.add_argument("--distractors", type=int, default=50)
-    parser.add_argument("--max-choices", type=int, default=None)
-    parser.add_argument("--filler-words", type=int, default=24)
-    parser.add_argument("--model", default="mock")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = command_line("python -m thinkloop.testing.faults")
     parser.add_argument("--storm", type=int, default=0, help="answer the first N chat requests with 429")
     args = parser.parse_args(argv)
-    config = MockConfig(
-        latency=args.latency, p_right=args.p_right, distractors=args.distractors, max_choices=args.max_choices,
-        filler_words=args.filler_words, model=args.model, seed=args.seed,
-    )
-    server = FaultyMockServer(config, storm=args.storm)
-
-    async def run() -> None:
-        async with anyio.create_task_group() as group:
-            await group.start(server.serve, args.port)
-            sys.stdout.write(f"listening on {server.base_url}\n")
-            sys.stdout.flush()
-
-    with suppress(KeyboardInterrupt):
-        anyio.run(run)
+    serve_until_interrupted(FaultyMockServer(config_from(args), storm=args.storm), args.port)
 
 
 if __name__ == "__main__":

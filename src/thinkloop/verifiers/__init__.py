@@ -37,7 +37,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "MathAnswerVerifier": "math",
     "NumberWithin": "numeric",
     "ProgramRun": "program", "ProgramVerifier": "program", "extract_program": "program",
-    "network_namespace": "program",
+    "sandbox_unavailable_reason": "program",
     "Game24": "puzzles", "SumProduct": "puzzles",
     "PythonTests": "python_tests",
     "verifier_from_check": "spec",
