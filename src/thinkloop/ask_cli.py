@@ -66,6 +66,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                      help="write the run's trace as JSON lines (appended when FILE exists; the account says so)")
     ask.add_argument("--view", action="store_true",
                      help="write the run's viewer page (beside --trace, else a temporary file) and name it")
+    ask.add_argument("--check", action="append", metavar="CHECK", help=CHECK_HELP)
     return ask
 
 
@@ -79,7 +80,15 @@ def read_question(text: str) -> str:
     return text.strip()
 
 
-def make_strategy(args: argparse.Namespace) -> Strategy:
+CHECK_HELP = (
+    "accept only an answer that passes CHECK (repeatable; all must pass): words:12, regex:PATTERN, "
+    "number:7.2+-0.05, tests:FILE.py (run in the sandbox), lowercase, no-commas, ends-with:WORD, keyword:WORD*2, "
+    "game24:4,7,8,8, sum-product:3. With a check, cot re-prompts with the check's feedback (up to 6 attempts, "
+    "temperature 1); bon, critique and tree use it as their scorer, critic or value"
+)
+
+
+def make_strategy(args: argparse.Namespace, verifier: Any = None) -> Strategy:
     """The strategy the spec names, with the flags as overrides; options the command line cannot serve are
     one line each."""
     from thinkloop.exceptions import ConfigurationError
@@ -90,9 +99,11 @@ def make_strategy(args: argparse.Namespace) -> Strategy:
     name = args.strategy.strip().partition(":")[0]
     if args.system_prompt is not None and "system_prompt" in UNUSED_OPTIONS.get(name, ()):
         raise ConfigurationError(f"{name} writes its own prompts; --system does not apply to it")
-    strategy = build_strategy(args.strategy, **overrides)
+    from thinkloop.verifiers.spec import check_overrides
+
+    strategy = build_strategy(args.strategy, **overrides, **check_overrides(args.strategy, verifier))
     needed = needs_verifier(strategy)
-    if needed is not None:
+    if needed is not None and verifier is None:
         raise ConfigurationError(
             f"{needed} needs a verifier, which the command line cannot supply; leave it at auto or run the "
             "strategy from Python with run(..., verifier=...)"
@@ -159,8 +170,11 @@ def ask(args: argparse.Namespace) -> int:
     """Run ``thinkloop ask``; the exit status."""
     import anyio
 
+    from thinkloop.verifiers.spec import verifier_from_checks
+
     question = read_question(args.question)
-    strategy = make_strategy(args)
+    verifier = verifier_from_checks(getattr(args, "check", None))
+    strategy = make_strategy(args, verifier)
     backend = make_backend(args.base_url, args.model, args.api_key_env)
     budget = make_budget(args, backend.name)
     appended = args.trace is not None and args.trace.is_file() and args.trace.stat().st_size > 0
@@ -170,7 +184,7 @@ def ask(args: argparse.Namespace) -> int:
         try:
             sinks = [recorded.append] if args.view and args.trace is None else []
             return await strategy.run(question, backend=backend, budget=budget, trace_path=args.trace,
-                                      sinks=sinks)
+                                      sinks=sinks, verifier=verifier)
         finally:
             # Close HTTP connections on the loop that opened them, not in a garbage collector later.
             with anyio.CancelScope(shield=True):
@@ -183,12 +197,19 @@ def ask(args: argparse.Namespace) -> int:
         page = write_run_page(args.trace if args.trace is not None else recorded, run_id=result.run_id)
         sys.stderr.write(f"view: {page}\n")
     found = warnings(result)
+    checked = verifier is not None and result.candidate is not None and bool(result.candidate.accepted)
+    if checked:  # the check accepted the reply itself: it is the answer, "Answer:" line or not
+        found = [warning for warning in found if warning != "no answer found in the reply"]
     if args.json:
         payload = result.to_json_dict() | {"warnings": found, "trace_appended": appended}
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
     elif result.text is not None:
+        if verifier is not None:
+            from thinkloop.verifiers.spec import verdict_lines
+
+            sys.stdout.write("".join(line + "\n" for line in verdict_lines(result.graph)))
         print_result(result, found, appended=appended)
-    if result.answer is None:
+    if result.answer is None and not checked:
         if result.text is None:
             return fail(result.error or f"no answer after {account(result, found, appended=appended)}")
         return fail("; ".join(found))

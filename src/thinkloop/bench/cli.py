@@ -37,13 +37,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "finishes; re-running the same command resumes.",
     )
     run.add_argument("data", metavar="DATA",
-                     help="a JSONL file, a known set (gsm8k, math500, svamp), or 'simulated' with --simulated")
+                     help="a JSONL file, a known set (gsm8k, math500, svamp, verifiable, verifiable-FAMILY), or "
+                     "'simulated' with --simulated. Known sets ship inside thinkloop (used when --data-dir, "
+                     "$THINKLOOP_DATA and ../shared/data have none): " + _known_sets_help())
     run.add_argument("--question-field", metavar="FIELD",
                      help="the question's field, or a template: '{Body} {Question}' (a JSONL file needs it)")
     run.add_argument("--answer-field", metavar="FIELD", help="the gold answer's field (a JSONL file needs it)")
     run.add_argument("--id-field", metavar="FIELD", help="the problem id's field (default: the line number)")
     run.add_argument("--data-dir", metavar="DIR",
-                     help="where known sets live (default: $THINKLOOP_DATA or ../shared/data)")
+                     help="where known sets live (default: $THINKLOOP_DATA or ../shared/data, else the copies "
+                     "shipped inside thinkloop)")
     run.add_argument("--limit", type=int, metavar="N",
                      help="run N problems (the first N, or a --seed-ed sample; default: all)")
     run.add_argument("--seed", type=int, metavar="N", help="sample the --limit problems with this seed")
@@ -66,6 +69,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--budget-tokens", type=int, metavar="N", help="a hard token budget per problem")
     run.add_argument("--max-tokens", type=int, metavar="N",
                      help="per-call completion limit for every strategy (default: each strategy's own)")
+    run.add_argument("--check", metavar="CHECK",
+                     help="judge every problem by a check instead of its gold answer, e.g. words:12, regex:P, "
+                     "number:{answer}+-0.5 ({answer} is the gold), tests:FILE.py (problems with their own check "
+                     "keep it)")
     run.add_argument("--out", required=True, metavar="FILE.jsonl", help="the results file (appended, resumed)")
     run.add_argument("--traces", metavar="DIR", help="write each problem's trace under DIR")
     run.add_argument("--retry-failed", action="store_true", help="redo problems whose record failed")
@@ -86,6 +93,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     report.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR (needs the plots extra: "
                         "pip install 'thinkloop[plots]')")
     return bench
+
+
+def _known_sets_help() -> str:
+    from thinkloop.bench.datasets import known_sets_help
+
+    return known_sets_help()
 
 
 def main(args: argparse.Namespace) -> int:
@@ -182,6 +195,10 @@ def _run(args: argparse.Namespace) -> int:
             id_field=args.id_field, data_dir=args.data_dir, limit=args.limit, seed=args.seed, ids=ids,
         )
     prices = PriceTable.load(args.prices)
+    if args.check is not None and dataset.problems:  # a bad check fails before any model call
+        from thinkloop.bench.checks import problem_verifier
+
+        problem_verifier(dataset.problems[0], args.check)
     _check_specs(args.strategy, args.max_tokens)
     if args.simulated is not None:
         # One simulated model per config: its draws then depend on the config and problem only, never on
@@ -191,11 +208,11 @@ def _run(args: argparse.Namespace) -> int:
         for spec in args.strategy:
             backends += _backends(args, dataset)
             configs += make_configs([dataset], [spec], backends[-1:], max_tokens=args.max_tokens,
-                                    budget_tokens=args.budget_tokens)
+                                    budget_tokens=args.budget_tokens, check=args.check)
     else:
         backends = _backends(args, dataset)
         configs = make_configs([dataset], args.strategy, backends, max_tokens=args.max_tokens,
-                               budget_tokens=args.budget_tokens)
+                               budget_tokens=args.budget_tokens, check=args.check)
     with ResultStore(args.out) as store:
         runner = Runner(store, concurrency=args.concurrency, retry_failed=args.retry_failed, prices=prices,
                         traces_dir=Path(args.traces) if args.traces else None, executor=executor)

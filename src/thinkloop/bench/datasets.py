@@ -12,7 +12,7 @@ import os
 import random
 import string
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ class Problem:
     question: str
     answer: str
     line: int = 0
+    check: dict[str, Any] | None = field(default=None, hash=False)
+    """What passes, for a task judged by a check instead of a gold answer (see
+    :func:`thinkloop.verifiers.spec.verifier_from_check`); ``None``: compare with ``answer``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +72,36 @@ class KnownSet:
     id_field: str | None = None
     answer_parser: Callable[[str], str] | None = None
     file: str = "test.jsonl"
+    check_field: str | None = None
+    source: str = ""
+    """Where the data comes from and its licence, for ``--help``."""
 
 
 KNOWN_SETS: dict[str, KnownSet] = {
-    "gsm8k": KnownSet("gsm8k", "question", "answer", None, _after_marker("####")),
-    "math500": KnownSet("math500", "problem", "answer", "unique_id"),
-    "svamp": KnownSet("svamp", "{Body} {Question}", "Answer", "ID"),
+    "gsm8k": KnownSet("gsm8k", "question", "answer", None, _after_marker("####"),
+                      source="GSM8K test split (openai/grade-school-math, MIT)"),
+    "math500": KnownSet("math500", "problem", "answer", "unique_id",
+                        source="MATH-500 from openai/prm800k (MIT; MATH by Hendrycks et al., MIT)"),
+    "svamp": KnownSet("svamp", "{Body} {Question}", "Answer", "ID",
+                      source="SVAMP test set (Patel et al. 2021, arkilpatel/SVAMP, MIT)"),
+    "verifiable": KnownSet("verifiable", "question", "answer", "id", check_field="check",
+                           source="checkable tasks made by scripts/make_verifiable_tasks.py; "
+                           "verifiable-FAMILY runs one family (words, constraints, game24, sumproduct, code, ph)"),
 }
+FAMILY_SEPARATOR = "-"
+"""``verifiable-words``: the ``words`` family of the ``verifiable`` set (problem ids are ``FAMILY-NNN``)."""
+
+
+def shipped_data_dir() -> Path:
+    """The copies of the known sets that ship inside the package (see its ``data/README.md``)."""
+    from importlib.resources import files
+
+    return Path(str(files("thinkloop.bench") / "data"))
+
+
+def known_sets_help() -> str:
+    """One line per known set: its name and where it comes from (for ``--help``)."""
+    return "; ".join(f"{name}: {known.source}" for name, known in KNOWN_SETS.items())
 
 
 def default_data_dir() -> Path:
@@ -119,6 +145,7 @@ def load_jsonl(
     id_field: str | None = None,
     answer_parser: Callable[[str], str] | None = None,
     name: str | None = None,
+    check_field: str | None = None,
 ) -> Dataset:
     """Load a JSONL file, one object per line.
 
@@ -129,6 +156,8 @@ def load_jsonl(
         id_field: the problem's id; by default the 1-based line number.
         answer_parser: turns the raw gold text into the answer (GSM8K's ``#### 18``).
         name: the data set's name in results (default: the file's stem, or its folder for ``test.jsonl``).
+        check_field: a field holding each problem's check (a mapping with a ``kind``), for tasks judged by a
+            verifier instead of a gold answer.
 
     Raises:
         DatasetError: naming ``file:line`` and the field, for a malformed line, a missing field or a
@@ -167,10 +196,41 @@ def load_jsonl(
                 f"{where}: field {id_field or 'line'!r} repeats id {ident!r} (first on line {seen[ident]})"
             )
         seen[ident] = number
-        problems.append(Problem(id=ident, question=question, answer=gold, line=number))
+        check = None
+        if check_field is not None:
+            check = _field(row, check_field, where)
+            if not isinstance(check, dict) or "kind" not in check:
+                raise DatasetError(f"{where}: field {check_field!r} is not a check (an object with a 'kind')")
+        problems.append(Problem(id=ident, question=question, answer=gold, line=number, check=check))
     if name is None:
         name = path.parent.name if path.stem in ("test", "train", "data") and path.parent.name else path.stem
     return Dataset(name=name, path=path, problems=tuple(problems))
+
+
+def _known_path(known: KnownSet, source: str | Path, data_dir: str | Path | None) -> Path:
+    """The known set's file: in ``data_dir`` when given; else in ``$THINKLOOP_DATA`` or ``../shared/data``
+    when there; else the copy shipped in the package."""
+    if data_dir is not None:
+        path = Path(data_dir) / known.folder / known.file
+        if not path.exists():
+            raise DatasetError(f"{path}: the {source} data set is not there; pass --data-dir or set ${DATA_ENV}")
+        return path
+    path = default_data_dir() / known.folder / known.file
+    if path.exists():
+        return path
+    shipped = shipped_data_dir() / known.folder / known.file
+    if not shipped.exists():
+        raise DatasetError(f"{path}: the {source} data set is not there (nor in the package); pass --data-dir or "
+                           f"set ${DATA_ENV}")
+    return shipped
+
+
+def _family(dataset: Dataset, family: str) -> Dataset:
+    problems = tuple(p for p in dataset.problems if p.id.rpartition(FAMILY_SEPARATOR)[0] == family)
+    if not problems:
+        families = sorted({p.id.rpartition(FAMILY_SEPARATOR)[0] for p in dataset.problems})
+        raise DatasetError(f"{dataset.path}: no {family!r} family; families: {', '.join(families)}")
+    return Dataset(name=dataset.name, path=dataset.path, problems=problems)
 
 
 def subset(
@@ -208,26 +268,33 @@ def load_dataset(
     seed: int | None = None,
     ids: Sequence[str] | None = None,
 ) -> Dataset:
-    """Load a known set by name (``gsm8k``, ``math500``, ``svamp``) or any JSONL file with mapped fields.
+    """Load a known set by name (``gsm8k``, ``math500``, ``svamp``, ``verifiable``, ``verifiable-FAMILY``) or any
+    JSONL file with mapped fields. A known set comes from ``data_dir``, else ``$THINKLOOP_DATA`` or
+    ``../shared/data``, else the copy shipped in the package.
 
     Field options given for a known set override its mapping.
     """
-    known = KNOWN_SETS.get(str(source).lower()) if not Path(source).suffix else None
+    name = str(source).lower()
+    family = None
+    if not Path(source).suffix and name not in KNOWN_SETS and FAMILY_SEPARATOR in name:
+        base, _, family = name.partition(FAMILY_SEPARATOR)
+        if KNOWN_SETS.get(base) is None or KNOWN_SETS[base].check_field is None:
+            family = None
+    base = name.partition(FAMILY_SEPARATOR)[0] if family else name
+    known = KNOWN_SETS.get(base) if not Path(source).suffix else None
     if known is not None:
-        folder = Path(data_dir) if data_dir is not None else default_data_dir()
-        path = folder / known.folder / known.file
-        if not path.exists():
-            raise DatasetError(
-                f"{path}: the {source} data set is not there; pass --data-dir or set ${DATA_ENV}"
-            )
+        path = _known_path(known, source, data_dir)
         dataset = load_jsonl(
             path,
             question_field=question_field or known.question_field,
             answer_field=answer_field or known.answer_field,
             id_field=id_field if id_field is not None else known.id_field,
             answer_parser=known.answer_parser if answer_field is None else None,
-            name=str(source).lower(),
+            name=name,
+            check_field=known.check_field,
         )
+        if family is not None:
+            dataset = _family(dataset, family)
     else:
         if question_field is None or answer_field is None:
             missing = "--question-field" if question_field is None else "--answer-field"

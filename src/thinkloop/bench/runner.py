@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from thinkloop.backends.base import Backend
+from thinkloop.bench.checks import judged, problem_verifier
 from thinkloop.bench.datasets import Dataset, Problem
 from thinkloop.bench.health import UNREACHABLE_LIMIT, ServerWatch, WatchedBackend, stop_watching, watch_problem
 from thinkloop.bench.prices import PriceTable, run_cost
@@ -55,6 +56,8 @@ class Config:
     budget_tokens: int | None = None
     explicit: frozenset[str] = frozenset()
     """Options the user set (kept in the id even when they equal the default: ``sc:n=8`` stays readable)."""
+    check: str | None = None
+    """A check for every problem (``--check``); problems that carry their own check use theirs."""
 
     @property
     def id(self) -> str:
@@ -63,6 +66,8 @@ class Config:
         parts = [self.dataset.name, canonical_spec(self.strategy, self.explicit), backend_label(self.backend)]
         if self.budget_tokens is not None:
             parts.append(f"budget={self.budget_tokens}")
+        if self.check is not None:
+            parts.append(f"check={self.check}")
         return " | ".join(parts)
 
     @property
@@ -105,6 +110,7 @@ def make_configs(
     *,
     max_tokens: int | None = None,
     budget_tokens: int | None = None,
+    check: str | None = None,
 ) -> list[Config]:
     """The grid, data set-major then strategy then backend (so cheap strategies listed first finish first).
 
@@ -117,7 +123,7 @@ def make_configs(
             for backend in backends:
                 strategy = build_strategy(spec, **overrides)
                 given = frozenset(parse_options(spec.partition(":")[2])) | frozenset(overrides)
-                configs.append(Config(spec, strategy, backend, dataset, budget_tokens, given))
+                configs.append(Config(spec, strategy, backend, dataset, budget_tokens, given, check))
     return configs
 
 
@@ -158,8 +164,12 @@ def _equivalent(prediction: str | None, gold: str) -> bool:
     return prediction is not None and answers_equivalent(prediction, gold)
 
 
-def record_for(config: Config, problem: Problem, result: Result, prices: PriceTable, trace: str | None) -> Record:
-    """Turn a run's result into its record: an infrastructure error is ``failed``, never a wrong answer."""
+def record_for(config: Config, problem: Problem, result: Result, prices: PriceTable, trace: str | None,
+               *, compare_gold: bool = True) -> Record:
+    """Turn a run's result into its record: an infrastructure error is ``failed``, never a wrong answer.
+
+    ``compare_gold=False`` leaves ``correct`` and ``pass_at_k`` to a check (a task whose gold is a reference
+    program or a description, not an answer to compare with)."""
     usage = result.usage
     price = prices.lookup(config.backend.name)
     cost = run_cost(price, usage) if price is not None else 0.0
@@ -175,10 +185,11 @@ def record_for(config: Config, problem: Problem, result: Result, prices: PriceTa
     if result.stop_reason == "error":
         return Record(status="failed", prediction=result.answer, error=result.error or "error", **common)
     k, answers = attempts(result)
-    pass_at_k = any(_equivalent(a, problem.answer) for a in answers)
+    pass_at_k = any(_equivalent(a, problem.answer) for a in answers) if compare_gold else None
+    correct = _equivalent(result.answer, problem.answer) if compare_gold else None
     return Record(
-        status="done", prediction=result.answer, correct=_equivalent(result.answer, problem.answer),
-        k=k, pass_at_k=pass_at_k, answers=answers, **common,
+        status="done", prediction=result.answer, correct=correct, k=k, pass_at_k=pass_at_k, answers=answers,
+        **common,
     )
 
 
@@ -322,10 +333,13 @@ async def run_item(
     budget = Budget(tokens=config.budget_tokens, price=price)
     started = anyio.current_time()
     try:
-        result = await engine.run(config.strategy, problem.question, budget=budget, trace_path=trace_path)
+        verifier = problem_verifier(problem, config.check)
+        result = await engine.run(config.strategy, problem.question, budget=budget, trace_path=trace_path,
+                                  verifier=verifier)
+        record = record_for(config, problem, result, prices, trace, compare_gold=verifier is None)
+        return record if verifier is None else await judged(record, result, verifier, problem.question)
     except Exception as exc:  # recorded as a failure, never dropped and never counted as wrong
         return failed_record(config, problem, exc, anyio.current_time() - started, trace)
-    return record_for(config, problem, result, prices, trace)
 
 
 async def run_benchmark(

@@ -15,6 +15,12 @@ Plain checks (:class:`AnswerPresent`, :class:`FormatVerifier`), equivalence with
     program.py      ProgramVerifier (model-written code in a sandbox)
     checks.py       AnswerPresent, FormatVerifier
     combinators.py  AllOf, AnyOf, Weighted
+    words.py        WordCount, count_words: exact word counts, with how far off the reply was
+    constraints.py  Lowercase, NoCommas, EndsWith, KeywordCount, Matches (IFEval-style rules)
+    numeric.py      NumberWithin: a number within a tolerance of the checker's own value
+    puzzles.py      Game24, SumProduct: exact puzzle checkers with partial credit for search
+    python_tests.py PythonTests: the reply's program against given asserts, in the program sandbox
+    spec.py         verifier_from_check: any of these from a --check string or a data item
 """
 
 from thinkloop._exports import lazy_exports
@@ -23,10 +29,17 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "Verdict": "base", "Verifier": "base",
     "AnswerPresent": "checks", "FormatVerifier": "checks",
     "AllOf": "combinators", "AnyOf": "combinators", "Weighted": "combinators",
+    "EndsWith": "constraints", "KeywordCount": "constraints", "Lowercase": "constraints",
+    "Matches": "constraints", "NoCommas": "constraints",
     "answers_equivalent": "extract", "extract_answer": "extract", "normalize_answer": "extract",
     "parse_number": "extract",
     "LLMJudge": "judge", "parse_verdict": "judge",
     "MathAnswerVerifier": "math",
+    "NumberWithin": "numeric",
     "ProgramRun": "program", "ProgramVerifier": "program", "extract_program": "program",
     "sandbox_unavailable_reason": "program",
+    "Game24": "puzzles", "SumProduct": "puzzles",
+    "PythonTests": "python_tests",
+    "verifier_from_check": "spec",
+    "WordCount": "words", "count_words": "words",
 })
