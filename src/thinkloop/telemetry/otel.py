@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.graph import Node
-from thinkloop.runtime.trace import NodeEvent, RunFinished, RunStarted, load_trace
+from thinkloop.runtime.runs import RecordedRun, group_runs
+from thinkloop.runtime.trace import RunFinished, load_trace
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
@@ -56,35 +57,6 @@ def guess_provider(model: str | None) -> str:
     return "openai"
 
 
-class _Run:
-    """One run's events: each node's latest version and when it started and settled."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.started: RunStarted | None = None
-        self.finished: RunFinished | None = None
-        self.nodes: dict[int, Node] = {}
-        self.start: dict[int, float] = {}
-        self.end: dict[int, float] = {}
-        self.first: float | None = None
-        self.last: float | None = None
-
-    def add(self, event: Any, now: float) -> None:
-        clock = event.ts if event.ts is not None else now
-        self.first = clock if self.first is None else min(self.first, clock)
-        self.last = clock if self.last is None else max(self.last, clock)
-        if isinstance(event, NodeEvent):
-            node = event.node
-            self.nodes[node.id] = node
-            self.start.setdefault(node.id, clock)
-            if node.status != "running":
-                self.end.setdefault(node.id, clock)
-        elif isinstance(event, RunStarted):
-            self.started = event
-        elif isinstance(event, RunFinished):
-            self.finished = event
-
-
 def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
@@ -112,17 +84,11 @@ class SpanExporter:
 
     def export_events(self, events: Iterable[Any]) -> int:
         """Spans for every run among ``events``; returns the number of spans made."""
-        runs: dict[str, _Run] = {}
-        now = time.time()
-        for event in events:
-            run = runs.get(event.run_id)
-            if run is None:
-                run = runs[event.run_id] = _Run(event.run_id)
-            run.add(event, now)
-        return sum(self._export_run(run) for run in runs.values())
+        now = time.time()  # the clock of an older trace's events, which carry none
+        return sum(self._export_run(run) for run in group_runs(events, untimed=lambda _index: now))
 
     # --- one run ----------------------------------------------------------------------------------------
-    def _export_run(self, run: _Run) -> int:
+    def _export_run(self, run: RecordedRun) -> int:
         otel = self._otel
         started, finished = run.started, run.finished
         model = started.model if started is not None else None
@@ -159,7 +125,7 @@ class SpanExporter:
             span.end(end_time=end_ns)
         return len(ends)
 
-    def _run_attributes(self, run: _Run) -> dict[str, Any]:
+    def _run_attributes(self, run: RecordedRun) -> dict[str, Any]:
         started, finished = run.started, run.finished
         attributes: dict[str, Any] = {"thinkloop.run_id": run.run_id}
         if started is not None:
@@ -176,7 +142,7 @@ class SpanExporter:
             attributes["input.value"] = started.question
         return attributes
 
-    def _describe(self, node: Node, run: _Run, model: str | None, provider: str) -> tuple[str, Any, dict]:
+    def _describe(self, node: Node, run: RecordedRun, model: str | None, provider: str) -> tuple[str, Any, dict]:
         """The span's name, kind and attributes for one node."""
         otel = self._otel
         attributes: dict[str, Any] = {

@@ -9,51 +9,16 @@ names, so the page and the JSONL read alike.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from thinkloop.runtime.budget import Budget, Price
 from thinkloop.runtime.graph import Node
-from thinkloop.runtime.trace import NodeEvent, RunFinished, RunStarted
+from thinkloop.runtime.runs import RecordedRun, group_runs
+from thinkloop.runtime.trace import RunFinished
 
 LIMITS = ("tokens", "calls", "seconds", "dollars")
-
-
-@dataclass
-class _Run:
-    run_id: str
-    started: RunStarted | None = None
-    finished: RunFinished | None = None
-    nodes: dict[int, Node] = field(default_factory=dict)
-    start: dict[int, float] = field(default_factory=dict)  # first event of a node
-    end: dict[int, float] = field(default_factory=dict)  # first event that left "running"
-    first: float | None = None
-    last: float | None = None
-
-
-def group_runs(events: Iterable[Any]) -> list[_Run]:
-    """The runs in ``events``, in order of first appearance, each node at its latest version."""
-    runs: dict[str, _Run] = {}
-    for index, event in enumerate(events):
-        run = runs.get(event.run_id)
-        if run is None:
-            run = runs[event.run_id] = _Run(event.run_id)
-        clock = float(index) if event.ts is None else event.ts
-        run.first = clock if run.first is None else run.first
-        run.last = clock
-        if isinstance(event, NodeEvent):
-            node = event.node
-            run.nodes[node.id] = node
-            run.start.setdefault(node.id, clock)
-            if node.status != "running":
-                run.end.setdefault(node.id, clock)
-        elif isinstance(event, RunStarted):
-            run.started = event
-        elif isinstance(event, RunFinished):
-            run.finished = event
-    return list(runs.values())
 
 
 class _Texts:
@@ -91,7 +56,7 @@ def build_document(events: Iterable[Any], run_id: str | None = None) -> dict[str
     return {"clock": "wall" if timed else "order", "runs": documents, "texts": texts.texts}
 
 
-def _run_document(run: _Run, timed: bool, texts: _Texts) -> dict[str, Any]:
+def _run_document(run: RecordedRun, timed: bool, texts: _Texts) -> dict[str, Any]:
     started, finished = run.started, run.finished
     origin = run.first or 0.0
     budget = dict(started.budget) if started is not None else {}
@@ -116,7 +81,7 @@ def _run_document(run: _Run, timed: bool, texts: _Texts) -> dict[str, Any]:
     }
 
 
-def _node_document(node: Node, run: _Run, origin: float, texts: _Texts) -> dict[str, Any]:
+def _node_document(node: Node, run: RecordedRun, origin: float, texts: _Texts) -> dict[str, Any]:
     document = node.model_dump(mode="json", exclude_none=True, exclude={"request", "completion", "usage"})
     if node.request is not None:
         document["request"] = node.request.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
