@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from thinkloop.bench.datasets import KNOWN_SETS, Dataset, Problem, load_dataset, load_jsonl, subset
+from thinkloop.bench.datasets import Dataset, Problem, load_dataset, load_jsonl, subset
 from thinkloop.exceptions import DatasetError
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
