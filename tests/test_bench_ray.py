@@ -95,8 +95,7 @@ def assert_each_once(out: Path, count: int) -> None:
 
 
 def test_nothing_ray_starts_listens_beyond_loopback(local_ray: Any) -> None:
-    if shutil.which("ss") is None:
-        pytest.skip("needs ss (iproute2)")
+    assert shutil.which("ss") is not None, "needs ss (iproute2; .ci/run installs it)"
     lines = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout.splitlines()
     ours = [line for line in lines if any(name in line for name in ('"raylet"', '"gcs_server"', '"ray::'))]
     assert ours, "found no listening Ray process"

@@ -85,10 +85,9 @@ def test_thinkloop_serve_listens_on_loopback_only() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # one event loop is enough to start a llama.cpp server
 @pytest.mark.anyio
 async def test_the_managed_llama_server_listens_on_loopback_only(anyio_backend: str) -> None:
-    if anyio_backend != "asyncio":
-        pytest.skip("one backend is enough to start a llama.cpp server")
     from thinkloop.backends.server import managed_llama_server
 
     server = managed_llama_server(ctx=512, n_threads=1)

@@ -52,8 +52,20 @@ def outside() -> Iterator[Path]:
 
 @pytest.fixture
 async def guarded() -> bool:
-    """Whether this machine can sandbox; without it the hook and limits are tested unguarded."""
-    return await sandbox_unavailable_reason() is None
+    """Whether this machine can sandbox; without it the hook and limits are tested unguarded (never where the
+    sandbox is required: CI sets THINKLOOP_REQUIRE_SANDBOX=1)."""
+    reason = await sandbox_unavailable_reason()
+    if reason is not None and os.environ.get("THINKLOOP_REQUIRE_SANDBOX") == "1":
+        pytest.fail(f"the sandbox is required here (THINKLOOP_REQUIRE_SANDBOX=1): {reason}")
+    return reason is None
+
+
+@pytest.fixture
+async def sandboxed(guarded: bool) -> bool:
+    """For tests of the sandbox itself: they need it, so they are deselected where it cannot run."""
+    if not guarded:
+        pytest.xfail("no sandbox on this machine (bubblewrap or user namespaces missing)")
+    return guarded
 
 
 def verifier(scratch_root: Path, guarded: bool, **options: object) -> ProgramVerifier:
@@ -317,11 +329,10 @@ async def test_a_kernel_that_refuses_user_namespaces_is_named_in_the_error(scrat
 
 
 async def test_a_sandbox_that_fails_to_start_is_an_error_not_a_verdict(
-    scratch_root: Path, guarded: bool, tmp_path: Path
+    scratch_root: Path, sandboxed: bool, tmp_path: Path
 ) -> None:
     """Infrastructure errors are failures, never wrong answers: nothing of the program ran."""
-    if not guarded:
-        pytest.skip("needs bubblewrap")
+    guarded = sandboxed
     failing = tmp_path / "bwrap"  # passes the probe, then fails to set up as bubblewrap can (a mount refused)
     failing.write_text(
         '#!/bin/sh\ncase " $* " in *" --ro-bind / / "*) exec bwrap "$@";; esac\n'
@@ -335,9 +346,9 @@ async def test_a_sandbox_that_fails_to_start_is_an_error_not_a_verdict(
     assert os.listdir(scratch_root) == []
 
 
-async def test_an_interpreter_that_cannot_run_is_a_configuration_error(scratch_root: Path, guarded: bool) -> None:
-    if not guarded:
-        pytest.skip("the interpreter's folders are looked up for the sandbox only")
+async def test_an_interpreter_that_cannot_run_is_a_configuration_error(scratch_root: Path, sandboxed: bool) -> None:
+    """(The interpreter's folders are looked up for the sandbox's read-only view, so this needs the sandbox.)"""
+    guarded = sandboxed
     from thinkloop import ConfigurationError
 
     missing = verifier(scratch_root, guarded, python="/nonexistent/python3")

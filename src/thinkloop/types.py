@@ -7,6 +7,8 @@ usage (cache hits, some proxies) and a budget must not read "unknown" as "free".
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
@@ -170,3 +172,25 @@ class Completion(_Value):
     @property
     def text(self) -> str:
         return self.choices[0].text
+
+
+# --- one style for every subpackage's __init__ ---------------------------------------------------------
+# (Here, at the bottom of the layers, because every subpackage uses it: a module map in its docstring and
+# its public names loaded on first use, so importing a package costs only the modules a caller touches.)
+def lazy_exports(
+    package: str, exports: Mapping[str, str]
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``, whose ``exports`` map each public name
+    to the module (relative to the package) that defines it."""
+    names = sorted(exports)
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{module}"), name)
+
+    def __dir__() -> list[str]:
+        return names
+
+    return names, __getattr__, __dir__

@@ -11,7 +11,7 @@
     plugin.py     plugin_backend: a backend another package adds through an entry point
 """
 
-from thinkloop._exports import lazy_exports
+from thinkloop.types import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "Backend": "base", "BaseBackend": "base", "Capabilities": "base", "RetryPolicy": "base",

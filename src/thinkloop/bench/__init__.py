@@ -16,7 +16,7 @@ Names load on first use (``from thinkloop.bench import run_benchmark``), so ``th
     executors/    RayExecutor: the same grid over a pool of Ray actors, this process the only writer
 """
 
-from thinkloop._exports import lazy_exports
+from thinkloop.types import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "Dataset": "datasets", "Problem": "datasets", "load_dataset": "datasets", "load_jsonl": "datasets",

@@ -11,7 +11,7 @@
     verdict.py    the Verifier protocol and its Verdict, which the context calls
 """
 
-from thinkloop._exports import lazy_exports
+from thinkloop.types import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "Engine": "engine", "Policy": "engine",

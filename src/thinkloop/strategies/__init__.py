@@ -12,7 +12,7 @@
     registry.py          NAME:key=value specs, built-in and plugin strategies
 """
 
-from thinkloop._exports import lazy_exports
+from thinkloop.types import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "Strategy": "base", "StrategyConfig": "base", "Conversation": "base",

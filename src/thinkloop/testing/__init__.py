@@ -12,7 +12,7 @@ Not imported by ``import thinkloop``. The names load on first use, so that
     faults.py        FaultyMockServer / FaultyServerProcess / serve_faulty: a 429 storm, requests per question
 """
 
-from thinkloop._exports import lazy_exports
+from thinkloop.types import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     name: "mock_server"

@@ -23,7 +23,7 @@ Plain checks (:class:`AnswerPresent`, :class:`FormatVerifier`), equivalence with
     spec.py         verifier_from_check: any of these from a --check string or a data item
 """
 
-from thinkloop._exports import lazy_exports
+from thinkloop.types import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "Verdict": "base", "Verifier": "base",
