@@ -18,6 +18,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from sandbox_harness import marked_processes
 from thinkloop import SandboxUnavailable
 from thinkloop.backends.scripted import ScriptedBackend
 from thinkloop.runtime.result import Candidate
@@ -273,20 +274,7 @@ async def test_cancelling_a_verification_kills_the_program_and_removes_its_scrat
         await v.verify("q", reply("import time\ntime.sleep(60)"))
     assert scope.cancelled_caught
     assert os.listdir(scratch_root) == []
-    assert not _processes_mentioning(str(scratch_root))
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if text.encode() in cmdline:
-                found.append(int(entry))
-    return found
+    assert not marked_processes(str(scratch_root))
 
 
 async def test_it_verifies_inside_a_run(scratch_root: Path, guarded: bool) -> None:

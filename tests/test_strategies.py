@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from support import TREE, VALUE
 from thinkloop import Budget, Capabilities, ConfigurationError, ScriptedBackend, Verdict
 from thinkloop.runtime.result import Candidate
 from thinkloop.strategies.best_of_n import BestOfN
@@ -223,20 +224,6 @@ def test_critique_revise_with_a_model_critic_stops_when_it_finds_nothing() -> No
 
 # --- tree search -------------------------------------------------------------------------------------------
 
-# A Game-of-24 style puzzle with numbers 1 2 3 4. Each step leaves fewer numbers; the final step states an
-# expression. Only the branch through "2 * 3 = 6" reaches 24; the two higher-valued branches are dead ends.
-TREE = {
-    "": ["1 + 2 = 3 (left: 3 3 4)", "4 - 1 = 3 (left: 2 3 3)", "2 * 3 = 6 (left: 1 4 6)", "4 / 4 = 1 (left: 1 1 2)"],
-    "1 + 2 = 3 (left: 3 3 4)": ["Answer: (1 + 2) * 3 + 4", "Answer: (1 + 2) + 3 * 4"],
-    "4 - 1 = 3 (left: 2 3 3)": ["Answer: (4 - 1) * 3 * 2"],
-    "2 * 3 = 6 (left: 1 4 6)": ["6 * 4 = 24 (left: 1 24)", "6 + 4 = 10 (left: 1 10)"],
-    "6 * 4 = 24 (left: 1 24)": ["Answer: 2 * 3 * 4 * 1"],
-    "6 + 4 = 10 (left: 1 10)": ["Answer: (2 * 3 + 4) * 1"],
-}
-VALUE = {
-    "1 + 2 = 3 (left: 3 3 4)": 0.9, "4 - 1 = 3 (left: 2 3 3)": 0.8, "2 * 3 = 6 (left: 1 4 6)": 0.6,
-    "4 / 4 = 1 (left: 1 1 2)": 0.1, "6 * 4 = 24 (left: 1 24)": 0.9, "6 + 4 = 10 (left: 1 10)": 0.5,
-}
 
 
 def tree_backend() -> ScriptedBackend:

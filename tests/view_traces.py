@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+from support import TREE, VALUE
 from thinkloop import Budget, Result, ScriptedBackend, Verdict
 from thinkloop.backends.base import Capabilities
 from thinkloop.strategies.base import Strategy
@@ -38,20 +39,8 @@ def self_consistency(path: Path, *, answers: tuple[str, ...] = ("42", "42", "41"
                              budget=budget or Budget(tokens=20_000, calls=20))
 
 
-# A Game-of-24 puzzle (as in test_strategies): only "2 * 3 = 6" leads to 24; two better-valued branches are
-# dead ends, so depth-first search backtracks out of them, and "4 / 4" is pruned by its value.
-TREE = {
-    "": ["1 + 2 = 3 (left: 3 3 4)", "4 - 1 = 3 (left: 2 3 3)", "2 * 3 = 6 (left: 1 4 6)", "4 / 4 = 1 (left: 1 1 2)"],
-    "1 + 2 = 3 (left: 3 3 4)": ["Answer: (1 + 2) * 3 + 4", "Answer: (1 + 2) + 3 * 4"],
-    "4 - 1 = 3 (left: 2 3 3)": ["Answer: (4 - 1) * 3 * 2"],
-    "2 * 3 = 6 (left: 1 4 6)": ["6 * 4 = 24 (left: 1 24)", "6 + 4 = 10 (left: 1 10)"],
-    "6 * 4 = 24 (left: 1 24)": ["Answer: 2 * 3 * 4 * 1"],
-    "6 + 4 = 10 (left: 1 10)": ["Answer: (2 * 3 + 4) * 1"],
-}
-VALUE = {
-    "1 + 2 = 3 (left: 3 3 4)": 0.9, "4 - 1 = 3 (left: 2 3 3)": 0.8, "2 * 3 = 6 (left: 1 4 6)": 0.6,
-    "4 / 4 = 1 (left: 1 1 2)": 0.1, "6 * 4 = 24 (left: 1 24)": 0.9, "6 + 4 = 10 (left: 1 10)": 0.5,
-}
+# A Game-of-24 puzzle: only "2 * 3 = 6" leads to 24; two better-valued branches are dead ends, so depth-first
+# search backtracks out of them, and "4 / 4" is pruned by its value (TREE and VALUE in support.py).
 
 
 class MakesTwentyFour:
