@@ -51,6 +51,10 @@ class ChatRequest(_Value):
     extra_body: dict[str, Any] | None = None
     """Provider parameters passed through unchanged (``tools``, ``response_format``, ``reasoning_effort``).
     A backend that cannot send them refuses the request rather than dropping them."""
+    thinking_budget: int | None = Field(default=None, ge=0)
+    """The most tokens an open reasoning model may think before it is made to answer (s1's budget forcing).
+    Only a backend that can continue a completion honours it (the in-process llama.cpp one); any other
+    refuses the request rather than ignoring the cap. ``None``: think as long as the model likes."""
 
     @classmethod
     def of(cls, prompt: str, *, system: str | None = None, **sampling: object) -> ChatRequest:
@@ -70,9 +74,13 @@ class Choice(_Value):
 
     ``finish_reason="length"`` means the token limit cut it off; with empty text (hidden reasoning ate the
     limit) it is a budget outcome, not an answer: see :attr:`truncated_empty`.
+
+    ``reasoning`` is an open reasoning model's visible thinking (``reasoning_content``, ``reasoning`` or a
+    ``<think>`` block), kept apart from ``text``: answers are extracted from ``text`` only.
     """
 
     text: str
+    reasoning: str | None = None
     finish_reason: str | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
     tool_calls: tuple[dict[str, Any], ...] | None = None
@@ -92,14 +100,16 @@ class Choice(_Value):
 class Usage(_Value):
     """Tokens billed for one call. ``None`` is "the server did not say", never zero.
 
-    ``reasoning_tokens`` are hidden thinking tokens and are a *part* of ``completion_tokens`` (as in the
-    OpenAI API): totals never add them twice.
+    ``reasoning_tokens`` are thinking tokens and are a *part* of ``completion_tokens`` (as in the OpenAI
+    API): totals never add them twice. ``reasoning_tokens_estimated`` says the server did not count them
+    and the backend estimated them from the reasoning text it got.
     """
 
     prompt_tokens: NonNegativeInt | None = None
     completion_tokens: NonNegativeInt | None = None
     reasoning_tokens: NonNegativeInt | None = None
     cached_prompt_tokens: NonNegativeInt | None = None
+    reasoning_tokens_estimated: bool = False
 
     @property
     def known(self) -> bool:
@@ -117,6 +127,8 @@ class RunUsage(_Value):
 
     Calls whose usage was unknown are counted in ``calls_without_usage`` rather than silently adding zero;
     ``calls`` counts every call sent, the ``failed_calls`` among them (billed nothing) included.
+    ``reasoning_estimated_calls`` counts the calls whose reasoning tokens were estimated, not reported, so a
+    sum says whether its ``reasoning_tokens`` are a count, an estimate, or partly both.
     """
 
     calls: NonNegativeInt = 0
@@ -126,6 +138,7 @@ class RunUsage(_Value):
     completion_tokens: NonNegativeInt = 0
     reasoning_tokens: NonNegativeInt = 0
     cached_prompt_tokens: NonNegativeInt = 0
+    reasoning_estimated_calls: NonNegativeInt = 0
 
     @property
     def total_tokens(self) -> int:
@@ -147,6 +160,7 @@ class RunUsage(_Value):
             completion_tokens=self.completion_tokens + completion,
             reasoning_tokens=self.reasoning_tokens + min(usage.reasoning_tokens or 0, completion),
             cached_prompt_tokens=self.cached_prompt_tokens + min(usage.cached_prompt_tokens or 0, prompt),
+            reasoning_estimated_calls=self.reasoning_estimated_calls + (1 if usage.reasoning_tokens_estimated else 0),
         )
 
     def add_failure(self) -> RunUsage:

@@ -320,7 +320,7 @@ class RunContext(Sampling):
             answer = None if choice.truncated_empty else self.extract(choice.text)
         return Candidate(
             text=choice.text, answer=answer, node_id=node.id, finish_reason=choice.finish_reason,
-            mean_logprob=choice.mean_logprob, **fields,
+            mean_logprob=choice.mean_logprob, reasoning=choice.reasoning, **fields,
         )
 
     # --- verification -----------------------------------------------------------------------------------
