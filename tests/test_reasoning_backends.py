@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from thinkloop import OpenAIBackend, SelfConsistency, load_trace
-from thinkloop.backends.reasoning import estimate_tokens, reasoning_usage, split_thinking
+from thinkloop.backends.reasoning import estimate_tokens, reasoning_usage, split_choices, split_thinking
 from thinkloop.exceptions import BackendError
 from thinkloop.testing.mock_reasoner import SHAPES, serve_reasoner
 from thinkloop.testing.mock_server import MockConfig, right_answer
@@ -138,3 +138,12 @@ def test_old_records_load_and_sums_count_estimated_calls() -> None:
     assert (total.reasoning_tokens, total.reasoning_estimated_calls, total.calls) == (6, 1, 2)
     assert (total + total).reasoning_estimated_calls == 2
     assert json.loads(total.model_dump_json())["reasoning_estimated_calls"] == 1
+
+
+def test_a_backend_with_a_tokenizer_counts_inline_thinking_instead_of_estimating() -> None:
+    choices = [Choice(text="<think>add 12 and 30</think>\nThe answer is 42."), Choice(text="42", reasoning="r")]
+    split, usage = split_choices(choices, Usage(completion_tokens=20), count_tokens=lambda text: len(text.split()))
+    assert [(c.reasoning, c.text) for c in split] == [("add 12 and 30", "The answer is 42."), ("r", "42")]
+    assert (usage.reasoning_tokens, usage.reasoning_tokens_estimated) == (5, False)
+    _, estimated = split_choices(choices, Usage(completion_tokens=20))
+    assert estimated.reasoning_tokens_estimated and estimated.reasoning_tokens == estimate_tokens("add 12 and 30") + 1

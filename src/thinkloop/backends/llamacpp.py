@@ -40,6 +40,7 @@ from thinkloop.backends.llamacpp_threads import (
     default_threads,
     prepare_openmp,
 )
+from thinkloop.backends.reasoning import split_choices
 from thinkloop.exceptions import BackendError, BackendUnavailable, ModelNotFound
 from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
 
@@ -274,7 +275,10 @@ class LlamaCppBackend(BaseBackend):
             if cancelled.is_set():
                 raise _Cancelled
             try:
-                return self._generate_locked(llama_cpp, llama, request, cancelled)
+                choices, usage = self._generate_locked(llama_cpp, llama, request, cancelled)
+                # A reasoning model's inline <think> block is its thinking, not its answer: counted exactly.
+                return split_choices(choices, usage, count_tokens=lambda text: len(llama.tokenize(
+                    text.encode("utf-8"), add_bos=False)))
             except DecodeCancelled as exc:
                 raise _Cancelled from exc
             except (ValueError, DecodeError) as exc:  # llama_cpp: "Requested tokens (N) exceed context window"

@@ -16,7 +16,7 @@ text (:func:`estimate_tokens`, about four characters a token, as tokenizers aver
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from thinkloop.types import Choice, Usage
 
@@ -72,3 +72,23 @@ def reasoning_usage(usage: Usage, choices: Sequence[Choice]) -> Usage:
     if usage.completion_tokens is not None:
         estimate = min(estimate, usage.completion_tokens)
     return usage.model_copy(update={"reasoning_tokens": estimate, "reasoning_tokens_estimated": True})
+
+
+def split_choices(
+    choices: Sequence[Choice], usage: Usage, *, count_tokens: Callable[[str], int] | None = None
+) -> tuple[list[Choice], Usage]:
+    """Choices with inline ``<think>`` blocks moved to :attr:`Choice.reasoning`, and usage with their tokens.
+
+    A backend that has the model's tokenizer passes ``count_tokens``: the thinking is then counted, not
+    estimated. Choices that already carry their reasoning, and usage that already counts it, are kept.
+    """
+    split = []
+    for choice in choices:
+        reasoning, text = (None, choice.text) if choice.reasoning is not None else split_thinking(choice.text)
+        split.append(choice if reasoning is None else choice.model_copy(update={"reasoning": reasoning, "text": text}))
+    if count_tokens is None or usage.reasoning_tokens:
+        return split, reasoning_usage(usage, split)
+    counted = sum(count_tokens(c.reasoning) for c in split if c.reasoning)
+    if counted and usage.completion_tokens is not None:
+        usage = usage.model_copy(update={"reasoning_tokens": min(counted, usage.completion_tokens)})
+    return split, usage
