@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from thinkloop import OpenAIBackend, SelfConsistency, load_trace
 from thinkloop.backends.reasoning import estimate_tokens, reasoning_usage, split_choices, split_thinking
 from thinkloop.exceptions import BackendError
+from thinkloop.runtime.budget import Reservation
+from thinkloop.runtime.totals import RunTotals
 from thinkloop.testing.mock_reasoner import SHAPES, serve_reasoner
 from thinkloop.testing.mock_server import MockConfig, right_answer
 from thinkloop.types import ChatRequest, Choice, Completion, RunUsage, Usage
@@ -73,7 +75,7 @@ async def test_voting_reads_answers_and_the_trace_and_result_keep_the_thinking(t
     assert result.answer == "42"
     assert all(a.reasoning and DECOY in a.reasoning and DECOY not in a.text for a in result.attempts)
     assert result.candidate is not None and result.candidate.reasoning is not None
-    assert result.usage.reasoning_estimated_calls == result.usage.calls >= 1
+    assert result.usage.estimated_reasoning_tokens == result.usage.reasoning_tokens  # every call estimated
     assert 0 < result.usage.reasoning_tokens <= result.usage.completion_tokens
     calls = [e.node for e in load_trace(trace) if e.kind == "node" and e.node.completion is not None]
     assert calls and all(c.reasoning and DECOY in c.reasoning for n in calls for c in n.completion.choices)
@@ -132,12 +134,17 @@ def test_old_records_load_and_sums_count_estimated_calls() -> None:
     completion = Completion.model_validate(old)
     assert completion.choices[0].reasoning is None and not completion.usage.reasoning_tokens_estimated
     assert Completion.model_validate_json(completion.model_dump_json()) == completion
-    assert RunUsage.model_validate({"calls": 1}).reasoning_estimated_calls == 0
+    assert RunUsage.model_validate({"calls": 1}).estimated_reasoning_tokens == 0
     estimated = Usage(prompt_tokens=1, completion_tokens=9, reasoning_tokens=6, reasoning_tokens_estimated=True)
-    total = RunUsage().add(estimated).add(Usage(prompt_tokens=1, completion_tokens=2))
-    assert (total.reasoning_tokens, total.reasoning_estimated_calls, total.calls) == (6, 1, 2)
-    assert (total + total).reasoning_estimated_calls == 2
-    assert json.loads(total.model_dump_json())["reasoning_estimated_calls"] == 1
+    reported = Usage(prompt_tokens=1, completion_tokens=5, reasoning_tokens=4)
+    total = RunUsage().add(estimated).add(reported).add(Usage(prompt_tokens=1, completion_tokens=2))
+    assert (total.reasoning_tokens, total.estimated_reasoning_tokens, total.calls) == (10, 6, 3)
+    assert (total + total).estimated_reasoning_tokens == 12
+    assert json.loads(total.model_dump_json())["estimated_reasoning_tokens"] == 6
+    totals = RunTotals()
+    for usage in (estimated, reported):
+        totals.charge(usage, Reservation(tokens=20, calls=1, dollars=0.0, max_tokens=10))
+    assert totals.usage == RunUsage().add(estimated).add(reported)  # the engine's fast sum agrees
 
 
 def test_a_backend_with_a_tokenizer_counts_inline_thinking_instead_of_estimating() -> None:

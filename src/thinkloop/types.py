@@ -127,8 +127,8 @@ class RunUsage(_Value):
 
     Calls whose usage was unknown are counted in ``calls_without_usage`` rather than silently adding zero;
     ``calls`` counts every call sent, the ``failed_calls`` among them (billed nothing) included.
-    ``reasoning_estimated_calls`` counts the calls whose reasoning tokens were estimated, not reported, so a
-    sum says whether its ``reasoning_tokens`` are a count, an estimate, or partly both.
+    ``estimated_reasoning_tokens`` is the part of ``reasoning_tokens`` that backends estimated rather than
+    servers reported, so a sum says whether its reasoning tokens are a count, an estimate, or partly both.
     """
 
     calls: NonNegativeInt = 0
@@ -138,7 +138,7 @@ class RunUsage(_Value):
     completion_tokens: NonNegativeInt = 0
     reasoning_tokens: NonNegativeInt = 0
     cached_prompt_tokens: NonNegativeInt = 0
-    reasoning_estimated_calls: NonNegativeInt = 0
+    estimated_reasoning_tokens: NonNegativeInt = 0
 
     @property
     def total_tokens(self) -> int:
@@ -152,15 +152,17 @@ class RunUsage(_Value):
         """
         prompt = usage.prompt_tokens or 0
         completion = usage.completion_tokens or 0
+        reasoning = min(usage.reasoning_tokens or 0, completion)
         return RunUsage(
             calls=self.calls + 1,
             calls_without_usage=self.calls_without_usage + (0 if usage.known else 1),
             failed_calls=self.failed_calls,
             prompt_tokens=self.prompt_tokens + prompt,
             completion_tokens=self.completion_tokens + completion,
-            reasoning_tokens=self.reasoning_tokens + min(usage.reasoning_tokens or 0, completion),
+            reasoning_tokens=self.reasoning_tokens + reasoning,
             cached_prompt_tokens=self.cached_prompt_tokens + min(usage.cached_prompt_tokens or 0, prompt),
-            reasoning_estimated_calls=self.reasoning_estimated_calls + (1 if usage.reasoning_tokens_estimated else 0),
+            estimated_reasoning_tokens=self.estimated_reasoning_tokens
+            + (reasoning if usage.reasoning_tokens_estimated else 0),
         )
 
     def add_failure(self) -> RunUsage:
