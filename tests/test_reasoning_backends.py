@@ -20,6 +20,7 @@ from thinkloop.runtime.totals import RunTotals
 from thinkloop.testing.mock_reasoner import SHAPES, serve_reasoner
 from thinkloop.testing.mock_server import MockConfig, right_answer
 from thinkloop.types import ChatRequest, Choice, Completion, RunUsage, Usage
+from thinkloop.view.document import build_document
 
 pytestmark = pytest.mark.anyio
 
@@ -80,6 +81,10 @@ async def test_voting_reads_answers_and_the_trace_and_result_keep_the_thinking(t
     calls = [e.node for e in load_trace(trace) if e.kind == "node" and e.node.completion is not None]
     assert calls and all(c.reasoning and DECOY in c.reasoning for n in calls for c in n.completion.choices)
     assert all(n.usage is not None and n.usage.reasoning_tokens_estimated for n in calls)
+    page = build_document(load_trace(trace))  # what the viewer draws: the thinking apart, the estimate marked
+    shown = [n for n in page["runs"][0]["nodes"] if "choices" in n]
+    assert shown and all(DECOY in c["reasoning"] and DECOY not in c["text"] for n in shown for c in n["choices"])
+    assert all(n["usage"]["reasoning_tokens_estimated"] for n in shown)
 
 
 async def test_a_thinking_budget_on_a_server_is_refused_before_sending() -> None:
