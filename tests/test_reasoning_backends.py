@@ -159,3 +159,13 @@ def test_a_backend_with_a_tokenizer_counts_inline_thinking_instead_of_estimating
     assert (usage.reasoning_tokens, usage.reasoning_tokens_estimated) == (5, False)
     _, estimated = split_choices(choices, Usage(completion_tokens=20))
     assert estimated.reasoning_tokens_estimated and estimated.reasoning_tokens == estimate_tokens("add 12 and 30") + 1
+
+
+async def test_a_streamed_request_the_server_refuses_is_one_backend_error() -> None:
+    async with (
+        serve_reasoner() as server,
+        OpenAIBackend("mock", base_url=server.base_url, stream=True) as backend,
+    ):
+        refused = "answered 400: Error code: 400 - 'n' must be a positive integer, got 0"
+        with pytest.raises(BackendError, match=re.escape(refused)):
+            await backend.complete(ChatRequest.of(QUESTION, extra_body={"n": 0}))
