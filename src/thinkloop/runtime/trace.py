@@ -124,19 +124,39 @@ _NODE_JSON = Node.__pydantic_serializer__
 """Node's serializer called directly: ``model_dump_json`` adds a Python wrapper and a decode per line."""
 
 
+_TAIL_CHUNK = 1 << 16
+
+
 def _end_on_a_whole_line(path: Path) -> None:
-    if not path.exists():
+    """Repair a torn last line. Only the file's tail is read: runs appended to one trace file would
+    otherwise read the whole file once per run."""
+    try:
+        file = path.open("r+b")
+    except FileNotFoundError:
         return
-    with path.open("r+b") as file:
-        data = file.read()
-        if not data or data.endswith(b"\n"):
+    with file:
+        end = file.seek(0, 2)
+        if end == 0:
             return
-        start = data.rfind(b"\n") + 1
+        file.seek(end - 1)
+        if file.read(1) == b"\n":
+            return
+        tail, start = b"", end
+        while start > 0:  # back a chunk at a time to the last newline (a line can be long)
+            step = min(_TAIL_CHUNK, start)
+            start -= step
+            file.seek(start)
+            tail = file.read(step) + tail
+            newline = tail.rfind(b"\n", 0, step)
+            if newline != -1:
+                start, tail = start + newline + 1, tail[newline + 1 :]
+                break
         try:
-            parse_event(data[start:].decode("utf-8"))
+            parse_event(tail.decode("utf-8"))
         except ValueError:  # pydantic's ValidationError and UnicodeDecodeError included
             file.truncate(start)
         else:
+            file.seek(0, 2)
             file.write(b"\n")
 
 
