@@ -318,21 +318,26 @@ def completion_from_json(data: dict[str, Any], *, latency_s: float) -> Completio
     block and kept in :attr:`Choice.reasoning`, apart from the answer text (see :mod:`.reasoning`).
     """
     choices = []
+    thought = False
     for choice in sorted(data["choices"], key=lambda c: c.get("index") or 0):
         message = choice.get("message") or {}
         content = (choice.get("logprobs") or {}).get("content")
         logprobs = tuple(TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in content) if content else None
         tool_calls = message.get("tool_calls")
         inline, text = split_thinking(message.get("content") or "")
-        reasoning = join_reasoning(message.get("reasoning_content"), message.get("reasoning"), inline)
+        fields = message.get("reasoning_content"), message.get("reasoning")
+        reasoning = join_reasoning(*fields, inline) if inline is not None or any(fields) else None
+        thought = thought or reasoning is not None
         choices.append(
             Choice(
                 text=text, reasoning=reasoning, finish_reason=choice.get("finish_reason"), logprobs=logprobs,
                 tool_calls=tuple(tool_calls) if tool_calls else None,
             )
         )
+    usage = usage_from_json(data.get("usage"))
     return Completion(
-        choices=tuple(choices), usage=reasoning_usage(usage_from_json(data.get("usage")), choices),
+        choices=tuple(choices),
+        usage=reasoning_usage(usage, choices) if thought else usage,
         latency_s=latency_s, model=data.get("model"),
     )
 

@@ -32,6 +32,8 @@ def split_thinking(content: str) -> tuple[str | None, str]:
     ``<think>R</think>A`` gives ``(R, A)``; ``R</think>A`` (the template opened the block) too; an unclosed
     ``<think>R`` gives ``(R, "")``: cut off mid-thought, no answer. Anything else is all answer.
     """
+    if THINK_CLOSE not in content and THINK_OPEN not in content:
+        return None, content  # nearly every reply: one scan each
     stripped = content.lstrip()
     if stripped.startswith(THINK_OPEN):
         body = stripped[len(THINK_OPEN):]
