@@ -53,8 +53,9 @@ class ChatRequest(_Value):
     A backend that cannot send them refuses the request rather than dropping them."""
     thinking_budget: int | None = Field(default=None, ge=0)
     """The most tokens an open reasoning model may think before it is made to answer (s1's budget forcing).
-    Only a backend that can continue a completion honours it (the in-process llama.cpp one); any other
-    refuses the request rather than ignoring the cap. ``None``: think as long as the model likes."""
+    Only a backend that can continue a completion honours it (the in-process llama.cpp one); ``OpenAIBackend``
+    refuses such a request before sending it rather than ignore the cap (test doubles hand the request to
+    your script as it is). ``None``: think as long as the model likes."""
 
     @classmethod
     def of(cls, prompt: str, *, system: str | None = None, **sampling: object) -> ChatRequest:
