@@ -253,16 +253,22 @@ def test_the_fastest_measured_thread_count_is_kept_and_measured_again_when_stale
     assert fixed.apply(decoder) == 2 and decoder.measured == 3
 
 
-def test_openmp_threads_sleep_at_barriers_unless_the_environment_says_otherwise(
+def test_openmp_threads_spin_briefly_then_sleep_unless_the_environment_says_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("OMP_WAIT_POLICY", "")  # so that teardown restores whatever was there
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.setenv(name, "")  # so that teardown restores whatever was there
+        monkeypatch.delenv(name)
+    prepare_openmp()
+    assert (os.environ["OMP_WAIT_POLICY"], os.environ["GOMP_SPINCOUNT"]) == ("PASSIVE", "10000")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice: no spin limit imposed on it
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    prepare_openmp()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE" and "GOMP_SPINCOUNT" not in os.environ
     monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "500")
     prepare_openmp()
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    prepare_openmp()
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert "OMP_WAIT_POLICY" not in os.environ and os.environ["GOMP_SPINCOUNT"] == "500"
 
 
 def test_sampler_seeds_are_32_bit_and_never_the_random_marker() -> None:

@@ -15,7 +15,7 @@ Threads: ``n_threads`` (or ``$THINKLOOP_THREADS``) fixes the count for every dec
 at a time uses :func:`default_threads`, and the batched decoder measures a few steps with each candidate
 count and keeps the fastest (``batch_threads``), again every two minutes: whether a second thread pays
 depends on what else the machine runs. ``llamacpp_threads`` explains why, and why OpenMP's waiting threads
-are made to sleep (``OMP_WAIT_POLICY=PASSIVE``) rather than spin.
+spin only briefly before they sleep (``OMP_WAIT_POLICY=PASSIVE``, ``GOMP_SPINCOUNT=10000``).
 """
 
 from __future__ import annotations

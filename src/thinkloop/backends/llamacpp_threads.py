@@ -5,8 +5,13 @@ is built with OpenMP, whose threads by default spin for a long while at a barrie
 share, a spinning thread burns its time slice while the thread it waits for is descheduled. Measured on 2
 busy cores (load average 12-17), a decode step of 8 sequences took 0.2-0.4 s on one thread and 1-7 s on
 two; with ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep) two threads took 0.2-0.5 s, about one
-thread's time. So thinkloop sets ``OMP_WAIT_POLICY=PASSIVE`` before llama.cpp's library loads, unless the
-environment already sets it (``OMP_WAIT_POLICY=ACTIVE`` restores the spinning).
+thread's time. But a thread that sleeps at once pays a wake-up at every barrier, and that made a second
+thread a loss everywhere: at load average 2, an 8-sequence step took 95 ms on two sleeping threads against
+75 on one. A short spin first (``GOMP_SPINCOUNT``, in busy-wait iterations) catches the other thread when it
+is running and still sleeps when it is not: the same step took 41-45 ms on two threads with 2,000, 20,000
+or 200,000 iterations (one sequence: 11 ms against 14-18 on one thread). So thinkloop sets
+``OMP_WAIT_POLICY=PASSIVE`` with ``GOMP_SPINCOUNT=10000`` before llama.cpp's library loads, unless the
+environment already sets either (``OMP_WAIT_POLICY=ACTIVE`` restores unbounded spinning).
 
 The count: ``n_threads`` (or ``$THINKLOOP_THREADS``) fixes it. Left unset, one answer at a time uses
 :func:`default_threads`, and batched decoding measures a few steps with each of :func:`thread_candidates`
@@ -55,12 +60,19 @@ def thread_candidates() -> list[int]:
     return sorted({1, default_threads(), min(4, os.cpu_count() or 1)})
 
 
+SPIN_COUNT = "10000"
+"""Busy-wait iterations at a barrier before an OpenMP thread sleeps (microseconds, not a time slice)."""
+
+
 def prepare_openmp() -> None:
-    """Make OpenMP's waiting threads sleep instead of spin, unless the environment says otherwise.
+    """Make OpenMP's waiting threads spin briefly, then sleep, unless the environment says otherwise.
 
     Must run before ``llama_cpp`` is first imported: libgomp reads its settings once, when it loads.
     """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 
 
 class ThreadChoice:
