@@ -27,6 +27,8 @@ import anyio
 
 from thinkloop.backends.base import BaseBackend, Capabilities
 from thinkloop.bench.datasets import Dataset, Problem
+from thinkloop.runtime.result import Candidate
+from thinkloop.runtime.verdict import Verdict
 from thinkloop.types import ChatRequest, Choice, Completion, Usage
 
 if TYPE_CHECKING:
@@ -213,6 +215,41 @@ class SimulatedBackend(BaseBackend):
             choices=tuple(choices), usage=Usage(prompt_tokens=prompt, completion_tokens=completion),
             latency_s=self.latency, model=self._name,
         )
+
+
+class SimulatedVerifier:
+    """A checker with known error rates: accepts a right answer with probability ``recall`` and a wrong one
+    with probability ``false_accept``. Like a program check, its verdict on one answer to one question is
+    always the same (drawn once from ``seed``, the question and the answer).
+
+    Args:
+        gold: question text -> gold answer (the backend's ``gold``).
+    """
+
+    def __init__(self, gold: Mapping[str, str], *, recall: float = 0.95, false_accept: float = 0.05,
+                 seed: int = 0) -> None:
+        if not (0.0 <= recall <= 1.0 and 0.0 <= false_accept <= 1.0):
+            raise ValueError(f"recall and false_accept must be in [0, 1], got {recall} and {false_accept}")
+        self.gold = dict(gold)
+        self.recall = recall
+        self.false_accept = false_accept
+        self.seed = seed
+        self.calls = 0
+
+    async def verify(self, question: str, candidate: Candidate, ctx: object = None) -> Verdict:
+        from thinkloop.verifiers.equivalence import answers_equivalent
+
+        self.calls += 1
+        gold = self.gold.get(str(question))
+        answer = candidate.answer
+        if gold is None or answer is None:
+            return Verdict.reject("no answer to check")
+        digest = hashlib.sha256(f"{self.seed}\x1e{question}\x1e{answer}".encode()).digest()
+        draw = int.from_bytes(digest[:8], "big") / 2**64
+        right = answers_equivalent(answer, gold)
+        if draw < (self.recall if right else self.false_accept):
+            return Verdict.accept()
+        return Verdict.reject(f"{answer} does not check out")
 
 
 def majority_vote_accuracy(k: int, spread: Spread) -> float:
