@@ -38,9 +38,9 @@ def test_disagreeing_samples_escalate_geometrically_and_every_sample_votes() -> 
 
 
 @settings(max_examples=15, deadline=None)
-@given(tokens=st.integers(min_value=50, max_value=3_000), seed=st.integers(0, 50))
-def test_the_budget_is_never_exceeded(tokens: int, seed: int) -> None:
-    hard = SimulatedBackend({QUESTION: "459"}, spread=Spread(p=0.3, wrong=WIDE_WRONG), seed=seed, reply_words=20)
+@given(tokens=st.integers(min_value=1, max_value=3_000), seed=st.integers(0, 50), words=st.integers(0, 60))
+def test_the_budget_is_never_exceeded(tokens: int, seed: int, words: int) -> None:
+    hard = SimulatedBackend({QUESTION: "459"}, spread=Spread(p=0.3, wrong=WIDE_WRONG), seed=seed, reply_words=words)
     result = Auto(max_tokens=40).run_sync(QUESTION, backend=hard, budget=Budget(tokens=tokens))
     assert result.usage.total_tokens <= tokens
     made = decisions(result)

@@ -208,6 +208,10 @@ class SimulatedBackend(BaseBackend):
                 text = "I cannot tell."
             else:
                 text = f"Let me work it out. {filler}The answer is {self.draw(rng, self.gold[question], spread)}."
+            words = text.split()
+            if request.max_tokens is not None and len(words) > request.max_tokens:  # a word is a token here
+                choices.append(Choice(text=" ".join(words[: request.max_tokens]), finish_reason="length"))
+                continue
             choices.append(Choice(text=text, finish_reason="stop"))
         prompt = sum(len(m.content.encode()) for m in request.messages) // 4 + 1
         completion = sum(len(c.text.split()) for c in choices)
