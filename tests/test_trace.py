@@ -180,6 +180,37 @@ def test_appending_a_run_to_a_trace_torn_by_a_kill_keeps_it_readable(tmp_path: P
         assert kept == before  # a whole last event is kept, not cut
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=6),
+       cut=st.integers(min_value=0, max_value=400), chunk=st.sampled_from([1, 3, 16, 1 << 16]))
+def test_the_torn_line_repair_reads_only_the_tail_and_agrees_with_reading_it_all(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[int], cut: int, chunk: int
+):
+    """Appending runs to one trace reads only the file's tail, in chunks back to the last newline; whatever
+    the cut and the chunk size, the repaired file is what a whole-file read would leave."""
+    import thinkloop.runtime.trace as trace_module
+
+    events = [RunStarted(run_id="r", strategy="s", model="m", question="x" * size).model_dump_json() for size in lines]
+    whole = "".join(line + "\n" for line in events).encode()
+    torn = whole[: max(0, len(whole) - cut)]
+    start = torn.rfind(b"\n") + 1
+    if not torn or torn.endswith(b"\n"):
+        expected = torn
+    elif torn[start:] + b"\n" == whole[start : len(torn) + 1]:
+        expected = torn + b"\n"  # the last event is whole; only its newline was missing
+    else:
+        expected = torn[:start]
+    path = tmp_path_factory.mktemp("tail") / "trace.jsonl"
+    path.write_bytes(torn)
+    original = trace_module._TAIL_CHUNK
+    trace_module._TAIL_CHUNK = chunk
+    try:
+        trace_module._end_on_a_whole_line(path)
+    finally:
+        trace_module._TAIL_CHUNK = original
+    assert path.read_bytes() == expected
+
+
 def test_unicode_line_separators_in_model_text_do_not_split_a_line(tmp_path: Path):
     path = tmp_path / "trace.jsonl"
     text = "step one\u2028step two\x85step three\u2029Answer: 5"

@@ -276,6 +276,9 @@ def account(result: Result, found: list[str] | None = None, *, appended: bool = 
     tokens = f"{usage.total_tokens} tokens ({usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
     if usage.reasoning_tokens:
         tokens += f", {usage.reasoning_tokens} of them reasoning"
+        if usage.estimated_reasoning_tokens:
+            whole = usage.estimated_reasoning_tokens >= usage.reasoning_tokens
+            tokens += " (estimated)" if whole else " (partly estimated)"
     tokens += ")"
     parts = [calls, tokens, f"{result.latency_s:.1f} s", f"stop: {result.stop_reason}", result.strategy, result.model]
     if usage.calls_without_usage:

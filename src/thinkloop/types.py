@@ -51,6 +51,11 @@ class ChatRequest(_Value):
     extra_body: dict[str, Any] | None = None
     """Provider parameters passed through unchanged (``tools``, ``response_format``, ``reasoning_effort``).
     A backend that cannot send them refuses the request rather than dropping them."""
+    thinking_budget: int | None = Field(default=None, ge=0)
+    """The most tokens an open reasoning model may think before it is made to answer (s1's budget forcing).
+    Only a backend that can continue a completion honours it (the in-process llama.cpp one); ``OpenAIBackend``
+    refuses such a request before sending it rather than ignore the cap (test doubles hand the request to
+    your script as it is). ``None``: think as long as the model likes."""
 
     @classmethod
     def of(cls, prompt: str, *, system: str | None = None, **sampling: object) -> ChatRequest:
@@ -70,9 +75,13 @@ class Choice(_Value):
 
     ``finish_reason="length"`` means the token limit cut it off; with empty text (hidden reasoning ate the
     limit) it is a budget outcome, not an answer: see :attr:`truncated_empty`.
+
+    ``reasoning`` is an open reasoning model's visible thinking (``reasoning_content``, ``reasoning`` or a
+    ``<think>`` block), kept apart from ``text``: answers are extracted from ``text`` only.
     """
 
     text: str
+    reasoning: str | None = None
     finish_reason: str | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
     tool_calls: tuple[dict[str, Any], ...] | None = None
@@ -92,14 +101,16 @@ class Choice(_Value):
 class Usage(_Value):
     """Tokens billed for one call. ``None`` is "the server did not say", never zero.
 
-    ``reasoning_tokens`` are hidden thinking tokens and are a *part* of ``completion_tokens`` (as in the
-    OpenAI API): totals never add them twice.
+    ``reasoning_tokens`` are thinking tokens and are a *part* of ``completion_tokens`` (as in the OpenAI
+    API): totals never add them twice. ``reasoning_tokens_estimated`` says the server did not count them
+    and the backend estimated them from the reasoning text it got.
     """
 
     prompt_tokens: NonNegativeInt | None = None
     completion_tokens: NonNegativeInt | None = None
     reasoning_tokens: NonNegativeInt | None = None
     cached_prompt_tokens: NonNegativeInt | None = None
+    reasoning_tokens_estimated: bool = False
 
     @property
     def known(self) -> bool:
@@ -117,6 +128,8 @@ class RunUsage(_Value):
 
     Calls whose usage was unknown are counted in ``calls_without_usage`` rather than silently adding zero;
     ``calls`` counts every call sent, the ``failed_calls`` among them (billed nothing) included.
+    ``estimated_reasoning_tokens`` is the part of ``reasoning_tokens`` that backends estimated rather than
+    servers reported, so a sum says whether its reasoning tokens are a count, an estimate, or partly both.
     """
 
     calls: NonNegativeInt = 0
@@ -126,6 +139,7 @@ class RunUsage(_Value):
     completion_tokens: NonNegativeInt = 0
     reasoning_tokens: NonNegativeInt = 0
     cached_prompt_tokens: NonNegativeInt = 0
+    estimated_reasoning_tokens: NonNegativeInt = 0
 
     @property
     def total_tokens(self) -> int:
@@ -139,14 +153,17 @@ class RunUsage(_Value):
         """
         prompt = usage.prompt_tokens or 0
         completion = usage.completion_tokens or 0
+        reasoning = min(usage.reasoning_tokens or 0, completion)
         return RunUsage(
             calls=self.calls + 1,
             calls_without_usage=self.calls_without_usage + (0 if usage.known else 1),
             failed_calls=self.failed_calls,
             prompt_tokens=self.prompt_tokens + prompt,
             completion_tokens=self.completion_tokens + completion,
-            reasoning_tokens=self.reasoning_tokens + min(usage.reasoning_tokens or 0, completion),
+            reasoning_tokens=self.reasoning_tokens + reasoning,
             cached_prompt_tokens=self.cached_prompt_tokens + min(usage.cached_prompt_tokens or 0, prompt),
+            estimated_reasoning_tokens=self.estimated_reasoning_tokens
+            + (reasoning if usage.reasoning_tokens_estimated else 0),
         )
 
     def add_failure(self) -> RunUsage:

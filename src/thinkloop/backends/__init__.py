@@ -4,7 +4,10 @@
 
     base.py       the Backend protocol, BaseBackend (its defaults), Capabilities, RetryPolicy
     openai.py     OpenAIBackend: the official SDK against the OpenAI API or any compatible server
+    streaming.py  a streamed reply's chunks folded back into one reply (OpenAIBackend(stream=True))
+    reasoning.py  open reasoning models' thinking: where servers put it, its tokens counted or estimated
     llamacpp.py   LlamaCppBackend: a GGUF model in this process (the embedded SmolLM2 by default)
+    llamacpp_thinking.py  a thinking budget for it: think at most N tokens, then answer (budget forcing)
     server.py     managed_llama_server: llama.cpp's OpenAI-compatible server as a child process
     scripted.py   ScriptedBackend: deterministic replies, for tests of your own strategies
     replay.py     ReplayBackend: a recorded run's completions, served in the order they came

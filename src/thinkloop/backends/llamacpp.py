@@ -33,12 +33,14 @@ import anyio.to_thread
 
 from thinkloop.backends.base import BaseBackend, Capabilities, count_prompt_tokens_upper_bound
 from thinkloop.backends.llamacpp_batch import BatchDecoder, DecodeCancelled, DecodeError, SamplingParams
+from thinkloop.backends.llamacpp_thinking import generate_thinking
 from thinkloop.backends.llamacpp_threads import (
     ThreadChoice,
     configured_threads,
     default_threads,
     prepare_openmp,
 )
+from thinkloop.backends.reasoning import split_choices
 from thinkloop.exceptions import BackendError, BackendUnavailable, ModelNotFound
 from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
 
@@ -116,6 +118,9 @@ class LlamaCppBackend(BaseBackend):
         batch_ctx: KV cells of the batched decoder, shared by the prompt (stored once) and the answers being
             decoded (default ``2 * n_ctx``: eight 512-token answers to a long prompt at once). An answer
             whose worst case would not fit waits until a running one finishes.
+        thinking_budget: cap a reasoning model's thinking at this many tokens, then force its answer, for
+            every request that does not set ``ChatRequest.thinking_budget`` itself (``None``: no cap).
+            See :mod:`.llamacpp_thinking`; such requests sample their choices one after another.
     """
 
     def __init__(
@@ -129,6 +134,7 @@ class LlamaCppBackend(BaseBackend):
         logprobs: bool = False,
         max_parallel: int = 16,
         batch_ctx: int | None = None,
+        thinking_budget: int | None = None,
     ) -> None:
         path = resolve_model_path(model_path)
         self.model_path = path
@@ -140,6 +146,9 @@ class LlamaCppBackend(BaseBackend):
             raise ValueError(f"n_threads must be at least 1, got {n_threads}")
         if max_parallel < 1:
             raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
+        if thinking_budget is not None and thinking_budget < 0:
+            raise ValueError(f"thinking_budget must be at least 0, got {thinking_budget}")
+        self.thinking_budget = thinking_budget
         fixed = n_threads or configured_threads()
         self.n_threads = fixed or default_threads()
         self.max_parallel = max_parallel
@@ -266,7 +275,10 @@ class LlamaCppBackend(BaseBackend):
             if cancelled.is_set():
                 raise _Cancelled
             try:
-                return self._generate_locked(llama_cpp, llama, request, cancelled)
+                choices, usage = self._generate_locked(llama_cpp, llama, request, cancelled)
+                # A reasoning model's inline <think> block is its thinking, not its answer: counted exactly.
+                return split_choices(choices, usage, count_tokens=lambda text: len(llama.tokenize(
+                    text.encode("utf-8"), add_bos=False)))
             except DecodeCancelled as exc:
                 raise _Cancelled from exc
             except (ValueError, DecodeError) as exc:  # llama_cpp: "Requested tokens (N) exceed context window"
@@ -289,6 +301,14 @@ class LlamaCppBackend(BaseBackend):
         if prompt is not None and len(prompt[0]) >= self.n_ctx:
             raise BackendError(
                 f"{self._name}: the prompt has {len(prompt[0])} tokens; the context window holds {self.n_ctx}"
+            )
+        budget = self.thinking_budget if request.thinking_budget is None else request.thinking_budget
+        if budget is not None:
+            if prompt is None:
+                raise BackendError(f"{self._name}: a thinking budget needs the model's chat template; it has none")
+            return generate_thinking(
+                llama_cpp, llama, request, prompt, budget=budget, n_ctx=self.n_ctx, params=params,
+                cancelled=cancelled, name=self._name,
             )
         if prompt is not None and request.n > 1 and self.max_parallel > 1 and not want_logprobs:
             return self._generate_batched(llama_cpp, llama, request, prompt, cancelled)
@@ -332,7 +352,6 @@ class LlamaCppBackend(BaseBackend):
             )
         # The prompt is evaluated once and reused from the KV cache for further choices: billed once.
         return choices, Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-
 
     def _generate_batched(
         self, llama_cpp: Any, llama: Any, request: ChatRequest, prompt: tuple[list[int], list[str], Any],

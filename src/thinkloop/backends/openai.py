@@ -23,6 +23,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from thinkloop.backends.base import BaseBackend, Capabilities, RetryPolicy
+from thinkloop.backends.reasoning import join_reasoning, reasoning_usage, split_thinking
+from thinkloop.backends.streaming import StreamAssembler
 from thinkloop.exceptions import BackendError, BackendTimeout, BackendUnavailable, ModelNotFound, RateLimited
 from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
 
@@ -92,6 +94,13 @@ class OpenAIBackend(BaseBackend):
         timeout: seconds (or an ``httpx2.Timeout``) per attempt, handed to the SDK.
         http_client: an ``httpx2.AsyncClient`` for the SDK (tests inject a mock transport here).
         profile: override the model profile (``None``: detected from the model name).
+        stream: receive each reply as a stream of chunks (with usage in the last), put back together before
+            it is returned: a reasoning model that thinks for minutes keeps the connection busy, so no proxy
+            drops it as idle. Reasoning deltas are read as in a whole reply.
+
+    Thinking budgets (``ChatRequest.thinking_budget``) need a backend that can continue a completion; a
+    request with one is refused here before it is sent (no OpenAI-compatible server takes a token cap on
+    thinking that thinkloop could rely on; pass a server's own parameter in ``extra_body`` instead).
     """
 
     def __init__(
@@ -107,12 +116,14 @@ class OpenAIBackend(BaseBackend):
         http_client: Any | None = None,
         profile: ModelProfile | None = None,
         prompt_overhead_tokens: int = 64,
+        stream: bool = False,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         key = api_key or os.environ.get("OPENAI_API_KEY")
         if key is None and base_url is not None:
             key = "not-needed"  # local OpenAI-compatible servers take any key
         self._model = model
+        self.stream = stream
         self.profile = profile or ModelProfile.for_model(model)
         # Imported on first use: the SDK is over half the time of ``import thinkloop`` and ``thinkloop --help``.
         import openai
@@ -179,6 +190,9 @@ class OpenAIBackend(BaseBackend):
             params["logprobs"] = True
             # llama-cpp-python's server returns no logprobs unless top_logprobs is set; 0 is valid everywhere.
             params["top_logprobs"] = 0
+        if self.stream:
+            params["stream"] = True
+            params["stream_options"] = {"include_usage": True}
         if request.extra_body:
             params.update(request.extra_body)  # tools, response_format, reasoning_effort: sent as given
         return params
@@ -187,15 +201,27 @@ class OpenAIBackend(BaseBackend):
         import httpx2  # already loaded with the SDK
         import openai
 
+        if request.thinking_budget is not None:
+            raise BackendError(
+                f"{self.base_url} ({self._model}): thinking_budget={request.thinking_budget} needs a backend "
+                "that can continue a completion (LlamaCppBackend); an OpenAI-compatible server cannot be made "
+                "to stop thinking at a token count. Drop thinking_budget, or pass the server's own parameter "
+                "in extra_body."
+            )
         started = time.perf_counter()
         try:
-            # Posted through the SDK's client (its auth, base URL, timeout, headers and error mapping), but with
-            # the body as built here and the reply read from its JSON: the SDK's parameter transform and its
-            # tree of response models were over half of a proxy's CPU per request (benchmarks/sc_throughput.py,
-            # serve_throughput.py).
-            raw = await self._client.post(
-                "/chat/completions", body=self.request_params(request), cast_to=httpx2.Response
-            )
+            data: bytes | dict[str, Any]
+            if self.stream:
+                data = await self._streamed(request)
+            else:
+                # Posted through the SDK's client (its auth, base URL, timeout, headers and error mapping), but with
+                # the body as built here and the reply read from its JSON: the SDK's parameter transform and
+                # its tree of response models were over half of a proxy's CPU per request
+                # (benchmarks/sc_throughput.py, serve_throughput.py).
+                raw = await self._client.post(
+                    "/chat/completions", body=self.request_params(request), cast_to=httpx2.Response
+                )
+                data = raw.content
         except openai.APIError as exc:
             failure = self._error(exc)
         else:
@@ -206,7 +232,9 @@ class OpenAIBackend(BaseBackend):
             raise failure
         latency = time.perf_counter() - started
         try:
-            completion = completion_from_json(json.loads(raw.content), latency_s=latency)
+            if isinstance(data, bytes):
+                data = json.loads(data)
+            completion = completion_from_json(data, latency_s=latency)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # pydantic's ValidationError included
             raise BackendError(
                 f"{self.base_url} sent a reply that is not a chat completion: {exc}", maybe_billed=True
@@ -214,6 +242,24 @@ class OpenAIBackend(BaseBackend):
         if request.n > 1 and len(completion.choices) < request.n and self._learn_n:
             self._ignores_n()
         return completion
+
+    async def _streamed(self, request: ChatRequest) -> dict[str, Any]:
+        """Post with ``stream`` and fold the chunks into one reply body (a mid-stream error raises as the
+        SDK's, mapped by the caller)."""
+        import openai
+
+        assembler = StreamAssembler()
+        stream = await self._client.post(
+            "/chat/completions", body=self.request_params(request), cast_to=dict,
+            stream=True, stream_cls=openai.AsyncStream[dict],
+        )
+        async with stream:
+            async for chunk in stream:
+                assembler.add(chunk)
+        try:
+            return assembler.completion()
+        except ValueError as exc:
+            raise BackendError(f"{self.base_url}: {exc}", maybe_billed=True) from exc
 
     def _ignores_n(self) -> None:
         """The server answered fewer choices than ``n``: ask it one at a time from now on (the runtime tops
@@ -266,22 +312,33 @@ def _retry_after(headers: Any) -> float | None:
 
 
 def completion_from_json(data: dict[str, Any], *, latency_s: float) -> Completion:
-    """Convert a chat completion's JSON body into a :class:`Completion`."""
+    """Convert a chat completion's JSON body into a :class:`Completion`.
+
+    A reasoning model's thinking is read from ``reasoning_content``, ``reasoning`` or a leading ``<think>``
+    block and kept in :attr:`Choice.reasoning`, apart from the answer text (see :mod:`.reasoning`).
+    """
     choices = []
+    thought = False
     for choice in sorted(data["choices"], key=lambda c: c.get("index") or 0):
         message = choice.get("message") or {}
         content = (choice.get("logprobs") or {}).get("content")
         logprobs = tuple(TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in content) if content else None
         tool_calls = message.get("tool_calls")
+        inline, text = split_thinking(message.get("content") or "")
+        fields = message.get("reasoning_content"), message.get("reasoning")
+        reasoning = join_reasoning(*fields, inline) if inline is not None or any(fields) else None
+        thought = thought or reasoning is not None
         choices.append(
             Choice(
-                text=message.get("content") or "", finish_reason=choice.get("finish_reason"), logprobs=logprobs,
+                text=text, reasoning=reasoning, finish_reason=choice.get("finish_reason"), logprobs=logprobs,
                 tool_calls=tuple(tool_calls) if tool_calls else None,
             )
         )
+    usage = usage_from_json(data.get("usage"))
     return Completion(
-        choices=tuple(choices), usage=usage_from_json(data.get("usage")), latency_s=latency_s,
-        model=data.get("model"),
+        choices=tuple(choices),
+        usage=reasoning_usage(usage, choices) if thought else usage,
+        latency_s=latency_s, model=data.get("model"),
     )
 
 

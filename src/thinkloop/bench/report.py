@@ -78,10 +78,17 @@ class ConfigSummary:
     cost: float
     cost_per_question: float
     cost_per_correct: float | None
+    reasoning_counted: str | None = None
+    """Whether the reasoning tokens are the servers' count (``reported``), the backend's estimate
+    (``estimated``: the server gave the thinking but not its count) or ``partly estimated``; ``None``: none."""
 
     def as_dict(self) -> dict[str, Any]:
-        """Fields with floats to 6 significant digits (costs are tiny numbers; rounding places would lose them)."""
-        return {k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        """Fields with floats to 6 significant digits (costs are tiny numbers; rounding places would lose them);
+        ``reasoning_counted`` only where there were reasoning tokens."""
+        fields = asdict(self)
+        if fields["reasoning_counted"] is None:
+            del fields["reasoning_counted"]
+        return {k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in fields.items()}
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -128,7 +135,26 @@ def _summary(config: str, rows: list[Record]) -> ConfigSummary:
         cost=cost,
         cost_per_question=cost / len(done) if done else 0.0,
         cost_per_correct=cost / correct if correct else None,
+        reasoning_counted=_reasoning_counted(done),
     )
+
+
+def _reasoning_counted(done: Sequence[Record]) -> str | None:
+    reasoning = sum(r.reasoning_tokens for r in done)
+    estimated = sum(r.estimated_reasoning_tokens for r in done)
+    if not reasoning:
+        return None
+    return "reported" if not estimated else "estimated" if estimated >= reasoning else "partly estimated"
+
+
+def _reasoning_cell(s: ConfigSummary) -> str:
+    """Mean reasoning tokens; an estimate is marked (``~120 est.``), a server's own count is not."""
+    mean = f"{s.mean_reasoning_tokens:.0f}"
+    if s.reasoning_counted == "estimated":
+        return f"~{mean} est."
+    if s.reasoning_counted == "partly estimated":
+        return f"~{mean} part est."
+    return mean
 
 
 def load_summaries(path: str | Path) -> list[ConfigSummary]:
@@ -184,7 +210,7 @@ def _row(s: ConfigSummary) -> list[str]:
     pass_k = "n/a" if s.pass_at_k is None else f"{_pct(s.pass_at_k)} (k={s.mean_k:.1f})"
     return [
         s.dataset, s.strategy, s.model, str(s.n), accuracy, pass_k, f"{s.mean_tokens:.0f}",
-        f"{s.mean_completion_tokens:.0f}", f"{s.mean_reasoning_tokens:.0f}", f"{s.mean_calls:.1f}",
+        f"{s.mean_completion_tokens:.0f}", _reasoning_cell(s), f"{s.mean_calls:.1f}",
         f"{s.latency_p50:.2f} / {s.latency_p95:.2f}", f"{s.total_time_s:.0f}", _money(s.cost_per_question),
         _money(s.cost_per_correct), str(s.failed),
     ]

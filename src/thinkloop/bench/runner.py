@@ -178,6 +178,7 @@ def record_for(config: Config, problem: Problem, result: Result, prices: PriceTa
         "dataset": config.dataset.name, "id": problem.id, "gold": problem.answer,
         "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
         "reasoning_tokens": usage.reasoning_tokens, "cached_tokens": usage.cached_prompt_tokens,
+        "estimated_reasoning_tokens": usage.estimated_reasoning_tokens,
         "calls": usage.calls, "calls_without_usage": usage.calls_without_usage,
         "latency_s": round(result.latency_s, 4), "cost": cost, "stop_reason": result.stop_reason,
         "trace": trace, "settings": config.settings,

@@ -41,6 +41,8 @@ class Record(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    estimated_reasoning_tokens: int = 0
+    """The part of ``reasoning_tokens`` the backend estimated because the server did not count it."""
     cached_tokens: int = 0
     calls: int = 0
     calls_without_usage: int = 0

@@ -151,6 +151,23 @@ class BudgetLedger:
                 least = value
         return least
 
+    def _left(self) -> tuple[float, float, float, float]:
+        """Calls, seconds, tokens and dollars left, in one walk of the chain (:meth:`reserve` is hot)."""
+        calls = seconds = tokens = dollars = math.inf
+        now = None
+        for led in self._chain():
+            budget, billed, reserved = led.budget, led.billed, led.reserved
+            if budget.calls is not None:
+                calls = min(calls, budget.calls - billed.calls - reserved.calls)
+            if budget.seconds is not None:
+                now = time.monotonic() if now is None else now
+                seconds = min(seconds, budget.seconds - (now - led.started))
+            if budget.tokens is not None:
+                tokens = min(tokens, budget.tokens - billed.tokens - reserved.tokens)
+            if budget.dollars is not None:
+                dollars = min(dollars, budget.dollars - billed.dollars - reserved.dollars)
+        return calls, seconds, tokens, dollars
+
     def tokens_left(self) -> float:
         return self._least(_tokens_left)
 
@@ -176,9 +193,9 @@ class BudgetLedger:
 
     def tokens_allowed(self, *, prompt_tokens: int, n: int = 1, model: str | None = None) -> float:
         """The largest per-choice ``max_tokens`` a call could be granted now."""
-        room = self.tokens_left() - prompt_tokens
+        _, _, tokens_left, dollars_left = self._left()
+        room = tokens_left - prompt_tokens
         allowed = math.inf if room == math.inf else room // n
-        dollars_left = self.dollars_left()
         if dollars_left != math.inf:
             price = self.price(model)
             if price is not None:
@@ -218,19 +235,18 @@ class BudgetLedger:
         ``prompt_tokens + n * max_tokens`` fits in the tokens (and dollars) left. A call whose clamped
         ``max_tokens`` would fall below ``min_tokens`` is refused.
         """
-        if self.calls_left() < 1:
+        calls_left, seconds_left, tokens_left, dollars_left = self._left()
+        if calls_left < 1:
             limit = self._limit("calls")
             raise BudgetExhausted(f"the call budget of {limit} calls is spent", resource="calls")
-        if self.seconds_left() <= 0:
+        if seconds_left <= 0:
             limit = self._limit("seconds")
             raise BudgetExhausted(f"the time budget of {limit} s is spent", resource="seconds")
         price = self.price(model)
-        dollars_left = self.dollars_left()
         if dollars_left != math.inf and price is None:
             raise ConfigurationError(
                 f"the budget has a dollar limit but no price for model {model!r}: add it to Budget(prices=...)"
             )
-        tokens_left = self.tokens_left()
         room = tokens_left - prompt_tokens
         token_allowed = math.inf if room == math.inf else room // n
         allowed = token_allowed

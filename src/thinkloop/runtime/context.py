@@ -143,7 +143,10 @@ class RunContext(Sampling):
         """Put a node (new, or a newer version of ``node_id``) on the graph and emit it."""
         graph = self.graph
         parents = tuple(parents)
-        depth = max((graph.node(p).depth for p in parents), default=-1) + 1
+        if len(parents) == 1:  # most nodes: one call under the last
+            depth = graph.node(parents[0]).depth + 1
+        else:
+            depth = max((graph.node(p).depth for p in parents), default=-1) + 1
         node = Node(
             id=next(self._ids) if node_id is None else node_id,
             kind=kind,
@@ -320,7 +323,7 @@ class RunContext(Sampling):
             answer = None if choice.truncated_empty else self.extract(choice.text)
         return Candidate(
             text=choice.text, answer=answer, node_id=node.id, finish_reason=choice.finish_reason,
-            mean_logprob=choice.mean_logprob, **fields,
+            mean_logprob=choice.mean_logprob, reasoning=choice.reasoning, **fields,
         )
 
     # --- verification -----------------------------------------------------------------------------------

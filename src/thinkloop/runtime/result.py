@@ -35,6 +35,8 @@ class Candidate(BaseModel):
     finish_reason: str | None = None
     mean_logprob: float | None = None
     data: dict[str, Any] | None = None
+    reasoning: str | None = None
+    """The model's visible thinking behind ``text`` (an open reasoning model's), never read for the answer."""
 
     def better_than(self, other: Candidate | None) -> bool:
         """Whether this candidate ranks above ``other`` by :meth:`rank` (anything beats nothing)."""

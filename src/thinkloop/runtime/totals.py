@@ -19,15 +19,17 @@ class RunTotals:
     """The best candidate seen, so a run stopped early still has an answer."""
     provisional: Callable[[], Candidate | None] | None = None
     """The outermost strategy's pick from work in progress (a vote over the samples so far)."""
-    _sums: list[int] = field(default_factory=lambda: [0] * 7)
-    """calls, calls without usage, failed calls, prompt, completion, reasoning, cached: added up in place."""
+    _sums: list[int] = field(default_factory=lambda: [0] * 8)
+    """calls, calls without usage, failed calls, prompt, completion, reasoning, cached, the part of reasoning
+    that was estimated: added up in place."""
 
     @property
     def usage(self) -> RunUsage:
-        calls, unknown, failed, prompt, completion, reasoning, cached = self._sums
+        calls, unknown, failed, prompt, completion, reasoning, cached, estimated = self._sums
         return RunUsage(
             calls=calls, calls_without_usage=unknown, failed_calls=failed, prompt_tokens=prompt,
             completion_tokens=completion, reasoning_tokens=reasoning, cached_prompt_tokens=cached,
+            estimated_reasoning_tokens=estimated,
         )
 
     def charge(self, usage: Usage, reservation: Reservation) -> None:
@@ -38,8 +40,11 @@ class RunTotals:
         sums[1] += 0 if usage.known else 1
         sums[3] += prompt
         sums[4] += completion
-        sums[5] += min(usage.reasoning_tokens or 0, completion)
+        reasoning = min(usage.reasoning_tokens or 0, completion)
+        sums[5] += reasoning
         sums[6] += min(usage.cached_prompt_tokens or 0, prompt)
+        if usage.reasoning_tokens_estimated:
+            sums[7] += reasoning
         price = reservation.price
         if price is not None:
             cost = price.cost(usage)

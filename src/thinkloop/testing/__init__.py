@@ -8,6 +8,8 @@ Not imported by ``import thinkloop``. The names load on first use, so that
     mock_server.py   MockServer (in-process), MockServerProcess (its own process), serve_mock, the HTTP side
     mock_model.py    MockConfig, MockModel, MockStats: what the mock answers, with a known distribution
     faults.py        FaultyMockServer: the mock with a 429 storm and counts per question
+    mock_reasoner.py ReasoningMockServer / ReasoningServerProcess / serve_reasoner: thinking in each server
+                     shape (reasoning_content, reasoning, <think> tags), streamed or not
     browser.py       the system Chromium through Playwright, with no network
     faults.py        FaultyMockServer / FaultyServerProcess / serve_faulty: a 429 storm, requests per question
 """

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 
 from thinkloop.verifiers.equivalence import answers_equivalent
-from thinkloop.verifiers.normalize import normalize_answer, parse_number, replace_fracs
+from thinkloop.verifiers.normalize import is_canonical_number, normalize_answer, parse_number, replace_fracs
 
 __all__ = ["answers_equivalent", "extract_answer", "normalize_answer", "parse_number"]
 
@@ -102,7 +102,10 @@ def _after_last_marker(text: str) -> str | None:
             line = line.lstrip()
         stop = _SENTENCE_END.search(line)
         span = line[: stop.start()] if stop else line
-        span = _leading_number(span.strip().strip("*_").strip())
+        span = span.strip().strip("*_").strip()
+        if is_canonical_number(span):
+            return span  # "Answer: 42", the common case: nothing to cut or to rule out
+        span = _leading_number(span)
         if (_HAS_CONTENT.search(span) and not _NON_ANSWER.match(span) and not _EMPTY_BOX.match(span)
                 and not _is_sentence(span)):
             return span

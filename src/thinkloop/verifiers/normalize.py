@@ -203,6 +203,11 @@ def _normalize_once(text: str) -> str:
 _CANONICAL_NUMBER = re.compile(r"(?:-?[1-9]\d*|0)(?:\.\d*[1-9])?|-0\.\d*[1-9]")
 
 
+def is_canonical_number(text: str) -> bool:
+    """Whether ``text`` is a number as :func:`normalize_answer` spells it ("42", "-0.5"): nothing to clean."""
+    return _CANONICAL_NUMBER.fullmatch(text) is not None
+
+
 @lru_cache(maxsize=65536)
 def normalize_answer(answer: str) -> str:
     """A canonical spelling of an answer: numbers bare (``"$1,200.00"`` -> ``"1200"``, ``"14.0"`` -> ``"14"``,

@@ -88,13 +88,16 @@ def _node_document(node: Node, run: RecordedRun, origin: float, texts: _Texts) -
         document["request"]["messages"] = [[m.role, texts(m.content)] for m in node.request.messages]
     completion = node.completion
     if completion is not None:
-        document["choices"] = [{"text": c.text, "finish_reason": c.finish_reason} for c in completion.choices]
+        document["choices"] = [
+            {"text": c.text, "finish_reason": c.finish_reason} | ({"reasoning": c.reasoning} if c.reasoning else {})
+            for c in completion.choices
+        ]
         if completion.model is not None:
             document["model"] = completion.model
         if len(completion.choices) == 1 and node.text == completion.choices[0].text:
             document.pop("text", None)  # shown once, as the completion
     if node.usage is not None:
-        document["usage"] = node.usage.model_dump(mode="json", exclude_none=True)
+        document["usage"] = node.usage.model_dump(mode="json", exclude_defaults=True)  # the estimate flag when set
     document["t0"] = run.start[node.id] - origin
     document["t1"] = run.end.get(node.id, run.last or run.start[node.id]) - origin
     return document

@@ -512,7 +512,8 @@
       ["model", node.model],
       ["prompt tokens", usage.prompt_tokens === undefined ? null : fmtInt(usage.prompt_tokens)],
       ["completion tokens", usage.completion_tokens === undefined ? null : fmtInt(usage.completion_tokens)],
-      ["reasoning tokens", usage.reasoning_tokens === undefined ? null : fmtInt(usage.reasoning_tokens)],
+      ["reasoning tokens", usage.reasoning_tokens === undefined ? null :
+        fmtInt(usage.reasoning_tokens) + (usage.reasoning_tokens_estimated ? " (estimated)" : "")],
       ["cached prompt tokens", usage.cached_prompt_tokens === undefined ? null : fmtInt(usage.cached_prompt_tokens)],
     ]));
     if (node.parents && node.parents.length) parts.push(el("h3", null, "Parents"), nodeLinks(node.parents));
@@ -542,7 +543,7 @@
     }
     if (node.choices) {
       node.choices.forEach((choice, index) => {
-        const [reasoning, answer] = splitReasoning(choice.text);
+        const [reasoning, answer] = choice.reasoning ? [choice.reasoning, choice.text] : splitReasoning(choice.text);
         parts.push(el("h3", null, "Completion" + (node.choices.length > 1 ? " " + (index + 1) + " of " + node.choices.length : "") +
           (choice.finish_reason ? " (finish: " + choice.finish_reason + ")" : "")));
         if (reasoning !== null) parts.push(el("div", "msg-role", "reasoning"), el("pre", "reasoning", reasoning), el("div", "msg-role", "answer"));
