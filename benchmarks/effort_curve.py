@@ -121,7 +121,7 @@ def _per_tier(out: Path, tiers: dict[str, str]) -> dict[str, dict[str, dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--questions", type=int, default=400)
+    parser.add_argument("--questions", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reply-words", type=int, default=150, help="words of reasoning in every reply")
     parser.add_argument("--recall", type=float, default=0.95, help="the checker accepts a right answer this often")
