@@ -126,3 +126,20 @@ def test_the_benchmarks_readme_shows_the_closed_form_table_of_the_committed_resu
     table = closed_form_table(load_summaries(root / "results" / "simulated" / "results.jsonl"))
     assert table.count("\n") == 10  # header, rule and eight sc configs
     assert table in (root / "README.md").read_text()
+
+
+def test_a_mixed_set_is_fixed_by_its_seed_and_each_question_draws_from_its_own_spread() -> None:
+    from thinkloop.bench.simulated import MIXED_TIERS, mixed_spreads
+
+    data = simulated_dataset(40)
+    questions = [p.question for p in data.problems]
+    spreads = mixed_spreads(questions, seed=4)
+    assert spreads == mixed_spreads(questions, seed=4) != mixed_spreads(questions, seed=5)
+    assert sum(s.p == 0.3 for s in spreads.values()) == 10 and len(spreads) == 40 == len(set(spreads))
+    easy, hard = MIXED_TIERS[0][1], MIXED_TIERS[1][1]
+    backend = SimulatedBackend.for_dataset(data, spreads=spreads, reply_words=30)
+    request = ChatRequest.of(questions[0], n=128)
+    choices = anyio.run(backend.complete, request).choices
+    right = sum(c.text.endswith(f" {data.problems[0].answer}.") for c in choices) / 128
+    assert abs(right - spreads[questions[0]].p) < 0.12 and spreads[questions[0]] in (easy, hard)
+    assert backend.name == "simulated(mixed)" and len(choices[0].text.split()) > 30

@@ -17,6 +17,8 @@ SMALL = {
     "bon": "bon:n=2,judge_max_tokens=32",
     "critique": "critique:max_rounds=1,critique_max_tokens=32",
     "tree": "tree:branching=2,max_depth=1",
+    "auto": "auto:probe=2,max_samples=3",
+    "effort": "effort:minimal",
 }
 
 

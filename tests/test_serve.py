@@ -66,7 +66,7 @@ def calls(events: list[dict]) -> list[dict]:
         ("mock", {"extra_body": {"thinkloop": {"strategy": "bon:n=2,scorer=judge"}}}, "bon:n=2,scorer=judge",
          "thinkloop"),
         ("mock", {"reasoning_effort": "none"}, "direct", "reasoning_effort"),
-        ("mock", {"reasoning_effort": "low"}, "sc-adaptive:n=4", "reasoning_effort"),
+        ("mock", {"reasoning_effort": "low"}, "sc-adaptive:n=8", "reasoning_effort"),
     ],
 )
 def test_every_selection_method(client: openai.OpenAI, model: str, extra: dict, strategy: str,

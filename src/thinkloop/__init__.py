@@ -31,10 +31,12 @@ from thinkloop.runtime.graph import Node, ReasoningGraph
 from thinkloop.runtime.result import Candidate, Outcome, Result
 from thinkloop.runtime.trace import JsonlTraceSink, Trace, graph_from_events, load_trace, recorded_calls, replay
 from thinkloop.runtime.verdict import Verdict, Verifier
+from thinkloop.strategies.auto import Auto
 from thinkloop.strategies.base import Conversation, Strategy, StrategyConfig
 from thinkloop.strategies.best_of_n import BestOfN
 from thinkloop.strategies.cot import ChainOfThought, Direct
 from thinkloop.strategies.critique import CritiqueRevise
+from thinkloop.strategies.effort import EFFORTS, Effort, think, think_sync
 from thinkloop.strategies.registry import build_strategy
 from thinkloop.strategies.self_consistency import SelfConsistency
 from thinkloop.strategies.tree_search import TreeSearch
@@ -56,9 +58,11 @@ from thinkloop.verifiers import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "EFFORTS",
     "AllOf",
     "AnswerPresent",
     "AnyOf",
+    "Auto",
     "Backend",
     "BackendError",
     "BackendTimeout",
@@ -78,6 +82,7 @@ __all__ = [
     "CritiqueRevise",
     "DatasetError",
     "Direct",
+    "Effort",
     "Engine",
     "ExecutorError",
     "FormatVerifier",
@@ -126,4 +131,6 @@ __all__ = [
     "normalize_answer",
     "recorded_calls",
     "replay",
+    "think",
+    "think_sync",
 ]

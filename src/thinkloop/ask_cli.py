@@ -38,9 +38,16 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     ask.add_argument("question", help="the question to answer; '-' reads it from stdin")
     ask.add_argument(
-        "--strategy", default=DEFAULT_STRATEGY, metavar="SPEC",
-        help="NAME or NAME:key=value,... (direct, cot, sc, sc-adaptive, bon, critique, tree); "
+        "--strategy", metavar="SPEC",
+        help="NAME or NAME:key=value,... (direct, cot, sc, sc-adaptive, bon, critique, tree, auto, effort:LEVEL); "
         f"default: {DEFAULT_STRATEGY}",
+    )
+    from thinkloop.strategies.effort import EFFORTS
+
+    ask.add_argument(
+        "--effort", choices=EFFORTS, metavar="LEVEL",
+        help=f"how hard to think, one of {', '.join(EFFORTS)}: a strategy and token budget from the effort "
+        "table (passed through to a reasoning model that takes reasoning_effort); instead of --strategy",
     )
     ask.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server (needs --model)")
     ask.add_argument(
@@ -96,6 +103,11 @@ def make_strategy(args: argparse.Namespace, verifier: Any = None) -> Strategy:
 
     flags = {"max_tokens": args.max_tokens, "temperature": args.temperature, "system_prompt": args.system_prompt}
     overrides = {k: v for k, v in flags.items() if v is not None}
+    effort = getattr(args, "effort", None)
+    if effort is not None and args.strategy is not None:
+        raise UsageError(f"{PROG} ask: error: --effort {effort} picks a strategy, and --strategy {args.strategy} "
+                         "names one too; give one")
+    args.strategy = f"effort:{effort}" if effort is not None else args.strategy or DEFAULT_STRATEGY
     name = args.strategy.strip().partition(":")[0]
     if args.system_prompt is not None and "system_prompt" in UNUSED_OPTIONS.get(name, ()):
         raise ConfigurationError(f"{name} writes its own prompts; --system does not apply to it")

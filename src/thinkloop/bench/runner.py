@@ -29,7 +29,7 @@ from thinkloop.runtime.engine import Engine
 from thinkloop.runtime.result import Result
 from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy
-from thinkloop.strategies.registry import build_strategy, parse_options, spec_of
+from thinkloop.strategies.registry import build_strategy, parse_options, spec_of, split_spec
 
 if TYPE_CHECKING:
     from thinkloop.bench.executors import Executor
@@ -122,7 +122,7 @@ def make_configs(
         for spec in specs:
             for backend in backends:
                 strategy = build_strategy(spec, **overrides)
-                given = frozenset(parse_options(spec.partition(":")[2])) | frozenset(overrides)
+                given = frozenset(parse_options(split_spec(spec)[1])) | frozenset(overrides)
                 configs.append(Config(spec, strategy, backend, dataset, budget_tokens, given, check))
     return configs
 

@@ -5,6 +5,9 @@ changes under you. :class:`SimulatedBackend` answers each sample correctly with 
 otherwise draws a wrong answer from a known spread, so the accuracy of a majority vote over ``k`` samples
 is known in closed form (:func:`majority_vote_accuracy`): a benchmark on it checks the runner, the vote and
 the report end to end.
+
+Real data sets mix easy and hard questions, and that is where spending per question pays: give ``spreads``
+(question -> :class:`Spread`, e.g. from :func:`mixed_spreads`) and each question draws from its own.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import anyio
 
 from thinkloop.backends.base import BaseBackend, Capabilities
 from thinkloop.bench.datasets import Dataset, Problem
+from thinkloop.runtime.result import Candidate
+from thinkloop.runtime.verdict import Verdict
 from thinkloop.types import ChatRequest, Choice, Completion, Usage
 
 if TYPE_CHECKING:
@@ -55,6 +60,31 @@ class Spread:
         return probs
 
 
+WIDE_WRONG: tuple[tuple[int, float], ...] = ((-2, 1.0), (-1, 1.0), (1, 1.0), (2, 1.0), (3, 1.0))
+"""A hard question's wrong answers: five, equally likely, so no single wrong answer dominates a vote."""
+
+MIXED_TIERS: tuple[tuple[float, Spread], ...] = ((0.75, Spread(p=0.9)), (0.25, Spread(p=0.3, wrong=WIDE_WRONG)))
+"""Most questions easy (right 90% of the time), a quarter hard (right 30%, five wrong answers at 14% each)."""
+
+
+def mixed_spreads(
+    questions: Sequence[str], tiers: Sequence[tuple[float, Spread]] = MIXED_TIERS, *, seed: int = 0
+) -> dict[str, Spread]:
+    """Each question's :class:`Spread`: tier ``i`` gets ``round(share * len)`` questions (the last tier the
+    rest), which ones decided by ``seed``: the same seed always gives the same mix."""
+    if not tiers or any(share < 0 for share, _ in tiers):
+        raise ValueError("tiers need non-negative shares")
+    order = list(questions)
+    random.Random(seed).shuffle(order)
+    spreads: dict[str, Spread] = {}
+    start = 0
+    for index, (share, spread) in enumerate(tiers):
+        end = len(order) if index == len(tiers) - 1 else min(len(order), start + round(share * len(order)))
+        spreads.update((question, spread) for question in order[start:end])
+        start = end
+    return spreads
+
+
 def simulated_dataset(size: int, *, name: str = "simulated") -> Dataset:
     """``size`` problems whose gold answers are three-digit numbers (200..799), so every answer the spread
     can produce has three digits and sorts as text the way it sorts as a number."""
@@ -78,7 +108,11 @@ class SimulatedBackend(BaseBackend):
         seed: the seed for every draw.
         latency: seconds to sleep per call (to make crash tests slow enough to interrupt).
         name: the model name (default ``simulated(p=P)``; reports read ``p`` back from it to draw the
-            closed-form curve).
+            closed-form curve; ``simulated(mixed)`` with ``spreads``).
+        spreads: question -> its own :class:`Spread` (questions not in it use ``spread``): a mix of easy
+            and hard questions.
+        reply_words: pad every reply to about this many words of reasoning, so token counts look like a
+            model that thinks before it answers (default: a one-line reply).
     """
 
     def __init__(
@@ -90,12 +124,21 @@ class SimulatedBackend(BaseBackend):
         seed: int = 0,
         latency: float = 0.0,
         name: str | None = None,
+        spreads: Mapping[str, Spread] | None = None,
+        reply_words: int = 0,
     ) -> None:
         if spread is None:
             spread = Spread(p=0.6 if p is None else p)
-        if name is None:
+        if name is None and spreads:
+            name = "simulated(mixed)"
+        elif name is None:
             default = spread.wrong == DEFAULT_WRONG
             name = f"simulated(p={spread.p:g})" if default else f"simulated(p={spread.p:g},custom)"
+        if reply_words < 0:
+            raise ValueError(f"reply_words must be >= 0, got {reply_words}")
+        self.spreads = dict(spreads or {})
+        self.reply_words = reply_words
+        self._tables: dict[Spread, tuple[tuple[int, ...], tuple[float, ...]]] = {}
         self.gold = dict(gold)
         self.spread = spread
         self.seed = seed
@@ -134,9 +177,15 @@ class SimulatedBackend(BaseBackend):
         digest = hashlib.sha256(f"{self.seed}\x1e{count}\x1e{key}".encode()).digest()
         return random.Random(int.from_bytes(digest[:8], "big"))
 
-    def draw(self, rng: random.Random, gold: str) -> str:
+    def draw(self, rng: random.Random, gold: str, spread: Spread | None = None) -> str:
         """The right answer, or ``gold + offset`` (a gold that is not a number gets a labelled wrong one)."""
-        offset = rng.choices(self._offsets, weights=self._weights)[0]
+        if spread is None or spread == self.spread:
+            offsets, weights = self._offsets, self._weights
+        else:
+            if spread not in self._tables:
+                self._tables[spread] = tuple(zip(*sorted(spread.probabilities().items()), strict=True))  # type: ignore[assignment]
+            offsets, weights = self._tables[spread]
+        offset = rng.choices(offsets, weights=weights)[0]
         if offset == 0:
             return gold
         try:
@@ -152,11 +201,17 @@ class SimulatedBackend(BaseBackend):
         rng = self._rng(request)
         question = self._question(request)
         choices = []
+        spread = self.spreads.get(question) if question is not None else None
+        filler = " ".join(["step"] * self.reply_words) + " " if self.reply_words else ""
         for _ in range(request.n):
             if question is None:
                 text = "I cannot tell."
             else:
-                text = f"Let me work it out. The answer is {self.draw(rng, self.gold[question])}."
+                text = f"Let me work it out. {filler}The answer is {self.draw(rng, self.gold[question], spread)}."
+            words = text.split()
+            if request.max_tokens is not None and len(words) > request.max_tokens:  # a word is a token here
+                choices.append(Choice(text=" ".join(words[: request.max_tokens]), finish_reason="length"))
+                continue
             choices.append(Choice(text=text, finish_reason="stop"))
         prompt = sum(len(m.content.encode()) for m in request.messages) // 4 + 1
         completion = sum(len(c.text.split()) for c in choices)
@@ -164,6 +219,41 @@ class SimulatedBackend(BaseBackend):
             choices=tuple(choices), usage=Usage(prompt_tokens=prompt, completion_tokens=completion),
             latency_s=self.latency, model=self._name,
         )
+
+
+class SimulatedVerifier:
+    """A checker with known error rates: accepts a right answer with probability ``recall`` and a wrong one
+    with probability ``false_accept``. Like a program check, its verdict on one answer to one question is
+    always the same (drawn once from ``seed``, the question and the answer).
+
+    Args:
+        gold: question text -> gold answer (the backend's ``gold``).
+    """
+
+    def __init__(self, gold: Mapping[str, str], *, recall: float = 0.95, false_accept: float = 0.05,
+                 seed: int = 0) -> None:
+        if not (0.0 <= recall <= 1.0 and 0.0 <= false_accept <= 1.0):
+            raise ValueError(f"recall and false_accept must be in [0, 1], got {recall} and {false_accept}")
+        self.gold = dict(gold)
+        self.recall = recall
+        self.false_accept = false_accept
+        self.seed = seed
+        self.calls = 0
+
+    async def verify(self, question: str, candidate: Candidate, ctx: object = None) -> Verdict:
+        from thinkloop.verifiers.equivalence import answers_equivalent
+
+        self.calls += 1
+        gold = self.gold.get(str(question))
+        answer = candidate.answer
+        if gold is None or answer is None:
+            return Verdict.reject("no answer to check")
+        digest = hashlib.sha256(f"{self.seed}\x1e{question}\x1e{answer}".encode()).digest()
+        draw = int.from_bytes(digest[:8], "big") / 2**64
+        right = answers_equivalent(answer, gold)
+        if draw < (self.recall if right else self.false_accept):
+            return Verdict.accept()
+        return Verdict.reject(f"{answer} does not check out")
 
 
 def majority_vote_accuracy(k: int, spread: Spread) -> float:

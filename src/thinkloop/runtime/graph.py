@@ -28,8 +28,9 @@ def _networkx() -> Any:
 
 NodeKind = Literal[
     "question", "generate", "critique", "revise", "expand", "evaluate", "vote", "verify", "select", "prune",
-    "backtrack", "answer",
+    "backtrack", "answer", "decide",
 ]
+"""``decide``: a strategy's choice about how much more to spend (``auto``), its reason in ``data["reason"]``."""
 NodeStatus = Literal["running", "done", "pruned", "cancelled", "failed"]
 
 _XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -117,6 +117,8 @@ class ReasoningAccount:
             if node.score is not None:
                 line += f" (score {node.score:.2f})"
             return line + ".\n\n"
+        if kind == "decide":
+            return f"Decided to {data.get('decision', 'go on')}: {node.text or data.get('reason', '')}.\n\n"
         if kind == "backtrack":
             return f"Backtracked from step {', '.join(str(self._numbers.get(p, p)) for p in node.parents)}.\n\n"
         if kind == "evaluate" and node.text is None:

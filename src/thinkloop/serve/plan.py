@@ -12,7 +12,7 @@ from typing import Any
 
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.budget import Budget, Price
-from thinkloop.serve.effort import model_takes_effort, plan_for
+from thinkloop.serve.effort import PASSED_THROUGH, model_takes_effort, plan_for
 from thinkloop.serve.errors import ApiError, bad_request
 from thinkloop.serve.schema import DIRECT_ONLY, ChatCall
 from thinkloop.serve.selection import ALIAS, parse_model_name
@@ -66,7 +66,8 @@ def plan_call(call: ChatCall, settings: Settings, upstream: Upstream) -> Plan:
     extra_body: dict[str, Any] = {}
     effort_tokens = None
     if call.reasoning_effort is not None:
-        if upstream.sends_extra_body and model_takes_effort(upstream.name):
+        if (upstream.sends_extra_body and model_takes_effort(upstream.name)
+                and call.reasoning_effort in PASSED_THROUGH):  # 'auto' is thinkloop's own: it runs here
             extra_body["reasoning_effort"] = call.reasoning_effort  # the upstream thinks itself: pass it on
             if spec is None:
                 spec, selected_by = "direct", "reasoning_effort"

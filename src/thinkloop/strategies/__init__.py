@@ -8,6 +8,8 @@
     best_of_n.py         BestOfN (scored by a verifier, a judge or a reward)
     critique.py          CritiqueRevise
     tree_search.py       TreeSearch (beam, BFS, DFS with backtracking, MCTS)
+    auto.py              Auto (compute per question: escalates on disagreement or a verifier's rejection)
+    effort.py            the effort table (none ... high, auto), Effort, think() / think_sync()
     vote.py              the vote: answers grouped by equivalence, stopping rules
     registry.py          NAME:key=value specs, built-in and plugin strategies
 """
@@ -21,5 +23,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "BestOfN": "best_of_n",
     "CritiqueRevise": "critique",
     "TreeSearch": "tree_search",
+    "Auto": "auto",
+    "Effort": "effort", "think": "effort", "think_sync": "effort", "EFFORTS": "effort",
     "build_strategy": "registry",
 })

@@ -34,6 +34,8 @@ STRATEGIES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "bon": ("thinkloop.strategies.best_of_n", "BestOfN", {}),
     "critique": ("thinkloop.strategies.critique", "CritiqueRevise", {}),
     "tree": ("thinkloop.strategies.tree_search", "TreeSearch", {}),
+    "auto": ("thinkloop.strategies.auto", "Auto", {}),
+    "effort": ("thinkloop.strategies.effort", "Effort", {}),
 }
 
 VERIFIER_OPTIONS: dict[str, str] = {
@@ -220,13 +222,21 @@ def type_name(annotation: Any) -> str:
 
 
 # --- building -------------------------------------------------------------------------------------------
+def split_spec(spec: str) -> tuple[str, str]:
+    """``NAME`` and the ``key=value,...`` text of a spec; ``effort:LEVEL`` is short for ``effort:level=LEVEL``."""
+    name, _, rest = spec.strip().partition(":")
+    name, rest = name.strip(), rest.strip()
+    if name == "effort" and rest and "=" not in rest:
+        rest = f"level='{rest}'"  # quoted: effort:none is the level, not null
+    return name, rest
+
+
 def build_strategy(spec: str, **overrides: Any) -> Strategy:
     """Build a strategy from ``NAME[:key=value,...]``; ``overrides`` fill options the spec leaves out (and
     apply to an inner strategy too; an override the spec contradicts is an error, never silently dropped).
     The strategy's ``label`` is the spec as given."""
     spec = spec.strip()
-    name, _, rest = spec.partition(":")
-    name = name.strip()
+    name, rest = split_spec(spec)
     cls = strategy_class(name)
     fields = cls.Config.model_fields
     given = parse_raw_options(rest)

@@ -13,7 +13,7 @@
   const KIND_COLOURS = {
     question: "#64748b", generate: "#2563eb", expand: "#0891b2", evaluate: "#7c3aed", critique: "#db2777",
     revise: "#ea580c", vote: "#16a34a", verify: "#ca8a04", select: "#0d9488", prune: "#9ca3af",
-    backtrack: "#dc2626", answer: "#15803d",
+    backtrack: "#dc2626", answer: "#15803d", decide: "#b45309",
   };
   const GREY = new Set(["pruned", "cancelled", "failed"]);
   const COL_W = 170, ROW_H = 22, PAD = 16, RADIUS = 6;
@@ -238,6 +238,7 @@
   function labelOf(node) {
     let text = node.kind;
     if (node.kind === "backtrack") text = "↩ backtrack";
+    if (node.kind === "decide" && node.data && node.data.decision) text = "decide: " + clip(node.data.decision, 12);
     if (node.data && node.data.votes && node.answer !== undefined) {
       const votes = node.data.votes[node.answer];
       text += " → " + clip(node.answer, 18) + (votes !== undefined ? " (" + votes + "/" + (node.data.samples ?? "?") + ")" : "");
