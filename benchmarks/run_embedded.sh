@@ -16,11 +16,11 @@ OUT=$RESULTS/results.jsonl
 MAX_TOKENS=${MAX_TOKENS:-192}
 DATA_DIR=${THINKLOOP_DATA:-../shared/data}
 LIMITS=${LIMITS:-5 10 15 20 25 30 40 50 60 70 80 90 100}
-# One llama.cpp thread: on a machine other jobs share, two threads spin at every barrier and run ~10x slower.
-THREADS=${THREADS:-1}
+# llama.cpp's threads: unset, batched sampling measures one and two and keeps the faster (THREADS=1 pins it).
+THREADS=${THREADS:-}
 bench() { python -m thinkloop.bench.cli "$@"; }
 run() { bench run "$@" --data-dir "$DATA_DIR" --max-tokens "$MAX_TOKENS" --out "$OUT" --traces "$RESULTS/traces" \
-  --threads "$THREADS"; }
+  ${THREADS:+--threads "$THREADS"}; }
 
 if [ -z "${REPORT_ONLY:-}" ]; then
   # 1. The single-call strategies on all 100 problems of each set.
