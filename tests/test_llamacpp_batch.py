@@ -229,6 +229,8 @@ class FakeDecoder:
 
     def __init__(self, times: dict[int, float]) -> None:
         self.times, self.n_threads, self.measured = times, 1, 0
+        self.step_limit_s: float | None = None
+        self.dropped_threads = False
 
     def measure_threads(self, candidates: list[int]) -> dict[int, float]:
         self.measured += 1
@@ -251,6 +253,35 @@ def test_the_fastest_measured_thread_count_is_kept_and_measured_again_when_stale
     assert stale.apply(decoder) == 1 and stale.apply(decoder) == 1 and decoder.measured == 3
     fixed = ThreadChoice(2)
     assert fixed.apply(decoder) == 2 and decoder.measured == 3
+
+
+def test_a_slow_step_on_two_threads_drops_to_one_and_the_count_is_measured_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(THREADS_ENV, "2")
+    decoder = FakeDecoder({1: 0.4, 2: 0.1})
+    choice = ThreadChoice(None)
+    assert choice.apply(decoder) == 2 and decoder.step_limit_s == pytest.approx(0.3)
+    decoder.times = {1: 0.1, 2: 0.9}  # the machine got busy mid-request: the decoder dropped to one thread
+    decoder.n_threads, decoder.dropped_threads = 1, True
+    assert choice.apply(decoder) == 1 and decoder.measured == 2  # measured again at once, not in two minutes
+    assert decoder.step_limit_s is None and not decoder.dropped_threads  # one thread is not watched
+
+
+def test_the_step_watch_drops_to_one_thread_only_past_its_limit() -> None:
+    from thinkloop.backends.llamacpp_batch import BatchDecoder
+
+    decoder = BatchDecoder.__new__(BatchDecoder)  # no model: only the watch's arithmetic
+    set_to: list[int] = []
+    decoder.set_threads = lambda count: (set_to.append(count), setattr(decoder, "n_threads", count))
+    decoder.n_threads, decoder.step_limit_s, decoder.dropped_threads = 2, 0.3, False
+    decoder._watch(0.29, rows=8)
+    decoder._watch(0.5, rows=16)  # 16 rows may take twice the 8-row limit
+    assert set_to == [] and not decoder.dropped_threads
+    decoder._watch(0.31, rows=3)
+    assert set_to == [1] and decoder.dropped_threads
+    decoder._watch(5.0, rows=8)  # already on one thread: nothing more to drop
+    assert set_to == [1]
 
 
 def test_openmp_threads_spin_briefly_then_sleep_unless_the_environment_says_otherwise(

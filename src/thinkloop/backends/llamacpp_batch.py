@@ -40,6 +40,10 @@ _DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: "pick a random see
 _PENALTY_LAST_N = 64  # Llama(last_n_tokens_size=64): the window its repetition penalty looks at
 
 
+MEASURED_ROWS = 8
+"""Rows of the decode steps the thread choice times."""
+
+
 class DecodeCancelled(Exception):
     """The request was cancelled; raised between decode steps after its slots were freed."""
 
@@ -144,6 +148,10 @@ class BatchDecoder:
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._piece = ctypes.create_string_buffer(256)
         self.n_threads = n_threads
+        self.step_limit_s: float | None = None
+        """A step of :data:`MEASURED_ROWS` rows slower than this drops the decoder to one thread."""
+        self.dropped_threads = False
+        """Whether a slow step dropped the decoder to one thread since the thread choice last looked."""
 
     def set_threads(self, n_threads: int) -> None:
         self._lib.llama_set_n_threads(self._ctx, n_threads, n_threads)
@@ -303,7 +311,22 @@ class BatchDecoder:
             batch.logits[row] = 1
             seq.row = row
         batch.n_tokens = len(active)
+        started = time.perf_counter()
         self._decode()
+        self._watch(time.perf_counter() - started, len(active))
+
+    def _watch(self, seconds: float, rows: int) -> None:
+        """Drop to one thread at once when a step takes far longer than the measured ones did.
+
+        Two threads beat one only while both get a core; when other work takes one, each step waits at every
+        barrier for a thread that is not running and becomes several times slower than on one thread
+        (measured: 255-582 ms against 25-138). The thread choice measures again before the next request.
+        """
+        limit = self.step_limit_s
+        if limit is None or self.n_threads == 1 or seconds <= limit * max(1.0, rows / MEASURED_ROWS):
+            return
+        self.set_threads(1)
+        self.dropped_threads = True
 
     def _decode(self) -> None:
         code = self._lib.llama_decode(self._ctx, self._batch)
@@ -361,7 +384,9 @@ class BatchDecoder:
         return chain
 
     # --- thread count ---------------------------------------------------------------------------------
-    def measure_threads(self, candidates: Sequence[int], *, rows: int = 8, rounds: int = 3) -> dict[int, float]:
+    def measure_threads(
+        self, candidates: Sequence[int], *, rows: int = MEASURED_ROWS, rounds: int = 3
+    ) -> dict[int, float]:
         """Seconds per decode step of ``rows`` sequences for each thread count; leaves the cache empty.
 
         Candidates are interleaved so a burst of load elsewhere hits them alike; the first round warms the

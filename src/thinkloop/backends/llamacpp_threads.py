@@ -16,8 +16,9 @@ environment already sets either (``OMP_WAIT_POLICY=ACTIVE`` restores unbounded s
 The count: ``n_threads`` (or ``$THINKLOOP_THREADS``) fixes it. Left unset, one answer at a time uses
 :func:`default_threads`, and batched decoding measures a few steps with each of :func:`thread_candidates`
 (interleaved, medians) and keeps the fastest, again every :data:`REMEASURE_S` seconds since the machine's
-load changes. The thread count does not change the results (each output is computed by one thread in a
-fixed order): seeded requests reproduce whichever count is chosen.
+load changes; a step :data:`SLOW_STEP` times slower than measured drops it to one thread at once. The
+thread count does not change the results (each output is computed by one thread in a fixed order): seeded
+requests reproduce whichever count is chosen.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from typing import Any
 THREADS_ENV = "THINKLOOP_THREADS"
 REMEASURE_S = 120.0
 """Seconds after which batched decoding measures the thread counts again (before its next request)."""
+SLOW_STEP = 3.0
+"""A decode step this many times slower than measured means the machine got busy: back to one thread, and
+measure again before the next request."""
 
 
 def configured_threads() -> int | None:
@@ -91,10 +95,17 @@ class ThreadChoice:
             if decoder.n_threads != self.fixed:
                 decoder.set_threads(self.fixed)
             return self.fixed
-        due = self._measured_at is None or time.monotonic() - self._measured_at >= self.remeasure_s
+        due = (
+            self._measured_at is None or time.monotonic() - self._measured_at >= self.remeasure_s
+            or decoder.dropped_threads
+        )
         candidates = thread_candidates()
         if due and len(candidates) > 1:
             self.timings = decoder.measure_threads(candidates)
-            decoder.set_threads(min(self.timings, key=self.timings.__getitem__))
+            chosen = min(self.timings, key=self.timings.__getitem__)
+            decoder.set_threads(chosen)
+            # More than one thread is watched: a step SLOW_STEP times slower than measured drops it to one.
+            decoder.step_limit_s = SLOW_STEP * self.timings[chosen] if chosen > 1 else None
+            decoder.dropped_threads = False
             self._measured_at = time.monotonic()
         return int(decoder.n_threads)
