@@ -18,7 +18,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 from anyio.abc import ByteStream
 
 from thinkloop.testing.mock_server import (
@@ -31,6 +30,7 @@ from thinkloop.testing.mock_server import (
     config_from,
     question_key,
     serve_until_interrupted,
+    serving,
 )
 
 
@@ -99,13 +99,8 @@ async def serve_faulty(
     config: MockConfig | None = None, *, storm: int = 0, retry_after_ms: int = 20
 ) -> AsyncIterator[FaultyMockServer]:
     """Run a faulty mock server in this event loop for the duration of the block (tests)."""
-    server = FaultyMockServer(config, storm=storm, retry_after_ms=retry_after_ms)
-    async with anyio.create_task_group() as group:
-        await group.start(server.serve, 0)
-        try:
-            yield server
-        finally:
-            group.cancel_scope.cancel()
+    async with serving(FaultyMockServer(config, storm=storm, retry_after_ms=retry_after_ms)) as server:
+        yield server
 
 
 class FaultyServerProcess(MockServerProcess):

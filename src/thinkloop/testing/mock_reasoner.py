@@ -38,6 +38,7 @@ from thinkloop.testing.mock_server import (
     config_from,
     right_answer,
     serve_until_interrupted,
+    serving,
 )
 
 Shape = Literal["reasoning_content", "reasoning", "think-tags"]
@@ -163,12 +164,8 @@ async def serve_reasoner(
 ) -> AsyncIterator[ReasoningMockServer]:
     """Run a reasoning mock server in this event loop for the duration of the block (tests)."""
     server = ReasoningMockServer(config, shape=shape, report_reasoning_tokens=report_reasoning_tokens)
-    async with anyio.create_task_group() as group:
-        await group.start(server.serve, 0)
-        try:
-            yield server
-        finally:
-            group.cancel_scope.cancel()
+    async with serving(server):
+        yield server
 
 
 class ReasoningServerProcess(MockServerProcess):

@@ -25,7 +25,7 @@ import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
@@ -186,16 +186,25 @@ class MockServer:
             self.stats.in_flight -= 1
 
 
+ServerT = TypeVar("ServerT", bound="MockServer")
+
+
 @asynccontextmanager
-async def serve_mock(config: MockConfig | None = None, *, port: int = 0) -> AsyncIterator[MockServer]:
-    """Run a mock server in this event loop for the duration of the block (tests)."""
-    server = MockServer(config)
+async def serving(server: ServerT, port: int = 0) -> AsyncIterator[ServerT]:
+    """Run ``server`` (a :class:`MockServer` or one of its kinds) in this event loop for the block."""
     async with anyio.create_task_group() as group:
         await group.start(server.serve, port)
         try:
             yield server
         finally:
             group.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def serve_mock(config: MockConfig | None = None, *, port: int = 0) -> AsyncIterator[MockServer]:
+    """Run a mock server in this event loop for the duration of the block (tests)."""
+    async with serving(MockServer(config), port) as server:
+        yield server
 
 
 class MockServerProcess:
