@@ -5,13 +5,14 @@ spread: by default three quarters are easy (each sample right with probability 0
 (right with probability 0.3, else one of five wrong answers at 14% each), assigned by ``--seed``. Every reply
 carries ``--reply-words`` words of reasoning, so tokens per question look like a model that thinks.
 
-For each config (``effort:none`` … ``effort:high``, ``effort:auto``, and fixed ``sc:n=16`` and adaptive
-``sc-adaptive:n=16`` for the self-consistency comparison) it runs the same questions through
+For each config (``effort:none`` … ``effort:high``, ``effort:auto``, fixed ``sc:n=16`` and adaptive
+``sc-adaptive:n=16`` for the self-consistency comparison, and fixed ``sc:n=40``, the most accurate fixed
+strategy of ``effort_sweep.py`` and the Adaptive-Consistency paper's baseline) it runs the same questions through
 ``thinkloop.bench.run_benchmark`` on a fresh, identically seeded backend, then writes under ``--out``:
 ``results.jsonl`` (one record per config and question), ``table.md`` (``thinkloop bench report``'s table),
 ``summary.json`` (accuracy, mean tokens and samples per config, easy and hard apart, and the targets
-checked) and ``accuracy-vs-tokens.png`` (one point per level and ``auto``, and fixed SC@16 for reference; the
-Pareto front starred).
+checked) and ``accuracy-vs-tokens.png`` (one point per level and ``auto``, and fixed SC@16 and SC@40 for
+reference; the Pareto front starred). ``effort_sweep.py`` traces the curves behind these points.
 
 Then it runs ``effort:none``, ``effort:high``, ``effort:auto``, ``bon:n=8`` and ``bon:n=16`` again with a
 checker of known error rates given to every run (:class:`SimulatedVerifier`, by default accepting a right
@@ -48,7 +49,9 @@ from thinkloop.strategies.effort import EFFORTS
 LEVELS = [f"effort:{level}" for level in EFFORTS]
 CHECKED = ["effort:none", "effort:high", "effort:auto", "bon:n=8", "bon:n=16"]
 """Configs run again with a checker (:class:`SimulatedVerifier`): ``auto`` and best-of-n use it."""
-REFERENCES = ["sc:n=16", "sc-adaptive:n=16"]
+REFERENCES = ["sc:n=16", "sc-adaptive:n=16", "sc:n=40"]
+FIXED_SC = ["sc:n=16", "sc:n=40"]
+"""The non-adaptive references: ``auto`` is measured against the most accurate of them too."""
 DATASET = "simulated-mixed"
 
 
@@ -119,6 +122,12 @@ def _per_tier(out: Path, tiers: dict[str, str]) -> dict[str, dict[str, dict[str,
     }
 
 
+def plot_levels(summaries: dict[str, ConfigSummary], path: Path) -> Path:
+    """The committed plot without a checker (a test regenerates it from ``results.jsonl``)."""
+    return plot_tradeoff([summaries[spec] for spec in [*LEVELS, *FIXED_SC]], path,
+                         title="effort levels, easy+hard questions (★ Pareto front)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=int, default=500)
@@ -146,14 +155,21 @@ def main() -> None:
     auto = points["effort:auto"]
     same_tokens = [spec for spec in fixed if points[spec]["tokens"] >= auto["tokens"]]
     sc16, adaptive16 = points["sc:n=16"], points["sc-adaptive:n=16"]
+    best_sc = max(FIXED_SC, key=lambda spec: (points[spec]["accuracy"], -points[spec]["tokens"]))
     targets = {
         "best_fixed": best,
         "auto_accuracy_minus_best": auto["accuracy"] - points[best]["accuracy"],
         "auto_tokens_over_best": auto["tokens"] / points[best]["tokens"],
         "auto_reaches_best_at_half_tokens": auto["accuracy"] >= points[best]["accuracy"]
         and auto["tokens"] <= 0.5 * points[best]["tokens"],
+        # None when no config costs as much as auto: then there is nothing to beat at the same tokens
         "auto_beats_every_fixed_level_costing_as_much": all(
-            auto["accuracy"] > points[spec]["accuracy"] for spec in same_tokens),
+            auto["accuracy"] > points[spec]["accuracy"] for spec in same_tokens) if same_tokens else None,
+        "best_fixed_sc": best_sc,
+        "auto_accuracy_minus_best_fixed_sc": auto["accuracy"] - points[best_sc]["accuracy"],
+        "auto_tokens_over_best_fixed_sc": auto["tokens"] / points[best_sc]["tokens"],
+        "auto_reaches_best_fixed_sc_at_half_tokens": auto["accuracy"] >= points[best_sc]["accuracy"]
+        and auto["tokens"] <= 0.5 * points[best_sc]["tokens"],
         "auto_accuracy_minus_fixed_sc16": auto["accuracy"] - sc16["accuracy"],
         "auto_tokens_over_fixed_sc16": auto["tokens"] / sc16["tokens"],
         "sc16_samples_over_adaptive": sc16["samples"] / adaptive16["samples"],
@@ -175,7 +191,7 @@ def main() -> None:
         "with_checker_auto_tokens_over_high": auto_checked["tokens"] / checked["effort:high"]["all"]["tokens"],
         "with_checker_auto_accuracy_minus_high": auto_checked["accuracy"] - checked["effort:high"]["all"]["accuracy"],
     }
-    # Two plots: every level and auto without a checker, with fixed SC@16 (the old table's high); and every
+    # Two plots: every level and auto without a checker, with fixed SC@16 (the old table's high) and SC@40; and every
     # config run with a checker (auto and best-of-n use it; the other levels do not read it).
     def checked_point(spec: str) -> ConfigSummary:
         row = checked[spec]["all"]
@@ -185,8 +201,7 @@ def main() -> None:
                        correct=correct, accuracy=row["accuracy"], ci_low=low, ci_high=high,
                        mean_tokens=row["tokens"], mean_k=row["samples"])
 
-    plot_tradeoff([summaries[spec] for spec in [*LEVELS, "sc:n=16"]], args.out / "accuracy-vs-tokens.png",
-                  title="effort levels, easy+hard questions (★ Pareto front)")
+    plot_levels(summaries, args.out / "accuracy-vs-tokens.png")
     plot_tradeoff([checked_point(spec) for spec in CHECKED], args.out / "accuracy-vs-tokens-with-checker.png",
                   title=f"with a checker ({args.recall:g} recall, {args.false_accept:g} false accepts; ★ Pareto)")
     summary = {

@@ -4,6 +4,7 @@ results regenerating byte for byte."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -284,3 +285,16 @@ def test_configs_that_would_read_alike_show_what_tells_them_apart() -> None:
     rows = [line.split(" | ")[1:3] for line in render_markdown(summarize(records)).splitlines()[2:]]
     assert rows == [["cot", "m"], ["cot:max_tokens=64", "m"], ["sc:n=4", "m@127.0.0.1:8001/v1"],
                     ["sc:n=4", "m@127.0.0.1:8002/v1"]]
+
+
+def test_the_committed_effort_table_and_plot_regenerate_from_the_committed_results(tmp_path: Path) -> None:
+    folder = RESULTS / "effort"
+    curve = importlib.util.spec_from_file_location("effort_curve", RESULTS.parent / "effort_curve.py")
+    assert curve is not None and curve.loader is not None
+    module = importlib.util.module_from_spec(curve)
+    curve.loader.exec_module(module)
+    summaries = {s.strategy: s for s in load_summaries(folder / "results.jsonl")}
+    rows = [summaries[spec] for spec in module.LEVELS + module.REFERENCES]
+    assert (folder / "table.md").read_text() == render(rows, "markdown")
+    written = module.plot_levels(summaries, tmp_path / "accuracy-vs-tokens.png")
+    assert written.read_bytes() == (folder / "accuracy-vs-tokens.png").read_bytes()

@@ -37,7 +37,10 @@ from thinkloop.strategies.vote import VoteResult, beta_confidence, exact_equival
 class AutoConfig(StrategyConfig):
     temperature: float | None = Field(default=0.7, ge=0.0, le=2.0)
     probe: int = Field(default=3, ge=1, le=64, description="Samples drawn first; all agreeing ends the run.")
-    max_samples: int = Field(default=32, ge=1, le=128, description="The most samples the vote may grow to.")
+    # 64, not 32: on the simulated mix (benchmarks/effort_sweep.py) a hard question keeps gaining from samples up
+    # to 64, and easy ones stop after a few whatever the cap, so the larger cap is what lets auto match the best
+    # fixed self-consistency (SC@40) at half its tokens; the run's token budget still bounds it.
+    max_samples: int = Field(default=64, ge=1, le=128, description="The most samples the vote may grow to.")
     growth: float = Field(default=2.0, ge=1.1, le=4.0, description="Each escalation multiplies the samples by this.")
     confidence: float = Field(
         default=0.95, gt=0.5, lt=1.0, description="Stop once P(the leader is the majority answer) exceeds this."
