@@ -31,6 +31,7 @@ from pydantic import Field
 from thinkloop.runtime.context import BUDGET, RunContext, Samples
 from thinkloop.runtime.result import Candidate, Outcome
 from thinkloop.strategies.base import Strategy, StrategyConfig
+from thinkloop.strategies.self_consistency import vote_outcome
 from thinkloop.strategies.vote import VoteResult, beta_confidence, exact_equivalent, leader_is_safe, majority_vote
 
 
@@ -168,25 +169,8 @@ class Auto(Strategy):
             "unanswered": tally.unanswered, "stages": stages + 1,
             "answers": sorted(c.answer for c in samples.candidates if c.answer is not None),
         }
-        shown = winner.best_member() if winner is not None else None
-        chosen = shown.model_copy(update={"answer": winner.representative}) if shown and winner else None
-        ordered = sorted(samples.candidates, key=lambda c: c is not shown)
-        parents = [c.node_id for c in ordered if c.node_id is not None] or [parent]
-        node = ctx.record("vote", parents, strategy=self.name, answer=chosen.answer if chosen else None,
-                          text=chosen.text if chosen else None, data=data)
-        if chosen is not None:
-            chosen = chosen.model_copy(update={"node_id": node.id, "data": data})
-            ctx.offer(chosen)
-        if samples.budget_hit:
-            stop = "budget"
-        elif converged:
-            stop = "converged"
-        elif samples.received == 0 and samples.errors:
-            stop = "error"
-        else:
-            stop = "completed"
-        return Outcome(candidate=chosen, stop_reason=stop, notes=tuple(samples.notes + samples.errors),
-                       attempts=tuple(samples.candidates), votes=data["votes"], data=data)
+        return vote_outcome(ctx, self.name, winner, samples, parent=parent, converged=converged, data=data,
+                            notes=samples.notes + samples.errors)
 
     # --- a verifier's verdicts ---------------------------------------------------------------------------
     def _stages(self, best: Candidate) -> list[Strategy]:

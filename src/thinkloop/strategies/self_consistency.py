@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import anyio
 from pydantic import Field
@@ -20,7 +21,14 @@ from thinkloop.runtime.context import BUDGET, RunContext, Samples
 from thinkloop.runtime.result import Candidate, Outcome
 from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy, StrategyConfig
-from thinkloop.strategies.vote import Equivalence, beta_confidence, exact_equivalent, leader_is_safe, majority_vote
+from thinkloop.strategies.vote import (
+    Equivalence,
+    VoteGroup,
+    beta_confidence,
+    exact_equivalent,
+    leader_is_safe,
+    majority_vote,
+)
 
 _EARLIEST_STOP = 4
 """Unanimous samples needed before the default confidence rule (0.95) can stop: 1 - 2**-5 > 0.95."""
@@ -225,27 +233,38 @@ class SelfConsistency(Strategy):
             "truncated": sum(c.finish_reason == "length" for c in samples.candidates),
             "answers": answers,
         }
-        shown = winner.best_member() if winner is not None else None
-        chosen = shown.model_copy(update={"answer": winner.representative}) if shown and winner else None
-        # The chosen sample comes first, so the graph's path to the answer runs through it.
-        ordered = sorted(samples.candidates, key=lambda c: c is not shown)
-        parents = [c.node_id for c in ordered if c.node_id is not None] or [parent]
-        vote_node = ctx.record(
-            "vote", parents, strategy=self.name, answer=chosen.answer if chosen else None,
-            text=chosen.text if chosen else None, data=data,
-        )
-        if chosen is not None:
-            chosen = chosen.model_copy(update={"node_id": vote_node.id, "data": data})
-            ctx.offer(chosen)
-        if samples.budget_hit:
-            stop = "budget"
-        elif converged:
-            stop = "converged"
-        elif received == 0 and samples.errors:
-            stop = "error"
-        else:
-            stop = "completed"
-        return Outcome(
-            candidate=chosen, stop_reason=stop, notes=tuple(notes), attempts=tuple(samples.candidates),
-            votes=data["votes"], data=data,
-        )
+        return vote_outcome(ctx, self.name, winner, samples, parent=parent, converged=converged, data=data,
+                            notes=notes)
+
+
+def vote_outcome(
+    ctx: RunContext, strategy: str, winner: VoteGroup | None, samples: Samples, *, parent: int,
+    converged: bool, data: dict[str, Any], notes: Sequence[str],
+) -> Outcome:
+    """Record the vote over ``samples`` (a ``vote`` node under them) and say how it ended.
+
+    The chosen sample comes first among the node's parents, so the graph's path to the answer runs through it.
+    """
+    shown = winner.best_member() if winner is not None else None
+    chosen = shown.model_copy(update={"answer": winner.representative}) if shown and winner else None
+    ordered = sorted(samples.candidates, key=lambda c: c is not shown)
+    parents = [c.node_id for c in ordered if c.node_id is not None] or [parent]
+    node = ctx.record(
+        "vote", parents, strategy=strategy, answer=chosen.answer if chosen else None,
+        text=chosen.text if chosen else None, data=data,
+    )
+    if chosen is not None:
+        chosen = chosen.model_copy(update={"node_id": node.id, "data": data})
+        ctx.offer(chosen)
+    if samples.budget_hit:
+        stop = "budget"
+    elif converged:
+        stop = "converged"
+    elif samples.received == 0 and samples.errors:
+        stop = "error"
+    else:
+        stop = "completed"
+    return Outcome(
+        candidate=chosen, stop_reason=stop, notes=tuple(notes), attempts=tuple(samples.candidates),
+        votes=data["votes"], data=data,
+    )
