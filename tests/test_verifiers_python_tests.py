@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import anyio
@@ -21,7 +22,9 @@ def sandbox() -> ProgramVerifier:
     verifier = ProgramVerifier(timeout=10)
     try:
         anyio.run(verifier.run, "pass")
-    except SandboxUnavailable:
+    except SandboxUnavailable as exc:
+        if os.environ.get("THINKLOOP_REQUIRE_SANDBOX") == "1":  # CI: a missing sandbox is a failure
+            pytest.fail(f"the sandbox is required here (THINKLOOP_REQUIRE_SANDBOX=1): {exc}")
         pytest.skip("no network namespace for the sandbox here")
     return verifier
 
