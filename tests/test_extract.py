@@ -226,3 +226,27 @@ def test_normalisation_never_empties_an_answer(text: str) -> None:
 def test_numeric_equivalence_is_symmetric(a: Fraction, b: Fraction) -> None:
     left, right = f"{a.numerator}/{a.denominator}", f"{b.numerator}/{b.denominator}"
     assert answers_equivalent(left, right) == answers_equivalent(right, left) == (a == b)
+
+
+_PIECES = st.sampled_from(
+    ["Answer", "answer", "ANSWER", "Final Answer", "**Answer:**", "answers", "myanswer", ":", "：", " ", "\n", ".",
+     "*", "42", "-7", "0.5", "3.50", "007", "-0", "1,200", "#### 9", "\\boxed{5}", "<think>", "</think>", "is",
+     "x", "ſ", "(", "?"]
+)
+
+
+@given(st.lists(_PIECES, max_size=12).map("".join), st.text(max_size=80))
+@example("", "6 * 7 = 42. Answer: 42")
+@example("", "#### 7\nAnswer: 42.")
+@example("", "\\boxed{7} so Answer: 42")
+@example("", "(answer: 42")
+@example("", "Answer: 007")
+@example("Answer: 3.50", "")
+@example("answer:-0.", "")
+def test_the_stated_last_shortcut_agrees_with_the_full_search(tail: str, head: str) -> None:
+    """extract_answer reads "... Answer: 42" off the reply's tail; it must give what the full search gives."""
+    from thinkloop.verifiers.extract import _after_reasoning, _search
+
+    text = head + tail
+    visible = _after_reasoning(text) if text else None
+    assert extract_answer(text) == (_search(visible) if visible else None)

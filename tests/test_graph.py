@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thinkloop import ChatRequest, Choice, Completion, Node, ReasoningGraph, Usage
+from thinkloop.runtime.graph import call_node, evolve
 
 KINDS = ["generate", "critique", "revise", "expand", "evaluate", "vote", "verify", "select", "prune", "answer"]
 STATUSES = ["running", "done", "pruned", "cancelled", "failed"]
@@ -154,3 +155,45 @@ def test_an_empty_graph_has_depth_zero_and_unequal_types_do_not_compare():
     assert ReasoningGraph() != object()
     with pytest.raises(TypeError):
         hash(ReasoningGraph())
+
+
+_REQUEST = ChatRequest.of("What is 6 * 7?", system="Be careful.", max_tokens=64)
+
+
+@given(
+    st.integers(0, 10**6), st.sampled_from(["generate", "critique", "expand", "vote"]),
+    st.lists(st.integers(0, 100), max_size=3).map(tuple), st.integers(0, 50),
+    st.floats(0, 2e9, allow_nan=False), st.one_of(st.none(), st.text(max_size=8)),
+    st.one_of(st.none(), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2)),
+)
+def test_a_call_node_built_on_the_hot_path_equals_a_validated_node(
+    node_id: int, kind: str, parents: tuple[int, ...], depth: int, started_at: float, strategy: str | None,
+    data: dict | None,
+) -> None:
+    fast = call_node(node_id, kind, parents, depth, started_at, _REQUEST, strategy, data)  # type: ignore[arg-type]
+    checked = Node(
+        id=node_id, kind=kind, parents=parents, status="running", depth=depth, started_at=started_at,
+        request=_REQUEST, strategy=strategy, data=data,
+    )
+    assert fast == checked
+    assert fast.model_dump() == checked.model_dump()
+    assert Node.model_validate_json(fast.model_dump_json()) == checked
+    assert set(fast.__dict__) == set(Node.model_fields)  # every field present, as validation would make it
+
+
+def test_a_call_node_of_an_unknown_kind_is_refused_with_the_kinds_named() -> None:
+    with pytest.raises(ValueError, match=r"unknown node kind 'generat'.*generate"):
+        call_node(1, "generat", (0,), 1, 0.0, _REQUEST, None, None)  # type: ignore[arg-type]
+
+
+def test_evolve_is_model_copy_with_an_update_and_leaves_the_original_alone() -> None:
+    running = call_node(3, "generate", (0,), 1, 5.0, _REQUEST, "cot", None)
+    changes = {"status": "done", "text": "Answer: 42", "answer": "42", "latency_s": 0.25}
+    done = evolve(running, dict(changes))
+    assert done == running.model_copy(update=changes)
+    assert done.model_fields_set == running.model_copy(update=changes).model_fields_set
+    assert running.status == "running" and running.text is None
+    # A later model_copy of a node built on the hot path leaves the set other nodes share untouched.
+    scored = done.model_copy(update={"score": 0.5})
+    assert "score" in scored.model_fields_set and "score" not in done.model_fields_set
+    assert "score" not in call_node(4, "generate", (3,), 2, 6.0, _REQUEST, None, None).model_fields_set

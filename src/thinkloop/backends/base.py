@@ -151,7 +151,10 @@ def count_prompt_tokens_upper_bound(messages: tuple[Message, ...], capabilities:
     A byte-level BPE token covers at least one UTF-8 byte, so the byte length bounds the content; the
     template's own tokens are bounded by the capabilities' overheads.
     """
-    content = sum(len(m.content.encode("utf-8")) for m in messages)
+    content = 0
+    for message in messages:
+        text = message.content
+        content += len(text) if text.isascii() else len(text.encode("utf-8"))  # ASCII: a byte a character
     return content + capabilities.prompt_overhead_tokens + capabilities.per_message_overhead_tokens * len(messages)
 
 

@@ -124,6 +124,8 @@ class BudgetLedger:
     overrun_tokens: int = 0
     """Tokens billed beyond a reservation (a server ignoring ``max_tokens``); reported, never hidden."""
     _ancestry: tuple[BudgetLedger, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _priced: bool = field(default=True, init=False, repr=False, compare=False)
+    """Whether some budget of the chain has a price: when none has, :meth:`price` need not walk it."""
     _changed: anyio.Event | None = field(default=None, init=False, repr=False, compare=False)
 
     def child(self, budget: Budget) -> BudgetLedger:
@@ -140,6 +142,7 @@ class BudgetLedger:
                 links.append(node)
                 node = node.parent
             chain = self._ancestry = tuple(links)
+            self._priced = any(led.budget.price is not None or led.budget.prices for led in chain)
         return chain
 
     def _least(self, left: Callable[[BudgetLedger], float | None]) -> float:
@@ -179,7 +182,10 @@ class BudgetLedger:
 
     def price(self, model: str | None = None) -> Price | None:
         """The price of ``model``: from the nearest budget's ``prices``, else its ``price``."""
-        for led in self._chain():
+        chain = self._chain()
+        if not self._priced:
+            return None
+        for led in chain:
             if model is not None and led.budget.prices and model in led.budget.prices:
                 return led.budget.prices[model]
         for led in self._chain():
@@ -235,23 +241,42 @@ class BudgetLedger:
         ``prompt_tokens + n * max_tokens`` fits in the tokens (and dollars) left. A call whose clamped
         ``max_tokens`` would fall below ``min_tokens`` is refused.
         """
+        reservation = self._reserve(prompt_tokens, max_tokens, n, min_tokens, model, patient=False)
+        assert reservation is not None
+        return reservation
+
+    def reserve_or_wait(
+        self, *, prompt_tokens: int, max_tokens: int | None, n: int = 1, min_tokens: int = 1,
+        model: str | None = None,
+    ) -> Reservation | None:
+        """:meth:`reserve`, except that a call that would be shrunk (or refused) only because calls in flight
+        hold their worst case gets ``None``: wait for them to settle (:meth:`settled_change`) and ask again,
+        rather than shrink it for tokens they will likely not use. One walk of the chain, as :meth:`reserve`."""
+        return self._reserve(prompt_tokens, max_tokens, n, min_tokens, model, patient=True)
+
+    def _reserve(
+        self, prompt_tokens: int, max_tokens: int | None, n: int, min_tokens: int, model: str | None, *,
+        patient: bool,
+    ) -> Reservation | None:
         calls_left, seconds_left, tokens_left, dollars_left = self._left()
+        price = self.price(model)
+        room = tokens_left - prompt_tokens
+        token_allowed = math.inf if room == math.inf else room // n
+        allowed = token_allowed
+        if dollars_left != math.inf and price is not None:
+            allowed = min(allowed, _dollar_allowed(price, dollars_left, prompt_tokens, n))
+        if patient and max_tokens is not None and allowed < max_tokens and self.in_flight():
+            return None
         if calls_left < 1:
             limit = self._limit("calls")
             raise BudgetExhausted(f"the call budget of {limit} calls is spent", resource="calls")
         if seconds_left <= 0:
             limit = self._limit("seconds")
             raise BudgetExhausted(f"the time budget of {limit} s is spent", resource="seconds")
-        price = self.price(model)
         if dollars_left != math.inf and price is None:
             raise ConfigurationError(
                 f"the budget has a dollar limit but no price for model {model!r}: add it to Budget(prices=...)"
             )
-        room = tokens_left - prompt_tokens
-        token_allowed = math.inf if room == math.inf else room // n
-        allowed = token_allowed
-        if dollars_left != math.inf and price is not None:
-            allowed = min(allowed, _dollar_allowed(price, dollars_left, prompt_tokens, n))
         wanted = math.inf if max_tokens is None else max_tokens
         granted = min(wanted, allowed)
         if granted == math.inf:
@@ -289,23 +314,26 @@ class BudgetLedger:
         if reservation.settled:
             return
         reservation.settled = True
+        held, held_dollars = reservation.tokens, reservation.dollars
         if usage is None:
             tokens, dollars = 0, 0.0
-        elif usage.known:
-            tokens = usage.total_tokens or 0
+        elif usage.prompt_tokens is not None and usage.completion_tokens is not None:  # usage.known
+            tokens = usage.prompt_tokens + usage.completion_tokens
             price = reservation.price
             dollars = (price.cost(usage) or 0.0) if price is not None else 0.0
         else:
-            tokens, dollars = reservation.tokens, reservation.dollars
-        overrun = max(0, tokens - reservation.tokens)
+            tokens, dollars = held, held_dollars
+        overrun = tokens - held if tokens > held else 0
         for led in self._chain():
-            led.reserved.tokens -= reservation.tokens
-            led.reserved.calls -= 1
-            led.reserved.dollars -= reservation.dollars
-            led.billed.tokens += tokens
-            led.billed.calls += 1
-            led.billed.dollars += dollars
-            led.overrun_tokens += overrun
+            reserved, billed = led.reserved, led.billed
+            reserved.tokens -= held
+            reserved.calls -= 1
+            reserved.dollars -= held_dollars
+            billed.tokens += tokens
+            billed.calls += 1
+            billed.dollars += dollars
+            if overrun:
+                led.overrun_tokens += overrun
         self._notify()
 
     def release(self, reservation: Reservation) -> None:

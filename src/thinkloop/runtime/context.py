@@ -22,7 +22,7 @@ import anyio
 from thinkloop.backends.base import Backend, prompt_tokens_upper_bound
 from thinkloop.exceptions import BackendError, BudgetExhausted, ReplayMismatch
 from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
-from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph
+from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph, call_node, evolve
 from thinkloop.runtime.result import Candidate
 from thinkloop.runtime.sampling import Samples, Sampling
 from thinkloop.runtime.totals import RunTotals
@@ -141,28 +141,30 @@ class RunContext(Sampling):
         **fields: Any,
     ) -> Node:
         """Put a node (new, or a newer version of ``node_id``) on the graph and emit it."""
-        graph = self.graph
         parents = tuple(parents)
-        if len(parents) == 1:  # most nodes: one call under the last
-            depth = graph.node(parents[0]).depth + 1
-        else:
-            depth = max((graph.node(p).depth for p in parents), default=-1) + 1
         node = Node(
             id=next(self._ids) if node_id is None else node_id,
             kind=kind,
             parents=parents,
             status=status,
-            depth=depth,
+            depth=self._depth(parents),
             started_at=time.time(),
             **fields,
         )
-        graph.put(node)
+        self.graph.put(node)
         self.trace.emit_node(self.run_id, node)
         return node
 
+    def _depth(self, parents: tuple[int, ...]) -> int:
+        graph = self.graph
+        if len(parents) == 1:  # most nodes: one call under the last
+            return graph.node(parents[0]).depth + 1
+        return max((graph.node(p).depth for p in parents), default=-1) + 1
+
     def mark(self, node: Node, status: NodeStatus, **fields: Any) -> Node:
         """Change a recorded node (pruned, a score, finished) and emit the new version."""
-        updated = node.model_copy(update={"status": status, **fields})
+        fields["status"] = status
+        updated = evolve(node, fields)
         self.graph.put(updated)
         self.trace.emit_node(self.run_id, updated)
         return updated
@@ -206,27 +208,28 @@ class RunContext(Sampling):
             data = (data or {}) | {"attempt": attempt + 1}
         prompt_bound = prompt_tokens_upper_bound(backend, request.messages)
         ledger = self.ledger
-        wanted = request.max_tokens
-        # Calls in flight hold their worst case. Rather than shrink this call (or refuse it) because of
-        # tokens they will likely not use, wait for them to settle while they might free enough room.
-        while (
-            wanted is not None
-            and ledger.in_flight()
-            and ledger.tokens_allowed(prompt_tokens=prompt_bound, n=request.n, model=backend.name) < wanted
-        ):
-            await ledger.settled_change()
         try:
-            reservation = ledger.reserve(
-                prompt_tokens=prompt_bound, max_tokens=wanted, n=request.n, min_tokens=min_tokens,
-                model=backend.name,
-            )
+            # Calls in flight hold their worst case. Rather than shrink this call (or refuse it) because of
+            # tokens they will likely not use, wait for them to settle while they might free enough room.
+            while (
+                reservation := ledger.reserve_or_wait(
+                    prompt_tokens=prompt_bound, max_tokens=request.max_tokens, n=request.n, min_tokens=min_tokens,
+                    model=backend.name,
+                )
+            ) is None:
+                await ledger.settled_change()
         except BudgetExhausted as exc:
             self.record(kind, parents, status="failed", strategy=strategy, request=request, error=str(exc),
                         data={"budget": exc.resource} | (data or {}))
             raise
         if reservation.max_tokens != request.max_tokens:
             request = request.model_copy(update={"max_tokens": reservation.max_tokens})
-        node = self.record(kind, parents, status="running", strategy=strategy, request=request, data=data)
+        parents = tuple(parents)
+        node = call_node(
+            next(self._ids), kind, parents, self._depth(parents), time.time(), request, strategy, data
+        )
+        self.graph.put(node)
+        self.trace.emit_node(self.run_id, node)
         sent = False
         started = time.perf_counter()
         limiter = self.limiter_for(backend)

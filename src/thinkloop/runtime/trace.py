@@ -99,7 +99,7 @@ class JsonlTraceSink:
     def __call__(self, event: _Event) -> None:
         if self._file is None:
             return
-        self._file.write(_dump(event).encode())
+        self._file.write(_dump(event))
 
     def write_node(self, run_id: str, node: Node, ts: float) -> None:
         """The line of a :class:`NodeEvent`, written without building the event (the hot path)."""
@@ -107,12 +107,8 @@ class JsonlTraceSink:
             return
         prefix = self._prefixes.get(run_id)
         if prefix is None:
-            prefix = self._prefixes[run_id] = f'{{"run_id":{json.dumps(run_id)},"ts":'.encode()
-        if node.status == "running" and node.request is not None:
-            body = _NODE_JSON.to_json(node, exclude=_RUNNING_NODE_FIELDS)
-        else:
-            body = _NODE_JSON.to_json(node)
-        self._file.write(b"".join((prefix, repr(ts).encode(), b',"kind":"node","node":', body, b"}\n")))
+            prefix = self._prefixes[run_id] = _line_prefix(run_id)
+        self._file.write(_node_line(prefix, ts, node))
 
     def close(self) -> None:
         if self._file is not None:
@@ -160,16 +156,30 @@ def _end_on_a_whole_line(path: Path) -> None:
             file.write(b"\n")
 
 
-_RUNNING_FIELDS = {"node": {"request"}}
 _RUNNING_NODE_FIELDS = {"request"}
 
 
-def _dump(event: _Event) -> str:
-    # ``kind`` is a default, but the discriminator must be written out. A call just sent is written without
-    # its request, which its next version (done, failed or cancelled) carries: every call is serialised once.
-    if type(event) is NodeEvent and event.node.status == "running" and event.node.request is not None:
-        return event.model_dump_json(exclude=_RUNNING_FIELDS) + "\n"
-    return event.model_dump_json() + "\n"
+def _line_prefix(run_id: str) -> bytes:
+    return f'{{"run_id":{json.dumps(run_id)},"ts":'.encode()
+
+
+def _node_line(prefix: bytes, ts: float | None, node: Node) -> bytes:
+    """A node event's line. A call just sent is written without its request, which its next version (done,
+    failed or cancelled) carries: every call is serialised once. Fields that are ``None`` are left out (each
+    is ``None`` by default, so the line reads back to the same node): a third less to write, and faster."""
+    if node.status == "running" and node.request is not None:
+        body = _NODE_JSON.to_json(node, exclude=_RUNNING_NODE_FIELDS, exclude_none=True)
+    else:
+        body = _NODE_JSON.to_json(node, exclude_none=True)
+    stamp = b"null" if ts is None else repr(ts).encode()
+    return b"".join((prefix, stamp, b',"kind":"node","node":', body, b"}\n"))
+
+
+def _dump(event: _Event) -> bytes:
+    if type(event) is NodeEvent:
+        return _node_line(_line_prefix(event.run_id), event.ts, event.node)
+    # ``kind`` is a default, but the discriminator must be written out.
+    return event.__pydantic_serializer__.to_json(event) + b"\n"
 
 
 @dataclass

@@ -183,6 +183,14 @@ def _leading_number(span: str) -> str:
     return span
 
 
+# The common ending, "Answer: 42", read off the reply's tail without the general search (which lower-cases
+# and scans the whole reply). It gives what the general search gives or nothing (then the search runs):
+# "Answer"/"answer" as a word of its own (its last "nswer" found first, so only that one is tried), a bare
+# number.
+_STATED_LAST = re.compile(r"(?:^|(?<=[\s*]))[Aa]nswer\s*[:：]\s*(-?\d+(?:\.\d+)?)\s*\.?\s*$")
+_STATED_LAST_REACH = 64
+
+
 def extract_answer(text: str) -> str | None:
     """The final answer of a reply, normalised (see :func:`normalize_answer`); ``None`` when it has none.
 
@@ -195,6 +203,16 @@ def extract_answer(text: str) -> str | None:
     if visible is None:
         return None
     text = visible
+    at = text.rfind("nswer", -_STATED_LAST_REACH)
+    if at > 0 and "\\" not in text:  # no \boxed{}: a reply that ends "Answer: 42" states its answer last
+        stated = _STATED_LAST.match(text, at - 1)
+        if stated is not None and is_canonical_number(stated.group(1)):
+            return stated.group(1)
+    return _search(text)
+
+
+def _search(text: str) -> str | None:
+    """The answer of a reply's visible part: boxed, else stated, else its last number."""
     for span in (_boxed(text), _after_last_marker(text)):
         if span is not None and _HAS_CONTENT.search(span) and not _EMPTY_BOX.match(span.strip()):
             answer = normalize_answer(span)
