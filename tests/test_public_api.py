@@ -76,3 +76,32 @@ def test_importing_thinkloop_loads_no_model_runtime() -> None:
     code = "import sys, thinkloop; print(sorted(m for m in ('llama_cpp', 'matplotlib', 'llm') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_type_checkers_see_every_name_that_is_loaded_on_first_use() -> None:
+    # The package loads its names lazily; its TYPE_CHECKING imports are what mypy, pyright and IDEs read.
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(thinkloop.__file__).read_text())
+    block = next(node for node in tree.body if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test))
+    imports = [node for node in block.body if isinstance(node, ast.ImportFrom)]
+    seen = {alias.asname or alias.name for node in imports for alias in node.names}
+    assert seen == set(thinkloop.__all__) - {"__version__"}
+    for name in seen:  # and each resolves, lazily, to the object the type checker was shown
+        module = next(node.module for node in imports if name in {alias.name for alias in node.names})
+        assert getattr(thinkloop, name) is getattr(importlib.import_module(module), name)
+
+
+def test_importing_thinkloop_loads_what_is_used_and_no_more() -> None:
+    # Names load on first use: the HTTP client, the sandbox and every strategy stay out of a program that
+    # only runs the engine, and so out of its import time and of every full garbage collection.
+    code = (
+        "import sys; from thinkloop import Engine, Budget, ScriptedBackend; "
+        "print(sorted(m for m in ('httpx2', 'thinkloop.backends.openai', 'thinkloop.verifiers.sandbox', "
+        "'thinkloop.strategies.tree_search') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchThing'"):
+        thinkloop.NoSuchThing  # noqa: B018

@@ -8,6 +8,7 @@ usage (cache hits, some proxies) and a budget must not read "unknown" as "free".
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -205,7 +206,9 @@ def lazy_exports(
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.{module}"), name)
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        vars(sys.modules[package])[name] = value  # found once: later lookups are plain attribute reads
+        return value
 
     def __dir__() -> list[str]:
         return names
