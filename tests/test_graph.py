@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thinkloop import ChatRequest, Choice, Completion, Node, ReasoningGraph, Usage
-from thinkloop.runtime.graph import call_node, evolve
+from thinkloop.runtime.graph import call_node, evolve, share_field_sets
 
 KINDS = ["generate", "critique", "revise", "expand", "evaluate", "vote", "verify", "select", "prune", "answer"]
 STATUSES = ["running", "done", "pruned", "cancelled", "failed"]
@@ -197,3 +197,45 @@ def test_evolve_is_model_copy_with_an_update_and_leaves_the_original_alone() -> 
     scored = done.model_copy(update={"score": 0.5})
     assert "score" in scored.model_fields_set and "score" not in done.model_fields_set
     assert "score" not in call_node(4, "generate", (3,), 2, 6.0, _REQUEST, None, None).model_fields_set
+
+
+def _completion(text: str, *, with_model: bool) -> Completion:
+    extra = {"model": "m"} if with_model else {}
+    return Completion(
+        choices=(Choice(text=text, finish_reason="stop"),), usage=Usage(prompt_tokens=3, completion_tokens=2), **extra
+    )
+
+
+def test_completions_the_graph_keeps_share_equal_field_sets_and_read_the_same() -> None:
+    first, second, other = (
+        _completion("a", with_model=True), _completion("b", with_model=True), _completion("c", with_model=False)
+    )
+    before = [(c.model_fields_set, c.model_dump(exclude_unset=True)) for c in (first, second, other)]
+    for completion in (first, second, other):
+        share_field_sets(completion)
+    after = [(c.model_fields_set, c.model_dump(exclude_unset=True)) for c in (first, second, other)]
+    assert after == before  # nothing a reader can see changed
+    # Equal sets are one object now (what spares the garbage collector); unequal ones are not merged.
+    assert first.model_fields_set is second.model_fields_set
+    assert first.usage.model_fields_set is second.usage.model_fields_set
+    assert first.choices[0].model_fields_set is second.choices[0].model_fields_set
+    assert other.model_fields_set is not first.model_fields_set and "model" not in other.model_fields_set
+    # A copy with an update gets a set of its own; the shared one is left alone.
+    renamed = first.model_copy(update={"model": "n"})
+    copied = second.model_copy(update={"latency_s": 1.0})
+    assert "latency_s" in copied.model_fields_set and "latency_s" not in first.model_fields_set
+    assert renamed.model_fields_set == first.model_fields_set
+
+
+@pytest.mark.anyio
+async def test_a_run_keeps_one_field_set_per_shape_not_one_per_call() -> None:
+    from thinkloop import Budget, Capabilities, Engine, ScriptedBackend, SelfConsistency
+
+    one_at_a_time = Capabilities(honours_n=False, prompt_overhead_tokens=0)  # six calls, six completions
+    result = await Engine(ScriptedBackend(lambda request: "Answer: 4", capabilities=one_at_a_time)).run(
+        SelfConsistency(n=6), "2+2?", budget=Budget(tokens=100_000)
+    )
+    completions = [node.completion for node in result.graph.nodes() if node.completion is not None]
+    assert len(completions) >= 6
+    assert len({id(c.model_fields_set) for c in completions}) == 1
+    assert len({id(choice.model_fields_set) for c in completions for choice in c.choices}) == 1

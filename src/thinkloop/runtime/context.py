@@ -22,7 +22,7 @@ import anyio
 from thinkloop.backends.base import Backend, prompt_tokens_upper_bound
 from thinkloop.exceptions import BackendError, BudgetExhausted, ReplayMismatch
 from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
-from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph, call_node, evolve
+from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph, call_node, evolve, share_field_sets
 from thinkloop.runtime.result import Candidate
 from thinkloop.runtime.sampling import Samples, Sampling
 from thinkloop.runtime.totals import RunTotals
@@ -277,6 +277,7 @@ class RunContext(Sampling):
             raise BackendError(message, maybe_billed=error.maybe_billed) from exc
         ledger.settle(reservation, completion.usage)
         self.totals.charge(completion.usage, reservation)
+        share_field_sets(completion)  # the graph keeps it: fewer objects for the garbage collector
         text = answer = None
         choices = completion.choices
         if len(choices) == 1:
