@@ -205,7 +205,8 @@ def test_the_torn_line_repair_reads_only_the_tail_and_agrees_with_reading_it_all
     original = trace_module._TAIL_CHUNK
     trace_module._TAIL_CHUNK = chunk
     try:
-        trace_module._end_on_a_whole_line(path)
+        with path.open("a+b", buffering=0) as file:
+            trace_module._end_on_a_whole_line(file)
     finally:
         trace_module._TAIL_CHUNK = original
     assert path.read_bytes() == expected

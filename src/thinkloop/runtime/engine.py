@@ -119,6 +119,7 @@ class Engine:
         if trace_path is not None:
             trace.sinks.append(JsonlTraceSink(trace_path))
         ledger = BudgetLedger(budget)
+        label = policy.label
         ctx = RunContext(
             backend=self.backend, ledger=ledger, trace=trace, question=question, run_id=run_id,
             limiter_for=self.limiter, extract=extract or policy.extract, verifier=verifier,
@@ -126,7 +127,7 @@ class Engine:
         )
         trace.emit(
             RunStarted(
-                run_id=run_id, question=question, strategy=policy.label, model=self.backend.name,
+                run_id=run_id, question=question, strategy=label, model=self.backend.name,
                 budget=budget.model_dump(mode="json", exclude_none=True), started_at=time.time(),
             )
         )
@@ -155,24 +156,25 @@ class Engine:
         notes = outcome.notes if outcome is not None else ()
         if ledger.overrun_tokens:
             notes += (f"the server billed {ledger.overrun_tokens} tokens beyond what the calls reserved",)
+        usage = ctx.usage
         trace.emit(
             RunFinished(
                 run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
                 answer_node=candidate.node_id if candidate else None, error=error,
-                usage=ctx.usage.model_dump(), cost=ctx.cost,
+                usage=usage.model_dump(), cost=ctx.cost,
             )
         )
         trace.close()
         return Result(
             run_id=run_id,
             question=question,
-            strategy=policy.label,
+            strategy=label,
             model=self.backend.name,
             answer=candidate.answer if candidate else None,
             text=candidate.text if candidate else None,
             candidate=candidate,
             stop_reason=stop,
-            usage=ctx.usage,
+            usage=usage,
             cost=ctx.cost,
             spent={"tokens": ledger.billed.tokens, "calls": ledger.billed.calls, "dollars": ledger.billed.dollars},
             latency_s=time.perf_counter() - started,

@@ -91,9 +91,15 @@ class JsonlTraceSink:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _end_on_a_whole_line(self.path)
-        self._file: IO[bytes] | None = self.path.open("ab", buffering=0)
+        if not self.path.parent.is_dir():  # a stat; mkdir on an existing folder fails, and the failure costs
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One open for the repair and the appending: a run of a few calls paid for opening the file twice.
+        self._file: IO[bytes] | None = self.path.open("a+b", buffering=0)
+        try:
+            _end_on_a_whole_line(self._file)
+        except BaseException:
+            self._file.close()
+            raise
         self._prefixes: dict[str, bytes] = {}
 
     def __call__(self, event: _Event) -> None:
@@ -123,37 +129,31 @@ _NODE_JSON = Node.__pydantic_serializer__
 _TAIL_CHUNK = 1 << 16
 
 
-def _end_on_a_whole_line(path: Path) -> None:
-    """Repair a torn last line. Only the file's tail is read: runs appended to one trace file would
-    otherwise read the whole file once per run."""
-    try:
-        file = path.open("r+b")
-    except FileNotFoundError:
+def _end_on_a_whole_line(file: IO[bytes]) -> None:
+    """Repair a torn last line of a file open for appending (and reading). Only the file's tail is read:
+    runs appended to one trace file would otherwise read the whole file once per run."""
+    end = file.seek(0, 2)
+    if end == 0:
         return
-    with file:
-        end = file.seek(0, 2)
-        if end == 0:
-            return
-        file.seek(end - 1)
-        if file.read(1) == b"\n":
-            return
-        tail, start = b"", end
-        while start > 0:  # back a chunk at a time to the last newline (a line can be long)
-            step = min(_TAIL_CHUNK, start)
-            start -= step
-            file.seek(start)
-            tail = file.read(step) + tail
-            newline = tail.rfind(b"\n", 0, step)
-            if newline != -1:
-                start, tail = start + newline + 1, tail[newline + 1 :]
-                break
-        try:
-            parse_event(tail.decode("utf-8"))
-        except ValueError:  # pydantic's ValidationError and UnicodeDecodeError included
-            file.truncate(start)
-        else:
-            file.seek(0, 2)
-            file.write(b"\n")
+    file.seek(end - 1)
+    if file.read(1) == b"\n":
+        return
+    tail, start = b"", end
+    while start > 0:  # back a chunk at a time to the last newline (a line can be long)
+        step = min(_TAIL_CHUNK, start)
+        start -= step
+        file.seek(start)
+        tail = file.read(step) + tail
+        newline = tail.rfind(b"\n", 0, step)
+        if newline != -1:
+            start, tail = start + newline + 1, tail[newline + 1 :]
+            break
+    try:
+        parse_event(tail.decode("utf-8"))
+    except ValueError:  # pydantic's ValidationError and UnicodeDecodeError included
+        file.truncate(start)
+    else:
+        file.write(b"\n")  # appended: the file is open for appending
 
 
 _RUNNING_NODE_FIELDS = {"request"}
