@@ -5,7 +5,8 @@ row, under a token budget, with trace recording on: a JSONL sink to a temporary 
 graph), and the same N calls straight to the same kind of ScriptedBackend in the same process. The
 difference per call is the engine's overhead: reserving and settling the budget, the capacity limiter, two
 graph nodes and two trace events per call (running, then done), extracting the answer. Target: 40 µs per
-call (on CPU time, the steadier clock on a shared machine).
+call (on CPU time, the steadier clock on a shared machine). The overhead is also printed as a multiple of
+the direct call measured in the same run, which holds still when the shared machine as a whole slows down.
 
 A second line does the same with the calls in concurrent batches (``--concurrency``), as fan-out
 strategies do. A third splits the calls over runs of a typical size (``--run-size``, 100 calls) appended
@@ -140,7 +141,7 @@ def report(label: str, figures: dict[str, tuple[float, float]], target: float) -
             verdict = f"  ({'within' if within else 'OVER'} the {target:.0f} µs target)"
         print(
             f"{label:<14} {clock:<4}  backend direct {direct_us:6.1f} µs/call  through engine {engine_us:6.1f} "
-            f"µs/call  engine overhead {overhead:6.1f} µs/call{verdict}"
+            f"µs/call  engine overhead {overhead:6.1f} µs/call = {overhead / direct_us:4.1f}x the direct call{verdict}"
         )
     return within
 
