@@ -123,32 +123,25 @@ class BudgetLedger:
     reserved: _Spent = field(default_factory=_Spent)
     overrun_tokens: int = 0
     """Tokens billed beyond a reservation (a server ignoring ``max_tokens``); reported, never hidden."""
-    _ancestry: tuple[BudgetLedger, ...] | None = field(default=None, init=False, repr=False, compare=False)
-    _priced: bool = field(default=True, init=False, repr=False, compare=False)
+    _chain: tuple[BudgetLedger, ...] = field(default=(), init=False, repr=False, compare=False)
+    """This ledger and its ancestors, nearest first: every call walks it several times."""
+    _priced: bool = field(default=False, init=False, repr=False, compare=False)
     """Whether some budget of the chain has a price: when none has, :meth:`price` need not walk it."""
     _changed: anyio.Event | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._chain = (self, *self.parent._chain) if self.parent is not None else (self,)
+        self._priced = any(led.budget.price is not None or led.budget.prices for led in self._chain)
 
     def child(self, budget: Budget) -> BudgetLedger:
         """A slice of this budget for a sub-strategy."""
         return BudgetLedger(budget=budget, parent=self)
 
     # --- what is left -------------------------------------------------------------------------------
-    def _chain(self) -> tuple[BudgetLedger, ...]:
-        """This ledger and its ancestors; computed once, as every call walks it several times."""
-        chain = self._ancestry
-        if chain is None:
-            links, node = [], self
-            while node is not None:
-                links.append(node)
-                node = node.parent
-            chain = self._ancestry = tuple(links)
-            self._priced = any(led.budget.price is not None or led.budget.prices for led in chain)
-        return chain
-
     def _least(self, left: Callable[[BudgetLedger], float | None]) -> float:
         """The least of ``left(ledger)`` over this ledger and its ancestors (``None``: no limit there)."""
         least = math.inf
-        for led in self._chain():
+        for led in self._chain:
             value = left(led)
             if value is not None and value < least:
                 least = value
@@ -158,17 +151,18 @@ class BudgetLedger:
         """Calls, seconds, tokens and dollars left, in one walk of the chain (:meth:`reserve` is hot)."""
         calls = seconds = tokens = dollars = math.inf
         now = None
-        for led in self._chain():
+        for led in self._chain:
             budget, billed, reserved = led.budget, led.billed, led.reserved
-            if budget.calls is not None:
-                calls = min(calls, budget.calls - billed.calls - reserved.calls)
+            if budget.calls is not None and (left := budget.calls - billed.calls - reserved.calls) < calls:
+                calls = left
             if budget.seconds is not None:
                 now = time.monotonic() if now is None else now
-                seconds = min(seconds, budget.seconds - (now - led.started))
-            if budget.tokens is not None:
-                tokens = min(tokens, budget.tokens - billed.tokens - reserved.tokens)
-            if budget.dollars is not None:
-                dollars = min(dollars, budget.dollars - billed.dollars - reserved.dollars)
+                if (left_s := budget.seconds - (now - led.started)) < seconds:
+                    seconds = left_s
+            if budget.tokens is not None and (left := budget.tokens - billed.tokens - reserved.tokens) < tokens:
+                tokens = left
+            if budget.dollars is not None and (left_d := budget.dollars - billed.dollars - reserved.dollars) < dollars:
+                dollars = left_d
         return calls, seconds, tokens, dollars
 
     def tokens_left(self) -> float:
@@ -182,20 +176,19 @@ class BudgetLedger:
 
     def price(self, model: str | None = None) -> Price | None:
         """The price of ``model``: from the nearest budget's ``prices``, else its ``price``."""
-        chain = self._chain()
         if not self._priced:
             return None
-        for led in chain:
+        for led in self._chain:
             if model is not None and led.budget.prices and model in led.budget.prices:
                 return led.budget.prices[model]
-        for led in self._chain():
+        for led in self._chain:
             if led.budget.price is not None:
                 return led.budget.price
         return None
 
     def in_flight(self) -> bool:
         """Whether any reservation in this budget (or an enclosing one) is still unsettled."""
-        return any(led.reserved.calls > 0 for led in self._chain())
+        return any(led.reserved.calls > 0 for led in self._chain)
 
     def tokens_allowed(self, *, prompt_tokens: int, n: int = 1, model: str | None = None) -> float:
         """The largest per-choice ``max_tokens`` a call could be granted now."""
@@ -210,13 +203,13 @@ class BudgetLedger:
 
     async def settled_change(self) -> None:
         """Wait until some reservation of the whole budget tree settles or is released."""
-        root = self._chain()[-1]
+        root = self._chain[-1]
         if root._changed is None:
             root._changed = anyio.Event()
         await root._changed.wait()
 
     def _notify(self) -> None:
-        root = self._chain()[-1]
+        root = self._chain[-1]
         if root._changed is not None:
             root._changed.set()
             root._changed = None
@@ -299,7 +292,7 @@ class BudgetLedger:
         reservation = Reservation(
             tokens=prompt_tokens + n * granted, calls=1, dollars=dollars, max_tokens=granted, price=price
         )
-        for led in self._chain():
+        for led in self._chain:
             led.reserved.tokens += reservation.tokens
             led.reserved.calls += 1
             led.reserved.dollars += dollars
@@ -324,7 +317,7 @@ class BudgetLedger:
         else:
             tokens, dollars = held, held_dollars
         overrun = tokens - held if tokens > held else 0
-        for led in self._chain():
+        for led in self._chain:
             reserved, billed = led.reserved, led.billed
             reserved.tokens -= held
             reserved.calls -= 1
@@ -341,14 +334,14 @@ class BudgetLedger:
         if reservation.settled:
             return
         reservation.settled = True
-        for led in self._chain():
+        for led in self._chain:
             led.reserved.tokens -= reservation.tokens
             led.reserved.calls -= 1
             led.reserved.dollars -= reservation.dollars
         self._notify()
 
     def _limit(self, name: str) -> object:
-        for led in self._chain():
+        for led in self._chain:
             value = getattr(led.budget, name)
             if value is not None:
                 return value
