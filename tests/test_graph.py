@@ -138,6 +138,22 @@ def test_put_replaces_a_node_by_id_and_keeps_its_edges():
     assert list(graph.nx.edges) == [(0, 1)]
 
 
+def test_edges_are_read_off_parents_and_an_edge_once_made_stays():
+    graph = ReasoningGraph()
+    for node in (Node(id=0, kind="question"), Node(id=1, kind="generate", parents=(0,)),
+                 Node(id=2, kind="generate", parents=(0,)), Node(id=3, kind="vote", parents=(2, 1))):
+        graph.put(node)
+    assert graph.edges() == [(0, 1), (0, 2), (1, 3), (2, 3)]
+    assert list(graph.nx.predecessors(3)) == [2, 1]  # in the order they were made
+    graph.put(Node(id=3, kind="vote", parents=(1,)))  # a newer version under other parents: (2, 3) stays
+    graph.add_edge(1, 2)  # one no node's parents name
+    assert graph.edges() == [(0, 1), (0, 2), (1, 2), (1, 3), (2, 3)]
+    assert graph.children(1) == [3, 2] and graph.children(3) == []
+    assert set(graph.nx.edges) == set(graph.edges())
+    again = ReasoningGraph.from_node_link(json.loads(json.dumps(graph.to_node_link())))
+    assert again == graph and again.edges() == graph.edges()
+
+
 def test_a_merge_node_follows_its_first_parent():
     graph = ReasoningGraph()
     graph.put(Node(id=0, kind="question"))

@@ -159,14 +159,16 @@ def _untimed(nodes: list[Node]) -> list[Node]:
 class ReasoningGraph:
     """A run's graph of thoughts, as a ``networkx.DiGraph`` (:attr:`nx`) for analysis.
 
-    Nodes and edges are kept in plain dicts while the run grows them (every model call adds two versions of
-    a node, and networkx's bookkeeping was the largest cost of a call); :attr:`nx` builds the
-    ``networkx.DiGraph`` when asked for, and again only after the graph changed.
+    Nodes are kept in a plain dict while the run grows them (every model call adds two versions of a node,
+    and networkx's bookkeeping was the largest cost of a call), and edges are read off the nodes' parents
+    (a tuple per edge kept beside them was one more object per call for the garbage collector); :attr:`nx`
+    builds the ``networkx.DiGraph`` when asked for, and again only after the graph changed.
     """
 
     def __init__(self) -> None:
         self._nodes: dict[int, Node] = {}
-        self._edges: dict[tuple[int, int], None] = {}
+        self._extra_edges: dict[tuple[int, int], None] = {}
+        """Edges no node's parents name now: added with :meth:`add_edge`, or named by an earlier version."""
         self._nx: nx.DiGraph | None = None
 
     @property
@@ -176,7 +178,7 @@ class ReasoningGraph:
         if graph is None:
             graph = _networkx().DiGraph()
             graph.add_nodes_from((node_id, {"node": node}) for node_id, node in self._nodes.items())
-            graph.add_edges_from(self._edges)
+            graph.add_edges_from(self._edge_keys())
             self._nx = graph
         return graph
 
@@ -187,7 +189,8 @@ class ReasoningGraph:
         if not isinstance(other, ReasoningGraph):
             return NotImplemented
         # When a node was recorded is not what it is: a replayed run grows an equal graph at another time.
-        return _untimed(self.nodes()) == _untimed(other.nodes()) and set(self._edges) == set(other._edges)
+        same_edges = self._edge_keys().keys() == other._edge_keys().keys()
+        return same_edges and _untimed(self.nodes()) == _untimed(other.nodes())
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -195,24 +198,32 @@ class ReasoningGraph:
         """Add a node, or replace it with a newer version of itself (same id)."""
         previous = self._nodes.get(node.id)
         self._nodes[node.id] = node
-        if previous is not None and previous.parents == node.parents:
-            if self._nx is not None:  # a new version of a node (done, pruned): its edges are in place
-                self._nx.nodes[node.id]["node"] = node
-            return
-        for parent in node.parents:
-            self._edges[(parent, node.id)] = None
+        if previous is not None:
+            if previous.parents == node.parents:
+                if self._nx is not None:  # a new version of a node (done, pruned): its edges are in place
+                    self._nx.nodes[node.id]["node"] = node
+                return
+            for parent in previous.parents:  # an edge, once made, stays
+                self._extra_edges[(parent, node.id)] = None
         self._nx = None
 
     def add_edge(self, parent: int, child: int) -> None:
         """An edge between two recorded nodes that neither node's parents name."""
-        self._edges[(parent, child)] = None
+        self._extra_edges[(parent, child)] = None
         self._nx = None
 
+    def _edge_keys(self) -> dict[tuple[int, int], None]:
+        """Every edge, in the order it was made: each node's parents in the order nodes were first put, then
+        the rest."""
+        edges = {(parent, node_id): None for node_id, node in self._nodes.items() for parent in node.parents}
+        edges.update(self._extra_edges)
+        return edges
+
     def edges(self) -> list[tuple[int, int]]:
-        return sorted(self._edges)
+        return sorted(self._edge_keys())
 
     def children(self, node_id: int) -> list[int]:
-        return [child for parent, child in self._edges if parent == node_id]
+        return [child for parent, child in self._edge_keys() if parent == node_id]
 
     def node(self, node_id: int) -> Node:
         try:
