@@ -151,11 +151,16 @@ class RunContext(Sampling):
             started_at=time.time(),
             **fields,
         )
+        return self._publish(node)
+
+    def _publish(self, node: Node) -> Node:
+        """Put a node's new version on the graph and emit it to the trace."""
         self.graph.put(node)
         self.trace.emit_node(self.run_id, node)
         return node
 
     def _depth(self, parents: tuple[int, ...]) -> int:
+        """One more than the deepest parent's depth (0 for a root)."""
         graph = self.graph
         if len(parents) == 1:  # most nodes: one call under the last
             return graph.node(parents[0]).depth + 1
@@ -164,10 +169,7 @@ class RunContext(Sampling):
     def mark(self, node: Node, status: NodeStatus, **fields: Any) -> Node:
         """Change a recorded node (pruned, a score, finished) and emit the new version."""
         fields["status"] = status
-        updated = evolve(node, fields)
-        self.graph.put(updated)
-        self.trace.emit_node(self.run_id, updated)
-        return updated
+        return self._publish(evolve(node, fields))
 
     # --- calls ------------------------------------------------------------------------------------------
     async def call(
@@ -225,11 +227,9 @@ class RunContext(Sampling):
         if reservation.max_tokens != request.max_tokens:
             request = request.model_copy(update={"max_tokens": reservation.max_tokens})
         parents = tuple(parents)
-        node = call_node(
-            next(self._ids), kind, parents, self._depth(parents), time.time(), request, strategy, data
+        node = self._publish(
+            call_node(next(self._ids), kind, parents, self._depth(parents), time.time(), request, strategy, data)
         )
-        self.graph.put(node)
-        self.trace.emit_node(self.run_id, node)
         sent = False
         started = time.perf_counter()
         limiter = self.limiter_for(backend)

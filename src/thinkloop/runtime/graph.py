@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -74,7 +75,27 @@ def _assemble(values: dict[str, Any], fields_set: set[str]) -> Node:
     return node
 
 
-_CALL_FIELDS = {"id", "kind", "parents", "status", "strategy", "request", "data", "depth", "started_at"}
+_SHARED_FIELD_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def _shared(fields: AbstractSet[str]) -> set[str]:
+    """The one set, shared, equal to ``fields``: what a frozen model keeps as its pydantic "fields set".
+
+    A set per model kept by the graph is one more object per call for the garbage collector to walk at every
+    full collection (a run of thousands of calls spent more time there than in its own code). On a frozen
+    model an equal set is interchangeable: nothing changes it in place (``model_copy`` copies it first), so
+    ``model_fields_set`` and ``exclude_unset`` read the same.
+    """
+    key = frozenset(fields)
+    shared = _SHARED_FIELD_SETS.get(key)
+    if shared is None:
+        if len(_SHARED_FIELD_SETS) >= 1024:  # ever new shapes (an odd backend): not worth keeping
+            return set(fields)
+        shared = _SHARED_FIELD_SETS[key] = set(fields)
+    return shared
+
+
+_CALL_FIELDS = _shared({"id", "kind", "parents", "status", "strategy", "request", "data", "depth", "started_at"})
 
 
 def call_node(
@@ -94,8 +115,6 @@ def call_node(
         "completion": None, "data": data, "text": None, "answer": None, "usage": None, "latency_s": None,
         "started_at": started_at, "score": None, "depth": depth, "error": None,
     }
-    # One set shared by every call node: a frozen model never changes it in place (model_copy copies it
-    # first), and a set per node would be one more object for the garbage collector to walk, per call.
     return _assemble(values, _CALL_FIELDS)
 
 
@@ -108,48 +127,18 @@ def evolve(node: Node, changes: dict[str, Any]) -> Node:
     values.update(changes)
     fields_set = node.__pydantic_fields_set__
     if not changes.keys() <= fields_set:
-        if fields_set is _CALL_FIELDS:  # a call's outcome: the same few unions, shared as the set above is
-            key = tuple(changes)
-            union = _CALL_UNIONS.get(key)
-            if union is None:
-                union = _CALL_FIELDS | changes.keys()
-                if len(_CALL_UNIONS) < 256:
-                    _CALL_UNIONS[key] = union
-            fields_set = union
-        else:
-            fields_set = fields_set | changes.keys()
+        fields_set = _shared(fields_set | changes.keys())
     return _assemble(values, fields_set)
 
 
-_CALL_UNIONS: dict[tuple[str, ...], set[str]] = {}
-
-
-_SHARED_FIELD_SETS: dict[frozenset[str], set[str]] = {}
-_LAST_SHARED: dict[type, set[str]] = {}
-
-
 def share_field_sets(completion: Completion) -> None:
-    """Swap the pydantic "fields set" of a completion the graph keeps (and of its choices and usage) for a
-    shared, equal one.
-
-    Each validated model carries a set of its own: three more objects per call, alive as long as the graph,
-    for the garbage collector to walk at every full collection (a run of thousands of calls spent more time
-    there than in its own code). On a frozen model an equal set is interchangeable: nothing changes it in
-    place (``model_copy`` copies it first), so ``model_fields_set`` and ``exclude_unset`` read the same.
-    """
+    """Give a completion the graph keeps (and its choices and usage) the shared field sets of :func:`_shared`
+    in place of their own: three objects fewer per call for the garbage collector."""
     for value in (completion, completion.usage, *completion.choices):
         own = value.__pydantic_fields_set__
-        shared = _LAST_SHARED.get(type(value))
-        if shared is own:
-            continue
-        if shared is None or shared != own:
-            shared = _SHARED_FIELD_SETS.get(frozenset(own))
-            if shared is None:
-                if len(_SHARED_FIELD_SETS) >= 1024:  # some odd backend with ever new sets: keep its own
-                    continue
-                shared = _SHARED_FIELD_SETS[frozenset(own)] = set(own)
-            _LAST_SHARED[type(value)] = shared
-        _set(value, "__pydantic_fields_set__", shared)
+        shared = _shared(own)
+        if shared is not own:
+            _set(value, "__pydantic_fields_set__", shared)
 
 
 def _untimed(nodes: list[Node]) -> list[Node]:
