@@ -8,6 +8,7 @@
     │   ├── BackendUnavailable      the server cannot be reached (connection refused, DNS, dead process)
     │   ├── BackendTimeout          no answer in time: the request was sent and may have been billed
     │   ├── ModelNotFound           the model file or model name does not exist
+    │   ├── Unauthorized            401/403: the server refused the key (every call would fail alike)
     │   └── RateLimited             429 (``retry_after``: what the server asked for)
     ├── BudgetExhausted             a call cannot fit in what is left of the budget (reserve refused)
     ├── ReplayMismatch              a replayed run asked for a call its trace did not record (strict replay)
@@ -75,6 +76,10 @@ class BackendTimeout(BackendError):
 
 class ModelNotFound(BackendError):
     """The model (a GGUF file or a model name) does not exist."""
+
+
+class Unauthorized(BackendError):
+    """The server refused the credentials (401 or 403): no call to it can succeed until the key is fixed."""
 
 
 class RateLimited(BackendError):

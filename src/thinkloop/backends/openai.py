@@ -24,8 +24,15 @@ from pydantic import BaseModel, ConfigDict
 
 from thinkloop.backends.base import BaseBackend, Capabilities, RetryPolicy
 from thinkloop.backends.reasoning import join_reasoning, reasoning_usage, split_thinking
-from thinkloop.backends.streaming import StreamAssembler
-from thinkloop.exceptions import BackendError, BackendTimeout, BackendUnavailable, ModelNotFound, RateLimited
+from thinkloop.backends.streaming import StreamAssembler, StreamCut
+from thinkloop.exceptions import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    ModelNotFound,
+    RateLimited,
+    Unauthorized,
+)
 from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
 
 _REASONING_MODEL = re.compile(r"^(?:openai/)?o\d(?:$|[-.])")
@@ -253,13 +260,23 @@ class OpenAIBackend(BaseBackend):
             "/chat/completions", body=self.request_params(request), cast_to=dict,
             stream=True, stream_cls=openai.AsyncStream[dict],
         )
-        async with stream:
-            async for chunk in stream:
-                assembler.add(chunk)
+        # From here on the server has accepted the request and may be generating: every failure is billed
+        # (at the reservation) unless proven otherwise, and a reply that did not finish is a failure.
         try:
+            async with stream:
+                async for chunk in stream:
+                    assembler.add(chunk)
             return assembler.completion()
-        except ValueError as exc:
-            raise BackendError(f"{self.base_url}: {exc}", maybe_billed=True) from exc
+        except StreamCut as exc:
+            failure: BackendError = BackendError(
+                self._scrub(f"{self.base_url}: {exc}"), retryable=True, maybe_billed=True
+            )
+        except ValueError as exc:  # an error event, a chunk that is not one
+            failure = BackendError(self._scrub(f"{self.base_url}: {exc}"), maybe_billed=True)
+        except openai.APIError as exc:  # an SSE error event the SDK raised, a connection lost mid-stream
+            failure = self._error(exc)
+            failure.maybe_billed = True
+        raise failure
 
     def _ignores_n(self) -> None:
         """The server answered fewer choices than ``n``: ask it one at a time from now on (the runtime tops
@@ -268,7 +285,13 @@ class OpenAIBackend(BaseBackend):
         self._capabilities = self._capabilities.model_copy(update={"honours_n": False})
 
     def _error(self, exc: Exception) -> BackendError:
-        """The SDK's error as thinkloop's: retryable or not, the wait the server asked for, maybe billed."""
+        """The SDK's error as thinkloop's: retryable or not, the wait the server asked for, maybe billed.
+
+        Billed unless proven otherwise: only a refused connection and a 4xx answer (the server turned the
+        request down before generating) are known to be free; a timeout, a lost connection, a 5xx and an
+        error that arrived in the body (an SSE ``error`` event after tokens were generated) keep the call's
+        reservation billed.
+        """
         import openai
 
         where = self.base_url
@@ -279,10 +302,15 @@ class OpenAIBackend(BaseBackend):
             refused = type(exc.__cause__).__name__ == "ConnectError"
             return BackendUnavailable(self._scrub(f"cannot reach {where}: {exc}"), maybe_billed=not refused)
         if not isinstance(exc, openai.APIStatusError):
-            return BackendError(self._scrub(f"{where}: {exc}"))
+            return BackendError(self._scrub(f"{where}: {exc}"), maybe_billed=True)
         status, wait = exc.status_code, _retry_after(exc.response.headers)
         if status == 429:
             return RateLimited(self._scrub(f"rate limited by {where}: {exc.message}"), retry_after=wait)
+        if status in (401, 403):
+            return Unauthorized(self._scrub(
+                f"{where} answered {status} ({'unauthorised' if status == 401 else 'forbidden'}): the key was "
+                f"refused: {exc.message}"
+            ))
         if status == 404:
             return ModelNotFound(self._scrub(f"model {self._model!r} not found at {where}: {exc.message}"))
         retryable = status in (408, 409) or status >= 500

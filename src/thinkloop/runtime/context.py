@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio
 
-from thinkloop.backends.base import Backend, prompt_tokens_upper_bound
+from thinkloop.backends.base import Backend, request_tokens_upper_bound
 from thinkloop.exceptions import BackendError, BudgetExhausted, ReplayMismatch
 from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
 from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph, call_node, evolve, share_field_sets
@@ -208,7 +208,7 @@ class RunContext(Sampling):
     ) -> tuple[Node, Completion]:
         if attempt:
             data = (data or {}) | {"attempt": attempt + 1}
-        prompt_bound = prompt_tokens_upper_bound(backend, request.messages)
+        prompt_bound = request_tokens_upper_bound(backend, request)
         ledger = self.ledger
         try:
             # Calls in flight hold their worst case. Rather than shrink this call (or refuse it) because of

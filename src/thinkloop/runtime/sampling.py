@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from thinkloop.backends.base import prompt_tokens_upper_bound
+from thinkloop.backends.base import request_tokens_upper_bound
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.graph import NodeKind
 from thinkloop.runtime.result import Candidate
@@ -92,7 +92,7 @@ class Sampling:
         wanted = request.max_tokens
         if wanted is None:
             return k
-        prompt = prompt_tokens_upper_bound(self.backend, request.messages)
+        prompt = request_tokens_upper_bound(self.backend, request)
         name = self.backend.name
         ledger = self.ledger
         if ledger.in_flight() or ledger.tokens_allowed(prompt_tokens=prompt, n=k, model=name) >= wanted:
