@@ -12,6 +12,7 @@
     │   └── RateLimited             429 (``retry_after``: what the server asked for)
     ├── BudgetExhausted             a call cannot fit in what is left of the budget (reserve refused)
     ├── ReplayMismatch              a replayed run asked for a call its trace did not record (strict replay)
+    ├── StoreLocked                 another process is writing the results file or trace (one writer per file)
     ├── SandboxUnavailable          the program verifier cannot isolate code and was not told to run unguarded
     ├── ExecutorError               a bench executor lost every worker (all Ray actors died)
     └── DatasetError                a malformed dataset line or a missing field (names file, line and field)
@@ -101,6 +102,10 @@ class ReplayMismatch(ThinkloopError):
 
     Not a :class:`BackendError`: a diverged replay is a bug to see, not a failed sample to vote around.
     """
+
+
+class StoreLocked(ThinkloopError):
+    """Another process holds the results file or trace open for writing; the message names it."""
 
 
 class SandboxUnavailable(ThinkloopError):

@@ -140,8 +140,10 @@ class Engine:
             stop: StopReason = "deadline" if deadline.cancelled_caught else outcome.stop_reason  # type: ignore[union-attr]
             error: str | None = None
         except anyio.get_cancelled_exc_class():
-            trace.emit(RunFinished(run_id=run_id, stop_reason="cancelled"))
-            trace.close()
+            try:
+                trace.emit(RunFinished(run_id=run_id, stop_reason="cancelled"))
+            finally:
+                trace.close()
             raise
         except Exception as exc:
             stop, error = _stop_for(exc, trace, run_id)
@@ -157,14 +159,16 @@ class Engine:
         if ledger.overrun_tokens:
             notes += (f"the server billed {ledger.overrun_tokens} tokens beyond what the calls reserved",)
         usage = ctx.usage
-        trace.emit(
-            RunFinished(
-                run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
-                answer_node=candidate.node_id if candidate else None, error=error,
-                usage=usage.model_dump(), cost=ctx.cost,
+        try:  # a trace write that fails (a full disk) fails the run: it must not read as finished
+            trace.emit(
+                RunFinished(
+                    run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
+                    answer_node=candidate.node_id if candidate else None, error=error,
+                    usage=usage.model_dump(), cost=ctx.cost,
+                )
             )
-        )
-        trace.close()
+        finally:
+            trace.close()
         return Result(
             run_id=run_id,
             question=question,
@@ -195,8 +199,10 @@ def _stop_for(exc: Exception, trace: Trace, run_id: str) -> tuple[StopReason, st
     backend_error = _find(exc, BackendError)
     if backend_error is not None:
         return "error", redact(str(backend_error))
-    trace.emit(RunFinished(run_id=run_id, stop_reason="error", error=redact(repr(exc))))
-    trace.close()
+    try:
+        trace.emit(RunFinished(run_id=run_id, stop_reason="error", error=redact(repr(exc))))
+    finally:
+        trace.close()
     leaf = _first_leaf(exc)
     if leaf is exc:
         raise exc

@@ -27,6 +27,7 @@ from thinkloop.backends.base import Capabilities
 from thinkloop.backends.replay import RecordedCall, ReplayBackend
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.graph import Node, ReasoningGraph
+from thinkloop.runtime.locks import WriterLock, write_all
 
 _SECRET = re.compile(
     r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9._\-]{8,}|(?i:api[_-]?key)\s*[=:]\s*\S+|"
@@ -85,8 +86,11 @@ class JsonlTraceSink:
     The file is unbuffered: each line is one ``write`` to the kernel, so a crash of this process loses
     nothing already emitted (the same guarantee a flush after each line gives, at half the cost).
     A call's first line ("running": it was sent) leaves out the request; the call's outcome line carries it.
-    A file whose last line was torn by a kill is repaired first (as the results store does), so the next
-    run's events start on a line of their own: a whole last event only gets its newline, a torn one is cut.
+    One process writes a trace file at a time (:class:`~thinkloop.runtime.locks.WriterLock`: a second raises
+    :class:`StoreLocked` naming the first). Holding that lock, a file whose last line was torn by a kill is
+    repaired first (as the results store does), so the next run's events start on a line of their own: a
+    whole last event only gets its newline, a torn one is cut. Every write is checked: a short write (a full
+    disk) raises ``OSError`` rather than leave a run that reads as never finished.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -95,9 +99,13 @@ class JsonlTraceSink:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # One open for the repair and the appending: a run of a few calls paid for opening the file twice.
         self._file: IO[bytes] | None = self.path.open("a+b", buffering=0)
+        self._lock: WriterLock | None = None
         try:
-            _end_on_a_whole_line(self._file)
+            self._lock = WriterLock(self._file, self.path, what="trace")
+            _end_on_a_whole_line(self._file, self.path)
         except BaseException:
+            if self._lock is not None:
+                self._lock.release()
             self._file.close()
             raise
         self._prefixes: dict[str, bytes] = {}
@@ -105,7 +113,7 @@ class JsonlTraceSink:
     def __call__(self, event: _Event) -> None:
         if self._file is None:
             return
-        self._file.write(_dump(event))
+        write_all(self._file, _dump(event), self.path)
 
     def write_node(self, run_id: str, node: Node, ts: float) -> None:
         """The line of a :class:`NodeEvent`, written without building the event (the hot path)."""
@@ -114,12 +122,18 @@ class JsonlTraceSink:
         prefix = self._prefixes.get(run_id)
         if prefix is None:
             prefix = self._prefixes[run_id] = _line_prefix(run_id)
-        self._file.write(_node_line(prefix, ts, node))
+        line = _node_line(prefix, ts, node)
+        written = self._file.write(line)
+        if written != len(line):  # short (a full disk): the rest, or an error naming the file
+            write_all(self._file, line[written or 0 :], self.path)
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 _NODE_JSON = Node.__pydantic_serializer__
@@ -129,9 +143,10 @@ _NODE_JSON = Node.__pydantic_serializer__
 _TAIL_CHUNK = 1 << 16
 
 
-def _end_on_a_whole_line(file: IO[bytes]) -> None:
-    """Repair a torn last line of a file open for appending (and reading). Only the file's tail is read:
-    runs appended to one trace file would otherwise read the whole file once per run."""
+def _end_on_a_whole_line(file: IO[bytes], path: Path | None = None) -> None:
+    """Repair a torn last line of a file open for appending (and reading), by the writer that holds its lock.
+    Only the file's tail is read: runs appended to one trace file would otherwise read the whole file once
+    per run."""
     end = file.seek(0, 2)
     if end == 0:
         return
@@ -153,7 +168,7 @@ def _end_on_a_whole_line(file: IO[bytes]) -> None:
     except ValueError:  # pydantic's ValidationError and UnicodeDecodeError included
         file.truncate(start)
     else:
-        file.write(b"\n")  # appended: the file is open for appending
+        write_all(file, b"\n", path or "the trace")  # appended: the file is open for appending
 
 
 _RUNNING_NODE_FIELDS = {"request"}
