@@ -152,7 +152,8 @@ async def test_a_bench_problem_whose_trace_cannot_be_written_is_a_failed_record(
 
     monkeypatch.setattr(JsonlTraceSink, "__init__", disk_full)
     backend = ScriptedBackend(lambda request: "Answer: 4")
-    dataset = Dataset(name="d", path=tmp_path / "d.jsonl", problems=(Problem(id="p1", question="What is 2 + 2?", answer="4"),))
+    problem = Problem(id="p1", question="What is 2 + 2?", answer="4")
+    dataset = Dataset(name="d", path=tmp_path / "d.jsonl", problems=(problem,))
     config = make_configs([dataset], ["direct"], [backend], max_tokens=16)[0]
     record = await run_item(Engine(backend), config, dataset.problems[0], prices=PriceTable.default(),
                             traces_dir=tmp_path / "traces")
