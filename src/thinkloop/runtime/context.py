@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from thinkloop.backends.base import Backend, request_tokens_upper_bound
+from thinkloop.backends.replay import CALL_NODE
 from thinkloop.exceptions import BackendError, BudgetExhausted, ReplayMismatch
 from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
 from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph, call_node, evolve, share_field_sets
@@ -233,6 +234,7 @@ class RunContext(Sampling):
         sent = False
         started = time.perf_counter()
         limiter = self.limiter_for(backend)
+        calling = CALL_NODE.set(node.id)  # a replay maps the call back by its node, not by its request alone
         try:
             if limiter is None:
                 # No limit to wait for. A cancellation point, without a trip round the event loop: the backend
@@ -264,17 +266,23 @@ class RunContext(Sampling):
             raise
         except Exception as exc:
             error = exc if isinstance(exc, BackendError) else BackendError(f"{type(exc).__name__}: {exc}")
-            if sent and error.maybe_billed:
+            billed = sent and error.maybe_billed
+            if billed:
                 self._bill_unknown(reservation)  # a timeout or a 5xx: the server may have done the work
             else:
                 ledger.settle(reservation, None)
                 if sent:
                     self.totals.fail()
             message = redact(str(error))
-            self.mark(node, "failed", error=message, latency_s=time.perf_counter() - started)
+            # What a replay needs to fail this call the same way: whether it was billed.
+            failure = {"billed": billed} if sent else None
+            self.mark(node, "failed", error=message, latency_s=time.perf_counter() - started,
+                      **({"data": (node.data or {}) | failure} if failure else {}))
             if error is exc:
                 raise
             raise BackendError(message, maybe_billed=error.maybe_billed) from exc
+        finally:
+            CALL_NODE.reset(calling)
         ledger.settle(reservation, completion.usage)
         self.totals.charge(completion.usage, reservation)
         share_field_sets(completion)  # the graph keeps it: fewer objects for the garbage collector

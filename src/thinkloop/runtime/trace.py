@@ -24,7 +24,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from thinkloop.backends.base import Capabilities
-from thinkloop.backends.replay import RecordedCall, ReplayBackend
+from thinkloop.backends.replay import RecordedCall, RecordedFailure, ReplayBackend
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.graph import Node, ReasoningGraph
 from thinkloop.runtime.locks import WriterLock, write_all
@@ -345,29 +345,61 @@ def recorded_calls(events: Iterable[Any], run_id: str | None = None) -> list[Rec
 
     Every node that got a completion counts, whatever it was marked later (a pruned branch was still called).
     """
-    return _record(events, run_id)[0]
+    return _recorded(events, run_id).calls
 
 
-def _record(events: Iterable[Any], run_id: str | None) -> tuple[list[RecordedCall], list[int]]:
-    """The recorded calls, and for each how many calls had been sent when its completion arrived."""
-    calls: list[RecordedCall] = []
-    sent_before: list[int] = []
+@dataclass
+class _Recorded:
+    """What a run's record holds for a replay: its calls in the order their completions arrived (with each
+    one's node and how many calls had been sent by then), and the calls that failed after they were sent."""
+
+    calls: list[RecordedCall] = field(default_factory=list)
+    sent_before: list[int] = field(default_factory=list)
+    nodes: list[int] = field(default_factory=list)
+    failures: dict[int, RecordedFailure] = field(default_factory=dict)
+    most_attempts: int = 1
+
+
+def _recorded(events: Iterable[Any], run_id: str | None) -> _Recorded:
+    recorded = _Recorded()
     sent: set[int] = set()
     seen: set[int] = set()
     requests: dict[int, Any] = {}
+    latest: dict[int, Node] = {}
     for event in events:
         if not isinstance(event, NodeEvent) or (run_id is not None and event.run_id != run_id):
             continue
         node = event.node
+        latest[node.id] = node
         if node.status == "running":
             sent.add(node.id)  # only calls are ever "running": one was sent (or queued to be)
         if node.request is not None:
             requests.setdefault(node.id, node.request)
         if node.completion is not None and node.id not in seen:
             seen.add(node.id)
-            calls.append((node.request or requests.get(node.id), node.completion))
-            sent_before.append(len(sent))
-    return calls, sent_before
+            recorded.calls.append((node.request or requests.get(node.id), node.completion))
+            recorded.sent_before.append(len(sent))
+            recorded.nodes.append(node.id)
+
+    def attempt(node: Node) -> int:
+        return int((node.data or {}).get("attempt", 1))
+
+    calls = [latest[i] for i in sent]
+    for node in calls:
+        recorded.most_attempts = max(recorded.most_attempts, attempt(node))
+        if node.status != "failed" or node.error is None or node.completion is not None:
+            continue
+        # Retried when a call under the same parents, with the same request, was its next attempt.
+        retried = any(
+            other.parents == node.parents and attempt(other) == attempt(node) + 1
+            and requests.get(other.id) == requests.get(node.id)
+            for other in calls
+        )
+        recorded.failures[node.id] = RecordedFailure(
+            request=requests.get(node.id), error=node.error, retried=retried,
+            billed=bool((node.data or {}).get("billed", True)),
+        )
+    return recorded
 
 
 def replay(
@@ -398,12 +430,19 @@ def replay(
         run_id = known[0]
     elif run_id not in runs and run_id not in node_runs:
         raise ConfigurationError(f"replay: {where} has no run {run_id!r}")
-    calls, sent_before = _record(events, run_id)
+    recorded = _recorded(events, run_id)
     started = runs.get(run_id)
     if name is None:
         name = started.model if started is not None else next(
-            (completion.model for _, completion in calls if completion.model), "replay"
+            (completion.model for _, completion in recorded.calls if completion.model), "replay"
         )
+    if capabilities is None:
+        honours_n = any(request is not None and request.n > 1 for request, _ in recorded.calls)
+        capabilities = Capabilities(honours_n=honours_n)
+    if recorded.most_attempts > capabilities.retry.max_retries + 1:  # retry as often as the recorded run did
+        retry = capabilities.retry.model_copy(update={"max_retries": recorded.most_attempts - 1})
+        capabilities = capabilities.model_copy(update={"retry": retry})
     return ReplayBackend(
-        calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id, sent_before=sent_before
+        recorded.calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id,
+        sent_before=recorded.sent_before, nodes=recorded.nodes, failures=recorded.failures,
     )
