@@ -98,8 +98,9 @@ class FaultyMockServer(MockServer):
     of :data:`FAULTS` per later chat request, then ``always``), streaming, and per-question counts."""
 
     def __init__(self, config: MockConfig | None = None, *, storm: int = 0, retry_after_ms: int = 20,
-                 faults: Sequence[str] = (), always: str = "ok") -> None:
+                 faults: Sequence[str] = (), always: str = "ok", api_key: str | None = None) -> None:
         super().__init__(config)
+        self.api_key = api_key
         unknown = sorted({*faults, always} - set(FAULTS))
         if unknown:
             raise ValueError(f"unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}")
@@ -112,6 +113,12 @@ class FaultyMockServer(MockServer):
     @property
     def stats(self) -> FaultStats:
         return self.model.stats  # type: ignore[return-value]
+
+    def admits(self, path: str, headers: dict[str, str]) -> bool:
+        """With ``api_key``, only requests bearing it (every API route; the test counters stay open)."""
+        if self.api_key is None or not path.startswith("/v1/"):
+            return True
+        return headers.get("authorization") == f"Bearer {self.api_key}"
 
     def _next_fault(self) -> str:
         return self.faults.pop(0) if self.faults else self.always
@@ -214,10 +221,11 @@ def _cut_payload(payload: dict[str, Any], *, at: str) -> dict[str, Any]:
 @asynccontextmanager
 async def serve_faulty(
     config: MockConfig | None = None, *, storm: int = 0, retry_after_ms: int = 20, faults: Sequence[str] = (),
-    always: str = "ok",
+    always: str = "ok", api_key: str | None = None,
 ) -> AsyncIterator[FaultyMockServer]:
     """Run a faulty mock server in this event loop for the duration of the block (tests)."""
-    server = FaultyMockServer(config, storm=storm, retry_after_ms=retry_after_ms, faults=faults, always=always)
+    server = FaultyMockServer(config, storm=storm, retry_after_ms=retry_after_ms, faults=faults, always=always,
+                              api_key=api_key)
     async with serving(server) as running:
         yield running
 
@@ -228,17 +236,21 @@ class FaultyServerProcess(MockServerProcess):
     module = "thinkloop.testing.faults"
 
     def __init__(self, config: MockConfig | None = None, *, port: int = 0, storm: int = 0,
-                 startup_timeout: float = 30.0, faults: Sequence[str] = (), always: str = "ok") -> None:
+                 startup_timeout: float = 30.0, faults: Sequence[str] = (), always: str = "ok",
+                 api_key: str | None = None) -> None:
         super().__init__(config, startup_timeout=startup_timeout)
         self.port = port
         self.storm = storm
         self.faults = tuple(faults)
         self.always = always
+        self.api_key = api_key
 
     def command(self) -> list[str]:
         command = super().command()
         command[command.index("--port") + 1] = str(self.port)
         extra = ["--faults", ",".join(self.faults)] if self.faults else []
+        if self.api_key is not None:
+            extra += ["--api-key", self.api_key]
         return [*command, "--storm", str(self.storm), "--always", self.always, *extra]
 
 
@@ -248,9 +260,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--storm", type=int, default=0, help="answer the first N chat requests with 429")
     parser.add_argument("--faults", default="", help=f"comma-separated, one per chat request: {', '.join(FAULTS)}")
     parser.add_argument("--always", default="ok", choices=FAULTS, help="the fault once --faults runs out")
+    parser.add_argument("--api-key", default=None, help="answer 401 to requests without this bearer key")
     args = parser.parse_args(argv)
     faults = [f for f in args.faults.split(",") if f]
-    server = FaultyMockServer(config_from(args), storm=args.storm, faults=faults, always=args.always)
+    server = FaultyMockServer(config_from(args), storm=args.storm, faults=faults, always=args.always,
+                              api_key=args.api_key)
     serve_until_interrupted(server, args.port)
 
 
