@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from thinkloop import Budget, Direct, Message, OpenAIBackend, SelfConsistency
+from thinkloop import Budget, ChatRequest, Direct, Message, OpenAIBackend, ScriptedBackend, SelfConsistency
 from thinkloop.strategies.base import Conversation
 from thinkloop.testing import MockConfig
 from thinkloop.testing.faults import serve_faulty
@@ -68,6 +68,18 @@ async def test_a_dollar_budget_holds_against_streamed_errors() -> None:
         billed = server.stats.billed_tokens
     assert billed <= 300
     assert result.spent["dollars"] >= billed
+
+
+async def test_an_error_the_backend_did_not_map_is_billed() -> None:
+    """A backend that fails with an error of its own after the call was sent: billed at the reservation
+    (before: settled as free)."""
+
+    def broken(request: ChatRequest) -> str:
+        raise RuntimeError("the connection pool broke while reading the reply")
+
+    result = await Direct(max_tokens=32).run("q", backend=ScriptedBackend(broken), budget=Budget(tokens=1000))
+    assert result.stop_reason == "error" and "RuntimeError" in (result.error or "")
+    assert result.usage.calls_without_usage == 1 and result.spent["tokens"] > 32
 
 
 def _tool_schema(words: int) -> list[dict[str, Any]]:

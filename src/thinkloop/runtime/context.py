@@ -265,7 +265,11 @@ class RunContext(Sampling):
             self.mark(node, "failed", error="the replay diverged from its record")
             raise
         except Exception as exc:
-            error = exc if isinstance(exc, BackendError) else BackendError(f"{type(exc).__name__}: {exc}")
+            # Billed unless proven otherwise: an error the backend did not map may have come after the server
+            # generated (and billed) the reply.
+            error = exc if isinstance(exc, BackendError) else BackendError(
+                f"{type(exc).__name__}: {exc}", maybe_billed=True
+            )
             billed = sent and error.maybe_billed
             if billed:
                 self._bill_unknown(reservation)  # a timeout or a 5xx: the server may have done the work
