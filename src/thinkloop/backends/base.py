@@ -157,11 +157,14 @@ def count_prompt_tokens_upper_bound(messages: tuple[Message, ...], capabilities:
     are sent too, so they count as their JSON's bytes.
     """
     content = 0
+    tools = False
     for message in messages:
         text = message.content
         content += len(text) if text.isascii() else len(text.encode("utf-8"))  # ASCII: a byte a character
-    return (content + _tool_call_bytes(messages) + capabilities.prompt_overhead_tokens
-            + capabilities.per_message_overhead_tokens * len(messages))
+        tools = tools or message.tool_calls is not None or message.tool_call_id is not None
+    if tools:
+        content += _tool_call_bytes(messages)
+    return content + capabilities.prompt_overhead_tokens + capabilities.per_message_overhead_tokens * len(messages)
 
 
 def _tool_call_bytes(messages: tuple[Message, ...]) -> int:
@@ -221,6 +224,7 @@ def prompt_tokens_upper_bound(backend: Backend, messages: tuple[Message, ...]) -
 def request_tokens_upper_bound(backend: Backend, request: ChatRequest) -> int:
     """A safe upper bound on the prompt tokens of everything ``request`` sends: its messages (tool calls
     included) and what ``extra_body`` adds (tools, images, a response format), which the server bills too."""
-    return prompt_tokens_upper_bound(backend, request.messages) + extras_tokens_upper_bound(
-        request.extra_body, backend.capabilities
-    )
+    bound = prompt_tokens_upper_bound(backend, request.messages)
+    if request.extra_body:
+        bound += extras_tokens_upper_bound(request.extra_body, backend.capabilities)
+    return bound

@@ -8,12 +8,12 @@ debugging a run, for tests, and for showing a run again.
 
 Exact, not just plausible:
 
-- each call gets the completion its own node got in the record (the runtime names the call's node in
-  :data:`CALL_NODE`), so concurrent identical requests map back exactly, each branch to its own reply; a call
-  whose node failed in the record fails again the same way (billed or not, retried or not); a call whose
-  node asks for another request than the record holds is a :class:`ReplayMismatch` (strict). Without nodes
-  (a record given as bare pairs, a call from outside a run), each request gets the first unserved recorded
-  completion whose recorded request is the same;
+- each call gets the completion its own node got in the record (the runtime, pinned to the replay, asks by
+  node: :meth:`ReplayBackend.complete_call`), so concurrent identical requests map back exactly, each branch
+  to its own reply; a call whose node failed in the record fails again the same way (billed or not, retried
+  or not); a call whose node asks for another request than the record holds is a :class:`ReplayMismatch`
+  (strict). Without nodes (a record given as bare pairs, a call from outside a run), each request gets the
+  first unserved recorded completion whose recorded request is the same;
 - a completion is handed back only after every completion that arrived before it in the recorded run, so
   decisions that depended on which reply came first (adaptive self-consistency's early stop, best-of-n's
   first accepted answer) come out the same;
@@ -26,7 +26,6 @@ Exact, not just plausible:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 import anyio
@@ -36,15 +35,10 @@ from thinkloop.backends.base import BaseBackend, Capabilities
 from thinkloop.exceptions import BackendError, ConfigurationError, ReplayMismatch
 from thinkloop.types import ChatRequest, Completion
 
-__all__ = ["CALL_NODE", "RecordedCall", "RecordedFailure", "ReplayBackend"]
+__all__ = ["RecordedCall", "RecordedFailure", "ReplayBackend"]
 
 RecordedCall = tuple[ChatRequest | None, Completion]
 """One recorded model call: the request as sent (``None`` when the record lacks it) and its completion."""
-
-CALL_NODE: ContextVar[int | None] = ContextVar("thinkloop_call_node", default=None)
-"""The graph node of the model call in progress, set by the runtime around ``Backend.complete``: a replay
-maps each call back to what that node got in the record."""
-
 
 @dataclass(frozen=True)
 class RecordedFailure:
@@ -73,7 +67,7 @@ class ReplayBackend(BaseBackend):
             completion is then handed back only once as many calls have been asked for, so calls that were
             in flight when a decision cancelled them are in flight again.
         nodes: for each recorded completion, the node that got it: calls are then mapped back by their node
-            (:data:`CALL_NODE`), not by their request alone.
+            (:meth:`complete_call`), not by their request alone.
         failures: calls that were sent and failed in the record, by node: they fail again the same way.
     """
 
@@ -129,9 +123,12 @@ class ReplayBackend(BaseBackend):
         return len(self.calls) - self.served
 
     async def complete(self, request: ChatRequest) -> Completion:
+        return await self.complete_call(request, None)
+
+    async def complete_call(self, request: ChatRequest, node: int | None) -> Completion:
+        """The recorded reply of the call at graph node ``node`` (``None``: unknown, matched by request)."""
         self._asked += 1
         self._wake()
-        node = CALL_NODE.get()
         if node is not None and node in self._failures:
             raise self._failed(node, request)
         index = self._claim(request, node)

@@ -20,7 +20,6 @@ from typing import Any
 import anyio
 
 from thinkloop.backends.base import Backend, request_tokens_upper_bound
-from thinkloop.backends.replay import CALL_NODE
 from thinkloop.exceptions import BackendError, BudgetExhausted, ReplayMismatch
 from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
 from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph, call_node, evolve, share_field_sets
@@ -53,7 +52,8 @@ class RunContext(Sampling):
         limiter_for: the engine's capacity limiter per backend.
         extract: pulls answers out of replies (``None``: replies carry no answer).
         pinned: send every call to ``backend``, even those that name another (a replayed run: the judge's
-            recorded replies come from the same trace).
+            recorded replies come from the same trace); ``backend`` is then a
+            :class:`~thinkloop.backends.replay.ReplayBackend`, asked by each call's node.
     """
 
     def __init__(
@@ -234,20 +234,22 @@ class RunContext(Sampling):
         sent = False
         started = time.perf_counter()
         limiter = self.limiter_for(backend)
-        calling = CALL_NODE.set(node.id)  # a replay maps the call back by its node, not by its request alone
         try:
             if limiter is None:
                 # No limit to wait for. A cancellation point, without a trip round the event loop: the backend
                 # yields while it waits on its I/O, and the seconds budget is checked at every reservation.
                 await anyio.lowlevel.checkpoint_if_cancelled()
                 sent = True
-                completion = await backend.complete(request)
+                completion = await (backend.complete_call(request, node.id) if self.pinned  # type: ignore[attr-defined]
+                                    else backend.complete(request))
             else:
                 async with limiter:
                     # A limiter slot handed over just as the run stopped must not send one more call.
                     await anyio.lowlevel.checkpoint_if_cancelled()
                     sent = True
-                    completion = await backend.complete(request)
+                    # A replay maps the call back by its node, not by its request alone.
+                    completion = await (backend.complete_call(request, node.id) if self.pinned  # type: ignore[attr-defined]
+                                        else backend.complete(request))
             if not isinstance(completion, Completion):
                 raise BackendError(
                     f"{backend.name} returned {type(completion).__name__}, not a Completion", maybe_billed=True
@@ -285,8 +287,6 @@ class RunContext(Sampling):
             if error is exc:
                 raise
             raise BackendError(message, maybe_billed=error.maybe_billed) from exc
-        finally:
-            CALL_NODE.reset(calling)
         ledger.settle(reservation, completion.usage)
         self.totals.charge(completion.usage, reservation)
         share_field_sets(completion)  # the graph keeps it: fewer objects for the garbage collector
