@@ -120,7 +120,8 @@ def test_reasoning_effort_passes_through_to_a_reasoning_upstream() -> None:
                      upstream("o3-mini"))
     assert (plan.strategy.name, plan.selected_by) == ("direct", "reasoning_effort")
     assert plan.conversation.extra_body == {"reasoning_effort": "high"}
-    assert plan.budget.tokens is None  # the table's budget is for thinkloop's own strategies
+    # The table's budget is for thinkloop's own strategies: only the operator's ceiling holds.
+    assert plan.budget.tokens == Settings().ceiling.tokens
 
 
 def test_reasoning_effort_maps_through_the_table_for_a_chat_model() -> None:
