@@ -133,6 +133,7 @@ class ChatServer:
                 info=lambda reply: reply.info(plan), on_close=closed,
             ))
         replies = None
+        held = hold.tokens if hold is not None else 0
         try:
             replies = await self._run_watched(request, plan, call.n)
         finally:
@@ -140,6 +141,10 @@ class ChatServer:
             settle(replies)
         if replies is None:  # the client went away; nobody to answer
             return Response(status_code=499)
+        if hold is not None and "thinkloop.budget.tokens" in plan.changed and all(
+                r.result.usage.calls == 0 and r.result.stop_reason == "budget" for r in replies):
+            raise ApiError(429, f"key {key_name!r}: what is left of its allowance ({held} tokens) is too "
+                           "little for one call", code="allowance_spent", retry_after=60)
         return JSONResponse(_completion(replies, plan, call.model))
 
     def _charge(self, name: str, plan: Plan, n: int) -> tuple[Plan, Any]:
