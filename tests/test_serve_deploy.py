@@ -274,3 +274,13 @@ def test_named_keys_spend_an_allowance_that_survives_a_restart(
             openai.OpenAI(base_url=server.url, api_key=key, max_retries=0) as client, \
             pytest.raises(openai.RateLimitError, match="allowance"):  # 50 of 100 are left: too few for a call
         client.chat.completions.create(model="thinkloop[direct]", messages=ask(), max_tokens=40)
+
+
+def test_workers_share_one_port_and_every_trace(upstream: ScriptedUpstreamProcess) -> None:
+    with ServeProcess("--base-url", upstream.base_url, "--model", "mock", "--workers", "2") as server, \
+            openai.OpenAI(base_url=server.url, api_key="unused", max_retries=3) as client:
+        run_ids = [client.chat.completions.create(model="thinkloop[direct]", messages=ask()).thinkloop["run_id"]  # type: ignore[attr-defined]
+                   for _ in range(6)]
+        for run_id in run_ids:  # whichever worker answers, it finds the trace
+            for _ in range(3):
+                assert httpx2.get(f"{server.url}/traces/{run_id}").status_code == 200
