@@ -274,6 +274,7 @@ def _serve_workers(args: argparse.Namespace, common: dict[str, Any], factory: st
         config = uvicorn.Config(factory, factory=True, workers=args.workers, **common)
         config.http = "thinkloop.serve.protocol:HeaderDeadline"
         sock = config.bind_socket()
+        sock.listen(config.backlog)  # announced now: connections wait in the backlog until a worker is up
         port = sock.getsockname()[1]
         sys.stdout.write(f"thinkloop serve: listening on {_url(args.host, port)}\n")
         sys.stdout.flush()
