@@ -7,12 +7,15 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from thinkloop import Budget, Engine
 from thinkloop.backends.scripted import ScriptedBackend
 from thinkloop.cli import main as cli_main
 from thinkloop.exceptions import BackendError
-from thinkloop.export import SCHEMAS, ExportError, ExportOptions, export_traces, provenance_path
+from thinkloop.export import SCHEMAS, ExportError, ExportOptions, Reply, Verdict, export_traces, provenance_path
+from thinkloop.export.export import ExportReport, _records
 from thinkloop.strategies.registry import build_strategy
 from thinkloop.types import ChatRequest, Choice
 from thinkloop.verifiers import MathAnswerVerifier
@@ -68,9 +71,10 @@ def test_sft_formats_export_only_the_accepted_reply(traces: Path, tmp_path: Path
     assert report.records == 1
     # every reply is accounted for: the accepted one, the three rejected, and why the rest were left out
     assert report.good == 1 and report.bad == 3
-    assert report.skipped["cut off"] == 1
-    assert report.skipped["failed"] >= 1
-    assert report.skipped["unchecked"] == 1
+    assert report.left_out["cut off"] == 1
+    assert report.left_out["failed"] >= 1
+    assert report.left_out["unchecked"] == 1
+    assert report.good + report.bad + sum(report.left_out.values()) == report.replies
     provenance = _lines(provenance_path(out))
     assert len(provenance) == 1
     assert provenance[0]["verdict"]["accepted"] is True
@@ -122,7 +126,7 @@ def test_a_cut_off_reply_with_the_right_answer_is_never_good(tmp_path: Path) -> 
     report = export_traces([trace], tmp_path / "out.jsonl",
                            ExportOptions(format="openai-sft", keep="correct", results=results))
     assert report.records == 0
-    assert report.skipped["cut off"] == 1
+    assert report.left_out["cut off"] == 1
 
 
 def test_keep_correct_judges_against_the_bench_gold(tmp_path: Path) -> None:
@@ -134,12 +138,12 @@ def test_keep_correct_judges_against_the_bench_gold(tmp_path: Path) -> None:
         export_traces([trace], out, ExportOptions(format="openai-sft", keep="correct"))
     report = export_traces([trace], out, ExportOptions(format="openai-sft", keep="correct", results=results))
     # three equal samples: one record after deduplication, with the gold in its provenance
-    assert report.records == 1 and report.skipped["duplicate"] == 2
+    assert report.records == 1 and report.dropped["duplicate"] == 2
     [provenance] = _lines(provenance_path(out))
     assert provenance["gold"] == "42" and provenance["correct"] is True and provenance["problem"] == "p1"
     report = export_traces([trace], out, ExportOptions(format="openai-sft", keep="correct", results=results,
                                                        dedupe=False, per_question=2))
-    assert report.records == 2 and report.skipped["over per_question"] == 1
+    assert report.records == 2 and report.dropped["over per_question"] == 1
 
 
 def test_a_trace_that_cannot_be_read_whole_is_refused(traces: Path, tmp_path: Path) -> None:
@@ -209,3 +213,59 @@ def test_the_command_line(traces: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert "no such trace file" in capsys.readouterr().err
     assert cli_main(["export", str(traces / "unchecked.jsonl"), "--format", "hf-sft", "-o", str(out)]) == 1
     assert "nothing to export" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_a_real_bench_run_of_the_embedded_model_exports_whole(tmp_path: Path) -> None:
+    """``bench run --traces`` on the shipped verifiable set with SmolLM2, then every format from its traces."""
+    traces, results = tmp_path / "traces", tmp_path / "results.jsonl"
+    assert cli_main(["bench", "run", "verifiable-words", "--limit", "2", "--strategy", "bon:n=4",
+                     "--max-tokens", "32", "--out", str(results), "--traces", str(traces), "--quiet"]) == 0
+    for fmt in ("openai-sft", "hf-sft", "trl-dpo", "openai-dpo"):
+        out = tmp_path / f"{fmt}.jsonl"
+        report = export_traces([traces], out, ExportOptions(format=fmt, keep="passed", results=results))
+        assert (report.traces, report.runs, report.replies) == (2, 2, 8)  # two problems, four samples each
+        assert report.good + report.bad + sum(report.left_out.values()) == report.replies
+        records, provenance = _lines(out), _lines(provenance_path(out))
+        assert len(records) == len(provenance) == report.records
+        for record, origin in zip(records, provenance, strict=True):
+            SCHEMAS[fmt].model_validate(record)
+            chosen = origin.get("chosen", origin)
+            assert chosen["verdict"]["accepted"] is True and chosen["gold"] is not None
+            if "rejected" in origin:
+                assert origin["rejected"]["verdict"]["accepted"] is False
+                assert origin["rejected"]["question"] == chosen["question"]
+
+
+
+_REPLY = st.builds(
+    lambda question, text, accepted, usable, correct: Reply(
+        trace="t.jsonl", run_id="r", node_id=0, question=question, strategy="cot", model="m", messages=(),
+        text=text, answer=None, reasoning=None, finish_reason="stop" if usable else "length", status="done",
+        verdict=Verdict(accepted=accepted), usable=usable, why=None if usable else "cut off", gold="g",
+        correct=correct,
+    ),
+    st.sampled_from(["q1", "q2"]), st.sampled_from(["a", "b", "c"]), st.sampled_from([True, False, None]),
+    st.booleans(), st.sampled_from([True, False, None]),
+)
+
+
+@given(replies=st.lists(_REPLY, max_size=12), fmt=st.sampled_from(["openai-sft", "trl-dpo"]),
+       keep=st.sampled_from(["passed", "correct", "passed+correct"]))
+def test_only_usable_replies_that_pass_every_test_asked_for_are_ever_exported_as_good(replies, fmt, keep) -> None:
+    report = ExportReport(output=Path("o"), provenance=Path("p"), replies=len(replies))
+    written = list(_records(replies, ExportOptions(format=fmt, keep=keep, results=Path("r")), report))
+    assert report.good + report.bad + sum(report.left_out.values()) == len(replies)
+    for _, origin in written:
+        chosen = origin.get("chosen", origin)
+        if "passed" in keep:
+            assert chosen["verdict"]["accepted"] is True
+        if "correct" in keep:
+            assert chosen["correct"] is True
+        if "rejected" in origin:
+            rejected = origin["rejected"]
+            assert rejected["question"] == chosen["question"]
+            assert rejected["verdict"]["accepted"] is False or rejected["correct"] is False
+    tests = [lambda r: r.verdict.accepted] * ("passed" in keep) + [lambda r: r.correct] * ("correct" in keep)
+    good = [r for r in replies if r.usable and all(test(r) is True for test in tests)]
+    assert len(written) <= (len(good) if fmt == "openai-sft" else len(good) * len(replies))

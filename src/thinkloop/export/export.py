@@ -94,14 +94,19 @@ class ExportReport:
     replies: int = 0
     good: int = 0
     bad: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    """Replies (or pairs) left out, by reason: cut off, failed, unchecked, below min_score, duplicate..."""
+    left_out: Counter[str] = field(default_factory=Counter)
+    """Replies neither good nor bad, by reason: cut off, failed, unchecked, no gold, below min_score...
+    ``good + bad + sum(left_out.values()) == replies``."""
+    dropped: Counter[str] = field(default_factory=Counter)
+    """Records not written, by reason: duplicate, over per_question, no rejected reply to pair with..."""
 
     def summary(self) -> str:
-        left = ", ".join(f"{count} {reason}" for reason, count in sorted(self.skipped.items())) or "none"
+        def listed(counts: Counter[str]) -> str:
+            return ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items())) or "none"
+
         return (f"{self.records} records to {self.output} (provenance: {self.provenance}) from {self.replies} "
-                f"replies in {self.runs} runs of {self.traces} traces; good {self.good}, bad {self.bad}; "
-                f"left out: {left}")
+                f"replies in {self.runs} runs of {self.traces} traces; good {self.good}, bad {self.bad}, "
+                f"left out: {listed(self.left_out)}; records dropped: {listed(self.dropped)}")
 
 
 def provenance_path(output: Path) -> Path:
@@ -157,18 +162,18 @@ def _records(found: list[Reply], options: ExportOptions, report: ExportReport) -
     bad: dict[str, list[Reply]] = {}
     for reply in found:
         if not reply.usable:
-            report.skipped[reply.why or "unusable"] += 1
+            report.left_out[reply.why or "unusable"] += 1
             continue
         if options.strategy is not None and not fnmatch.fnmatchcase(reply.strategy, options.strategy):
-            report.skipped["other strategy"] += 1
+            report.left_out["other strategy"] += 1
             continue
         verdict = judge(reply, options.keep)
         if verdict is None:
-            report.skipped["unchecked" if "passed" in options.keep and reply.verdict.accepted is None
+            report.left_out["unchecked" if "passed" in options.keep and reply.verdict.accepted is None
                            else "no gold"] += 1
             continue
         if verdict and options.min_score is not None and (reply.verdict.score or 0.0) < options.min_score:
-            report.skipped["below min_score"] += 1
+            report.left_out["below min_score"] += 1
             continue
         (good if verdict else bad).setdefault(reply.question, []).append(reply)
     report.good = sum(map(len, good.values()))
@@ -179,19 +184,23 @@ def _records(found: list[Reply], options: ExportOptions, report: ExportReport) -
         pairs = ([(c, None) for c in chosen] if options.format not in PREFERENCE_FORMATS
                  else [(c, r) for c in chosen for r in bad.get(question, [])])
         if options.format in PREFERENCE_FORMATS and not bad.get(question):
-            report.skipped["no rejected reply to pair with"] += len(chosen)
+            report.dropped["no rejected reply to pair with"] += len(chosen)
         for accepted, rejected in pairs:
             if options.per_question is not None and made >= options.per_question:
-                report.skipped["over per_question"] += 1
+                report.dropped["over per_question"] += 1
+                continue
+            if rejected is not None and rejected.text == accepted.text:
+                # the same words judged both ways (a judge that samples, a check that changed): no preference
+                report.dropped["same reply judged both ways"] += 1
                 continue
             key = (question, accepted.text, rejected.text if rejected is not None else "")
             if options.dedupe and key in seen:
-                report.skipped["duplicate"] += 1
+                report.dropped["duplicate"] += 1
                 continue
             try:
                 record = _record(options, accepted, rejected)
             except Skip as exc:
-                report.skipped[str(exc)] += 1
+                report.dropped[str(exc)] += 1
                 continue
             seen.add(key)
             made += 1
