@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 
-from thinkloop import Budget, ChatRequest, Direct, Message, OpenAIBackend, ScriptedBackend, SelfConsistency
+from thinkloop import (
+    Budget,
+    Capabilities,
+    ChatRequest,
+    Direct,
+    Message,
+    OpenAIBackend,
+    ScriptedBackend,
+    SelfConsistency,
+)
 from thinkloop.strategies.base import Conversation
 from thinkloop.testing import MockConfig
 from thinkloop.testing.faults import serve_faulty
@@ -161,3 +170,18 @@ async def test_a_truncated_body_is_a_billed_failure_not_an_answer() -> None:
         billed = server.stats.billed_tokens
     assert result.answer is None
     assert result.spent["tokens"] >= billed > 0
+
+
+async def test_a_reply_the_token_limit_cut_mid_number_states_no_answer() -> None:
+    """The same cut by the token limit: "The answer is 12" of 1234, ``finish_reason="length"``, is no vote for
+    12; a cut reply whose answer was closed before the limit still counts."""
+    from thinkloop import Choice
+
+    replies = [Choice(text="Adding: 1200 + 34. The answer is 12", finish_reason="length")] * 3 + [
+        Choice(text="Adding: 1200 + 34. The answer is 1234. Let me also check by", finish_reason="length"),
+        Choice(text="The answer is 1234.", finish_reason="stop"),
+    ]
+    backend = ScriptedBackend(replies, capabilities=Capabilities(honours_n=False))
+    result = await SelfConsistency(n=5, max_tokens=16).run(QUESTION, backend=backend, budget=Budget(tokens=5000))
+    assert result.answer == "1234"
+    assert sorted(result.answers) == ["1234", "1234"]

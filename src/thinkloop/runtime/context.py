@@ -295,7 +295,7 @@ class RunContext(Sampling):
         if len(choices) == 1:
             # The answer is on the node itself, so a graph or trace read alone shows what each call concluded.
             choice = choices[0]
-            text, answer = choice.text, None if choice.truncated_empty else self.extract(choice.text)
+            text, answer = choice.text, self.answer_of(choice)
         node = self.mark(
             node, "done", completion=completion, usage=completion.usage, latency_s=completion.latency_s,
             text=text, answer=answer,
@@ -328,6 +328,18 @@ class RunContext(Sampling):
         node, completion = await self.call(request, parents=parents, kind=kind, strategy=strategy, backend=backend)
         return node, completion.choices[0]
 
+    def answer_of(self, choice: Choice) -> str | None:
+        """The answer a choice states. A reply the token limit cut off (``finish_reason="length"``) is read
+        without its last word when it stops inside one: a number cut short is another number ("The answer is
+        12" of 1234 states nothing); one cut off empty has no answer."""
+        if choice.finish_reason != "length":
+            return self.extract(choice.text)
+        text = choice.text.rstrip()
+        if text and text[-1].isalnum():
+            parts = text.rsplit(None, 1)
+            text = parts[0] if len(parts) == 2 else ""
+        return self.extract(text) if text.strip() else None
+
     def candidate(self, node: Node, choice: Choice, **fields: Any) -> Candidate:
         """A candidate from one choice; an empty reply cut off by the token limit has no answer."""
         completion = node.completion
@@ -336,7 +348,7 @@ class RunContext(Sampling):
         elif completion is None and node.text == choice.text:
             answer = node.answer  # a per-choice node of an n-request, extracted when it was recorded
         else:
-            answer = None if choice.truncated_empty else self.extract(choice.text)
+            answer = self.answer_of(choice)
         return Candidate(
             text=choice.text, answer=answer, node_id=node.id, finish_reason=choice.finish_reason,
             mean_logprob=choice.mean_logprob, reasoning=choice.reasoning, **fields,

@@ -131,7 +131,7 @@ class Sampling:
             result.candidates.append(candidate)
             return
         for index, choice in enumerate(completion.choices):
-            answer = None if choice.truncated_empty else self.extract(choice.text)
+            answer = self.answer_of(choice)
             child = self.record(kind, [node.id], strategy=strategy, text=choice.text, answer=answer,
                                 data={"choice": index, "finish_reason": choice.finish_reason})
             result.candidates.append(self.candidate(child, choice))
