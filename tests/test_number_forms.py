@@ -120,6 +120,8 @@ def test_clock_times_compare_part_by_part(a: tuple[int, int], b: tuple[int, int]
     x, y = f"{a[0]}:{a[1]:02d}", f"{b[0]}:{b[1]:02d}"
     assert answers_equivalent(x, y) == (a == b)
     assert (canonical_key(x) == canonical_key(y)) == (a == b)
+    read_x, read_y = extract_answer(f"The meeting is at {x}."), extract_answer(f"They meet at {y}")
+    assert (read_x, read_y) == (x, y)  # read whole: "4:00" is never the answer 0
 
 
 @pytest.mark.parametrize(("a", "b"), [("12 00", "0"), ("1 2", "2"), ("2e3+1", "2*E*3+1"), ("1/0", "2/0")])
