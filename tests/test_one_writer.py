@@ -82,13 +82,16 @@ def test_writers_in_one_process_share_the_lock(tmp_path: Path) -> None:
 def test_two_bench_runs_on_one_out_file_the_second_stops_with_one_line_and_nothing_is_sent_twice(
     tmp_path: Path,
 ) -> None:
-    data, out = sums(tmp_path / "sums.jsonl", 12), tmp_path / "r.jsonl"
-    with FaultyServerProcess(MockConfig(p_right=1.0, filler_words=4, latency=0.15)) as server:
+    # 14 problems of 0.6 s each, one at a time: the first run is still writing when the second starts (a
+    # second Python process starts in 1-3 s even on a loaded machine).
+    data, out = sums(tmp_path / "sums.jsonl", 14), tmp_path / "r.jsonl"
+    with FaultyServerProcess(MockConfig(p_right=1.0, filler_words=4, latency=0.6)) as server:
         first = subprocess.Popen(bench_command(data, out, server.base_url), stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 60
             while (not out.exists() or not out.read_bytes()) and time.monotonic() < deadline:
                 time.sleep(0.05)  # the first run holds the file once its first record is in
+            assert first.poll() is None, "the first run ended before the second could start"
             second = subprocess.run(bench_command(data, out, server.base_url), capture_output=True, text=True,
                                     timeout=120)
         finally:
@@ -99,8 +102,8 @@ def test_two_bench_runs_on_one_out_file_the_second_stops_with_one_line_and_nothi
     lines = [line for line in second.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"already being written by process {first.pid}" in lines[0], second.stderr
     records = read_records(out)
-    assert sorted(r.id for r in records) == sorted(f"s{i}" for i in range(12))
-    assert counts == Counter({key_of(f"s{i}"): 1 for i in range(12)})
+    assert sorted(r.id for r in records) == sorted(f"s{i}" for i in range(14))
+    assert counts == Counter({key_of(f"s{i}"): 1 for i in range(14)})
 
 
 class _DiskFullOnFinish:
