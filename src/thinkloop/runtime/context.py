@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 
 from thinkloop.backends.base import Backend, request_tokens_upper_bound
+from thinkloop.backends.replay import ReplayBackend
 from thinkloop.exceptions import BackendError, BudgetExhausted, ReplayMismatch
 from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
 from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph, call_node, evolve, share_field_sets
@@ -81,6 +82,8 @@ class RunContext(Sampling):
         self.extract: AnswerExtractor = extract if extract is not None else no_answer
         self.verifier = verifier
         self.pinned = pinned
+        self._by_node = pinned and isinstance(backend, ReplayBackend)
+        """Calls go to a replay, which is asked by each call's node (:meth:`ReplayBackend.complete_call`)."""
         self.graph = graph if graph is not None else ReasoningGraph()
         self._ids = ids if ids is not None else count()
         self.totals = totals if totals is not None else RunTotals()
@@ -240,7 +243,7 @@ class RunContext(Sampling):
                 # yields while it waits on its I/O, and the seconds budget is checked at every reservation.
                 await anyio.lowlevel.checkpoint_if_cancelled()
                 sent = True
-                completion = await (backend.complete_call(request, node.id) if self.pinned  # type: ignore[attr-defined]
+                completion = await (backend.complete_call(request, node.id) if self._by_node  # type: ignore[attr-defined]
                                     else backend.complete(request))
             else:
                 async with limiter:
@@ -248,7 +251,7 @@ class RunContext(Sampling):
                     await anyio.lowlevel.checkpoint_if_cancelled()
                     sent = True
                     # A replay maps the call back by its node, not by its request alone.
-                    completion = await (backend.complete_call(request, node.id) if self.pinned  # type: ignore[attr-defined]
+                    completion = await (backend.complete_call(request, node.id) if self._by_node  # type: ignore[attr-defined]
                                         else backend.complete(request))
             if not isinstance(completion, Completion):
                 raise BackendError(
