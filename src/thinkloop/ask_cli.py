@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -242,7 +243,8 @@ def ask(args: argparse.Namespace) -> int:
             from thinkloop.verifiers.spec import verdict_lines
 
             sys.stdout.write("".join(line + "\n" for line in verdict_lines(result.graph)))
-        print_result(result, appended=appended, show_answer=verifier is None or wants_answer)
+        print_result(result, appended=appended, show_answer=wants_answer or (verifier is None and (
+            result.votes is not None or states_answer(result.text))))
     if status != EXIT_OK:
         kind, message = why_not_ok(result, status, appended=appended)
         fail(message, status, kind=kind)
@@ -261,6 +263,16 @@ def reads_answer(checks: list[str] | None) -> bool:
     from thinkloop.verifiers.spec import parse_check
 
     return any(parse_check(check)["kind"] == "number" for check in checks)
+
+
+_STATED = re.compile(r"\\(?:boxed|fbox)\b|\banswer\b\s*(?:\*\*|__)?\s*(?:[:：=]|is\b|would be\b)|^\s*####",
+                     re.IGNORECASE | re.MULTILINE)
+
+
+def states_answer(text: str | None) -> bool:
+    """Whether a reply states an answer ("Answer: ...", "the answer is", a box, "####"), rather than having
+    one guessed from its last number: a story's "3 friends" is not an answer to show."""
+    return text is not None and _STATED.search(text) is not None
 
 
 def exit_status(result: Result, *, wants_answer: bool = False) -> int:

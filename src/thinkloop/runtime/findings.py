@@ -104,7 +104,8 @@ def vote_summary(result: Result | Any) -> str:
     leader, top = next(iter(votes.items()))
     drawn = max(len(result.attempts), sum(votes.values()))
     unanswered = drawn - sum(votes.values())
-    more = f"{len(votes)} answers" + (f"; {unanswered} gave none" if unanswered else "")
+    more = f"{len(votes)} answer" + ("" if len(votes) == 1 else "s")
+    more += f"; {unanswered} gave none" if unanswered else ""
     return f"{leader} has {top} of {drawn} samples ({more})"
 
 

@@ -263,7 +263,8 @@ class TreeSearch(Strategy):
                 f" with {state.finals} final thoughts, none accepted" if checked and state.finals else "") + fallback
         if state.finals == 0 and state.pruned:
             beam = " or outside the beam" if config.mode in ("beam", "bfs") else ""
-            return (f"every branch was pruned ({state.pruned} thoughts valued below {config.prune_below}{beam}) "
+            thoughts = f"{state.pruned} thought" + ("" if state.pruned == 1 else "s")
+            return (f"every branch was pruned ({thoughts} valued below {config.prune_below}{beam}) "
                     f"before any reached an answer{fallback}")
         if state.finals == 0:
             return f"no thought reached a final answer{fallback}"

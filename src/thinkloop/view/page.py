@@ -61,15 +61,22 @@ def read_events(source: str | Path | Iterable[Any]) -> list[Any]:
 def _load(path: Path) -> list[Any]:
     """One trace file's events; a file that is not a trace is one line saying what it looks like instead."""
     try:
-        return load_trace(path)
+        events = load_trace(path)
     except ValueError as exc:
-        first = _first_object(path)
-        if first is not None and {"config", "status", "id"} <= first.keys():
-            raise ValueError(f"{path} is a bench results file, not a trace: see it with 'thinkloop bench report "
-                             f"{path}', or write traces with 'bench run --traces DIR' and view DIR") from None
+        _not_results(path)
         where = str(exc).split(": not a trace event:")[0]
         raise ValueError(f"{where}: not a trace event (a trace is what 'ask --trace FILE' or 'bench run --traces "
                          "DIR' writes)") from None
+    if not events:  # one line that is not an event reads as a torn last line
+        _not_results(path)
+    return events
+
+
+def _not_results(path: Path) -> None:
+    first = _first_object(path)
+    if first is not None and {"config", "status", "id"} <= first.keys():
+        raise ValueError(f"{path} is a bench results file, not a trace: see it with 'thinkloop bench report "
+                         f"{path}', or write traces with 'bench run --traces DIR' and view DIR")
 
 
 def _first_object(path: Path) -> dict[str, Any] | None:
