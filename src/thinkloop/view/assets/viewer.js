@@ -135,6 +135,19 @@
     return title;
   }
 
+  // The result's warnings; a trace written before they were recorded still gets the pruned-answer one.
+  function warningsOf(run) {
+    const found = (run.warnings || []).slice();
+    if (!found.some((w) => w.startsWith("the answer comes from a pruned branch"))) {
+      const pruned = run.path.map((id) => state.byId.get(id)).find((n) => n && n.status === "pruned");
+      if (pruned) {
+        const why = pruned.data && pruned.data.pruned ? ": " + pruned.data.pruned : "";
+        found.push("the answer comes from a pruned branch (node " + pruned.id + why + ")");
+      }
+    }
+    return found;
+  }
+
   function renderSummary(run) {
     const t = run.totals;
     const counts = { pruned: 0, cancelled: 0, failed: 0, backtrack: 0 };
@@ -153,7 +166,7 @@
         el("span", "muted", [run.strategy, run.model, "run " + run.id].filter(Boolean).join(" · "))),
       run.stop_detail ? el("div", "stop-detail", run.stop_detail) : null,
       run.verdict === "failed" && run.feedback ? el("div", "feedback", "The check said: " + run.feedback) : null,
-      ...(run.warnings || []).map((w) => el("div", "warning", "warning: " + w)),
+      ...warningsOf(run).map((w) => el("div", "warning", "warning: " + w)),
       run.error ? el("div", "error", run.error) : null,
       el("div", "totals",
         totalItem(fmtInt(t.calls) + (t.failed_calls ? " (" + t.failed_calls + " failed)" : ""), "calls"),
