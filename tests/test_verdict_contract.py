@@ -222,3 +222,27 @@ def test_view_of_a_results_file_is_one_line_that_says_what_it_is(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "validation error" not in err
     assert err.startswith(f"thinkloop view: error: {results} is a bench results file, not a trace: ")
+
+
+# --- bench: rows and report -------------------------------------------------------------------------------
+def test_bench_records_and_the_report_carry_the_verdict(tmp_path: Path) -> None:
+    import anyio
+
+    from thinkloop.bench.datasets import Dataset, Problem
+    from thinkloop.bench.report import load_summaries, render_markdown
+    from thinkloop.bench.runner import run_benchmark
+    from thinkloop.bench.store import read_records
+
+    problems = (Problem(id="a", question="pH?", answer="", check={"kind": "number", "value": 3, "tolerance": 0.05}),
+                Problem(id="b", question="pH?", answer="", check={"kind": "number", "value": 5}))
+    data = Dataset(name="ph", path=Path("<ph>"), problems=problems)
+    out = tmp_path / "r.jsonl"
+    anyio.run(lambda: run_benchmark([data], ["bon:n=2"], [cycle("Answer: 3")], out))
+    records = {r.id: r for r in read_records(out)}
+    assert (records["a"].verdict, records["a"].correct) == ("passed", True)
+    assert (records["b"].verdict, records["b"].correct) == ("failed", False)
+    assert records["b"].warnings and records["b"].warnings[0].startswith("check failed: ")
+    (summary,) = load_summaries(out)
+    assert (summary.checked, summary.passed) == (2, 1)
+    header, _, row = render_markdown([summary]).splitlines()
+    assert header.endswith("| check passed |") and row.endswith("| 1 of 2 |")

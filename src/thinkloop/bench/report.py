@@ -88,10 +88,13 @@ class ConfigSummary:
 
     def as_dict(self) -> dict[str, Any]:
         """Fields with floats to 6 significant digits (costs are tiny numbers; rounding places would lose them);
-        ``reasoning_counted`` only where there were reasoning tokens."""
+        ``reasoning_counted`` only where there were reasoning tokens, ``checked``/``passed`` only where a check
+        judged some problem."""
         fields = asdict(self)
         if fields["reasoning_counted"] is None:
             del fields["reasoning_counted"]
+        if not fields["checked"]:  # no check judged any problem: nothing to say about passing one
+            del fields["checked"], fields["passed"]
         return {k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in fields.items()}
 
 

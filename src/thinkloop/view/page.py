@@ -65,8 +65,8 @@ def _load(path: Path) -> list[Any]:
     except ValueError as exc:
         _not_results(path)
         where = str(exc).split(": not a trace event:")[0]
-        raise ValueError(f"{where}: not a trace event (a trace is what 'ask --trace FILE' or 'bench run --traces "
-                         "DIR' writes)") from None
+        raise ValueError(f"{where}: not a trace event: a trace is what 'ask --trace FILE' or 'bench run --traces "
+                         "DIR' writes") from None
     if not events:  # one line that is not an event reads as a torn last line
         _not_results(path)
     return events
