@@ -246,3 +246,27 @@ def test_bench_records_and_the_report_carry_the_verdict(tmp_path: Path) -> None:
     assert (summary.checked, summary.passed) == (2, 1)
     header, _, row = render_markdown([summary]).splitlines()
     assert header.endswith("| check passed |") and row.endswith("| 1 of 2 |")
+
+
+# --- vote keys: the value an answer states --------------------------------------------------------------------
+@pytest.mark.parametrize(("written", "key"), [
+    ("0*(-3), which equals 0 because anything times zero is zero", "0"),
+    ("actually 42", "42"),
+    ("So, 42", "42"),
+    ("42", "42"),
+    ("x = 5", "x = 5"),  # an equation is not a worked value: left to the equivalence rules
+    ("actually", "actually"),
+])
+def test_vote_keys_are_the_value_stated(written: str, key: str) -> None:
+    from thinkloop.strategies.vote import vote_form
+
+    assert vote_form(written) == key
+
+
+def test_actually_42_votes_with_42_and_a_worked_zero_with_0() -> None:
+    from thinkloop.runtime.result import Candidate
+    from thinkloop.strategies.vote import majority_vote
+
+    answers = ["actually 42", "42", "0*(-3), which equals 0 because x", "0", "41"]
+    tally = majority_vote([Candidate(text="", answer=a) for a in answers])
+    assert tally.counts() == {"0": 2, "42": 2, "41": 1}
