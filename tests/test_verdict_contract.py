@@ -270,3 +270,15 @@ def test_actually_42_votes_with_42_and_a_worked_zero_with_0() -> None:
     answers = ["actually 42", "42", "0*(-3), which equals 0 because x", "0", "41"]
     tally = majority_vote([Candidate(text="", answer=a) for a in answers])
     assert tally.counts() == {"0": 2, "42": 2, "41": 1}
+
+
+def test_auto_says_which_stages_ran_and_that_none_was_accepted() -> None:
+    from thinkloop.strategies.auto import Auto
+
+    result = Auto(bon_n=2, revise_rounds=1).run_sync(
+        "One sentence about rain in exactly 7 words.", backend=cycle("You wrote 14 words, try again."),
+        verifier=WordCount(7))
+    assert result.verdict == "failed" and result.stop_reason == "completed"
+    assert result.stop_detail.startswith("no stage accepted an answer (one answer, then bon:n=2")
+    assert "critique" in result.stop_detail
+    assert result.warnings[0].startswith("check failed: ")
