@@ -162,7 +162,8 @@
           run.answer === null ? "no answer" : run.answer),
         run.verdict && run.verdict !== "unchecked"
           ? el("span", "badge verdict-" + run.verdict, run.verdict === "failed" ? "check failed" : "check passed") : null,
-        el("span", "badge stop-" + run.stop_reason + (run.verdict === "failed" ? " stop-unmet" : ""), "stop: " + run.stop_reason),
+        el("span", "badge stop-" + run.stop_reason + (run.verdict === "failed" ? " stop-unmet" : warningsOf(run).length ? " stop-warned" : ""),
+          "stop: " + run.stop_reason),
         el("span", "muted", [run.strategy, run.model, "run " + run.id].filter(Boolean).join(" · "))),
       run.stop_detail ? el("div", "stop-detail", run.stop_detail) : null,
       run.verdict === "failed" && run.feedback ? el("div", "feedback", "The check said: " + run.feedback) : null,
