@@ -170,7 +170,8 @@ class _Host:
 
 
 def _check_number(value: Any) -> None:
-    if not isinstance(value, numbers.Real) or (isinstance(value, numbers.Integral) and abs(value).bit_length() > 20_000):
+    too_big = isinstance(value, numbers.Integral) and abs(value).bit_length() > 20_000
+    if not isinstance(value, numbers.Real) or too_big:
         raise TypeError(f"arithmetic on {type(value).__name__} is not evaluated by the judge")
 
 
