@@ -103,6 +103,7 @@ async def run_bounded(
             tree.kill()  # whatever still runs below it (bubblewrap's reaper may outlive its parent by a moment)
             await tree.wait_gone()
             await process.aclose()
+            tree.release()
     return Finished(
         returncode=process.returncode,
         stdout=bytes(out),
@@ -187,10 +188,29 @@ class ProcessTree:
                     # we support 4.4, and this loop lasts a few milliseconds.
                     while not select.select([pidfd], [], [], 0)[0]:  # noqa: ASYNC110
                         await anyio.sleep(0.002)
-        finally:
-            for pidfd in self.pinned.values():
-                os.close(pidfd)
-            self.pinned.clear()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Collect the pinned processes that have become the caller's own children, and let go of them all.
+        Called once the child itself has been waited for, so that any orphan has been handed over by then."""
+        for pidfd in self.pinned.values():
+            _reap_if_ours(pidfd)
+            os.close(pidfd)
+        self.pinned.clear()
+
+
+def _reap_if_ours(pidfd: int) -> None:
+    """Collect a pinned process that has become the caller's own child.
+
+    bubblewrap's reaper is the child's child; when the child is killed first, the kernel hands the reaper to the
+    nearest subreaper, which is the caller when it is a container's PID 1 (or a ``PR_SET_CHILD_SUBREAPER``
+    process). Nobody else would wait for it: without this, each run would leave a zombie behind. Only this
+    very process is waited for (through its pidfd), never "any child", so the caller's other children are
+    untouched."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
 
 
 def _children(pid: int) -> list[int]:
