@@ -265,7 +265,9 @@ def rich_table(summaries: Sequence[ConfigSummary], width: int | None = None) -> 
     from rich.console import Console
     from rich.table import Table
 
-    rows = [dict(zip(COLUMNS, row, strict=True)) for row in _rows(summaries)]
+    from thinkloop.terminal import inert
+
+    rows = [dict(zip(COLUMNS, [inert(cell, one_line=True) for cell in row], strict=True)) for row in _rows(summaries)]
     shared = [c for c in KEY_COLUMNS if rows and len({r[c] for r in rows}) == 1 and width is not None]
     columns = [c for c in COLUMNS if c not in shared and _informative(c, [r[c] for r in rows])]
     title = " · ".join(["thinkloop benchmark", *(rows[0][c] for c in shared)])
