@@ -28,6 +28,29 @@ WRONG_ADD = "def add(a, b):\n    return a - b\n"
 TRUTH_TESTS = "assert is_even(4)\nassert not is_even(3)\n"
 GOOD_EVEN = "def is_even(n):\n    return n % 2 == 0\n"
 
+# Everything a program can see that might hold the expected value (the product 30303 * 30301): its own source
+# with the harness, its arguments, environment and command line, every frame's constants and variables, and the
+# files in its folders. It computes the value only to look for it, and answers with it only when found.
+SEARCH = r"""
+import glob, linecache, os, sys
+def expected_is_visible():
+    needle = str(30303 * 30301)
+    seen = [''.join(linecache.getlines('program.py')), repr(sys.argv), repr(dict(os.environ))]
+    for name in ('cmdline', 'environ'):
+        seen.append(open(f'/proc/self/{name}', 'rb').read().decode('latin-1'))
+    frame = sys._getframe(2)
+    while frame is not None:
+        seen.append(repr(frame.f_code.co_consts))
+        seen.append(repr({k: v for k, v in frame.f_locals.items() if k != 'needle'}))
+        frame = frame.f_back
+    for path in glob.glob('/scratch/**', recursive=True) + glob.glob('/tmp/**', recursive=True):
+        if os.path.isfile(path):
+            seen.append(open(path, 'rb').read().decode('latin-1'))
+    return any(needle in text for text in seen)
+"""
+MUL_TESTS = "assert mul(30303, 30301) == 918211203\nassert mul(2, 3) == 6\n"
+GOOD_MUL = "def mul(a, b):\n    return a * b\n"
+
 # Reads the harness appended to the program (the program's own source, in linecache).
 OWN_SOURCE = "import linecache\nSOURCE = ''.join(linecache.getlines('program.py'))\n"
 
@@ -117,6 +140,12 @@ ATTACKS = {
         ".encode()))\n",
         "values reported twice are rejected",
     ),
+    "expected values searched for in everything the program can see": Attack(
+        SEARCH + "def mul(a, b):\n    if (a, b) != (30303, 30301):\n        return a * b\n"
+        "    return 30303 * 30301 if expected_is_visible() else 0\n",
+        "the expected values never enter the sandbox",
+        tests=MUL_TESTS, good=GOOD_MUL,
+    ),
     "a summary with odd numbers": Attack(
         WRONG_ADD + "print('[thinkloop-tests] FAILED x: y')\nprint('[thinkloop-tests] two of 2 tests passed')\n"
         "raise SystemExit(1)\n",
@@ -157,7 +186,16 @@ def test_a_program_that_fails_its_tests_is_rejected_whatever_it_does(sandbox: Pr
     assert good.accepted, good.feedback
     bad = verdict(check, attack.code)
     assert not bad.accepted, f"{name}: accepted ({bad.feedback})"
-    assert bad.score < 0.5
+    assert bad.score <= 0.5  # never more than the tests it honestly passed
+
+
+def test_the_program_verifiers_expected_answer_is_nowhere_the_program_can_see(sandbox: ProgramVerifier) -> None:
+    check = ProgramVerifier(timeout=10, expected="918211203")
+    good = anyio.run(check.verify, "q", Candidate(text="```python\nprint('Answer:', 30303 * 30301)\n```"))
+    assert good.accepted, good.feedback
+    code = SEARCH + "print('Answer:', 30303 * 30301 if expected_is_visible() else 0)\n"
+    bad = anyio.run(check.verify, "q", Candidate(text=f"```python\n{code}\n```"))
+    assert not bad.accepted and "printed '0', not the expected answer" in (bad.feedback or ""), bad.feedback
 
 
 def test_a_correct_program_that_also_plays_tricks_is_still_accepted(sandbox: ProgramVerifier) -> None:

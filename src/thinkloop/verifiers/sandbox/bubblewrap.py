@@ -11,6 +11,7 @@ kernel kills every process left in the namespace.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -41,6 +42,7 @@ _PROC_HIDDEN_FILES = ("sysrq-trigger", "kcore", "kmsg", "keys", "timer_list", "l
                       "kpagecount", "kpageflags", "kpagecgroup")
 
 
+@functools.cache
 def _root_only_proc_files() -> tuple[str, ...]:
     """The top-level files of ``/proc`` that only root may read (``vmallocinfo``, ``slabinfo``, ...): as root,
     the program's processes are uid 0 outside their namespace, which is enough to read them."""
