@@ -2,8 +2,9 @@
 
 Model output is untrusted code. It runs under bubblewrap (see :mod:`thinkloop.verifiers.sandbox` and
 ``docs/sandbox.md``): its own user, PID, mount, IPC, network and UTS namespaces, no capabilities, a read-only
-view of only what Python needs, a private ``/tmp`` and the scratch folder as the only writable places, an empty
-environment, a seccomp filter that refuses to start processes, and every process killed when the program ends
+view of only what Python needs, ``/tmp`` and ``/scratch`` (tmpfs of its own, nothing on the host's disk) as
+the only writable places, an empty environment, a seccomp filter that refuses to start processes, a cgroup
+bounding its memory and threads where the machine allows one, and every process killed when the program ends
 or its time is up. Resource limits and a Python audit hook run inside as well, but only to turn common
 mistakes into a clear reason; the kernel is the guard.
 
@@ -156,12 +157,15 @@ class ProgramVerifier:
 
     Guaranteed under bubblewrap (the kernel enforces it, whatever the program does, ``ctypes`` included): the
     program sees only ``/usr``, the interpreter's folders and ``read_only_paths``, read-only; it can write only
-    to its scratch folder (at most ``file_size_mb`` per file) and a private ``/tmp`` (``tmp_mb`` in all); it
+    to ``/scratch`` (``scratch_mb``) and ``/tmp`` (``tmp_mb``), tmpfs of its own (nothing lands on the host); it
     has no network (a loopback of its own), no view of other processes, no capabilities, an empty environment,
     cannot start processes (unless ``allow_processes``) nor more than ``max_processes`` threads and processes;
-    it is killed with everything it started after ``timeout`` seconds or ``max_output_bytes`` of output. Not
-    guaranteed: total memory is bounded per process (``memory_mb``), not per sandbox; CPU time and disk
-    bandwidth are shared; kernel bugs are out of scope. See ``docs/sandbox.md``.
+    it is killed with everything it started after ``timeout`` seconds or ``max_output_bytes`` of output. Where
+    the caller may make a cgroup, all the memory the sandbox holds is bounded in total and its threads and
+    processes are counted together, for root too. Not guaranteed: without a cgroup, memory is bounded per
+    process (``memory_mb``) and per filesystem, and the kernel's memory for the program's files is not counted;
+    CPU time is shared; kernel bugs are out of scope. Exit status 0 is all this verifier checks unless given
+    ``expected`` or ``match_answer``. See ``docs/sandbox.md``.
 
     Args:
         timeout: wall-clock seconds before the sandbox is killed.
@@ -289,7 +293,7 @@ class ProgramVerifier:
     async def _run_in(self, scratch: str, source: str, *, guarded: bool) -> ProgramRun:
         inner = [self.python, "-I", "-B", "-c", bootstrap_source()]
         seccomp_fd = None
-        # Threads and processes of the program, plus bubblewrap and its reaper; all the memory it can hold.
+        # Threads and processes of the program, plus bubblewrap and its shell; all the memory it can hold.
         cgroup = create_cgroup(
             memory_bytes=(self.memory_mb + self.tmp_mb + self.scratch_mb) * _MIB, max_tasks=self.max_processes + 2,
         ) if guarded else None

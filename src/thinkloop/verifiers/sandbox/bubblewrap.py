@@ -3,9 +3,9 @@
 bubblewrap (``bwrap``, Debian's ``bubblewrap`` package; what Flatpak uses) does the kernel work: new user, PID,
 mount, IPC, network, UTS and cgroup namespaces; every capability dropped; a root filesystem made of read-only
 binds of ``/usr`` (and the ``/lib*`` / ``/bin`` links), the interpreter's prefixes and a few ``/etc`` files the
-dynamic linker reads; a fresh ``/proc`` for the new PID namespace, a minimal ``/dev``, a size-capped tmpfs
-``/tmp`` and the scratch folder (``/scratch``) as the only writable places; an empty environment. The PID
-namespace's init is bubblewrap's own reaper: when the program exits, or the caller kills the sandbox, the
+dynamic linker reads; a fresh ``/proc`` for the new PID namespace, a minimal ``/dev``, size-capped tmpfs ``/tmp``
+and ``/scratch`` as the only writable places (``/`` and ``/dev`` read-only); an empty environment. The PID
+namespace's init is the program itself (``--as-pid-1``): when it exits, or the caller kills the sandbox, the
 kernel kills every process left in the namespace.
 """
 
