@@ -275,3 +275,35 @@ async def test_the_caller_is_never_left_with_zombies_even_as_a_subreaper(sandbox
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert json.loads(done.stdout) == []
 
+
+
+# --- where the cgroup goes ----------------------------------------------------------------------------------
+
+V2_ONLY = "0::/user.slice/session-1.scope\n"
+V2_MOUNTS = "30 25 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n"
+HYBRID = "8:pids:/docker/abc\n4:memory:/docker/abc\n0::/docker/abc\n"
+HYBRID_MOUNTS = (
+    "40 30 0:40 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+    "41 30 0:41 /docker/abc /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids\n"
+    "42 30 0:42 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+)
+
+
+def test_cgroup_v2_is_used_only_where_memory_and_pids_are_delegated() -> None:
+    from thinkloop.verifiers.sandbox.cgroup import parse_layout
+
+    folder = "/sys/fs/cgroup/user.slice/session-1.scope"
+    layout = parse_layout(V2_ONLY, V2_MOUNTS, delegated=lambda f: {"memory", "pids", "cpu"}, writable=lambda f: True)
+    assert not isinstance(layout, str) and (layout.version, layout.memory, layout.pids) == (2, folder, folder)
+    refused = parse_layout(V2_ONLY, V2_MOUNTS, delegated=lambda f: {"cpu"}, writable=lambda f: True)
+    assert refused == "no writable cgroup with the memory and pids controllers for the caller"
+
+
+def test_cgroup_v1_paths_are_found_in_their_hierarchies_cgroup_namespaces_included() -> None:
+    from thinkloop.verifiers.sandbox.cgroup import parse_layout
+
+    layout = parse_layout(HYBRID, HYBRID_MOUNTS, delegated=lambda f: set(), writable=lambda f: True)
+    assert not isinstance(layout, str) and layout.version == 1
+    assert layout.memory == "/sys/fs/cgroup/memory/docker/abc"
+    assert layout.pids == "/sys/fs/cgroup/pids"  # the hierarchy is mounted at the caller's own cgroup
+    assert isinstance(parse_layout(HYBRID, HYBRID_MOUNTS, delegated=lambda f: set(), writable=lambda f: False), str)

@@ -285,13 +285,14 @@ class TestPlan:
                     raise NotPlainData("an entry is not [index, kind, value]")
                 index, kind, payload = entry
                 if kind == "setup":
-                    return {}, f"failed in the tests' setup ({str(payload)[:300]})"
+                    said = str(payload)[:300].encode("utf-8", "backslashreplace").decode("utf-8")
+                    return {}, f"failed in the tests' setup ({said})"
                 if not 0 <= index < len(self.probes) or index in values or type(payload) is not str:
                     raise NotPlainData("an entry is out of place")
                 if kind == "value":
                     values[index] = ("value", decode(loads(payload)))
-                elif kind in ("raised", "unplain"):
-                    values[index] = (kind, payload)
+                elif kind in ("raised", "unplain"):  # text for feedback: no lone surrogates to break a trace file
+                    values[index] = (kind, payload[:300].encode("utf-8", "backslashreplace").decode("utf-8"))
                 else:
                     raise NotPlainData(f"unknown kind {kind[:40]!r}")
         except NotPlainData as exc:

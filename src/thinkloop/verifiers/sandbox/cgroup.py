@@ -19,6 +19,7 @@ import contextlib
 import errno
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -80,12 +81,31 @@ _layout: list[_Layout | str] = []
 
 def _find_layout() -> _Layout | str:
     try:
-        with open("/proc/self/cgroup") as own:
-            entries = [line.rstrip("\n").split(":", 2) for line in own]
-        with open("/proc/self/mountinfo") as info:
-            mounts = [line.split() for line in info]
+        with open("/proc/self/cgroup") as own, open("/proc/self/mountinfo") as info:
+            return parse_layout(own.read(), info.read())
     except OSError as exc:
         return f"cannot read the caller's cgroups ({exc})"
+
+
+def _delegated(folder: str) -> set[str]:
+    try:
+        with open(os.path.join(folder, "cgroup.subtree_control")) as control:
+            return set(control.read().split())
+    except OSError:
+        return set()
+
+
+def parse_layout(
+    own: str,
+    mountinfo: str,
+    *,
+    delegated: Callable[[str], set[str]] = _delegated,
+    writable: Callable[[str], bool] = lambda folder: os.access(folder, os.W_OK),
+) -> _Layout | str:
+    """Where the caller's cgroups are and which version can be used, from ``/proc/self/cgroup`` and
+    ``/proc/self/mountinfo`` (the checks of the folders are parameters, for tests)."""
+    entries = [line.split(":", 2) for line in own.splitlines() if line.count(":") >= 2]
+    mounts = [line.split() for line in mountinfo.splitlines() if " - " in line]
     paths = {controller: path for _, controllers, path in entries for controller in controllers.split(",")}
     v1: dict[str, str] = {}
     v2_mount: tuple[str, str] | None = None
@@ -100,12 +120,9 @@ def _find_layout() -> _Layout | str:
                     v1[controller] = _under(point, root, paths[controller])
     if v2_mount is not None and "" in paths:
         folder = _under(v2_mount[0], v2_mount[1], paths[""])
-        with contextlib.suppress(OSError):
-            with open(os.path.join(folder, "cgroup.subtree_control")) as control:
-                delegated = control.read().split()
-            if {"memory", "pids"} <= set(delegated) and os.access(folder, os.W_OK):
-                return _Layout(2, folder, folder)
-    if len(v1) == 2 and all(os.access(folder, os.W_OK) for folder in v1.values()):
+        if {"memory", "pids"} <= delegated(folder) and writable(folder):
+            return _Layout(2, folder, folder)
+    if len(v1) == 2 and all(writable(folder) for folder in v1.values()):
         return _Layout(1, v1["memory"], v1["pids"])
     return "no writable cgroup with the memory and pids controllers for the caller"
 
