@@ -131,7 +131,8 @@ def _under(point: str, root: str, path: str) -> str:
     """Where a cgroup path (as /proc/self/cgroup gives it) is, in a hierarchy mounted at ``point``."""
     if root != "/" and (path == root or path.startswith(root + "/")):
         path = path[len(root):]
-    return point.rstrip("/") + "/" + path.lstrip("/")
+    inside = path.strip("/")
+    return point.rstrip("/") + ("/" + inside if inside else "")
 
 
 def _get_layout() -> _Layout | str:
