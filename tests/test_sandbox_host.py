@@ -307,3 +307,19 @@ def test_cgroup_v1_paths_are_found_in_their_hierarchies_cgroup_namespaces_includ
     assert layout.memory == "/sys/fs/cgroup/memory/docker/abc"
     assert layout.pids == "/sys/fs/cgroup/pids"  # the hierarchy is mounted at the caller's own cgroup
     assert isinstance(parse_layout(HYBRID, HYBRID_MOUNTS, delegated=lambda f: set(), writable=lambda f: False), str)
+
+
+async def test_a_cgroup_that_cannot_be_joined_is_given_up_and_the_run_goes_on(
+    cgroup: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from thinkloop.verifiers.sandbox import cgroup as module
+
+    saved = list(module._layout)
+    monkeypatch.setattr(module.Cgroup, "wrap", lambda self, argv: ["/bin/sh", "-c", module._WRAPPER, "sh",
+                                                                   "/proc/version", "--", *argv])
+    try:
+        verdict = await ProgramVerifier(timeout=10).verify("q", Candidate(text=GOOD))
+        assert verdict.accepted, verdict.feedback
+        assert (cgroup_unavailable_reason() or "").startswith("cannot join a new cgroup")
+    finally:
+        module._layout[:] = saved

@@ -34,10 +34,12 @@ from thinkloop.verifiers.base import Verdict
 from thinkloop.verifiers.checks import candidate_answer
 from thinkloop.verifiers.extract import answers_equivalent, extract_answer
 from thinkloop.verifiers.sandbox import (
+    JOIN_FAILED,
     SCRATCH,
     bootstrap_source,
     bubblewrap_command,
     create_cgroup,
+    disable_cgroups,
     probe,
     process_filter,
     python_roots,
@@ -336,6 +338,9 @@ class ProgramVerifier:
             # An infrastructure failure (bubblewrap could not set up, the interpreter could not start), never a
             # verdict on the program: nothing of it has run.
             said = stderr.decode("utf-8", "replace").strip()[-1000:] or "no message"
+            if cgroup is not None and code == JOIN_FAILED:  # the machine let us make a cgroup, not join it
+                disable_cgroups(f"cannot join a new cgroup ({said})")
+                return await self._run_in(scratch, source, guarded=guarded)
             raise SandboxUnavailable(
                 f"ProgramVerifier could not start the program (exit status {code}{', sandboxed' if guarded else ''}): "
                 f"{said}"

@@ -16,12 +16,19 @@ import functools
 from importlib import resources
 
 from thinkloop.verifiers.sandbox.bubblewrap import SCRATCH, SandboxCommand, bubblewrap_command, probe, python_roots
-from thinkloop.verifiers.sandbox.cgroup import Cgroup, cgroup_unavailable_reason, create_cgroup
+from thinkloop.verifiers.sandbox.cgroup import (
+    JOIN_FAILED,
+    Cgroup,
+    cgroup_unavailable_reason,
+    create_cgroup,
+    disable_cgroups,
+)
 from thinkloop.verifiers.sandbox.cleanup import remove_tree
 from thinkloop.verifiers.sandbox.process import Finished, ProcessTree, run_bounded
 from thinkloop.verifiers.sandbox.seccomp import process_filter
 
 __all__ = [
+    "JOIN_FAILED",
     "SCRATCH",
     "Cgroup",
     "Finished",
@@ -31,6 +38,7 @@ __all__ = [
     "bubblewrap_command",
     "cgroup_unavailable_reason",
     "create_cgroup",
+    "disable_cgroups",
     "probe",
     "process_filter",
     "python_roots",

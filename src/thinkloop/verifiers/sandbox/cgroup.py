@@ -24,9 +24,11 @@ from dataclasses import dataclass
 
 import anyio
 
-__all__ = ["Cgroup", "cgroup_unavailable_reason", "create_cgroup"]
+__all__ = ["JOIN_FAILED", "Cgroup", "cgroup_unavailable_reason", "create_cgroup", "disable_cgroups"]
 
-_WRAPPER = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+JOIN_FAILED = 125
+"""Exit status of the wrapper when it could not move itself into the cgroup (before anything started)."""
+_WRAPPER = f'while [ "$1" != -- ]; do echo $$ > "$1" || exit {JOIN_FAILED}; shift; done; shift; exec "$@"'
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,12 @@ def cgroup_unavailable_reason() -> str | None:
     """Why sandboxes get no cgroup here, or ``None`` when they do (checked once per process)."""
     layout = _get_layout()
     return layout if isinstance(layout, str) else None
+
+
+def disable_cgroups(reason: str) -> None:
+    """Make no more cgroups in this process (one could be made but not joined: a delegation this module
+    misread); runs go on without, as on a machine that has none."""
+    _layout[:] = [reason]
 
 
 def create_cgroup(*, memory_bytes: int, max_tasks: int) -> Cgroup | None:
