@@ -295,9 +295,10 @@ class ProgramVerifier:
     async def _run_in(self, scratch: str, source: str, *, guarded: bool) -> ProgramRun:
         inner = [self.python, "-I", "-B", "-c", bootstrap_source()]
         seccomp_fd = None
-        # Threads and processes of the program, plus bubblewrap and its shell; all the memory it can hold.
+        # Threads and processes of the program (as RLIMIT_NPROC counts them), plus bubblewrap itself (the shell
+        # that joins the cgroup becomes bubblewrap); all the memory the sandbox can hold.
         cgroup = create_cgroup(
-            memory_bytes=(self.memory_mb + self.tmp_mb + self.scratch_mb) * _MIB, max_tasks=self.max_processes + 2,
+            memory_bytes=(self.memory_mb + self.tmp_mb + self.scratch_mb) * _MIB, max_tasks=self.max_processes + 1,
         ) if guarded else None
         try:
             if guarded:
