@@ -210,7 +210,8 @@ def test_a_correct_program_that_also_plays_tricks_is_still_accepted(sandbox: Pro
 def test_tests_the_caller_cannot_judge_still_run_and_the_verdict_says_it_trusts_the_program(
     sandbox: ProgramVerifier,
 ) -> None:
-    tests = "def check(f):\n    assert f(2, 3) == 5\n\ncheck(add)\nassert add(1, 1) == 2\n"
+    tests = "def expected_sum(a, b):\n    return a + b\n\nassert add(2, 3) == expected_sum(2, 3)\n" \
+        "assert add(1, 1) == 2\n"
     check = PythonTests(tests, sandbox=sandbox)
     assert not check.plan.judged
     good = verdict(check, GOOD_ADD)

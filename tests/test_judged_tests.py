@@ -150,7 +150,7 @@ def test_judging_never_raises(stdout: str) -> None:
 
 @pytest.mark.parametrize("tests", [
     "def helper(x):\n    return x\nassert f(1) == helper(1)\n",
-    "def check(f):\n    assert f(1) == 1\ncheck(f)\nassert f(1) == 1\n",
+    "def check(f, x):\n    assert f(x) == 1\ncheck(f, 1)\nassert f(1) == 1\n",
     "assert f(1) == sum([0, 1])\n",
     "data = [1]\ndata.append(2)\nassert f(data) == 2\n",
 ])
@@ -162,3 +162,17 @@ def test_arithmetic_on_what_came_back_is_bounded() -> None:
     plan = plan_tests("assert f(1) * 3 == 'xxx'\nassert f(2) % 2 == 0\n")
     outcome = plan.judge(report(value(0, "x" * 1000), value(1, "%s" * 10)), NONCE)
     assert [r.detail.split(":")[0] for r in outcome.results] == ["raised TypeError"] * 2
+
+
+def test_the_humaneval_form_is_judged_like_top_level_asserts() -> None:
+    tests = (
+        "def check(candidate):\n    '''The tests.'''\n"
+        "    assert candidate(2, 3) == 5\n    assert candidate(0, 0) == 0\n\n"
+        "check(add)\n"
+    )
+    plan = plan_tests(tests)
+    assert plan.judged and plan.probes == ["add(2, 3)", "add(0, 0)"]
+    assert [a.label for a in plan.asserts] == ["assert add(2, 3) == 5", "assert add(0, 0) == 0"]
+    # a checker used any other way stays as written (and is trusted)
+    kept = plan_tests(tests + "helper = check\nassert add(1, 1) == 2\n")
+    assert not kept.judged and len(kept.asserts) == 1

@@ -388,6 +388,7 @@ def plan_tests(tests: str) -> TestPlan:
         raise ConfigurationError(f"the tests are not valid Python (line {exc.lineno}: {exc.msg})") from exc
     except (RecursionError, MemoryError, ValueError) as exc:
         raise ConfigurationError(f"the tests cannot be parsed ({type(exc).__name__})") from exc
+    module.body = _inline_checkers(module.body)
     if not any(isinstance(s, ast.Assert) for s in module.body):
         raise ConfigurationError("the tests have no assert statement to check")
     # Literal assignments stay here (inlined into the probes that use them); names bound more than once, or
@@ -429,6 +430,64 @@ def plan_tests(tests: str) -> TestPlan:
         if not isinstance(statement, ast.Assert) and any(isinstance(n, ast.Assert) for n in ast.walk(statement)):
             plan.trusted_because.append(f"an assert inside line {statement.lineno}")
     return plan
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, old: str, new: str) -> None:
+        self.old, self.new = old, new
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        return ast.copy_location(ast.Name(id=self.new, ctx=node.ctx), node) if node.id == self.old else node
+
+
+def _inline_checkers(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The HumanEval form, ``def check(candidate): assert candidate(1) == 2`` then ``check(f)``, as top-level
+    asserts on ``f`` (so they can be judged): only for a function of one argument whose body is asserts alone,
+    used only as ``check(name)`` statements."""
+    checkers: dict[str, ast.FunctionDef] = {}
+    for statement in body:
+        match statement:
+            case ast.FunctionDef(name=name, args=ast.arguments(posonlyargs=[], args=[_], vararg=None, kwonlyargs=[],
+                                                                   kwarg=None, defaults=[]), decorator_list=[]):
+                rest = [s for s in statement.body if not _is_docstring(s)]
+                if rest and all(isinstance(s, ast.Assert) for s in rest):
+                    checkers[name] = statement
+    calls: dict[int, tuple[str, str]] = {}
+    for index, statement in enumerate(body):
+        match statement:
+            case ast.Expr(value=ast.Call(func=ast.Name(id=name), args=[ast.Name(id=argument)], keywords=[])) \
+                    if name in checkers:
+                calls[index] = (name, argument)
+    used = {name: 0 for name in checkers}
+    for index, statement in enumerate(body):
+        if index in calls or statement in checkers.values():
+            continue
+        for name in _names(statement) & set(checkers):
+            used[name] += 1  # used some other way too: keep it as it is
+    inlined = {name for name, count in used.items() if count == 0}
+    result: list[ast.stmt] = []
+    for index, statement in enumerate(body):
+        if isinstance(statement, ast.FunctionDef) and checkers.get(statement.name) is statement \
+                and statement.name in inlined:
+            continue
+        if index in calls and calls[index][0] in inlined:
+            name, argument = calls[index]
+            function = checkers[name]
+            parameter = function.args.args[0].arg
+            for line in function.body:
+                if isinstance(line, ast.Assert):
+                    result.append(ast.fix_missing_locations(_Rename(parameter, argument).visit(_copy_statement(line))))
+            continue
+        result.append(statement)
+    return result
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+
+
+def _copy_statement(statement: ast.stmt) -> ast.stmt:
+    return ast.parse(ast.unparse(statement)).body[0]
 
 
 def _is_literal(statement: ast.stmt, literals: dict[str, ast.expr]) -> bool:
