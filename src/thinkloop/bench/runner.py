@@ -21,7 +21,14 @@ import anyio
 from thinkloop.backends.base import Backend
 from thinkloop.bench.checks import judged, problem_verifier
 from thinkloop.bench.datasets import Dataset, Problem
-from thinkloop.bench.health import UNREACHABLE_LIMIT, ServerWatch, WatchedBackend, stop_watching, watch_problem
+from thinkloop.bench.health import (
+    UNREACHABLE_LIMIT,
+    ServerWatch,
+    WatchedBackend,
+    check_server,
+    stop_watching,
+    watch_problem,
+)
 from thinkloop.bench.prices import PriceTable, run_cost
 from thinkloop.bench.store import Record, ResultStore
 from thinkloop.runtime.budget import Budget
@@ -181,6 +188,7 @@ def record_for(config: Config, problem: Problem, result: Result, prices: PriceTa
         "estimated_reasoning_tokens": usage.estimated_reasoning_tokens,
         "calls": usage.calls, "calls_without_usage": usage.calls_without_usage,
         "latency_s": round(result.latency_s, 4), "cost": cost, "stop_reason": result.stop_reason,
+        "verdict": result.verdict, "warnings": list(result.warnings) or None,
         "trace": trace, "settings": config.settings,
     }
     if result.stop_reason == "error":
@@ -268,6 +276,10 @@ class Runner:
         self, jobs: list[tuple[Config, Problem]], summary: RunSummary, stopped: list[ServerWatch]
     ) -> None:
         backend = jobs[0][0].backend
+        failure = await check_server(backend)  # the gate: a dead, hung or unauthorised server stops here
+        if failure is not None:
+            stopped.append(ServerWatch(backend, gate=failure))
+            return
         limit = backend.capabilities.max_concurrency
         engine = Engine(WatchedBackend(backend),
                         max_concurrency=self.concurrency if limit is None else min(limit, self.concurrency))
