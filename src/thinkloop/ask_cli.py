@@ -354,17 +354,19 @@ def print_result(result: Result, found: list[str] | None = None, *, appended: bo
     from rich.console import Console
     from rich.text import Text
 
+    from thinkloop.terminal import inert
+
     console = Console(highlight=False)
     if result.text is not None:
-        console.print(Text(result.text.strip()), soft_wrap=True)
+        console.print(Text(inert(result.text.strip())), soft_wrap=True)
     if result.answer is not None and show_answer:
         if result.verdict == "failed":
-            console.print(Text.assemble(("Answer (failed the check): ", "bold"), (result.answer, "bold red")),
+            console.print(Text.assemble(("Answer (failed the check): ", "bold"), (inert(result.answer), "bold red")),
                           soft_wrap=True)
         else:
-            console.print(Text.assemble(("Answer: ", "bold"), (result.answer, "bold green")), soft_wrap=True)
+            console.print(Text.assemble(("Answer: ", "bold"), (inert(result.answer), "bold green")), soft_wrap=True)
     split = vote_split(result)
     if split:
         shown = ", ".join(f"{answer} ×{count}" for answer, count in split)
-        console.print(Text.assemble(("Votes: ", "bold"), shown), soft_wrap=True)
-    console.print(Text(account(result, found, appended=appended), style="dim"), soft_wrap=True)
+        console.print(Text.assemble(("Votes: ", "bold"), inert(shown)), soft_wrap=True)
+    console.print(Text(inert(account(result, found, appended=appended)), style="dim"), soft_wrap=True)
