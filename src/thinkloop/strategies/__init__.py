@@ -10,6 +10,8 @@
     tree_search.py       TreeSearch (beam, BFS, DFS with backtracking, MCTS)
     auto.py              Auto (compute per question: escalates on disagreement or a verifier's rejection)
     effort.py            the effort table (none ... high, auto), Effort, think() / think_sync()
+    deepconf.py          DeepConf (confidence-filtered, confidence-weighted vote; online early stops)
+    confidence.py        token confidence measures over a reply (mean, lowest group, bottom 10%, tail)
     vote.py              the vote: answers grouped by equivalence, stopping rules
     registry.py          NAME:key=value specs, built-in and plugin strategies
 """
@@ -24,6 +26,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "CritiqueRevise": "critique",
     "TreeSearch": "tree_search",
     "Auto": "auto",
+    "DeepConf": "deepconf",
     "Effort": "effort", "think": "effort", "think_sync": "effort", "EFFORTS": "effort",
     "build_strategy": "registry",
 })

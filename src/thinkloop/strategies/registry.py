@@ -36,6 +36,8 @@ STRATEGIES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "tree": ("thinkloop.strategies.tree_search", "TreeSearch", {}),
     "auto": ("thinkloop.strategies.auto", "Auto", {}),
     "effort": ("thinkloop.strategies.effort", "Effort", {}),
+    "deepconf": ("thinkloop.strategies.deepconf", "DeepConf", {}),
+    "deepconf-online": ("thinkloop.strategies.deepconf", "DeepConf", {"mode": "online"}),
 }
 
 VERIFIER_OPTIONS: dict[str, str] = {
