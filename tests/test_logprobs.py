@@ -90,3 +90,28 @@ async def test_deepconf_over_an_openai_compatible_server() -> None:
     result = await DeepConf(n=5, keep_percent=60).run("q", backend=model)
     assert sent[0]["n"] == 5 and sent[0]["top_logprobs"] == 5
     assert result.answer == "42" and result.votes == {"42": 2, "41": 1}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_embedded_model_continues_a_reply_with_top_logprobs_and_deepconf_runs_on_it() -> None:
+    from thinkloop.backends.llamacpp import LlamaCppBackend
+    from thinkloop.types import Message
+
+    backend = LlamaCppBackend(logprobs=True, n_ctx=1024)
+    try:
+        request = ChatRequest(
+            messages=(Message(role="user", content="Count from 1 to 10."),
+                      Message(role="assistant", content="1, 2, 3, 4,")),
+            max_tokens=6, temperature=0, logprobs=True, top_logprobs=3,
+        )
+        choice = (await backend.complete(request)).choices[0]
+        assert "5" in choice.text and "1, 2" not in choice.text  # it wrote on, not from the start
+        assert choice.logprobs and all(len(t.top_logprobs or ()) == 3 for t in choice.logprobs)
+        result = await DeepConf(
+            n=4, mode="online", warmup=2, parallel=1, chunk_tokens=8, window=4, max_tokens=24, temperature=0.8,
+        ).run("What is 2 + 3?", backend=backend)
+        assert result.stop_reason in ("completed", "converged")
+        assert result.data["threshold"] is not None and result.usage.completion_tokens > 0
+    finally:
+        backend.close()

@@ -228,10 +228,17 @@ class LlamaCppBackend(BaseBackend):
         formatter = self._formatter
         if formatter is None:
             return None
+        prefill = ""
+        if len(messages) > 1 and messages[-1].role == "assistant":
+            # A final assistant message is a reply to continue (as llama.cpp's server prefills it): the model
+            # writes on from its last token. Tokenized apart, without special tokens: it is model output.
+            messages, prefill = messages[:-1], messages[-1].content
         rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
         tokens = llama.tokenize(
             rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
         )
+        if prefill:
+            tokens += llama.tokenize(prefill.encode("utf-8"), add_bos=False, special=False)
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
         return tokens, stop, rendered.stopping_criteria
 
