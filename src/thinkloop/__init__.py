@@ -38,10 +38,13 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time each na
     from thinkloop.runtime.verdict import Verdict, Verifier
     from thinkloop.strategies.auto import Auto
     from thinkloop.strategies.base import Conversation, Strategy, StrategyConfig
+    from thinkloop.strategies.beam import DVTS, BeamSearch
     from thinkloop.strategies.best_of_n import BestOfN
     from thinkloop.strategies.cot import ChainOfThought, Direct
     from thinkloop.strategies.critique import CritiqueRevise
+    from thinkloop.strategies.deepconf import DeepConf
     from thinkloop.strategies.effort import EFFORTS, Effort, think, think_sync
+    from thinkloop.strategies.particles import ParticleFilter
     from thinkloop.strategies.registry import build_strategy
     from thinkloop.strategies.self_consistency import SelfConsistency
     from thinkloop.strategies.tree_search import TreeSearch
@@ -88,6 +91,9 @@ _, __getattr__, __dir__ = _lazy_exports(__name__, {
     "Auto": "strategies.auto",
     "Conversation": "strategies.base", "Strategy": "strategies.base", "StrategyConfig": "strategies.base",
     "BestOfN": "strategies.best_of_n",
+    "BeamSearch": "strategies.beam", "DVTS": "strategies.beam",
+    "DeepConf": "strategies.deepconf",
+    "ParticleFilter": "strategies.particles",
     "ChainOfThought": "strategies.cot", "Direct": "strategies.cot",
     "CritiqueRevise": "strategies.critique",
     "EFFORTS": "strategies.effort", "Effort": "strategies.effort", "think": "strategies.effort",
@@ -104,6 +110,7 @@ _, __getattr__, __dir__ = _lazy_exports(__name__, {
 })
 
 __all__ = [
+    "DVTS",
     "EFFORTS",
     "AllOf",
     "AnswerPresent",
@@ -114,6 +121,7 @@ __all__ = [
     "BackendTimeout",
     "BackendUnavailable",
     "BaseBackend",
+    "BeamSearch",
     "BestOfN",
     "Budget",
     "BudgetExhausted",
@@ -127,6 +135,7 @@ __all__ = [
     "Conversation",
     "CritiqueRevise",
     "DatasetError",
+    "DeepConf",
     "Direct",
     "Effort",
     "Engine",
@@ -143,6 +152,7 @@ __all__ = [
     "Node",
     "OpenAIBackend",
     "Outcome",
+    "ParticleFilter",
     "Policy",
     "Price",
     "ProgramVerifier",

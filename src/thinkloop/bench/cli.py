@@ -119,6 +119,9 @@ def main(args: argparse.Namespace) -> int:
 
 def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
     from thinkloop.exceptions import ConfigurationError
+    from thinkloop.strategies.registry import build_strategy, needs_logprobs
+
+    logprobs = any(needs_logprobs(build_strategy(spec)) for spec in args.strategy)  # in-process models keep them
 
     if args.simulated is not None:
         from thinkloop.bench.simulated import SimulatedBackend
@@ -130,7 +133,7 @@ def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
             raise ConfigurationError("--base-url needs a --model for each server")
         from thinkloop.backends.llamacpp import LlamaCppBackend
 
-        return [LlamaCppBackend(n_threads=args.threads)]
+        return [LlamaCppBackend(n_threads=args.threads, logprobs=logprobs)]
     served = [m for m in args.model if not _is_local(m)]
     urls = args.base_url
     if len(urls) not in (0, 1, len(served)):
@@ -141,7 +144,7 @@ def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
         if _is_local(model):
             from thinkloop.backends.llamacpp import LlamaCppBackend
 
-            backends.append(LlamaCppBackend(model, n_threads=args.threads))
+            backends.append(LlamaCppBackend(model, n_threads=args.threads, logprobs=logprobs))
         else:
             from thinkloop.backends.openai import OpenAIBackend
 

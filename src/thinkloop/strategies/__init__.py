@@ -12,6 +12,9 @@
     effort.py            the effort table (none ... high, auto), Effort, think() / think_sync()
     deepconf.py          DeepConf (confidence-filtered, confidence-weighted vote; online early stops)
     confidence.py        token confidence measures over a reply (mean, lowest group, bottom 10%, tail)
+    stepwise.py          what step-by-step reward-guided searches share (steps, step rewards, the pick)
+    beam.py              BeamSearch and DVTS guided by a step reward (search-and-learn)
+    particles.py         ParticleFilter (sequential Monte Carlo resampled by step reward)
     vote.py              the vote: answers grouped by equivalence, stopping rules
     registry.py          NAME:key=value specs, built-in and plugin strategies
 """
@@ -27,6 +30,8 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "TreeSearch": "tree_search",
     "Auto": "auto",
     "DeepConf": "deepconf",
+    "BeamSearch": "beam", "DVTS": "beam",
+    "ParticleFilter": "particles",
     "Effort": "effort", "think": "effort", "think_sync": "effort", "EFFORTS": "effort",
     "build_strategy": "registry",
 })

@@ -90,6 +90,7 @@ class DeepConf(Strategy):
     name = "deepconf"
     Config = DeepConfConfig
     takes_inner = False  # it reads the token log-probabilities of its own calls
+    needs_logprobs = True
     config: DeepConfConfig
 
     # --- reading traces -------------------------------------------------------------------------------
