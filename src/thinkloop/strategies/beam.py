@@ -22,6 +22,7 @@ from thinkloop.exceptions import BudgetExhausted
 from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.result import Outcome
 from thinkloop.strategies.stepwise import Path, StepSearch, StepSearchConfig
+from thinkloop.verifiers.step_rewards import StepReward
 
 
 class BeamConfig(StepSearchConfig):
@@ -40,9 +41,8 @@ class BeamSearch(StepSearch):
     Config = BeamConfig
     config: BeamConfig
 
-    async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
+    async def search(self, ctx: RunContext, question: str, parent: int, rewarder: StepReward) -> Outcome:
         config = self.config
-        rewarder = self.rewarder(ctx)
         keep = max(1, config.n // config.beam_width)
         finished: list[Path] = []
         active: list[Path] = []
@@ -91,9 +91,8 @@ class DVTS(StepSearch):
     Config = BeamConfig
     config: BeamConfig
 
-    async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
+    async def search(self, ctx: RunContext, question: str, parent: int, rewarder: StepReward) -> Outcome:
         config = self.config
-        rewarder = self.rewarder(ctx)
         subtrees = max(1, config.n // config.beam_width)
         finished: list[Path | None] = [None] * subtrees
         last: list[Path | None] = [None] * subtrees

@@ -27,6 +27,7 @@ from thinkloop.exceptions import BudgetExhausted
 from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.result import Outcome
 from thinkloop.strategies.stepwise import Path, StepSearch, StepSearchConfig
+from thinkloop.verifiers.step_rewards import StepReward
 
 
 class ParticleConfig(StepSearchConfig):
@@ -69,9 +70,8 @@ class ParticleFilter(StepSearch):
     Config = ParticleConfig
     config: ParticleConfig
 
-    async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
+    async def search(self, ctx: RunContext, question: str, parent: int, rewarder: StepReward) -> Outcome:
         config = self.config
-        rewarder = self.rewarder(ctx)
         rng = random.Random(config.seed)
         stop = "completed"
         population: list[Path] = []

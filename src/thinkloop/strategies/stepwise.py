@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import anyio
 from pydantic import Field
 
 from thinkloop.exceptions import BudgetExhausted, ConfigurationError
@@ -47,7 +48,7 @@ class StepSearchConfig(StrategyConfig):
     reward: Literal["auto", "judge", "verifier", "server", "function"] = Field(
         default="auto", description="what scores a path: auto is the function, else prm_url, else judge"
     )
-    prm_url: str | None = Field(default=None, description="A vLLM pooling server's base URL (reward=server).")
+    prm_url: str | None = Field(default=None, description="base URL of a vLLM pooling server (reward=server).")
     prm_model: str | None = Field(default=None, description="The PRM's model name on that server.")
     aggregation: Aggregation = Field(default="last", description="How a path's step rewards make one reward.")
     pick: Literal["weighted", "best", "vote"] = Field(
@@ -84,10 +85,22 @@ class StepSearch(Strategy):
         if config.reward == "server" and not (config.prm_url and config.prm_model):
             raise ConfigurationError(f"{type(self).__name__}: reward=server needs prm_url and prm_model")
         self.step_reward = step_reward
-        self._server: RewardModelServer | None = None
+
+    async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
+        rewarder = self.rewarder(ctx)
+        try:
+            return await self.search(ctx, question, parent, rewarder)
+        finally:
+            if isinstance(rewarder, RewardModelServer) and rewarder is not self.step_reward:
+                with anyio.CancelScope(shield=True):
+                    await rewarder.aclose()
+
+    async def search(self, ctx: RunContext, question: str, parent: int, rewarder: StepReward) -> Outcome:
+        """Grow paths under ``parent`` guided by ``rewarder`` and pick the answer."""
+        raise NotImplementedError
 
     def rewarder(self, ctx: RunContext) -> StepReward:
-        """The step reward of this run (a new judge per run: its memo is the run's)."""
+        """The step reward of this run (made per run: a judge's or a server's memo is the run's)."""
         config = self.config
         mode = config.reward
         if mode == "auto":
@@ -97,9 +110,7 @@ class StepSearch(Strategy):
         if mode == "server":
             if config.prm_url is None or config.prm_model is None:
                 raise ConfigurationError(f"{self.name}: a reward server needs prm_url and prm_model")
-            if self._server is None:
-                self._server = RewardModelServer(config.prm_url, config.prm_model)
-            return self._server
+            return RewardModelServer(config.prm_url, config.prm_model)
         if mode == "verifier":
             if ctx.verifier is None:
                 raise ConfigurationError(f"{self.name}: reward=verifier needs a run verifier")
@@ -132,8 +143,6 @@ class StepSearch(Strategy):
     ) -> tuple[list[Path], bool]:
         """Extend each ``(path, k)`` by ``k`` next steps, concurrently; returns the new paths (in a fixed
         order) and whether the budget refused some."""
-        import anyio
-
         grown: list[list[Path]] = [[] for _ in paths]
         refused = False
 
@@ -152,8 +161,6 @@ class StepSearch(Strategy):
     async def score(self, ctx: RunContext, question: str, paths: Sequence[Path], rewarder: StepReward) -> bool:
         """Set each path's reward (its step rewards aggregated) and show it on the path's node. Returns
         whether the budget refused some scoring (those paths keep reward 0)."""
-        import anyio
-
         refused = False
 
         async def one(path: Path) -> None:
