@@ -11,6 +11,7 @@ prefix, or the model judging its own steps.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -32,6 +33,9 @@ from thinkloop.verifiers.step_rewards import (
     VerifierStepReward,
     aggregate,
 )
+
+_FINAL = re.compile(r"answer\s*[:：]|\\boxed\s*\{", re.IGNORECASE)
+"""What marks a final step: ``Answer: ...`` (the prompt's format) or a ``\\boxed{...}``."""
 
 STEP_SYSTEM = (
     "You are a careful problem solver. Solve the problem step by step, one short step per paragraph, "
@@ -132,9 +136,11 @@ class StepSearch(Strategy):
         grown = []
         for candidate in sorted(samples.candidates, key=lambda c: c.node_id or 0):
             step = candidate.text.strip()
-            answer = ctx.extract(step) if step else None
+            # Only a step that states its answer ends a path: any step's last number is not an answer.
+            stated = bool(_FINAL.search(step))
             new = (*steps, step) if step else steps
-            final = not step or answer is not None or len(new) >= config.max_steps
+            final = not step or stated or len(new) >= config.max_steps
+            answer = ctx.extract(step) if step and final else None
             grown.append(Path(steps=new, node_id=candidate.node_id or under, final=final, answer=answer))
         return grown
 
