@@ -91,8 +91,6 @@ def _row(setting: str, spec: str, s: dict[str, Any]) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     dataset = simulated_dataset(args.questions, name="simulated-mixed")
     questions = [p.question for p in dataset.problems]
     spreads = mixed_spreads(questions, MIXED_TIERS, seed=args.seed)
@@ -136,9 +134,14 @@ async def main(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - started
     meta = {"questions": args.questions, "seed": args.seed, "prm_noise": args.prm_noise,
             "prm_separation": args.prm_separation, "seconds": round(seconds, 1)}
-    (out / "summary.json").write_text(json.dumps({"meta": meta, **summary}, indent=1) + "\n")
+    _write(Path(args.out), {"meta": meta, **summary}, lines)
+    print(f"{seconds:.0f} s; wrote {args.out}/summary.json and table.md")
+
+
+def _write(out: Path, summary: dict[str, Any], lines: list[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out / "table.md").write_text("\n".join(lines) + "\n")
-    print(f"{seconds:.0f} s; wrote {out / 'summary.json'} and {out / 'table.md'}")
 
 
 if __name__ == "__main__":

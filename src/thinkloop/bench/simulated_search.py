@@ -54,7 +54,8 @@ class ConfidentSimulatedBackend(SimulatedBackend):
         return Capabilities(honours_n=True, prompt_overhead_tokens=0, logprobs=True)
 
     def _words(self, trace: int, answer: str) -> list[str]:
-        return [f"Trace {trace} says {answer}.", *(["step"] * self.reply_words), "The", "answer", "is", f"{answer}."]
+        return [*f"Trace {trace} says {answer}.".split(), *(["step"] * self.reply_words), "The", "answer", "is",
+                f"{answer}."]
 
     def _logprobs(self, trace: int, right: bool, start: int, count: int, want: bool) -> tuple[TokenLogprob, ...] | None:
         if not want:
@@ -159,7 +160,9 @@ class SimulatedPRM:
         draw = _rng(self.seed, question, *steps).gauss(0.0, self.noise)
         return 1 / (1 + math.exp(-((self.separation if on_track else -self.separation) + draw)))
 
-    async def score_steps(self, question: str, steps: Sequence[str], ctx: Any = None, *, parent: Any = None) -> list[float]:
+    async def score_steps(
+        self, question: str, steps: Sequence[str], ctx: Any = None, *, parent: Any = None
+    ) -> list[float]:
         self.calls += 1
         return [self.step_reward(question, steps[: i + 1]) for i in range(len(steps))]
 
