@@ -48,7 +48,7 @@ VERIFIER_OPTIONS: dict[str, str] = {
 }
 """Option values that only work when the run is given a verifier (from Python: ``run(..., verifier=...)``)."""
 
-UNUSED_OPTIONS: dict[str, frozenset[str]] = {"tree": frozenset({"system_prompt"})}
+UNUSED_OPTIONS: dict[str, frozenset[str]] = {"tree": frozenset({"system_prompt", "reread"})}
 """Options a strategy's config carries but the strategy never reads: accepted silently, they would mislead."""
 
 MEANINGS: dict[str, str] = {
