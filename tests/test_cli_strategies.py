@@ -24,6 +24,9 @@ SMALL = {
     "beam": "beam:n=2,beam_width=2,max_steps=2",
     "dvts": "dvts:n=2,beam_width=2,max_steps=2",
     "particles": "particles:n=2,max_steps=2",
+    "cascade": "cascade:cheap_model=embedded,n=2,strong_n=2",
+    "usc": "usc:n=2,select_max_tokens=32",
+    "moa": "moa:n=2",
 }
 
 

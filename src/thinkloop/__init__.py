@@ -40,14 +40,17 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time each na
     from thinkloop.strategies.base import Conversation, Strategy, StrategyConfig
     from thinkloop.strategies.beam import DVTS, BeamSearch
     from thinkloop.strategies.best_of_n import BestOfN
+    from thinkloop.strategies.cascade import Cascade
     from thinkloop.strategies.cot import ChainOfThought, Direct
     from thinkloop.strategies.critique import CritiqueRevise
     from thinkloop.strategies.deepconf import DeepConf
     from thinkloop.strategies.effort import EFFORTS, Effort, think, think_sync
+    from thinkloop.strategies.moa import MixtureOfAgents
     from thinkloop.strategies.particles import ParticleFilter
     from thinkloop.strategies.registry import build_strategy
     from thinkloop.strategies.self_consistency import SelfConsistency
     from thinkloop.strategies.tree_search import TreeSearch
+    from thinkloop.strategies.usc import UniversalSelfConsistency
     from thinkloop.types import ChatRequest, Choice, Completion, Message, RunUsage, TokenLogprob, Usage
     from thinkloop.verifiers import (
         AllOf,
@@ -94,6 +97,8 @@ _, __getattr__, __dir__ = _lazy_exports(__name__, {
     "BeamSearch": "strategies.beam", "DVTS": "strategies.beam",
     "DeepConf": "strategies.deepconf",
     "ParticleFilter": "strategies.particles",
+    "Cascade": "strategies.cascade", "MixtureOfAgents": "strategies.moa",
+    "UniversalSelfConsistency": "strategies.usc",
     "ChainOfThought": "strategies.cot", "Direct": "strategies.cot",
     "CritiqueRevise": "strategies.critique",
     "EFFORTS": "strategies.effort", "Effort": "strategies.effort", "think": "strategies.effort",
@@ -127,6 +132,7 @@ __all__ = [
     "BudgetExhausted",
     "Candidate",
     "Capabilities",
+    "Cascade",
     "ChainOfThought",
     "ChatRequest",
     "Choice",
@@ -147,6 +153,7 @@ __all__ = [
     "ManagedLlamaServer",
     "MathAnswerVerifier",
     "Message",
+    "MixtureOfAgents",
     "ModelNotFound",
     "ModelProfile",
     "Node",
@@ -173,6 +180,7 @@ __all__ = [
     "TokenLogprob",
     "Trace",
     "TreeSearch",
+    "UniversalSelfConsistency",
     "Usage",
     "Verdict",
     "Verifier",

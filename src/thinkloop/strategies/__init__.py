@@ -15,6 +15,9 @@
     stepwise.py          what step-by-step reward-guided searches share (steps, step rewards, the pick)
     beam.py              BeamSearch and DVTS guided by a step reward (search-and-learn)
     particles.py         ParticleFilter (sequential Monte Carlo resampled by step reward)
+    cascade.py           Cascade (a cheap model first; the run's model when its samples disagree or a check fails)
+    usc.py               UniversalSelfConsistency (the model picks the most consistent free-form reply)
+    moa.py               MixtureOfAgents (proposers on any backends, an aggregator)
     vote.py              the vote: answers grouped by equivalence, stopping rules
     registry.py          NAME:key=value specs, built-in and plugin strategies
 """
@@ -32,6 +35,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "DeepConf": "deepconf",
     "BeamSearch": "beam", "DVTS": "beam",
     "ParticleFilter": "particles",
+    "Cascade": "cascade", "UniversalSelfConsistency": "usc", "MixtureOfAgents": "moa",
     "Effort": "effort", "think": "effort", "think_sync": "effort", "EFFORTS": "effort",
     "build_strategy": "registry",
 })

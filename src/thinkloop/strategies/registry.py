@@ -41,6 +41,9 @@ STRATEGIES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "beam": ("thinkloop.strategies.beam", "BeamSearch", {}),
     "dvts": ("thinkloop.strategies.beam", "DVTS", {}),
     "particles": ("thinkloop.strategies.particles", "ParticleFilter", {}),
+    "cascade": ("thinkloop.strategies.cascade", "Cascade", {}),
+    "usc": ("thinkloop.strategies.usc", "UniversalSelfConsistency", {}),
+    "moa": ("thinkloop.strategies.moa", "MixtureOfAgents", {}),
 }
 
 VERIFIER_OPTIONS: dict[str, str] = {
