@@ -6,6 +6,8 @@ test reads the URL it prints. Its stderr goes to a file, so a test can read the 
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
@@ -95,9 +97,64 @@ class RateLimitedUpstream(MockServer):
         await stream.send(head.encode() + body)
 
 
-def rate_limited_main() -> None:
-    """Serve :class:`RateLimitedUpstream`, printing ``listening on URL`` like the mock server."""
-    server = RateLimitedUpstream()
+class ScriptedUpstream(MockServer):
+    """An upstream whose reply the question's first word picks, each one a case the issue found:
+
+    ``CTX400`` a context-length 400; ``RETRYINF`` a 429 with ``Retry-After: inf``; ``HANG`` no answer ever;
+    ``THINK`` a reasoner's reply with ``reasoning_content``; ``TOOL`` a tool call with ``content: null``;
+    ``NOANSWER`` replies without an answer line; ``LOGPROBS`` a reply with token logprobs. Anything else is
+    answered "Answer: 42", each reply repeating the body it was sent (less the messages) as its first line and
+    using ``min(max_tokens, 40)`` completion tokens.
+    """
+
+    async def _chat(self, raw: bytes, stream: Any, keep_alive: bool) -> None:
+        self.stats.requests += 1
+        body = json.loads(raw)
+        question = body["messages"][-1]["content"]
+        word = question.split()[0] if question.split() else ""
+        n = body.get("n", 1)
+        if word == "HANG":
+            await anyio.sleep(math.inf)
+        if word == "CTX400":
+            error = {"message": "This model's maximum context length is 8 tokens", "type": "invalid_request_error",
+                     "code": "context_length_exceeded"}
+            await stream.send(_raw(400, {"error": error}))
+            return
+        if word == "RETRYINF":
+            await stream.send(_raw(429, {"error": {"message": "slow down"}}, "retry-after: inf\r\n"))
+            return
+        sent = json.dumps({k: v for k, v in body.items() if k != "messages"}, sort_keys=True)
+        message: dict[str, Any] = {"role": "assistant", "content": f"sent: {sent}\nThe sum is 42.\nAnswer: 42"}
+        logprobs = None
+        if word == "THINK":
+            message["reasoning_content"] = "First I add the tens, then the ones."
+        elif word == "TOOL":
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": "{}"}}]}
+        elif word == "NOANSWER":
+            message["content"] = "I would rather not say."
+        elif word == "LOGPROBS":
+            logprobs = {"content": [{"token": "42", "logprob": -0.25, "bytes": [52, 50], "top_logprobs": []}]}
+        used = min(body.get("max_tokens") or body.get("max_completion_tokens") or 40, 40)
+        payload = {
+            "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": i, "message": message, "finish_reason": "tool_calls" if word == "TOOL" else "stop",
+                         "logprobs": logprobs} for i in range(n)],
+            "usage": {"prompt_tokens": 10, "completion_tokens": used * n, "total_tokens": 10 + used * n},
+        }
+        await stream.send(_raw(200, payload))
+
+
+def _raw(status: int, payload: dict[str, Any], extra: str = "") -> bytes:
+    body = json.dumps(payload).encode()
+    head = (f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{extra}content-length: {len(body)}\r\n"
+            "connection: keep-alive\r\n\r\n")
+    return head.encode() + body
+
+
+def rate_limited_main(kind: str = "RateLimitedUpstream") -> None:
+    """Serve an upstream of this module, printing ``listening on URL`` like the mock server."""
+    server = globals()[kind]()
 
     async def run() -> None:
         async with anyio.create_task_group() as group:
@@ -109,11 +166,14 @@ def rate_limited_main() -> None:
 
 
 class RateLimitedUpstreamProcess:
-    """:class:`RateLimitedUpstream` in a child process."""
+    """:class:`RateLimitedUpstream` (or another upstream of this module) in a child process."""
+
+    kind = "RateLimitedUpstream"
 
     def __enter__(self) -> RateLimitedUpstreamProcess:
         here = str(Path(__file__).parent)
-        code = f"import sys; sys.path.insert(0, {here!r}); import serve_support; serve_support.rate_limited_main()"
+        code = (f"import sys; sys.path.insert(0, {here!r}); import serve_support; "
+                f"serve_support.rate_limited_main({self.kind!r})")
         self.process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -125,3 +185,9 @@ class RateLimitedUpstreamProcess:
 
     def __exit__(self, *exc: object) -> None:
         ServeProcess.stop(self.process)
+
+
+class ScriptedUpstreamProcess(RateLimitedUpstreamProcess):
+    """:class:`ScriptedUpstream` in a child process."""
+
+    kind = "ScriptedUpstream"

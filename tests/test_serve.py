@@ -83,7 +83,7 @@ def test_effort_sets_the_budget_from_its_table(client: openai.OpenAI) -> None:
     from thinkloop.serve.effort import EFFORT_TABLE
 
     reply = client.chat.completions.create(model="mock", messages=ask(), reasoning_effort="medium")
-    assert reply.thinkloop["budget"] == {"tokens": EFFORT_TABLE["medium"].tokens}  # type: ignore[attr-defined]
+    assert reply.thinkloop["budget"]["tokens"] == EFFORT_TABLE["medium"].tokens  # type: ignore[attr-defined]
 
 
 # --- the reply: answer, readable reasoning, summed usage, the run -----------------------------------------

@@ -102,7 +102,8 @@ def test_bad_requests(http: httpx2.Client, body: bytes, status: int, code: str, 
 
 def test_a_body_over_the_cap_without_content_length_is_refused(http: httpx2.Client) -> None:
     chunks = (b"x" * 1024 for _ in range(8))  # a generator: sent chunked, no Content-Length
-    error = error_of(http.post("/chat/completions", content=chunks), 413)
+    error = error_of(http.post("/chat/completions", content=chunks, headers={"content-type": "application/json"}),
+                     413)
     assert error["code"] == "request_too_large"
 
 

@@ -67,13 +67,18 @@ def test_sigterm_gives_runs_a_grace_period_then_cancels_them(mock: MockServerPro
     with ServeProcess("--base-url", mock.base_url, "--model", "mock", "--grace-seconds", "0.5") as server, \
             httpx2.Client(timeout=30) as client, \
             client.stream("POST", f"{server.url}/chat/completions", json=LONG | {"stream": True}) as response:
-        next(line for line in response.iter_lines() if line.startswith("data: "))
+        lines = response.iter_lines()
+        next(line for line in lines if line.startswith("data: "))
         asked = time.perf_counter()
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
+        rest = [line for line in lines if line.startswith("data: ")]  # the stream ends as a stream ends
         code = server.process.wait(timeout=20)
         stopped = time.perf_counter() - asked
+        log = server.log()
     assert code == 0
+    assert rest[-1] == "data: [DONE]" and "server_shutting_down" in rest[-2]
+    assert "Traceback" not in log
     assert stopped < 10 * LATENCY  # the run had about four more seconds to go; it was cancelled after 0.5
     mock.reset()
     time.sleep(2 * LATENCY)

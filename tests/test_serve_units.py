@@ -120,7 +120,8 @@ def test_reasoning_effort_passes_through_to_a_reasoning_upstream() -> None:
                      upstream("o3-mini"))
     assert (plan.strategy.name, plan.selected_by) == ("direct", "reasoning_effort")
     assert plan.conversation.extra_body == {"reasoning_effort": "high"}
-    assert plan.budget.tokens is None  # the table's budget is for thinkloop's own strategies
+    # The table's budget is for thinkloop's own strategies: only the operator's ceiling holds.
+    assert plan.budget.tokens == Settings().ceiling.tokens
 
 
 def test_reasoning_effort_maps_through_the_table_for_a_chat_model() -> None:
@@ -234,3 +235,36 @@ def test_serve_refuses_bad_flags_in_one_line(argv: list[str], message: str, caps
     assert main(["serve", *argv]) != 0
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+# --- issue 24: the ceiling, the trace store's size, what an o-series upstream changes ----------------------
+def test_kept_traces_are_bounded_by_size() -> None:
+    from thinkloop.runtime.trace import RunStarted
+
+    store = TraceStore(100, max_bytes=10_000)
+    for run_id in "abcdef":
+        store.sink(run_id)(RunStarted(run_id=run_id, question="x" * 3_000, strategy="cot", model="m"))
+        store.finished(run_id)
+    assert store.bytes <= 10_000 and len(store) == 3 and store.jsonl("a") is None and store.jsonl("f")
+
+
+@pytest.mark.parametrize(("spec", "samples"), [
+    ("cot", 1), ("direct", 1), ("sc:n=8", 8), ("sc:n=128,inner='sc:n=128'", 16_384), ("bon:n=4", 8),
+    ("critique:max_rounds=3", 7), ("effort:high", 32),
+])
+def test_worst_case_samples(spec: str, samples: int) -> None:
+    from thinkloop.serve.ceiling import worst_case_samples
+
+    assert worst_case_samples(build_strategy(spec)) == samples
+
+
+def test_an_o_series_upstream_lists_what_it_drops_and_folds() -> None:
+    call = parse_chat(body(model="thinkloop[direct]", temperature=0.5, messages=[
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "q"}]), max_n=1)
+    plan = plan_call(call, Settings(), upstream("o1"))
+    assert "temperature" in plan.ignored and "folded" in plan.changed["messages"]
+
+
+def test_error_bodies_hide_url_credentials_and_retry_after_inf_is_a_number() -> None:
+    error = ApiError(502, "cannot reach http://alice:pw-123@host:9/v1: refused", retry_after=float("inf"))
+    assert "pw-123" not in json.dumps(error.body()) and error.headers() == {"retry-after": "3600"}

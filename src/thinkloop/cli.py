@@ -2,7 +2,8 @@
 
 Each command lives in its own module with ``add_parser(commands)`` and ``main(args) -> int``:
 ``thinkloop.ask_cli`` (``ask``), ``thinkloop.strategies_cli`` (``strategies``), ``thinkloop.view.cli``
-(``view``) and ``thinkloop.bench.cli`` (``bench``). Registering another is one line in :data:`COMMANDS`.
+(``view``), ``thinkloop.export.cli`` (``export``) and ``thinkloop.bench.cli`` (``bench``). Registering another
+is one line in :data:`COMMANDS`.
 
 Every failure a user can cause (a bad flag, an unknown strategy, an unreachable server, a missing model) is
 one line on stderr and a non-zero exit, never a traceback. Heavy modules (the library, rich, llama_cpp) are
@@ -33,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 COMMANDS = ("thinkloop.ask_cli", "thinkloop.serve_cli", "thinkloop.strategies_cli", "thinkloop.plugins_cli",
-            "thinkloop.view.cli")
+            "thinkloop.view.cli", "thinkloop.export.cli")
 """Modules with ``add_parser(commands)`` and ``main(args) -> int``: one line here registers a command."""
 OPTIONAL_COMMANDS = ("thinkloop.bench.cli",)
 """Commands that must not take the others down when they fail to load (they print why when called)."""

@@ -26,8 +26,10 @@ _LABELS = {
 class ReasoningAccount:
     """A trace sink that writes a run's steps as readable paragraphs."""
 
-    def __init__(self, on_text: Callable[[str], None] | None = None) -> None:
+    def __init__(self, on_text: Callable[[str], None] | None = None, *, show_replies: bool = True) -> None:
         self.on_text = on_text
+        self.show_replies = show_replies
+        """False for a one-call strategy: its reply is the content, so the account does not repeat it."""
         self.parts: list[str] = []
         self._pending = ""
         self._counts: dict[str, int] = {}
@@ -137,4 +139,18 @@ class ReasoningAccount:
         head = label + (f" → {node.answer}" if node.answer is not None and kind != "critique" else "")
         if node.score is not None:
             head += f" (score {node.score:.2f})"
-        return f"{head}:\n{node.text.strip()}\n\n"
+        thinking = _thinking(node)
+        if not self.show_replies and kind == "generate":
+            body = f"Thinking:\n{thinking}\n\n" if thinking else ""
+            return f"{head} (the reply is the content).\n\n{body}"
+        shown = f"Thinking:\n{thinking}\n\nReply:\n" if thinking else ""
+        return f"{head}:\n{shown}{node.text.strip()}\n\n"
+
+
+def _thinking(node: Node) -> str | None:
+    """An upstream reasoning model's own thinking on a one-choice call (``reasoning_content`` of its reply)."""
+    completion = node.completion
+    if completion is None or len(completion.choices) != 1:
+        return None
+    reasoning = completion.choices[0].reasoning
+    return reasoning.strip() or None if reasoning else None

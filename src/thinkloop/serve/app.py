@@ -11,6 +11,7 @@ policy decides what waiting is worth.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hmac
 import json
@@ -28,13 +29,14 @@ from starlette.routing import Route
 
 from thinkloop.backends.base import Backend
 from thinkloop.runtime.engine import Engine
-from thinkloop.serve.errors import ApiError, as_api_error, bad_request, error_response
+from thinkloop.serve.errors import ApiError, as_api_error, bad_request, error_response, scrub
+from thinkloop.serve.keys import KeyStore
 from thinkloop.serve.plan import Plan, Settings, plan_call
 from thinkloop.serve.runs import RunReply, run_one, thinkloop_json, usage_json
 from thinkloop.serve.schema import parse_chat
-from thinkloop.serve.selection import ALIAS
+from thinkloop.serve.selection import ALIAS, parse_model_name
 from thinkloop.serve.stream import ChunkMaker, RunStream
-from thinkloop.serve.traces import TraceStore
+from thinkloop.serve.traces import SharedTraceStore, TraceStore
 from thinkloop.serve.upstream import Upstream
 
 
@@ -45,8 +47,10 @@ class ChatServer:
         self.settings = settings
         self.upstream = Upstream(backend)
         self.engine = Engine(self.upstream)
-        self.traces = TraceStore(settings.keep_traces)
+        self.traces = (TraceStore(settings.keep_traces, settings.keep_trace_bytes) if settings.shared_traces is None
+                       else SharedTraceStore(settings.keep_traces, settings.keep_trace_bytes, settings.shared_traces))
         self.in_flight = 0
+        self.keys = KeyStore(settings.keys_path) if settings.keys_path else None
 
     # --- routes ---------------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
@@ -55,9 +59,20 @@ class ChatServer:
 
     async def models(self, request: Request) -> Response:
         self._authorize(request)
-        entries = [{"id": name, "object": "model", "created": 0, "owned_by": "thinkloop"}
-                   for name in (self.upstream.name, ALIAS)]
-        return JSONResponse({"object": "list", "data": entries})
+        return JSONResponse({"object": "list", "data": [_model(name) for name in (self.upstream.name, ALIAS)]})
+
+    async def model(self, request: Request) -> Response:
+        """``client.models.retrieve(name)``: the served model, ``thinkloop``, or either with a strategy prefix."""
+        self._authorize(request)
+        name = request.path_params["model"]
+        try:
+            served = parse_model_name(name).model
+        except ValueError as exc:
+            raise bad_request(str(exc), param="model", code="invalid_model") from None
+        if served not in (None, ALIAS, self.upstream.name):
+            raise ApiError(404, f"model {name!r} is not served here; use {self.upstream.name!r} or {ALIAS!r}",
+                           code="model_not_found", param="model")
+        return JSONResponse(_model(name))
 
     async def trace(self, request: Request) -> Response:
         self._authorize(request)
@@ -66,7 +81,7 @@ class ChatServer:
         if jsonl is None:
             raise ApiError(404, f"no trace for run {run_id!r} (the server keeps the last "
                            f"{self.settings.keep_traces} runs)", code="trace_not_found")
-        return PlainTextResponse(jsonl, media_type="application/x-ndjson")
+        return PlainTextResponse(scrub(jsonl), media_type="application/x-ndjson")
 
     async def trace_view(self, request: Request) -> Response:
         """The run's trace as the viewer's self-contained page (``thinkloop view``), model output as text."""
@@ -81,41 +96,102 @@ class ChatServer:
         return HTMLResponse(render_trace_html(list(events), run_id=run_id))
 
     async def chat(self, request: Request) -> Response:
-        self._authorize(request)
+        key_name = self._authorize(request)
+        _require_json(request)
         body = await self._body(request)
         try:
             decoded = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise bad_request(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+        except RecursionError:
+            raise bad_request("the request body is nested too deeply", code="invalid_json") from None
         call = parse_chat(decoded, max_n=self.settings.max_n)
+        limit = self.settings.max_concurrency
+        if call.n > limit:
+            raise bad_request(f"'n' = {call.n} runs can never be admitted: this server runs at most {limit} at "
+                              "once (--max-concurrency); ask for fewer", param="n")
         plan = plan_call(call, self.settings, self.upstream)
+        hold = None
+        if key_name is not None and self.keys is not None:
+            plan, hold = self._charge(key_name, plan, call.n)
         self._admit(call.n)
+
+        def settle(replies: list[RunReply] | None) -> None:
+            if hold is not None and self.keys is not None:
+                used = sum(r.result.usage.total_tokens for r in replies) if replies is not None else None
+                self.keys.settle(hold, used)
+
         if call.stream:
+            def closed(replies: list[RunReply] | None) -> None:
+                self._release(call.n)
+                settle(replies)
+
             return _AsgiResponse(RunStream(
                 n=call.n, start=lambda index, on_text: run_one(plan, self.engine, self.traces, index=index,
                                                                on_text=on_text),
                 chunks=ChunkMaker(f"chatcmpl-{uuid.uuid4().hex[:12]}", call.model), include_usage=call.include_usage,
-                info=lambda reply: reply.info(plan), on_close=lambda: self._release(call.n),
+                info=lambda reply: reply.info(plan), on_close=closed,
             ))
+        replies = None
+        held = hold.tokens if hold is not None else 0
         try:
             replies = await self._run_watched(request, plan, call.n)
         finally:
             self._release(call.n)
+            settle(replies)
         if replies is None:  # the client went away; nobody to answer
             return Response(status_code=499)
+        if hold is not None and "thinkloop.budget.tokens" in plan.changed and all(
+                r.result.usage.calls == 0 and r.result.stop_reason == "budget" for r in replies):
+            raise ApiError(429, f"key {key_name!r}: what is left of its allowance ({held} tokens) is too "
+                           "little for one call", code="allowance_spent", retry_after=60)
         return JSONResponse(_completion(replies, plan, call.model))
 
+    def _charge(self, name: str, plan: Plan, n: int) -> tuple[Plan, Any]:
+        """Hold the key's allowance for the request's worst case (its runs' token budgets) before it runs."""
+        assert self.keys is not None
+        wanted = (plan.budget.tokens or 0) * n
+        hold = self.keys.reserve(name, wanted)
+        if hold.tokens < wanted:  # less is left than the request could spend: its runs get what is left
+            tokens = hold.tokens // n
+            changed = dict(plan.changed)
+            changed["thinkloop.budget.tokens"] = (f"{plan.budget.tokens} → {tokens}: what is left of key "
+                                                  f"{name!r}'s allowance")
+            plan = dataclasses.replace(plan, budget=plan.budget.model_copy(update={"tokens": tokens}),
+                                       changed=changed)
+        return plan, hold
+
     # --- helpers ----------------------------------------------------------------------------------------
-    def _authorize(self, request: Request) -> None:
+    def _authorize(self, request: Request) -> str | None:
+        """Check the key; the name of a named key (``--keys``), else ``None``."""
+        self._check_host(request)
         key = self.settings.api_key
-        if key is None:
-            return
+        if key is None and self.keys is None:
+            return None
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
         if not header:
-            raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key.encode()):
-            raise ApiError(401, "incorrect API key", code="invalid_api_key")
+            raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key",
+                           scrub=False)
+        given = given.strip()
+        if scheme.lower() == "bearer":
+            if key is not None and hmac.compare_digest(given.encode(), key.encode()):
+                return None
+            name = self.keys.name_of(given) if self.keys is not None else None
+            if name is not None:
+                return name
+        raise ApiError(401, "incorrect API key", code="invalid_api_key")
+
+    def _check_host(self, request: Request) -> None:
+        """A loopback server answers only to its own names: another site's page reached through DNS
+        rebinding sends its own ``Host`` and is refused."""
+        allowed = self.settings.allowed_hosts
+        if allowed is None:
+            return
+        host = request.headers.get("host", "").lower()
+        if host not in allowed and host.rsplit(":", 1)[0] not in allowed:
+            raise ApiError(403, f"Host {host[:100]!r} is not one this server answers to (--allowed-host)",
+                           code="host_not_allowed")
 
     async def _body(self, request: Request) -> bytes:
         cap = self.settings.max_body_bytes
@@ -127,11 +203,15 @@ class ChatServer:
                 raise ApiError(413, f"request body of {declared} bytes exceeds the limit of {cap} bytes",
                                code="request_too_large")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > cap:
-                raise ApiError(413, f"request body exceeds the limit of {cap} bytes", code="request_too_large")
-            chunks.append(chunk)
+        seconds = self.settings.body_seconds
+        with anyio.move_on_after(seconds) as timer:  # a body sent a byte at a time would hold a connection
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    raise ApiError(413, f"request body exceeds the limit of {cap} bytes", code="request_too_large")
+                chunks.append(chunk)
+        if timer.cancelled_caught:
+            raise ApiError(408, f"the request body did not arrive within {seconds:g} s", code="request_timeout")
         return b"".join(chunks)
 
     def _admit(self, runs: int) -> None:
@@ -181,12 +261,25 @@ def _completion(replies: list[RunReply], plan: Plan, model: str) -> dict[str, An
         "model": model,
         "system_fingerprint": None,
         "choices": [
-            {"index": r.index, "message": r.message(), "finish_reason": r.finish_reason(), "logprobs": None}
+            {"index": r.index, "message": r.message(), "finish_reason": r.finish_reason(), "logprobs": r.logprobs()}
             for r in replies
         ],
         "usage": usage_json(replies),
         "thinkloop": thinkloop_json(replies, plan),
     }
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "thinkloop"}
+
+
+def _require_json(request: Request) -> None:
+    """Only ``application/json`` bodies: a web page's ``fetch`` with ``text/plain`` needs no CORS preflight, so
+    reading any body as JSON would let every page the user visits spend the server's key."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != "application/json":
+        raise ApiError(415, f"the body must be sent as 'Content-Type: application/json', not {kind or 'none'!r}",
+                       code="unsupported_media_type")
 
 
 class _AsgiResponse(Response):
@@ -234,6 +327,7 @@ def create_app(backend: Backend, settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/v1/chat/completions", server.chat, methods=["POST"]),
             Route("/v1/models", server.models, methods=["GET"]),
+            Route("/v1/models/{model:path}", server.model, methods=["GET"]),
             Route("/health", server.health, methods=["GET"]),
             Route("/v1/traces/{run_id}", server.trace, methods=["GET"]),
             Route("/v1/traces/{run_id}/view", server.trace_view, methods=["GET"]),

@@ -9,6 +9,7 @@ the exception they already know: 400 ``BadRequestError``, 401 ``AuthenticationEr
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -18,9 +19,12 @@ from thinkloop.runtime.trace import redact
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     429: "rate_limit_error",
     500: "server_error",
     502: "upstream_error",
@@ -33,7 +37,7 @@ class ApiError(Exception):
 
     def __init__(
         self, status: int, message: str, *, code: str | None = None, param: str | None = None,
-        retry_after: float | None = None,
+        retry_after: float | None = None, scrub: bool = True,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -41,11 +45,13 @@ class ApiError(Exception):
         self.code = code
         self.param = param
         self.retry_after = retry_after
+        self.scrub = scrub
+        """False for the server's own words (the 401 hint names the header, which the redactor would hide)."""
 
     def body(self) -> dict[str, Any]:
         return {
             "error": {
-                "message": redact(self.message),
+                "message": scrub(self.message) if self.scrub else self.message,
                 "type": _TYPES.get(self.status, "invalid_request_error"),
                 "param": self.param,
                 "code": self.code,
@@ -53,9 +59,18 @@ class ApiError(Exception):
         }
 
     def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
+        if self.retry_after is None or math.isnan(self.retry_after):
             return {}
-        return {"retry-after": str(max(1, round(self.retry_after)))}
+        # An upstream's "Retry-After: inf" is passed on as a long wait, not an overflow.
+        return {"retry-after": str(max(1, round(min(self.retry_after, MAX_RETRY_AFTER))))}
+
+
+MAX_RETRY_AFTER = 3600.0
+"""The longest ``Retry-After`` passed on to a client, in seconds."""
+
+def scrub(text: str) -> str:
+    """Text safe to show a client or a log: keys redacted, and credentials in URLs (``http://user:pass@``)."""
+    return redact(text)
 
 
 def bad_request(message: str, *, param: str | None = None, code: str = "invalid_request") -> ApiError:
@@ -71,7 +86,7 @@ def as_api_error(exc: BaseException) -> ApiError:
     found = _find(exc)
     if found is not None:
         return found
-    logging.getLogger("thinkloop.serve").error("internal error", exc_info=exc)
+    logging.getLogger("thinkloop.serve").error("internal error: %s", scrub(f"{type(exc).__name__}: {exc}"))
     return ApiError(500, f"internal error: {type(exc).__name__}: {exc}", code="internal_error")
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.budget import Budget, Price
+from thinkloop.serve.ceiling import Ceiling, flag, worst_case_samples
 from thinkloop.serve.effort import PASSED_THROUGH, model_takes_effort, plan_for
 from thinkloop.serve.errors import ApiError, bad_request
 from thinkloop.serve.schema import DIRECT_ONLY, ChatCall
@@ -32,7 +33,18 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     max_n: int = 8
     keep_traces: int = 256
+    keep_trace_bytes: int = 64 * 1024 * 1024
+    """Kept traces' size at most (estimated from their text): a few huge runs cannot grow the process."""
     prices: dict[str, Price] = field(default_factory=dict)
+    ceiling: Ceiling = field(default_factory=Ceiling)
+    allowed_hosts: tuple[str, ...] | None = None
+    """``Host`` headers accepted (``host`` or ``host:port``); ``None``: any (a server bound to a public address)."""
+    body_seconds: float = 30.0
+    """How long a client may take to send its request body."""
+    keys_path: str | None = None
+    """The sqlite file of named keys and their allowances (``--keys``); ``None``: none."""
+    shared_traces: str | None = None
+    """A sqlite file where finished traces are kept for every ``--workers`` process; ``None``: memory only."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,10 @@ class Plan:
     budget: Budget
     conversation: Conversation
     ignored: tuple[str, ...] = ()
+    changed: dict[str, str] = field(default_factory=dict)
+    """Parameters the server changed, each with what it did and why (``thinkloop.changed`` in the reply)."""
+    completion_allowance: int | None = None
+    """``max_completion_tokens``: every completion token of one run's reply (each of ``n`` runs has its own)."""
 
 
 def plan_call(call: ChatCall, settings: Settings, upstream: Upstream) -> Plan:
@@ -81,7 +97,9 @@ def plan_call(call: ChatCall, settings: Settings, upstream: Upstream) -> Plan:
             spec, selected_by, effort_tokens = effort.strategy, "reasoning_effort", effort.tokens
     if spec is None:
         spec, selected_by = settings.strategy, "default"
-    strategy = _build(spec, call)
+    changed: dict[str, str] = {}
+    strategy = _build(spec, call, settings.ceiling, changed)
+    _check_worst_case(strategy, spec, call.n, settings.ceiling)
     direct = strategy.name == "direct"
     tool_turns = any(m.role == "tool" or m.tool_calls for m in (*call.conversation.history,
                                                                   *call.conversation.followups))
@@ -102,20 +120,49 @@ def plan_call(call: ChatCall, settings: Settings, upstream: Upstream) -> Plan:
         extra_body.update(call.sampling)
     else:
         ignored.extend(call.sampling)  # the in-process model takes no provider parameters: say so
+    if upstream.is_reasoning_model:  # o1's profile: the backend drops what the model would reject
+        ignored.extend(k for k in ("temperature", "top_p") if k in call.sampling or
+                       (k == "temperature" and call.temperature is not None))
+    if upstream.folds_system and any(m.role == "system" for m in call.conversation.history):
+        changed["messages"] = ("system and developer messages are folded into the first user message "
+                               f"(the upstream {upstream.name} takes no system role)")
     conversation = call.conversation.with_extra_body(extra_body or None)
+    budget = _budget(call, settings, upstream, effort_tokens, changed)
+    allowance = None
+    if call.max_completion_tokens is not None:
+        allowance = call.max_completion_tokens
+        if budget.tokens is not None and allowance > budget.tokens:
+            changed["max_completion_tokens"] = (f"{call.max_completion_tokens} → {budget.tokens}: no run may use "
+                                                f"more than its token budget")
+            allowance = budget.tokens
     return Plan(
-        strategy=strategy, spec=spec, selected_by=selected_by, conversation=conversation,
-        budget=_budget(call, settings, upstream, effort_tokens), ignored=tuple(sorted(ignored)),
+        strategy=strategy, spec=spec, selected_by=selected_by, conversation=conversation, budget=budget,
+        ignored=tuple(sorted(set(ignored))), changed=changed, completion_allowance=allowance,
     )
 
 
-def _build(spec: str, call: ChatCall) -> Strategy:
+def _build(spec: str, call: ChatCall, ceiling: Ceiling, changed: dict[str, str]) -> Strategy:
     overrides: dict[str, Any] = {}
-    if call.max_tokens is not None:
-        overrides["max_tokens"] = call.max_tokens
+    max_tokens = call.max_tokens
+    per_run = ceiling.per_run(call.n).get("tokens")
+    if max_tokens is not None and per_run is not None and max_tokens > per_run:
+        changed["max_tokens"] = (f"{max_tokens} → {per_run}: the server's limit of {ceiling.tokens} tokens per "
+                                 f"request ({flag('tokens')})")
+        max_tokens = per_run
+    direct = spec.partition(":")[0].strip() == "direct"
+    if direct and max_tokens is None:
+        # The client set no limit: send none of our own but the ceiling (the budget cuts it to what is left).
+        if call.max_completion_tokens is not None:
+            max_tokens = min(call.max_completion_tokens, per_run or call.max_completion_tokens)
+        elif per_run is not None:
+            max_tokens = per_run
+            changed["max_tokens"] = (f"not sent → at most {per_run} less the prompt: the server's limit of "
+                                     f"{ceiling.tokens} tokens per request ({flag('tokens')})")
+    if max_tokens is not None:
+        overrides["max_tokens"] = max_tokens
     if call.temperature is not None:
         overrides["temperature"] = call.temperature
-    if spec.partition(":")[0].strip() == "direct":
+    if direct:
         overrides["system_prompt"] = ""  # through the server, direct sends the client's messages as they are
     try:
         return build_strategy(spec, **overrides)
@@ -123,19 +170,47 @@ def _build(spec: str, call: ChatCall) -> Strategy:
         raise bad_request(f"strategy {spec!r}: {exc}", param="thinkloop.strategy", code="invalid_strategy") from None
 
 
-def _budget(call: ChatCall, settings: Settings, upstream: Upstream, effort_tokens: int | None) -> Budget:
+def _check_worst_case(strategy: Strategy, spec: str, n: int, ceiling: Ceiling) -> None:
+    """Refuse a strategy that could draw more samples than the request may make calls, before it makes any."""
+    if ceiling.calls is None:
+        return
+    samples = worst_case_samples(strategy)
+    if samples is not None and samples * n > ceiling.calls:
+        times = f" × n={n}" if n > 1 else ""
+        raise bad_request(
+            f"strategy {spec!r}{times} may draw up to {samples * n} model samples, over this server's limit of "
+            f"{ceiling.calls} calls per request ({flag('calls')}); ask for fewer samples",
+            param="thinkloop.strategy", code="over_request_limit",
+        )
+
+
+def _budget(
+    call: ChatCall, settings: Settings, upstream: Upstream, effort_tokens: int | None, changed: dict[str, str],
+) -> Budget:
     limits: dict[str, Any] = dict(call.budget)
-    tokens = limits.get("tokens", effort_tokens)
+    if "tokens" not in limits and effort_tokens is not None:
+        limits["tokens"] = effort_tokens
     if settings.budget_tokens is not None:
-        tokens = settings.budget_tokens if tokens is None else min(tokens, settings.budget_tokens)
-    if tokens is not None:
-        limits["tokens"] = tokens
+        limits["tokens"] = min(limits.get("tokens", settings.budget_tokens), settings.budget_tokens)
     price = settings.prices.get(upstream.name)
     if price is not None:
         limits["price"] = price  # so every run reports its cost
     elif "dollars" in limits:
         raise bad_request(f"a dollars budget needs a price for {upstream.name!r}, and none is known",
                           param="thinkloop.budget")
+    ceiling = settings.ceiling
+    for limit, most in ceiling.per_run(call.n).items():
+        if limit == "dollars" and price is None:
+            continue  # a model with no known price costs nothing here; tokens still bound it
+        asked = limits.get(limit)
+        if asked is None:
+            limits[limit] = most
+        elif asked > most:
+            limits[limit] = most
+            whole = getattr(ceiling, limit)
+            share = f" shared by n={call.n} runs" if call.n > 1 else ""
+            changed[f"thinkloop.budget.{limit}"] = (f"{asked} → {most}: the server's limit of {whole} {limit} per "
+                                                    f"request{share} ({flag(limit)})")
     try:
         return Budget.make(**limits)
     except ConfigurationError as exc:

@@ -24,13 +24,13 @@ import anyio
 
 from thinkloop.runtime.engine import Engine
 from thinkloop.runtime.graph import Node
-from thinkloop.runtime.result import Result
+from thinkloop.runtime.result import Candidate, Result
 from thinkloop.serve.account import ReasoningAccount
 from thinkloop.serve.errors import ApiError
 from thinkloop.serve.plan import Plan
 from thinkloop.serve.traces import TraceStore
 from thinkloop.serve.upstream import CURRENT_NOTES, CallNotes
-from thinkloop.types import RunUsage
+from thinkloop.types import Choice, RunUsage
 
 log = logging.getLogger("thinkloop.serve")
 
@@ -42,14 +42,24 @@ class RunReply:
     index: int
     result: Result
     account: ReasoningAccount
+    fallback: Candidate | None = None
+    """The reply shown when the run found no answer though every call succeeded (an answerless vote)."""
+    warnings: tuple[str, ...] = ()
+    allowance_spent: bool = False
+    """``max_completion_tokens`` stopped the run."""
+
+    @property
+    def chosen(self) -> Candidate | None:
+        return self.result.candidate if self.result.candidate is not None else self.fallback
 
     @property
     def content(self) -> str:
-        return self.result.text or ""
+        chosen = self.chosen
+        return chosen.text if chosen is not None else (self.result.text or "")
 
     def origin(self) -> Node | None:
         """The node that produced the chosen text: through votes and selections to the model call."""
-        candidate = self.result.candidate
+        candidate = self.chosen
         if candidate is None or candidate.node_id is None:
             return None
         graph = self.result.graph
@@ -74,6 +84,20 @@ class RunReply:
         share = len(node.text or "") / sum(lengths) if sum(lengths) else 1 / len(lengths)
         return round(parent.usage.completion_tokens * share)
 
+    def _choice(self) -> Choice | None:
+        """The upstream choice the content came from (its tool calls, its logprobs)."""
+        node = self.origin()
+        if node is None:
+            return None
+        if node.completion is not None:
+            return node.completion.choices[0]
+        index = (node.data or {}).get("choice")
+        parent = self.result.graph.node(node.parents[0]) if node.parents else None
+        if parent is not None and parent.completion is not None and isinstance(index, int) \
+                and index < len(parent.completion.choices):
+            return parent.completion.choices[index]
+        return None
+
     def tool_calls(self) -> list[dict[str, Any]] | None:
         node = self.origin()
         if node is None or node.completion is None:
@@ -81,34 +105,46 @@ class RunReply:
         calls = node.completion.choices[0].tool_calls
         return list(calls) if calls else None
 
+    def logprobs(self) -> dict[str, Any] | None:
+        """The chosen reply's token logprobs in OpenAI's shape (when the client asked for them through direct)."""
+        choice = self._choice()
+        if choice is None or not choice.logprobs:
+            return None
+        return {"content": [{"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode()),
+                             "top_logprobs": []} for t in choice.logprobs], "refusal": None}
+
     def finish_reason(self) -> str:
         result = self.result
-        if result.stop_reason in ("budget", "deadline"):
+        if result.stop_reason in ("budget", "deadline") or self.allowance_spent:
             return "length"
         if self.tool_calls():
             return "tool_calls"
-        if result.candidate is not None and result.candidate.finish_reason == "length":
+        chosen = self.chosen
+        if chosen is not None and chosen.finish_reason == "length":
             return "length"
         return "stop"
 
     def message(self) -> dict[str, Any]:
-        message: dict[str, Any] = {
-            "role": "assistant", "content": self.content, "reasoning_content": self.account.text,
-        }
         tool_calls = self.tool_calls()
+        content: str | None = self.content
+        if tool_calls and not content:
+            content = None  # as OpenAI sends a reply that only calls tools
+        message: dict[str, Any] = {"role": "assistant", "content": content, "reasoning_content": self.account.text}
         if tool_calls:
             message["tool_calls"] = tool_calls
         return message
 
     def info(self, plan: Plan) -> dict[str, Any]:
         result = self.result
+        stop = "budget" if self.allowance_spent and result.stop_reason in ("error", "completed") else result.stop_reason
+        chosen = self.chosen
         return {
             "run_id": result.run_id,
             "strategy": result.strategy,
             "spec": plan.spec,
             "selected_by": plan.selected_by,
-            "answer": result.answer,
-            "stop_reason": result.stop_reason,
+            "answer": result.answer if result.candidate is not None else (chosen.answer if chosen else None),
+            "stop_reason": stop,
             "calls": result.usage.calls,
             "failed_calls": result.usage.failed_calls,
             "cost": result.cost,
@@ -117,6 +153,8 @@ class RunReply:
             "trace": f"/v1/traces/{result.run_id}",
             "notes": list(result.notes),
             "ignored": list(plan.ignored),
+            "changed": dict(plan.changed),
+            "warnings": list(self.warnings),
         }
 
 
@@ -145,8 +183,8 @@ async def run_one(
 ) -> RunReply:
     """One run of the plan. Raises :class:`ApiError` for a run that failed without any answer."""
     run_id = uuid.uuid4().hex[:12]
-    account = ReasoningAccount(on_text)
-    notes = CallNotes()
+    account = ReasoningAccount(on_text, show_replies=plan.strategy.name not in SINGLE_CALL)
+    notes = CallNotes(completion_left=plan.completion_allowance)
     CURRENT_NOTES.set(notes)  # this task's context: the run's tasks inherit it
     started = time.perf_counter()
     try:
@@ -160,15 +198,31 @@ async def run_one(
             "flight may be billed too)", run_id, time.perf_counter() - started, notes.calls, account.billed_tokens,
         )
         raise
+    finally:
+        traces.finished(run_id)
     log.info(
         "run %s %s: stop %s, %d calls, %d tokens, %.2f s", run_id, result.strategy, result.stop_reason,
         result.usage.calls, result.usage.total_tokens, result.latency_s,
     )
-    if result.candidate is None and result.stop_reason not in ("budget", "deadline"):
+    fallback, warnings = None, []
+    if result.candidate is None and result.stop_reason not in ("budget", "deadline") and not notes.allowance_spent:
         if notes.rate_limited:
             raise ApiError(429, f"the upstream model is rate limited: {result.error}", code="upstream_rate_limited",
                            retry_after=notes.retry_after or 1)
-        raise ApiError(502, f"the upstream model failed: {result.error or 'no answer was produced'}",
-                       code="upstream_error")
+        if notes.client_error is not None:
+            raise ApiError(notes.client_error, f"the upstream model refused the request: {result.error}",
+                           code="upstream_invalid_request")
+        fallback = next((c for c in result.attempts if c.text.strip()), None)
+        if fallback is None or result.error:
+            raise ApiError(502, f"the upstream model failed: {result.error or 'no answer was produced'}",
+                           code="upstream_error")
+        warnings.append("no reply had an answer the strategy could read; 'content' is the first reply in full")
+    if notes.allowance_spent:
+        warnings.append("max_completion_tokens (every completion token of the reply) stopped the run")
     account.flush()
-    return RunReply(index=index, result=result, account=account)
+    return RunReply(index=index, result=result, account=account, fallback=fallback, warnings=tuple(warnings),
+                    allowance_spent=notes.allowance_spent)
+
+
+SINGLE_CALL = frozenset({"direct", "cot"})
+"""Strategies whose one reply is the content: the account names it rather than repeating it."""

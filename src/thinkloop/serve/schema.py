@@ -38,6 +38,10 @@ class ChatCall:
     stream: bool = False
     include_usage: bool = False
     max_tokens: int | None = None
+    """``max_tokens``: the limit of each model call (each reply the strategy draws)."""
+    max_completion_tokens: int | None = None
+    """``max_completion_tokens`` as o1 defines it: every completion token of the reply, visible and reasoning
+    (here: every upstream call's completion tokens, summed)."""
     temperature: float | None = None
     reasoning_effort: str | None = None
     strategy: str | None = None
@@ -70,9 +74,8 @@ def parse_chat(body: Any, *, max_n: int) -> ChatCall:
     include_usage = options.get("include_usage", False)
     if not isinstance(include_usage, bool):
         raise bad_request("'stream_options.include_usage' must be a boolean", param="stream_options")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 1):
-        raise bad_request(f"'max_tokens' must be a positive integer, got {max_tokens!r}", param="max_tokens")
+    max_tokens = _positive(body, "max_tokens")
+    max_completion_tokens = _positive(body, "max_completion_tokens")
     temperature = body.get("temperature")
     if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 2):
         raise bad_request(f"'temperature' must be a number from 0 to 2, got {temperature!r}", param="temperature")
@@ -88,10 +91,19 @@ def parse_chat(body: Any, *, max_n: int) -> ChatCall:
     return ChatCall(
         model=model,
         conversation=Conversation(question, history, followups=followups),
-        n=n, stream=stream, include_usage=include_usage, max_tokens=max_tokens, temperature=temperature,
+        n=n, stream=stream, include_usage=include_usage, max_tokens=max_tokens,
+        max_completion_tokens=max_completion_tokens, temperature=temperature,
         reasoning_effort=effort, strategy=strategy, budget=budget, direct_only=direct_only, sampling=sampling,
         ignored=ignored,
     )
+
+
+def _positive(body: dict[str, Any], key: str) -> int | None:
+    """A positive integer field; ``null`` is the same as leaving it out."""
+    value = body.get(key)
+    if value is not None and (not _is_int(value) or value < 1):
+        raise bad_request(f"'{key}' must be a positive integer, got {value!r}", param=key)
+    return value
 
 
 def _is_int(value: Any) -> bool:

@@ -39,8 +39,8 @@ class ChunkMaker:
                      "model": model, "system_fingerprint": None}
 
     def choice(self, index: int, delta: dict[str, Any], finish_reason: str | None = None,
-               **extra: Any) -> dict[str, Any]:
-        return self.base | {"choices": [{"index": index, "delta": delta, "logprobs": None,
+               logprobs: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+        return self.base | {"choices": [{"index": index, "delta": delta, "logprobs": logprobs,
                                          "finish_reason": finish_reason}]} | extra
 
     def usage(self, usage: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +57,7 @@ class RunStream:
 
     def __init__(
         self, *, n: int, start: RunStarter, chunks: ChunkMaker, include_usage: bool,
-        info: Callable[[RunReply], dict[str, Any]], on_close: Callable[[], None],
+        info: Callable[[RunReply], dict[str, Any]], on_close: Callable[[list[RunReply] | None], None],
     ) -> None:
         self.n = n
         self.start = start
@@ -65,6 +65,9 @@ class RunStream:
         self.include_usage = include_usage
         self.info = info
         self.on_close = on_close
+        self.replies: list[RunReply] | None = None
+        self._started = False
+        self._ended = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         items_in, items_out = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
@@ -74,8 +77,31 @@ class RunStream:
                 group.start_soon(self._produce, items_in)
                 await self._write(items_out, send)
                 group.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            # The server is stopping (its grace period is over): end the stream as a stream ends, with an
+            # error event and [DONE], rather than cutting it mid-chunk; the client learns why.
+            await self._end_cut(send)
+            raise
         finally:
-            self.on_close()
+            self.on_close(self.replies)
+
+    async def _end_cut(self, send: Any) -> None:
+        if self._ended:
+            return
+        error = ApiError(503, "the server is shutting down; the run was cancelled before it finished",
+                         code="server_shutting_down")
+        with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+            try:
+                if not self._started:
+                    await send({"type": "http.response.start", "status": 503,
+                                "headers": [(b"content-type", b"application/json")]})
+                    await send({"type": "http.response.body", "body": json.dumps(error.body()).encode()})
+                else:
+                    await send({"type": "http.response.body", "body": _event(error.body()) + _event("[DONE]"),
+                                "more_body": False})
+            except Exception:  # the client is gone already: nothing left to tell it
+                pass
+        self._ended = True
 
     @staticmethod
     async def _watch(receive: Any, scope: anyio.CancelScope) -> None:
@@ -112,8 +138,10 @@ class RunStream:
             nonlocal started
             if not started:
                 await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
-                started = True
+                started = self._started = True
             await send({"type": "http.response.body", "body": data, "more_body": more})
+            if not more:
+                self._ended = True
 
         def delta(index: int, **fields: Any) -> dict[str, Any]:
             if index not in greeted:
@@ -129,11 +157,12 @@ class RunStream:
                     await body(_event(chunks.choice(index, delta(index, reasoning_content=text))))
                 elif kind == "done":
                     _, index, reply = item
-                    content = delta(index, content=reply.content)
+                    message = reply.message()
+                    content = delta(index, content=message["content"])
                     tool_calls = reply.tool_calls()
                     if tool_calls:
                         content["tool_calls"] = [{"index": i, **call} for i, call in enumerate(tool_calls)]
-                    data = _event(chunks.choice(index, content))
+                    data = _event(chunks.choice(index, content, logprobs=reply.logprobs()))
                     data += _event(chunks.choice(index, {}, reply.finish_reason(), thinkloop=self.info(reply)))
                     await body(data)
                 elif kind == "error":
@@ -143,10 +172,12 @@ class RunStream:
                         headers += [(k.encode(), v.encode()) for k, v in error.headers().items()]
                         await send({"type": "http.response.start", "status": error.status, "headers": headers})
                         await send({"type": "http.response.body", "body": json.dumps(error.body()).encode()})
+                        self._ended = True
                         return
                     await body(_event(error.body()) + _event("[DONE]"), more=False)
                     return
                 else:  # end
+                    self.replies = item[1]
                     data = _event(chunks.usage(usage_json(item[1]))) if self.include_usage else b""
                     await body(data + _event("[DONE]"), more=False)
                     return
