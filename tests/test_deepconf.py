@@ -166,3 +166,10 @@ async def test_budget_stops_drawing_and_still_answers() -> None:
     )
     assert result.answer == "42"
     assert result.usage.calls <= 4
+
+
+async def test_self_consistency_weighted_by_logprob_asks_for_them() -> None:
+    backend = ScriptedBackend(list(WRONG_BUT_UNSURE), capabilities=LOGPROBS)
+    result = await SelfConsistency(n=8, weighting="logprob").run("q", backend=backend)
+    assert backend.requests[0].logprobs
+    assert result.answer == "42"  # mean probability 0.95 x 3 outweighs 0.4 x 4
