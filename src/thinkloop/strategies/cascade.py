@@ -113,6 +113,8 @@ class Cascade(Strategy):
         if not samples and "budget" in failures:
             return Outcome(candidate=None, stop_reason="budget", data=data)
         data["cheap_tokens"] = cheap_tokens
+        for sample in samples:
+            ctx.offer(sample)  # an answer in hand, should the budget stop the run before the strong model's
         tally = majority_vote(samples)
         winner = tally.winner
         share = winner.votes / len(samples) if winner is not None and samples else 0.0
@@ -147,7 +149,9 @@ class Cascade(Strategy):
                                      system_prompt=config.system_prompt, reread=config.reread)
             outcome = await strong.solve(ctx, question, parent=node.id)
         data |= {"escalated": True, "reason": reason, "strong_tokens": ctx.usage.total_tokens - before}
-        fallback = chosen if outcome.candidate is None else outcome.candidate
+        fallback = outcome.candidate or chosen
+        if fallback is None and winner is not None:  # the strong model gave nothing: the cheap vote stands
+            fallback = winner.best_member().model_copy(update={"answer": winner.representative})
         return self._done(ctx, fallback, parent, data, outcome.stop_reason, notes=(reason, *outcome.notes))
 
     def _done(

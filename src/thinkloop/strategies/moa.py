@@ -77,10 +77,14 @@ class MixtureOfAgents(Strategy):
             try:
                 node, completion = await ctx.call(request, parents=under, strategy=self.name, backend=backend,
                                                   data={"layer": layer, "proposer": index})
+            except BudgetExhausted:
+                failures.append("budget")
+                return
             except BackendError as exc:
                 failures.append(redact(str(exc)))
                 return
             answers[index] = ctx.candidate(node, completion.choices[0])
+            ctx.offer(answers[index])  # an answer in hand, should the budget stop the run here
 
         async with anyio.create_task_group() as group:
             for index, backend in enumerate(backends):
@@ -95,20 +99,22 @@ class MixtureOfAgents(Strategy):
         try:
             for layer in range(config.layers):
                 proposals = await self._layer(ctx, question, under, references, layer + 1, failures)
+                if proposals:
+                    references = proposals
+                    under = [c.node_id for c in proposals if c.node_id is not None] or [parent]
+                if "budget" in failures:
+                    raise BudgetExhausted("no budget left for the next proposals", resource="tokens")
                 if not proposals:
                     break
-                for proposal in proposals:
-                    ctx.offer(proposal)
-                references = proposals
-                under = [c.node_id for c in proposals if c.node_id is not None] or [parent]
             if not references:
                 return Outcome(candidate=None, stop_reason="error", notes=tuple(failures))
             request = _with_references(self.request(question), references)
             node, completion = await ctx.call(request, parents=under, kind="revise", strategy=self.name,
                                               data={"aggregate": len(references)})
         except BudgetExhausted:
-            best = references[0] if references else None
-            return Outcome(candidate=best, stop_reason="budget", notes=tuple(failures))
+            best = next((c for c in references if c.answer is not None), references[0] if references else None)
+            notes = tuple(f for f in failures if f != "budget")
+            return Outcome(candidate=best, stop_reason="budget", notes=notes, attempts=tuple(references))
         answer = ctx.candidate(node, completion.choices[0])
         ctx.offer(answer)
         data = {"layers": config.layers, "proposals": len(references),
