@@ -33,7 +33,7 @@ async def test_cascade_escalates_on_disagreement_and_reports_both_costs() -> Non
     assert result.data["escalated"] is True and "2 of 3 agree" in result.data["reason"]
     assert result.data["strong_tokens"] > 0 and sum(r.n for r in strong.requests) == 3
     decide = [n for n in result.graph.nodes() if n.kind == "decide"]
-    assert len(decide) == 1 and "disagree" in decide[0].data["escalate"]
+    assert len(decide) == 1 and decide[0].data["decision"] == "escalate" and "disagree" in decide[0].data["reason"]
 
 
 async def test_cascade_escalates_when_the_check_rejects_the_cheap_answer() -> None:

@@ -138,7 +138,7 @@ class Cascade(Strategy):
             data |= {"escalated": False, "strong_tokens": 0}
             return self._done(ctx, chosen, parent, data, "converged")
         node = ctx.record("decide", [c.node_id for c in samples if c.node_id is not None] or [parent],
-                          strategy=self.name, data={"escalate": reason})
+                          strategy=self.name, data={"decision": "escalate", "reason": reason})
         before = ctx.usage.total_tokens
         if self.inner is not None:
             outcome = await self.solve_inner(ctx, question, parent=node.id)
