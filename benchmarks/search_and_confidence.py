@@ -15,6 +15,11 @@ Two simulated settings of mixed difficulty (``--seed`` decides which questions a
   ``sc``, ``bon`` (the PRM's last-step reward of each whole solution), ``beam`` and ``dvts``
   (``beam_width`` 4) and ``particles``.
 
+- **cascade**: the confidence setting's answers (without logprobs) as the cheap model; a strong model right
+  97% (easy) and 50% (hard). ``sc`` on the strong model alone against ``cascade`` (3 cheap samples; the
+  strong model's vote only when they disagree), with the share of questions escalated and the strong model's
+  tokens per question.
+
 For each config it prints and writes under ``--out``: accuracy with its 95% Wilson interval, mean
 completion and total tokens per question, and calls, easy and hard apart (``summary.json``, ``table.md``).
 
@@ -33,10 +38,11 @@ from typing import Any
 import anyio
 
 from thinkloop.bench.report import wilson_interval
-from thinkloop.bench.simulated import MIXED_TIERS, mixed_spreads, simulated_dataset
+from thinkloop.bench.simulated import MIXED_TIERS, SimulatedBackend, Spread, mixed_spreads, simulated_dataset
 from thinkloop.bench.simulated_search import ConfidentSimulatedBackend, SimulatedPRM, SimulatedStepBackend
 from thinkloop.runtime.engine import Engine
 from thinkloop.strategies.base import Strategy
+from thinkloop.strategies.cascade import Cascade
 from thinkloop.strategies.registry import build_strategy
 from thinkloop.verifiers.equivalence import answers_equivalent
 
@@ -55,6 +61,7 @@ async def _run(strategy_for: Callable[[], Strategy], backend_for: Callable[[], A
     backend = backend_for()
     engine = Engine(backend)
     rows: list[tuple[bool, bool, int, int, int]] = []
+    escalated: list[tuple[bool, int]] = []
     limiter = anyio.CapacityLimiter(16)
 
     async def one(problem: Any) -> None:
@@ -63,11 +70,17 @@ async def _run(strategy_for: Callable[[], Strategy], backend_for: Callable[[], A
         right = result.answer is not None and answers_equivalent(result.answer, problem.answer)
         usage = result.usage
         rows.append((right, problem.question in hard, usage.completion_tokens, usage.total_tokens, usage.calls))
+        if result.data and "escalated" in result.data:
+            escalated.append((bool(result.data["escalated"]), int(result.data.get("strong_tokens") or 0)))
 
     async with anyio.create_task_group() as group:
         for problem in dataset.problems:
             group.start_soon(one, problem)
-    return _summary(rows)
+    summary = _summary(rows)
+    if escalated:
+        summary["escalated"] = sum(e for e, _ in escalated) / len(escalated)
+        summary["strong_tokens"] = sum(t for _, t in escalated) / len(escalated)
+    return summary
 
 
 def _summary(rows: list[tuple[bool, bool, int, int, int]]) -> dict[str, Any]:
@@ -83,9 +96,30 @@ def _summary(rows: list[tuple[bool, bool, int, int, int]]) -> dict[str, Any]:
     return {"all": part(rows), "easy": part([r for r in rows if not r[1]]), "hard": part([r for r in rows if r[1]])}
 
 
+def _stronger(spreads: dict[str, Spread]) -> dict[str, Spread]:
+    """The strong model of the cascade setting: easy questions right 97%, hard ones 50%."""
+    return {q: Spread(p=0.97 if s.p >= 0.5 else 0.5, wrong=s.wrong) for q, s in spreads.items()}
+
+
+def _cascade_configs(gold: dict[str, str], spreads: dict[str, Spread], seed: int) -> list[tuple[str, Any]]:
+    """Self-consistency on the strong model alone, against a cascade from the cheap one (the mix's model)."""
+    def cascade(n: int, strong_n: int, agreement: float = 1.0) -> Strategy:
+        cheap = SimulatedBackend(gold, spreads=spreads, seed=seed + 1, reply_words=60, name="cheap")
+        return Cascade(cheap=cheap, n=n, strong_n=strong_n, agreement=agreement)
+
+    return [("sc:n=3 (strong only)", lambda: build_strategy("sc:n=3")),
+            ("sc:n=5 (strong only)", lambda: build_strategy("sc:n=5")),
+            ("cascade:n=3,strong_n=3", lambda: cascade(3, 3)),
+            ("cascade:n=3,strong_n=5", lambda: cascade(3, 5)),
+            ("cascade:n=3,strong_n=3,agreement=0.6", lambda: cascade(3, 3, 0.6))]
+
+
 def _row(setting: str, spec: str, s: dict[str, Any]) -> str:
     a = s["all"]
-    return (f"| {setting} | `{spec}` | {100 * a['accuracy']:.1f}% [{100 * a['ci'][0]:.1f}, {100 * a['ci'][1]:.1f}] "
+    name = f"`{spec}`"
+    if "escalated" in s:
+        name += f" (escalated {100 * s['escalated']:.0f}%, strong-model tokens/q {s['strong_tokens']:.0f})"
+    return (f"| {setting} | {name} | {100 * a['accuracy']:.1f}% [{100 * a['ci'][0]:.1f}, {100 * a['ci'][1]:.1f}] "
             f"| {100 * s['easy']['accuracy']:.1f}% | {100 * s['hard']['accuracy']:.1f}% "
             f"| {a['completion_tokens']:.0f} | {a['total_tokens']:.0f} | {a['calls']:.1f} |")
 
@@ -130,6 +164,13 @@ async def main(args: argparse.Namespace) -> None:
         )
         summary["steps"][spec] = result
         lines.append(_row("steps", spec, result))
+        print(lines[-1], flush=True)
+    summary["cascade"] = {}
+    for spec, strategy_for in _cascade_configs(gold, spreads, args.seed):
+        result = await _run(strategy_for, lambda: SimulatedBackend(gold, spreads=_stronger(spreads), seed=args.seed,
+                                                                   reply_words=60, name="strong"), dataset, hard)
+        summary["cascade"][spec] = result
+        lines.append(_row("cascade", spec, result))
         print(lines[-1], flush=True)
     seconds = time.perf_counter() - started
     meta = {"questions": args.questions, "seed": args.seed, "prm_noise": args.prm_noise,
