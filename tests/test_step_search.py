@@ -167,7 +167,7 @@ def prm_server(rows: Any, status: int = 200) -> tuple[RewardModelServer, list[di
     sent: list[dict[str, Any]] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
-        assert request.url.path == "/v1/pooling"
+        assert request.url.path == "/pooling"  # at the root, beside /v1, as vLLM serves it
         assert request.headers["authorization"] == "Bearer sk-prm-secret"
         body = json.loads(request.content)
         sent.append(body)

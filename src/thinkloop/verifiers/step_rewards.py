@@ -147,7 +147,8 @@ PRM_SYSTEM = "Please reason step by step, and put your final answer within \\box
 class RewardModelServer:
     """A process reward model served by vLLM (``vllm serve Qwen/Qwen2.5-Math-PRM-7B --runner pooling``).
 
-    The request, one per path (``POST {base_url}/pooling``)::
+    The request, one per path (``POST {root}/pooling``, where ``root`` is ``base_url`` without a trailing
+    ``/v1``: vLLM serves the pooling API beside ``/v1``, not under it)::
 
         {"model": MODEL,
          "messages": [{"role": "system", "content": SYSTEM},
@@ -175,7 +176,9 @@ class RewardModelServer:
     ) -> None:
         import httpx2
 
-        self.url = base_url.rstrip("/") + "/pooling"
+        root = base_url.rstrip("/")
+        # vLLM serves /pooling at the server's root, beside /v1: an OpenAI-style base URL is read as its root
+        self.url = root.removesuffix("/v1") + "/pooling"
         self.model = model
         self.step_tag = step_tag
         self.positive_index = positive_index
