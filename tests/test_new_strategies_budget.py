@@ -20,6 +20,7 @@ from thinkloop.types import ChatRequest, Choice
 SPECS = ["deepconf:n=4", "deepconf-online:n=4,warmup=2,parallel=1",
          "deepconf-online:n=5,warmup=2,chunk_tokens=16,window=8,consensus=1.0",
          "beam:n=4,beam_width=2,max_steps=3", "dvts:n=4,beam_width=2,max_steps=3", "particles:n=3,max_steps=3",
+         "particles:n=3,max_steps=2,sweeps=2",
          "usc:n=3", "moa:n=2", "cascade:n=2,strong_n=2,agreement=1.0"]
 SEQUENTIAL = Capabilities(honours_n=False, prompt_overhead_tokens=0, logprobs=True)
 

@@ -234,3 +234,18 @@ def test_registry_builds_the_searches_and_checks_their_options() -> None:
         build_strategy("beam:reward=server")
     with pytest.raises(ConfigurationError, match="step_reward"):
         BeamSearch(reward="function")
+
+
+async def test_particle_gibbs_keeps_the_reference_lineage_in_the_next_sweep() -> None:
+    world = World(["bad one", "good one", "bad two", "good two"])
+    backend = ScriptedBackend(world)
+    result = await ParticleFilter(n=3, sweeps=2, resample_temperature=0.05, step_reward=Rewards()).run(
+        "q", backend=backend
+    )
+    assert result.answer == "42" and result.data["sweeps"] == 2
+    firsts = [r.n for r in backend.requests if r.messages[-1].role == "user"]
+    assert firsts == [3, 2]  # the second sweep draws n - 1 first steps: the reference holds the last place
+    second = [n for n in result.graph.nodes() if n.kind == "select" and n.data.get("sweep") == 2]
+    assert second and result.data["finished"] == 6
+    assert len(second[0].data["weights"]) == 3  # two fresh first steps and the reference's
+    assert not any(n.text == "good one" and n.status == "pruned" for n in result.graph.nodes())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import anyio
@@ -69,6 +69,8 @@ class Path:
     reward: float = 0.0
     final: bool = False
     answer: str | None = None
+    parent: Path | None = field(default=None, repr=False, compare=False)
+    """The path this one extends by a step (``None``: a first step)."""
 
     def text(self, delimiter: str) -> str:
         return delimiter.join(self.steps)
@@ -141,7 +143,7 @@ class StepSearch(Strategy):
             new = (*steps, step) if step else steps
             final = not step or stated or len(new) >= config.max_steps
             answer = ctx.extract(step) if step and final else None
-            grown.append(Path(steps=new, node_id=candidate.node_id or under, final=final, answer=answer))
+            grown.append(Path(steps=new, node_id=candidate.node_id or under, final=final, answer=answer, parent=path))
         return grown
 
     async def extend_all(
