@@ -115,3 +115,15 @@ async def test_embedded_model_continues_a_reply_with_top_logprobs_and_deepconf_r
         assert result.data["threshold"] is not None and result.usage.completion_tokens > 0
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize(("strategy", "keeps"), [("deepconf", True), ("deepconf-online:n=4", True), ("cot", False)])
+def test_serve_keeps_the_embedded_models_logprobs_only_for_a_strategy_that_reads_them(strategy: str,
+                                                                                       keeps: bool) -> None:
+    import argparse
+
+    from thinkloop.serve_cli import backend_for
+
+    backend = backend_for(argparse.Namespace(model=None, base_url=None, api_key_env=None, strategy=strategy,
+                                             max_request_seconds=None))
+    assert backend.capabilities.logprobs is keeps  # the model is not loaded: built, never run
