@@ -249,3 +249,20 @@ async def test_particle_gibbs_keeps_the_reference_lineage_in_the_next_sweep() ->
     assert second and result.data["finished"] == 6
     assert len(second[0].data["weights"]) == 3  # two fresh first steps and the reference's
     assert not any(n.text == "good one" and n.status == "pruned" for n in result.graph.nodes())
+
+
+async def test_the_viewer_draws_a_beam_search_with_its_pruning_reasons_and_answer_path(tmp_path: Any) -> None:
+    from thinkloop.runtime.trace import load_trace
+    from thinkloop.view.document import build_document
+
+    world = World(["bad one", "good one", "bad two", "good two"])
+    path = tmp_path / "beam.jsonl"
+    result = await BeamSearch(n=4, beam_width=2, step_reward=Rewards()).run(
+        "q", backend=ScriptedBackend(world), trace_path=path
+    )
+    (run,) = build_document(load_trace(path))["runs"]
+    nodes = {n["id"]: n for n in run["nodes"]}
+    reasons = sorted(n["data"]["pruned"] for n in nodes.values() if n["status"] == "pruned")
+    assert reasons == ["reward 0.100 outside the beam of 2"] * 2
+    assert run["answer"] == "42" and run["path"][-1] == run["answer_node"] == result.candidate.node_id
+    assert any("good" in (nodes[i].get("text") or "") for i in run["path"])  # the path runs through a kept step
