@@ -74,6 +74,7 @@ class StrategyConfig(BaseModel):
     reread: bool = Field(
         default=False,
         description="RE2: state the question twice ('Read the question again: ...'); Xu et al. 2024 report gains",
+        json_schema_extra={"unfingerprinted_default": True},
     )
 
 
