@@ -79,6 +79,13 @@ class RunFinished(_Event):
     usage: dict[str, int] | None = None
     """The run's summed usage (:class:`~thinkloop.types.RunUsage`), so a trace reader need not add it up."""
     cost: float | None = None
+    verdict: str | None = None
+    """``passed``, ``failed`` or ``unchecked`` (:attr:`~thinkloop.runtime.result.Result.verdict`); ``None`` in
+    traces written before it was recorded."""
+    feedback: str | None = None
+    warnings: tuple[str, ...] = ()
+    stop_detail: str | None = None
+    """Why the run stopped, in one line."""
 
 
 TraceEvent = Annotated[RunStarted | NodeEvent | RunFinished, Field(discriminator="kind")]

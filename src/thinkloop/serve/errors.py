@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
-
-from starlette.responses import JSONResponse
+from typing import TYPE_CHECKING, Any
 
 from thinkloop.runtime.trace import redact
+
+if TYPE_CHECKING:
+    from starlette.responses import JSONResponse
 
 _TYPES = {
     400: "invalid_request_error",
@@ -78,6 +79,8 @@ def bad_request(message: str, *, param: str | None = None, code: str = "invalid_
 
 
 def error_response(error: ApiError) -> JSONResponse:
+    from starlette.responses import JSONResponse  # here: `thinkloop --help` reads this module's neighbours
+
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers())
 
 
