@@ -173,3 +173,10 @@ async def test_self_consistency_weighted_by_logprob_asks_for_them() -> None:
     result = await SelfConsistency(n=8, weighting="logprob").run("q", backend=backend)
     assert backend.requests[0].logprobs
     assert result.answer == "42"  # mean probability 0.95 x 3 outweighs 0.4 x 4
+
+
+async def test_deepconf_says_how_the_weighted_vote_ended() -> None:
+    result = await DeepConf(n=8, keep_percent=50).run(
+        "q", backend=ScriptedBackend(list(WRONG_BUT_UNSURE), capabilities=LOGPROBS)
+    )
+    assert result.stop_detail.startswith("42 holds ") and "of the 4 most confident of 8 traces" in result.stop_detail

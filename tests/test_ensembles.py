@@ -90,3 +90,12 @@ async def test_moa_shows_each_layer_the_last_ones_answers_and_aggregates_on_the_
     assert final.count("Responses from models") == 1 and "2. B says 12" in final
     assert sum(m.role == "system" for m in aggregator.requests[0].messages) == 1
     assert result.data["proposers"] == ["a", "b"]
+
+
+async def test_cascade_says_in_one_line_who_answered() -> None:
+    cheap = ScriptedBackend(["Answer: 5"] * 2, name="cheap")
+    result = await Cascade(cheap=cheap, n=2).run("q", backend=ScriptedBackend([], name="strong"))
+    assert result.stop_detail == "answered by the cheap model cheap (2 of 2 samples agree)"
+    cheap = ScriptedBackend(["Answer: 5", "Answer: 6"], name="cheap")
+    result = await Cascade(cheap=cheap, n=2, strong_n=1).run("q", backend=ScriptedBackend(["Answer: 7"], name="strong"))
+    assert result.stop_detail.startswith("escalated to strong: the cheap samples disagree")

@@ -136,7 +136,8 @@ class Cascade(Strategy):
                     reason = "the check rejected the cheap answer"
         if reason is None:
             data |= {"escalated": False, "strong_tokens": 0}
-            return self._done(ctx, chosen, parent, data, "converged")
+            detail = f"answered by the cheap model {cheap.name} ({winner.votes} of {len(samples)} samples agree)"
+            return self._done(ctx, chosen, parent, data, "converged", detail=detail)
         node = ctx.record("decide", [c.node_id for c in samples if c.node_id is not None] or [parent],
                           strategy=self.name, data={"decision": "escalate", "reason": reason})
         before = ctx.usage.total_tokens
@@ -152,15 +153,18 @@ class Cascade(Strategy):
         fallback = outcome.candidate or chosen
         if fallback is None and winner is not None:  # the strong model gave nothing: the cheap vote stands
             fallback = winner.best_member().model_copy(update={"answer": winner.representative})
-        return self._done(ctx, fallback, parent, data, outcome.stop_reason, notes=(reason, *outcome.notes))
+        detail = f"escalated to {ctx.backend.name}: {reason}"
+        return self._done(ctx, fallback, parent, data, outcome.stop_reason, notes=(reason, *outcome.notes),
+                          detail=detail)
 
     def _done(
         self, ctx: RunContext, chosen: Candidate | None, parent: int, data: dict[str, Any], stop: str,
-        notes: tuple[str, ...] = (),
+        notes: tuple[str, ...] = (), detail: str | None = None,
     ) -> Outcome:
         if chosen is not None:
             node = ctx.record("select", [chosen.node_id] if chosen.node_id is not None else [parent],
                               strategy=self.name, answer=chosen.answer, text=chosen.text, data=data)
             chosen = chosen.model_copy(update={"node_id": node.id})
             ctx.offer(chosen)
-        return Outcome(candidate=chosen, stop_reason=stop, data=data, notes=notes)  # type: ignore[arg-type]
+        return Outcome(candidate=chosen, stop_reason=stop, data=data, notes=notes,  # type: ignore[arg-type]
+                       detail=detail)

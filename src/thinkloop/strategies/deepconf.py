@@ -327,8 +327,15 @@ class DeepConf(Strategy):
         }
         samples = Samples(candidates=[t.candidate for t in state.kept], requested=config.n,
                           budget_hit=state.samples.budget_hit, errors=state.samples.errors)
-        return vote_outcome(ctx, self.name, tally.winner, samples, parent=parent, converged=converged,
-                            data=data, notes=notes)
+        winner, total = tally.winner, math.fsum(g.weight for g in tally.groups)
+        detail = None
+        if winner is not None and total > 0:
+            share = f"{winner.representative} holds {winner.weight / total:.0%} of the confidence-weighted vote"
+            drawn = len(state.traces) + (state.stopped if config.chunk_tokens else 0)
+            detail = (f"the weighted vote settled after {drawn} of {config.n} traces: {share}" if converged
+                      else f"{share} of the {len(state.kept)} most confident of {drawn} traces")
+        return vote_outcome(ctx, self.name, winner, samples, parent=parent, converged=converged,
+                            data=data, notes=notes, detail=detail)
 
 
 def _shown(value: float | None) -> str:
