@@ -81,6 +81,7 @@ async def test_beam_keeps_the_best_n_over_width_and_never_grows_a_pruned_path() 
     assert world.continued and not any("bad" in c for c in world.continued)
     assert sorted(r.n for r in backend.requests) == [2, 2, 4]  # 4 first steps; each kept path grown 2 ways
     assert result.data["finished"] == 4 and result.data["votes"] == {"42": 4}
+    assert result.stop_detail == "42 chosen by the reward-weighted vote over 4 finished paths"
 
 
 async def test_dvts_runs_independent_greedy_subtrees() -> None:

@@ -232,8 +232,15 @@ class StepSearch(Strategy):
                               data=data)
             chosen = chosen.model_copy(update={"node_id": node.id})
             ctx.offer(chosen)
+        how = {"weighted": "the reward-weighted vote", "best": "the best reward", "vote": "the vote"}[config.pick]
+        if not finished:
+            detail = f"no path finished; the best of {len(active)} open paths stands" if active else None
+        elif chosen is not None:
+            detail = f"{chosen.answer} chosen by {how} over {len(finished)} finished paths"
+        else:
+            detail = None
         return Outcome(candidate=chosen, stop_reason=stop, data=data,  # type: ignore[arg-type]
-                       attempts=tuple(self.candidate(p) for p in finished))
+                       attempts=tuple(self.candidate(p) for p in finished), detail=detail)
 
 
 def _budget_refusal(exc: BaseException) -> bool:
