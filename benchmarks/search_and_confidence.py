@@ -21,7 +21,8 @@ Two simulated settings of mixed difficulty (``--seed`` decides which questions a
   tokens per question.
 
 For each config it prints and writes under ``--out``: accuracy with its 95% Wilson interval, mean
-completion and total tokens per question, and calls, easy and hard apart (``summary.json``, ``table.md``).
+completion and total tokens per question, and calls, easy and hard apart (``summary.json``, ``table.md``,
+``accuracy-vs-tokens.png``).
 
 Run: ``python benchmarks/search_and_confidence.py`` (well under a minute of CPU at 300 questions).
 """
@@ -183,6 +184,42 @@ def _write(out: Path, summary: dict[str, Any], lines: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out / "table.md").write_text("\n".join(lines) + "\n")
+    _plot(summary, out / "accuracy-vs-tokens.png")
+
+
+def _plot(summary: dict[str, Any], path: Path) -> None:
+    """Accuracy (95% CI) against generated tokens per question: the confidence setting, and the steps setting
+    with one line per method across N = 4, 8, 16."""
+    from thinkloop.bench.plots import _pyplot
+
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), dpi=110)
+    for index, (spec, s) in enumerate(summary["confidence"].items()):
+        a = s["all"]
+        y = 100 * a["accuracy"]
+        left.errorbar(a["completion_tokens"], y, yerr=[[y - 100 * a["ci"][0]], [100 * a["ci"][1] - y]],
+                      fmt="o", capsize=3)
+        label = spec.replace("deepconf-online", "online").replace(",window=16", "")
+        left.annotate(label, (a["completion_tokens"], y), textcoords="offset points",
+                      xytext=(6, 6 if index % 2 else -12), fontsize=7)
+    left.set_title("confidence: DeepConf against self-consistency")
+    left.set_xlim(right=1400)
+    for name in ("sc", "bon", "beam", "dvts", "particles"):
+        points = [(s["all"]["completion_tokens"], 100 * s["all"]["accuracy"], s["all"]["ci"])
+                  for spec, s in summary["steps"].items() if spec.partition(":")[0] == name]
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        right.errorbar(xs, ys, yerr=[[y - 100 * p[2][0] for y, p in zip(ys, points, strict=True)],
+                                     [100 * p[2][1] - y for y, p in zip(ys, points, strict=True)]],
+                       fmt="-o", capsize=3, label=name)
+    right.set_title("steps: searches against SC and best-of-n, N = 4, 8, 16")
+    right.legend()
+    for ax in (left, right):
+        ax.set_xlabel("generated tokens per question")
+        ax.set_ylabel("accuracy, % (95% CI)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
