@@ -181,12 +181,11 @@ def api_key_from(variable: str | None) -> str | None:
 
 
 def openai_backend(model: str, base_url: str | None, *, api_key: str | None = None) -> Backend:
-    import httpx2
-
     from thinkloop.backends.openai import OpenAIBackend
 
-    # Keep the SDK's retries (one retry layer) but fail fast on a host that does not answer at all.
-    return OpenAIBackend(model, base_url=base_url, api_key=api_key, timeout=httpx2.Timeout(600.0, connect=5.0))
+    # The backend's default timeouts (10 s to connect), and a check of the server before the first call: a
+    # server that takes the connection and never answers, or refuses the key, fails in seconds.
+    return OpenAIBackend(model, base_url=base_url, api_key=api_key, check_server=True)
 
 
 def make_budget(args: argparse.Namespace, model: str) -> Budget | None:
