@@ -4,6 +4,7 @@ and the consensus stop, all on scripted replies whose log-probabilities are know
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -180,3 +181,15 @@ async def test_deepconf_says_how_the_weighted_vote_ended() -> None:
         "q", backend=ScriptedBackend(list(WRONG_BUT_UNSURE), capabilities=LOGPROBS)
     )
     assert result.stop_detail.startswith("42 holds ") and "of the 4 most confident of 8 traces" in result.stop_detail
+
+
+async def test_a_traced_deepconf_run_replays_to_the_same_vote(tmp_path: Any) -> None:
+    from thinkloop.runtime.trace import replay
+
+    path = tmp_path / "run.jsonl"
+    first = await DeepConf(n=8, keep_percent=50).run(
+        "q", backend=ScriptedBackend(list(WRONG_BUT_UNSURE), capabilities=LOGPROBS), trace_path=path
+    )
+    again = await DeepConf(n=8, keep_percent=50).run("q", backend=replay(path, capabilities=LOGPROBS))
+    assert (again.answer, again.votes) == (first.answer, first.votes) == ("42", {"42": 3, "41": 1})
+    assert again.data["confidences"] == first.data["confidences"]  # the logprobs came back from the trace

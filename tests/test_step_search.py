@@ -267,3 +267,21 @@ async def test_the_viewer_draws_a_beam_search_with_its_pruning_reasons_and_answe
     assert reasons == ["reward 0.100 outside the beam of 2"] * 2
     assert run["answer"] == "42" and run["path"][-1] == run["answer_node"] == result.candidate.node_id
     assert any("good" in (nodes[i].get("text") or "") for i in run["path"])  # the path runs through a kept step
+
+
+@pytest.mark.parametrize("spec", ["particles:n=4,resample_temperature=0.3,seed=5", "dvts:n=4,beam_width=2"])
+async def test_a_traced_search_replays_to_the_same_decisions(tmp_path: Any, spec: str) -> None:
+    from thinkloop.runtime.trace import replay
+
+    def strategy() -> Any:
+        built = build_strategy(spec)
+        return type(built)(**built.config.model_dump(exclude_defaults=True), step_reward=Rewards())
+
+    world = World(["bad one", "good one", "bad two", "good two"])
+    path = tmp_path / "run.jsonl"
+    first = await strategy().run("q", backend=ScriptedBackend(world), trace_path=path)
+    again = await strategy().run("q", backend=replay(path))  # matched by request: trio reorders tasks
+    assert first.answer == "42"
+    assert (again.answer, again.text, again.usage) == (first.answer, first.text, first.usage)
+    pruned_first = sorted(n.text or "" for n in first.graph.nodes() if n.status == "pruned")
+    assert sorted(n.text or "" for n in again.graph.nodes() if n.status == "pruned") == pruned_first
