@@ -127,3 +127,16 @@ def test_serve_keeps_the_embedded_models_logprobs_only_for_a_strategy_that_reads
     backend = backend_for(argparse.Namespace(model=None, base_url=None, api_key_env=None, strategy=strategy,
                                              max_request_seconds=None))
     assert backend.capabilities.logprobs is keeps  # the model is not loaded: built, never run
+
+
+def test_bench_refuses_a_logprob_strategy_on_a_model_without_them_before_any_call(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from thinkloop.cli import main
+
+    out = tmp_path / "results.jsonl"
+    code = main(["bench", "run", "svamp", "--limit", "2", "--simulated", "0.6", "--strategy", "deepconf:n=4",
+                 "--out", str(out)])
+    assert code != 0
+    assert "deepconf:n=4 reads token log-probabilities and simulated(p=0.6) gives none" in capsys.readouterr().err
+    assert not out.exists()

@@ -168,6 +168,20 @@ def _timeout(seconds: float | None) -> Any:
     return httpx2.Timeout(**(DEFAULT_TIMEOUT | {"read": seconds, "connect": min(DEFAULT_TIMEOUT["connect"], seconds)}))
 
 
+def _check_logprobs(configs: list[Any]) -> None:
+    """A strategy that reads token log-probabilities on a model that gives none fails every problem: say so
+    once, before any call."""
+    from thinkloop.exceptions import ConfigurationError
+    from thinkloop.strategies.registry import needs_logprobs
+
+    for config in configs:
+        if needs_logprobs(config.strategy) and not config.backend.capabilities.logprobs:
+            raise ConfigurationError(
+                f"{config.spec} reads token log-probabilities and {config.backend.name} gives none "
+                "(an in-process model or an OpenAI-compatible server does; the simulated model does not)"
+            )
+
+
 def _check_specs(specs: list[str], max_tokens: int | None) -> None:
     """Every spec builds, and none asks for a verifier the benchmark does not give (one line each)."""
     from thinkloop.exceptions import ConfigurationError
@@ -234,6 +248,7 @@ def _run(args: argparse.Namespace) -> int:
         backends = _backends(args, dataset)
         configs = make_configs([dataset], args.strategy, backends, max_tokens=args.max_tokens,
                                budget_tokens=args.budget_tokens, check=args.check)
+    _check_logprobs(configs)
     with ResultStore(args.out) as store:
         runner = Runner(store, concurrency=args.concurrency, retry_failed=args.retry_failed, prices=prices,
                         traces_dir=Path(args.traces) if args.traces else None, executor=executor)
