@@ -267,6 +267,10 @@ class Runner:
         todo = self.pending(configs)
         summary.skipped = sum(len(c.dataset) for c in configs) - len(todo)
         if self.executor is not None:
+            for backend in {id(config.backend): config.backend for config, _ in todo}.values():
+                failure = await check_server(backend)  # the same gate as in one process, from the driver
+                if failure is not None:
+                    raise failure
             await self.executor.run(self, todo, lambda record: self._write(record, summary))
             return summary
         by_backend: dict[int, list[tuple[Config, Problem]]] = {}
