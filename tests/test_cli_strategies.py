@@ -19,6 +19,14 @@ SMALL = {
     "tree": "tree:branching=2,max_depth=1",
     "auto": "auto:probe=2,max_samples=3",
     "effort": "effort:minimal",
+    "deepconf": "deepconf:n=2",
+    "deepconf-online": "deepconf-online:n=3,warmup=2,parallel=1,chunk_tokens=16",
+    "beam": "beam:n=2,beam_width=2,max_steps=2",
+    "dvts": "dvts:n=2,beam_width=2,max_steps=2",
+    "particles": "particles:n=2,max_steps=2",
+    "cascade": "cascade:cheap_model=embedded,n=2,strong_n=2",
+    "usc": "usc:n=2,select_max_tokens=32",
+    "moa": "moa:n=2",
 }
 
 

@@ -67,6 +67,8 @@ def calls(events: list[dict]) -> list[dict]:
          "thinkloop"),
         ("mock", {"reasoning_effort": "none"}, "direct", "reasoning_effort"),
         ("mock", {"reasoning_effort": "low"}, "sc-adaptive:n=8", "reasoning_effort"),
+        ("moa-mock", {}, "moa:n=3", "optillm"),  # optillm's slug, and its body field
+        ("mock", {"extra_body": {"optillm_approach": "deepconf"}}, "deepconf", "optillm"),
     ],
 )
 def test_every_selection_method(client: openai.OpenAI, model: str, extra: dict, strategy: str,

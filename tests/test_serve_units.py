@@ -288,3 +288,47 @@ def test_an_o_series_upstream_lists_what_it_drops_and_folds() -> None:
 def test_error_bodies_hide_url_credentials_and_retry_after_inf_is_a_number() -> None:
     error = ApiError(502, "cannot reach http://alice:pw-123@host:9/v1: refused", retry_after=float("inf"))
     assert "pw-123" not in json.dumps(error.body()) and error.headers() == {"retry-after": "3600"}
+
+
+# --- optillm's approach slugs (issue 28) ----------------------------------------------------------------------
+@pytest.mark.parametrize(("model", "extra", "spec"), [
+    ("moa-gpt-4o", {}, "moa:n=3"),
+    ("bon-gpt-4o", {}, "bon:n=3"),
+    ("re2-gpt-4o", {}, "cot:reread=true"),
+    ("gpt-4o", {"optillm_approach": "self_consistency"}, "sc:n=5"),
+    ("mcts-gpt-4o", {"optillm_approach": "mcts"}, "tree:mode=mcts"),
+    ("gpt-4o", {"optillm_approach": "auto"}, "cot"),  # auto: the slug, else the server's default
+])
+def test_optillm_approaches_run_as_their_thinkloop_equivalent(model: str, extra: dict, spec: str) -> None:
+    plan = plan_call(parse_chat(body(model=model, **extra), max_n=1), Settings(), upstream("gpt-4o"))
+    assert plan.spec == spec
+    assert plan.selected_by == ("default" if spec == "cot" else "optillm")
+
+
+@pytest.mark.parametrize(("model", "extra", "nearest", "param"), [
+    ("rstar-gpt-4o", {}, "tree:mode=mcts", "model"),
+    ("plansearch-gpt-4o", {}, "bon", "model"),
+    ("bon&moa-gpt-4o", {}, "bon:n=3", "model"),
+    ("gpt-4o", {"optillm_approach": "leap"}, "cot", "optillm_approach"),
+])
+def test_other_optillm_approaches_are_a_400_naming_the_nearest_strategy(
+    model: str, extra: dict, nearest: str, param: str
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        plan_call(parse_chat(body(model=model, **extra), max_n=1), Settings(), upstream("gpt-4o"))
+    assert caught.value.status == 400 and caught.value.param == param
+    assert f"nearest thinkloop strategy: {nearest!r}" in str(caught.value)
+
+
+def test_optillm_slugs_leave_model_names_alone_and_conflicts_are_errors() -> None:
+    # a served model whose own name starts like a slug is that model, not an approach
+    plan = plan_call(parse_chat(body(model="moa-chat"), max_n=1), Settings(), upstream("moa-chat"))
+    assert plan.selected_by == "default"
+    with pytest.raises(ApiError, match="is not served here"):
+        plan_call(parse_chat(body(model="moa-other-model"), max_n=1), Settings(), upstream("gpt-4o"))
+    with pytest.raises(ApiError, match="two strategies"):
+        plan_call(parse_chat(body(model="moa-gpt-4o", thinkloop={"strategy": "sc"}), max_n=1), Settings(),
+                  upstream("gpt-4o"))
+    with pytest.raises(ApiError, match="two optillm approaches"):
+        plan_call(parse_chat(body(model="moa-gpt-4o", optillm_approach="bon"), max_n=1), Settings(),
+                  upstream("gpt-4o"))

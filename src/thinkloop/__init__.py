@@ -40,13 +40,19 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time each na
     from thinkloop.runtime.verdict import Verdict, Verifier
     from thinkloop.strategies.auto import Auto
     from thinkloop.strategies.base import Conversation, Strategy, StrategyConfig
+    from thinkloop.strategies.beam import DVTS, BeamSearch
     from thinkloop.strategies.best_of_n import BestOfN
+    from thinkloop.strategies.cascade import Cascade
     from thinkloop.strategies.cot import ChainOfThought, Direct
     from thinkloop.strategies.critique import CritiqueRevise
+    from thinkloop.strategies.deepconf import DeepConf
     from thinkloop.strategies.effort import EFFORTS, Effort, think, think_sync
+    from thinkloop.strategies.moa import MixtureOfAgents
+    from thinkloop.strategies.particles import ParticleFilter
     from thinkloop.strategies.registry import build_strategy
     from thinkloop.strategies.self_consistency import SelfConsistency
     from thinkloop.strategies.tree_search import TreeSearch
+    from thinkloop.strategies.usc import UniversalSelfConsistency
     from thinkloop.types import ChatRequest, Choice, Completion, Message, RunUsage, TokenLogprob, Usage
     from thinkloop.verifiers import (
         AllOf,
@@ -91,6 +97,11 @@ _, __getattr__, __dir__ = _lazy_exports(__name__, {
     "Auto": "strategies.auto",
     "Conversation": "strategies.base", "Strategy": "strategies.base", "StrategyConfig": "strategies.base",
     "BestOfN": "strategies.best_of_n",
+    "BeamSearch": "strategies.beam", "DVTS": "strategies.beam",
+    "DeepConf": "strategies.deepconf",
+    "ParticleFilter": "strategies.particles",
+    "Cascade": "strategies.cascade", "MixtureOfAgents": "strategies.moa",
+    "UniversalSelfConsistency": "strategies.usc",
     "ChainOfThought": "strategies.cot", "Direct": "strategies.cot",
     "CritiqueRevise": "strategies.critique",
     "EFFORTS": "strategies.effort", "Effort": "strategies.effort", "think": "strategies.effort",
@@ -107,6 +118,7 @@ _, __getattr__, __dir__ = _lazy_exports(__name__, {
 })
 
 __all__ = [
+    "DVTS",
     "EFFORTS",
     "AllOf",
     "AnswerPresent",
@@ -117,11 +129,13 @@ __all__ = [
     "BackendTimeout",
     "BackendUnavailable",
     "BaseBackend",
+    "BeamSearch",
     "BestOfN",
     "Budget",
     "BudgetExhausted",
     "Candidate",
     "Capabilities",
+    "Cascade",
     "ChainOfThought",
     "ChatRequest",
     "Choice",
@@ -130,6 +144,7 @@ __all__ = [
     "Conversation",
     "CritiqueRevise",
     "DatasetError",
+    "DeepConf",
     "Direct",
     "Effort",
     "Engine",
@@ -141,11 +156,13 @@ __all__ = [
     "ManagedLlamaServer",
     "MathAnswerVerifier",
     "Message",
+    "MixtureOfAgents",
     "ModelNotFound",
     "ModelProfile",
     "Node",
     "OpenAIBackend",
     "Outcome",
+    "ParticleFilter",
     "Policy",
     "Price",
     "ProgramVerifier",
@@ -168,6 +185,7 @@ __all__ = [
     "Trace",
     "TreeSearch",
     "Unauthorized",
+    "UniversalSelfConsistency",
     "Usage",
     "Verdict",
     "Verifier",

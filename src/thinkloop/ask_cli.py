@@ -136,8 +136,11 @@ def make_strategy(args: argparse.Namespace, verifier: Any = None) -> Strategy:
     return strategy
 
 
-def make_backend(base_url: str | None, model: str | None, api_key_env: str | None = None) -> Backend:
-    """The backend the flags name: a server, the OpenAI API, a GGUF file, or the embedded model."""
+def make_backend(
+    base_url: str | None, model: str | None, api_key_env: str | None = None, *, logprobs: bool = False
+) -> Backend:
+    """The backend the flags name: a server, the OpenAI API, a GGUF file, or the embedded model (keeping
+    token log-probabilities when ``logprobs``: they cost memory, so only for a strategy that reads them)."""
     if base_url is not None and not model:
         raise UsageError(f"{PROG} ask: error: --base-url needs --model NAME (the model's name at {base_url})")
     if base_url is not None:
@@ -147,13 +150,13 @@ def make_backend(base_url: str | None, model: str | None, api_key_env: str | Non
             raise UsageError(f"{PROG} ask: error: --api-key-env is for a server; {model} runs in-process")
         from thinkloop.backends.llamacpp import LlamaCppBackend
 
-        return LlamaCppBackend(model)
+        return LlamaCppBackend(model, logprobs=logprobs)
     if model is None:
         if api_key_env is not None:
             raise UsageError(f"{PROG} ask: error: --api-key-env needs --model NAME (a model on a server)")
         from thinkloop.backends.llamacpp import LlamaCppBackend
 
-        return LlamaCppBackend()
+        return LlamaCppBackend(logprobs=logprobs)
     return openai_backend(model, base_url, api_key=api_key_from(api_key_env))
 
 
@@ -211,7 +214,9 @@ def ask(args: argparse.Namespace) -> int:
     question = read_question(args.question)
     verifier = verifier_from_checks(getattr(args, "check", None))
     strategy = make_strategy(args, verifier)
-    backend = make_backend(args.base_url, args.model, args.api_key_env)
+    from thinkloop.strategies.registry import needs_logprobs
+
+    backend = make_backend(args.base_url, args.model, args.api_key_env, logprobs=needs_logprobs(strategy))
     budget = make_budget(args, backend.name)
     appended = args.trace is not None and args.trace.is_file() and args.trace.stat().st_size > 0
     recorded: list[Any] = []  # with --view and no --trace file, the events for the page

@@ -37,8 +37,12 @@ def backend_for(args: argparse.Namespace) -> Any:
     """``ask``'s backend for the flags; a server's gets serve's timeouts."""
     model, base_url = args.model, args.base_url
     in_process = base_url is None and (model is None or model.endswith(".gguf") or Path(model).is_file())
-    if in_process:
-        return make_backend(base_url, model, args.api_key_env)
+    if in_process:  # keeping token log-probabilities costs memory: only when the default strategy reads them
+        from thinkloop.strategies.registry import build_strategy, needs_logprobs
+
+        strategy = getattr(args, "strategy", None)
+        logprobs = bool(strategy) and needs_logprobs(build_strategy(strategy))
+        return make_backend(base_url, model, args.api_key_env, logprobs=logprobs)
     import httpx2
 
     from thinkloop.backends.openai import OpenAIBackend

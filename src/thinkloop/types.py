@@ -49,6 +49,9 @@ class ChatRequest(_Value):
     seed: int | None = None
     stop: tuple[str, ...] | None = None
     logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    """With ``logprobs``: how many most likely alternatives to return at each position (``None``: none).
+    Confidence measures (DeepConf) read them; a backend that cannot give them returns only the chosen token's."""
     extra_body: dict[str, Any] | None = None
     """Provider parameters passed through unchanged (``tools``, ``response_format``, ``reasoning_effort``).
     A backend that cannot send them refuses the request rather than dropping them."""
@@ -67,8 +70,19 @@ class ChatRequest(_Value):
 
 
 class TokenLogprob(_Value):
+    """One generated token's log-probability and, when the request asked ``top_logprobs``, the most likely
+    tokens at that position (the chosen one usually among them)."""
+
     token: str
     logprob: float
+    top_logprobs: tuple[TokenLogprob, ...] | None = None
+
+    @classmethod
+    def from_wire(cls, entry: Mapping[str, Any]) -> TokenLogprob:
+        """One ``logprobs.content`` entry of the OpenAI chat API, alternatives included when sent."""
+        top = entry.get("top_logprobs")
+        alternatives = tuple(cls(token=t["token"], logprob=t["logprob"]) for t in top) if top else None
+        return cls(token=entry["token"], logprob=entry["logprob"], top_logprobs=alternatives)
 
 
 class Choice(_Value):

@@ -228,10 +228,17 @@ class LlamaCppBackend(BaseBackend):
         formatter = self._formatter
         if formatter is None:
             return None
+        prefill = ""
+        if len(messages) > 1 and messages[-1].role == "assistant":
+            # A final assistant message is a reply to continue (as llama.cpp's server prefills it): the model
+            # writes on from its last token. Tokenized apart, without special tokens: it is model output.
+            messages, prefill = messages[:-1], messages[-1].content
         rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
         tokens = llama.tokenize(
             rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
         )
+        if prefill:
+            tokens += llama.tokenize(prefill.encode("utf-8"), add_bos=False, special=False)
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
         return tokens, stop, rendered.stopping_criteria
 
@@ -329,18 +336,20 @@ class LlamaCppBackend(BaseBackend):
                     criteria.extend(template_criteria)
                 response = llama.create_completion(
                     prompt=tokens, stop=[*template_stop, *(request.stop or ())], seed=seed,
-                    stopping_criteria=criteria, logprobs=1 if want_logprobs else None, **params,
+                    stopping_criteria=criteria, logprobs=max(1, request.top_logprobs or 0) if want_logprobs else None,
+                    **params,
                 )
                 text = response["choices"][0]["text"]
-                logprobs = _token_logprobs(response["choices"][0].get("logprobs"))
+                logprobs = _token_logprobs(response["choices"][0].get("logprobs"), request.top_logprobs)
             else:
                 response = llama.create_chat_completion(
                     messages=[{"role": m.role, "content": m.content} for m in request.messages],
-                    stop=list(request.stop or ()), seed=seed, logprobs=want_logprobs or None, **params,
+                    stop=list(request.stop or ()), seed=seed, logprobs=want_logprobs or None,
+                    top_logprobs=request.top_logprobs if want_logprobs else None, **params,
                 )
                 text = response["choices"][0]["message"]["content"] or ""
                 content = (response["choices"][0].get("logprobs") or {}).get("content") or []
-                logprobs = tuple(TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in content) or None
+                logprobs = tuple(TokenLogprob.from_wire(t) for t in content) or None
             if cancelled.is_set():
                 raise _Cancelled
             usage = response.get("usage") or {}
@@ -393,12 +402,24 @@ class LlamaCppBackend(BaseBackend):
         return self._decoder
 
 
-def _token_logprobs(logprobs: dict[str, Any] | None) -> tuple[TokenLogprob, ...] | None:
-    """A text completion's logprobs (parallel ``tokens``/``token_logprobs`` lists) as token records."""
+def _token_logprobs(logprobs: dict[str, Any] | None, top: int | None = None) -> tuple[TokenLogprob, ...] | None:
+    """A text completion's logprobs (parallel ``tokens``/``token_logprobs``/``top_logprobs`` lists) as token
+    records, each with its ``top`` most likely alternatives when the request asked for them."""
     if not logprobs:
         return None
-    pairs = zip(logprobs.get("tokens") or [], logprobs.get("token_logprobs") or [], strict=False)
-    return tuple(TokenLogprob(token=t, logprob=float(p)) for t, p in pairs if p is not None) or None
+    tops = logprobs.get("top_logprobs") or []
+    records = []
+    for index, (token, logprob) in enumerate(
+        zip(logprobs.get("tokens") or [], logprobs.get("token_logprobs") or [], strict=False)
+    ):
+        if logprob is None:
+            continue
+        alternatives = None
+        if top and index < len(tops) and tops[index]:
+            ranked = sorted(tops[index].items(), key=lambda item: -item[1])[:top]
+            alternatives = tuple(TokenLogprob(token=t, logprob=float(p)) for t, p in ranked)
+        records.append(TokenLogprob(token=token, logprob=float(logprob), top_logprobs=alternatives))
+    return tuple(records) or None
 
 
 def _chat_formatter(llama_cpp: Any, llama: Any) -> Any | None:

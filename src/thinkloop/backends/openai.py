@@ -222,7 +222,7 @@ class OpenAIBackend(BaseBackend):
         if request.logprobs and profile.logprobs:
             params["logprobs"] = True
             # llama-cpp-python's server returns no logprobs unless top_logprobs is set; 0 is valid everywhere.
-            params["top_logprobs"] = 0
+            params["top_logprobs"] = request.top_logprobs or 0
         if self.stream:
             params["stream"] = True
             params["stream_options"] = {"include_usage": True}
@@ -432,7 +432,7 @@ def completion_from_json(data: dict[str, Any], *, latency_s: float) -> Completio
     for choice in sorted(data["choices"], key=lambda c: c.get("index") or 0):
         message = choice.get("message") or {}
         content = (choice.get("logprobs") or {}).get("content")
-        logprobs = tuple(TokenLogprob(token=t["token"], logprob=t["logprob"]) for t in content) if content else None
+        logprobs = tuple(TokenLogprob.from_wire(t) for t in content) if content else None
         tool_calls = message.get("tool_calls")
         inline, text = split_thinking(message.get("content") or "")
         fields = message.get("reasoning_content"), message.get("reasoning")

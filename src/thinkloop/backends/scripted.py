@@ -8,12 +8,13 @@ optional latency is slept with anyio so tests can check concurrency and cancella
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+import math
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import anyio
 
 from thinkloop.backends.base import BaseBackend, Capabilities
-from thinkloop.types import ChatRequest, Choice, Completion, Usage
+from thinkloop.types import ChatRequest, Choice, Completion, TokenLogprob, Usage
 
 Reply = str | Choice | Completion
 ReplyFunction = Callable[[ChatRequest], Reply | Awaitable[Reply]]
@@ -21,6 +22,30 @@ ReplyFunction = Callable[[ChatRequest], Reply | Awaitable[Reply]]
 
 def _words(text: str) -> int:
     return max(1, len(text.split()))
+
+
+def confident_reply(text: str, confidence: float | Sequence[float], *, top: int = 2) -> Choice:
+    """A scripted reply whose tokens (its whitespace words) carry log-probabilities, for tests of
+    confidence-aware strategies.
+
+    ``confidence`` is each token's probability (one for all, or one per word, the last repeated): the
+    chosen token gets ``log(p)`` and ``top - 1`` alternatives share ``1 - p`` evenly, as a server's
+    ``top_logprobs`` would show a sure token (one dominant choice) or an unsure one (several close ones).
+    """
+    words = text.split() or [text]
+    probs = [confidence] * len(words) if isinstance(confidence, int | float) else list(confidence)
+    if not probs or any(not 0.0 < p <= 1.0 for p in probs):
+        raise ValueError("confidences must be in (0, 1]")
+    probs += [probs[-1]] * (len(words) - len(probs))
+    tokens = []
+    for index, (word, p) in enumerate(zip(words, probs, strict=False)):
+        rest = max(1.0 - p, 1e-9) / max(top - 1, 1)
+        alternatives = (
+            TokenLogprob(token=word, logprob=math.log(p)),
+            *(TokenLogprob(token=f"<alt{index}.{j}>", logprob=math.log(rest)) for j in range(top - 1)),
+        )
+        tokens.append(TokenLogprob(token=word, logprob=math.log(p), top_logprobs=alternatives))
+    return Choice(text=text, finish_reason="stop", logprobs=tuple(tokens))
 
 
 class ScriptedBackend(BaseBackend):
@@ -101,6 +126,8 @@ class ScriptedBackend(BaseBackend):
         if isinstance(reply, Completion):
             return reply.choices[0]
         if isinstance(reply, Choice):
+            if reply.logprobs is not None and not request.logprobs:
+                return reply.model_copy(update={"logprobs": None})  # as a server: only when asked
             return reply
         text = str(reply)
         if request.max_tokens is not None and _words(text) > request.max_tokens:

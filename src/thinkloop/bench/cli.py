@@ -122,6 +122,9 @@ def main(args: argparse.Namespace) -> int:
 
 def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
     from thinkloop.exceptions import ConfigurationError
+    from thinkloop.strategies.registry import build_strategy, needs_logprobs
+
+    logprobs = any(needs_logprobs(build_strategy(spec)) for spec in args.strategy)  # in-process models keep them
 
     if args.simulated is not None:
         from thinkloop.bench.simulated import SimulatedBackend
@@ -133,7 +136,7 @@ def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
             raise ConfigurationError("--base-url needs a --model for each server")
         from thinkloop.backends.llamacpp import LlamaCppBackend
 
-        return [LlamaCppBackend(n_threads=args.threads)]
+        return [LlamaCppBackend(n_threads=args.threads, logprobs=logprobs)]
     served = [m for m in args.model if not _is_local(m)]
     urls = args.base_url
     if len(urls) not in (0, 1, len(served)):
@@ -144,7 +147,7 @@ def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
         if _is_local(model):
             from thinkloop.backends.llamacpp import LlamaCppBackend
 
-            backends.append(LlamaCppBackend(model, n_threads=args.threads))
+            backends.append(LlamaCppBackend(model, n_threads=args.threads, logprobs=logprobs))
         else:
             from thinkloop.backends.openai import OpenAIBackend
 
@@ -163,6 +166,20 @@ def _timeout(seconds: float | None) -> Any:
     from thinkloop.backends.openai import DEFAULT_TIMEOUT
 
     return httpx2.Timeout(**(DEFAULT_TIMEOUT | {"read": seconds, "connect": min(DEFAULT_TIMEOUT["connect"], seconds)}))
+
+
+def _check_logprobs(configs: list[Any]) -> None:
+    """A strategy that reads token log-probabilities on a model that gives none fails every problem: say so
+    once, before any call."""
+    from thinkloop.exceptions import ConfigurationError
+    from thinkloop.strategies.registry import needs_logprobs
+
+    for config in configs:
+        if needs_logprobs(config.strategy) and not config.backend.capabilities.logprobs:
+            raise ConfigurationError(
+                f"{config.spec} reads token log-probabilities and {config.backend.name} gives none "
+                "(an in-process model or an OpenAI-compatible server does; the simulated model does not)"
+            )
 
 
 def _check_specs(specs: list[str], max_tokens: int | None) -> None:
@@ -231,6 +248,7 @@ def _run(args: argparse.Namespace) -> int:
         backends = _backends(args, dataset)
         configs = make_configs([dataset], args.strategy, backends, max_tokens=args.max_tokens,
                                budget_tokens=args.budget_tokens, check=args.check)
+    _check_logprobs(configs)
     with ResultStore(args.out) as store:
         runner = Runner(store, concurrency=args.concurrency, retry_failed=args.retry_failed, prices=prices,
                         traces_dir=Path(args.traces) if args.traces else None, executor=executor)

@@ -82,8 +82,16 @@ class Config:
         """A fingerprint of every effective option, defaults included. The id leaves defaults out to stay
         readable; when a strategy's defaults change between versions, this changes, and resume re-runs the
         problems instead of mixing results from two different settings under one id."""
+        config = self.strategy.config
+        options = config.model_dump(mode="json")
+        for key, info in type(config).model_fields.items():
+            # An option added later that changes nothing at its default (reread=false) stays out, so results
+            # stored before it existed still resume under the same fingerprint.
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            if extra.get("unfingerprinted_default") and getattr(config, key) == info.default:
+                options.pop(key, None)
         resolved = {
-            "strategy": type(self.strategy).name, "options": self.strategy.config.model_dump(mode="json"),
+            "strategy": type(self.strategy).name, "options": options,
             "model": backend_label(self.backend), "budget_tokens": self.budget_tokens,
         }
         if self.strategy.inner is not None:

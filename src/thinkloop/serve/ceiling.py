@@ -81,6 +81,17 @@ def worst_case_samples(strategy: Strategy) -> int | None:
         return 2 * expansions * branching  # each proposed step is valued too
     if name == "auto":
         return config.probe + config.max_samples + 2 * config.bon_n + 2 * config.revise_rounds
+    if name == "deepconf":  # a trace drawn in pieces is a call per piece
+        pieces = -(-config.max_tokens // config.chunk_tokens) if config.chunk_tokens else 1
+        return config.n * pieces
+    if name in ("beam", "dvts", "particles"):  # n new steps per round, each judged when no PRM is set
+        return 2 * config.n * config.max_steps
+    if name == "cascade":
+        return config.n + (inner if strategy.inner is not None else config.strong_n)
+    if name == "usc":
+        return config.n * inner + 1
+    if name == "moa":
+        return config.n * config.layers + 1
     if name == "effort":
         from thinkloop.strategies.effort import EFFORT_TABLE
         from thinkloop.strategies.registry import build_strategy

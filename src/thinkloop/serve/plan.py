@@ -52,7 +52,7 @@ class Plan:
     strategy: Strategy
     spec: str
     selected_by: str
-    """thinkloop | model | reasoning_effort | default"""
+    """thinkloop | model | optillm | reasoning_effort | default"""
     budget: Budget
     conversation: Conversation
     ignored: tuple[str, ...] = ()
@@ -63,8 +63,9 @@ class Plan:
 
 
 def plan_call(call: ChatCall, settings: Settings, upstream: Upstream) -> Plan:
+    model_name, optillm = _optillm(call, upstream)
     try:
-        named = parse_model_name(call.model)
+        named = parse_model_name(model_name)
     except ValueError as exc:
         raise bad_request(str(exc), param="model", code="invalid_model") from None
     if named.model is not None and named.model != upstream.name:
@@ -79,6 +80,11 @@ def plan_call(call: ChatCall, settings: Settings, upstream: Upstream) -> Plan:
             "model name; send one", param="model",
         )
     spec, selected_by = (call.strategy, "thinkloop") if call.strategy else (named.strategy, "model")
+    if optillm is not None:
+        if spec is not None:
+            raise bad_request(f"two strategies chosen: {spec!r} and optillm's approach ({optillm!r}); send one",
+                              param="optillm_approach" if call.optillm_approach else "model")
+        spec, selected_by = optillm, "optillm"
     extra_body: dict[str, Any] = {}
     effort_tokens = None
     if call.reasoning_effort is not None:
@@ -168,6 +174,24 @@ def _build(spec: str, call: ChatCall, ceiling: Ceiling, changed: dict[str, str])
         return build_strategy(spec, **overrides)
     except ConfigurationError as exc:
         raise bad_request(f"strategy {spec!r}: {exc}", param="thinkloop.strategy", code="invalid_strategy") from None
+
+
+def _optillm(call: ChatCall, upstream: Upstream) -> tuple[str, str | None]:
+    """The model name without an optillm slug, and the spec optillm's approach runs as (``None``: none named)."""
+    from thinkloop.serve.optillm import spec_for, split_slug
+
+    spec = None
+    if call.optillm_approach is not None and call.optillm_approach != "auto":
+        spec = spec_for(call.optillm_approach, param="optillm_approach")
+    model = call.model
+    approach, rest = split_slug(model) if model != upstream.name else (None, model)
+    if approach is not None:
+        slug = spec_for(approach, param="model")
+        if spec is not None and slug != spec:
+            raise bad_request(f"two optillm approaches: {call.optillm_approach!r} in 'optillm_approach' and "
+                              f"{approach!r} in the model name; send one", param="optillm_approach")
+        spec, model = slug, rest
+    return model, spec
 
 
 def _check_worst_case(strategy: Strategy, spec: str, n: int, ceiling: Ceiling) -> None:

@@ -24,7 +24,7 @@ DIRECT_ONLY = ("tools", "tool_choice", "parallel_tool_calls", "response_format",
 SAMPLING = ("top_p", "seed", "stop", "presence_penalty", "frequency_penalty", "logit_bias", "user")
 """Passed to every model call of the run."""
 _READ = {"model", "messages", "n", "stream", "stream_options", "max_tokens", "max_completion_tokens",
-         "temperature", "reasoning_effort", "thinkloop", *DIRECT_ONLY, *SAMPLING}
+         "temperature", "reasoning_effort", "thinkloop", "optillm_approach", *DIRECT_ONLY, *SAMPLING}
 _BUDGET_KEYS = {"tokens", "dollars", "seconds"}
 
 
@@ -50,6 +50,8 @@ class ChatCall:
     direct_only: dict[str, Any] = field(default_factory=dict)
     sampling: dict[str, Any] = field(default_factory=dict)
     ignored: tuple[str, ...] = ()
+    optillm_approach: str | None = None
+    """optillm's body field naming an approach (see :mod:`thinkloop.serve.optillm`)."""
 
 
 def parse_chat(body: Any, *, max_n: int) -> ChatCall:
@@ -94,8 +96,16 @@ def parse_chat(body: Any, *, max_n: int) -> ChatCall:
         n=n, stream=stream, include_usage=include_usage, max_tokens=max_tokens,
         max_completion_tokens=max_completion_tokens, temperature=temperature,
         reasoning_effort=effort, strategy=strategy, budget=budget, direct_only=direct_only, sampling=sampling,
-        ignored=ignored,
+        ignored=ignored, optillm_approach=_optillm(body.get("optillm_approach")),
     )
+
+
+def _optillm(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        raise bad_request("'optillm_approach' must be an approach name such as 'moa'", param="optillm_approach")
+    return raw.strip()
 
 
 def _positive(body: dict[str, Any], key: str) -> int | None:

@@ -4,7 +4,8 @@
    (always works, whatever the client);
 2. a strategy prefix on the model name, for clients that can set nothing but the model:
    ``thinkloop[SPEC]/MODEL`` or ``thinkloop[SPEC]`` (the served model), e.g. ``thinkloop[sc:n=8]/gpt-4o``;
-3. ``reasoning_effort`` with the plain model name, through the table in :mod:`thinkloop.serve.effort`.
+3. ``reasoning_effort`` with the plain model name, through the table in :mod:`thinkloop.serve.effort`;
+4. optillm's approach slug (``moa-MODEL``) or ``optillm_approach`` field (:mod:`thinkloop.serve.optillm`).
 
 Otherwise the server's ``--strategy`` applies. Naming a strategy twice in different ways is a 400, not a
 silent pick. The prefix cannot be confused with a model name: model names use ``-``, ``/``, ``:`` and ``.``

@@ -180,7 +180,7 @@ class Auto(Strategy):
         from thinkloop.strategies.tree_search import TreeSearch
 
         config = self.config
-        common = {"max_tokens": config.max_tokens, "system_prompt": config.system_prompt}
+        common = {"max_tokens": config.max_tokens, "system_prompt": config.system_prompt, "reread": config.reread}
         stages: list[Strategy] = [BestOfN(n=config.bon_n, scorer="verifier", inner=self.inner, **common)]
         if config.revise_rounds:
             stages.append(CritiqueRevise(critic="verifier", max_rounds=config.revise_rounds, inner=_Given(best),

@@ -29,6 +29,9 @@ from thinkloop.verifiers.extract import extract_answer
 
 ANSWER_FORMAT = "Finish with a last line of the form 'Answer: <final answer>'."
 STEP_BY_STEP_SYSTEM = f"You are a careful problem solver. Think step by step. {ANSWER_FORMAT}"
+REREAD = "Read the question again: "
+"""RE2 (Xu et al., 2024, "Re-Reading Improves Reasoning in Large Language Models"): the question, then this and
+the question once more, so a decoder-only model attends to the whole question while reading it."""
 
 
 class Conversation(str):
@@ -68,6 +71,11 @@ class StrategyConfig(BaseModel):
     max_tokens: int = Field(default=512, ge=1, description="Per-call completion limit.")
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     system_prompt: str = STEP_BY_STEP_SYSTEM
+    reread: bool = Field(
+        default=False,
+        description="RE2: state the question twice ('Read the question again: ...'); Xu et al. 2024 report gains",
+        json_schema_extra={"unfingerprinted_default": True},
+    )
 
 
 class Strategy(ABC):
@@ -160,7 +168,8 @@ class Strategy(ABC):
         config = self.config
         messages = [Message(role="system", content=config.system_prompt)] if config.system_prompt else []
         messages.extend(getattr(question, "history", ()))
-        messages.append(Message(role="user", content=str(question)))
+        text = str(question)
+        messages.append(Message(role="user", content=f"{text}\n\n{REREAD}{text}" if config.reread else text))
         messages.extend(getattr(question, "followups", ()))
         messages.extend(extra)
         params: dict[str, Any] = {"max_tokens": config.max_tokens, "temperature": config.temperature}

@@ -36,14 +36,22 @@ STRATEGIES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "tree": ("thinkloop.strategies.tree_search", "TreeSearch", {}),
     "auto": ("thinkloop.strategies.auto", "Auto", {}),
     "effort": ("thinkloop.strategies.effort", "Effort", {}),
+    "deepconf": ("thinkloop.strategies.deepconf", "DeepConf", {}),
+    "deepconf-online": ("thinkloop.strategies.deepconf", "DeepConf", {"mode": "online"}),
+    "beam": ("thinkloop.strategies.beam", "BeamSearch", {}),
+    "dvts": ("thinkloop.strategies.beam", "DVTS", {}),
+    "particles": ("thinkloop.strategies.particles", "ParticleFilter", {}),
+    "cascade": ("thinkloop.strategies.cascade", "Cascade", {}),
+    "usc": ("thinkloop.strategies.usc", "UniversalSelfConsistency", {}),
+    "moa": ("thinkloop.strategies.moa", "MixtureOfAgents", {}),
 }
 
 VERIFIER_OPTIONS: dict[str, str] = {
-    "scorer": "verifier", "critic": "verifier", "value": "verifier", "weighting": "verifier",
+    "scorer": "verifier", "critic": "verifier", "value": "verifier", "weighting": "verifier", "reward": "verifier",
 }
 """Option values that only work when the run is given a verifier (from Python: ``run(..., verifier=...)``)."""
 
-UNUSED_OPTIONS: dict[str, frozenset[str]] = {"tree": frozenset({"system_prompt"})}
+UNUSED_OPTIONS: dict[str, frozenset[str]] = {"tree": frozenset({"system_prompt", "reread"})}
 """Options a strategy's config carries but the strategy never reads: accepted silently, they would mislead."""
 
 MEANINGS: dict[str, str] = {
@@ -270,6 +278,14 @@ def needs_verifier(strategy: Strategy) -> str | None:
         if values.get(key) == wanted:
             return f"{key}={wanted}"
     return needs_verifier(strategy.inner) if strategy.inner is not None else None
+
+
+def needs_logprobs(strategy: Strategy) -> bool:
+    """Whether ``strategy`` (or its inner one) reads token log-probabilities: an in-process model made for
+    it must then keep them (``LlamaCppBackend(logprobs=True)``)."""
+    if getattr(strategy, "needs_logprobs", False):
+        return True
+    return needs_logprobs(strategy.inner) if strategy.inner is not None else False
 
 
 def spec_of(name: str, options: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from thinkloop.strategies.vote import (
     leader_is_safe,
     majority_vote,
 )
+from thinkloop.types import ChatRequest
 
 _EARLIEST_STOP = 4
 """Unanimous samples needed before the default confidence rule (0.95) can stop: 1 - 2**-5 > 0.95."""
@@ -53,6 +54,12 @@ class SelfConsistency(Strategy):
     name = "sc"
     Config = SelfConsistencyConfig
     config: SelfConsistencyConfig
+
+    def request(self, question: str, **sampling: Any) -> ChatRequest:
+        """The strategy's prompt; a vote weighted by log-probability asks for them (else every weight is 0)."""
+        if self.config.weighting == "logprob":
+            sampling.setdefault("logprobs", True)
+        return super().request(question, **sampling)
 
     def _equivalence(self) -> Equivalence | None:
         return exact_equivalent if self.config.equivalence == "exact" else None
