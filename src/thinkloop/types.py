@@ -67,6 +67,8 @@ class ChatRequest(_Value):
 
 
 class TokenLogprob(_Value):
+    """One generated token and its log-probability, as a backend that gives them reports it."""
+
     token: str
     logprob: float
 
