@@ -122,6 +122,24 @@ def test_an_actor_killed_mid_run_loses_nothing_and_duplicates_nothing(
     assert items * SAMPLES <= requests <= items * SAMPLES + executor.resent * SAMPLES
 
 
+def test_a_dead_server_stops_a_ray_run_in_one_line_and_writes_no_failures(local_ray: Any, tmp_path: Path) -> None:
+    """The single process's gate holds under Ray: problems whose every call found no server are held back, and
+    five in a row stop the run with one error naming the server, instead of a failed record per problem."""
+    import socket
+
+    from thinkloop.exceptions import BackendUnavailable
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "r.jsonl"
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable, match=r"^stopped: 5 problems in a row could not reach mock at http://"):
+        run(sums(400), out, f"http://127.0.0.1:{port}/v1", RayExecutor(actors=2), concurrency=2)
+    assert time.monotonic() - started < 120  # not 400 problems' worth of failures
+    assert not out.exists() or read_records(out) == []
+
+
 def test_a_restarted_actor_takes_its_items_back_and_losing_every_actor_stops_the_run(
     local_ray: Any, mock: MockServerProcess, tmp_path: Path
 ) -> None:

@@ -154,13 +154,15 @@ def test_ask_json_prints_the_whole_result_and_writes_the_trace(
     assert requests and all(r.max_tokens is not None and r.max_tokens <= 64 for r in requests)
 
 
-def test_a_budget_too_small_for_any_call_is_one_line(
+def test_a_budget_too_small_for_any_call_is_one_line_that_says_what_one_call_reserves(
     mock_server: MockServerProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(["ask", "What is 2 + 3?", "--base-url", mock_server.base_url, "--model", "mock",
-                 "--budget-tokens", "5"])
-    assert code == 1
-    assert "stop: budget" in one_line(capsys.readouterr().err)
+                 "--budget-tokens", "60"])
+    assert code == 5  # budget exhausted
+    err = one_line(capsys.readouterr().err)
+    assert err.startswith("thinkloop: budget exhausted: the budget (tokens 0 of 60) cannot fit one call")
+    assert "plus 512 completion tokens" in err
 
 
 # --- the embedded model -------------------------------------------------------------------------------
@@ -187,17 +189,17 @@ def ask_mock(server: MockServerProcess, question: str, *args: str) -> list[str]:
     return ["ask", question, "--base-url", server.base_url, "--model", "mock", *args]
 
 
-def test_a_reply_cut_off_by_its_token_limit_is_a_warning_and_no_answer_exits_1(
+def test_a_reply_cut_off_by_its_token_limit_is_a_warning_and_no_answer_exits_4(
     mock_server: MockServerProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(ask_mock(mock_server, "What is 5 + 30?", "--strategy", "direct", "--max-tokens", "16"))
     captured = capsys.readouterr()
-    assert code == 1
+    assert code == 4  # no answer: a cut-off reply is not a reply of its own
     account = captured.out.strip().splitlines()[-1]
-    assert "stop: completed · direct · mock · warning: the reply was cut off at max_tokens=16" in account
-    assert account.endswith("warning: no answer found in the reply")
+    assert account.endswith("stop: completed · direct · mock · warning: the reply was cut off at max_tokens=16")
+    assert "Answer:" not in captured.out
     assert one_line(captured.err) == (
-        "thinkloop: error: the reply was cut off at max_tokens=16; no answer found in the reply"
+        "thinkloop: no answer: no answer found in the reply; the reply was cut off at max_tokens=16"
     )
 
 
@@ -206,9 +208,11 @@ def test_a_vote_over_cut_off_samples_says_so(
 ) -> None:
     code = main(ask_mock(mock_server, "What is 6 + 30?", "--strategy", "sc:n=4", "--max-tokens", "20", "--json"))
     captured = capsys.readouterr()
-    assert code == 1
-    assert json.loads(captured.out)["warnings"] == ["4 of 4 samples cut off by their token limit"]
-    assert "warning: 4 of 4 samples cut off by their token limit" in one_line(captured.err)
+    assert code == 4
+    result = json.loads(captured.out)
+    assert result["warnings"] == ["4 of 4 samples cut off by their token limit"] and result["exit_status"] == 4
+    assert one_line(captured.err) == ("thinkloop: no answer: none of 4 samples gave an answer; "
+                                      "4 of 4 samples cut off by their token limit")
 
 
 def tied_question() -> str:

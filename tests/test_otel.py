@@ -74,6 +74,9 @@ def test_a_self_consistency_trace_becomes_genai_spans(tmp_path: Path, provider, 
     assert root.attributes["openinference.span.kind"] == "CHAIN"
     assert root.attributes["thinkloop.run_id"] == result.run_id
     assert root.attributes["thinkloop.stop_reason"] == "completed"
+    assert root.attributes["thinkloop.stop_detail"] == result.stop_detail
+    assert root.attributes["thinkloop.verdict"] == "unchecked"
+    assert tuple(root.attributes.get("thinkloop.warnings", ())) == result.warnings
     assert root.attributes["thinkloop.budget.tokens"] == 20_000
     calls = [n for n in nodes.values() if n.request is not None]
     assert len(calls) == 5
@@ -140,6 +143,9 @@ def test_tree_search_verifiers_are_evaluators_and_pruned_branches_say_why(tmp_pa
         assert spans_by_node[node.id].attributes["thinkloop.pruned_reason"] == node.data["pruned"]
     kinds = {span.attributes["thinkloop.node.kind"]: span.attributes["openinference.span.kind"] for span in spans}
     assert kinds["expand"] == "LLM" and kinds["backtrack"] == "CHAIN"
+    root = spans_by_node[0]  # the run's verdict on its root span, the same the result has
+    assert root.attributes["thinkloop.verdict"] == result.verdict != "unchecked"
+    assert "thinkloop.feedback" not in root.attributes  # the check's words are content: only when asked
 
 
 def test_failed_calls_are_error_spans(tmp_path: Path, provider, exporter) -> None:

@@ -194,7 +194,8 @@ def test_account_narrates_samples_and_the_vote_and_counts_answer_tokens() -> Non
     account.flush()
     text = account.text
     assert text.startswith("Strategy sc:n=3 on scripted.")
-    assert "Vote over 3 of 3 samples: 4 ×2, 5 ×1 → 4." in text and text.endswith("Stopped: completed; answer 4.\n")
+    assert "Vote over 3 of 3 samples: 4 ×2, 5 ×1 → 4." in text
+    assert text.endswith("Stopped: completed (every sample drawn: 4 has 2 of 3 samples); answer 4.\n")
     assert "".join(paragraphs) == text
     reply = RunReply(index=0, result=result, account=account)
     # One call drew three choices; the chosen one's share of its completion tokens is by length.
@@ -202,6 +203,25 @@ def test_account_narrates_samples_and_the_vote_and_counts_answer_tokens() -> Non
     total = result.usage.completion_tokens
     assert reply.answer_tokens() == round(total * len(chosen) / sum(map(len, replies)))
     assert reply.finish_reason() == "stop" and reply.message()["content"] == chosen
+
+
+def test_a_five_way_tie_is_a_warning_in_the_thinkloop_extension_and_in_the_reasoning() -> None:
+    from thinkloop.runtime.budget import Budget
+    from thinkloop.serve.plan import Plan
+    from thinkloop.strategies.base import Conversation
+
+    account = ReasoningAccount()
+    strategy = SelfConsistency(n=5)
+    result = strategy.run_sync("q", backend=ScriptedBackend([f"Answer: {i}" for i in range(1, 6)]), sinks=[account])
+    account.flush()
+    plan = Plan(strategy=strategy, spec="sc:n=5", selected_by="thinkloop", budget=Budget(),
+                conversation=Conversation("q"))
+    info = RunReply(index=0, result=result, account=account).info(plan)
+    tie = "tied vote: 1, 2, 3, 4, 5 with 1 each; 1 won the tie-break"
+    assert info["warnings"] == [tie]
+    assert (info["verdict"], info["feedback"]) == ("unchecked", None)
+    assert info["stop_detail"] == "votes spread: every sample drawn, no majority (1 has 1 of 5 samples)"
+    assert account.text.endswith(f"Warning: {tie}\n")
 
 
 def test_account_holds_back_failures_until_something_succeeds() -> None:

@@ -346,6 +346,7 @@ def echoing_server(status: int, message: str) -> httpx2.MockTransport:
         "upstream rejected {auth}",
         "bad key {key}",
         '{{"headers": {{"authorization": "{auth}", "api_key": "{key}"}}}}',
+        "cannot reach the upstream at http://alice:SECRET-hunter2@10.0.0.1/v1",
     ],
 )
 async def test_api_keys_never_reach_a_trace_or_a_result(tmp_path: Path, message: str):
@@ -373,6 +374,8 @@ async def test_api_keys_never_reach_a_trace_or_a_result(tmp_path: Path, message:
         f"api_key: {KEY}",
         f"OPENAI_API_KEY={KEY}",
         f"{{'api-key': '{KEY}'}}",
+        "cannot reach http://alice:SECRET@127.0.0.1:9/v1",
+        "cannot reach https://SECRET@example.com/v1",
     ],
 )
 def test_redact_scrubs_key_shaped_text(text: str):

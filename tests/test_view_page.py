@@ -43,6 +43,8 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
                         ("inject", view_traces.injected), ("think", view_traces.reasoning)]:
         trace = root / f"{name}.jsonl"
         built[name] = Built(build(trace), write_trace_html(trace, root / f"{name}.html"))
+    built["failed"] = Built(view_traces.failed_check(root / "failed.jsonl"), None)  # type: ignore[arg-type]
+    built["failed"].html = write_trace_html(root / "failed.jsonl", root / "failed.html")
     # A bench-style directory of traces, one per config and problem.
     traces = root / "traces"
     sc = view_traces.self_consistency(traces / "sc" / "q1.jsonl")
@@ -138,6 +140,23 @@ def test_self_consistency_draws_every_node_highlights_the_answer_path_and_tallie
     assert totals["completion tokens"] == f"{result.usage.completion_tokens:,}"
     assert page.texts(".meter span")[0::2] == ["tokens", "calls"]  # the budget's two limits, used against each
     assert page.load_s < 10
+
+
+def test_a_failed_check_is_drawn_as_failed_with_its_warnings_and_the_tally_adds_up(pages, open_page):
+    result, page = pages["failed"].result, open_page(pages["failed"].html)
+    assert result.verdict == "failed" and result.answer == "42"
+
+    assert page.texts(".answer") == ["42"]
+    assert "failed" in page.page.eval_on_selector(".answer", "e => e.className").split()
+    assert page.page.eval_on_selector(".answer", "e => getComputedStyle(e).color") == "rgb(220, 38, 38)"  # not green
+    assert page.texts("#summary .badge") == ["check failed", "stop: completed"]
+    assert page.texts("#summary .stop-detail") == [result.stop_detail]
+    assert page.texts("#summary .feedback") == [f"The check said: {result.feedback}"]
+    assert page.texts("#summary .warning") == [f"warning: {w}" for w in result.warnings]
+    assert page.texts("#summary h3")[-1] == "Vote tally: 3 votes from 4 samples; 1 gave no answer"
+    tally = page.texts("#summary .tally span")
+    assert tally == ["42", "2", "41", "1", "(no answer)", "1"]
+    assert sum(int(count) for count in tally[1::2]) == 4  # the rows add up to the samples drawn
 
 
 def test_tree_search_greys_pruned_branches_with_their_reason_and_shows_backtracks(pages, open_page):

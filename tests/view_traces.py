@@ -39,6 +39,16 @@ def self_consistency(path: Path, *, answers: tuple[str, ...] = ("42", "42", "41"
                              budget=budget or Budget(tokens=20_000, calls=20))
 
 
+def failed_check(path: Path) -> Result:
+    """A vote whose winner fails the run's check, over four samples of which one states no answer."""
+    from thinkloop.verifiers.numeric import NumberWithin
+
+    replies = iter(["Answer: 42", "Answer: 42", "I do not know.", "Answer: 41"])
+    backend = ScriptedBackend(lambda request: next(replies), capabilities=SEQUENTIAL)
+    return SelfConsistency(n=4).run_sync("What is 6 * 7?", backend=backend, trace_path=path,
+                                         verifier=NumberWithin(40))
+
+
 # A Game-of-24 puzzle: only "2 * 3 = 6" leads to 24; two better-valued branches are dead ends, so depth-first
 # search backtracks out of them, and "4 / 4" is pruned by its value (TREE and VALUE in support.py).
 

@@ -1,8 +1,8 @@
 """``thinkloop ask``: answer one question, print the answer and an honest one-line account.
 
-The account never claims more than happened: a reply cut off by its token cap, a vote over cut-off samples,
-a tied vote and a reply with no answer each add a visible warning (the ``warnings`` list in ``--json``), and
-a run that found no answer exits non-zero.
+The account never claims more than happened: it reads the result's verdict, warnings and stop detail, which
+the library computes (so ``serve``, ``bench``, the viewer and OpenTelemetry say the same), and the exit
+status tells a script what happened (see :func:`exit_status` and the table in the README).
 """
 
 from __future__ import annotations
@@ -10,12 +10,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from thinkloop.argtypes import positive_float, positive_int
-from thinkloop.cli import PROG, UsageError, fail
+from thinkloop.cli import (
+    EXIT_BUDGET,
+    EXIT_CHECK_FAILED,
+    EXIT_ERROR,
+    EXIT_NO_ANSWER,
+    EXIT_OK,
+    PROG,
+    UsageError,
+    fail,
+)
 
 if TYPE_CHECKING:
     from thinkloop.backends.base import Backend
@@ -74,6 +84,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     ask.add_argument("--view", action="store_true",
                      help="write the run's viewer page (beside --trace, else a temporary file) and name it")
     ask.add_argument("--check", action="append", metavar="CHECK", help=CHECK_HELP)
+    ask.add_argument("--require-answer", action="store_true",
+                     help=f"exit {EXIT_NO_ANSWER} when the reply states no answer ('Answer: ...', a boxed or final "
+                     "value); without it an open question's reply is an answer of its own")
     return ask
 
 
@@ -127,6 +140,8 @@ def make_backend(base_url: str | None, model: str | None, api_key_env: str | Non
     """The backend the flags name: a server, the OpenAI API, a GGUF file, or the embedded model."""
     if base_url is not None and not model:
         raise UsageError(f"{PROG} ask: error: --base-url needs --model NAME (the model's name at {base_url})")
+    if base_url is not None:
+        check_base_url(base_url)
     if model is not None and base_url is None and (model.endswith(".gguf") or Path(model).is_file()):
         if api_key_env is not None:
             raise UsageError(f"{PROG} ask: error: --api-key-env is for a server; {model} runs in-process")
@@ -140,6 +155,16 @@ def make_backend(base_url: str | None, model: str | None, api_key_env: str | Non
 
         return LlamaCppBackend()
     return openai_backend(model, base_url, api_key=api_key_from(api_key_env))
+
+
+def check_base_url(base_url: str) -> None:
+    """An address the SDK can use: ``http://`` or ``https://`` and a host (``127.0.0.1:8080/v1`` alone is not)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        hint = f"; did you mean http://{base_url}?" if "://" not in base_url else ""
+        raise UsageError(f"{PROG}: error: --base-url {base_url!r} is not an http:// or https:// URL{hint}")
 
 
 def api_key_from(variable: str | None) -> str | None:
@@ -208,56 +233,82 @@ def ask(args: argparse.Namespace) -> int:
 
         page = write_run_page(args.trace if args.trace is not None else recorded, run_id=result.run_id)
         sys.stderr.write(f"view: {page}\n")
-    found = warnings(result)
-    checked = verifier is not None and result.candidate is not None and bool(result.candidate.accepted)
-    if checked:  # the check accepted the reply itself: it is the answer, "Answer:" line or not
-        found = [warning for warning in found if warning != "no answer found in the reply"]
+    wants_answer = bool(getattr(args, "require_answer", False)) or reads_answer(getattr(args, "check", None))
+    status = exit_status(result, wants_answer=wants_answer)
     if args.json:
-        payload = result.to_json_dict() | {"warnings": found, "trace_appended": appended}
+        payload = result.to_json_dict() | {"trace_appended": appended, "exit_status": status}
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
     elif result.text is not None:
         if verifier is not None:
             from thinkloop.verifiers.spec import verdict_lines
 
             sys.stdout.write("".join(line + "\n" for line in verdict_lines(result.graph)))
-        print_result(result, found, appended=appended)
-    if result.answer is None and not checked:
-        if result.text is None:
-            return fail(result.error or f"no answer after {account(result, found, appended=appended)}")
-        return fail("; ".join(found))
-    return 0
+        print_result(result, appended=appended, show_answer=wants_answer or (verifier is None and (
+            result.votes is not None or states_answer(result.text))))
+    if status != EXIT_OK:
+        kind, message = why_not_ok(result, status, appended=appended)
+        fail(message, status, kind=kind)
+    return status
 
 
 main = ask
 
 
 # --- what the run did -----------------------------------------------------------------------------------
+def reads_answer(checks: list[str] | None) -> bool:
+    """Whether a check judges a stated answer (``number:``) rather than the whole reply (``words:``,
+    ``tests:``...): only then is an answer line asked for, and shown."""
+    if not checks:
+        return False
+    from thinkloop.verifiers.spec import parse_check
+
+    return any(parse_check(check)["kind"] == "number" for check in checks)
+
+
+_STATED = re.compile(r"\\(?:boxed|fbox)\b|\banswer\b\s*(?:\*\*|__)?\s*(?:[:：=]|is\b|would be\b)|^\s*####",
+                     re.IGNORECASE | re.MULTILINE)
+
+
+def states_answer(text: str | None) -> bool:
+    """Whether a reply states an answer ("Answer: ...", "the answer is", a box, "####"), rather than having
+    one guessed from its last number: a story's "3 friends" is not an answer to show."""
+    return text is not None and _STATED.search(text) is not None
+
+
+def exit_status(result: Result, *, wants_answer: bool = False) -> int:
+    """What happened, as a script reads it (the table in the README): 0 answered (and passed, when checked),
+    1 error, 3 the check failed, 4 no answer, 5 the budget or time ran out first."""
+    if result.stop_reason == "error":
+        return EXIT_ERROR
+    cut_off = result.candidate is not None and result.candidate.finish_reason == "length"
+    satisfied = result.text is not None and result.verdict != "failed" and (
+        result.answer is not None or result.verdict == "passed" or not (wants_answer or cut_off))
+    if result.stop_reason in ("budget", "deadline") and not satisfied:
+        return EXIT_BUDGET
+    if result.verdict == "failed":
+        return EXIT_CHECK_FAILED
+    if not satisfied:
+        return EXIT_NO_ANSWER
+    return EXIT_OK
+
+
+def why_not_ok(result: Result, status: int, *, appended: bool = False) -> tuple[str, str]:
+    """The one stderr line for a non-zero exit: its kind (``error``, ``check failed`` ...) and message."""
+    if status == EXIT_ERROR:
+        return "error", result.error or result.stop_detail or f"the run failed after {account(result)}"
+    if status == EXIT_BUDGET:
+        return "budget exhausted", result.stop_detail or "the budget ran out"
+    if status == EXIT_CHECK_FAILED:
+        feedback = f": {result.feedback}" if result.feedback else ""
+        return "check failed", f"{result.stop_detail}{feedback}" if result.stop_detail else f"the answer{feedback}"
+    if result.text is None:
+        return "no answer", "; ".join([result.stop_detail or "no reply", *result.warnings])
+    return "no answer", "; ".join(["no answer found in the reply", *result.warnings])
+
+
 def vote_split(result: Result) -> list[tuple[str, int]]:
     """The vote's answers with their counts, most votes first (empty where there was no vote)."""
     return [(str(a), int(c)) for a, c in (result.votes or {}).items()]
-
-
-def warnings(result: Result) -> list[str]:
-    """What a reader must know before trusting the answer: cut-off replies, ties, no answer at all."""
-    found = []
-    attempts = result.attempts
-    kind = "samples" if result.votes is not None else "attempts"
-    cut = sum(a.finish_reason == "length" for a in attempts)
-    if cut and (result.votes is not None or len(attempts) > 1):
-        found.append(f"{cut} of {len(attempts)} {kind} cut off by their token limit")
-    elif cut or (result.candidate is not None and result.candidate.finish_reason == "length"):
-        max_tokens = _max_tokens_of(result)
-        found.append("the reply was cut off" + (f" at max_tokens={max_tokens}" if max_tokens is not None else ""))
-    split = vote_split(result)
-    if len(split) > 1 and split[0][1] == split[1][1]:
-        tied = [answer for answer, count in split if count == split[0][1]]
-        found.append(f"tied vote: {', '.join(tied)} with {split[0][1]} each; {split[0][0]} won the tie-break")
-    unanswered = sum(a.answer is None for a in attempts)
-    if result.votes is not None and unanswered and result.answer is not None:
-        found.append(f"{unanswered} of {len(attempts)} samples gave no answer")
-    if result.answer is None and result.text is not None:
-        found.append("no answer found in the reply")
-    return found
 
 
 def _max_tokens_of(result: Result) -> int | None:
@@ -280,26 +331,39 @@ def account(result: Result, found: list[str] | None = None, *, appended: bool = 
             whole = usage.estimated_reasoning_tokens >= usage.reasoning_tokens
             tokens += " (estimated)" if whole else " (partly estimated)"
     tokens += ")"
-    parts = [calls, tokens, f"{result.latency_s:.1f} s", f"stop: {result.stop_reason}", result.strategy, result.model]
+    from thinkloop.runtime.findings import routine_stop
+
+    stop = f"stop: {result.stop_reason}"
+    if result.stop_detail and not routine_stop(result):
+        stop += f" ({result.stop_detail})"
+    parts = [calls, tokens, f"{result.latency_s:.1f} s", stop, result.strategy, result.model]
+    if result.verdict != "unchecked":
+        parts.insert(3, f"check: {result.verdict}")
     if usage.calls_without_usage:
         parts.insert(2, f"{usage.calls_without_usage} without usage")
     if result.cost is not None:
         parts.insert(3, f"${result.cost:.4f}")
     if result.trace_path:
         parts.append(f"trace: {result.trace_path}" + (" (appended)" if appended else ""))
-    parts.extend(f"warning: {w}" for w in (warnings(result) if found is None else found))
+    parts.extend(f"warning: {w}" for w in (result.warnings if found is None else found))
     return " · ".join(parts)
 
 
-def print_result(result: Result, found: list[str], *, appended: bool = False) -> None:
+def print_result(result: Result, found: list[str] | None = None, *, appended: bool = False,
+                 show_answer: bool = True) -> None:
+    """The reply, the answer (only where one was stated, in the form asked for), the vote and the account."""
     from rich.console import Console
     from rich.text import Text
 
     console = Console(highlight=False)
     if result.text is not None:
         console.print(Text(result.text.strip()), soft_wrap=True)
-    if result.answer is not None:
-        console.print(Text.assemble(("Answer: ", "bold"), (result.answer, "bold green")), soft_wrap=True)
+    if result.answer is not None and show_answer:
+        if result.verdict == "failed":
+            console.print(Text.assemble(("Answer (failed the check): ", "bold"), (result.answer, "bold red")),
+                          soft_wrap=True)
+        else:
+            console.print(Text.assemble(("Answer: ", "bold"), (result.answer, "bold green")), soft_wrap=True)
     split = vote_split(result)
     if split:
         shown = ", ".join(f"{answer} ×{count}" for answer, count in split)

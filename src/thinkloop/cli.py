@@ -19,8 +19,18 @@ import sys
 from typing import Any, NoReturn
 
 PROG = "thinkloop"
+EXIT_OK = 0
+"""Answered (and, when checked, the check passed); an open question's reply with no answer line counts."""
 EXIT_ERROR = 1
+"""An error: a server that cannot be reached, a failed backend, a bad file."""
 EXIT_USAGE = 2
+"""A bad command line (argparse's code)."""
+EXIT_CHECK_FAILED = 3
+"""A --check was given and the answer returned did not pass it."""
+EXIT_NO_ANSWER = 4
+"""No reply, or no answer in the reply where one was asked for (--check number:..., --require-answer)."""
+EXIT_BUDGET = 5
+"""The budget or time limit ran out before an answer (a passing one, when checked)."""
 EXIT_INTERRUPTED = 130
 
 
@@ -110,15 +120,16 @@ def _describe(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {exc} (set THINKLOOP_DEBUG=1 for the traceback)"
 
 
-def fail(message: str, code: int = EXIT_ERROR) -> int:
-    """Print ``message`` as one line on stderr (``thinkloop: error: ...``) and return ``code``."""
+def fail(message: str, code: int = EXIT_ERROR, *, kind: str = "error") -> int:
+    """Print ``message`` as one line on stderr (``thinkloop: error: ...``, or ``thinkloop: KIND: ...``) and
+    return ``code``."""
     if os.environ.get("THINKLOOP_DEBUG") and sys.exc_info()[0] is not None:
         import traceback
 
         traceback.print_exc()
     line = " ".join(message.split())  # one line, whatever the message carried (a server's log tail)
     if not line.startswith(f"{PROG}"):
-        line = f"{PROG}: error: {line}"
+        line = f"{PROG}: {kind}: {line}"
     sys.stderr.write(line + "\n")
     return code
 

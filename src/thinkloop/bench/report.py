@@ -81,13 +81,20 @@ class ConfigSummary:
     reasoning_counted: str | None = None
     """Whether the reasoning tokens are the servers' count (``reported``), the backend's estimate
     (``estimated``: the server gave the thinking but not its count) or ``partly estimated``; ``None``: none."""
+    checked: int = 0
+    """Finished problems whose answer a check judged (``verdict`` passed or failed)."""
+    passed: int = 0
+    """Of those, how many passed: a failed check is never counted as a pass."""
 
     def as_dict(self) -> dict[str, Any]:
         """Fields with floats to 6 significant digits (costs are tiny numbers; rounding places would lose them);
-        ``reasoning_counted`` only where there were reasoning tokens."""
+        ``reasoning_counted`` only where there were reasoning tokens, ``checked``/``passed`` only where a check
+        judged some problem."""
         fields = asdict(self)
         if fields["reasoning_counted"] is None:
             del fields["reasoning_counted"]
+        if not fields["checked"]:  # no check judged any problem: nothing to say about passing one
+            del fields["checked"], fields["passed"]
         return {k: (float(f"{v:.6g}") if isinstance(v, float) else v) for k, v in fields.items()}
 
 
@@ -136,6 +143,8 @@ def _summary(config: str, rows: list[Record]) -> ConfigSummary:
         cost_per_question=cost / len(done) if done else 0.0,
         cost_per_correct=cost / correct if correct else None,
         reasoning_counted=_reasoning_counted(done),
+        checked=sum(1 for r in done if r.verdict in ("passed", "failed")),
+        passed=sum(1 for r in done if r.verdict == "passed"),
     )
 
 
@@ -195,11 +204,22 @@ def display_names(summaries: Sequence[ConfigSummary]) -> list[tuple[str, str]]:
     return names
 
 
+CHECK_COLUMN = "check passed"
+"""Shown only where some problem was checked (``--check``, the verifiable set): passed of checked."""
+
+
+def _columns(summaries: Sequence[ConfigSummary]) -> tuple[str, ...]:
+    return (*COLUMNS, CHECK_COLUMN) if any(s.checked for s in summaries) else COLUMNS
+
+
 def _rows(summaries: Sequence[ConfigSummary]) -> list[list[str]]:
     rows = []
+    checked = CHECK_COLUMN in _columns(summaries)
     for s, (strategy, model) in zip(summaries, display_names(summaries), strict=True):
         row = _row(s)
         row[1], row[2] = strategy, model
+        if checked:
+            row.append(f"{s.passed} of {s.checked}" if s.checked else "n/a")
         rows.append(row)
     return rows
 
@@ -218,7 +238,8 @@ def _row(s: ConfigSummary) -> list[str]:
 
 
 def render_markdown(summaries: Sequence[ConfigSummary]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
+    columns = _columns(summaries)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in _rows(summaries)]
     return "\n".join(lines) + "\n"
 
@@ -266,9 +287,10 @@ def rich_table(summaries: Sequence[ConfigSummary], width: int | None = None) -> 
     from rich.console import Console
     from rich.table import Table
 
-    rows = [dict(zip(COLUMNS, row, strict=True)) for row in _rows(summaries)]
+    every = _columns(summaries)
+    rows = [dict(zip(every, row, strict=True)) for row in _rows(summaries)]
     shared = [c for c in KEY_COLUMNS if rows and len({r[c] for r in rows}) == 1 and width is not None]
-    columns = [c for c in COLUMNS if c not in shared and _informative(c, [r[c] for r in rows])]
+    columns = [c for c in every if c not in shared and _informative(c, [r[c] for r in rows])]
     title = " · ".join(["thinkloop benchmark", *(rows[0][c] for c in shared)])
 
     def build(chosen: Sequence[str]) -> Any:

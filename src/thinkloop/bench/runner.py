@@ -181,6 +181,7 @@ def record_for(config: Config, problem: Problem, result: Result, prices: PriceTa
         "estimated_reasoning_tokens": usage.estimated_reasoning_tokens,
         "calls": usage.calls, "calls_without_usage": usage.calls_without_usage,
         "latency_s": round(result.latency_s, 4), "cost": cost, "stop_reason": result.stop_reason,
+        "verdict": result.verdict, "warnings": list(result.warnings) or None,
         "trace": trace, "settings": config.settings,
     }
     if result.stop_reason == "error":

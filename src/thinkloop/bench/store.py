@@ -49,6 +49,10 @@ class Record(BaseModel):
     latency_s: float = 0.0
     cost: float = 0.0
     stop_reason: str | None = None
+    verdict: str | None = None
+    """The check's verdict on the answer (``passed``, ``failed``, ``unchecked``); ``None`` in older files."""
+    warnings: list[str] | None = None
+    """What a reader must know before trusting the answer (:attr:`thinkloop.Result.warnings`)."""
     error: str | None = None
     k: int | None = None
     pass_at_k: bool | None = None

@@ -26,6 +26,7 @@ from thinkloop.backends.replay import ReplayBackend
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.budget import Budget, BudgetLedger
 from thinkloop.runtime.context import AnswerExtractor, RunContext
+from thinkloop.runtime.findings import stop_detail, verdict_of, warnings_of
 from thinkloop.runtime.result import Candidate, Outcome, Result, StopReason
 from thinkloop.runtime.trace import JsonlTraceSink, RunFinished, RunStarted, Sink, Trace, redact
 from thinkloop.runtime.verdict import Verifier
@@ -153,19 +154,14 @@ class Engine:
             candidate = ctx.provisional()
         if error is None and (stop == "error" or (candidate is None and stop == "completed")):
             stop, error = _why_nothing(ctx, stop, candidate)
+        checked = ctx.verifier is not None
+        if checked and candidate is not None and candidate.accepted is None and stop not in ("deadline", "error"):
+            candidate = await _check_final(ctx, candidate, trace, run_id)
         notes = outcome.notes if outcome is not None else ()
         if ledger.overrun_tokens:
             notes += (f"the server billed {ledger.overrun_tokens} tokens beyond what the calls reserved",)
         usage = ctx.usage
-        trace.emit(
-            RunFinished(
-                run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
-                answer_node=candidate.node_id if candidate else None, error=error,
-                usage=usage.model_dump(), cost=ctx.cost,
-            )
-        )
-        trace.close()
-        return Result(
+        result = Result(
             run_id=run_id,
             question=question,
             strategy=label,
@@ -186,6 +182,36 @@ class Engine:
             trace_path=str(trace_path) if trace_path is not None else None,
             graph=ctx.graph,
         )
+        result.verdict, result.feedback = verdict_of(result, checked)
+        result.warnings = tuple(warnings_of(result, checked))
+        limits = budget.model_dump(mode="json", exclude_none=True)
+        result.stop_detail = stop_detail(result, outcome.detail if outcome is not None else None, budget=limits)
+        trace.emit(
+            RunFinished(
+                run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
+                answer_node=candidate.node_id if candidate else None, error=error,
+                usage=usage.model_dump(), cost=ctx.cost, verdict=result.verdict, feedback=result.feedback,
+                warnings=result.warnings, stop_detail=result.stop_detail,
+            )
+        )
+        trace.close()
+        return result
+
+
+async def _check_final(ctx: RunContext, candidate: Candidate, trace: Trace, run_id: str) -> Candidate:
+    """Check an answer no strategy checked (a vote's winner), so a run with a verifier always has a verdict.
+
+    A check the budget cannot pay for (an LLM judge) or that fails for an infrastructure reason leaves the
+    answer unchecked, and the warnings say so."""
+    try:
+        checked, _failure = await ctx.attempt(lambda: ctx.verify(candidate, strategy="check"))
+    except BaseException as exc:  # cancelled, or a verifier's own bug: the trace still ends
+        stop = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "error"
+        error = None if stop == "cancelled" else redact(repr(exc))
+        trace.emit(RunFinished(run_id=run_id, stop_reason=stop, error=error))
+        trace.close()
+        raise
+    return checked if checked is not None else candidate
 
 
 def _stop_for(exc: Exception, trace: Trace, run_id: str) -> tuple[StopReason, str | None]:

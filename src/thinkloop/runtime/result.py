@@ -20,6 +20,12 @@ StopReason = Literal[
     "error",  # every attempt failed for an infrastructure reason (see ``error``)
 ]
 
+CheckVerdict = Literal[
+    "passed",  # the run's verifier accepted the answer
+    "failed",  # the run had a verifier and the answer it returns did not pass it
+    "unchecked",  # the run had no verifier (or could not run it on the answer: see ``warnings``)
+]
+
 
 class Candidate(BaseModel):
     """A proposed answer: the text, the extracted answer and where it came from in the graph."""
@@ -63,6 +69,8 @@ class Outcome(BaseModel):
     """The vote tally (answer to count), where the strategy voted."""
     data: dict[str, Any] | None = None
     """Strategy-specific details (weights, scores, visits): for people reading a result, not for code."""
+    detail: str | None = None
+    """Why it stopped, in one line a person can read ("every branch was pruned", "no stage was accepted")."""
 
 
 class Result(BaseModel):
@@ -86,6 +94,16 @@ class Result(BaseModel):
     (timed out, cancelled) counts at its reserved worst case, so this can exceed :attr:`usage`'s tokens."""
     latency_s: float
     error: str | None = None
+    verdict: CheckVerdict = "unchecked"
+    """Whether the answer passed the run's verifier: the contract every surface reports the same way."""
+    feedback: str | None = None
+    """The verifier's last word on the answer (why it failed, or what it accepted)."""
+    warnings: tuple[str, ...] = ()
+    """What a reader must know before trusting the answer (a failed check, a cut-off reply, a tie, a pruned
+    branch, a vote with no majority): one line each, the same lines ``ask``, ``serve``, ``bench``, the viewer
+    and OpenTelemetry show."""
+    stop_detail: str = ""
+    """Why the run stopped, in one line (``stop_reason`` is the machine-readable word)."""
     notes: tuple[str, ...] = ()
     attempts: tuple[Candidate, ...] = ()
     """Every complete answer the strategy weighed (samples, versions, candidates); empty for one call."""
@@ -94,6 +112,11 @@ class Result(BaseModel):
     data: dict[str, Any] | None = None
     trace_path: str | None = None
     graph: ReasoningGraph = Field(exclude=True)
+
+    @property
+    def passed(self) -> bool:
+        """The run had a verifier and the answer passed it."""
+        return self.verdict == "passed"
 
     @property
     def calls(self) -> int:

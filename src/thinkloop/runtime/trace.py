@@ -34,9 +34,17 @@ _SECRET = re.compile(
 )
 
 
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+"""Credentials in a URL (``http://user:pass@host``), as an upstream's address may carry them."""
+
+
 def redact(text: str) -> str:
-    """Replace anything that looks like an API key or an authorization header."""
-    return _SECRET.sub("[REDACTED]", text)
+    """Replace anything that looks like an API key, an authorization header or a URL's credentials.
+
+    Applied where text enters a trace, a log or a result, so every surface that shows it (``serve``'s trace
+    routes and viewer page, ``bench`` records, the CLI) is clean without scrubbing of its own.
+    """
+    return _SECRET.sub("[REDACTED]", _USERINFO.sub(r"\g<scheme>[REDACTED]@", text))
 
 
 class _Event(BaseModel):
@@ -71,6 +79,13 @@ class RunFinished(_Event):
     usage: dict[str, int] | None = None
     """The run's summed usage (:class:`~thinkloop.types.RunUsage`), so a trace reader need not add it up."""
     cost: float | None = None
+    verdict: str | None = None
+    """``passed``, ``failed`` or ``unchecked`` (:attr:`~thinkloop.runtime.result.Result.verdict`); ``None`` in
+    traces written before it was recorded."""
+    feedback: str | None = None
+    warnings: tuple[str, ...] = ()
+    stop_detail: str | None = None
+    """Why the run stopped, in one line."""
 
 
 TraceEvent = Annotated[RunStarted | NodeEvent | RunFinished, Field(discriminator="kind")]

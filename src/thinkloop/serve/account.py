@@ -56,11 +56,15 @@ class ReasoningAccount:
             self._pending += ".\n\n"
         elif isinstance(event, RunFinished):
             line = f"Stopped: {event.stop_reason}"
+            if event.stop_detail:
+                line += f" ({event.stop_detail})"
             if event.answer is not None:
                 line += f"; answer {event.answer}"
+            if event.verdict in ("passed", "failed"):
+                line += f"; check {event.verdict}"
             if event.error:
                 line += f" ({event.error})"
-            self._pending += line + ".\n"
+            self._pending += line + ".\n" + "".join(f"Warning: {w}\n" for w in event.warnings)
 
     def flush(self) -> None:
         """Hand over what is held back (the run is over and has an answer to send)."""

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-from typing import Any
-
-from starlette.responses import JSONResponse
+from typing import TYPE_CHECKING, Any
 
 from thinkloop.runtime.trace import redact
+
+if TYPE_CHECKING:
+    from starlette.responses import JSONResponse
 
 _TYPES = {
     400: "invalid_request_error",
@@ -69,12 +69,9 @@ class ApiError(Exception):
 MAX_RETRY_AFTER = 3600.0
 """The longest ``Retry-After`` passed on to a client, in seconds."""
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
-
-
 def scrub(text: str) -> str:
     """Text safe to show a client or a log: keys redacted, and credentials in URLs (``http://user:pass@``)."""
-    return redact(_USERINFO.sub(r"\g<scheme>[REDACTED]@", text))
+    return redact(text)
 
 
 def bad_request(message: str, *, param: str | None = None, code: str = "invalid_request") -> ApiError:
@@ -82,6 +79,8 @@ def bad_request(message: str, *, param: str | None = None, code: str = "invalid_
 
 
 def error_response(error: ApiError) -> JSONResponse:
+    from starlette.responses import JSONResponse  # here: `thinkloop --help` reads this module's neighbours
+
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers())
 
 

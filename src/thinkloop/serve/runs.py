@@ -145,6 +145,9 @@ class RunReply:
             "selected_by": plan.selected_by,
             "answer": result.answer if result.candidate is not None else (chosen.answer if chosen else None),
             "stop_reason": stop,
+            "stop_detail": result.stop_detail,
+            "verdict": result.verdict,
+            "feedback": result.feedback,
             "calls": result.usage.calls,
             "failed_calls": result.usage.failed_calls,
             "cost": result.cost,
@@ -154,7 +157,7 @@ class RunReply:
             "notes": list(result.notes),
             "ignored": list(plan.ignored),
             "changed": dict(plan.changed),
-            "warnings": list(self.warnings),
+            "warnings": [*result.warnings, *self.warnings],
         }
 
 

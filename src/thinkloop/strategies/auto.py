@@ -147,8 +147,8 @@ class Auto(Strategy):
             evidence = [c.node_id for c in samples.candidates[before:] if c.node_id is not None] or [anchor]
             tally = self._tally(ctx, samples)
             if samples.budget_hit:
-                self._decide(ctx, evidence, "stop", f"the budget holds no more samples; voting over "
-                             f"{samples.received}", stage=stage, samples=samples.received)
+                reason = f"the budget holds no more samples; voting over {samples.received}"
+                self._decide(ctx, evidence, "stop", reason, stage=stage, samples=samples.received)
                 break
             stop, reason = self._verdict(tally, drawn, config.max_samples - drawn)
             if stop:
@@ -159,9 +159,10 @@ class Auto(Strategy):
             anchor = self._decide(ctx, evidence, "escalate", reason, stage=stage, samples=samples.received,
                                   next=f"{step} more samples")
             stage += 1
-        return self._vote(ctx, samples, parent, converged, stage)
+        return self._vote(ctx, samples, parent, converged, stage, f"stage {stage + 1} (votes): {reason}")
 
-    def _vote(self, ctx: RunContext, samples: Samples, parent: int, converged: bool, stages: int) -> Outcome:
+    def _vote(self, ctx: RunContext, samples: Samples, parent: int, converged: bool, stages: int,
+              detail: str | None = None) -> Outcome:
         tally = self._tally(ctx, samples)
         winner = tally.winner
         data = {
@@ -170,7 +171,7 @@ class Auto(Strategy):
             "answers": sorted(c.answer for c in samples.candidates if c.answer is not None),
         }
         return vote_outcome(ctx, self.name, winner, samples, parent=parent, converged=converged, data=data,
-                            notes=samples.notes + samples.errors)
+                            notes=samples.notes + samples.errors, detail=detail)
 
     # --- a verifier's verdicts ---------------------------------------------------------------------------
     def _stages(self, best: Candidate) -> list[Strategy]:
@@ -199,17 +200,23 @@ class Auto(Strategy):
         if not tried:
             stop = "budget" if first.budget_hit else "error" if first.errors else "completed"
             self._decide(ctx, [parent], "stop", "no first answer to check", stage=0)
-            return Outcome(candidate=None, stop_reason=stop, notes=tuple(first.errors))
+            return Outcome(candidate=None, stop_reason=stop, notes=tuple(first.errors),
+                           detail="stage 0 (one answer): no first answer to check")
         best = tried[0]
         ctx.offer(best)
         anchor = best.node_id if best.node_id is not None else parent
         if best.accepted:
-            self._decide(ctx, [anchor], "stop", f"the verifier accepted the first answer {best.answer}", stage=0)
-            return Outcome(candidate=best, stop_reason="accepted", attempts=tuple(tried))
+            reason = f"the verifier accepted the first answer {best.answer}"
+            self._decide(ctx, [anchor], "stop", reason, stage=0)
+            return Outcome(candidate=best, stop_reason="accepted", attempts=tuple(tried),
+                           detail=f"stage 0 (one answer): {reason}")
         stop = "completed"
-        for stage, strategy in enumerate(self._stages(best), start=1):
+        stages = self._stages(best)
+        detail = ""
+        for stage, strategy in enumerate(stages, start=1):
             why = f"the verifier rejected {best.answer}" + (f" ({best.feedback})" if best.feedback else "")
             if first.budget_hit or ctx.ledger.spent():
+                detail = f"stage {stage} ({strategy.label}) not run: {why}, and the budget is spent"
                 self._decide(ctx, [anchor], "stop", f"{why}, and the budget is spent", stage=stage)
                 stop = "budget"
                 break
@@ -222,16 +229,21 @@ class Auto(Strategy):
                 best = found
             anchor = best.node_id if best.node_id is not None else anchor
             if best.accepted:
-                self._decide(ctx, [anchor], "stop", f"{strategy.label} found an accepted answer, {best.answer}",
-                             stage=stage)
+                reason = f"{strategy.label} found an accepted answer, {best.answer}"
+                self._decide(ctx, [anchor], "stop", reason, stage=stage)
+                detail = f"stage {stage} ({strategy.label}): {reason}"
                 stop = "accepted"
                 break
             if outcome.stop_reason == "budget":
                 self._decide(ctx, [anchor], "stop", f"{strategy.label} spent the budget", stage=stage)
+                detail = f"stage {stage} ({strategy.label}) spent the budget before an answer passed the check"
                 stop = "budget"
                 break
         else:
-            self._decide(ctx, [anchor], "stop", "every stage ran and none was accepted; keeping the best-scored "
-                         "answer", stage=len(self._stages(best)))
+            reason = "every stage ran and none was accepted; keeping the best-scored answer"
+            self._decide(ctx, [anchor], "stop", reason, stage=len(stages))
+            labels = ", ".join(s.label for s in stages)
+            detail = f"no stage accepted an answer (one answer, then {labels}); keeping the best-scored one"
         ctx.offer(best)
-        return Outcome(candidate=best, stop_reason=stop, attempts=tuple(tried), data={"scorer": "verifier"})
+        return Outcome(candidate=best, stop_reason=stop, attempts=tuple(tried), data={"scorer": "verifier"},
+                       detail=detail)

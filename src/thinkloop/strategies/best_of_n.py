@@ -158,4 +158,9 @@ class BestOfN(Strategy):
         notes = tuple(failures)
         if len(scored) < config.n and not accepted:
             notes += (f"scored {len(scored)} of {config.n} candidates",)
-        return Outcome(candidate=best, stop_reason=stop, notes=notes, attempts=tuple(scored))
+        detail = None
+        if stop == "completed" and scorer == "verifier":
+            detail = f"scored {len(scored)} of {config.n} candidates with the check; none passed"
+        elif stop == "completed":
+            detail = f"scored {len(scored)} of {config.n} candidates ({scorer}); kept the best-scored one"
+        return Outcome(candidate=best, stop_reason=stop, notes=notes, attempts=tuple(scored), detail=detail)

@@ -239,7 +239,7 @@ class SelfConsistency(Strategy):
 
 def vote_outcome(
     ctx: RunContext, strategy: str, winner: VoteGroup | None, samples: Samples, *, parent: int,
-    converged: bool, data: dict[str, Any], notes: Sequence[str],
+    converged: bool, data: dict[str, Any], notes: Sequence[str], detail: str | None = None,
 ) -> Outcome:
     """Record the vote over ``samples`` (a ``vote`` node under them) and say how it ended.
 
@@ -256,15 +256,28 @@ def vote_outcome(
     if chosen is not None:
         chosen = chosen.model_copy(update={"node_id": node.id, "data": data})
         ctx.offer(chosen)
+    drawn = samples.received
+    majority = winner is not None and winner.votes * 2 > drawn
+    split = f"{winner.representative} has {winner.votes} of {drawn} samples" if winner is not None else ""
     if samples.budget_hit:
         stop = "budget"
-    elif converged:
+    elif converged and majority:
         stop = "converged"
-    elif samples.received == 0 and samples.errors:
+        detail = detail or f"the vote was decided early: {split}"
+    elif converged:  # the stopping rule fired on the top two answers, but most samples went elsewhere
+        stop = "completed"
+        detail = f"votes spread: the stopping rule ended the draw with no majority ({split})"
+    elif drawn == 0 and samples.errors:
         stop = "error"
     else:
         stop = "completed"
+        if winner is None:
+            detail = detail or f"none of {drawn} samples gave an answer"
+        elif not majority:
+            detail = detail or f"votes spread: every sample drawn, no majority ({split})"
+        else:
+            detail = detail or f"every sample drawn: {split}"
     return Outcome(
         candidate=chosen, stop_reason=stop, notes=tuple(notes), attempts=tuple(samples.candidates),
-        votes=data["votes"], data=data,
+        votes=data["votes"], data=data, detail=detail,
     )

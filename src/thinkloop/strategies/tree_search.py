@@ -94,6 +94,8 @@ class _SearchState:
     """The best final thought of *this* search (the run's best may come from elsewhere)."""
     best_partial: Thought | None = None
     """The highest-valued unfinished thought (deeper wins ties): the answer when no thought finished."""
+    pruned: int = 0
+    finals: int = 0
 
     def offer(self, ctx: RunContext, candidate: Candidate) -> None:
         if candidate.better_than(self.best):
@@ -195,6 +197,7 @@ class TreeSearch(Strategy):
         node = ctx.graph.node(thought.node_id)
         ctx.mark(node, node.status, score=thought.value, answer=answer)
         if thought.final:
+            state.finals += 1
             accepted = bool(verdict.accepted) if verdict is not None else None
             candidate = Candidate(text=text, answer=answer, node_id=thought.node_id, score=thought.value,
                                   accepted=accepted, feedback=verdict.feedback if verdict else None)
@@ -211,9 +214,10 @@ class TreeSearch(Strategy):
         match = _SCORE.search(choice.text)
         return min(10.0, float(match.group(1))) / 10 if match else 0.0
 
-    def _prune(self, ctx: RunContext, thought: Thought, reason: str) -> None:
+    def _prune(self, ctx: RunContext, thought: Thought, reason: str, state: _SearchState) -> None:
         node = ctx.graph.node(thought.node_id)
         if node.status != "pruned":
+            state.pruned += 1
             ctx.mark(node, "pruned", data={**(node.data or {}), "pruned": reason})
 
     # --- the search -----------------------------------------------------------------------------------
@@ -240,10 +244,33 @@ class TreeSearch(Strategy):
         if stop == "completed" and state.stopped_by_depth:
             stop = "max_rounds"
         candidate = state.accepted or state.best or _partial_answer(state.best_partial)
-        data = {"mode": self.config.mode}
+        data = {"mode": self.config.mode, "pruned": state.pruned, "final_thoughts": state.finals}
         if self.config.mode == "mcts":
             data["root_visits"] = root.visits
-        return Outcome(candidate=candidate, stop_reason=stop, data=data)  # type: ignore[arg-type]
+        return Outcome(candidate=candidate, stop_reason=stop, data=data,  # type: ignore[arg-type]
+                       detail=self._detail(stop, state, ctx.verifier is not None))
+
+    def _detail(self, stop: str, state: _SearchState, checked: bool) -> str:
+        """Why the search ended, in one line."""
+        config = self.config
+        partial = state.best_partial
+        fallback = "" if state.best is not None or partial is None else \
+            f"; answering from the best unfinished thought (value {partial.value:.2f})"
+        if stop == "accepted":
+            return "a final thought passed the check"
+        if stop == "max_rounds":
+            return f"the depth limit (max_depth={config.max_depth}) was reached" + (
+                f" with {state.finals} final thoughts, none accepted" if checked and state.finals else "") + fallback
+        if state.finals == 0 and state.pruned:
+            beam = " or outside the beam" if config.mode in ("beam", "bfs") else ""
+            thoughts = f"{state.pruned} thought" + ("" if state.pruned == 1 else "s")
+            return (f"every branch was pruned ({thoughts} valued below {config.prune_below}{beam}) "
+                    f"before any reached an answer{fallback}")
+        if state.finals == 0:
+            return f"no thought reached a final answer{fallback}"
+        if checked:
+            return f"the search ran out of branches: {state.finals} final thoughts, none passed the check"
+        return f"the search ran its course: {state.finals} final thoughts, {state.pruned} pruned"
 
 
     async def _dfs(self, ctx: RunContext, question: str, thought: Thought, state: _SearchState) -> None:
@@ -256,7 +283,7 @@ class TreeSearch(Strategy):
         promising = []
         for child in sorted(children, key=lambda c: (-c.value, c.node_id)):
             if child.value < self.config.prune_below:
-                self._prune(ctx, child, f"value {child.value:.2f} < {self.config.prune_below}")
+                self._prune(ctx, child, f"value {child.value:.2f} < {self.config.prune_below}", state)
             else:
                 promising.append(child)
         for child in promising:
@@ -280,11 +307,11 @@ class TreeSearch(Strategy):
             kept = []
             for child in ranked:
                 if child.value < config.prune_below:
-                    self._prune(ctx, child, f"value {child.value:.2f} < {config.prune_below}")
+                    self._prune(ctx, child, f"value {child.value:.2f} < {config.prune_below}", state)
                 elif len(kept) < config.beam_width:
                     kept.append(child)
                 else:
-                    self._prune(ctx, child, f"outside the beam of {config.beam_width}")
+                    self._prune(ctx, child, f"outside the beam of {config.beam_width}", state)
             ctx.record("select", [k.node_id for k in kept] or [root.node_id], strategy=self.name,
                        data={"depth": _depth + 1, "kept": [k.node_id for k in kept]})
             if not kept:

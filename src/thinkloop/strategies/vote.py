@@ -13,6 +13,7 @@ higher total weight, then more votes, then the smallest representative.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -64,7 +65,27 @@ class VoteResult:
         return {g.representative: g.weight for g in self.groups}
 
 
+# What a model writes around the value it votes for: "actually 42", "0*(-3), which equals 0 because ...".
+_FILLER = re.compile(r"^(?:actually|so|thus|therefore|then|hence|finally|really|just)\b[\s,:]*", re.IGNORECASE)
+_STATED_VALUE = re.compile(
+    r"\b(?:which|that|this|it)\s+(?:equals|is equal to|is|gives|makes|comes to)\s+"
+    r"(-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)(?![\w.]*\d)", re.IGNORECASE)
+
+
+def vote_form(answer: str) -> str:
+    """The value an answer states, for voting: leading filler dropped ("actually 42" is 42) and a worked
+    expression replaced by the number it says it equals ("0*(-3), which equals 0 because ..." is 0)."""
+    text = answer.strip()
+    while (found := _FILLER.match(text)) and found.end() < len(text):
+        text = text[found.end():]
+    stated = _STATED_VALUE.search(text)
+    if stated is not None:
+        text = stated.group(1)
+    return text
+
+
 def _normal(answer: str) -> str:
+    answer = vote_form(answer)
     normalised = normalize_answer(answer)
     return normalised if normalised else answer.strip() or answer
 

@@ -134,6 +134,14 @@ class SpanExporter:
                            if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if finished is not None:
             attributes["thinkloop.stop_reason"] = finished.stop_reason
+            if finished.stop_detail:
+                attributes["thinkloop.stop_detail"] = finished.stop_detail
+            if finished.verdict is not None:
+                attributes["thinkloop.verdict"] = finished.verdict
+            if finished.warnings:
+                attributes["thinkloop.warnings"] = list(finished.warnings)
+            if self.include_content and finished.feedback:
+                attributes["thinkloop.feedback"] = finished.feedback
             if finished.answer_node is not None:
                 attributes["thinkloop.answer_node"] = finished.answer_node
             if self.include_content and finished.answer is not None:

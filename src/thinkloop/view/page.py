@@ -54,8 +54,38 @@ def trace_files(path: str | Path) -> list[Path]:
 def read_events(source: str | Path | Iterable[Any]) -> list[Any]:
     """Events from a trace file, a directory of traces, or an iterable of events (a live run's)."""
     if isinstance(source, (str, Path)):
-        return [event for path in trace_files(source) for event in load_trace(path)]
+        return [event for path in trace_files(source) for event in _load(path)]
     return list(source)
+
+
+def _load(path: Path) -> list[Any]:
+    """One trace file's events; a file that is not a trace is one line saying what it looks like instead."""
+    try:
+        events = load_trace(path)
+    except ValueError as exc:
+        _not_results(path)
+        where = str(exc).split(": not a trace event:")[0]
+        raise ValueError(f"{where}: not a trace event: a trace is what 'ask --trace FILE' or 'bench run --traces "
+                         "DIR' writes") from None
+    if not events:  # one line that is not an event reads as a torn last line
+        _not_results(path)
+    return events
+
+
+def _not_results(path: Path) -> None:
+    first = _first_object(path)
+    if first is not None and {"config", "status", "id"} <= first.keys():
+        raise ValueError(f"{path} is a bench results file, not a trace: see it with 'thinkloop bench report "
+                         f"{path}', or write traces with 'bench run --traces DIR' and view DIR")
+
+
+def _first_object(path: Path) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as handle:
+            value = json.loads(handle.readline())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def render_trace_html(trace_path_or_events: str | Path | Iterable[Any], run_id: str | None = None) -> str:

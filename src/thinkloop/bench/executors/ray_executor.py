@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from thinkloop import exceptions
 from thinkloop.bench.datasets import Problem
 from thinkloop.bench.executors.specs import BackendSpec, ship
+from thinkloop.bench.health import ProblemCalls, ServerWatch
 from thinkloop.bench.runner import Config, failed_record
 from thinkloop.bench.store import Record
 from thinkloop.exceptions import ConfigurationError, ExecutorError
@@ -95,6 +97,18 @@ async def _resolve(ray: Any, ref: Any) -> Any:
                 return ray.get(ready[0])
             await anyio.sleep(POLL_S)
     return await ref
+
+
+def _calls(met: dict[str, Any]) -> ProblemCalls:
+    """What an actor's item met, rebuilt here (the error as its own class, so the gate's line names it)."""
+    error = None
+    if met.get("error"):
+        name, message = met["error"]
+        kind = getattr(exceptions, name, exceptions.BackendError)
+        error = kind(message) if isinstance(kind, type) and issubclass(kind, exceptions.BackendError) else \
+            exceptions.BackendError(message)
+    return ProblemCalls(answered=int(met.get("answered", 0)), unreachable=int(met.get("unreachable", 0)),
+                        last_error=error)
 
 
 class RayExecutor:
@@ -199,7 +213,9 @@ class RayExecutor:
             await self._check_pool(ray, configs)
             self.startup_s = time.perf_counter() - started
             items = [_Item(index_of[id(config)], config, problem) for config, problem in todo]
-            await self._run_items(ray, items, concurrency, write)
+            limit = runner.stop_after_unreachable
+            watches = {id(c.backend): ServerWatch(c.backend, limit=limit) for c in configs}
+            await self._run_items(ray, items, concurrency, write, watches)
         finally:
             await self._stop_pool(ray)
             if owned:
@@ -221,18 +237,39 @@ class RayExecutor:
                     )
 
     async def _run_items(self, ray: Any, items: list[_Item], concurrency: int,
-                         write: Callable[[Record], None]) -> None:
+                         write: Callable[[Record], None], watches: dict[int, ServerWatch] | None = None) -> None:
         send, receive = anyio.create_memory_object_stream[_Item](math.inf)
         for item in items:
             send.send_nowait(item)
         remaining = len(items)
+        watches = watches or {}
+        stopped: list[ServerWatch] = []
 
-        def done(record: Record) -> None:
+        def settle() -> None:
             nonlocal remaining
-            write(record)
             remaining -= 1
             if remaining == 0:
                 send.close()  # every slot's loop ends
+
+        def done(record: Record, item: _Item | None = None, met: dict[str, Any] | None = None) -> None:
+            """Write a record, unless the dead-server gate holds it back (as in one process: problems whose
+            every call found no server, or no such model, are held; ``limit`` in a row stop the run)."""
+            watch = watches.get(id(item.config.backend)) if item is not None else None
+            if watch is None or met is None:
+                write(record)
+                settle()
+                return
+            action = watch.observe(_calls(met), record)
+            if action == "stop":
+                stopped.append(watch)
+                group.cancel_scope.cancel()  # items in flight are not written: they run again next time
+                return
+            if action == "write":
+                if watch.streak == 0:
+                    for held in watch.release():
+                        write(held)
+                write(record)
+            settle()
 
         dead: set[int] = set()
         with send, receive:
@@ -240,6 +277,12 @@ class RayExecutor:
                 for number, handle in enumerate(self.handles):
                     for _ in range(concurrency):
                         group.start_soon(self._slot, ray, number, handle, receive, send, done, dead)
+        if stopped:
+            stopped[0].release()  # never written: the same command runs these problems again
+            raise stopped[0].error()
+        for watch in watches.values():
+            for held in watch.release():  # the run ended before the gate closed: they were real failures
+                write(held)
         if remaining:
             raise ExecutorError(
                 f"all {len(self.handles)} Ray actors died with {remaining} items not run; the results so far "
@@ -247,7 +290,7 @@ class RayExecutor:
             )
 
     async def _slot(self, ray: Any, number: int, handle: Any, receive: MemoryObjectReceiveStream[_Item],
-                    send: MemoryObjectSendStream[_Item], done: Callable[[Record], None], dead: set[int]) -> None:
+                    send: MemoryObjectSendStream[_Item], done: Callable[..., None], dead: set[int]) -> None:
         """One in-flight place on one actor: take an item, run it there, write its record; on the actor's death,
         put the item back and carry on once the actor is back (or stop if it is gone for good)."""
         async for item in receive:
@@ -255,9 +298,10 @@ class RayExecutor:
                 send.send_nowait(item)  # this actor is gone; a live slot takes it
                 return
             started = time.perf_counter()
-            ref = handle.run.remote(item.index, item.problem)
+            ref = handle.run_watched.remote(item.index, item.problem)
+            met: dict[str, Any] | None = None
             try:
-                record = await _resolve(ray, ref)
+                record, met = await _resolve(ray, ref)
             except anyio.get_cancelled_exc_class():
                 ray.cancel(ref)
                 raise
@@ -274,7 +318,7 @@ class RayExecutor:
                 if not await self._alive(ray, number, handle, dead):
                     return
                 continue
-            done(record)
+            done(record, item, met)
 
     async def _alive(self, ray: Any, number: int, handle: Any, dead: set[int]) -> bool:
         """Whether the actor answers: a restarting one is waited for (up to ``restart_timeout`` seconds); one

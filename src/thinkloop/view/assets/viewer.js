@@ -111,16 +111,41 @@
     return null;
   }
 
-  function tally(votes, winner) {
+  // One row per answer, and one for the samples that gave none, so the rows add up to the samples drawn.
+  function tally(votes, winner, unanswered) {
     const entries = Object.entries(votes).sort((a, b) => b[1] - a[1]);
-    const top = entries.length ? entries[0][1] : 1;
+    const top = Math.max(entries.length ? entries[0][1] : 1, unanswered || 0);
     const box = el("div", "tally");
-    for (const [answer, count] of entries) {
+    const row = (label, cls, count) => {
       const bar = el("div", "bar-fill");
       bar.style.width = ((count / top) * 100).toFixed(1) + "%";
-      box.append(el("span", answer === winner ? "win" : null, clip(answer, 40)), el("div", null, bar), el("span", null, String(count)));
-    }
+      box.append(el("span", cls, label), el("div", null, bar), el("span", null, String(count)));
+    };
+    for (const [answer, count] of entries) row(clip(answer, 40), answer === winner ? "win" : null, count);
+    if (unanswered) row("(no answer)", "muted", unanswered);
     return box;
+  }
+
+  function tallyTitle(data) {
+    const voted = Object.values(data.votes).reduce((a, b) => a + b, 0);
+    const drawn = data.samples ?? voted + (data.unanswered || 0);
+    let title = "Vote tally: " + voted + " vote" + (voted === 1 ? "" : "s") + " from " + drawn + " sample" + (drawn === 1 ? "" : "s");
+    if (data.requested !== undefined && data.requested !== drawn) title += " of " + data.requested + " allowed";
+    if (data.unanswered) title += "; " + data.unanswered + " gave no answer";
+    return title;
+  }
+
+  // The result's warnings; a trace written before they were recorded still gets the pruned-answer one.
+  function warningsOf(run) {
+    const found = (run.warnings || []).slice();
+    if (!found.some((w) => w.startsWith("the answer comes from a pruned branch"))) {
+      const pruned = run.path.map((id) => state.byId.get(id)).find((n) => n && n.status === "pruned");
+      if (pruned) {
+        const why = pruned.data && pruned.data.pruned ? ": " + pruned.data.pruned : "";
+        found.push("the answer comes from a pruned branch (node " + pruned.id + why + ")");
+      }
+    }
+    return found;
   }
 
   function renderSummary(run) {
@@ -133,9 +158,16 @@
     const parts = [
       el("div", "question", run.question === null ? "(the trace has no question for this run)" : run.question),
       el("div", "answer-line",
-        el("span", "answer" + (run.answer === null ? " none" : ""), run.answer === null ? "no answer" : run.answer),
-        el("span", "badge stop-" + run.stop_reason, "stop: " + run.stop_reason),
+        el("span", "answer" + (run.answer === null ? " none" : run.verdict === "failed" ? " failed" : ""),
+          run.answer === null ? "no answer" : run.answer),
+        run.verdict && run.verdict !== "unchecked"
+          ? el("span", "badge verdict-" + run.verdict, run.verdict === "failed" ? "check failed" : "check passed") : null,
+        el("span", "badge stop-" + run.stop_reason + (run.verdict === "failed" ? " stop-unmet" : warningsOf(run).length ? " stop-warned" : ""),
+          "stop: " + run.stop_reason),
         el("span", "muted", [run.strategy, run.model, "run " + run.id].filter(Boolean).join(" · "))),
+      run.stop_detail ? el("div", "stop-detail", run.stop_detail) : null,
+      run.verdict === "failed" && run.feedback ? el("div", "feedback", "The check said: " + run.feedback) : null,
+      ...warningsOf(run).map((w) => el("div", "warning", "warning: " + w)),
       run.error ? el("div", "error", run.error) : null,
       el("div", "totals",
         totalItem(fmtInt(t.calls) + (t.failed_calls ? " (" + t.failed_calls + " failed)" : ""), "calls"),
@@ -164,8 +196,8 @@
     }
     const vote = voteNode(run);
     if (vote) {
-      parts.push(el("h3", null, "Vote tally (" + (vote.data.samples ?? "?") + " of " + (vote.data.requested ?? "?") + " samples)"));
-      parts.push(tally(vote.data.votes, vote.answer));
+      parts.push(el("h3", null, tallyTitle(vote.data)));
+      parts.push(tally(vote.data.votes, vote.answer, vote.data.unanswered));
     }
     byIdEl("summary").replaceChildren(...parts.filter(Boolean));
   }
@@ -528,7 +560,7 @@
           verdict.score !== undefined ? el("span", "muted", " score " + verdict.score) : null));
       if (data.feedback) parts.push(el("pre", null, data.feedback));
     }
-    if (node.data && node.data.votes) parts.push(el("h3", null, "Vote tally"), tally(node.data.votes, node.answer));
+    if (node.data && node.data.votes) parts.push(el("h3", null, tallyTitle(node.data)), tally(node.data.votes, node.answer, node.data.unanswered));
     // One choice of an n-sample call: its request is the call's, on the parent node.
     const caller = !node.request && node.data && node.data.choice !== undefined && node.parents && node.parents.length
       ? state.byId.get(node.parents[0]) : null;
