@@ -40,6 +40,8 @@ RESULTS = {
     "effort": "Effort levels on the simulated mix",
 }
 
+IMAGES = {"img/effort-accuracy-vs-tokens.png": "benchmarks/results/effort/accuracy-vs-tokens.png"}
+
 
 def public_names(package: str) -> list[tuple[str, Any]]:
     module = importlib.import_module(package)
@@ -128,4 +130,6 @@ def on_files(files: Files, config: Any) -> Files:
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     for path, content in {**reference_pages(), "results.md": results_page(), "changelog.md": changelog}.items():
         files.append(File.generated(config, path, content=content))
+    for path, source in IMAGES.items():  # committed plots the guides show, kept where the benchmarks write them
+        files.append(File.generated(config, path, content=(ROOT / source).read_bytes()))
     return files

@@ -1,9 +1,11 @@
-"""The docs cannot drift from the code: their Python runs, their imports exist, their commands parse.
+"""The docs cannot drift from the code: their Python runs, their imports exist, their commands parse and run.
 
-Every ```python block of README.md and docs/*.md is compiled, and every name it imports from thinkloop must
-exist. A block runs (in a fresh interpreter, in a scratch folder) unless the comment just above it says why it
-cannot here: ``<!-- docs: no-run: needs a running server -->``. Every ``thinkloop ...`` command line in a shell
-block must parse with the real command-line parser (flags, choices and all).
+Every ```python block of README.md and docs/*.md is compiled and linted for undefined names, and every name it
+imports from thinkloop must exist. A block runs (in a fresh interpreter, in a scratch folder) unless the comment
+just above it says why it cannot here: ``<!-- docs: no-run: needs a running server -->``. Every ``thinkloop
+...`` command line in a shell block must parse with the real command-line parser (flags, choices and all), the
+files it names must be shipped, and the commands that need only the embedded model run as written, on a small
+input (a short completion limit and one call, so the whole list takes seconds, not minutes).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import importlib
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -71,6 +74,12 @@ def test_python_blocks_compile_and_import_what_exists(block: Block) -> None:
                     importlib.import_module(alias.name)
     if block.no_run is None:
         compile(block.code, str(block), "exec")  # a block that runs has no top-level await
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert ruff is not None, "ruff is not installed (the dev extra has it)"
+    # F821: an undefined name (``openai`` used without ``import openai``)
+    done = subprocess.run([ruff, "check", "--select", "F821", "--stdin-filename", "snippet.py", "-"],
+                          input=block.code, capture_output=True, text=True)
+    assert done.returncode == 0, f"{block}: {done.stdout}"
 
 
 RUNNABLE = [b for b in PYTHON if b.no_run is None]
@@ -117,7 +126,45 @@ def test_command_lines_parse(block: Block, args: list[str]) -> None:
         pytest.fail(f"{block}: thinkloop {' '.join(args)}: {exc}")
     except SystemExit as exc:  # --help / --version print and exit 0
         assert exc.code == 0, f"{block}: thinkloop {' '.join(args)} exits {exc.code}"
+    for word in args:
+        if word.startswith("tests:"):
+            assert (ROOT / word.removeprefix("tests:")).is_file(), f"{block} names {word}, which is not shipped"
 
 
-def test_every_page_is_found() -> None:
-    assert len(PYTHON) >= 3 and len(COMMANDS) >= 10
+def test_the_pages_hold_the_commands_this_file_checks() -> None:
+    names = [args[0] for _, args in COMMANDS if args]
+    assert len(PYTHON) >= 3 and names.count("ask") >= 10
+    assert {"serve", "view", "bench", "export"} <= set(names)
+
+
+EXIT_KINDS = {3: "check failed", 4: "no answer", 5: "budget exhausted"}
+
+
+def embedded(args: list[str]) -> bool:
+    """Runs on the embedded model with nothing else: no server, no key, no placeholder question."""
+    return bool(args) and args[0] in ("ask", "view") and not {"--base-url", "--model"} & set(args) \
+        and "..." not in args and "traces/" not in args
+
+
+@pytest.mark.integration
+def test_the_embedded_commands_run_as_written_on_a_small_input(tmp_path: Path) -> None:
+    (tmp_path / "examples").symlink_to(ROOT / "examples")  # the paths the docs name, from a fresh directory
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL",)}
+    seen: set[tuple[str, ...]] = set()
+    for block, args in COMMANDS:
+        if not embedded(args) or tuple(args) in seen:
+            continue
+        seen.add(tuple(args))
+        small = [*args, "--max-tokens", "24", "--budget-calls", "1"] if args[0] == "ask" else args
+        stdin = "What is 12 + 30?\n" if "-" in args else None
+        done = subprocess.run([sys.executable, "-m", "thinkloop", *small], cwd=tmp_path, input=stdin,
+                              capture_output=True, text=True, timeout=300, env=env)
+        what = f"{block}: thinkloop {' '.join(args)}: {done.stderr[-1500:]}"
+        assert done.returncode in (0, *EXIT_KINDS), what
+        if done.returncode:
+            assert done.stderr.endswith("\n") and done.stderr.count("\n") == 1, what
+            assert done.stderr.startswith(f"thinkloop: {EXIT_KINDS[done.returncode]}: "), what
+        if args[0] == "ask" and "--json" not in args:
+            assert " · stop: " in done.stdout.strip().splitlines()[-1], what
+    assert len(seen) >= 8
+    assert (tmp_path / "run.html").is_file()  # `ask ... --view` then `view run.jsonl` wrote the page
