@@ -9,11 +9,14 @@ load on the machine hits them alike:
   root), a network namespace only;
 - ``new``: the bubblewrap sandbox (user, PID, mount, IPC, network, UTS namespaces, read-only view, seccomp).
 
-It prints the median per way, and the new sandbox's cost over the old one (ms added and the ratio).
+It prints the median per way, and the new sandbox's cost over the old one (ms added and the ratio); then the
+same for ``--concurrent`` runs started together (default 16), plain against new, per batch. The sandbox is
+whatever the imported thinkloop provides: run the script with ``PYTHONPATH=<a checkout of main>/src`` to
+measure main's sandbox on the same machine (the script uses only ``ProgramVerifier.run``).
 
 Usage::
 
-    python benchmarks/sandbox_overhead.py [--runs 30]
+    python benchmarks/sandbox_overhead.py [--runs 30] [--concurrent 16] [--batches 5]
 """
 
 from __future__ import annotations
@@ -55,7 +58,13 @@ async def old(verifier: ProgramVerifier) -> None:
     assert done.returncode == 0 and done.stdout == b"42\n", done
 
 
-async def main(runs: int) -> None:
+async def batch(way: object, verifier: ProgramVerifier, size: int) -> None:
+    async with anyio.create_task_group() as group:
+        for _ in range(size):
+            group.start_soon(way, verifier)  # type: ignore[arg-type]
+
+
+async def main(runs: int, concurrent: int, batches: int) -> None:
     reason = await sandbox_unavailable_reason()
     if reason is not None:
         sys.exit(f"sandbox_overhead: {reason}")
@@ -74,10 +83,27 @@ async def main(runs: int) -> None:
     for name, value in median.items():
         print(f"{name:6s} {value:7.1f} ms per run (median of {runs})")
     print(f"new sandbox over old: +{median['new'] - median['old']:.1f} ms per run, "
-          f"ratio {median['new'] / median['old']:.2f}x")
+          f"ratio {median['new'] / median['old']:.2f}x; over plain: ratio {median['new'] / median['plain']:.2f}x")
+    if concurrent < 1 or batches < 1:
+        return
+    together: dict[str, list[float]] = {"plain": [], "new": []}
+    for _ in range(batches):
+        for name in together:
+            way, verifier = ways[name]
+            started = time.perf_counter()
+            await batch(way, verifier, concurrent)
+            together[name].append((time.perf_counter() - started) * 1000)
+    per_batch = {name: statistics.median(values) for name, values in together.items()}
+    for name, value in per_batch.items():
+        print(f"{name:6s} {value:7.1f} ms for {concurrent} concurrent runs "
+              f"({value / concurrent:.1f} ms per run, median of {batches} batches)")
+    print(f"new sandbox over plain, {concurrent} concurrent: ratio {per_batch['new'] / per_batch['plain']:.2f}x")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=30)
-    anyio.run(main, parser.parse_args().runs)
+    parser.add_argument("--concurrent", type=int, default=16)
+    parser.add_argument("--batches", type=int, default=5)
+    arguments = parser.parse_args()
+    anyio.run(main, arguments.runs, arguments.concurrent, arguments.batches)

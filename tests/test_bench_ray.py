@@ -66,9 +66,9 @@ def sums(count: int, name: str = "sums") -> Dataset:
 
 
 def run(dataset: Dataset, out: Path, base_url: str, executor: RayExecutor, *, backend: str = "asyncio",
-        **options: Any) -> Any:
+        check_server: bool = False, **options: Any) -> Any:
     async def go() -> Any:
-        model = OpenAIBackend("mock", base_url=base_url, max_retries=0)
+        model = OpenAIBackend("mock", base_url=base_url, max_retries=0, check_server=check_server)
         try:
             return await run_benchmark([dataset], [STRATEGY], [model], out, executor=executor, **options)
         finally:
@@ -134,9 +134,28 @@ def test_a_dead_server_stops_a_ray_run_in_one_line_and_writes_no_failures(local_
         port = probe.getsockname()[1]
     out = tmp_path / "r.jsonl"
     started = time.monotonic()
-    with pytest.raises(BackendUnavailable, match=r"^stopped: 5 problems in a row could not reach mock at http://"):
+    line = r"^stopped: \d+ problems in a row could not reach mock at http://"
+    with pytest.raises(BackendUnavailable, match=line) as err:
         run(sums(400), out, f"http://127.0.0.1:{port}/v1", RayExecutor(actors=2), concurrency=2)
+    # five in a row close the gate; problems already in flight on the other actor may add to the streak
+    assert 5 <= int(str(err.value).split()[1]) <= 5 + 2 * 2
     assert time.monotonic() - started < 120  # not 400 problems' worth of failures
+    assert not out.exists() or read_records(out) == []
+
+
+def test_the_server_check_runs_before_a_ray_run_as_in_one_process(local_ray: Any, tmp_path: Path) -> None:
+    """With the check ``bench run`` turns on, a dead server stops a Ray run before any problem is dispatched."""
+    import socket
+
+    from thinkloop.exceptions import BackendUnavailable
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "r.jsonl"
+    executor = RayExecutor(actors=2)
+    with pytest.raises(BackendUnavailable, match=r"^stopped before the first problem: mock at http://"):
+        run(sums(50), out, f"http://127.0.0.1:{port}/v1", executor, concurrency=2, check_server=True)
     assert not out.exists() or read_records(out) == []
 
 

@@ -45,7 +45,7 @@ def traces(tmp_path: Path) -> Path:
     folder = tmp_path / "traces"
     folder.mkdir()
     _run(folder, "accepted", ["I think 41. Answer: 41", "40 + 2 = 42. Answer: 42"])
-    _run(folder, "cut", [Choice(text="40 + 2 = 42. Answer: 4", finish_reason="length"),
+    _run(folder, "cut", [Choice(text="Let me add them. Answer: 4", finish_reason="length"),
                          Choice(text="Answer: 43", finish_reason="stop"), "Answer: 44"])
 
     def broken(request: ChatRequest) -> str:

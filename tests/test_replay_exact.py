@@ -73,7 +73,7 @@ async def test_tree_search_replays_its_pruned_branches(tmp_path: Path) -> None:
     """Pruned thoughts were still called: their completions are served again, so the search takes the same
     path (the record used to leave them out, and the replay served the wrong reply to the next call)."""
     path = tmp_path / "run.jsonl"
-    values = iter(["VALUE: 9", "VALUE: 1", "VALUE: 8", "VALUE: 2", "VALUE: 7", "VALUE: 1"] * 20)
+    values = iter(["SCORE: 1", "SCORE: 9", "SCORE: 2", "SCORE: 8", "SCORE: 1", "SCORE: 7"] * 20)
 
     def reply(request: ChatRequest) -> str:
         if "Partial solution" in request.messages[-1].content:

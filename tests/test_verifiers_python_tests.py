@@ -11,8 +11,9 @@ import pytest
 from thinkloop.exceptions import ConfigurationError, SandboxUnavailable
 from thinkloop.runtime.result import Candidate
 from thinkloop.verifiers.base import Verdict
+from thinkloop.verifiers.judged_tests import plan_tests
 from thinkloop.verifiers.program import ProgramVerifier
-from thinkloop.verifiers.python_tests import PythonTests, build_harness, unresolved_imports
+from thinkloop.verifiers.python_tests import PythonTests, unresolved_imports
 
 TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\nassert isinstance(add(0, 0), int)\n"
 
@@ -82,7 +83,8 @@ def test_tests_must_be_python_with_an_assert() -> None:
         PythonTests("assert (")
     with pytest.raises(ConfigurationError, match="the tests have no assert statement"):
         PythonTests("x = 1")
-    assert "_tl_results.append" in build_harness("import math\nassert math.pi > 3")
+    plan = plan_tests("import math\nassert math.pi > 3")
+    assert plan.judged and plan.probes == []
 
 
 @pytest.mark.parametrize(("reply", "program"), [

@@ -27,7 +27,9 @@ if typing.TYPE_CHECKING:  # what type checkers and IDEs see; at run time each na
         RateLimited,
         ReplayMismatch,
         SandboxUnavailable,
+        StoreLocked,
         ThinkloopError,
+        Unauthorized,
     )
     from thinkloop.runtime.budget import Budget, Price
     from thinkloop.runtime.context import RunContext
@@ -77,6 +79,7 @@ _, __getattr__, __dir__ = _lazy_exports(__name__, {
     "BudgetExhausted": "exceptions", "ConfigurationError": "exceptions", "DatasetError": "exceptions",
     "ExecutorError": "exceptions", "ModelNotFound": "exceptions", "RateLimited": "exceptions",
     "ReplayMismatch": "exceptions", "SandboxUnavailable": "exceptions", "ThinkloopError": "exceptions",
+    "StoreLocked": "exceptions", "Unauthorized": "exceptions",
     "Budget": "runtime.budget", "Price": "runtime.budget",
     "RunContext": "runtime.context",
     "Engine": "runtime.engine", "Policy": "runtime.engine",
@@ -157,12 +160,14 @@ __all__ = [
     "SandboxUnavailable",
     "ScriptedBackend",
     "SelfConsistency",
+    "StoreLocked",
     "Strategy",
     "StrategyConfig",
     "ThinkloopError",
     "TokenLogprob",
     "Trace",
     "TreeSearch",
+    "Unauthorized",
     "Usage",
     "Verdict",
     "Verifier",

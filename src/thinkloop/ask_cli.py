@@ -178,12 +178,11 @@ def api_key_from(variable: str | None) -> str | None:
 
 
 def openai_backend(model: str, base_url: str | None, *, api_key: str | None = None) -> Backend:
-    import httpx2
-
     from thinkloop.backends.openai import OpenAIBackend
 
-    # Keep the SDK's retries (one retry layer) but fail fast on a host that does not answer at all.
-    return OpenAIBackend(model, base_url=base_url, api_key=api_key, timeout=httpx2.Timeout(600.0, connect=5.0))
+    # The backend's default timeouts (10 s to connect), and a check of the server before the first call: a
+    # server that takes the connection and never answers, or refuses the key, fails in seconds.
+    return OpenAIBackend(model, base_url=base_url, api_key=api_key, check_server=True)
 
 
 def make_budget(args: argparse.Namespace, model: str) -> Budget | None:
@@ -355,17 +354,19 @@ def print_result(result: Result, found: list[str] | None = None, *, appended: bo
     from rich.console import Console
     from rich.text import Text
 
+    from thinkloop.terminal import inert
+
     console = Console(highlight=False)
     if result.text is not None:
-        console.print(Text(result.text.strip()), soft_wrap=True)
+        console.print(Text(inert(result.text.strip())), soft_wrap=True)
     if result.answer is not None and show_answer:
         if result.verdict == "failed":
-            console.print(Text.assemble(("Answer (failed the check): ", "bold"), (result.answer, "bold red")),
+            console.print(Text.assemble(("Answer (failed the check): ", "bold"), (inert(result.answer), "bold red")),
                           soft_wrap=True)
         else:
-            console.print(Text.assemble(("Answer: ", "bold"), (result.answer, "bold green")), soft_wrap=True)
+            console.print(Text.assemble(("Answer: ", "bold"), (inert(result.answer), "bold green")), soft_wrap=True)
     split = vote_split(result)
     if split:
         shown = ", ".join(f"{answer} ×{count}" for answer, count in split)
-        console.print(Text.assemble(("Votes: ", "bold"), shown), soft_wrap=True)
-    console.print(Text(account(result, found, appended=appended), style="dim"), soft_wrap=True)
+        console.print(Text.assemble(("Votes: ", "bold"), inert(shown)), soft_wrap=True)
+    console.print(Text(inert(account(result, found, appended=appended)), style="dim"), soft_wrap=True)

@@ -8,9 +8,11 @@
     │   ├── BackendUnavailable      the server cannot be reached (connection refused, DNS, dead process)
     │   ├── BackendTimeout          no answer in time: the request was sent and may have been billed
     │   ├── ModelNotFound           the model file or model name does not exist
+    │   ├── Unauthorized            401/403: the server refused the key (every call would fail alike)
     │   └── RateLimited             429 (``retry_after``: what the server asked for)
     ├── BudgetExhausted             a call cannot fit in what is left of the budget (reserve refused)
     ├── ReplayMismatch              a replayed run asked for a call its trace did not record (strict replay)
+    ├── StoreLocked                 another process is writing the results file or trace (one writer per file)
     ├── SandboxUnavailable          the program verifier cannot isolate code and was not told to run unguarded
     ├── ExecutorError               a bench executor lost every worker (all Ray actors died)
     └── DatasetError                a malformed dataset line or a missing field (names file, line and field)
@@ -77,6 +79,10 @@ class ModelNotFound(BackendError):
     """The model (a GGUF file or a model name) does not exist."""
 
 
+class Unauthorized(BackendError):
+    """The server refused the credentials (401 or 403): no call to it can succeed until the key is fixed."""
+
+
 class RateLimited(BackendError):
     """The server answered 429 (``retry_after``: how long it asked to wait)."""
 
@@ -96,6 +102,10 @@ class ReplayMismatch(ThinkloopError):
 
     Not a :class:`BackendError`: a diverged replay is a bug to see, not a failed sample to vote around.
     """
+
+
+class StoreLocked(ThinkloopError):
+    """Another process holds the results file or trace open for writing; the message names it."""
 
 
 class SandboxUnavailable(ThinkloopError):

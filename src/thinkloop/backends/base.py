@@ -8,6 +8,7 @@ probes a backend with ``getattr``: subclass :class:`BaseBackend` and only ``name
 
 from __future__ import annotations
 
+import json
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
@@ -56,6 +57,9 @@ class Capabilities(BaseModel):
     prompt_overhead_tokens: int = Field(default=64, ge=0)
     """Upper bound on tokens the chat template adds (role markers, a default system prompt)."""
     per_message_overhead_tokens: int = Field(default=8, ge=0)
+    image_tokens: int = Field(default=2_000, ge=0)
+    """Upper bound on what one image part of a request is billed as (OpenAI's high detail is at most 1,445
+    for gpt-4o; models that bill images at a multiple, such as gpt-4o-mini's, need this raised)."""
     retry: RetryPolicy = RetryPolicy()
     """How the runtime retries this backend's retryable errors."""
 
@@ -149,18 +153,78 @@ def count_prompt_tokens_upper_bound(messages: tuple[Message, ...], capabilities:
     """A safe upper bound on prompt tokens without a tokenizer.
 
     A byte-level BPE token covers at least one UTF-8 byte, so the byte length bounds the content; the
-    template's own tokens are bounded by the capabilities' overheads.
+    template's own tokens are bounded by the capabilities' overheads. Earlier tool calls a message carries
+    are sent too, so they count as their JSON's bytes.
     """
     content = 0
+    tools = False
     for message in messages:
         text = message.content
         content += len(text) if text.isascii() else len(text.encode("utf-8"))  # ASCII: a byte a character
+        tools = tools or message.tool_calls is not None or message.tool_call_id is not None
+    if tools:
+        content += _tool_call_bytes(messages)
     return content + capabilities.prompt_overhead_tokens + capabilities.per_message_overhead_tokens * len(messages)
 
 
+def _tool_call_bytes(messages: tuple[Message, ...]) -> int:
+    total = 0
+    for message in messages:
+        if message.tool_calls:
+            total += _json_bytes(list(message.tool_calls))
+        if message.tool_call_id:
+            total += len(message.tool_call_id.encode("utf-8"))
+    return total
+
+
+def _json_bytes(value: object) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))
+
+
+_IMAGE_PART_TYPES = frozenset({"image_url", "input_image", "image"})
+_TOOL_OVERHEAD_TOKENS = 16
+"""Tokens a provider's rendering of one tool adds beyond its schema's bytes (its namespace and type lines)."""
+
+
+def extras_tokens_upper_bound(extra_body: dict[str, object] | None, capabilities: Capabilities) -> int:
+    """A safe upper bound on the prompt tokens of what ``extra_body`` adds to a request: tools, a response
+    format, messages with image parts. Text is bounded by its JSON's bytes (a token is at least a byte), each
+    image part by :attr:`Capabilities.image_tokens` (never by the bytes of its base64 data), each tool by its
+    schema plus a rendering overhead."""
+    if not extra_body:
+        return 0
+    images = 0
+
+    def strip_images(value: object) -> object:
+        nonlocal images
+        if isinstance(value, dict):
+            if value.get("type") in _IMAGE_PART_TYPES:
+                images += 1
+                return None
+            return {key: strip_images(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [strip_images(item) for item in value]
+        return value
+
+    text = strip_images(extra_body)
+    tools = extra_body.get("tools") or extra_body.get("functions") or ()
+    count = len(tools) if isinstance(tools, list | tuple) else 1
+    return _json_bytes(text) + images * capabilities.image_tokens + count * _TOOL_OVERHEAD_TOKENS
+
+
 def prompt_tokens_upper_bound(backend: Backend, messages: tuple[Message, ...]) -> int:
-    """The backend's own count when it has one, else the byte bound."""
+    """The backend's own count when it has one, else the byte bound (earlier tool calls included either way:
+    a backend's counter may leave them out)."""
     counted = backend.count_prompt_tokens(messages)
     if counted is not None:
-        return counted
+        return counted + _tool_call_bytes(messages)
     return count_prompt_tokens_upper_bound(messages, backend.capabilities)
+
+
+def request_tokens_upper_bound(backend: Backend, request: ChatRequest) -> int:
+    """A safe upper bound on the prompt tokens of everything ``request`` sends: its messages (tool calls
+    included) and what ``extra_body`` adds (tools, images, a response format), which the server bills too."""
+    bound = prompt_tokens_upper_bound(backend, request.messages)
+    if request.extra_body:
+        bound += extras_tokens_upper_bound(request.extra_body, backend.capabilities)
+    return bound

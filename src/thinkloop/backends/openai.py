@@ -24,11 +24,27 @@ from pydantic import BaseModel, ConfigDict
 
 from thinkloop.backends.base import BaseBackend, Capabilities, RetryPolicy
 from thinkloop.backends.reasoning import join_reasoning, reasoning_usage, split_thinking
-from thinkloop.backends.streaming import StreamAssembler
-from thinkloop.exceptions import BackendError, BackendTimeout, BackendUnavailable, ModelNotFound, RateLimited
+from thinkloop.backends.streaming import StreamAssembler, StreamCut
+from thinkloop.exceptions import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    ModelNotFound,
+    RateLimited,
+    Unauthorized,
+)
 from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
 
 _REASONING_MODEL = re.compile(r"^(?:openai/)?o\d(?:$|[-.])")
+
+DEFAULT_TIMEOUT = {"connect": 10.0, "read": 120.0, "write": 30.0, "pool": 30.0}
+"""Seconds per attempt, by phase: a host that does not take the connection fails in 10 s; a reply may take
+two minutes to start (a non-streamed reply arrives whole, so its first byte is its last). A server that
+takes connections and never answers is found out by :meth:`OpenAIBackend.check_server` in seconds."""
+PROBE_TIMEOUT = 10.0
+"""Seconds the server check waits for ``GET /models``: an answer of any kind, never a generation."""
+_RECHECK_AFTER = 30.0
+"""Seconds a failed server check stands before the next call checks again (calls in between fail at once)."""
 
 _IGNORES_N: set[tuple[str, str]] = set()
 """(base URL, model) pairs seen returning fewer choices than ``n``: asked one choice at a time from then on."""
@@ -91,7 +107,13 @@ class OpenAIBackend(BaseBackend):
         max_concurrency: requests the server serves at once (``None``: no limit known).
         max_retries: retries of a retryable failure (429, 408, 409, 5xx, a lost connection), done by the
             runtime so each attempt is budgeted; ``Retry-After`` is honoured.
-        timeout: seconds (or an ``httpx2.Timeout``) per attempt, handed to the SDK.
+        timeout: seconds (or an ``httpx2.Timeout``) per attempt, handed to the SDK (``None``:
+            :data:`DEFAULT_TIMEOUT`, 10 s to connect and 120 s for the reply to start).
+        check_server: before the first call (and after a failed check, at most every 30 s), ask the server for
+            ``GET /models`` with a short timeout: a server that takes connections and never answers, or
+            refuses the key (401/403), fails in seconds with an error naming it, instead of after the whole
+            read timeout per attempt. Any other answer, 404 included, means the server is there.
+        probe_timeout: seconds that check waits (``None``: 10 s, or the read timeout if shorter).
         http_client: an ``httpx2.AsyncClient`` for the SDK (tests inject a mock transport here).
         profile: override the model profile (``None``: detected from the model name).
         stream: receive each reply as a stream of chunks (with usage in the last), put back together before
@@ -112,11 +134,13 @@ class OpenAIBackend(BaseBackend):
         honours_n: bool | None = None,
         max_concurrency: int | None = None,
         max_retries: int = 2,
-        timeout: float = 120.0,
+        timeout: Any | None = None,
         http_client: Any | None = None,
         profile: ModelProfile | None = None,
         prompt_overhead_tokens: int = 64,
         stream: bool = False,
+        check_server: bool = False,
+        probe_timeout: float | None = None,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -126,8 +150,17 @@ class OpenAIBackend(BaseBackend):
         self.stream = stream
         self.profile = profile or ModelProfile.for_model(model)
         # Imported on first use: the SDK is over half the time of ``import thinkloop`` and ``thinkloop --help``.
+        import httpx2
         import openai
 
+        if timeout is None:
+            timeout = httpx2.Timeout(**DEFAULT_TIMEOUT)
+        read = timeout.read if isinstance(timeout, httpx2.Timeout) else timeout
+        self.probe_timeout = probe_timeout if probe_timeout is not None else min(PROBE_TIMEOUT, read or PROBE_TIMEOUT)
+        self.check_server_first = check_server
+        self._checked = False
+        self._check_failed: tuple[float, BackendError] | None = None
+        self._check_lock: Any = None
         self._client = openai.AsyncOpenAI(
             api_key=key,
             base_url=base_url,
@@ -208,6 +241,8 @@ class OpenAIBackend(BaseBackend):
                 "to stop thinking at a token count. Drop thinking_budget, or pass the server's own parameter "
                 "in extra_body."
             )
+        if self.check_server_first and not self._checked:
+            await self.ensure_checked()
         started = time.perf_counter()
         try:
             data: bytes | dict[str, Any]
@@ -253,13 +288,77 @@ class OpenAIBackend(BaseBackend):
             "/chat/completions", body=self.request_params(request), cast_to=dict,
             stream=True, stream_cls=openai.AsyncStream[dict],
         )
-        async with stream:
-            async for chunk in stream:
-                assembler.add(chunk)
+        # From here on the server has accepted the request and may be generating: every failure is billed
+        # (at the reservation) unless proven otherwise, and a reply that did not finish is a failure.
         try:
+            async with stream:
+                async for chunk in stream:
+                    assembler.add(chunk)
             return assembler.completion()
-        except ValueError as exc:
-            raise BackendError(f"{self.base_url}: {exc}", maybe_billed=True) from exc
+        except StreamCut as exc:
+            failure: BackendError = BackendError(
+                self._scrub(f"{self.base_url}: {exc}"), retryable=True, maybe_billed=True
+            )
+        except ValueError as exc:  # an error event, a chunk that is not one
+            failure = BackendError(self._scrub(f"{self.base_url}: {exc}"), maybe_billed=True)
+        except openai.APIError as exc:  # an SSE error event the SDK raised, a connection lost mid-stream
+            failure = self._error(exc)
+            failure.maybe_billed = True
+        raise failure
+
+    async def check_server(self, within: float | None = None) -> None:
+        """Ask the server for ``GET /models`` within ``within`` seconds (default :attr:`probe_timeout`):
+        returns when it answers anything but 401/403; raises :class:`Unauthorized` for those,
+        :class:`BackendUnavailable` when it cannot be reached and :class:`BackendTimeout` when it takes the
+        connection but does not answer. None of these is retryable: each names what is wrong with the server.
+        Nothing is generated, so nothing is billed."""
+        import httpx2
+        import openai
+
+        seconds = self.probe_timeout if within is None else within
+        where = self.base_url
+        try:
+            await self._client.with_options(timeout=seconds, max_retries=0).get("/models", cast_to=httpx2.Response)
+        except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403):
+                failure: BackendError | None = self._error(exc)
+            else:
+                failure = None  # an answer: the server is there (many have no /models)
+        except openai.APITimeoutError as exc:
+            connecting = type(exc.__cause__).__name__ in ("ConnectTimeout", "PoolTimeout")
+            failure = BackendTimeout(self._scrub(
+                f"{where} did not take the connection within {seconds:g} s (is the host up, and the address right?)"
+                if connecting else
+                f"{where} took the connection but did not answer GET /models within {seconds:g} s (is the server "
+                "hung, or is something else listening there?)"
+            ), retryable=False, maybe_billed=False)
+        except openai.APIConnectionError as exc:
+            failure = BackendUnavailable(self._scrub(f"cannot reach {where}: {exc}"), retryable=False)
+        else:
+            failure = None
+        if failure is not None:
+            raise failure
+
+    async def ensure_checked(self) -> None:
+        """:meth:`check_server`, once: before the first call (a benchmark's gate calls it before its grid);
+        concurrent first calls wait for one check, and a failed check fails the calls that follow at once for
+        30 s (rather than each waiting out its own)."""
+        import anyio
+
+        if self._check_lock is None:
+            self._check_lock = anyio.Lock()
+        async with self._check_lock:
+            if self._checked:
+                return
+            if self._check_failed is not None and time.monotonic() - self._check_failed[0] < _RECHECK_AFTER:
+                failure = self._check_failed[1]
+                raise type(failure)(str(failure), retryable=False, maybe_billed=False)
+            try:
+                await self.check_server()
+            except BackendError as exc:
+                self._check_failed = (time.monotonic(), exc)
+                raise
+            self._checked, self._check_failed = True, None
 
     def _ignores_n(self) -> None:
         """The server answered fewer choices than ``n``: ask it one at a time from now on (the runtime tops
@@ -268,7 +367,13 @@ class OpenAIBackend(BaseBackend):
         self._capabilities = self._capabilities.model_copy(update={"honours_n": False})
 
     def _error(self, exc: Exception) -> BackendError:
-        """The SDK's error as thinkloop's: retryable or not, the wait the server asked for, maybe billed."""
+        """The SDK's error as thinkloop's: retryable or not, the wait the server asked for, maybe billed.
+
+        Billed unless proven otherwise: only a refused connection and a 4xx answer (the server turned the
+        request down before generating) are known to be free; a timeout, a lost connection, a 5xx and an
+        error that arrived in the body (an SSE ``error`` event after tokens were generated) keep the call's
+        reservation billed.
+        """
         import openai
 
         where = self.base_url
@@ -279,10 +384,15 @@ class OpenAIBackend(BaseBackend):
             refused = type(exc.__cause__).__name__ == "ConnectError"
             return BackendUnavailable(self._scrub(f"cannot reach {where}: {exc}"), maybe_billed=not refused)
         if not isinstance(exc, openai.APIStatusError):
-            return BackendError(self._scrub(f"{where}: {exc}"))
+            return BackendError(self._scrub(f"{where}: {exc}"), maybe_billed=True)
         status, wait = exc.status_code, _retry_after(exc.response.headers)
         if status == 429:
             return RateLimited(self._scrub(f"rate limited by {where}: {exc.message}"), retry_after=wait)
+        if status in (401, 403):
+            return Unauthorized(self._scrub(
+                f"{where} answered {status} ({'unauthorised' if status == 401 else 'forbidden'}): the key was "
+                f"refused: {exc.message}"
+            ))
         if status == 404:
             return ModelNotFound(self._scrub(f"model {self._model!r} not found at {where}: {exc.message}"))
         retryable = status in (408, 409) or status >= 500

@@ -8,8 +8,12 @@ debugging a run, for tests, and for showing a run again.
 
 Exact, not just plausible:
 
-- each request gets the first unserved recorded completion whose recorded request is the same, so concurrent
-  branches that ask in another order still get their own completions;
+- each call gets the completion its own node got in the record (the runtime, pinned to the replay, asks by
+  node: :meth:`ReplayBackend.complete_call`), so concurrent identical requests map back exactly, each branch
+  to its own reply; a call whose node failed in the record fails again the same way (billed or not, retried
+  or not); a call whose node asks for another request than the record holds is a :class:`ReplayMismatch`
+  (strict). Without nodes (a record given as bare pairs, a call from outside a run), each request gets the
+  first unserved recorded completion whose recorded request is the same;
 - a completion is handed back only after every completion that arrived before it in the recorded run, so
   decisions that depended on which reply came first (adaptive self-consistency's early stop, best-of-n's
   first accepted answer) come out the same;
@@ -21,7 +25,8 @@ Exact, not just plausible:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import anyio
 import anyio.abc
@@ -30,10 +35,20 @@ from thinkloop.backends.base import BaseBackend, Capabilities
 from thinkloop.exceptions import BackendError, ConfigurationError, ReplayMismatch
 from thinkloop.types import ChatRequest, Completion
 
-__all__ = ["RecordedCall", "ReplayBackend"]
+__all__ = ["RecordedCall", "RecordedFailure", "ReplayBackend"]
 
 RecordedCall = tuple[ChatRequest | None, Completion]
 """One recorded model call: the request as sent (``None`` when the record lacks it) and its completion."""
+
+@dataclass(frozen=True)
+class RecordedFailure:
+    """A call that was sent and failed in the record: the replay fails it again the same way."""
+
+    request: ChatRequest | None
+    error: str
+    retried: bool
+    """Whether the recorded run sent the call again (its next attempt is in the record)."""
+    billed: bool = True
 
 
 class ReplayBackend(BaseBackend):
@@ -51,6 +66,9 @@ class ReplayBackend(BaseBackend):
         sent_before: for each recorded completion, how many calls the run had sent when it arrived; a
             completion is then handed back only once as many calls have been asked for, so calls that were
             in flight when a decision cancelled them are in flight again.
+        nodes: for each recorded completion, the node that got it: calls are then mapped back by their node
+            (:meth:`complete_call`), not by their request alone.
+        failures: calls that were sent and failed in the record, by node: they fail again the same way.
     """
 
     def __init__(
@@ -62,8 +80,15 @@ class ReplayBackend(BaseBackend):
         capabilities: Capabilities | None = None,
         run_id: str | None = None,
         sent_before: Sequence[int] | None = None,
+        nodes: Sequence[int] | None = None,
+        failures: Mapping[int, RecordedFailure] | None = None,
     ) -> None:
         self.calls: list[RecordedCall] = list(calls)
+        self._by_node: dict[int, int] | None = (
+            {node: index for index, node in enumerate(nodes)} if nodes is not None else None
+        )
+        """Each recorded completion's index, by the node that got it (``None``: the record has no nodes)."""
+        self._failures = dict(failures or {})
         self.sent_before = list(sent_before) if sent_before is not None else None
         """For each recorded completion, how many calls had been sent when it arrived (cancelled ones too)."""
         if not self.calls and strict:
@@ -98,9 +123,15 @@ class ReplayBackend(BaseBackend):
         return len(self.calls) - self.served
 
     async def complete(self, request: ChatRequest) -> Completion:
+        return await self.complete_call(request, None)
+
+    async def complete_call(self, request: ChatRequest, node: int | None) -> Completion:
+        """The recorded reply of the call at graph node ``node`` (``None``: unknown, matched by request)."""
         self._asked += 1
         self._wake()
-        index = self._claim(request)
+        if node is not None and node in self._failures:
+            raise self._failed(node, request)
+        index = self._claim(request, node)
         while index is None:
             # Nothing unserved was recorded for this request: in the recorded run it was cancelled (an early
             # stop) or never sent. Let the rest of the run go on; it will likely cancel this call. If the
@@ -108,7 +139,7 @@ class ReplayBackend(BaseBackend):
             if not await self._progress():
                 # Strict: a diverged replay fails the run. Lenient: the record ran out, like a dead server.
                 raise (ReplayMismatch if self.strict else BackendError)(self._mismatch(request))
-            index = self._claim(request)
+            index = self._claim(request, node)
         while self._next < index:  # replies that came first in the record come first again
             if not await self._progress() and self._next < index:
                 if self.strict:
@@ -145,8 +176,36 @@ class ReplayBackend(BaseBackend):
             group.start_soon(first, anyio.wait_all_tasks_blocked, group)
         return self._next != served or self._asked != asked
 
-    def _claim(self, request: ChatRequest) -> int | None:
-        """Take the first unserved recorded call with this request (or, lenient, the next unserved one)."""
+    def _failed(self, node: int, request: ChatRequest) -> Exception:
+        """The recorded failure of ``node``, raised again: retryable at once when the record retried it."""
+        failure = self._failures.pop(node)
+        if failure.request is not None and failure.request != request and self.strict:
+            return ReplayMismatch(
+                f"ReplayBackend: call node {node} of run {self.run_id or '?'} asks for another request than the "
+                f"record holds ({_difference(failure.request, request)})"
+            )
+        return BackendError(failure.error, retryable=failure.retried, retry_after=0.0 if failure.retried else None,
+                            maybe_billed=failure.billed)
+
+    def _claim(self, request: ChatRequest, node: int | None = None) -> int | None:
+        """Take the completion recorded for this call's node; without nodes, the first unserved recorded call
+        with this request (or, lenient, the next unserved one)."""
+        if node is not None and self._by_node is not None:
+            index = self._by_node.get(node)
+            if index is not None and index in self._unserved:
+                recorded = self.calls[index][0]
+                if recorded is None or recorded == request:
+                    self._unserved.remove(index)
+                    self.served += 1
+                    return index
+                if self.strict:
+                    raise ReplayMismatch(
+                        f"ReplayBackend: call {self.served + 1} differs from every recorded request (next recorded: "
+                        f"{_difference(recorded, request)}; the record's call at node {node} of run "
+                        f"{self.run_id or '?'})"
+                    )
+            elif self.strict:
+                return None  # not recorded for this node: cancelled in the record, or the run diverged
         for index in self._unserved:
             if self.calls[index][0] == request:
                 break

@@ -12,6 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 
+class StreamError(ValueError):
+    """The server ended the stream with an error event, after it may have generated (and billed) tokens."""
+
+
+class StreamCut(ValueError):
+    """The stream ended before every choice finished: what arrived is a fragment, not a reply."""
+
+
 class _Choice:
     __slots__ = ("content", "finish_reason", "logprobs", "reasoning", "reasoning_content", "tool_calls")
 
@@ -33,7 +41,14 @@ class StreamAssembler:
         self._model: str | None = None
 
     def add(self, chunk: dict[str, Any]) -> None:
-        """Fold in one chunk (the last usually carries ``usage`` and no choices)."""
+        """Fold in one chunk (the last usually carries ``usage`` and no choices). A chunk that is an error
+        event (``{"error": ...}``, which the SDK lets through under some event names) raises ``ValueError``."""
+        if not isinstance(chunk, dict):
+            raise ValueError(f"the stream sent {type(chunk).__name__}, not a chunk")
+        error = chunk.get("error")
+        if error:
+            message = error.get("message") if isinstance(error, dict) else None
+            raise StreamError(f"the stream ended in an error event: {message or error}")
         self._model = chunk.get("model") or self._model
         if chunk.get("usage"):
             self._usage = chunk["usage"]
@@ -52,8 +67,16 @@ class StreamAssembler:
             if part.get("finish_reason"):
                 choice.finish_reason = part["finish_reason"]
 
+    @property
+    def cut(self) -> list[int]:
+        """The choices that never got a ``finish_reason``: the stream ended before they did (a connection
+        closed mid-reply, an error event the server sent as a plain chunk), so their text is a fragment."""
+        return [index for index, choice in sorted(self._choices.items()) if choice.finish_reason is None]
+
     def completion(self) -> dict[str, Any]:
-        """The reply as a non-streamed request would have got it."""
+        """The reply as a non-streamed request would have got it. Raises :class:`StreamCut` when a choice
+        has no ``finish_reason``: a cut reply is never handed on as a whole one ("Answer: 12" of a cut
+        "1234" is not the answer 12)."""
         choices = []
         for index, choice in sorted(self._choices.items()):
             message: dict[str, Any] = {"role": "assistant", "content": "".join(choice.content)}
@@ -68,7 +91,13 @@ class StreamAssembler:
                 "logprobs": {"content": choice.logprobs} if choice.logprobs else None,
             })
         if not choices:
-            raise ValueError("the stream ended without a choice")
+            raise StreamCut("the stream ended without a choice")
+        cut = self.cut
+        if cut:
+            raise StreamCut(
+                f"the stream was cut off: choice {', '.join(map(str, cut))} got no finish_reason "
+                f"(after {sum(len(''.join(self._choices[i].content)) for i in cut)} characters of text)"
+            )
         return {"object": "chat.completion", "model": self._model, "choices": choices, "usage": self._usage}
 
 

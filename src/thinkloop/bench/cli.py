@@ -66,6 +66,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run.add_argument("--simulated-latency", type=float, default=0.0, metavar="S", help=argparse.SUPPRESS)
     run.add_argument("--concurrency", type=int, default=1, metavar="N",
                      help="problems in flight per model (default: 1)")
+    run.add_argument("--timeout", type=float, metavar="SECONDS",
+                     help="seconds a server's reply may take to start (default 120; 10 s to connect); the check "
+                          "of each server before the grid waits at most 10 s or this")
     run.add_argument("--budget-tokens", type=int, metavar="N", help="a hard token budget per problem")
     run.add_argument("--max-tokens", type=int, metavar="N",
                      help="per-call completion limit for every strategy (default: each strategy's own)")
@@ -145,8 +148,21 @@ def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
         else:
             from thinkloop.backends.openai import OpenAIBackend
 
-            backends.append(OpenAIBackend(model, base_url=next(paired), max_concurrency=args.concurrency))
+            backends.append(OpenAIBackend(model, base_url=next(paired), max_concurrency=args.concurrency,
+                                          timeout=_timeout(args.timeout), check_server=True))
     return backends
+
+
+def _timeout(seconds: float | None) -> Any:
+    """``--timeout``: the read timeout, over the backend's defaults for the other phases (``None``: all
+    defaults)."""
+    if seconds is None:
+        return None
+    import httpx2
+
+    from thinkloop.backends.openai import DEFAULT_TIMEOUT
+
+    return httpx2.Timeout(**(DEFAULT_TIMEOUT | {"read": seconds, "connect": min(DEFAULT_TIMEOUT["connect"], seconds)}))
 
 
 def _check_specs(specs: list[str], max_tokens: int | None) -> None:
@@ -180,6 +196,8 @@ def _run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise ConfigurationError(f"--timeout must be more than 0 seconds, got {args.timeout}")
     executor = _executor(args)
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
     if args.data == "simulated":

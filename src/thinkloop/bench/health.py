@@ -8,7 +8,13 @@ per backend counts problems in a row whose every call failed to connect. Their r
 written: once ``limit`` of them come in a row with no call succeeding, the runner stops that backend's work
 and drops them, so the same command runs them again once the server is up. A problem that reaches the server
 ends the streak, and the held records are written as the failures they were. A model the server does not
-have (:class:`ModelNotFound`) counts the same way: every problem would fail alike.
+have (:class:`ModelNotFound`), a key it refuses (:class:`Unauthorized`) and a server that takes connections but
+never answers in time (:class:`BackendTimeout`: blackholed or hung) count the same way: every problem would
+fail alike.
+
+Before any of that, :func:`check_servers` is the gate: each server is asked ``GET /models`` with a short
+timeout before the grid starts, and a server that cannot be reached, does not answer or refuses the key stops
+the run at once with one line naming the server and the cause (nothing sent, nothing recorded).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any, Literal
 
 from thinkloop.backends.base import Backend, WrappedBackend
 from thinkloop.bench.store import Record
-from thinkloop.exceptions import BackendError, BackendUnavailable, ModelNotFound
+from thinkloop.exceptions import BackendError, BackendTimeout, BackendUnavailable, ModelNotFound, Unauthorized
 from thinkloop.types import ChatRequest, Completion
 
 UNREACHABLE_LIMIT = 5
@@ -62,7 +68,7 @@ class WatchedBackend(WrappedBackend):
         calls = _CALLS.get()
         try:
             completion = await self.inner.complete(request)
-        except (BackendUnavailable, ModelNotFound) as exc:
+        except (BackendUnavailable, ModelNotFound, Unauthorized, BackendTimeout) as exc:
             if calls is not None:
                 calls.unreachable += 1
                 calls.last_error = exc
@@ -87,6 +93,8 @@ class ServerWatch:
     streak: int = 0
     held: list[Record] = field(default_factory=list)
     last_error: BackendError | None = None
+    gate: BackendError | None = None
+    """The server failed its check before the grid (:func:`check_server`): this is the error to raise."""
 
     def observe(self, calls: ProblemCalls, record: Record) -> Literal["write", "hold", "stop"]:
         """What to do with a finished problem's record: write it (with the held ones, when this problem
@@ -107,6 +115,19 @@ class ServerWatch:
 
     def error(self) -> BackendError:
         """One line naming the server and what went wrong, as the error class the calls met."""
+        if self.gate is not None:
+            return self.gate
+        if isinstance(self.last_error, Unauthorized):
+            return Unauthorized(
+                f"stopped: {server_of(self.backend)} refused the key ({self.last_error}). Records already "
+                "finished are kept; fix the key and run the same command again"
+            )
+        if isinstance(self.last_error, BackendTimeout):
+            return BackendTimeout(
+                f"stopped: {self.streak} problems in a row got no answer in time from {server_of(self.backend)} "
+                f"({self.last_error}). Records already finished are kept; run the same command again once the "
+                "server answers", retryable=False,
+            )
         if isinstance(self.last_error, ModelNotFound):
             return ModelNotFound(
                 f"stopped: {self.streak} problems in a row found no such model at {server_of(self.backend)} "
@@ -117,3 +138,22 @@ class ServerWatch:
             f"({self.last_error}). Records already finished are kept; run the same command again once the "
             "server is up"
         )
+
+
+async def check_server(backend: Backend) -> BackendError | None:
+    """The gate before a backend's problems: ``None`` when its server answers (or it is not to be asked: only an
+    :class:`OpenAIBackend` built with ``check_server=True`` is, as ``thinkloop bench run`` builds them), else
+    one error naming the server and the cause (it cannot be reached, does not answer, refuses the key)."""
+    from thinkloop.backends.openai import OpenAIBackend
+
+    if not isinstance(backend, OpenAIBackend) or not backend.check_server_first:
+        return None  # in-process models, test doubles and backends built without the check are not asked
+    try:
+        await backend.ensure_checked()
+    except BackendError as exc:
+        kind = type(exc)
+        return kind(
+            f"stopped before the first problem: {server_of(backend)} failed its check ({exc}). Nothing was sent "
+            "and nothing recorded; run the same command again once it answers", retryable=False,
+        )
+    return None

@@ -287,8 +287,10 @@ def rich_table(summaries: Sequence[ConfigSummary], width: int | None = None) -> 
     from rich.console import Console
     from rich.table import Table
 
+    from thinkloop.terminal import inert
+
     every = _columns(summaries)
-    rows = [dict(zip(every, row, strict=True)) for row in _rows(summaries)]
+    rows = [dict(zip(every, [inert(cell, one_line=True) for cell in row], strict=True)) for row in _rows(summaries)]
     shared = [c for c in KEY_COLUMNS if rows and len({r[c] for r in rows}) == 1 and width is not None]
     columns = [c for c in every if c not in shared and _informative(c, [r[c] for r in rows])]
     title = " · ".join(["thinkloop benchmark", *(rows[0][c] for c in shared)])

@@ -21,7 +21,14 @@ import anyio
 from thinkloop.backends.base import Backend
 from thinkloop.bench.checks import judged, problem_verifier
 from thinkloop.bench.datasets import Dataset, Problem
-from thinkloop.bench.health import UNREACHABLE_LIMIT, ServerWatch, WatchedBackend, stop_watching, watch_problem
+from thinkloop.bench.health import (
+    UNREACHABLE_LIMIT,
+    ServerWatch,
+    WatchedBackend,
+    check_server,
+    stop_watching,
+    watch_problem,
+)
 from thinkloop.bench.prices import PriceTable, run_cost
 from thinkloop.bench.store import Record, ResultStore
 from thinkloop.runtime.budget import Budget
@@ -252,6 +259,10 @@ class Runner:
         todo = self.pending(configs)
         summary.skipped = sum(len(c.dataset) for c in configs) - len(todo)
         if self.executor is not None:
+            for backend in {id(config.backend): config.backend for config, _ in todo}.values():
+                failure = await check_server(backend)  # the same gate as in one process, from the driver
+                if failure is not None:
+                    raise failure
             await self.executor.run(self, todo, lambda record: self._write(record, summary))
             return summary
         by_backend: dict[int, list[tuple[Config, Problem]]] = {}
@@ -269,6 +280,10 @@ class Runner:
         self, jobs: list[tuple[Config, Problem]], summary: RunSummary, stopped: list[ServerWatch]
     ) -> None:
         backend = jobs[0][0].backend
+        failure = await check_server(backend)  # the gate: a dead, hung or unauthorised server stops here
+        if failure is not None:
+            stopped.append(ServerWatch(backend, gate=failure))
+            return
         limit = backend.capabilities.max_concurrency
         engine = Engine(WatchedBackend(backend),
                         max_concurrency=self.concurrency if limit is None else min(limit, self.concurrency))

@@ -4,6 +4,10 @@ Why JSONL and append-only: a crash or Ctrl-C loses at most the line being writte
 line (a process killed mid-write) is cut off, so the next record starts on a clean line and the problem it
 belonged to is simply run again; nothing is lost or counted twice. A later record for the same key
 supersedes an earlier one (that is how ``--retry-failed`` replaces a failure).
+
+One writer per file: a :class:`ResultStore` holds an OS lock on its file while it is open (two ``bench run``
+processes on one ``--out`` would both send and record the same problems); a second gets
+:class:`~thinkloop.exceptions.StoreLocked` naming the first, and only the lock's holder repairs a torn line.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from thinkloop.exceptions import DatasetError
+from thinkloop.runtime.locks import WriterLock
 
 Status = Literal["done", "failed"]
 
@@ -111,9 +116,18 @@ class ResultStore:
         self.path = Path(path)
         self.fsync = fsync
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair()
-        self.records: dict[tuple[str, str], Record] = latest(read_records(self.path)) if self.path.exists() else {}
         self._file = self.path.open("ab")
+        try:
+            self._lock = WriterLock(self._file, self.path, what="results file")
+        except BaseException:
+            self._file.close()
+            raise
+        try:
+            self._repair()
+            self.records: dict[tuple[str, str], Record] = latest(read_records(self.path))
+        except BaseException:
+            self.close()
+            raise
 
     def _repair(self) -> None:
         """End the file on a whole line: a last line that parses only lacks its newline and keeps it; a torn
@@ -137,15 +151,19 @@ class ResultStore:
         return record.status if record is not None else None
 
     def append(self, record: Record) -> None:
+        """Write one record as a whole line and flush it; a write that fails (a full disk) raises ``OSError``
+        and the record does not count as written."""
         line = record.model_dump_json(exclude_none=True).encode() + b"\n"
-        self._file.write(line)
+        self._file.write(line)  # buffered: writes all of it or raises
         self._file.flush()
         if self.fsync:
             os.fsync(self._file.fileno())
         self.records[record.key] = record
 
     def close(self) -> None:
-        self._file.close()
+        if not self._file.closed:
+            self._file.close()
+        self._lock.release()
 
     def __enter__(self) -> ResultStore:
         return self

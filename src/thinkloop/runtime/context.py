@@ -19,7 +19,8 @@ from typing import Any
 
 import anyio
 
-from thinkloop.backends.base import Backend, prompt_tokens_upper_bound
+from thinkloop.backends.base import Backend, request_tokens_upper_bound
+from thinkloop.backends.replay import ReplayBackend
 from thinkloop.exceptions import BackendError, BudgetExhausted, ReplayMismatch
 from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
 from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph, call_node, evolve, share_field_sets
@@ -52,7 +53,8 @@ class RunContext(Sampling):
         limiter_for: the engine's capacity limiter per backend.
         extract: pulls answers out of replies (``None``: replies carry no answer).
         pinned: send every call to ``backend``, even those that name another (a replayed run: the judge's
-            recorded replies come from the same trace).
+            recorded replies come from the same trace); ``backend`` is then a
+            :class:`~thinkloop.backends.replay.ReplayBackend`, asked by each call's node.
     """
 
     def __init__(
@@ -80,6 +82,8 @@ class RunContext(Sampling):
         self.extract: AnswerExtractor = extract if extract is not None else no_answer
         self.verifier = verifier
         self.pinned = pinned
+        self._by_node = pinned and isinstance(backend, ReplayBackend)
+        """Calls go to a replay, which is asked by each call's node (:meth:`ReplayBackend.complete_call`)."""
         self.graph = graph if graph is not None else ReasoningGraph()
         self._ids = ids if ids is not None else count()
         self.totals = totals if totals is not None else RunTotals()
@@ -208,7 +212,7 @@ class RunContext(Sampling):
     ) -> tuple[Node, Completion]:
         if attempt:
             data = (data or {}) | {"attempt": attempt + 1}
-        prompt_bound = prompt_tokens_upper_bound(backend, request.messages)
+        prompt_bound = request_tokens_upper_bound(backend, request)
         ledger = self.ledger
         try:
             # Calls in flight hold their worst case. Rather than shrink this call (or refuse it) because of
@@ -239,13 +243,16 @@ class RunContext(Sampling):
                 # yields while it waits on its I/O, and the seconds budget is checked at every reservation.
                 await anyio.lowlevel.checkpoint_if_cancelled()
                 sent = True
-                completion = await backend.complete(request)
+                completion = await (backend.complete_call(request, node.id) if self._by_node  # type: ignore[attr-defined]
+                                    else backend.complete(request))
             else:
                 async with limiter:
                     # A limiter slot handed over just as the run stopped must not send one more call.
                     await anyio.lowlevel.checkpoint_if_cancelled()
                     sent = True
-                    completion = await backend.complete(request)
+                    # A replay maps the call back by its node, not by its request alone.
+                    completion = await (backend.complete_call(request, node.id) if self._by_node  # type: ignore[attr-defined]
+                                        else backend.complete(request))
             if not isinstance(completion, Completion):
                 raise BackendError(
                     f"{backend.name} returned {type(completion).__name__}, not a Completion", maybe_billed=True
@@ -263,15 +270,23 @@ class RunContext(Sampling):
             self.mark(node, "failed", error="the replay diverged from its record")
             raise
         except Exception as exc:
-            error = exc if isinstance(exc, BackendError) else BackendError(f"{type(exc).__name__}: {exc}")
-            if sent and error.maybe_billed:
+            # Billed unless proven otherwise: an error the backend did not map may have come after the server
+            # generated (and billed) the reply.
+            error = exc if isinstance(exc, BackendError) else BackendError(
+                f"{type(exc).__name__}: {exc}", maybe_billed=True
+            )
+            billed = sent and error.maybe_billed
+            if billed:
                 self._bill_unknown(reservation)  # a timeout or a 5xx: the server may have done the work
             else:
                 ledger.settle(reservation, None)
                 if sent:
                     self.totals.fail()
             message = redact(str(error))
-            self.mark(node, "failed", error=message, latency_s=time.perf_counter() - started)
+            # What a replay needs to fail this call the same way: whether it was billed.
+            failure = {"billed": billed} if sent else None
+            self.mark(node, "failed", error=message, latency_s=time.perf_counter() - started,
+                      **({"data": (node.data or {}) | failure} if failure else {}))
             if error is exc:
                 raise
             raise BackendError(message, maybe_billed=error.maybe_billed) from exc
@@ -283,7 +298,7 @@ class RunContext(Sampling):
         if len(choices) == 1:
             # The answer is on the node itself, so a graph or trace read alone shows what each call concluded.
             choice = choices[0]
-            text, answer = choice.text, None if choice.truncated_empty else self.extract(choice.text)
+            text, answer = choice.text, self.answer_of(choice)
         node = self.mark(
             node, "done", completion=completion, usage=completion.usage, latency_s=completion.latency_s,
             text=text, answer=answer,
@@ -316,6 +331,18 @@ class RunContext(Sampling):
         node, completion = await self.call(request, parents=parents, kind=kind, strategy=strategy, backend=backend)
         return node, completion.choices[0]
 
+    def answer_of(self, choice: Choice) -> str | None:
+        """The answer a choice states. A reply the token limit cut off (``finish_reason="length"``) is read
+        without its last word when it stops inside one: a number cut short is another number ("The answer is
+        12" of 1234 states nothing); one cut off empty has no answer."""
+        if choice.finish_reason != "length":
+            return self.extract(choice.text)
+        text = choice.text.rstrip()
+        if text and text[-1].isalnum():
+            parts = text.rsplit(None, 1)
+            text = parts[0] if len(parts) == 2 else ""
+        return self.extract(text) if text.strip() else None
+
     def candidate(self, node: Node, choice: Choice, **fields: Any) -> Candidate:
         """A candidate from one choice; an empty reply cut off by the token limit has no answer."""
         completion = node.completion
@@ -324,7 +351,7 @@ class RunContext(Sampling):
         elif completion is None and node.text == choice.text:
             answer = node.answer  # a per-choice node of an n-request, extracted when it was recorded
         else:
-            answer = None if choice.truncated_empty else self.extract(choice.text)
+            answer = self.answer_of(choice)
         return Candidate(
             text=choice.text, answer=answer, node_id=node.id, finish_reason=choice.finish_reason,
             mean_logprob=choice.mean_logprob, reasoning=choice.reasoning, **fields,

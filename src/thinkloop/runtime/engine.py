@@ -141,8 +141,10 @@ class Engine:
             stop: StopReason = "deadline" if deadline.cancelled_caught else outcome.stop_reason  # type: ignore[union-attr]
             error: str | None = None
         except anyio.get_cancelled_exc_class():
-            trace.emit(RunFinished(run_id=run_id, stop_reason="cancelled"))
-            trace.close()
+            try:
+                trace.emit(RunFinished(run_id=run_id, stop_reason="cancelled"))
+            finally:
+                trace.close()
             raise
         except Exception as exc:
             stop, error = _stop_for(exc, trace, run_id)
@@ -186,15 +188,17 @@ class Engine:
         result.warnings = tuple(warnings_of(result, checked))
         limits = budget.model_dump(mode="json", exclude_none=True)
         result.stop_detail = stop_detail(result, outcome.detail if outcome is not None else None, budget=limits)
-        trace.emit(
-            RunFinished(
-                run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
-                answer_node=candidate.node_id if candidate else None, error=error,
-                usage=usage.model_dump(), cost=ctx.cost, verdict=result.verdict, feedback=result.feedback,
-                warnings=result.warnings, stop_detail=result.stop_detail,
+        try:  # a trace write that fails (a full disk) fails the run: it must not read as finished
+            trace.emit(
+                RunFinished(
+                    run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
+                    answer_node=candidate.node_id if candidate else None, error=error,
+                    usage=usage.model_dump(), cost=ctx.cost, verdict=result.verdict, feedback=result.feedback,
+                    warnings=result.warnings, stop_detail=result.stop_detail,
+                )
             )
-        )
-        trace.close()
+        finally:
+            trace.close()
         return result
 
 
@@ -208,8 +212,10 @@ async def _check_final(ctx: RunContext, candidate: Candidate, trace: Trace, run_
     except BaseException as exc:  # cancelled, or a verifier's own bug: the trace still ends
         stop = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "error"
         error = None if stop == "cancelled" else redact(repr(exc))
-        trace.emit(RunFinished(run_id=run_id, stop_reason=stop, error=error))
-        trace.close()
+        try:
+            trace.emit(RunFinished(run_id=run_id, stop_reason=stop, error=error))
+        finally:
+            trace.close()
         raise
     return checked if checked is not None else candidate
 
@@ -221,8 +227,10 @@ def _stop_for(exc: Exception, trace: Trace, run_id: str) -> tuple[StopReason, st
     backend_error = _find(exc, BackendError)
     if backend_error is not None:
         return "error", redact(str(backend_error))
-    trace.emit(RunFinished(run_id=run_id, stop_reason="error", error=redact(repr(exc))))
-    trace.close()
+    try:
+        trace.emit(RunFinished(run_id=run_id, stop_reason="error", error=redact(repr(exc))))
+    finally:
+        trace.close()
     leaf = _first_leaf(exc)
     if leaf is exc:
         raise exc

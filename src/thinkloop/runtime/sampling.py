@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from thinkloop.backends.base import prompt_tokens_upper_bound
+from thinkloop.backends.base import request_tokens_upper_bound
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.graph import NodeKind
 from thinkloop.runtime.result import Candidate
@@ -92,7 +92,7 @@ class Sampling:
         wanted = request.max_tokens
         if wanted is None:
             return k
-        prompt = prompt_tokens_upper_bound(self.backend, request.messages)
+        prompt = request_tokens_upper_bound(self.backend, request)
         name = self.backend.name
         ledger = self.ledger
         if ledger.in_flight() or ledger.tokens_allowed(prompt_tokens=prompt, n=k, model=name) >= wanted:
@@ -131,7 +131,7 @@ class Sampling:
             result.candidates.append(candidate)
             return
         for index, choice in enumerate(completion.choices):
-            answer = None if choice.truncated_empty else self.extract(choice.text)
+            answer = self.answer_of(choice)
             child = self.record(kind, [node.id], strategy=strategy, text=choice.text, answer=answer,
                                 data={"choice": index, "finish_reason": choice.finish_reason})
             result.candidates.append(self.candidate(child, choice))

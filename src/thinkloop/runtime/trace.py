@@ -24,9 +24,10 @@ from anyio.streams.memory import MemoryObjectSendStream
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from thinkloop.backends.base import Capabilities
-from thinkloop.backends.replay import RecordedCall, ReplayBackend
+from thinkloop.backends.replay import RecordedCall, RecordedFailure, ReplayBackend
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.graph import Node, ReasoningGraph
+from thinkloop.runtime.locks import WriterLock, write_all
 
 _SECRET = re.compile(
     r"(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9._\-]{8,}|(?i:api[_-]?key)\s*[=:]\s*\S+|"
@@ -100,8 +101,11 @@ class JsonlTraceSink:
     The file is unbuffered: each line is one ``write`` to the kernel, so a crash of this process loses
     nothing already emitted (the same guarantee a flush after each line gives, at half the cost).
     A call's first line ("running": it was sent) leaves out the request; the call's outcome line carries it.
-    A file whose last line was torn by a kill is repaired first (as the results store does), so the next
-    run's events start on a line of their own: a whole last event only gets its newline, a torn one is cut.
+    One process writes a trace file at a time (:class:`~thinkloop.runtime.locks.WriterLock`: a second raises
+    :class:`StoreLocked` naming the first). Holding that lock, a file whose last line was torn by a kill is
+    repaired first (as the results store does), so the next run's events start on a line of their own: a
+    whole last event only gets its newline, a torn one is cut. Every write is checked: a short write (a full
+    disk) raises ``OSError`` rather than leave a run that reads as never finished.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -110,9 +114,13 @@ class JsonlTraceSink:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # One open for the repair and the appending: a run of a few calls paid for opening the file twice.
         self._file: IO[bytes] | None = self.path.open("a+b", buffering=0)
+        self._lock: WriterLock | None = None
         try:
-            _end_on_a_whole_line(self._file)
+            self._lock = WriterLock(self._file, self.path, what="trace")
+            _end_on_a_whole_line(self._file, self.path)
         except BaseException:
+            if self._lock is not None:
+                self._lock.release()
             self._file.close()
             raise
         self._prefixes: dict[str, bytes] = {}
@@ -120,7 +128,7 @@ class JsonlTraceSink:
     def __call__(self, event: _Event) -> None:
         if self._file is None:
             return
-        self._file.write(_dump(event))
+        write_all(self._file, _dump(event), self.path)
 
     def write_node(self, run_id: str, node: Node, ts: float) -> None:
         """The line of a :class:`NodeEvent`, written without building the event (the hot path)."""
@@ -129,12 +137,18 @@ class JsonlTraceSink:
         prefix = self._prefixes.get(run_id)
         if prefix is None:
             prefix = self._prefixes[run_id] = _line_prefix(run_id)
-        self._file.write(_node_line(prefix, ts, node))
+        line = _node_line(prefix, ts, node)
+        written = self._file.write(line)
+        if written != len(line):  # short (a full disk): the rest, or an error naming the file
+            write_all(self._file, line[written or 0 :], self.path)
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 _NODE_JSON = Node.__pydantic_serializer__
@@ -144,9 +158,10 @@ _NODE_JSON = Node.__pydantic_serializer__
 _TAIL_CHUNK = 1 << 16
 
 
-def _end_on_a_whole_line(file: IO[bytes]) -> None:
-    """Repair a torn last line of a file open for appending (and reading). Only the file's tail is read:
-    runs appended to one trace file would otherwise read the whole file once per run."""
+def _end_on_a_whole_line(file: IO[bytes], path: Path | None = None) -> None:
+    """Repair a torn last line of a file open for appending (and reading), by the writer that holds its lock.
+    Only the file's tail is read: runs appended to one trace file would otherwise read the whole file once
+    per run."""
     end = file.seek(0, 2)
     if end == 0:
         return
@@ -168,7 +183,7 @@ def _end_on_a_whole_line(file: IO[bytes]) -> None:
     except ValueError:  # pydantic's ValidationError and UnicodeDecodeError included
         file.truncate(start)
     else:
-        file.write(b"\n")  # appended: the file is open for appending
+        write_all(file, b"\n", path or "the trace")  # appended: the file is open for appending
 
 
 _RUNNING_NODE_FIELDS = {"request"}
@@ -345,29 +360,61 @@ def recorded_calls(events: Iterable[Any], run_id: str | None = None) -> list[Rec
 
     Every node that got a completion counts, whatever it was marked later (a pruned branch was still called).
     """
-    return _record(events, run_id)[0]
+    return _recorded(events, run_id).calls
 
 
-def _record(events: Iterable[Any], run_id: str | None) -> tuple[list[RecordedCall], list[int]]:
-    """The recorded calls, and for each how many calls had been sent when its completion arrived."""
-    calls: list[RecordedCall] = []
-    sent_before: list[int] = []
+@dataclass
+class _Recorded:
+    """What a run's record holds for a replay: its calls in the order their completions arrived (with each
+    one's node and how many calls had been sent by then), and the calls that failed after they were sent."""
+
+    calls: list[RecordedCall] = field(default_factory=list)
+    sent_before: list[int] = field(default_factory=list)
+    nodes: list[int] = field(default_factory=list)
+    failures: dict[int, RecordedFailure] = field(default_factory=dict)
+    most_attempts: int = 1
+
+
+def _recorded(events: Iterable[Any], run_id: str | None) -> _Recorded:
+    recorded = _Recorded()
     sent: set[int] = set()
     seen: set[int] = set()
     requests: dict[int, Any] = {}
+    latest: dict[int, Node] = {}
     for event in events:
         if not isinstance(event, NodeEvent) or (run_id is not None and event.run_id != run_id):
             continue
         node = event.node
+        latest[node.id] = node
         if node.status == "running":
             sent.add(node.id)  # only calls are ever "running": one was sent (or queued to be)
         if node.request is not None:
             requests.setdefault(node.id, node.request)
         if node.completion is not None and node.id not in seen:
             seen.add(node.id)
-            calls.append((node.request or requests.get(node.id), node.completion))
-            sent_before.append(len(sent))
-    return calls, sent_before
+            recorded.calls.append((node.request or requests.get(node.id), node.completion))
+            recorded.sent_before.append(len(sent))
+            recorded.nodes.append(node.id)
+
+    def attempt(node: Node) -> int:
+        return int((node.data or {}).get("attempt", 1))
+
+    calls = [latest[i] for i in sent]
+    for node in calls:
+        recorded.most_attempts = max(recorded.most_attempts, attempt(node))
+        if node.status != "failed" or node.error is None or node.completion is not None:
+            continue
+        # Retried when a call under the same parents, with the same request, was its next attempt.
+        retried = any(
+            other.parents == node.parents and attempt(other) == attempt(node) + 1
+            and requests.get(other.id) == requests.get(node.id)
+            for other in calls
+        )
+        recorded.failures[node.id] = RecordedFailure(
+            request=requests.get(node.id), error=node.error, retried=retried,
+            billed=bool((node.data or {}).get("billed", True)),
+        )
+    return recorded
 
 
 def replay(
@@ -398,12 +445,19 @@ def replay(
         run_id = known[0]
     elif run_id not in runs and run_id not in node_runs:
         raise ConfigurationError(f"replay: {where} has no run {run_id!r}")
-    calls, sent_before = _record(events, run_id)
+    recorded = _recorded(events, run_id)
     started = runs.get(run_id)
     if name is None:
         name = started.model if started is not None else next(
-            (completion.model for _, completion in calls if completion.model), "replay"
+            (completion.model for _, completion in recorded.calls if completion.model), "replay"
         )
+    if capabilities is None:
+        honours_n = any(request is not None and request.n > 1 for request, _ in recorded.calls)
+        capabilities = Capabilities(honours_n=honours_n)
+    if recorded.most_attempts > capabilities.retry.max_retries + 1:  # retry as often as the recorded run did
+        retry = capabilities.retry.model_copy(update={"max_retries": recorded.most_attempts - 1})
+        capabilities = capabilities.model_copy(update={"retry": retry})
     return ReplayBackend(
-        calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id, sent_before=sent_before
+        recorded.calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id,
+        sent_before=recorded.sent_before, nodes=recorded.nodes, failures=recorded.failures,
     )

@@ -31,20 +31,24 @@ from thinkloop.runtime.result import Candidate, Outcome
 from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
 from thinkloop.types import ChatRequest, Message
 from thinkloop.verifiers.extract import extract_answer
+from thinkloop.verifiers.scores import read_score
 
 ValueFunction = Callable[[str, tuple[str, ...]], float | Awaitable[float]]
 
 _FINAL = re.compile(r"answer\s*:", re.IGNORECASE)
-_SCORE = re.compile(r"score\s*[:=]\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 PROPOSE_SYSTEM = (
     "You solve problems one step at a time. Given the problem and the steps so far, write only the single "
     f"next step. When the problem is solved, make that step the final answer. {ANSWER_FORMAT}"
 )
 VALUE_SYSTEM = (
-    "Judge whether the partial solution below is on track to solve the problem correctly. "
-    "Reply with 'SCORE: N' where N is 0 (hopeless) to 10 (certainly right)."
+    "Judge whether the partial solution below is on track to solve the problem correctly: check each step. "
+    "Reply with one line and nothing else: 'SCORE: N', where N is a whole number from 0 (a step is wrong, or "
+    "it is hopeless) to 10 (every step is right and it leads to the answer)."
 )
+"""What the value call asks for; :func:`~thinkloop.verifiers.scores.read_score` reads it (the last score
+stated, markdown and ``=`` allowed, a scale written out). A reply with no score leaves the thought unvalued,
+kept at the pruning bar with a note on its node, never valued 0 in silence."""
 
 
 class TreeSearchConfig(StrategyConfig):
@@ -169,6 +173,7 @@ class TreeSearch(Strategy):
     async def _evaluate(self, ctx: RunContext, question: str, thought: Thought, state: _SearchState) -> None:
         """Value a thought; a final thought is also checked by the run's verifier, which may end the search."""
         mode = self._value_mode(ctx)
+        unvalued = False
         text = "\n".join(thought.steps)
         answer = extract_answer(thought.steps[-1]) if thought.final else None
         verdict: Candidate | None = None
@@ -185,7 +190,13 @@ class TreeSearch(Strategy):
         elif mode == "verifier" and verdict is not None:
             score = verdict.score or 0.0
         else:
-            score = await self._model_value(ctx, question, thought, text)
+            read = await self._model_value(ctx, question, thought, text)
+            if read is None:
+                # No score in the reply: not evidence that the thought is bad. Keep it at the pruning bar
+                # (below every thought that was valued higher) and say so on its node.
+                score, unvalued = self.config.prune_below, True
+            else:
+                score = read
         if verdict is not None and thought.final and not verdict.accepted:
             score = min(score, verdict.score or 0.0)
         thought.value = min(1.0, max(0.0, score))
@@ -195,7 +206,12 @@ class TreeSearch(Strategy):
         ):
             state.best_partial = thought
         node = ctx.graph.node(thought.node_id)
-        ctx.mark(node, node.status, score=thought.value, answer=answer)
+        if unvalued:
+            note = (f"the value reply stated no score (expected 'SCORE: N', 0 to 10); kept at the pruning bar "
+                    f"{self.config.prune_below}")
+            ctx.mark(node, node.status, score=None, answer=answer, data={**(node.data or {}), "value_unread": note})
+        else:
+            ctx.mark(node, node.status, score=thought.value, answer=answer)
         if thought.final:
             state.finals += 1
             accepted = bool(verdict.accepted) if verdict is not None else None
@@ -206,13 +222,13 @@ class TreeSearch(Strategy):
                 state.accepted = candidate
                 raise _Stop
 
-    async def _model_value(self, ctx: RunContext, question: str, thought: Thought, text: str) -> float:
+    async def _model_value(self, ctx: RunContext, question: str, thought: Thought, text: str) -> float | None:
+        """The model's own score of a partial solution in [0, 1]; ``None`` when its reply states none."""
         _, choice = await ctx.side_call(
             VALUE_SYSTEM, f"Problem:\n{question}\n\nPartial solution:\n{text}", parents=[thought.node_id],
             kind="evaluate", strategy=self.name, max_tokens=self.config.value_max_tokens,
         )
-        match = _SCORE.search(choice.text)
-        return min(10.0, float(match.group(1))) / 10 if match else 0.0
+        return read_score(choice.text, scale=10.0)
 
     def _prune(self, ctx: RunContext, thought: Thought, reason: str, state: _SearchState) -> None:
         node = ctx.graph.node(thought.node_id)

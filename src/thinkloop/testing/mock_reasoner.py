@@ -95,8 +95,9 @@ class ReasoningModel(MockModel):
         return {"role": "assistant", "content": answer, self.shape: thought}
 
 
-def stream_events(payload: dict[str, Any], *, include_usage: bool) -> bytes:
-    """A completion as the server-sent events a streaming server sends, ``data: [DONE]`` last."""
+def stream_events(payload: dict[str, Any], *, include_usage: bool, done: bool = True) -> bytes:
+    """A completion as the server-sent events a streaming server sends, ``data: [DONE]`` last (unless
+    ``done`` is false: a stream cut short). A choice whose ``finish_reason`` is ``None`` gets no last delta."""
     base = {"id": payload["id"], "object": "chat.completion.chunk", "created": payload["created"],
             "model": payload["model"]}
     events: list[dict[str, Any]] = []
@@ -106,11 +107,12 @@ def stream_events(payload: dict[str, Any], *, include_usage: bool) -> bytes:
         for key in ("reasoning_content", "reasoning", "content"):
             for piece in _pieces(message.get(key) or ""):
                 events.append(base | {"choices": [{"index": index, "delta": {key: piece}, "finish_reason": None}]})
-        events.append(base | {"choices": [{"index": index, "delta": {}, "finish_reason": choice["finish_reason"]}]})
+        if choice["finish_reason"] is not None:
+            events.append(base | {"choices": [{"index": index, "delta": {}, "finish_reason": choice["finish_reason"]}]})
     if include_usage:
         events.append(base | {"choices": [], "usage": payload["usage"]})
     lines = [f"data: {json.dumps(event, separators=(',', ':'))}\n\n" for event in events]
-    return ("".join(lines) + "data: [DONE]\n\n").encode()
+    return ("".join(lines) + ("data: [DONE]\n\n" if done else "")).encode()
 
 
 def _pieces(text: str) -> list[str]:

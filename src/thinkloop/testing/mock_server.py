@@ -48,8 +48,8 @@ __all__ = [
 LOOPBACK = "127.0.0.1"
 _MAX_HEADER_BYTES = 64 * 1024
 _MAX_BODY_BYTES = 16 * 1024 * 1024
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 411: "Length Required",
-            413: "Content Too Large", 431: "Request Header Fields Too Large"}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            411: "Length Required", 413: "Content Too Large", 431: "Request Header Fields Too Large"}
 
 
 class _BadRequest(Exception):
@@ -97,6 +97,10 @@ class MockServer:
 
     def reset(self) -> None:
         self.model.reset()
+
+    def admits(self, path: str, headers: dict[str, str]) -> bool:
+        """Whether a request with these (lower-cased) headers may be served: any (a variant may want a key)."""
+        return True
 
     async def serve(self, port: int = 0, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen on 127.0.0.1 until cancelled; reports the bound port through ``task_status``."""
@@ -149,6 +153,9 @@ class MockServer:
             return False
         raw = await reader.receive_exactly(length) if length else b""
         path = target.split("?", 1)[0].rstrip("/")
+        if not self.admits(path, headers):
+            await stream.send(_error(401, "Incorrect API key provided", close=not keep_alive))
+            return keep_alive
         if path == "/v1/chat/completions":
             if method != "POST":
                 await stream.send(_error(405, "use POST", close=not keep_alive))

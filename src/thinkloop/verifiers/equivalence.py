@@ -32,9 +32,29 @@ __all__ = ["AnswerKey", "answers_equivalent", "canonical_key", "needs_comparison
 logger = logging.getLogger(__name__)
 
 AnswerKey = tuple[str, Any]
-"""``("number", Fraction)``, ``("text", casefolded words)`` or ``("expr", canonical expression text)``."""
+"""``("number", Fraction)``, ``("text", casefolded words)``, ``("colon", (parts, am/pm))`` or
+``("expr", canonical expression text)``."""
 
 _PLAIN_WORDS = re.compile(r"^[A-Za-z][A-Za-z '’\-]*$")
+# Text math-verify would misread as a product: numbers side by side ("12 00" as 12*0, so equal to 0) or an
+# exponent's "e" ("2e3+1" as 2*E*3+1). Such answers compare as written, never through math-verify.
+_MISREAD_AS_PRODUCT = re.compile(r"\d\s+\.?\d|\d[eE][-+]?\d")
+# A clock time or a ratio ("4:00", "3:4", "12:30:05 pm"): compared part by part as written, so "4:00" is never
+# "5:00" (math-verify reads both as a division by zero, equal to each other).
+_COLON_FORM = re.compile(r"^(\d+(?::\d+)+)\s*([AaPp]\.?\s*[Mm]\.?)?$")
+
+
+def _colon_key(text: str) -> AnswerKey | None:
+    match = _COLON_FORM.match(text)
+    if match is None:
+        return None
+    suffix = (match.group(2) or "").replace(".", "").replace(" ", "").lower()
+    return ("colon", (tuple(int(part) for part in match.group(1).split(":")), suffix))
+
+
+def _plain_only(text: str) -> bool:
+    """Whether an answer must be compared as written: math-verify would misread it."""
+    return _MISREAD_AS_PRODUCT.search(text) is not None or _COLON_FORM.match(text) is not None
 _MATH_VERIFY_TIMEOUT = 5
 """Seconds one math-verify parse or comparison may take when no deadline is nearer."""
 
@@ -105,7 +125,7 @@ def _math_equal(a: str, b: str, deadline: float | None) -> bool:
     if (a, b) in _compared:
         return _compared[(a, b)]
     parsed_a, parsed_b = _math_parse(a, deadline), _math_parse(b, deadline)
-    if not parsed_a or not parsed_b or _time_left(deadline) <= 0:
+    if not parsed_a or not parsed_b or _time_left(deadline) <= 0 or _undefined(parsed_a) or _undefined(parsed_b):
         return False
     import math_verify
 
@@ -118,6 +138,14 @@ def _math_equal(a: str, b: str, deadline: float | None) -> bool:
         equal = False
     _remember(_compared, (a, b), equal)
     return equal
+
+
+def _undefined(parsed: tuple[Any, ...]) -> bool:
+    """A parse that is a division by zero or not a number: equal to nothing, itself included."""
+    import sympy
+
+    expression = parsed[0]
+    return isinstance(expression, sympy.Basic) and bool(expression.has(sympy.zoo, sympy.nan))
 
 
 def answers_equivalent(
@@ -140,9 +168,14 @@ def answers_equivalent(
     norm_a, norm_b = normalize_answer(a), normalize_answer(b)
     if not norm_a or not norm_b:
         return False
+    colon_a, colon_b = _colon_key(norm_a), _colon_key(norm_b)
+    if colon_a is not None or colon_b is not None:
+        return colon_a == colon_b
     if norm_a.casefold() == norm_b.casefold():
         return True
     if _PLAIN_WORDS.match(norm_a) and _PLAIN_WORDS.match(norm_b):
+        return False
+    if _plain_only(norm_a) or _plain_only(norm_b):
         return False
     if value_a is not None or value_b is not None:
         value, other = (value_a, norm_b) if value_a is not None else (value_b, norm_a)
@@ -199,6 +232,11 @@ def _cheap_key(answer: str) -> AnswerKey | None:
     normalised = normalize_answer(answer)
     if _PLAIN_WORDS.match(normalised):
         return ("text", normalised.casefold())
+    colon = _colon_key(normalised)
+    if colon is not None:
+        return colon
+    if _plain_only(normalised):
+        return ("text", normalised.casefold())
     return None
 
 
@@ -209,6 +247,8 @@ def _sympy_key(parsed: tuple[Any, ...]) -> AnswerKey | None:
     expression = parsed[0]
     if isinstance(expression, sympy.Rational):  # Integer included; never a Float (that has no exact value)
         return ("number", Fraction(int(expression.p), int(expression.q)))
+    if isinstance(expression, sympy.Basic) and expression.has(sympy.zoo, sympy.nan):
+        return None  # a division by zero: not a value two different answers may share
     if isinstance(expression, sympy.Basic):
         return ("expr", f"sympy:{expression}")
     return None

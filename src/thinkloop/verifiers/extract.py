@@ -28,7 +28,14 @@ _BOXED = re.compile(r"\\(?:boxed|fbox)\s*(\{)|\\boxed\s+([^\s${}]+)")
 _ANSWER_TAIL = re.compile(r"\b\s*(?:\*\*|__|\})?\s*[:：](?:\s*\*\*|\s*__|\s*\})?|\s+(?:is|would\s+be|will\s+be|=)\s*:?")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n")
 # A number, not an exponent ("m^2") nor part of a word.
-_LAST_NUMBER = re.compile(r"(?<![\w.^])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|(?<![\w.^])-?\.\d+")
+# Thousands may be grouped by commas or (thin) spaces ("12 500 dollars" is 12500, never 500), and an exponent
+# belongs to its number ("1e6" is a million, never 1 or 6).
+# A clock time or a ratio ("4:00", "3:4") is read whole: its "00" is not the answer 0.
+_LAST_NUMBER = re.compile(
+    r"(?<![\w.^:])\d+(?::\d+)+(?![\d:])"
+    r"|(?<![\w.^:])-?(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?:[ \u2009\u202f\u00a0]\d{3})+(?![\d/])|\d+)(?:\.\d+)?"
+    r"(?:[eE][-+]?\d+(?!\w))?(?:/\d+)?|(?<![\w.^:])-?\.\d+"
+)
 _HAS_CONTENT = re.compile(r"\w")
 _EMPTY_BOX = re.compile(r"^\\(?:boxed|fbox)\s*\{\s*\}$")
 # Words a model states instead of an answer ("The answer is unclear", "... is not determined").

@@ -41,7 +41,7 @@ _VERDICT = re.compile(
     r"^[ \t>*_`]*VERDICT[ \t*_`]*:[ \t*_`]*(CORRECT|INCORRECT)[ \t*_`]*[.!]?[ \t*_`]*(?:\([^\n]*\))?[ \t\r]*$",
     re.I | re.M,
 )
-_SCORE = re.compile(r"^[ \t>*_`]*SCORE[ \t*_`]*:([^\n]*)$", re.I | re.M)
+_SCORE = re.compile(r"^[ \t>*_`]*SCORE[ \t*_`]*[:=]([^\n]*)$", re.I | re.M)
 _SCORE_VALUE = re.compile(r"(?P<number>[^\s*_`]*?)[ \t*_`]*[.;!,]?[ \t*_`]*(?:\([^\n]*\))?")
 _NUMBER = re.compile(r"(?:0|1)(?:\.\d+)?|\.\d+")
 _MAX_FEEDBACK = 2000

@@ -47,13 +47,25 @@ _MATH_THEN_WORDS = re.compile(r"^\$([^$]+)\$\s*([^$]+)$")
 _CHOICE = re.compile(r"^\(\s*([A-Za-z])\s*\)$|^([A-Za-z])\)$")
 
 _CURRENCY = r"(?:\$|€|£|¥|₹|USD\s*|US\$|Rs\.?\s*)"
-_NUMBER_BODY = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
+# Thousands grouped by commas ("12,500") or by spaces, thin or not ("12 500", "12\u2009500": SI style), never
+# followed by a fraction bar ("2 125/1000" is a mixed number); then decimals and an exponent ("1.5e3", "2E-4":
+# an "e" between digits is a power of ten, never Euler's number).
+_GROUP_SPACE = "[ \u2009\u202f\u00a0]"
+_NUMBER_BODY = (
+    rf"(?:\d{{1,3}}(?:,\d{{3}})+|\d{{1,3}}(?:{_GROUP_SPACE}\d{{3}})+(?![\d/])|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"
+    r"|\.\d+(?:[eE][-+]?\d+)?"
+)
+# "2 \times 10^{3}", "2×10^3": a power of ten written out.
+_TIMES_TEN = r"(?:\s*(?:\\times|\\cdot|×|·|\*)\s*10\s*\^\s*\{?\s*(?P<power>[-+]?\d+)\s*\}?)"
 _NUMERIC = re.compile(
     rf"""^(?P<sign>[-+]?)\s*{_CURRENCY}?\s*(?P<sign2>[-+]?)\s*
-         (?P<num>{_NUMBER_BODY})(?:\s+(?P<part>\d+)\s*/\s*(?P<part_den>\d+)|\s*/\s*(?P<den>\d+))?
+         (?P<num>{_NUMBER_BODY}){_TIMES_TEN}?(?:\s+(?P<part>\d+)\s*/\s*(?P<part_den>\d+)|\s*/\s*(?P<den>\d+))?
          \s*(?P<tail>.*)$""",
     re.VERBOSE | re.S,
 )
+_MAX_EXPONENT = 1000
+"""Larger powers of ten are not read as numbers (``1e999999999`` would not fit in memory as a Fraction)."""
+_SEPARATORS = str.maketrans("", "", ", \u2009\u202f\u00a0")
 _PERCENT_TAIL = re.compile(r"^(?:%|\\%|percent\b|per\s*cent\b)", re.IGNORECASE)
 _UNIT_TAIL = re.compile(r"^(?:\(\s*[^\d()]*\)|[A-Za-z][A-Za-z'’\-]*(?:[\s.,/]+[A-Za-z'’\-]+)*)[.,;!]?$")
 _UNIT_POWER = re.compile(r"\^\{?[23]\}?|[²³]")
@@ -128,9 +140,20 @@ def _number_of(match: re.Match[str]) -> Fraction | None:
     sign = -1 if "-" in (match.group("sign") + match.group("sign2")) else 1
     if match.group("sign") and match.group("sign2"):
         return None
+    num = match.group("num").translate(_SEPARATORS)
+    power = match.group("power")
     try:
-        value = Fraction(Decimal(match.group("num").replace(",", "")))
+        decimal = Decimal(num)
+        exponent = decimal.as_tuple().exponent + (int(power) if power is not None else 0)
+        if not isinstance(exponent, int) or abs(exponent) > _MAX_EXPONENT:
+            return None
+        value = Fraction(decimal)
     except (InvalidOperation, ValueError):
+        return None
+    if power is not None:
+        value *= Fraction(10) ** int(power)
+    scientific = power is not None or "e" in num or "E" in num
+    if (match.group("den") is not None or match.group("part") is not None) and scientific:
         return None
     if match.group("den") is not None:
         denominator = int(match.group("den"))
@@ -139,7 +162,7 @@ def _number_of(match: re.Match[str]) -> Fraction | None:
         value /= denominator
     elif match.group("part") is not None:  # a mixed number: "2 1/2"
         part, part_denominator = int(match.group("part")), int(match.group("part_den"))
-        if not 0 < part < part_denominator or "." in match.group("num") or "," in match.group("num"):
+        if not 0 < part < part_denominator or not match.group("num").isdigit():
             return None
         value += Fraction(part, part_denominator)
     return sign * value

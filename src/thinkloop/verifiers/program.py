@@ -2,8 +2,9 @@
 
 Model output is untrusted code. It runs under bubblewrap (see :mod:`thinkloop.verifiers.sandbox` and
 ``docs/sandbox.md``): its own user, PID, mount, IPC, network and UTS namespaces, no capabilities, a read-only
-view of only what Python needs, a private ``/tmp`` and the scratch folder as the only writable places, an empty
-environment, a seccomp filter that refuses to start processes, and every process killed when the program ends
+view of only what Python needs, ``/tmp`` and ``/scratch`` (tmpfs of its own, nothing on the host's disk) as
+the only writable places, an empty environment, a seccomp filter that refuses to start processes, a cgroup
+bounding its memory and threads where the machine allows one, and every process killed when the program ends
 or its time is up. Resource limits and a Python audit hook run inside as well, but only to turn common
 mistakes into a clear reason; the kernel is the guard.
 
@@ -15,7 +16,6 @@ says so.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -25,19 +25,25 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import anyio
 
 from thinkloop.exceptions import ConfigurationError, SandboxUnavailable
 from thinkloop.verifiers.base import Verdict
 from thinkloop.verifiers.checks import candidate_answer
 from thinkloop.verifiers.extract import answers_equivalent, extract_answer
 from thinkloop.verifiers.sandbox import (
+    JOIN_FAILED,
     SCRATCH,
     bootstrap_source,
     bubblewrap_command,
+    create_cgroup,
+    disable_cgroups,
     probe,
     process_filter,
     python_roots,
+    remove_tree,
     run_bounded,
 )
 
@@ -51,6 +57,9 @@ DENIED_EXIT = 97
 """Exit status of a program stopped by the audit hook (an escape attempt)."""
 MEMORY_EXIT = 98
 """Exit status of a program that ran out of memory (``MemoryError`` under ``RLIMIT_AS``)."""
+CPU_EXIT = 96
+"""Exit status of a program that reached its CPU time limit (``SIGXCPU``; the program is its namespace's init,
+which the kernel spares signals without a handler)."""
 _MARKER = "[thinkloop-sandbox]"
 _STARTED = f"{_MARKER} started\n".encode()
 _MIB = 1024 * 1024
@@ -90,6 +99,8 @@ class ProgramRun:
     """Whether it ran in the kernel sandbox (``False``: ``allow_unguarded`` and no bubblewrap)."""
     output_exceeded: bool = False
     """Whether it was stopped for printing more than ``max_output_bytes``."""
+    memory_exceeded: bool = False
+    """Whether the kernel killed it for passing the sandbox's total memory limit (its cgroup's)."""
 
     @property
     def denied(self) -> str | None:
@@ -103,7 +114,7 @@ class ProgramRun:
 
     @property
     def out_of_memory(self) -> bool:
-        return self.returncode == MEMORY_EXIT or (
+        return self.memory_exceeded or self.returncode == MEMORY_EXIT or (
             self.returncode not in (0, None) and "MemoryError" in self.stderr[-2000:]
         )
 
@@ -120,9 +131,13 @@ class ProgramRun:
             return f"printed more than its output limit{limit} and was killed"
         if self.denied is not None:
             return f"attempted a forbidden operation and was stopped ({self.denied})"
+        if self.memory_exceeded:
+            return "ran out of memory (the sandbox's total memory limit, files in /tmp and /scratch included)"
         if self.out_of_memory:
             return "ran out of memory (memory limit exceeded)"
         code = self.returncode
+        if code == CPU_EXIT:
+            return "exceeded its CPU time limit (SIGXCPU)"
         if code is not None and code < 0:
             if -code == signal.SIGXCPU:
                 return "exceeded its CPU time limit (killed by SIGXCPU)"
@@ -144,12 +159,15 @@ class ProgramVerifier:
 
     Guaranteed under bubblewrap (the kernel enforces it, whatever the program does, ``ctypes`` included): the
     program sees only ``/usr``, the interpreter's folders and ``read_only_paths``, read-only; it can write only
-    to its scratch folder (at most ``file_size_mb`` per file) and a private ``/tmp`` (``tmp_mb`` in all); it
+    to ``/scratch`` (``scratch_mb``) and ``/tmp`` (``tmp_mb``), tmpfs of its own (nothing lands on the host); it
     has no network (a loopback of its own), no view of other processes, no capabilities, an empty environment,
     cannot start processes (unless ``allow_processes``) nor more than ``max_processes`` threads and processes;
-    it is killed with everything it started after ``timeout`` seconds or ``max_output_bytes`` of output. Not
-    guaranteed: total memory is bounded per process (``memory_mb``), not per sandbox; CPU time and disk
-    bandwidth are shared; kernel bugs are out of scope. See ``docs/sandbox.md``.
+    it is killed with everything it started after ``timeout`` seconds or ``max_output_bytes`` of output. Where
+    the caller may make a cgroup, all the memory the sandbox holds is bounded in total and its threads and
+    processes are counted together, for root too. Not guaranteed: without a cgroup, memory is bounded per
+    process (``memory_mb``) and per filesystem, and the kernel's memory for the program's files is not counted;
+    CPU time is shared; kernel bugs are out of scope. Exit status 0 is all this verifier checks unless given
+    ``expected`` or ``match_answer``. See ``docs/sandbox.md``.
 
     Args:
         timeout: wall-clock seconds before the sandbox is killed.
@@ -166,8 +184,10 @@ class ProgramVerifier:
         python: the interpreter to run (default: this one).
         bwrap: the bubblewrap executable.
         max_output_bytes: stdout and stderr together; a program that prints more is killed and rejected.
-        scratch_root: where to create the scratch folders (default: the system's temporary folder).
+        scratch_root: where to create the scratch folders of runs without the sandbox (default: the system's
+            temporary folder). Sandboxed runs write to a tmpfs of their own, never to the host.
         tmp_mb: the size of the program's private ``/tmp``.
+        scratch_mb: the size of the program's ``/scratch`` (its working folder), a tmpfs like ``/tmp``.
         max_processes: ``RLIMIT_NPROC`` inside the sandbox (threads count; not enforced for root's programs).
         allow_processes: let the program start processes (inside the sandbox; they die with it).
         read_only_paths: more host folders the program may read (e.g. a package outside the interpreter).
@@ -194,13 +214,14 @@ class ProgramVerifier:
         max_output_bytes: int = _MIB,
         scratch_root: str | os.PathLike[str] | None = None,
         tmp_mb: int = 64,
+        scratch_mb: int = 64,
         max_processes: int = 64,
         allow_processes: bool = False,
         read_only_paths: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         for name, value in (("timeout", timeout), ("memory_mb", memory_mb), ("cpu_seconds", cpu_seconds),
                             ("file_size_mb", file_size_mb), ("max_output_bytes", max_output_bytes),
-                            ("tmp_mb", tmp_mb), ("max_processes", max_processes)):
+                            ("tmp_mb", tmp_mb), ("scratch_mb", scratch_mb), ("max_processes", max_processes)):
             if value <= 0:
                 raise ConfigurationError(f"ProgramVerifier {name} must be positive (got {value})")
         self.timeout = float(timeout)
@@ -216,6 +237,7 @@ class ProgramVerifier:
         self.max_output_bytes = int(max_output_bytes)
         self.scratch_root = None if scratch_root is None else os.fspath(scratch_root)
         self.tmp_mb = int(tmp_mb)
+        self.scratch_mb = int(scratch_mb)
         self.max_processes = int(max_processes)
         self.allow_processes = allow_processes
         self.read_only_paths = tuple(os.path.abspath(os.fspath(p)) for p in read_only_paths)
@@ -239,11 +261,16 @@ class ProgramVerifier:
                 f"ProgramVerifier cannot sandbox model-written code here: {reason}. "
                 "Pass allow_unguarded=True to run it without the sandbox (only an audit hook and resource limits)."
             )
-        scratch = _make_scratch(self.scratch_root)
+        if reason is None:
+            return await self._run_in("/", source, guarded=True)
+        # Without the sandbox the program writes to a host folder: a private (0700) one, removed afterwards in a
+        # worker thread, without following links (see sandbox/cleanup.py).
+        parent = tempfile.mkdtemp(prefix="thinkloop-sandbox-", dir=self.scratch_root)
         try:
-            return await self._run_in(scratch, source, guarded=reason is None)
+            return await self._run_in(_scratch_in(parent), source, guarded=False)
         finally:
-            _remove_tree(scratch)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(remove_tree, parent)
 
     def _config(self, *, writable: list[str], guarded: bool) -> str:
         limits = {
@@ -259,6 +286,7 @@ class ProgramVerifier:
             "writable": writable,
             "denied_exit": DENIED_EXIT,
             "memory_exit": MEMORY_EXIT,
+            "cpu_exit": CPU_EXIT,
             "marker": _MARKER,
             "allow_processes": self.allow_processes,
             "limits": limits,
@@ -267,6 +295,11 @@ class ProgramVerifier:
     async def _run_in(self, scratch: str, source: str, *, guarded: bool) -> ProgramRun:
         inner = [self.python, "-I", "-B", "-c", bootstrap_source()]
         seccomp_fd = None
+        # Threads and processes of the program (as RLIMIT_NPROC counts them), plus bubblewrap itself (the shell
+        # that joins the cgroup becomes bubblewrap); all the memory the sandbox can hold.
+        cgroup = create_cgroup(
+            memory_bytes=(self.memory_mb + self.tmp_mb + self.scratch_mb) * _MIB, max_tasks=self.max_processes + 1,
+        ) if guarded else None
         try:
             if guarded:
                 inner.append(self._config(writable=[SCRATCH, "/tmp"], guarded=True))
@@ -276,12 +309,14 @@ class ProgramVerifier:
                     os.write(seccomp_fd, rules)
                     os.lseek(seccomp_fd, 0, os.SEEK_SET)
                 command = bubblewrap_command(
-                    shutil.which(self.bwrap) or self.bwrap, inner, scratch=scratch,
+                    shutil.which(self.bwrap) or self.bwrap, inner, scratch_bytes=self.scratch_mb * _MIB,
                     read_only=[*await python_roots(self.python), *self.read_only_paths],
                     tmp_bytes=self.tmp_mb * _MIB, seccomp_fd=seccomp_fd,
                 )
                 # bubblewrap's own environment too: its init, visible as /proc/1, keeps it (the caller's keys)
                 argv, env, fds = command.argv, {"PATH": "/usr/bin:/bin"}, command.pass_fds
+                if cgroup is not None:
+                    argv = cgroup.wrap(argv)
             else:
                 inner.append(self._config(writable=[scratch], guarded=False))
                 env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8"}
@@ -290,9 +325,13 @@ class ProgramVerifier:
                 argv, stdin=source.encode("utf-8", "replace"), cwd=scratch, env=env, time_limit=self.timeout,
                 max_output_bytes=self.max_output_bytes, pass_fds=fds,
             )
+            memory_exceeded = cgroup is not None and cgroup.out_of_memory()
         finally:
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
+            if cgroup is not None:
+                with anyio.CancelScope(shield=True):
+                    await cgroup.remove()
         code, stderr = finished.returncode, finished.stderr
         if stderr.startswith(_STARTED):
             stderr = stderr.removeprefix(_STARTED)
@@ -300,6 +339,9 @@ class ProgramVerifier:
             # An infrastructure failure (bubblewrap could not set up, the interpreter could not start), never a
             # verdict on the program: nothing of it has run.
             said = stderr.decode("utf-8", "replace").strip()[-1000:] or "no message"
+            if cgroup is not None and code == JOIN_FAILED:  # the machine let us make a cgroup, not join it
+                disable_cgroups(f"cannot join a new cgroup ({said})")
+                return await self._run_in(scratch, source, guarded=guarded)
             raise SandboxUnavailable(
                 f"ProgramVerifier could not start the program (exit status {code}{', sandboxed' if guarded else ''}): "
                 f"{said}"
@@ -313,6 +355,7 @@ class ProgramVerifier:
             timed_out=finished.timed_out,
             guarded=guarded,
             output_exceeded=finished.output_exceeded,
+            memory_exceeded=memory_exceeded,
         )
 
     # --- verifying ---------------------------------------------------------------------------------------
@@ -344,22 +387,10 @@ class ProgramVerifier:
         return Verdict.accept("\n".join([message, *notes]))
 
 
-def _make_scratch(root: str | None) -> str:
-    return os.path.realpath(tempfile.mkdtemp(prefix="thinkloop-sandbox-", dir=root))
-
-
-def _remove_tree(path: str) -> None:
-    def retry(function: Callable[..., Any], target: str, _exc: object) -> None:
-        # A program may have made its own files read-only; make them writable and try again.
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target), 0o700)
-            os.chmod(target, 0o700)
-            function(target)
-
-    if sys.version_info >= (3, 12):
-        shutil.rmtree(path, onexc=retry)
-    else:
-        shutil.rmtree(path, onerror=retry)
+def _scratch_in(parent: str) -> str:
+    scratch = os.path.join(os.path.realpath(parent), "scratch")
+    os.mkdir(scratch, 0o700)
+    return scratch
 
 
 def _tail(text: str, limit: int = 1500) -> str:

@@ -1,12 +1,14 @@
 """Code that must run: the model's program, then the given tests, in the program sandbox.
 
 Models invent libraries and functions; a program that imports one fails here before it is run ("the module
-'fastmath' does not exist"), and a program that runs is held to the tests. Each test statement runs on its
-own, so the feedback lists every failing test with what it got ("assert add(2, 3) == 5: got 6"), which is
+'fastmath' does not exist"), and a program that runs is held to the tests. Each test is judged on its own, so
+the feedback lists every failing test with what it got ("assert add(2, 3) == 5: got 6, expected 5"), which is
 what a reviser needs to fix the code.
 
-Built on :class:`~thinkloop.verifiers.program.ProgramVerifier`'s public ``run`` (the sandbox's guards are
-its business); this module only writes the test harness and reads how the run ended.
+Reasoning models game their checks when they can (print a passing summary, exit early, return objects equal to
+anything, read the expected values), so the verdict never comes from the program: the program's values come
+back as data and the caller compares them (:mod:`thinkloop.verifiers.judged_tests`). The sandbox's guards are
+:class:`~thinkloop.verifiers.program.ProgramVerifier`'s business.
 """
 
 from __future__ import annotations
@@ -20,59 +22,22 @@ from typing import TYPE_CHECKING
 
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.verifiers.base import Verdict
+from thinkloop.verifiers.judged_tests import TestPlan, new_nonce, plan_tests
 from thinkloop.verifiers.program import ProgramVerifier, extract_program
 
 if TYPE_CHECKING:
     from thinkloop.runtime.context import RunContext
     from thinkloop.runtime.result import Candidate
 
-_REPORT = "[thinkloop-tests]"
-_OPERATORS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
-              ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
-
-
-def _test_block(statement: ast.stmt, index: int) -> str:
-    """Python source that runs one test statement and reports its failure (with the values compared)."""
-    source = ast.unparse(statement)
-    label = repr(source if len(source) <= 120 else source[:117] + "...")
-    if isinstance(statement, ast.Assert):
-        test = statement.test
-        if isinstance(test, ast.Compare) and len(test.ops) == 1 and type(test.ops[0]) in _OPERATORS:
-            op = _OPERATORS[type(test.ops[0])]
-            left, right = ast.unparse(test.left), ast.unparse(test.comparators[0])
-            detail = "f'got {_tl_left!r}, expected {_tl_right!r}'" if op == "==" else \
-                f"f'{{_tl_left!r}} {op} {{_tl_right!r}} is false'"
-            check = f"_tl_left = ({left})\n    _tl_right = ({right})\n    _tl_ok = (_tl_left {op} _tl_right)\n" \
-                    f"    _tl_detail = {detail}"
-        else:
-            check = f"_tl_ok = bool({ast.unparse(test)})\n    _tl_detail = 'it is false'"
-        return (
-            f"try:\n    {check}\nexcept Exception as _tl_exc:\n"
-            f"    _tl_ok, _tl_detail = False, f'raised {{type(_tl_exc).__name__}}: {{_tl_exc}}'\n"
-            f"_tl_results.append(({index}, {label}, _tl_ok, _tl_detail))\n"
-        )
-    # Setup (imports, helpers): runs as written; if it fails, the whole run says so.
-    return source + "\n"
-
-
-def build_harness(tests: str) -> str:
-    """The code appended to the program: each test statement run and reported on its own."""
+def parse_program(source: str) -> ast.Module | str:
+    """The program's syntax tree, or why it has none: a syntax error, or nesting too deep for the parser (a
+    reply of thousands of nested operators must be a rejection, not a ``RecursionError`` in the caller)."""
     try:
-        module = ast.parse(tests)
+        return ast.parse(source)
     except SyntaxError as exc:
-        raise ConfigurationError(f"the tests are not valid Python (line {exc.lineno}: {exc.msg})") from exc
-    asserts = [s for s in module.body if isinstance(s, ast.Assert)]
-    if not asserts:
-        raise ConfigurationError("the tests have no assert statement to check")
-    blocks = [_test_block(s, i) for i, s in enumerate(module.body)]
-    return (
-        "\n\n# --- tests ---\n_tl_results = []\n" + "".join(blocks)
-        + "_tl_failed = [r for r in _tl_results if not r[2]]\n"
-        + "for _tl_r in _tl_failed:\n"
-        + f"    print({_REPORT!r}, 'FAILED', _tl_r[1] + ':', _tl_r[3])\n"
-        + f"print({_REPORT!r}, len(_tl_results) - len(_tl_failed), 'of', len(_tl_results), 'tests passed')\n"
-        + "raise SystemExit(1 if _tl_failed else 0)\n"
-    )
+        return f"The program is not valid Python (line {exc.lineno}: {exc.msg})."
+    except (RecursionError, MemoryError, ValueError) as exc:
+        return f"The program cannot be parsed ({type(exc).__name__}: nested too deeply or not text)."
 
 
 _OPENING_FENCE = re.compile(r"```[ \t]*(?:python3?|py3?)?[ \t]*\n", re.IGNORECASE)
@@ -80,11 +45,7 @@ _CODE_START = re.compile(r"^(?:def |class |import |from \S+ import |@)", re.MULT
 
 
 def _parses(source: str) -> bool:
-    try:
-        ast.parse(source)
-    except (SyntaxError, ValueError):
-        return False
-    return True
+    return not isinstance(parse_program(source), str)
 
 
 def program_in(text: str) -> str:
@@ -119,9 +80,8 @@ def unresolved_imports(source: str) -> list[str]:
 
     Only top-level names are looked up (``importlib.util.find_spec`` of a top-level name runs no code).
     """
-    try:
-        module = ast.parse(source)
-    except SyntaxError:
+    module = parse_program(source)
+    if isinstance(module, str):
         return []
     names: list[str] = []
     for node in ast.walk(module):
@@ -143,7 +103,14 @@ def unresolved_imports(source: str) -> list[str]:
 
 
 class PythonTests:
-    """Accepts a reply whose program passes every test.
+    """Accepts a reply whose program passes every test, judged outside the program.
+
+    Each ``assert`` is split (:mod:`thinkloop.verifiers.judged_tests`): the part that calls the program runs in
+    the sandbox and its value comes back as plain data; the comparison with the expected value is made here, in
+    the caller, and the expected value never enters the sandbox. Nothing the program prints or how it exits
+    can pass a test. Tests with setup the caller cannot keep (helper functions, fixtures, asserts inside
+    functions) still run, but inside the program, which could forge them: the verdict then says it trusts the
+    program (see ``docs/sandbox.md``).
 
     Args:
         tests: Python source with ``assert`` statements (and any setup they need), run after the program.
@@ -153,7 +120,7 @@ class PythonTests:
 
     def __init__(self, tests: str, *, sandbox: ProgramVerifier | None = None, allow_unguarded: bool = False) -> None:
         self.tests = tests
-        self.harness = build_harness(tests)
+        self.plan: TestPlan = plan_tests(tests)
         self.sandbox = sandbox or ProgramVerifier(allow_unguarded=allow_unguarded)
 
     @classmethod
@@ -165,16 +132,15 @@ class PythonTests:
         return cls(text, **options)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
-        return f"PythonTests({self.tests.count('assert')} asserts, sandbox={self.sandbox!r})"
+        return f"PythonTests({len(self.plan.asserts)} asserts, sandbox={self.sandbox!r})"
 
     async def verify(self, question: str, candidate: Candidate, ctx: RunContext | None = None) -> Verdict:
         source = program_in(candidate.text)
         if not source.strip():
             return Verdict.reject("There is no program. Write the function in a ```python block.")
-        try:
-            ast.parse(source)
-        except SyntaxError as exc:
-            return Verdict.reject(f"The program is not valid Python (line {exc.lineno}: {exc.msg}).", score=0.0)
+        parsed = parse_program(source)
+        if isinstance(parsed, str):
+            return Verdict.reject(parsed, score=0.0)
         missing = unresolved_imports(source)
         if missing:
             names = ", ".join(repr(m) for m in missing)
@@ -182,18 +148,27 @@ class PythonTests:
                 f"The program imports {names}, which does not exist here. Use only the Python standard library.",
                 score=0.05,
             )
-        run = await self.sandbox.run(source + self.harness)
-        note = "" if run.guarded else "\n(ran WITHOUT network isolation)"
-        lines = [line.removeprefix(_REPORT).strip() for line in run.stdout.splitlines() if line.startswith(_REPORT)]
-        summary = next((line for line in reversed(lines) if line.endswith("tests passed")), None)
-        if run.ok and summary is not None:
-            return Verdict.accept(summary + note)
-        failures = [line for line in lines if line.startswith("FAILED")]
-        if summary is not None and failures:
-            passed, _, total = summary.split()[:3]
-            score = 0.1 + 0.8 * int(passed) / max(int(total), 1)
-            shown = "\n".join(failures[:5]) + ("\n..." if len(failures) > 5 else "")
-            return Verdict.reject(f"{summary}.\n{shown}\nFix the code.{note}", score=score)
-        why = run.failure(timeout=self.sandbox.timeout) or "did not finish the tests"
-        tail = run.stderr.strip()[-800:]
-        return Verdict.reject(f"The program {why}." + (f"\n{tail}" if tail else "") + note, score=0.05)
+        nonce = new_nonce()
+        run = await self.sandbox.run(source + "\n" + self.plan.harness(nonce))
+        notes = [] if run.guarded else ["(ran WITHOUT network isolation)"]
+        if not self.plan.judged:
+            notes.append(f"({self.plan.trusted} of {len(self.plan.asserts)} tests ran inside the program, which "
+                         f"could forge them: the tests have {', '.join(self.plan.trusted_because) or 'asserts'} "
+                         "the caller cannot judge)")
+        why = run.failure(timeout=self.sandbox.timeout, max_output_bytes=self.sandbox.max_output_bytes)
+        outcome = self.plan.judge(run.stdout, nonce)
+        if outcome.problem is not None:
+            why = why or outcome.problem
+            tail = run.stderr.strip()[-800:] if not run.output_exceeded else ""
+            return Verdict.reject("\n".join([f"The program {why}." + (f"\n{tail}" if tail else ""), *notes]),
+                                  score=0.05)
+        total = len(outcome.results)
+        summary = f"{outcome.passed} of {total} tests passed"
+        failures = [f"FAILED {r.label}: {r.detail}" for r in outcome.results if not r.passed]
+        if not failures and why is None:
+            return Verdict.accept("\n".join([summary, *notes]))
+        shown = "\n".join(failures[:5]) + ("\n..." if len(failures) > 5 else "")
+        if why is not None:  # every test passed, but the run did not end well afterwards
+            shown = "\n".join(filter(None, [shown, f"The program {why} after the tests."]))
+        score = 0.1 + 0.8 * outcome.passed / max(total, 1)
+        return Verdict.reject("\n".join([f"{summary}.", shown, "Fix the code.", *notes]), score=score)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from thinkloop.exceptions import ConfigurationError
+from thinkloop.terminal import inert
 from thinkloop.verifiers.base import Verifier
 
 if TYPE_CHECKING:
@@ -187,5 +188,5 @@ def verdict_lines(graph: ReasoningGraph) -> list[str]:
         if len(feedback) > 160:
             feedback = feedback[:157] + "..."
         state = "accepted" if data.get("accepted") else "rejected"
-        lines.append(f"check {number}: {state}" + (f": {feedback}" if feedback else ""))
+        lines.append(inert(f"check {number}: {state}" + (f": {feedback}" if feedback else ""), one_line=True))
     return lines

@@ -19,6 +19,7 @@ import builtins
 import json
 import posix
 import resource
+import signal
 import stat
 import sys
 
@@ -150,6 +151,10 @@ def _main() -> None:
     for name, value in config["limits"].items():
         hard = value + 1 if name == "RLIMIT_CPU" else value  # SIGXCPU at the soft limit, SIGKILL a second later
         resource.setrlimit(getattr(resource, name), (value, hard))
+    # The program is its PID namespace's init, which the kernel spares signals it has no handler for: SIGXCPU
+    # at the soft CPU limit would be dropped (the hard limit's SIGKILL still comes a second later).
+    cpu_exit = config["cpu_exit"]
+    signal.signal(signal.SIGXCPU, lambda number, frame: posix._exit(cpu_exit))
     source = sys.stdin.buffer.read().decode("utf-8", "replace")
     try:
         code = compile(source, "program.py", "exec")

@@ -3,17 +3,19 @@
 bubblewrap (``bwrap``, Debian's ``bubblewrap`` package; what Flatpak uses) does the kernel work: new user, PID,
 mount, IPC, network, UTS and cgroup namespaces; every capability dropped; a root filesystem made of read-only
 binds of ``/usr`` (and the ``/lib*`` / ``/bin`` links), the interpreter's prefixes and a few ``/etc`` files the
-dynamic linker reads; a fresh ``/proc`` for the new PID namespace, a minimal ``/dev``, a size-capped tmpfs
-``/tmp`` and the scratch folder (``/scratch``) as the only writable places; an empty environment. The PID
-namespace's init is bubblewrap's own reaper: when the program exits, or the caller kills the sandbox, the
+dynamic linker reads; a fresh ``/proc`` for the new PID namespace, a minimal ``/dev``, size-capped tmpfs ``/tmp``
+and ``/scratch`` as the only writable places (``/`` and ``/dev`` read-only); an empty environment. The PID
+namespace's init is the program itself (``--as-pid-1``): when it exits, or the caller kills the sandbox, the
 kernel kills every process left in the namespace.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -38,8 +40,34 @@ _ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/
 _PROC_HIDDEN_DIRS = ("sys", "fs", "bus", "irq", "acpi", "scsi", "asound", "driver")
 _PROC_HIDDEN_FILES = ("sysrq-trigger", "kcore", "kmsg", "keys", "timer_list", "latency_stats", "sched_debug",
                       "kpagecount", "kpageflags", "kpagecgroup")
+
+
+@functools.cache
+def _root_only_proc_files() -> tuple[str, ...]:
+    """The top-level files of ``/proc`` that only root may read (``vmallocinfo``, ``slabinfo``, ...): as root,
+    the program's processes are uid 0 outside their namespace, which is enough to read them."""
+    found = set(_PROC_HIDDEN_FILES)
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return tuple(sorted(found))
+    for name in names:
+        if name.isdigit() or name in ("self", "thread-self"):
+            continue
+        try:
+            mode = os.lstat(f"/proc/{name}").st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and not mode & stat.S_IROTH:
+            found.add(name)
+    return tuple(sorted(found))
+
+
+# --as-pid-1: the program is its PID namespace's init, bubblewrap's direct child. With a reaper in between,
+# bubblewrap could exit before it, and the orphaned reaper went to the caller when the caller is a container's
+# PID 1 (or a subreaper), which would never collect it.
 _NAMESPACES = ("--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-               "--cap-drop", "ALL")
+               "--as-pid-1", "--cap-drop", "ALL")
 _ENVIRONMENT = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": SCRATCH,
@@ -149,7 +177,7 @@ def bubblewrap_command(
     bwrap: str,
     command: Sequence[str],
     *,
-    scratch: str,
+    scratch_bytes: int,
     read_only: Sequence[str],
     tmp_bytes: int,
     seccomp_fd: int | None,
@@ -159,7 +187,7 @@ def bubblewrap_command(
     Args:
         bwrap: the bubblewrap executable.
         command: what to run inside (its paths must lie in ``/usr`` or in ``read_only``).
-        scratch: the host folder mounted read-write at ``/scratch``.
+        scratch_bytes: the size of ``/scratch``, a tmpfs of its own (nothing the program writes is on the host).
         read_only: host folders made visible, read-only, at the same path (the interpreter's prefixes).
         tmp_bytes: the size of the private ``/tmp``.
         seccomp_fd: a descriptor holding a compiled seccomp filter, or ``None``.
@@ -181,13 +209,15 @@ def bubblewrap_command(
     for name in _PROC_HIDDEN_DIRS:
         if os.path.isdir(f"/proc/{name}"):
             argv += ["--size", "4096", "--tmpfs", f"/proc/{name}", "--remount-ro", f"/proc/{name}"]
-    for name in _PROC_HIDDEN_FILES:
+    for name in _root_only_proc_files():
         if os.path.exists(f"/proc/{name}"):
             argv += ["--ro-bind", "/dev/null", f"/proc/{name}"]
-    argv += ["--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+    # /dev read-only (no /dev/shm to fill: its tmpfs has no size limit); the device nodes stay usable.
+    argv += ["--dev", "/dev", "--remount-ro", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     for path in _outermost(read_only):
         argv += ["--ro-bind", path, path]
-    argv += ["--bind", scratch, SCRATCH, "--chdir", SCRATCH]
+    argv += ["--size", str(scratch_bytes), "--tmpfs", SCRATCH, "--chdir", SCRATCH]
+    argv += ["--remount-ro", "/"]  # the sandbox's own root, a tmpfs without a size limit otherwise
     fds: tuple[int, ...] = ()
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]

@@ -100,9 +100,10 @@ async def run_bounded(
             group.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
-            tree.kill()  # whatever still runs below it (bubblewrap's reaper may outlive its parent by a moment)
+            tree.kill()  # whatever still runs below it (the namespace's init may outlive bubblewrap by a moment)
             await tree.wait_gone()
             await process.aclose()
+            tree.release()
     return Finished(
         returncode=process.returncode,
         stdout=bytes(out),
@@ -126,8 +127,8 @@ async def _feed(pipe: ByteSendStream, data: bytes) -> None:
 class ProcessTree:
     """The child and the processes directly below it, each pinned by a pidfd as soon as it is seen.
 
-    Under bubblewrap the one process below the child is the PID namespace's init (bubblewrap's reaper). The
-    child reports the program's exit as soon as the reaper tells it, while the reaper may still be killing the
+    Under bubblewrap the one process below the child is the PID namespace's init (the program, ``--as-pid-1``).
+    The child reports the program's exit as soon as it has it, while the init may still be killing the
     rest of the namespace; its pidfd reads ready only once every process of the namespace has exited, so
     waiting on it means nothing is left. Pinning by pidfd (and checking the parent after) means a recycled pid
     is never signalled.
@@ -155,7 +156,7 @@ class ProcessTree:
                 os.close(pidfd)
 
     async def watch(self) -> None:
-        """Pin the first child as soon as it appears (bubblewrap starts its reaper within milliseconds)."""
+        """Pin the first child as soon as it appears (bubblewrap starts the namespace's init within milliseconds)."""
         pause = 0.002
         while self.process.returncode is None and not self.pinned:
             self.pin()
@@ -187,10 +188,29 @@ class ProcessTree:
                     # we support 4.4, and this loop lasts a few milliseconds.
                     while not select.select([pidfd], [], [], 0)[0]:  # noqa: ASYNC110
                         await anyio.sleep(0.002)
-        finally:
-            for pidfd in self.pinned.values():
-                os.close(pidfd)
-            self.pinned.clear()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Collect the pinned processes that have become the caller's own children, and let go of them all.
+        Called once the child itself has been waited for, so that any orphan has been handed over by then."""
+        for pidfd in self.pinned.values():
+            _reap_if_ours(pidfd)
+            os.close(pidfd)
+        self.pinned.clear()
+
+
+def _reap_if_ours(pidfd: int) -> None:
+    """Collect a pinned process that has become the caller's own child.
+
+    The namespace's init is the child's child; when the child is killed first, the kernel hands the init to the
+    nearest subreaper, which is the caller when it is a container's PID 1 (or a ``PR_SET_CHILD_SUBREAPER``
+    process). Nobody else would wait for it: without this, each run would leave a zombie behind. Only this
+    very process is waited for (through its pidfd), never "any child", so the caller's other children are
+    untouched."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
 
 
 def _children(pid: int) -> list[int]:
