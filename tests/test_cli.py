@@ -354,15 +354,15 @@ def test_strategies_lists_every_option_with_its_type_default_and_meaning(capsys:
     assert one_line(capsys.readouterr().err).startswith("thinkloop: error: unknown strategy 'magic'")
 
 
-# --- the README and --help agree with the code -------------------------------------------------------------
+# --- the docs and --help agree with the code ---------------------------------------------------------------
 def _help_default(action: Any) -> str:
     match = re.search(r"default: ([^;)]+)", action.help or "")
     return match.group(1).strip() if match else "—"
 
 
-def _readme_rows(heading: str) -> dict[str, tuple[str, str]]:
-    """The flag table after ``heading`` in the README: flag -> (its cell as written, default)."""
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+def _readme_rows(heading: str, page: str) -> dict[str, tuple[str, str]]:
+    """The flag table after ``heading`` in a docs page: flag -> (its cell as written, default)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / page).read_text()
     table = text[text.index(heading):].split("\n\n")[1]
     rows = {}
     for line in table.splitlines()[2:]:
@@ -390,14 +390,14 @@ def _parser_rows(*parsers: argparse.ArgumentParser) -> dict[str, tuple[str, str]
     return rows
 
 
-def test_the_readme_documents_every_flag_and_default_as_help_does() -> None:
+def test_the_docs_document_every_flag_and_default_as_help_does() -> None:
     from thinkloop.cli import build_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     bench = next(a for a in commands["bench"]._actions if isinstance(a, argparse._SubParsersAction)).choices
-    assert _readme_rows("`thinkloop ask` flags:") == _parser_rows(commands["ask"])
-    assert _readme_rows("`thinkloop bench run DATA`") == _parser_rows(bench["run"], bench["report"])
+    assert _readme_rows("`thinkloop ask` flags:", "getting-started.md") == _parser_rows(commands["ask"])
+    assert _readme_rows("`thinkloop bench run DATA`", "benchmarks.md") == _parser_rows(bench["run"], bench["report"])
 
 
 # --- specs: parsing, types and names ---------------------------------------------------------------------

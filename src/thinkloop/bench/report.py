@@ -167,6 +167,7 @@ def _reasoning_cell(s: ConfigSummary) -> str:
 
 
 def load_summaries(path: str | Path) -> list[ConfigSummary]:
+    """Read a results file and summarise it per config (what ``bench report`` renders)."""
     return summarize(read_records(path))
 
 
