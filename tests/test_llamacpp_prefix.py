@@ -91,6 +91,29 @@ def test_the_reused_part_leaves_no_lone_token_to_evaluate(shared: int, length: i
     assert reusable(shared, length, n_batch=8) == expected
 
 
+def chunks(start: int, length: int, n_batch: int) -> list[tuple[int, int]]:
+    """The chunks :func:`evaluate` decodes: from ``start``, ending at multiples of ``n_batch`` and at the end."""
+    found, position = [], start
+    while position < length:
+        end = min(length, (position // n_batch + 1) * n_batch)
+        found.append((position, end))
+        position = end
+    return found
+
+
+@given(st.integers(2, 16), st.integers(1, 80), st.data())
+def test_a_reused_evaluation_decodes_a_lone_token_only_where_a_fresh_one_does(
+    n_batch: int, length: int, data: st.DataObject
+) -> None:
+    shared = data.draw(st.integers(0, length))
+    reuse = reusable(shared, length, n_batch)
+    assert 0 <= reuse <= max(0, min(shared, length - 2))
+    fresh = chunks(0, length, n_batch)
+    for start, end in chunks(reuse, length, n_batch):
+        if end - start == 1:
+            assert (start, end) in fresh
+
+
 def test_a_prompt_whose_last_chunk_is_one_token_is_kept_without_it() -> None:
     assert kept_prefix(list(range(17)), n_batch=8) == tuple(range(16))
     assert kept_prefix(list(range(18)), n_batch=8) == tuple(range(18))
@@ -252,3 +275,17 @@ async def test_an_answer_after_a_cancelled_request_is_the_fresh_answer(
     with anyio.move_on_after(0):
         await cached.complete(request)
     assert (await cached.complete(request)).text == (await uncached.complete(request)).text
+
+
+@pytest.mark.integration
+@asyncio_only
+@pytest.mark.anyio
+async def test_a_thinking_budget_request_in_between_does_not_disturb_the_reuse(
+    cached: LlamaCppBackend, uncached: LlamaCppBackend
+) -> None:
+    request = ChatRequest.of("Name two rivers.", max_tokens=8, seed=2)
+    await cached.complete(request)
+    await cached.complete(ChatRequest.of("Name two rivers. Think first.", max_tokens=24, thinking_budget=4))
+    again = await cached.complete(request)
+    assert (again.usage.cached_prompt_tokens or 0) > 0
+    assert again.text == (await uncached.complete(request)).text
