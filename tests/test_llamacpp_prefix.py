@@ -289,3 +289,24 @@ async def test_a_thinking_budget_request_in_between_does_not_disturb_the_reuse(
     again = await cached.complete(request)
     assert (again.usage.cached_prompt_tokens or 0) > 0
     assert again.text == (await uncached.complete(request)).text
+
+
+@pytest.mark.integration
+@asyncio_only
+@pytest.mark.anyio
+async def test_unseeded_requests_draw_the_same_seeds_with_the_cache_as_without() -> None:
+    """``Llama`` draws an unseeded request's seed from its last one; a loaded state must not rewind that chain
+    (the same prompt asked twice would repeat its sample)."""
+    hot = ChatRequest.of("Name an animal.", max_tokens=6, temperature=1.5)
+    other = ChatRequest.of("Name a city.", max_tokens=2, temperature=1.5)
+    replies = []
+    for capacity in (0, 2**26):
+        backend = LlamaCppBackend(n_threads=1, prefix_cache_bytes=capacity)
+        try:
+            texts = []
+            for request in (hot, other, hot, hot):  # the second `hot` loads its state from the cache
+                texts.append((await backend.complete(request)).text)
+            replies.append(texts)
+        finally:
+            backend.close()
+    assert replies[0] == replies[1]

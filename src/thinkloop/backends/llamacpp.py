@@ -36,13 +36,7 @@ from typing import Any
 import anyio.to_thread
 
 from thinkloop.backends.base import BaseBackend, Capabilities, count_prompt_tokens_upper_bound
-from thinkloop.backends.llamacpp_batch import (
-    BatchDecoder,
-    DecodeCancelled,
-    DecodeError,
-    SamplingParams,
-    sampler_seed,
-)
+from thinkloop.backends.llamacpp_batch import BatchDecoder, DecodeCancelled, DecodeError, SamplingParams
 from thinkloop.backends.llamacpp_prefix import PrefixCache, common_prefix, evaluate, kept_prefix, reusable, snapshot
 from thinkloop.backends.llamacpp_thinking import generate_thinking
 from thinkloop.backends.llamacpp_threads import (
@@ -357,9 +351,6 @@ class LlamaCppBackend(BaseBackend):
                 reused = self._evaluate_prompt(llama, tokens, cancelled)
                 if cached_tokens is None:
                     cached_tokens = reused  # the prompt is billed once, for the first choice
-                if seed is None:
-                    # A loaded state brings back the seed ``Llama`` derives unseeded draws from: draw one here.
-                    seed = sampler_seed(None)
                 criteria = llama_cpp.StoppingCriteriaList([stop_when_cancelled])
                 if template_criteria is not None:
                     criteria.extend(template_criteria)
@@ -410,7 +401,11 @@ class LlamaCppBackend(BaseBackend):
             from_live = reusable(common_prefix(live, tokens), len(tokens), n_batch)
             from_cache = reusable(shared, len(tokens), n_batch)
             if from_cache > from_live and entry is not None:
+                # A state brings back the seed ``Llama`` had when it was saved, from which unseeded requests
+                # draw theirs: keep the current one, or an unseeded request would repeat an earlier sample.
+                seed = llama._seed
                 llama.load_state(entry.state)
+                llama.set_seed(seed)
                 cache.touch(entry.tokens)
                 reuse = from_cache
             else:
