@@ -75,6 +75,13 @@ class Failure(BaseModel):
     def __str__(self) -> str:
         return self.message
 
+    def error(self) -> BackendError:
+        """The backend error this failure records, as its own class (a budget refusal or a diverged replay, which
+        are not backend errors, as a plain :class:`BackendError`)."""
+        kind = next((t for t, k in _KINDS if k == self.kind), BackendError)
+        return kind(self.message, retryable=self.retryable, retry_after=self.retry_after,  # type: ignore[call-arg]
+                    maybe_billed=self.maybe_billed, status=self.status)
+
     @classmethod
     def of(cls, exc: BaseException, message: str | None = None) -> Failure:
         """The record of an error the runtime knows (a budget refusal, a backend error, a diverged replay).
