@@ -410,6 +410,8 @@ async def test_an_http_status_reaches_the_error_the_node_the_trace_and_the_resul
     [recorded] = [e.node for e in load_trace(trace) if getattr(e, "node", None) is not None
                   and e.node.status == "failed"]
     assert recorded.failure == result.failure  # typed in the JSONL, read back typed
+    [finished] = [e for e in load_trace(trace) if e.kind == "run_finished"]
+    assert finished.failure == result.failure
 
 
 async def test_a_429_is_a_typed_rate_limit_with_its_wait() -> None:

@@ -196,7 +196,7 @@ class Engine:
             trace.emit(
                 RunFinished(
                     run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
-                    answer_node=candidate.node_id if candidate else None, error=error,
+                    answer_node=candidate.node_id if candidate else None, error=error, failure=why,
                     usage=usage.model_dump(), cost=ctx.cost, verdict=result.verdict, feedback=result.feedback,
                     warnings=result.warnings, stop_detail=result.stop_detail,
                 )
