@@ -29,6 +29,7 @@ from thinkloop import (
 )
 from thinkloop.runtime.context import RunContext, Samples
 from thinkloop.runtime.result import Outcome
+from thinkloop.runtime.trace import load_trace
 from thinkloop.types import ChatRequest, Message, TokenLogprob, Usage
 
 pytestmark = pytest.mark.anyio
@@ -388,3 +389,35 @@ async def test_the_api_key_never_reaches_a_trace_or_a_repr(tmp_path: Path) -> No
     assert SECRET not in text
     assert SECRET[:12] not in text
     assert SECRET not in json.dumps(result.to_json_dict())
+
+
+# --- typed failures: the HTTP status travels on the error, the node, the trace and the result ---------------
+async def test_an_http_status_reaches_the_error_the_node_the_trace_and_the_result(tmp_path: Path) -> None:
+    body = api_error("This model's maximum context length is 8192 tokens", type_="invalid_request_error",
+                     code="context_length_exceeded")
+    server = Server(lambda *_: httpx2.Response(400, json=body))
+    with pytest.raises(BackendError) as caught:
+        await server.backend().complete(ChatRequest.of("hi"))
+    assert caught.value.status == 400 and not caught.value.retryable
+
+    trace = tmp_path / "run.jsonl"
+    result = await Direct().run("q", backend=server.backend(), trace_path=trace)
+    assert result.stop_reason == "error" and result.failure is not None
+    assert (result.failure.kind, result.failure.status, result.failure.maybe_billed) == ("backend", 400, False)
+    assert result.error == result.failure.message and "maximum context length" in result.error
+    [node] = [n for n in result.graph.nodes() if n.status == "failed"]
+    assert node.failure == result.failure and result.failures == [result.failure]
+    [recorded] = [e.node for e in load_trace(trace) if getattr(e, "node", None) is not None
+                  and e.node.status == "failed"]
+    assert recorded.failure == result.failure  # typed in the JSONL, read back typed
+    [finished] = [e for e in load_trace(trace) if e.kind == "run_finished"]
+    assert finished.failure == result.failure
+
+
+async def test_a_429_is_a_typed_rate_limit_with_its_wait() -> None:
+    body = api_error("slow down", type_="requests", code="rate_limit_exceeded")
+    server = Server(lambda *_: httpx2.Response(429, json=body, headers={"retry-after-ms": "1500"}))
+    result = await Direct().run("q", backend=server.backend())
+    assert result.failure is not None
+    assert (result.failure.kind, result.failure.status, result.failure.retry_after) == ("rate_limited", 429, 1.5)
+    assert result.failure.retryable

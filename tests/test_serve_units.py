@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 from thinkloop.backends.openai import OpenAIBackend
 from thinkloop.backends.scripted import ScriptedBackend
+from thinkloop.runtime.engine import Engine
 from thinkloop.serve.account import ReasoningAccount
 from thinkloop.serve.effort import EFFORT_TABLE, EFFORTS, model_takes_effort
 from thinkloop.serve.errors import ApiError
 from thinkloop.serve.plan import Settings, plan_call
-from thinkloop.serve.runs import RunReply
+from thinkloop.serve.runs import RunReply, run_one
 from thinkloop.serve.schema import parse_chat
 from thinkloop.serve.selection import ModelName, parse_model_name, prefixed
 from thinkloop.serve.traces import TraceStore
@@ -332,3 +333,31 @@ def test_optillm_slugs_leave_model_names_alone_and_conflicts_are_errors() -> Non
     with pytest.raises(ApiError, match="two optillm approaches"):
         plan_call(parse_chat(body(model="moa-gpt-4o", optillm_approach="bon"), max_n=1), Settings(),
                   upstream("gpt-4o"))
+
+
+# --- an upstream refusal is answered with its own status, read from the typed failure (not the message) ------
+@pytest.mark.parametrize(("status", "code", "expected"), [
+    (400, "context_length_exceeded", 400), (422, None, 422), (429, "rate_limit_exceeded", 429), (500, None, 502),
+    (401, "invalid_api_key", 502),
+])
+def test_an_upstream_refusal_is_answered_with_its_status(status: int, code: str | None, expected: int) -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        # A message that names another status: only the HTTP status may decide the answer.
+        error = {"message": "upstream answered 418: teapot", "type": "invalid_request_error", "param": None,
+                 "code": code}
+        return httpx2.Response(status, json={"error": error}, headers={"retry-after": "7"})
+
+    async def main() -> ApiError:
+        client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+        upstream = Upstream(OpenAIBackend("gpt-4o", api_key="k", http_client=client, max_retries=0))
+        call = parse_chat(body(model="gpt-4o", thinkloop={"strategy": "direct"}), max_n=1)
+        plan = plan_call(call, Settings(), upstream)
+        with pytest.raises(ApiError) as caught:
+            await run_one(plan, Engine(upstream), TraceStore(4))
+        await upstream.aclose()
+        return caught.value
+
+    error = anyio.run(main)
+    assert error.status == expected
+    if expected == 429:
+        assert error.retry_after == 7

@@ -265,6 +265,19 @@ def test_dfs_backtracks_out_of_dead_subtrees_and_finds_the_accepted_leaf() -> No
     assert path_texts[-3:] == ["2 * 3 = 6 (left: 1 4 6)", "6 * 4 = 24 (left: 1 24)", "Answer: 2 * 3 * 4 * 1"]
 
 
+@pytest.mark.parametrize("stated", ["Answer: 10", "#### 10\nThe answer is: 10", "The answer is 10.", "\\boxed{10}"])
+def test_a_thought_that_states_its_answer_ends_its_path(stated: str) -> None:
+    # the embedded model writes "The answer is: 10" and "#### 10" as often as "Answer: 10"
+    backend = ScriptedBackend(lambda r: stated, capabilities=SEQUENTIAL)
+    strategy = TreeSearch(mode="dfs", branching=1, max_depth=4, value_fn=lambda q, steps: 0.9)
+    result = strategy.run_sync("q", backend=backend)
+    assert result.answer == "10" and result.calls == 1  # one thought, final: no deeper step is asked for
+    thinking = TreeSearch(mode="dfs", branching=1, max_depth=3, value_fn=lambda q, steps: 0.9)
+    open_ended = thinking.run_sync("q", backend=ScriptedBackend(lambda r: "The answer is not obvious yet",
+                                                                capabilities=SEQUENTIAL))
+    assert open_ended.calls == 3  # a thought that only mentions an answer goes on to the depth limit
+
+
 @pytest.mark.parametrize("width", [1, 2, 3])
 def test_beam_search_never_keeps_more_than_the_beam_width_per_depth(width: int) -> None:
     counter = itertools.count()

@@ -44,19 +44,22 @@ class BackendError(ThinkloopError):
         retry_after: seconds the server asked the client to wait (``Retry-After``), if it said.
         maybe_billed: the request reached the server, which may have billed it (a timeout, a 5xx); the
             runtime then keeps the call's reservation billed rather than guessing that it was free.
+        status: the HTTP status the server answered, where there was one (``None``: no answer, or not HTTP);
+            the server reads it to answer an upstream 4xx with the same status.
     """
 
     retryable: bool = False
 
     def __init__(
         self, message: str = "", *, retryable: bool | None = None, retry_after: float | None = None,
-        maybe_billed: bool = False,
+        maybe_billed: bool = False, status: int | None = None,
     ) -> None:
         super().__init__(message)
         if retryable is not None:
             self.retryable = retryable
         self.retry_after = retry_after
         self.maybe_billed = maybe_billed
+        self.status = status
 
 
 class BackendUnavailable(BackendError):
@@ -71,8 +74,9 @@ class BackendTimeout(BackendError):
     retryable = True
 
     def __init__(self, message: str = "", *, retryable: bool | None = None, retry_after: float | None = None,
-                 maybe_billed: bool = True) -> None:
-        super().__init__(message, retryable=retryable, retry_after=retry_after, maybe_billed=maybe_billed)
+                 maybe_billed: bool = True, status: int | None = None) -> None:
+        super().__init__(message, retryable=retryable, retry_after=retry_after, maybe_billed=maybe_billed,
+                         status=status)
 
 
 class ModelNotFound(BackendError):

@@ -387,18 +387,19 @@ class OpenAIBackend(BaseBackend):
             return BackendError(self._scrub(f"{where}: {exc}"), maybe_billed=True)
         status, wait = exc.status_code, _retry_after(exc.response.headers)
         if status == 429:
-            return RateLimited(self._scrub(f"rate limited by {where}: {exc.message}"), retry_after=wait)
+            return RateLimited(self._scrub(f"rate limited by {where}: {exc.message}"), retry_after=wait, status=status)
         if status in (401, 403):
             return Unauthorized(self._scrub(
                 f"{where} answered {status} ({'unauthorised' if status == 401 else 'forbidden'}): the key was "
                 f"refused: {exc.message}"
-            ))
+            ), status=status)
         if status == 404:
-            return ModelNotFound(self._scrub(f"model {self._model!r} not found at {where}: {exc.message}"))
+            return ModelNotFound(self._scrub(f"model {self._model!r} not found at {where}: {exc.message}"),
+                                 status=status)
         retryable = status in (408, 409) or status >= 500
         return BackendError(
             self._scrub(f"{where} answered {status}: {exc.message}"), retryable=retryable, retry_after=wait,
-            maybe_billed=status >= 500,
+            maybe_billed=status >= 500, status=status,
         )
 
 

@@ -2,8 +2,8 @@
 
 Without it, 300 problems against a stopped server each spent about 5 s on the SDK's retries and backoff, and
 the run would have taken 25 minutes to record 300 failures, which the same command would then skip. So the
-runner wraps each backend in a :class:`WatchedBackend` that notes, for the problem being run (a context
-variable the runner sets around each problem), whether its calls reached the server. A :class:`ServerWatch`
+runner reads, for each problem it ran, whether its calls reached the server from the typed failures on the
+run's nodes (:class:`ProblemCalls`, :meth:`ProblemCalls.note`): no wrapper, no context variable. A :class:`ServerWatch`
 per backend counts problems in a row whose every call failed to connect. Their records are held back, not
 written: once ``limit`` of them come in a row with no call succeeding, the runner stops that backend's work
 and drops them, so the same command runs them again once the server is up. A problem that reaches the server
@@ -19,14 +19,14 @@ the run at once with one line naming the server and the cause (nothing sent, not
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from thinkloop.backends.base import Backend, WrappedBackend
+from thinkloop.backends.base import Backend
 from thinkloop.bench.store import Record
 from thinkloop.exceptions import BackendError, BackendTimeout, BackendUnavailable, ModelNotFound, Unauthorized
-from thinkloop.types import ChatRequest, Completion
+from thinkloop.runtime.failure import UNREACHABLE
+from thinkloop.runtime.result import Result
 
 UNREACHABLE_LIMIT = 5
 """Problems in a row whose calls all failed to connect before a backend's work stops."""
@@ -45,37 +45,14 @@ class ProblemCalls:
     def only_unreachable(self) -> bool:
         return self.unreachable > 0 and self.answered == 0
 
-
-_CALLS: ContextVar[ProblemCalls | None] = ContextVar("thinkloop_bench_problem_calls", default=None)
-
-
-def watch_problem() -> tuple[ProblemCalls, Any]:
-    """Start noting the calls of the problem run in this task (and the tasks it starts); returns the notes
-    and the token to pass to :func:`stop_watching`."""
-    calls = ProblemCalls()
-    return calls, _CALLS.set(calls)
-
-
-def stop_watching(token: Any) -> None:
-    _CALLS.reset(token)
-
-
-class WatchedBackend(WrappedBackend):
-    """A backend that tells the problem being run whether its calls reached the server; nothing else changes
-    (same name, capabilities and attributes)."""
-
-    async def complete(self, request: ChatRequest) -> Completion:
-        calls = _CALLS.get()
-        try:
-            completion = await self.inner.complete(request)
-        except (BackendUnavailable, ModelNotFound, Unauthorized, BackendTimeout) as exc:
-            if calls is not None:
-                calls.unreachable += 1
-                calls.last_error = exc
-            raise
-        if calls is not None:
-            calls.answered += 1
-        return completion
+    def note(self, result: Result) -> None:
+        """Count a finished run's calls: those answered, and those that failed in a way every call to the same
+        server would (its failed nodes' typed records say so)."""
+        self.answered += sum(1 for n in result.graph.nodes() if n.request is not None and n.status == "done")
+        for failure in result.failures:
+            if failure.kind in UNREACHABLE:
+                self.unreachable += 1
+                self.last_error = failure.error()
 
 
 def server_of(backend: Backend) -> str:

@@ -21,14 +21,7 @@ import anyio
 from thinkloop.backends.base import Backend
 from thinkloop.bench.checks import judged, problem_verifier
 from thinkloop.bench.datasets import Dataset, Problem
-from thinkloop.bench.health import (
-    UNREACHABLE_LIMIT,
-    ServerWatch,
-    WatchedBackend,
-    check_server,
-    stop_watching,
-    watch_problem,
-)
+from thinkloop.bench.health import UNREACHABLE_LIMIT, ProblemCalls, ServerWatch, check_server
 from thinkloop.bench.prices import PriceTable, run_cost
 from thinkloop.bench.store import Record, ResultStore
 from thinkloop.runtime.budget import Budget
@@ -293,7 +286,7 @@ class Runner:
             stopped.append(ServerWatch(backend, gate=failure))
             return
         limit = backend.capabilities.max_concurrency
-        engine = Engine(WatchedBackend(backend),
+        engine = Engine(backend,
                         max_concurrency=self.concurrency if limit is None else min(limit, self.concurrency))
         watch = ServerWatch(backend, limit=self.stop_after_unreachable)
         send, receive = anyio.create_memory_object_stream[tuple[Config, Problem]](len(jobs))
@@ -316,11 +309,8 @@ class Runner:
     ) -> None:
         async with jobs:
             async for config, problem in jobs:
-                calls, token = watch_problem()
-                try:
-                    record = await self.run_one(engine, config, problem)
-                finally:
-                    stop_watching(token)
+                calls = ProblemCalls()
+                record = await self.run_one(engine, config, problem, calls)
                 action = watch.observe(calls, record)
                 if action == "stop":
                     scope.cancel()  # problems in flight are not recorded: they run again next time
@@ -341,14 +331,20 @@ class Runner:
         if self.on_record is not None:
             self.on_record(record)
 
-    async def run_one(self, engine: Engine, config: Config, problem: Problem) -> Record:
-        return await run_item(engine, config, problem, prices=self.prices, traces_dir=self.traces_dir)
+    async def run_one(
+        self, engine: Engine, config: Config, problem: Problem, calls: ProblemCalls | None = None
+    ) -> Record:
+        return await run_item(engine, config, problem, prices=self.prices, traces_dir=self.traces_dir, calls=calls)
 
 
 async def run_item(
-    engine: Engine, config: Config, problem: Problem, *, prices: PriceTable, traces_dir: Path | None
+    engine: Engine, config: Config, problem: Problem, *, prices: PriceTable, traces_dir: Path | None,
+    calls: ProblemCalls | None = None,
 ) -> Record:
-    """Run one (config, problem) into its record; the same code in this process and in a Ray actor."""
+    """Run one (config, problem) into its record; the same code in this process and in a Ray actor.
+
+    ``calls``: counts what the run's calls met (answered, or could not reach the server) for the dead-server
+    gate, read from the result's typed failures."""
     trace_path = None
     if traces_dir is not None:
         trace_path = traces_dir / _slug(config.id) / f"{_slug(problem.id)}.jsonl"
@@ -361,6 +357,8 @@ async def run_item(
         verifier = problem_verifier(problem, config.check)
         result = await engine.run(config.strategy, problem.question, budget=budget, trace_path=trace_path,
                                   verifier=verifier)
+        if calls is not None:
+            calls.note(result)
         record = record_for(config, problem, result, prices, trace, compare_gold=verifier is None)
         return record if verifier is None else await judged(record, result, verifier, problem.question)
     except Exception as exc:  # recorded as a failure, never dropped and never counted as wrong

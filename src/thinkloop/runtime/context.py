@@ -23,6 +23,7 @@ from thinkloop.backends.base import Backend, request_tokens_upper_bound
 from thinkloop.backends.replay import ReplayBackend
 from thinkloop.exceptions import BackendError, BudgetExhausted, ReplayMismatch
 from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
+from thinkloop.runtime.failure import Failure
 from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph, call_node, evolve, share_field_sets
 from thinkloop.runtime.result import Candidate
 from thinkloop.runtime.sampling import Samples, Sampling
@@ -31,7 +32,7 @@ from thinkloop.runtime.trace import Trace, redact
 from thinkloop.runtime.verdict import Verifier
 from thinkloop.types import ChatRequest, Choice, Completion, Message, RunUsage, Usage
 
-__all__ = ["BUDGET", "AnswerExtractor", "LimiterFor", "RunContext", "RunTotals", "Samples", "no_answer"]
+__all__ = ["AnswerExtractor", "Failure", "LimiterFor", "RunContext", "RunTotals", "Samples", "no_answer"]
 
 AnswerExtractor = Callable[[str], "str | None"]
 """Pulls the final answer out of a reply's text (``None``: no answer in it)."""
@@ -225,8 +226,9 @@ class RunContext(Sampling):
             ) is None:
                 await ledger.settled_change()
         except BudgetExhausted as exc:
+            # ``data["budget"]`` stays for readers of older traces; ``failure`` is the typed record.
             self.record(kind, parents, status="failed", strategy=strategy, request=request, error=str(exc),
-                        data={"budget": exc.resource} | (data or {}))
+                        failure=Failure.of(exc), data={"budget": exc.resource} | (data or {}))
             raise
         if reservation.max_tokens != request.max_tokens:
             request = request.model_copy(update={"max_tokens": reservation.max_tokens})
@@ -265,9 +267,10 @@ class RunContext(Sampling):
                 ledger.release(reservation)
             self.mark(node, "cancelled", latency_s=time.perf_counter() - started)
             raise
-        except ReplayMismatch:
+        except ReplayMismatch as exc:
             ledger.release(reservation)
-            self.mark(node, "failed", error="the replay diverged from its record")
+            diverged = "the replay diverged from its record"
+            self.mark(node, "failed", error=diverged, failure=Failure.of(exc, diverged))
             raise
         except Exception as exc:
             # Billed unless proven otherwise: an error the backend did not map may have come after the server
@@ -286,6 +289,7 @@ class RunContext(Sampling):
             # What a replay needs to fail this call the same way: whether it was billed.
             failure = {"billed": billed} if sent else None
             self.mark(node, "failed", error=message, latency_s=time.perf_counter() - started,
+                      failure=Failure.of(error, message),
                       **({"data": (node.data or {}) | failure} if failure else {}))
             if error is exc:
                 raise
@@ -379,16 +383,13 @@ class RunContext(Sampling):
         self.offer(scored)
         return scored
 
-    async def attempt(self, work: Callable[[], Any]) -> tuple[Any, str | None]:
+    async def attempt(self, work: Callable[[], Any]) -> tuple[Any, Failure | None]:
         """Run ``work()`` and turn the ways a step can fail for a reason outside the strategy into data:
-        ``(value, None)``, ``(None, "budget")`` or ``(None, "<the redacted error>")``."""
+        ``(value, None)``, or ``(None, failure)`` for a budget refusal (``failure.is_budget``) or a backend
+        error (its message redacted)."""
         try:
             return await work(), None
-        except BudgetExhausted:
-            return None, BUDGET
+        except BudgetExhausted as exc:
+            return None, Failure.of(exc)
         except BackendError as exc:
-            return None, redact(str(exc))
-
-
-BUDGET = "budget"
-"""The failure :meth:`RunContext.attempt` reports when the budget refused a call."""
+            return None, Failure.of(exc, redact(str(exc)))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -26,6 +26,7 @@ from thinkloop.backends.replay import ReplayBackend
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.budget import Budget, BudgetLedger
 from thinkloop.runtime.context import AnswerExtractor, RunContext
+from thinkloop.runtime.failure import Failure, decide_stop, failure_of
 from thinkloop.runtime.findings import stop_detail, verdict_of, warnings_of
 from thinkloop.runtime.result import Candidate, Outcome, Result, StopReason
 from thinkloop.runtime.trace import JsonlTraceSink, RunFinished, RunStarted, Sink, Trace, redact
@@ -135,11 +136,12 @@ class Engine:
         started = time.perf_counter()
         root = ctx.record("question", (), text=question)
         outcome: Outcome | None = None
+        proposed: StopReason = "completed"
+        ended_by: Failure | None = None
         try:
             with anyio.move_on_after(budget.seconds if budget.seconds is not None else math.inf) as deadline:
                 outcome = await policy.solve(ctx, question, parent=root.id)
-            stop: StopReason = "deadline" if deadline.cancelled_caught else outcome.stop_reason  # type: ignore[union-attr]
-            error: str | None = None
+            proposed = "deadline" if deadline.cancelled_caught else outcome.stop_reason  # type: ignore[union-attr]
         except anyio.get_cancelled_exc_class():
             try:
                 trace.emit(RunFinished(run_id=run_id, stop_reason="cancelled"))
@@ -147,15 +149,16 @@ class Engine:
                 trace.close()
             raise
         except Exception as exc:
-            stop, error = _stop_for(exc, trace, run_id)
-        if stop == "budget" and ledger.seconds_left() <= 0:
-            stop = "deadline"  # the time budget refused the next call
+            ended_by = _failure_for(exc, trace, run_id)
         if outcome is not None and outcome.candidate is not None:
             candidate: Candidate | None = outcome.candidate
         else:  # stopped mid-way: the strategy's pick from work in progress, else the best candidate seen
             candidate = ctx.provisional()
-        if error is None and (stop == "error" or (candidate is None and stop == "completed")):
-            stop, error = _why_nothing(ctx, stop, candidate)
+        stop, why = decide_stop(
+            proposed, _failures(ctx), answered=candidate is not None, ended_by=ended_by,
+            time_left=ledger.seconds_left() > 0,
+        )
+        error = why.message if why is not None else None
         checked = ctx.verifier is not None
         if checked and candidate is not None and candidate.accepted is None and stop not in ("deadline", "error"):
             candidate = await _check_final(ctx, candidate, trace, run_id)
@@ -177,6 +180,7 @@ class Engine:
             spent={"tokens": ledger.billed.tokens, "calls": ledger.billed.calls, "dollars": ledger.billed.dollars},
             latency_s=time.perf_counter() - started,
             error=error,
+            failure=why,
             notes=notes,
             attempts=outcome.attempts if outcome is not None else (),
             votes=outcome.votes if outcome is not None else None,
@@ -192,7 +196,7 @@ class Engine:
             trace.emit(
                 RunFinished(
                     run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
-                    answer_node=candidate.node_id if candidate else None, error=error,
+                    answer_node=candidate.node_id if candidate else None, error=error, failure=why,
                     usage=usage.model_dump(), cost=ctx.cost, verdict=result.verdict, feedback=result.feedback,
                     warnings=result.warnings, stop_detail=result.stop_detail,
                 )
@@ -220,13 +224,15 @@ async def _check_final(ctx: RunContext, candidate: Candidate, trace: Trace, run_
     return checked if checked is not None else candidate
 
 
-def _stop_for(exc: Exception, trace: Trace, run_id: str) -> tuple[StopReason, str | None]:
-    """The stop reason for an exception that ended a run, or the exception itself when it is not ours."""
-    if _find(exc, BudgetExhausted) is not None:
-        return "budget", None
+def _failure_for(exc: Exception, trace: Trace, run_id: str) -> Failure:
+    """The failure that ended a run (a budget refusal first, in a group), or the exception itself when it is
+    not ours."""
+    refused = _find(exc, BudgetExhausted)
+    if refused is not None:
+        return Failure.of(refused)
     backend_error = _find(exc, BackendError)
     if backend_error is not None:
-        return "error", redact(str(backend_error))
+        return Failure.of(backend_error, redact(str(backend_error)))
     try:
         trace.emit(RunFinished(run_id=run_id, stop_reason="error", error=redact(repr(exc))))
     finally:
@@ -239,13 +245,6 @@ def _stop_for(exc: Exception, trace: Trace, run_id: str) -> tuple[StopReason, st
     raise leaf from exc
 
 
-def _why_nothing(ctx: RunContext, stop: StopReason, candidate: Candidate | None) -> tuple[StopReason, str | None]:
-    """Say why a run has no answer (or failed): the last infrastructure failure, or the budget if only
-    budget refusals failed."""
-    failed = ctx.graph.by_status("failed")
-    errors = [n.error for n in failed if n.error and not (n.data and "budget" in n.data)]
-    if errors:
-        return "error", errors[-1]
-    if failed and candidate is None:
-        return "budget", None
-    return stop, None
+def _failures(ctx: RunContext) -> Iterator[Failure]:
+    """Every failed call's record, in the order the calls were recorded (read only when the ladder needs it)."""
+    return (f for n in ctx.graph.nodes() if (f := failure_of(n)) is not None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from thinkloop.runtime.failure import failure_of
+
 if TYPE_CHECKING:
     from thinkloop.runtime.result import CheckVerdict, Result
 
@@ -180,7 +182,7 @@ def _budget_line(result: Result, budget: dict[str, Any], made: str) -> str:
             parts.append(f"{name} {used:g} of {limit:g}")
     limits = f" ({', '.join(parts)})" if parts else ""
     if result.usage.calls == 0 and result.candidate is None:
-        refused = next((n for n in result.graph.nodes() if n.status == "failed" and n.data and "budget" in n.data
+        refused = next((n for n in result.graph.nodes() if (f := failure_of(n)) is not None and f.is_budget
                         and n.request is not None), None)
         reserve = ""
         if refused is not None and refused.request is not None and refused.request.max_tokens is not None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from thinkloop.runtime.failure import Failure
 from thinkloop.types import ChatRequest, Completion, Usage
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class Node(BaseModel):
     score: float | None = None
     depth: int = 0
     error: str | None = None
+    failure: Failure | None = None
+    """Why a ``failed`` node failed, typed (``error`` is its message); absent in traces written before it."""
 
 
 _KINDS: frozenset[str] = frozenset(NodeKind.__args__)  # type: ignore[attr-defined]
@@ -114,6 +117,7 @@ def call_node(
         "id": id, "kind": kind, "parents": parents, "status": "running", "strategy": strategy, "request": request,
         "completion": None, "data": data, "text": None, "answer": None, "usage": None, "latency_s": None,
         "started_at": started_at, "score": None, "depth": depth, "error": None,
+        "failure": None,
     }
     return _assemble(values, _CALL_FIELDS)
 

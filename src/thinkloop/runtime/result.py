@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from thinkloop.runtime.failure import Failure, failure_of
 from thinkloop.runtime.graph import ReasoningGraph
 from thinkloop.types import RunUsage
 
@@ -94,6 +95,8 @@ class Result(BaseModel):
     (timed out, cancelled) counts at its reserved worst case, so this can exceed :attr:`usage`'s tokens."""
     latency_s: float
     error: str | None = None
+    failure: Failure | None = None
+    """The typed record behind :attr:`error` (its kind, HTTP status, ``retry_after``), where the run failed."""
     verdict: CheckVerdict = "unchecked"
     """Whether the answer passed the run's verifier: the contract every surface reports the same way."""
     feedback: str | None = None
@@ -117,6 +120,11 @@ class Result(BaseModel):
     def passed(self) -> bool:
         """The run had a verifier and the answer passed it."""
         return self.verdict == "passed"
+
+    @property
+    def failures(self) -> list[Failure]:
+        """Every failed call of the run, typed, in the order they were recorded (budget refusals included)."""
+        return [f for n in self.graph.nodes() if (f := failure_of(n)) is not None]
 
     @property
     def calls(self) -> int:

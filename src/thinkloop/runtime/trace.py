@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from thinkloop.backends.base import Capabilities
 from thinkloop.backends.replay import RecordedCall, RecordedFailure, ReplayBackend
 from thinkloop.exceptions import ConfigurationError
+from thinkloop.runtime.failure import Failure
 from thinkloop.runtime.graph import Node, ReasoningGraph
 from thinkloop.runtime.locks import WriterLock, write_all
 
@@ -77,6 +78,9 @@ class RunFinished(_Event):
     answer: str | None = None
     answer_node: int | None = None
     error: str | None = None
+    failure: Failure | None = None
+    """The typed record behind ``error`` (:attr:`~thinkloop.runtime.result.Result.failure`); ``None`` in traces
+    written before it was recorded."""
     usage: dict[str, int] | None = None
     """The run's summed usage (:class:`~thinkloop.types.RunUsage`), so a trace reader need not add it up."""
     cost: float | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from thinkloop.runtime.failure import failure_of
 from thinkloop.runtime.graph import Node
 from thinkloop.runtime.trace import NodeEvent, RunFinished, RunStarted
 
@@ -95,8 +96,9 @@ class ReasoningAccount:
         kind = node.kind
         data = node.data or {}
         if status == "failed":
-            if "budget" in data:
-                return f"The budget refused a further call ({data['budget']}): {node.error}\n\n"
+            failure = failure_of(node)
+            if failure is not None and failure.is_budget:
+                return f"The budget refused a further call ({failure.resource}): {node.error}\n\n"
             return f"A {kind} call failed: {node.error}\n\n"
         if status == "cancelled":
             return f"A {kind} call was cancelled.\n\n"

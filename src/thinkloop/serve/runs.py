@@ -29,7 +29,7 @@ from thinkloop.serve.account import ReasoningAccount
 from thinkloop.serve.errors import ApiError
 from thinkloop.serve.plan import Plan
 from thinkloop.serve.traces import TraceStore
-from thinkloop.serve.upstream import CURRENT_NOTES, CallNotes
+from thinkloop.serve.upstream import CURRENT_NOTES, CallNotes, upstream_refusal
 from thinkloop.types import Choice, RunUsage
 
 log = logging.getLogger("thinkloop.serve")
@@ -209,11 +209,12 @@ async def run_one(
     )
     fallback, warnings = None, []
     if result.candidate is None and result.stop_reason not in ("budget", "deadline") and not notes.allowance_spent:
-        if notes.rate_limited:
+        refusal = upstream_refusal(result.failures)
+        if refusal is not None and refusal.status == 429:
             raise ApiError(429, f"the upstream model is rate limited: {result.error}", code="upstream_rate_limited",
-                           retry_after=notes.retry_after or 1)
-        if notes.client_error is not None:
-            raise ApiError(notes.client_error, f"the upstream model refused the request: {result.error}",
+                           retry_after=refusal.retry_after or 1)
+        if refusal is not None:
+            raise ApiError(refusal.status, f"the upstream model refused the request: {result.error}",
                            code="upstream_invalid_request")
         fallback = next((c for c in result.attempts if c.text.strip()), None)
         if fallback is None or result.error:

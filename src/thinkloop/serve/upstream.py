@@ -1,11 +1,11 @@
-"""The served backend, wrapped so a request can learn how its upstream calls failed, and hold a reply's total.
+"""The served backend, wrapped so a request can hold a reply's total of completion tokens.
 
-The engine turns a backend's failure into a stop reason and a message; the server also needs the kind (an
-upstream 429 is answered with a 429 and ``Retry-After``, an upstream 400 such as a context-length error with a
-400, anything else with a 502). :class:`Upstream` notes both on the request's :class:`CallNotes`, found
-through a context variable: each request sets its own, and the tasks its run starts inherit it.
+How upstream calls failed is not learnt here: every failed call's node carries its typed
+:class:`~thinkloop.runtime.failure.Failure` (kind, HTTP status, ``Retry-After``), and the server reads them from
+the result (:func:`upstream_refusal`). :class:`Upstream` counts a request's calls on its :class:`CallNotes`,
+found through a context variable: each request sets its own, and the tasks its run starts inherit it.
 
-It also keeps ``max_completion_tokens`` as o1 defines it, a bound on every completion token of the reply
+It keeps ``max_completion_tokens`` as o1 defines it, a bound on every completion token of the reply
 (visible and reasoning): each call's ``max_tokens`` is cut to what is left of it, held before the call is sent
 and settled to the real count after, so concurrent calls cannot both take the last tokens. A call that cannot
 get one token per choice is refused (:class:`CompletionAllowanceSpent`), and the reply says the budget stopped it.
@@ -14,17 +14,15 @@ get one token per choice is refused (:class:`CompletionAllowanceSpent`), and the
 from __future__ import annotations
 
 import contextvars
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import anyio
 
 from thinkloop.backends.base import WrappedBackend
-from thinkloop.exceptions import BackendError, RateLimited
+from thinkloop.exceptions import BackendError
+from thinkloop.runtime.failure import Failure
 from thinkloop.types import ChatRequest, Completion
-
-_STATUS = re.compile(r" answered (4\d\d): ")
-"""How :class:`thinkloop.backends.openai.OpenAIBackend` words an HTTP error status (its errors carry no code)."""
 
 
 class CompletionAllowanceSpent(BackendError):
@@ -33,14 +31,9 @@ class CompletionAllowanceSpent(BackendError):
 
 @dataclass
 class CallNotes:
-    """What one request's upstream calls ran into, and what is left of its completion allowance."""
+    """How many upstream calls one request made, and what is left of its completion allowance."""
 
-    rate_limited: bool = False
-    retry_after: float | None = None
-    """What the upstream last asked to wait, in seconds."""
     calls: int = 0
-    client_error: int | None = None
-    """An upstream 4xx other than 429 (the request itself is at fault: a context-length 400)."""
     completion_left: int | None = None
     """Completion tokens the reply may still use (``max_completion_tokens``); ``None``: no such bound."""
     allowance_spent: bool = False
@@ -82,15 +75,7 @@ class Upstream(WrappedBackend):
         billed = True
         try:
             completion = await self.inner.complete(request)
-        except RateLimited as exc:
-            notes.rate_limited = True
-            notes.retry_after = exc.retry_after
-            billed = exc.maybe_billed
-            raise
         except BackendError as exc:
-            status = _STATUS.search(str(exc))
-            if status is not None:
-                notes.client_error = int(status.group(1))
             billed = exc.maybe_billed
             raise
         except anyio.get_cancelled_exc_class():
@@ -120,3 +105,23 @@ def _hold(notes: CallNotes, request: ChatRequest) -> tuple[ChatRequest, int]:
     held = request.n * (request.max_tokens or per_choice)
     notes.completion_left = left - held
     return request, held
+
+
+@dataclass(frozen=True)
+class UpstreamRefusal:
+    """Why the upstream turned a run's calls down, as the server answers it: an HTTP status and the wait."""
+
+    status: int
+    retry_after: float | None = None
+
+
+def upstream_refusal(failures: Sequence[Failure]) -> UpstreamRefusal | None:
+    """An upstream 429 (answered with a 429 and the wait it last asked for) or, failing that, the last 4xx the
+    request itself is at fault for (a context-length 400: answered with the same status); ``None`` for anything
+    else (answered 502). A refused key (401/403) and a missing model (404) are the server's fault, not the
+    client's, so they are not passed on."""
+    limited = [f for f in failures if f.kind == "rate_limited"]
+    if limited:
+        return UpstreamRefusal(429, limited[-1].retry_after)
+    client = [f.status for f in failures if f.kind == "backend" and f.status is not None and 400 <= f.status < 500]
+    return UpstreamRefusal(client[-1]) if client else None

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from thinkloop.runtime.context import BUDGET, RunContext, Samples
+from thinkloop.runtime.context import RunContext, Samples
 from thinkloop.runtime.result import Candidate, Outcome
 from thinkloop.strategies.base import Strategy, StrategyConfig
 from thinkloop.strategies.self_consistency import vote_outcome
@@ -195,7 +195,7 @@ class Auto(Strategy):
         if first.candidates:
             checked, failure = await ctx.attempt(lambda: ctx.verify(first.candidates[0], strategy=self.name))
             tried.append(checked if checked is not None else first.candidates[0])
-            if failure == BUDGET:
+            if failure is not None and failure.is_budget:
                 first.budget_hit = True
         if not tried:
             stop = "budget" if first.budget_hit else "error" if first.errors else "completed"

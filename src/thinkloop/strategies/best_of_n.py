@@ -14,7 +14,7 @@ import anyio
 from pydantic import Field
 
 from thinkloop.exceptions import BackendError, BudgetExhausted
-from thinkloop.runtime.context import BUDGET, RunContext
+from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.result import Candidate, Outcome
 from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy, StrategyConfig
@@ -115,10 +115,10 @@ class BestOfN(Strategy):
                 lambda: ctx.call(self.request(question), parents=[parent], strategy=self.name)
             )
             if called is None:
-                if failure == BUDGET:
+                if failure.is_budget:
                     budget_hit = True
                 else:
-                    failures.append(failure)
+                    failures.append(failure.message)
                 return
             node, completion = called
             await score_one(ctx.candidate(node, completion.choices[0]), group)

@@ -19,10 +19,10 @@ import anyio
 from pydantic import Field
 
 from thinkloop.backends.base import Backend
-from thinkloop.exceptions import BackendError, BudgetExhausted, ConfigurationError
+from thinkloop.exceptions import BudgetExhausted, ConfigurationError
 from thinkloop.runtime.context import RunContext
+from thinkloop.runtime.failure import Failure
 from thinkloop.runtime.result import Candidate, Outcome
-from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy, StrategyConfig
 from thinkloop.strategies.vote import majority_vote
 
@@ -77,27 +77,26 @@ class Cascade(Strategy):
 
     async def _cheap_samples(
         self, ctx: RunContext, question: str, parent: int, cheap: Backend
-    ) -> tuple[list[Candidate], int, list[str]]:
+    ) -> tuple[list[Candidate], int, list[Failure]]:
         """The cheap model's samples (one ``n`` request where it honours ``n``), its tokens, failures (a
-        budget refusal among them as ``"budget"``)."""
+        budget refusal among them)."""
         config = self.config
         request = self.request(question)
         batches = [config.n] if cheap.capabilities.honours_n else [1] * config.n
         candidates: list[Candidate] = []
         tokens = 0
-        failures: list[str] = []
+        failures: list[Failure] = []
 
         async def one(k: int) -> None:
             nonlocal tokens
-            try:
-                node, completion = await ctx.call(request.model_copy(update={"n": k}), parents=[parent],
-                                                  strategy=self.name, backend=cheap, data={"tier": "cheap"})
-            except BudgetExhausted:
-                failures.append("budget")
+            called, failure = await ctx.attempt(lambda: ctx.call(
+                request.model_copy(update={"n": k}), parents=[parent], strategy=self.name, backend=cheap,
+                data={"tier": "cheap"},
+            ))
+            if called is None:
+                failures.append(failure)
                 return
-            except BackendError as exc:
-                failures.append(redact(str(exc)))
-                return
+            node, completion = called
             tokens += completion.usage.total_tokens or 0
             candidates.extend(ctx.candidate(node, choice) for choice in completion.choices)
 
@@ -110,7 +109,7 @@ class Cascade(Strategy):
         config = self.config
         data: dict[str, Any] = {"cheap_model": cheap.name, "strong_model": ctx.backend.name}
         samples, cheap_tokens, failures = await self._cheap_samples(ctx, question, parent, cheap)
-        if not samples and "budget" in failures:
+        if not samples and any(f.is_budget for f in failures):
             return Outcome(candidate=None, stop_reason="budget", data=data)
         data["cheap_tokens"] = cheap_tokens
         for sample in samples:
@@ -122,7 +121,7 @@ class Cascade(Strategy):
         reason = None
         chosen: Candidate | None = None
         if winner is None:
-            reason = "the cheap model gave no answer" + (f" ({failures[0]})" if failures else "")
+            reason = "the cheap model gave no answer" + (f" ({_said(failures[0])})" if failures else "")
         elif share < config.agreement:
             reason = f"the cheap samples disagree ({winner.votes} of {len(samples)} agree)"
         else:
@@ -168,3 +167,8 @@ class Cascade(Strategy):
             ctx.offer(chosen)
         return Outcome(candidate=chosen, stop_reason=stop, data=data, notes=notes,  # type: ignore[arg-type]
                        detail=detail)
+
+
+def _said(failure: Failure) -> str:
+    """A failure in a reason a person reads: a budget refusal as ``budget``, anything else by its message."""
+    return "budget" if failure.is_budget else failure.message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from thinkloop.runtime.context import BUDGET, RunContext
+from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.result import Candidate, Outcome
 from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
 from thinkloop.types import Message
@@ -61,8 +61,8 @@ class ChainOfThought(Strategy):
                 )
             )
             if called is None:
-                stop = "budget" if failure == BUDGET else "error"
-                notes = () if failure == BUDGET else (failure,)
+                stop = "budget" if failure.is_budget else "error"
+                notes = () if failure.is_budget else (failure.message,)
                 return Outcome(candidate=best, stop_reason=stop, notes=notes, attempts=tuple(rounds))
             node, completion = called
             candidate = await ctx.verify(ctx.candidate(node, completion.choices[0]), strategy=self.name)

@@ -16,10 +16,10 @@ import anyio
 from pydantic import Field
 
 from thinkloop.backends.base import Backend
-from thinkloop.exceptions import BackendError, BudgetExhausted
+from thinkloop.exceptions import BudgetExhausted
 from thinkloop.runtime.context import RunContext
+from thinkloop.runtime.failure import Failure
 from thinkloop.runtime.result import Candidate, Outcome
-from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy, StrategyConfig
 from thinkloop.types import ChatRequest, Message
 
@@ -67,22 +67,20 @@ class MixtureOfAgents(Strategy):
 
     async def _layer(
         self, ctx: RunContext, question: str, under: list[int], references: list[Candidate], layer: int,
-        failures: list[str],
+        failures: list[Failure],
     ) -> list[Candidate]:
         backends: list[Backend | None] = list(self.proposers) or [None] * self.config.n
         answers: list[Candidate | None] = [None] * len(backends)
         request = _with_references(self.request(question), references)
 
         async def one(index: int, backend: Backend | None) -> None:
-            try:
-                node, completion = await ctx.call(request, parents=under, strategy=self.name, backend=backend,
-                                                  data={"layer": layer, "proposer": index})
-            except BudgetExhausted:
-                failures.append("budget")
+            called, failure = await ctx.attempt(lambda: ctx.call(
+                request, parents=under, strategy=self.name, backend=backend, data={"layer": layer, "proposer": index}
+            ))
+            if called is None:
+                failures.append(failure)
                 return
-            except BackendError as exc:
-                failures.append(redact(str(exc)))
-                return
+            node, completion = called
             answers[index] = ctx.candidate(node, completion.choices[0])
             ctx.offer(answers[index])  # an answer in hand, should the budget stop the run here
 
@@ -93,7 +91,7 @@ class MixtureOfAgents(Strategy):
 
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         config = self.config
-        failures: list[str] = []
+        failures: list[Failure] = []
         references: list[Candidate] = []
         under = [parent]
         try:
@@ -102,22 +100,27 @@ class MixtureOfAgents(Strategy):
                 if proposals:
                     references = proposals
                     under = [c.node_id for c in proposals if c.node_id is not None] or [parent]
-                if "budget" in failures:
+                if any(f.is_budget for f in failures):
                     raise BudgetExhausted("no budget left for the next proposals", resource="tokens")
                 if not proposals:
                     break
             if not references:
-                return Outcome(candidate=None, stop_reason="error", notes=tuple(failures))
+                return Outcome(candidate=None, stop_reason="error", notes=_messages(failures))
             request = _with_references(self.request(question), references)
             node, completion = await ctx.call(request, parents=under, kind="revise", strategy=self.name,
                                               data={"aggregate": len(references)})
         except BudgetExhausted:
             best = next((c for c in references if c.answer is not None), references[0] if references else None)
-            notes = tuple(f for f in failures if f != "budget")
+            notes = _messages(failures)
             return Outcome(candidate=best, stop_reason="budget", notes=notes, attempts=tuple(references))
         answer = ctx.candidate(node, completion.choices[0])
         ctx.offer(answer)
         data = {"layers": config.layers, "proposals": len(references),
                 "proposers": [b.name for b in self.proposers] or [ctx.backend.name] * config.n}
-        return Outcome(candidate=answer, stop_reason="completed", notes=tuple(failures), data=data,
+        return Outcome(candidate=answer, stop_reason="completed", notes=_messages(failures), data=data,
                        attempts=tuple(references))
+
+
+def _messages(failures: list[Failure]) -> tuple[str, ...]:
+    """The infrastructure failures as a result's notes (a budget refusal is the stop reason, not a note)."""
+    return tuple(f.message for f in failures if not f.is_budget)

@@ -17,7 +17,8 @@ import anyio
 from pydantic import Field
 
 from thinkloop.exceptions import BackendError
-from thinkloop.runtime.context import BUDGET, RunContext, Samples
+from thinkloop.runtime.context import RunContext, Samples
+from thinkloop.runtime.failure import Failure
 from thinkloop.runtime.result import Candidate, Outcome
 from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy, StrategyConfig
@@ -102,7 +103,7 @@ class SelfConsistency(Strategy):
             return None
         return winner.best_member().model_copy(update={"answer": winner.representative})
 
-    async def _checked(self, ctx: RunContext, candidate: Candidate) -> tuple[Candidate, str | None]:
+    async def _checked(self, ctx: RunContext, candidate: Candidate) -> tuple[Candidate, Failure | None]:
         """Verify for weighting; a verifier that runs out of budget or fails leaves the sample unverified."""
         verified, failure = await ctx.attempt(lambda: ctx.verify(candidate, strategy=self.name))
         return (candidate if verified is None else verified), failure
@@ -112,24 +113,26 @@ class SelfConsistency(Strategy):
 
         async def one(index: int) -> None:
             verified[index], failure = await self._checked(ctx, verified[index])
-            if failure == BUDGET:
+            if failure is not None and failure.is_budget:
                 samples.budget_hit = True
             elif failure is not None:
-                samples.errors.append(failure)
+                samples.errors.append(failure.message)
 
         async with anyio.create_task_group() as group:
             for index in range(len(verified)):
                 group.start_soon(one, index)
         return verified
 
-    async def _one(self, ctx: RunContext, question: str, parent: int) -> tuple[Candidate | None, str | None]:
+    async def _one(self, ctx: RunContext, question: str, parent: int) -> tuple[Candidate | None, Failure | None]:
         """One sample: a model call, or a whole run of the inner strategy. Returns (candidate, failure)."""
         if self.inner is not None:
             try:
                 outcome = await self.solve_inner(ctx, question, parent=parent)
             except BackendError as exc:
-                return None, redact(str(exc))
-            return outcome.candidate, BUDGET if self.inner_stopped_by_budget(ctx, outcome) else None
+                return None, Failure.of(exc, redact(str(exc)))
+            if self.inner_stopped_by_budget(ctx, outcome):
+                return outcome.candidate, Failure(kind="budget", message="the inner strategy spent its budget")
+            return outcome.candidate, None
         request = self.request(question)
         called, failure = await ctx.attempt(lambda: ctx.call(request, parents=[parent], strategy=self.name))
         if called is None:
@@ -196,10 +199,10 @@ class SelfConsistency(Strategy):
                     node = ctx.graph.node(candidate.node_id)
                     ctx.mark(node, "pruned", data={**(node.data or {}), "pruned": "arrived after the vote was decided"})
                 return
-            if failure == BUDGET:
+            if failure is not None and failure.is_budget:
                 samples.budget_hit = True
             elif failure is not None:
-                samples.errors.append(failure)
+                samples.errors.append(failure.message)
             if candidate is None:
                 return
             samples.candidates.append(candidate)

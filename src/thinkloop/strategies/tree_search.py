@@ -35,7 +35,8 @@ from thinkloop.verifiers.scores import read_score
 
 ValueFunction = Callable[[str, tuple[str, ...]], float | Awaitable[float]]
 
-_FINAL = re.compile(r"answer\s*:", re.IGNORECASE)
+_FINAL = re.compile(r"answer\s*:|answer\s+is\s*:?\s*[-+$\\(\d]|\\boxed\{|^\s*####", re.IGNORECASE | re.MULTILINE)
+"""A thought that states its answer ("Answer: 10", "The answer is: 10", a box, GSM8K's "#### 10") ends a path."""
 
 PROPOSE_SYSTEM = (
     "You solve problems one step at a time. Given the problem and the steps so far, write only the single "

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from thinkloop.exceptions import ConfigurationError
+from thinkloop.runtime.failure import failure_of
 from thinkloop.runtime.graph import Node
 from thinkloop.runtime.runs import RecordedRun, group_runs
 from thinkloop.runtime.trace import RunFinished, load_trace
@@ -166,7 +167,9 @@ class SpanExporter:
         if node.data and isinstance(node.data.get("pruned"), str):
             attributes["thinkloop.pruned_reason"] = node.data["pruned"]
         if node.status == "failed":
-            attributes["error.type"] = "budget_exhausted" if node.data and "budget" in node.data else "backend_error"
+            failure = failure_of(node)
+            budget = failure is not None and failure.is_budget
+            attributes["error.type"] = "budget_exhausted" if budget else "backend_error"
         if node.request is not None:
             return self._call(node, model, provider, attributes)
         if node.kind == "verify":

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from thinkloop.runtime.budget import Budget, Price
+from thinkloop.runtime.failure import failure_of
 from thinkloop.runtime.graph import Node
 from thinkloop.runtime.runs import RecordedRun, group_runs
 from thinkloop.runtime.trace import RunFinished
@@ -139,7 +140,7 @@ def _totals(
         "reasoning_tokens": 0, "cached_prompt_tokens": 0, "dollars": None,
     }
     for node in nodes:
-        if node.request is None or (node.status == "failed" and node.data and "budget" in node.data):
+        if node.request is None or ((failure := failure_of(node)) is not None and failure.is_budget):
             continue
         totals["calls"] += 1
         if node.status == "failed":

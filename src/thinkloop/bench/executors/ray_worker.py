@@ -16,7 +16,7 @@ from typing import Any
 
 from thinkloop.bench.datasets import Problem
 from thinkloop.bench.executors.specs import BackendSpec, ConfigSpec
-from thinkloop.bench.health import WatchedBackend, stop_watching, watch_problem
+from thinkloop.bench.health import ProblemCalls
 from thinkloop.bench.prices import PriceTable
 from thinkloop.bench.runner import run_item
 from thinkloop.bench.store import Record
@@ -49,8 +49,7 @@ class BenchWorker:
         for key, backend in self._backends.items():
             limit = backend.capabilities.max_concurrency
             limit = concurrency if limit is None else min(limit, concurrency)
-            # Watched, as in one process: each item reports whether its calls reached the server.
-            self._engines[key] = Engine(WatchedBackend(backend), max_concurrency=limit)
+            self._engines[key] = Engine(backend, max_concurrency=limit)
         self._keys = [config.backend for config in configs]
         self._prices = prices
         self._traces_dir = traces_dir
@@ -73,11 +72,11 @@ class BenchWorker:
     async def run_watched(self, index: int, problem: Problem) -> tuple[Record, dict[str, Any]]:
         """:meth:`run`, and what its calls met (answers, calls that found no server or no such model), so the
         driver keeps the single process's dead-server gate (:mod:`thinkloop.bench.health`)."""
-        calls, token = watch_problem()
-        try:
-            record = await self.run(index, problem)
-        finally:
-            stop_watching(token)
+        config = self._configs[index]
+        engine = self._engines[self._keys[index]]
+        calls = ProblemCalls()  # as in one process: what its calls met, from the result's typed failures
+        record = await run_item(engine, config, problem, prices=self._prices, traces_dir=self._traces_dir,
+                                calls=calls)
         error = calls.last_error
         return record, {
             "answered": calls.answered, "unreachable": calls.unreachable,
