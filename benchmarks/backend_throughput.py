@@ -69,8 +69,8 @@ class Figures:
 
 def requests_for(count: int, max_tokens: int, n: int = 1) -> list[ChatRequest]:
     return [
-        # No seed: a seeded in-process request re-evaluates its prompt to reproduce exactly (a cost the
-        # server does not pay, nor promise), and the point here is the everyday path.
+        # No seed: the everyday path. (Seeded or not, an in-process request reuses its prompt's prefix from
+        # the prefix cache exactly: a seed no longer costs a fresh evaluation.)
         ChatRequest.of(PROMPTS[i % len(PROMPTS)], temperature=0.8, max_tokens=max_tokens, n=n)
         for i in range(count)
     ]

@@ -8,8 +8,12 @@ Generation is CPU-bound: it runs in a worker thread (``anyio.to_thread``), one r
 the worker threads wait on, never the event loop), and a cancelled call stops at the next token or decode
 step instead of finishing. A request with ``n > 1`` samples its answers together in batched decode steps
 (``llamacpp_batch.BatchDecoder``): the prompt is evaluated once and each answer has its own sampler. A request
-with a ``seed`` reproduces exactly (its prompt is evaluated afresh rather than from the cache, a little
-slower); ``temperature=0`` is greedy.
+with a ``seed`` reproduces exactly; ``temperature=0`` is greedy.
+
+Prefix cache: the state after each prompt is kept (``prefix_cache_bytes``, least recently used evicted first)
+and a later prompt that extends a kept one, from any request or strategy, evaluates only its new tokens, with
+exactly the tokens a fresh evaluation gives (:mod:`.llamacpp_prefix` says how and why). ``Usage.cached_prompt_tokens``
+counts the reused tokens; they stay part of ``prompt_tokens``, as in OpenAI's usage.
 
 Threads: ``n_threads`` (or ``$THINKLOOP_THREADS``) fixes the count for every decode. Left unset, one answer
 at a time uses :func:`default_threads`, and the batched decoder measures a few steps with each candidate
@@ -33,6 +37,7 @@ import anyio.to_thread
 
 from thinkloop.backends.base import BaseBackend, Capabilities, count_prompt_tokens_upper_bound
 from thinkloop.backends.llamacpp_batch import BatchDecoder, DecodeCancelled, DecodeError, SamplingParams
+from thinkloop.backends.llamacpp_prefix import PrefixCache, common_prefix, evaluate, kept_prefix, reusable, snapshot
 from thinkloop.backends.llamacpp_thinking import generate_thinking
 from thinkloop.backends.llamacpp_threads import (
     ThreadChoice,
@@ -50,6 +55,7 @@ DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 
 # llama.cpp's own defaults (its server uses the same), so in-process and server runs sample alike.
 _DEFAULT_REPEAT_PENALTY = 1.1
+DEFAULT_PREFIX_CACHE_BYTES = 256 * 2**20
 
 
 def resolve_model_path(model_path: str | Path | None) -> Path:
@@ -121,6 +127,9 @@ class LlamaCppBackend(BaseBackend):
         thinking_budget: cap a reasoning model's thinking at this many tokens, then force its answer, for
             every request that does not set ``ChatRequest.thinking_budget`` itself (``None``: no cap).
             See :mod:`.llamacpp_thinking`; such requests sample their choices one after another.
+        prefix_cache_bytes: memory for the prefix cache's prompt states (:mod:`.llamacpp_prefix`); ``0`` turns
+            prefix reuse off, every prompt is then evaluated from scratch. Requests with ``n > 1`` decoded
+            together and requests under a thinking budget neither use nor fill it yet.
     """
 
     def __init__(
@@ -135,6 +144,7 @@ class LlamaCppBackend(BaseBackend):
         max_parallel: int = 16,
         batch_ctx: int | None = None,
         thinking_budget: int | None = None,
+        prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES,
     ) -> None:
         path = resolve_model_path(model_path)
         self.model_path = path
@@ -160,6 +170,9 @@ class LlamaCppBackend(BaseBackend):
         self._capabilities = Capabilities(
             honours_n=True, logprobs=logprobs, system_messages=True, max_concurrency=1,
         )
+        self.prefix_cache = PrefixCache(prefix_cache_bytes)
+        self._live: tuple[int, ...] = ()
+        """Prompt tokens whose exact KV the model's own context holds now (see :meth:`_evaluate_prompt`)."""
         self._llama: Any | None = None
         self._formatter: Any | None = None
         self._decoder: BatchDecoder | None = None
@@ -219,6 +232,8 @@ class LlamaCppBackend(BaseBackend):
                 self._llama.close()
                 self._llama = None
                 self._formatter = None
+            self.prefix_cache.clear()
+            self._live = ()
 
     # --- prompts ------------------------------------------------------------------------------------
     def _prompt_tokens(self, messages: tuple[Message, ...]) -> tuple[list[int], list[str], Any] | None:
@@ -311,6 +326,7 @@ class LlamaCppBackend(BaseBackend):
             )
         budget = self.thinking_budget if request.thinking_budget is None else request.thinking_budget
         if budget is not None:
+            self._live = ()  # it decodes in the model's context on its own terms
             if prompt is None:
                 raise BackendError(f"{self._name}: a thinking budget needs the model's chat template; it has none")
             return generate_thinking(
@@ -319,18 +335,22 @@ class LlamaCppBackend(BaseBackend):
             )
         if prompt is not None and request.n > 1 and self.max_parallel > 1 and not want_logprobs:
             return self._generate_batched(llama_cpp, llama, request, prompt, cancelled)
-        if request.seed is not None:
-            # Reusing a cached prompt prefix changes the logits in the last bits, and a seeded request must
-            # reproduce: evaluate its prompt from scratch (unseeded requests keep the prefix cache).
+        if prompt is None and request.seed is not None:
+            # llama.cpp's own prefix reuse replays cached tokens differently from a fresh evaluation, and a
+            # seeded request must reproduce: evaluate its prompt from scratch.
             llama.reset()
         choices: list[Choice] = []
         prompt_tokens: int | None = None
+        cached_tokens: int | None = None
         completion_tokens = 0
         for index in range(request.n):
             # Successive choices need different seeds, or a seeded request would repeat itself n times.
             seed = None if request.seed is None else request.seed + index
             if prompt is not None:
                 tokens, template_stop, template_criteria = prompt
+                reused = self._evaluate_prompt(llama, tokens, cancelled)
+                if cached_tokens is None:
+                    cached_tokens = reused  # the prompt is billed once, for the first choice
                 criteria = llama_cpp.StoppingCriteriaList([stop_when_cancelled])
                 if template_criteria is not None:
                     criteria.extend(template_criteria)
@@ -342,6 +362,7 @@ class LlamaCppBackend(BaseBackend):
                 text = response["choices"][0]["text"]
                 logprobs = _token_logprobs(response["choices"][0].get("logprobs"), request.top_logprobs)
             else:
+                self._live = ()
                 response = llama.create_chat_completion(
                     messages=[{"role": m.role, "content": m.content} for m in request.messages],
                     stop=list(request.stop or ()), seed=seed, logprobs=want_logprobs or None,
@@ -360,7 +381,49 @@ class LlamaCppBackend(BaseBackend):
                 Choice(text=text, finish_reason=response["choices"][0].get("finish_reason"), logprobs=logprobs)
             )
         # The prompt is evaluated once and reused from the KV cache for further choices: billed once.
-        return choices, Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        return choices, Usage(
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_prompt_tokens=cached_tokens,
+        )
+
+    def _evaluate_prompt(self, llama: Any, tokens: list[int], cancelled: threading.Event) -> int:
+        """Put the prompt's KV in the model's context, reusing the longest exact prefix held there or in the
+        prefix cache, and keep its state for later prompts; the number of tokens reused.
+
+        ``create_completion`` then finds the whole prompt evaluated and samples at once.
+        """
+        n_batch = llama.n_batch
+        cache = self.prefix_cache
+        live = self._live
+        self._live = ()  # until the evaluation below completes, the context holds nothing exact
+        reuse = 0
+        if cache.capacity_bytes > 0:
+            entry, shared = cache.longest(tokens)
+            from_live = reusable(common_prefix(live, tokens), len(tokens), n_batch)
+            from_cache = reusable(shared, len(tokens), n_batch)
+            if from_cache > from_live and entry is not None:
+                # A state brings back the seed ``Llama`` had when it was saved, from which unseeded requests
+                # draw theirs: keep the current one, or an unseeded request would repeat an earlier sample.
+                seed = llama._seed
+                llama.load_state(entry.state)
+                llama.set_seed(seed)
+                cache.touch(entry.tokens)
+                reuse = from_cache
+            else:
+                reuse = from_live
+
+        def check() -> None:
+            if cancelled.is_set():
+                raise _Cancelled
+
+        evaluate(llama, tokens, reuse, n_batch, check)
+        kept = kept_prefix(tokens, n_batch)
+        self._live = kept
+        if cache.capacity_bytes > 0 and kept:
+            if kept in cache:
+                cache.touch(kept)
+            else:
+                cache.store(snapshot(llama, kept))
+        return reuse
 
     def _generate_batched(
         self, llama_cpp: Any, llama: Any, request: ChatRequest, prompt: tuple[list[int], list[str], Any],
