@@ -15,7 +15,7 @@ from thinkloop.backends.base import Backend
 from thinkloop.runtime.result import Result
 from thinkloop.verifiers.words import WordCount, count_words, reply_subject
 
-QUESTION = "Write one sentence about the sea in exactly 10 words."
+QUESTION = "Write one sentence about the night sky in exactly 10 words."
 WORDS = 10
 ATTEMPTS = 6
 
