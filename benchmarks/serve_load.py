@@ -16,32 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 
 import anyio
 import openai
+from serve_throughput import ServeProcess  # a sibling script: python benchmarks/serve_load.py
 
 from thinkloop.testing import MockConfig, MockServerProcess
-
-
-class Serve:
-    def __init__(self, base_url: str, *args: str) -> None:
-        command = [sys.executable, "-m", "thinkloop", "serve", "--port", "0", "--base-url", base_url,
-                   "--model", "mock", "--max-concurrency", "256", *args]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "listening on " not in line:
-            self.stop()
-            raise RuntimeError(f"thinkloop serve did not start: {line!r}")
-        self.url = line.split()[-1]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 async def load(url: str, model: str, requests: int, in_flight: int) -> tuple[float, Counter[str]]:
@@ -78,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         wall, errors = anyio.run(load, mock.base_url, "mock", args.requests, args.in_flight)
         rows["upstream"] = (wall, errors)
         for workers in sorted({1, args.workers}):
-            server = Serve(mock.base_url, "--workers", str(workers))
+            server = ServeProcess(mock.base_url, "--max-concurrency", "256", "--workers", str(workers))
             try:
                 anyio.run(load, server.url, f"thinkloop[{args.strategy}]", 20, 4)  # warm every worker
                 rows[f"serve x{workers}"] = anyio.run(load, server.url, f"thinkloop[{args.strategy}]",
