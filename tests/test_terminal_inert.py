@@ -21,8 +21,8 @@ from thinkloop.bench.report import rich_table, summarize
 from thinkloop.bench.store import Record
 from thinkloop.cli import main
 from thinkloop.runtime.result import Candidate
+from thinkloop.runtime.terminal import inert
 from thinkloop.strategies.cot import ChainOfThought
-from thinkloop.terminal import inert
 from thinkloop.testing.mock_server import MockConfig, MockServerProcess
 from thinkloop.verifiers.base import Verdict
 from thinkloop.verifiers.spec import verdict_lines

@@ -359,7 +359,7 @@ def print_result(result: Result, found: list[str] | None = None, *, appended: bo
     from rich.console import Console
     from rich.text import Text
 
-    from thinkloop.terminal import inert
+    from thinkloop.runtime.terminal import inert
 
     console = Console(highlight=False)
     if result.text is not None:

@@ -287,7 +287,7 @@ def rich_table(summaries: Sequence[ConfigSummary], width: int | None = None) -> 
     from rich.console import Console
     from rich.table import Table
 
-    from thinkloop.terminal import inert
+    from thinkloop.runtime.terminal import inert
 
     every = _columns(summaries)
     rows = [dict(zip(every, [inert(cell, one_line=True) for cell in row], strict=True)) for row in _rows(summaries)]

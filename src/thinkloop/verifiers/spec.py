@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from thinkloop.exceptions import ConfigurationError
-from thinkloop.terminal import inert
+from thinkloop.runtime.terminal import inert
 from thinkloop.verifiers.base import Verifier
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ A model's reply, a sandboxed program's output or a trace read back can hold esca
 retitles the window, ``ESC [2J`` clears the screen, OSC 52 writes the clipboard, ``ESC ]8`` hides a link) and
 other control characters (carriage return and backspace overwrite what was printed; bidirectional overrides
 reorder it). :func:`inert` replaces each with a visible escape (``\\x1b``, ``\\u202e``) before it is printed.
-It imports nothing of thinkloop's, so every layer may use it.
+It imports nothing of thinkloop's; it sits in the runtime beside `redact`, below everything that prints.
 """
 
 from __future__ import annotations
