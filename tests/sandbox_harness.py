@@ -29,6 +29,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from thinkloop.exceptions import SandboxUnavailable
 from thinkloop.runtime.result import Candidate
 from thinkloop.verifiers import ProgramVerifier, Verdict
 
@@ -188,3 +189,19 @@ def kill_marked(marker: str) -> None:
     for pid in marked_processes(marker):
         with suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+
+
+def working_sandbox(timeout: float = 10) -> ProgramVerifier:
+    """A verifier whose sandbox has run a program here; a skip where none can (a failure under CI's
+    ``THINKLOOP_REQUIRE_SANDBOX=1``)."""
+    import anyio
+    import pytest
+
+    verifier = ProgramVerifier(timeout=timeout)
+    try:
+        anyio.run(verifier.run, "pass")
+    except SandboxUnavailable as exc:
+        if os.environ.get("THINKLOOP_REQUIRE_SANDBOX") == "1":  # CI: a missing sandbox is a failure
+            pytest.fail(f"the sandbox is required here (THINKLOOP_REQUIRE_SANDBOX=1): {exc}")
+        pytest.skip(f"no sandbox here: {exc}")
+    return verifier

@@ -191,3 +191,15 @@ class ScriptedUpstreamProcess(RateLimitedUpstreamProcess):
     """:class:`ScriptedUpstream` in a child process."""
 
     kind = "ScriptedUpstream"
+
+
+def ask(question: str = "What is 12 + 30?") -> list[dict[str, str]]:
+    """The messages of one user question."""
+    return [{"role": "user", "content": question}]
+
+
+def sdk_client(serve: ServeProcess) -> Any:
+    """The official openai client for a running ``serve``, its retries off (the tests count requests)."""
+    import openai
+
+    return openai.OpenAI(base_url=serve.url, api_key="unused", max_retries=0)

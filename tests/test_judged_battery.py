@@ -10,13 +10,12 @@ and ``docs/sandbox.md`` give the same table).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import anyio
 import pytest
 
-from thinkloop.exceptions import SandboxUnavailable
+from sandbox_harness import working_sandbox
 from thinkloop.runtime.result import Candidate
 from thinkloop.verifiers.base import Verdict
 from thinkloop.verifiers.program import ProgramVerifier
@@ -163,14 +162,7 @@ ATTACKS = {
 
 @pytest.fixture(scope="module")
 def sandbox() -> ProgramVerifier:
-    verifier = ProgramVerifier(timeout=10)
-    try:
-        anyio.run(verifier.run, "pass")
-    except SandboxUnavailable as exc:
-        if os.environ.get("THINKLOOP_REQUIRE_SANDBOX") == "1":  # CI: a missing sandbox is a failure
-            pytest.fail(f"the sandbox is required here (THINKLOOP_REQUIRE_SANDBOX=1): {exc}")
-        pytest.skip(f"no sandbox here: {exc}")
-    return verifier
+    return working_sandbox()
 
 
 def verdict(check: PythonTests, code: str) -> Verdict:

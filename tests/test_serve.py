@@ -14,7 +14,7 @@ import httpx2
 import openai
 import pytest
 
-from serve_support import ServeProcess
+from serve_support import ServeProcess, ask, sdk_client
 from thinkloop.testing import MockConfig, MockServerProcess
 
 LATENCY = 0.1
@@ -34,12 +34,8 @@ def serve(mock: MockServerProcess) -> Iterator[ServeProcess]:
 
 @pytest.fixture
 def client(serve: ServeProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=serve.url, api_key="unused", max_retries=0) as client:
+    with sdk_client(serve) as client:
         yield client
-
-
-def ask(question: str = "What is 12 + 30?") -> list[dict[str, str]]:
-    return [{"role": "user", "content": question}]
 
 
 def trace(serve: ServeProcess, run_id: str) -> list[dict]:

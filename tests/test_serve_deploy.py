@@ -18,7 +18,7 @@ import httpx2
 import openai
 import pytest
 
-from serve_support import ScriptedUpstreamProcess, ServeProcess
+from serve_support import ScriptedUpstreamProcess, ServeProcess, ask, sdk_client
 
 TOKENS = 2000
 SECONDS = 3
@@ -42,12 +42,8 @@ def serve(upstream: ScriptedUpstreamProcess) -> Iterator[ServeProcess]:
 
 @pytest.fixture
 def client(serve: ServeProcess) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=serve.url, api_key="unused", max_retries=0) as client:
+    with sdk_client(serve) as client:
         yield client
-
-
-def ask(question: str = "What is 12 + 30?") -> list[dict[str, str]]:
-    return [{"role": "user", "content": question}]
 
 
 def sent(content: str) -> dict:

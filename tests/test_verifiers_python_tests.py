@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import anyio
 import pytest
 
-from thinkloop.exceptions import ConfigurationError, SandboxUnavailable
+from sandbox_harness import working_sandbox
+from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.result import Candidate
 from thinkloop.verifiers.base import Verdict
 from thinkloop.verifiers.judged_tests import plan_tests
@@ -20,14 +20,7 @@ TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\nassert isinstance(add(0,
 
 @pytest.fixture(scope="module")
 def sandbox() -> ProgramVerifier:
-    verifier = ProgramVerifier(timeout=10)
-    try:
-        anyio.run(verifier.run, "pass")
-    except SandboxUnavailable as exc:
-        if os.environ.get("THINKLOOP_REQUIRE_SANDBOX") == "1":  # CI: a missing sandbox is a failure
-            pytest.fail(f"the sandbox is required here (THINKLOOP_REQUIRE_SANDBOX=1): {exc}")
-        pytest.skip("no network namespace for the sandbox here")
-    return verifier
+    return working_sandbox()
 
 
 def verdict(check: PythonTests, text: str) -> Verdict:
