@@ -24,7 +24,7 @@ from thinkloop.backends.replay import ReplayBackend
 from thinkloop.exceptions import BackendError, BudgetExhausted, ReplayMismatch
 from thinkloop.runtime.budget import Budget, BudgetLedger, Reservation
 from thinkloop.runtime.failure import Failure
-from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph, call_node, evolve, share_field_sets
+from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph, check_kind
 from thinkloop.runtime.result import Candidate
 from thinkloop.runtime.sampling import Samples, Sampling
 from thinkloop.runtime.totals import RunTotals
@@ -174,7 +174,7 @@ class RunContext(Sampling):
     def mark(self, node: Node, status: NodeStatus, **fields: Any) -> Node:
         """Change a recorded node (pruned, a score, finished) and emit the new version."""
         fields["status"] = status
-        return self._publish(evolve(node, fields))
+        return self._publish(node.model_copy(update=fields))
 
     # --- calls ------------------------------------------------------------------------------------------
     async def call(
@@ -193,6 +193,7 @@ class RunContext(Sampling):
         Every attempt reserves its worst case first and is its own node. Raises :class:`BudgetExhausted`
         before sending when an attempt can't fit, :class:`BackendError` when the backend fails for good.
         """
+        check_kind(kind)
         backend = self.backend if backend is None or self.pinned else backend
         attempt = 0
         while True:
@@ -233,9 +234,10 @@ class RunContext(Sampling):
         if reservation.max_tokens != request.max_tokens:
             request = request.model_copy(update={"max_tokens": reservation.max_tokens})
         parents = tuple(parents)
-        node = self._publish(
-            call_node(next(self._ids), kind, parents, self._depth(parents), time.time(), request, strategy, data)
-        )
+        node = self._publish(Node(
+            id=next(self._ids), kind=kind, parents=parents, request=request, strategy=strategy, data=data,
+            started_at=time.time(), depth=self._depth(parents),
+        ))
         sent = False
         started = time.perf_counter()
         limiter = self.limiter_for(backend)
@@ -296,7 +298,6 @@ class RunContext(Sampling):
             raise BackendError(message, maybe_billed=error.maybe_billed) from exc
         ledger.settle(reservation, completion.usage)
         self.totals.charge(completion.usage, reservation)
-        share_field_sets(completion)  # the graph keeps it: fewer objects for the garbage collector
         text = answer = None
         choices = completion.choices
         if len(choices) == 1:
