@@ -385,7 +385,8 @@ class _Recorded:
     sent_before: list[int] = field(default_factory=list)
     nodes: list[int] = field(default_factory=list)
     failures: dict[int, RecordedFailure] = field(default_factory=dict)
-    most_attempts: int = 1
+    most_tries: int = 1
+    """The most tries any one call took (retries included)."""
 
 
 def _recorded(events: Iterable[Any], run_id: str | None) -> _Recorded:
@@ -409,17 +410,18 @@ def _recorded(events: Iterable[Any], run_id: str | None) -> _Recorded:
             recorded.sent_before.append(len(sent))
             recorded.nodes.append(node.id)
 
-    def attempt(node: Node) -> int:
+    def try_number(node: Node) -> int:
+        """Which try of its call a node is (``data["attempt"]``; 1 when absent)."""
         return int((node.data or {}).get("attempt", 1))
 
     calls = [latest[i] for i in sent]
     for node in calls:
-        recorded.most_attempts = max(recorded.most_attempts, attempt(node))
+        recorded.most_tries = max(recorded.most_tries, try_number(node))
         if node.status != "failed" or node.error is None or node.completion is not None:
             continue
-        # Retried when a call under the same parents, with the same request, was its next attempt.
+        # Retried when a call under the same parents, with the same request, was its next try.
         retried = any(
-            other.parents == node.parents and attempt(other) == attempt(node) + 1
+            other.parents == node.parents and try_number(other) == try_number(node) + 1
             and requests.get(other.id) == requests.get(node.id)
             for other in calls
         )
@@ -467,8 +469,8 @@ def replay(
     if capabilities is None:
         honours_n = any(request is not None and request.n > 1 for request, _ in recorded.calls)
         capabilities = Capabilities(honours_n=honours_n)
-    if recorded.most_attempts > capabilities.retry.max_retries + 1:  # retry as often as the recorded run did
-        retry = capabilities.retry.model_copy(update={"max_retries": recorded.most_attempts - 1})
+    if recorded.most_tries > capabilities.retry.max_retries + 1:  # retry as often as the recorded run did
+        retry = capabilities.retry.model_copy(update={"max_retries": recorded.most_tries - 1})
         capabilities = capabilities.model_copy(update={"retry": retry})
     return ReplayBackend(
         recorded.calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id,

@@ -55,7 +55,7 @@ class ChainOfThought(Strategy):
         rounds: list[Candidate] = []
         for round_number in range(config.max_rounds):  # type: ignore[attr-defined]
             request = self.request(question, extra=extra)
-            called, failure = await ctx.attempt(
+            called, failure = await ctx.capture(
                 lambda request=request, parent=parent, round_number=round_number: ctx.call(
                     request, parents=[parent], strategy=self.name, data={"round": round_number}
                 )
