@@ -17,7 +17,7 @@ Strategies and verifiers never call a backend directly. The context is handed wh
 from __future__ import annotations
 
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from itertools import count
 from typing import Any
 
@@ -168,7 +168,7 @@ class RunContext:
         return self.recorder.mark(node, status, **fields)
 
     # --- calls ------------------------------------------------------------------------------------------
-    async def call(
+    def call(
         self,
         request: ChatRequest,
         *,
@@ -178,13 +178,14 @@ class RunContext:
         backend: Backend | None = None,
         min_tokens: int = 1,
         data: dict[str, Any] | None = None,
-    ) -> tuple[Node, Completion]:
-        """One model call under the budget, retried where the backend says the failure is transient.
+    ) -> Coroutine[Any, Any, tuple[Node, Completion]]:
+        """One model call under the budget, retried where the backend says the failure is transient
+        (:meth:`Caller.call`; awaited as an ``async def``, without a coroutine of its own on the hot path).
 
         Every try reserves its worst case first and is its own node. Raises :class:`BudgetExhausted`
         before sending when a try can't fit, :class:`BackendError` when the backend fails for good.
         """
-        return await self.caller.call(
+        return self.caller.call(
             request, parents=parents, kind=kind, strategy=strategy, backend=backend, min_tokens=min_tokens, data=data
         )
 
@@ -252,7 +253,7 @@ class RunContext:
         self.offer(scored)
         return scored
 
-    async def capture(self, work: Callable[[], Awaitable[Any]]) -> tuple[Any, Failure | None]:
+    async def capture(self, work: Callable[[], Any]) -> tuple[Any, Failure | None]:
         """Run ``work()`` and turn the ways a step can fail for a reason outside the strategy into data:
         ``(value, None)``, or ``(None, failure)`` for a budget refusal (``failure.is_budget``) or a backend
         error (its message redacted)."""
@@ -263,7 +264,7 @@ class RunContext:
         except BackendError as exc:
             return None, Failure.of(exc, redact(str(exc)))
 
-    async def attempt(self, work: Callable[[], Awaitable[Any]]) -> tuple[Any, Failure | None]:
+    async def attempt(self, work: Callable[[], Any]) -> tuple[Any, Failure | None]:
         """Deprecated name of :meth:`capture` ("attempt" is a call's try: a node's ``data["attempt"]``)."""
         warnings.warn("RunContext.attempt is deprecated: use RunContext.capture", DeprecationWarning, stacklevel=2)
         return await self.capture(work)

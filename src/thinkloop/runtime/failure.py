@@ -38,7 +38,7 @@ FailureKind = Literal[
     "replay_mismatch",  # a strict replay was asked for a call its trace does not hold
 ]
 
-_KINDS: tuple[tuple[type[BaseException], FailureKind], ...] = (
+_KINDS: tuple[tuple[type[BackendError], FailureKind], ...] = (
     (RateLimited, "rate_limited"),
     (Unauthorized, "unauthorized"),
     (ModelNotFound, "model_not_found"),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from itertools import count
 from typing import Any
 
-from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph
+from thinkloop.runtime.graph import Node, NodeKind, NodeStatus, ReasoningGraph, new_node
 from thinkloop.runtime.trace import Trace
 from thinkloop.types import ChatRequest
 
@@ -38,26 +38,20 @@ class Recorder:
         """Put a node (new, or a newer version of ``node_id``) on the graph and emit it; its fields are
         validated, as a strategy chooses them."""
         parents = tuple(parents)
-        node = Node(
-            id=next(self._ids) if node_id is None else node_id,
-            kind=kind,
-            parents=parents,
-            status=status,
-            depth=self.depth(parents),
-            started_at=time.time(),
-            **fields,
-        )
-        return self.put(node)
+        return self.put(new_node({
+            "id": next(self._ids) if node_id is None else node_id, "kind": kind, "parents": parents,
+            "status": status, "depth": self.depth(parents), "started_at": time.time(), **fields,
+        }))
 
     def call_started(
         self, kind: NodeKind, parents: tuple[int, ...], request: ChatRequest, strategy: str | None,
         data: dict[str, Any] | None,
     ) -> Node:
         """The ``running`` node of a call about to be sent."""
-        return self.put(Node(
-            id=next(self._ids), kind=kind, parents=parents, request=request, strategy=strategy, data=data,
-            started_at=time.time(), depth=self.depth(parents),
-        ))
+        return self.put(new_node({
+            "id": next(self._ids), "kind": kind, "parents": parents, "request": request, "strategy": strategy,
+            "data": data, "started_at": time.time(), "depth": self.depth(parents),
+        }))
 
     def mark(self, node: Node, status: NodeStatus, **fields: Any) -> Node:
         """A recorded node's next version (finished, pruned, scored), emitted; like ``model_copy``, the
