@@ -39,7 +39,11 @@ _XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]
 
 
 class Node(BaseModel):
-    """One step of a run: a model call (``request``/``completion``) or a decision (``data``)."""
+    """One step of a run: a model call (``request``/``completion``) or a decision (``data``).
+
+    A plain frozen model: built by validation, each newer version a ``model_copy(update=...)``. A retried
+    call's tries are nodes of their own, ``data["attempt"]`` numbering the second and later ones.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
