@@ -7,9 +7,11 @@ usage (cache hits, some proxies) and a budget must not read "unknown" as "free".
 
 from __future__ import annotations
 
+import ast
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
@@ -214,13 +216,49 @@ def lazy_exports(
 ) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
     """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``, whose ``exports`` map each public name
     to the module (relative to the package) that defines it."""
-    names = sorted(exports)
+    return _loaded_on_first_use(package, {name: f"{package}.{module}" for name, module in exports.items()})
+
+
+def exports_of_imports(
+    package: str, source: str, *, extra: Sequence[str] = ()
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """``__all__``, ``__getattr__`` and ``__dir__`` for a package whose public names are its ``if
+    TYPE_CHECKING:`` block of ``from MODULE import NAME as NAME`` lines (``source`` is its ``__file__``).
+
+    That block is the one list: type checkers read it, and this reads it into the table of where each name
+    is loaded from on first use. ``extra`` names defined in the package itself (``__version__``) join
+    ``__all__``."""
+    tree = ast.parse(Path(source).read_bytes(), source)
+    homes = {
+        alias.asname or alias.name: statement.module
+        for node in tree.body if isinstance(node, ast.If) and _is_type_checking(node.test)
+        for statement in node.body if isinstance(statement, ast.ImportFrom) and statement.module
+        for alias in statement.names
+    }
+    if not homes:
+        raise ImportError(f"{source} has no 'if TYPE_CHECKING:' block of imports to export")
+    names, getattr_, _ = _loaded_on_first_use(package, homes)
+    exported = [*names, *extra]
+    return exported, getattr_, lambda: exported
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _loaded_on_first_use(
+    package: str, homes: Mapping[str, str]
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """Names from ``homes`` (name to absolute module), each imported on first use and kept."""
+    names = sorted(homes)
 
     def __getattr__(name: str) -> Any:
-        module = exports.get(name)
+        module = homes.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        value = getattr(importlib.import_module(module), name)
         vars(sys.modules[package])[name] = value  # found once: later lookups are plain attribute reads
         return value
 
