@@ -126,6 +126,12 @@ def test_a_name_added_to_the_type_checking_block_is_public_and_loaded_on_first_u
     (tmp_path / "bare.py").write_text("X = 1\n")
     with pytest.raises(ImportError, match="no 'if TYPE_CHECKING:' block"):
         exports_of_imports("bare", str(tmp_path / "bare.py"))
+    # a line the table would not read as type checkers do is refused, not skipped
+    for line in ("from pkg.heavy import Thing", "from pkg.heavy import (Thing as Thing, helper as helper)",
+                 "from pkg.heavy import Thing as Other", "import pkg.heavy"):
+        (tmp_path / "odd.py").write_text(f"import typing\nif typing.TYPE_CHECKING:\n    {line}\n")
+        with pytest.raises(ImportError, match="expected 'from MODULE import NAME as NAME'"):
+            exports_of_imports("odd", str(tmp_path / "odd.py"))
 
 
 def test_importing_thinkloop_loads_what_is_used_and_no_more() -> None:
