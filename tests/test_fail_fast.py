@@ -21,8 +21,8 @@ import pytest
 
 from test_bench_faults import bench_command, sums
 from thinkloop import Budget, Direct, OpenAIBackend
-from thinkloop.ask_cli import openai_backend
 from thinkloop.bench.store import read_records
+from thinkloop.cli.ask import openai_backend
 from thinkloop.exceptions import Unauthorized
 from thinkloop.testing.faults import FaultyServerProcess, serve_faulty
 from thinkloop.testing.mock_server import MockConfig

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from thinkloop.argtypes import positive_float, positive_int
 from thinkloop.cli import (
     EXIT_BUDGET,
     EXIT_CHECK_FAILED,
@@ -26,6 +25,7 @@ from thinkloop.cli import (
     UsageError,
     fail,
 )
+from thinkloop.cli.argtypes import positive_float, positive_int
 
 if TYPE_CHECKING:
     from thinkloop.backends.base import Backend
@@ -190,7 +190,7 @@ def openai_backend(model: str, base_url: str | None, *, api_key: str | None = No
 
 def make_budget(args: argparse.Namespace, model: str) -> Budget | None:
     """The hard limits the flags set, priced from the shipped table when it knows the model (for the cost)."""
-    from thinkloop.bench.prices import PriceTable
+    from thinkloop.pricing import PriceTable
     from thinkloop.runtime.budget import Budget
 
     limits = {"tokens": args.budget_tokens, "calls": args.budget_calls, "seconds": args.budget_seconds,
@@ -233,7 +233,7 @@ def ask(args: argparse.Namespace) -> int:
 
     result = anyio.run(run)
     if args.view:
-        from thinkloop.view.cli import write_run_page
+        from thinkloop.cli.view import write_run_page
 
         page = write_run_page(args.trace if args.trace is not None else recorded, run_id=result.run_id)
         sys.stderr.write(f"view: {page}\n")

@@ -1,6 +1,6 @@
 """``thinkloop bench run`` and ``thinkloop bench report``.
 
-The top-level ``thinkloop`` CLI calls :func:`add_parser` and :func:`main`; ``python -m thinkloop.bench.cli``
+The top-level ``thinkloop`` CLI calls :func:`add_parser` and :func:`main`; ``python -m thinkloop.cli.bench``
 runs the same commands alone. Imports of rich, matplotlib, model backends and the data loaders happen inside
 the commands, so ``thinkloop --help`` stays fast. Errors print one line (the data set's file:line and field)
 and exit non-zero; a run in which problems failed exits 1 after a summary line saying how to redo them.
@@ -203,11 +203,11 @@ def _run(args: argparse.Namespace) -> int:
     import anyio
 
     from thinkloop.bench.datasets import load_dataset
-    from thinkloop.bench.prices import PriceTable
     from thinkloop.bench.report import summarize
     from thinkloop.bench.runner import Runner, RunSummary, make_configs
     from thinkloop.bench.store import ResultStore
     from thinkloop.exceptions import ConfigurationError
+    from thinkloop.pricing import PriceTable
 
     for name in ("limit", "concurrency", "budget_tokens", "max_tokens", "threads", "ray_actors"):
         value = getattr(args, name)
@@ -379,7 +379,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def standalone(argv: list[str] | None = None) -> int:
-    """``python -m thinkloop.bench.cli run ...``: the bench commands without the top-level CLI."""
+    """``python -m thinkloop.cli.bench run ...``: the bench commands without the top-level CLI."""
     parser = argparse.ArgumentParser(prog="thinkloop")
     add_parser(parser.add_subparsers(dest="command", required=True))
     return main(parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)]))
