@@ -12,6 +12,8 @@
     scripted.py   ScriptedBackend: deterministic replies, for tests of your own strategies
     replay.py     ReplayBackend: a recorded run's completions, served in the order they came
     plugin.py     plugin_backend: a backend another package adds through an entry point
+    resolve.py    resolve_backend: a model name (and URL) to a backend, one set of rules for every command
+    profiles.py   ModelProfile: what a model family accepts (o-series parameters, reasoning_effort)
 """
 
 from thinkloop.types import lazy_exports
@@ -24,4 +26,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "ScriptedBackend": "scripted",
     "RecordedCall": "replay", "ReplayBackend": "replay",
     "plugin_backend": "plugin",
+    "resolve_backend": "resolve",
 })

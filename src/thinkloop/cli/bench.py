@@ -131,28 +131,26 @@ def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
 
         return [SimulatedBackend.for_dataset(dataset, p=args.simulated, seed=args.seed or 0,
                                              latency=args.simulated_latency)]
+    from thinkloop.backends.resolve import resolve_backend, target_of
+
     if not args.model:
         if args.base_url:
             raise ConfigurationError("--base-url needs a --model for each server")
-        from thinkloop.backends.llamacpp import LlamaCppBackend
-
-        return [LlamaCppBackend(n_threads=args.threads, logprobs=logprobs)]
-    served = [m for m in args.model if not _is_local(m)]
+        return [resolve_backend(None, n_threads=args.threads, logprobs=logprobs)]
+    served = [m for m in args.model if not target_of(m).in_process]  # a plugin takes a URL too, when paired
     urls = args.base_url
+    if urls and not served:
+        raise ConfigurationError("--base-url is for served models, and every --model here runs in-process (a "
+                                 ".gguf name or a file)")
     if len(urls) not in (0, 1, len(served)):
         raise ConfigurationError(f"{len(served)} --model but {len(urls)} --base-url: give one, or one each")
     paired = iter(urls * len(served) if len(urls) == 1 else urls or [None] * len(served))
+    options = {"max_concurrency": args.concurrency, "timeout": _timeout(args.timeout), "check_server": True}
     backends: list[Any] = []
     for model in args.model:  # in the order given: the grid and the table follow it
-        if _is_local(model):
-            from thinkloop.backends.llamacpp import LlamaCppBackend
-
-            backends.append(LlamaCppBackend(model, n_threads=args.threads, logprobs=logprobs))
-        else:
-            from thinkloop.backends.openai import OpenAIBackend
-
-            backends.append(OpenAIBackend(model, base_url=next(paired), max_concurrency=args.concurrency,
-                                          timeout=_timeout(args.timeout), check_server=True))
+        url = None if target_of(model).in_process else next(paired)
+        backends.append(resolve_backend(model, url, n_threads=args.threads, logprobs=logprobs,
+                                        server_options=options))
     return backends
 
 
@@ -192,11 +190,6 @@ def _check_specs(specs: list[str], max_tokens: int | None) -> None:
         needed = needs_verifier(strategy)
         if needed is not None:
             raise ConfigurationError(f"{spec}: {needed} needs a verifier, and bench run gives none; leave it at auto")
-
-
-def _is_local(model: str) -> bool:
-    """A GGUF file runs in-process, as ``thinkloop ask --model FILE.gguf`` does."""
-    return model.endswith(".gguf") or Path(model).is_file()
 
 
 def _run(args: argparse.Namespace) -> int:

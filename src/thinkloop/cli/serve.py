@@ -19,11 +19,10 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from thinkloop.cli.argtypes import positive_int
-from thinkloop.cli.ask import api_key_from, make_backend
+from thinkloop.cli.backends import make_backend
 from thinkloop.serve.ceiling import DEFAULT_CALLS, DEFAULT_DOLLARS, DEFAULT_SECONDS, DEFAULT_TOKENS
 from thinkloop.serve.keys import PERIODS
 
@@ -219,21 +218,21 @@ def upstream_timeout_s(seconds: float | None) -> float:
 
 
 def backend_for(args: argparse.Namespace) -> Any:
-    """``ask``'s backend for the flags; a server's gets serve's timeouts."""
-    model, base_url = args.model, args.base_url
-    in_process = base_url is None and (model is None or model.endswith(".gguf") or Path(model).is_file())
-    if in_process:  # keeping token log-probabilities costs memory: only when the default strategy reads them
-        from thinkloop.strategies.registry import build_strategy, needs_logprobs
+    """``ask``'s backend for the flags (the same rules, :mod:`thinkloop.backends.resolve`); a server's gets
+    serve's timeouts."""
+    from thinkloop.backends.resolve import target_of
+
+    logprobs = False
+    if target_of(args.model, args.base_url).in_process:  # keeping log-probabilities costs memory: only when
+        from thinkloop.strategies.registry import build_strategy, needs_logprobs  # the default strategy reads them
 
         strategy = getattr(args, "strategy", None)
         logprobs = bool(strategy) and needs_logprobs(build_strategy(strategy))
-        return make_backend(base_url, model, args.api_key_env, logprobs=logprobs)
     import httpx2
 
-    from thinkloop.backends.openai import OpenAIBackend
-
     timeout = httpx2.Timeout(upstream_timeout_s(args.max_request_seconds), connect=5.0)
-    return OpenAIBackend(model, base_url=base_url, api_key=api_key_from(args.api_key_env), timeout=timeout)
+    return make_backend(args.base_url, args.model, args.api_key_env, logprobs=logprobs,
+                        server_options={"timeout": timeout})
 
 
 def main(
