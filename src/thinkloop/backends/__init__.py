@@ -20,7 +20,7 @@ from thinkloop.types import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "Backend": "base", "BaseBackend": "base", "Capabilities": "base", "RetryPolicy": "base",
-    "ModelProfile": "openai", "OpenAIBackend": "openai",
+    "ModelProfile": "profiles", "OpenAIBackend": "openai",
     "LlamaCppBackend": "llamacpp",
     "ManagedLlamaServer": "server", "managed_llama_server": "server",
     "ScriptedBackend": "scripted",
