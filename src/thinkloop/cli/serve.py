@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from thinkloop.cli.argtypes import positive_int
+from thinkloop.cli.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from thinkloop.cli.backends import make_backend
 from thinkloop.serve.ceiling import DEFAULT_CALLS, DEFAULT_DOLLARS, DEFAULT_SECONDS, DEFAULT_TOKENS
 from thinkloop.serve.keys import PERIODS
@@ -109,30 +109,6 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                        help="on SIGTERM/Ctrl-C, how long runs in flight may finish before they are cancelled")
     serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     return serve
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text) if text.strip().lstrip("-").isdigit() else None
-    if value is None or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number, 0 for no limit, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number, 0 for no limit, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
 
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
