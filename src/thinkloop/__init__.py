@@ -21,8 +21,8 @@ if typing.TYPE_CHECKING:
     from thinkloop.backends.base import Capabilities as Capabilities
     from thinkloop.backends.base import RetryPolicy as RetryPolicy
     from thinkloop.backends.llamacpp import LlamaCppBackend as LlamaCppBackend
-    from thinkloop.backends.openai import ModelProfile as ModelProfile
     from thinkloop.backends.openai import OpenAIBackend as OpenAIBackend
+    from thinkloop.backends.profiles import ModelProfile as ModelProfile
     from thinkloop.backends.replay import ReplayBackend as ReplayBackend
     from thinkloop.backends.scripted import ScriptedBackend as ScriptedBackend
     from thinkloop.backends.server import ManagedLlamaServer as ManagedLlamaServer

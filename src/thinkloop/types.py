@@ -215,8 +215,11 @@ def lazy_exports(
     package: str, exports: Mapping[str, str]
 ) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
     """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``, whose ``exports`` map each public name
-    to the module (relative to the package) that defines it."""
-    return _loaded_on_first_use(package, {name: f"{package}.{module}" for name, module in exports.items()})
+    to the module that defines it: relative to the package, or a whole ``thinkloop.`` name for one that lives
+    elsewhere (a shared module the package re-exports)."""
+    return _loaded_on_first_use(package, {
+        name: module if module.startswith("thinkloop.") else f"{package}.{module}" for name, module in exports.items()
+    })
 
 
 _TYPE_CHECKING_BLOCK = re.compile(r"^if (?:typing\.)?TYPE_CHECKING:\n((?:[ \t]+.*\n|[ \t]*\n)+)", re.MULTILINE)
