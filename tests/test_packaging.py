@@ -142,11 +142,6 @@ def test_without_the_serve_extra_the_server_says_which_extra_to_install(monkeypa
         thinkloop.serve.create_app  # noqa: B018
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="thinkloop/cli/serve.py's main must call thinkloop.serve.require_server_packages() before it imports "
-    "uvicorn (one line, issue 27's note); until then the command reports uvicorn's ModuleNotFoundError",
-)
 def test_serve_without_the_extra_is_one_line_naming_it() -> None:
     code = HIDE_SERVER + "from thinkloop.cli import main; sys.exit(main(['serve', '--port', '0']))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
