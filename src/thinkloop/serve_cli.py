@@ -41,7 +41,7 @@ def backend_for(args: argparse.Namespace) -> Any:
         from thinkloop.strategies.registry import build_strategy, needs_logprobs
 
         strategy = getattr(args, "strategy", None)
-        logprobs = bool(strategy) and needs_logprobs(build_strategy(strategy))
+        logprobs = needs_logprobs(build_strategy(strategy)) if strategy else False
         return make_backend(base_url, model, args.api_key_env, logprobs=logprobs)
     import httpx2
 

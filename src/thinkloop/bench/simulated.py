@@ -309,10 +309,12 @@ def closed_form_table(summaries: Sequence[ConfigSummary]) -> str:
         if spread is None or name != "sc" or s.accuracy is None:
             continue
         from thinkloop.strategies.registry import build_strategy
+        from thinkloop.strategies.self_consistency import SelfConsistencyConfig
 
         config = build_strategy(s.spec).config
-        k = int(config.n)  # type: ignore[attr-defined]
-        adaptive = bool(config.adaptive)  # type: ignore[attr-defined]
+        if not isinstance(config, SelfConsistencyConfig):
+            continue
+        k, adaptive = config.n, config.adaptive
         measured = f"{100 * s.accuracy:.1f}% [{100 * (s.ci_low or 0):.1f}, {100 * (s.ci_high or 0):.1f}]"
         if adaptive:
             expected = inside = any_right = "—"

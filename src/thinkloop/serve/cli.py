@@ -233,7 +233,7 @@ def main(
     if args.workers > 1:
         return _serve_workers(args, common, factory)
     app = build_app(args, make_backend, price_of)
-    server = _Server(uvicorn.Config(app, **common))  # type: ignore[arg-type]
+    server = _Server(uvicorn.Config(app, **common))
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again: make that a normal exit.
     previous = signal.signal(signal.SIGTERM, _stop)
     try:

@@ -47,6 +47,7 @@ from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.engine import Engine
 from thinkloop.runtime.result import Outcome, Result
 from thinkloop.runtime.trace import Sink
+from thinkloop.runtime.verdict import Verifier
 from thinkloop.strategies.base import Conversation, Strategy, StrategyConfig
 
 EFFORTS = ("none", "minimal", "low", "medium", "high", "auto")
@@ -78,7 +79,7 @@ def check_effort(effort: object) -> str:
     """``effort`` if it is a level, else one :class:`ConfigurationError` naming the levels."""
     if effort not in EFFORTS:
         raise ConfigurationError(f"unknown effort {effort!r}; the levels are {', '.join(EFFORTS)}")
-    return effort  # type: ignore[return-value]
+    return effort
 
 
 def plan_for(effort: str) -> EffortPlan:
@@ -171,7 +172,7 @@ async def think(
     effort: str = "medium",
     engine: Engine | None = None,
     budget: Budget | None = None,
-    verifier: Any | None = None,
+    verifier: Verifier | None = None,
     trace_path: str | Path | None = None,
     sinks: Iterable[Sink] = (),
     **options: Any,
@@ -186,6 +187,20 @@ async def think(
                               trace_path=trace_path, sinks=sinks)
 
 
-def think_sync(question: str, **kwargs: Any) -> Result:
-    """:func:`think` for code that is not async."""
-    return anyio.run(functools.partial(think, question, **kwargs))
+def think_sync(
+    question: str,
+    *,
+    backend: Backend | None = None,
+    effort: str = "medium",
+    engine: Engine | None = None,
+    budget: Budget | None = None,
+    verifier: Verifier | None = None,
+    trace_path: str | Path | None = None,
+    sinks: Iterable[Sink] = (),
+    **options: Any,
+) -> Result:
+    """:func:`think` for code that is not async (the same parameters)."""
+    return anyio.run(functools.partial(
+        think, question, backend=backend, effort=effort, engine=engine, budget=budget, verifier=verifier,
+        trace_path=trace_path, sinks=sinks, **options,
+    ))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 from pydantic import Field
@@ -83,7 +83,7 @@ class StepSearch(Strategy):
     takes_inner = False  # a step is a continuation of a path, not a whole answer
     config: StepSearchConfig
 
-    def __init__(self, *, step_reward: StepReward | None = None, **options: object) -> None:
+    def __init__(self, *, step_reward: StepReward | None = None, **options: Any) -> None:
         super().__init__(**options)
         config = self.config
         if config.reward == "function" and step_reward is None:

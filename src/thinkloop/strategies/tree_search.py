@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 from pydantic import Field
@@ -116,7 +116,7 @@ class TreeSearch(Strategy):
     takes_inner = False
     config: TreeSearchConfig
 
-    def __init__(self, *, value_fn: ValueFunction | None = None, **options: object) -> None:
+    def __init__(self, *, value_fn: ValueFunction | None = None, **options: Any) -> None:
         super().__init__(**options)
         self.value_fn = value_fn
         if self.config.value == "function" and value_fn is None:
@@ -321,7 +321,7 @@ class TreeSearch(Strategy):
                     group.start_soon(self._expand, ctx, question, thought, state)
             children = [c for t in growing for c in t.children]
             ranked = sorted(children, key=lambda c: (-c.value, c.node_id))
-            kept = []
+            kept: list[Thought] = []
             for child in ranked:
                 if child.value < config.prune_below:
                     self._prune(ctx, child, f"value {child.value:.2f} < {config.prune_below}", state)
