@@ -54,8 +54,8 @@ class BestOfN(Strategy):
         return "verifier" if ctx.verifier is not None else "judge"
 
     async def _score(self, ctx: RunContext, candidate: Candidate, scorer: str) -> Candidate:
-        if scorer == "reward":
-            value = self.reward(ctx.question, candidate)  # type: ignore[misc]
+        if scorer == "reward" and self.reward is not None:  # (__init__ refuses scorer=reward without one)
+            value = self.reward(ctx.question, candidate)
             if inspect.isawaitable(value):
                 value = await value
             score = min(1.0, max(0.0, float(value)))

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.context import RunContext
-from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.result import Candidate, Outcome, StopReason
 from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
 from thinkloop.types import ChatRequest, Message
 from thinkloop.verifiers.extract import extract_answer
@@ -183,8 +183,8 @@ class TreeSearch(Strategy):
         if (thought.final and ctx.verifier is not None) or mode == "verifier":
             candidate = Candidate(text=text, answer=answer, node_id=thought.node_id)
             verdict = await ctx.verify(candidate, strategy=self.name)
-        if mode == "function":
-            value = self.value_fn(question, thought.steps)  # type: ignore[misc]
+        if mode == "function" and self.value_fn is not None:  # (__init__ refuses value=function without one)
+            value = self.value_fn(question, thought.steps)
             if inspect.isawaitable(value):
                 value = await value
             score = float(value)
@@ -241,7 +241,7 @@ class TreeSearch(Strategy):
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         state = _SearchState()
         root = Thought(node_id=parent, steps=())
-        stop = "completed"
+        stop: StopReason = "completed"
         try:
             match self.config.mode:
                 case "dfs":
@@ -264,10 +264,10 @@ class TreeSearch(Strategy):
         data = {"mode": self.config.mode, "pruned": state.pruned, "final_thoughts": state.finals}
         if self.config.mode == "mcts":
             data["root_visits"] = root.visits
-        return Outcome(candidate=candidate, stop_reason=stop, data=data,  # type: ignore[arg-type]
+        return Outcome(candidate=candidate, stop_reason=stop, data=data,
                        detail=self._detail(stop, state, ctx.verifier is not None))
 
-    def _detail(self, stop: str, state: _SearchState, checked: bool) -> str:
+    def _detail(self, stop: StopReason, state: _SearchState, checked: bool) -> str:
         """Why the search ended, in one line."""
         config = self.config
         partial = state.best_partial
