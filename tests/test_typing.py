@@ -30,12 +30,13 @@ again: Result = think_sync("2+2?", backend=backend, effort="low", trace_path="ru
 """
 
 USER_CODE_WRONG = """\
-from thinkloop import ScriptedBackend, SelfConsistency
+from thinkloop import ScriptedBackend, SelfConsistency, think_sync
 
 backend = ScriptedBackend(["Answer: 4"])
 SelfConsistency(n=3).run_sync("2+2?", backend=backend, budget=1000)
 SelfConsistency(n=3).run_sync("2+2?", backend=backend, budgett=None)
 count: int = SelfConsistency(n=3).run_sync("2+2?", backend=backend)
+think_sync("2+2?", backend=backend, effort="hard")
 """
 
 
@@ -69,5 +70,6 @@ def test_a_users_code_is_type_checked_against_thinkloop(tmp_path: Path) -> None:
         ("wrong.py", "4", "arg-type"),  # budget=1000: an int where a Budget goes
         ("wrong.py", "5", "call-arg"),  # budgett=: no such parameter (a **kwargs signature would accept it)
         ("wrong.py", "6", "assignment"),  # run_sync returns a Result
+        ("wrong.py", "7", "arg-type"),  # no effort level "hard"
     }, done.stdout + done.stderr
     assert done.returncode == 1

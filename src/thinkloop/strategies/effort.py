@@ -35,7 +35,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from pydantic import Field
@@ -50,7 +50,10 @@ from thinkloop.runtime.trace import Sink
 from thinkloop.runtime.verdict import Verifier
 from thinkloop.strategies.base import Conversation, Strategy, StrategyConfig
 
-EFFORTS = ("none", "minimal", "low", "medium", "high", "auto")
+EffortLevel = Literal["none", "minimal", "low", "medium", "high", "auto"]
+"""An effort level, for type checkers (:func:`think` takes one; a misspelt level is an error before the run)."""
+
+EFFORTS: tuple[EffortLevel, ...] = ("none", "minimal", "low", "medium", "high", "auto")
 """Every level, cheapest first (``auto`` spends per question)."""
 
 PASSED_THROUGH = ("none", "minimal", "low", "medium", "high")
@@ -75,11 +78,12 @@ EFFORT_TABLE: dict[str, EffortPlan] = {
 }
 
 
-def check_effort(effort: object) -> str:
+def check_effort(effort: object) -> EffortLevel:
     """``effort`` if it is a level, else one :class:`ConfigurationError` naming the levels."""
-    if effort not in EFFORTS:
-        raise ConfigurationError(f"unknown effort {effort!r}; the levels are {', '.join(EFFORTS)}")
-    return effort
+    for level in EFFORTS:
+        if effort == level:
+            return level
+    raise ConfigurationError(f"unknown effort {effort!r}; the levels are {', '.join(EFFORTS)}")
 
 
 def plan_for(effort: str) -> EffortPlan:
@@ -169,7 +173,7 @@ async def think(
     question: str,
     *,
     backend: Backend | None = None,
-    effort: str = "medium",
+    effort: EffortLevel = "medium",
     engine: Engine | None = None,
     budget: Budget | None = None,
     verifier: Verifier | None = None,
@@ -191,7 +195,7 @@ def think_sync(
     question: str,
     *,
     backend: Backend | None = None,
-    effort: str = "medium",
+    effort: EffortLevel = "medium",
     engine: Engine | None = None,
     budget: Budget | None = None,
     verifier: Verifier | None = None,
