@@ -218,6 +218,9 @@ def main(
     """Serve until SIGTERM or Ctrl-C. ``make_backend(args)`` is ``ask``'s backend maker with serve's timeouts;
     ``price_of(model)`` gives the served model's price (runs then report their cost, and requests may set a
     dollars budget); ``factory`` names a function that builds the app from :data:`WORKER_ARGS` (``--workers``)."""
+    from thinkloop.serve import require_server_packages
+
+    require_server_packages()  # without the serve extra: one line naming it, not uvicorn's ModuleNotFoundError
     import uvicorn
 
     from thinkloop.exceptions import ConfigurationError

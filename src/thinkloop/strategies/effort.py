@@ -141,10 +141,9 @@ class Effort(Strategy):
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         inner, budget, passed = self.plan(ctx.backend)
         if passed:
-            extra = dict(getattr(question, "extra_body", None) or {}) | {"reasoning_effort": self.config.level}
-            question = Conversation(
-                question, getattr(question, "history", ()), followups=getattr(question, "followups", ()),
-                extra_body=extra,
+            conversation = Conversation.of(question)
+            question = conversation.with_extra_body(
+                dict(conversation.extra_body or {}) | {"reasoning_effort": self.config.level}
             )
         outcome = await inner.solve(ctx.child(budget) if budget is not None else ctx, question, parent=parent)
         effort = {"level": self.config.level, "strategy": inner.label, "tokens": budget.tokens if budget else None,

@@ -28,7 +28,7 @@ from pydantic import Field
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.result import Candidate, Outcome, StopReason
-from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
+from thinkloop.strategies.base import ANSWER_FORMAT, Conversation, Strategy, StrategyConfig
 from thinkloop.types import ChatRequest, Message
 from thinkloop.verifiers.extract import extract_answer
 from thinkloop.verifiers.scores import read_score
@@ -126,15 +126,21 @@ class TreeSearch(Strategy):
 
     # --- building blocks ----------------------------------------------------------------------------
     def _propose_request(self, question: str, steps: tuple[str, ...]) -> ChatRequest:
+        """The next step's prompt, inside the question's conversation: its earlier turns before the problem, its
+        follow-ups after, its ``extra_body`` with the request (as :meth:`Strategy.request` sends them)."""
         so_far = "\n".join(f"Step {i + 1}: {s}" for i, s in enumerate(steps)) or "(none yet)"
         config = self.config
+        conversation = Conversation.of(question)
         return ChatRequest(
             messages=(
                 Message(role="system", content=PROPOSE_SYSTEM),
+                *conversation.history,
                 Message(role="user", content=f"Problem:\n{question}\n\nSteps so far:\n{so_far}\n\nNext step:"),
+                *conversation.followups,
             ),
             max_tokens=config.max_tokens,
             temperature=config.temperature,
+            extra_body=conversation.extra_body,
         )
 
     async def _expand(self, ctx: RunContext, question: str, thought: Thought, state: _SearchState) -> list[Thought]:

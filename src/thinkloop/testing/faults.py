@@ -3,7 +3,7 @@
 The fault suite needs a server that misbehaves on cue and that can prove, by its own count, that a resumed
 benchmark sent no problem twice and that a run was billed no more than its budget. :class:`FaultyMockServer`
 is the mock server with these additions: the first ``storm`` chat requests are answered ``429`` (with
-``retry-after-ms``, which the ``openai`` SDK honours); ``faults`` scripts what each later chat request meets
+``retry-after-ms``, the wait the runtime honours); ``faults`` scripts what each later chat request meets
 (see :data:`FAULTS`; ``always`` applies once the script runs out); it streams when a request asks; and
 ``/stats`` counts requests per question (``requests_by_question``, keyed as
 :func:`~thinkloop.testing.mock_server.question_key` keys them) and the tokens it billed (``billed_tokens``:
