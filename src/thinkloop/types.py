@@ -64,11 +64,11 @@ class ChatRequest(_Value):
     your script as it is). ``None``: think as long as the model likes."""
 
     @classmethod
-    def of(cls, prompt: str, *, system: str | None = None, **sampling: object) -> ChatRequest:
+    def of(cls, prompt: str, *, system: str | None = None, **sampling: Any) -> ChatRequest:
         """Build a request from a user prompt and an optional system message."""
         messages = [Message(role="system", content=system)] if system else []
         messages.append(Message(role="user", content=prompt))
-        return cls(messages=tuple(messages), **sampling)  # type: ignore[arg-type]
+        return cls(messages=tuple(messages), **sampling)
 
 
 class TokenLogprob(_Value):
@@ -135,9 +135,9 @@ class Usage(_Value):
 
     @property
     def total_tokens(self) -> int | None:
-        if not self.known:
+        if self.prompt_tokens is None or self.completion_tokens is None:  # not known
             return None
-        return self.prompt_tokens + self.completion_tokens  # type: ignore[operator]
+        return self.prompt_tokens + self.completion_tokens
 
 
 class RunUsage(_Value):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +24,7 @@ from thinkloop.runtime.context import RunContext, Samples
 from thinkloop.runtime.engine import Engine
 from thinkloop.runtime.result import Outcome, Result
 from thinkloop.runtime.trace import Sink, redact
+from thinkloop.runtime.verdict import Verifier
 from thinkloop.types import ChatRequest, Message
 from thinkloop.verifiers.extract import extract_answer
 
@@ -115,8 +116,9 @@ class Strategy(ABC):
     takes_inner: ClassVar[bool] = True
     """Whether an inner strategy can stand where this one's model calls stand."""
 
-    extract: ClassVar[Callable[[str], str | None]] = staticmethod(extract_answer)
-    """How answers are pulled out of replies; override for another answer format."""
+    def extract(self, text: str) -> str | None:
+        """The answer in a reply's text (``None``: none there); override for another answer format."""
+        return extract_answer(text)
 
     def __init__(self, *, inner: Strategy | None = None, inner_budget: Budget | None = None, **options: Any) -> None:
         try:
@@ -133,8 +135,10 @@ class Strategy(ABC):
 
     async def solve_inner(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         """One run of the inner strategy, in its own slice of the budget when ``inner_budget`` is set."""
+        if self.inner is None:
+            raise ConfigurationError(f"{type(self).__name__} has no inner strategy to run")
         inner_ctx = ctx.child(self.inner_budget) if self.inner_budget is not None else ctx
-        return await self.inner.solve(inner_ctx, question, parent=parent)  # type: ignore[union-attr]
+        return await self.inner.solve(inner_ctx, question, parent=parent)
 
     def inner_stopped_by_budget(self, ctx: RunContext, outcome: Outcome) -> bool:
         """Whether an inner run stopped because the run's budget is spent, not merely its own slice."""
@@ -169,7 +173,7 @@ class Strategy(ABC):
         backend: Backend | None = None,
         engine: Engine | None = None,
         budget: Budget | None = None,
-        verifier: Any | None = None,
+        verifier: Verifier | None = None,
         trace_path: str | Path | None = None,
         sinks: Iterable[Sink] = (),
     ) -> Result:
@@ -182,9 +186,22 @@ class Strategy(ABC):
             self, question, budget=budget, verifier=verifier, trace_path=trace_path, sinks=sinks
         )
 
-    def run_sync(self, question: str, **kwargs: Any) -> Result:
-        """:meth:`run` for code that is not async."""
-        return anyio.run(functools.partial(self.run, question, **kwargs))
+    def run_sync(
+        self,
+        question: str,
+        *,
+        backend: Backend | None = None,
+        engine: Engine | None = None,
+        budget: Budget | None = None,
+        verifier: Verifier | None = None,
+        trace_path: str | Path | None = None,
+        sinks: Iterable[Sink] = (),
+    ) -> Result:
+        """:meth:`run` for code that is not async (the same parameters)."""
+        return anyio.run(functools.partial(
+            self.run, question, backend=backend, engine=engine, budget=budget, verifier=verifier,
+            trace_path=trace_path, sinks=sinks,
+        ))
 
     @abstractmethod
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:

@@ -20,14 +20,14 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 from pydantic import Field
 
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.context import RunContext
-from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.result import Candidate, Outcome, StopReason
 from thinkloop.strategies.base import ANSWER_FORMAT, Conversation, Strategy, StrategyConfig
 from thinkloop.types import ChatRequest, Message
 from thinkloop.verifiers.extract import extract_answer
@@ -116,7 +116,7 @@ class TreeSearch(Strategy):
     takes_inner = False
     config: TreeSearchConfig
 
-    def __init__(self, *, value_fn: ValueFunction | None = None, **options: object) -> None:
+    def __init__(self, *, value_fn: ValueFunction | None = None, **options: Any) -> None:
         super().__init__(**options)
         self.value_fn = value_fn
         if self.config.value == "function" and value_fn is None:
@@ -189,8 +189,8 @@ class TreeSearch(Strategy):
         if (thought.final and ctx.verifier is not None) or mode == "verifier":
             candidate = Candidate(text=text, answer=answer, node_id=thought.node_id)
             verdict = await ctx.verify(candidate, strategy=self.name)
-        if mode == "function":
-            value = self.value_fn(question, thought.steps)  # type: ignore[misc]
+        if mode == "function" and self.value_fn is not None:  # (__init__ refuses value=function without one)
+            value = self.value_fn(question, thought.steps)
             if inspect.isawaitable(value):
                 value = await value
             score = float(value)
@@ -247,7 +247,7 @@ class TreeSearch(Strategy):
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         state = _SearchState()
         root = Thought(node_id=parent, steps=())
-        stop = "completed"
+        stop: StopReason = "completed"
         try:
             match self.config.mode:
                 case "dfs":
@@ -270,10 +270,10 @@ class TreeSearch(Strategy):
         data = {"mode": self.config.mode, "pruned": state.pruned, "final_thoughts": state.finals}
         if self.config.mode == "mcts":
             data["root_visits"] = root.visits
-        return Outcome(candidate=candidate, stop_reason=stop, data=data,  # type: ignore[arg-type]
+        return Outcome(candidate=candidate, stop_reason=stop, data=data,
                        detail=self._detail(stop, state, ctx.verifier is not None))
 
-    def _detail(self, stop: str, state: _SearchState, checked: bool) -> str:
+    def _detail(self, stop: StopReason, state: _SearchState, checked: bool) -> str:
         """Why the search ended, in one line."""
         config = self.config
         partial = state.best_partial
@@ -327,7 +327,7 @@ class TreeSearch(Strategy):
                     group.start_soon(self._expand, ctx, question, thought, state)
             children = [c for t in growing for c in t.children]
             ranked = sorted(children, key=lambda c: (-c.value, c.node_id))
-            kept = []
+            kept: list[Thought] = []
             for child in ranked:
                 if child.value < config.prune_below:
                     self._prune(ctx, child, f"value {child.value:.2f} < {config.prune_below}", state)

@@ -97,6 +97,8 @@ class FaultyMockServer(MockServer):
     """The mock server, with a 429 storm for its first ``storm`` chat requests, the scripted ``faults`` (one
     of :data:`FAULTS` per later chat request, then ``always``), streaming, and per-question counts."""
 
+    model: _CountingModel
+
     def __init__(self, config: MockConfig | None = None, *, storm: int = 0, retry_after_ms: int = 20,
                  faults: Sequence[str] = (), always: str = "ok", api_key: str | None = None) -> None:
         super().__init__(config)
@@ -112,7 +114,7 @@ class FaultyMockServer(MockServer):
 
     @property
     def stats(self) -> FaultStats:
-        return self.model.stats  # type: ignore[return-value]
+        return self.model.stats
 
     def admits(self, path: str, headers: dict[str, str]) -> bool:
         """With ``api_key``, only requests bearing it (every API route; the test counters stay open)."""
