@@ -30,26 +30,30 @@ hidden bill. ``auto`` is thinkloop's own and always runs as a strategy.
 from __future__ import annotations
 
 import functools
-import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from pydantic import Field
 
 from thinkloop.backends.base import Backend, WrappedBackend
+from thinkloop.backends.profiles import model_takes_effort
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.budget import Budget
 from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.engine import Engine
 from thinkloop.runtime.result import Outcome, Result
 from thinkloop.runtime.trace import Sink
+from thinkloop.runtime.verdict import Verifier
 from thinkloop.strategies.base import Conversation, Strategy, StrategyConfig
 
-EFFORTS = ("none", "minimal", "low", "medium", "high", "auto")
+EffortLevel = Literal["none", "minimal", "low", "medium", "high", "auto"]
+"""An effort level, for type checkers (:func:`think` takes one; a misspelt level is an error before the run)."""
+
+EFFORTS: tuple[EffortLevel, ...] = ("none", "minimal", "low", "medium", "high", "auto")
 """Every level, cheapest first (``auto`` spends per question)."""
 
 PASSED_THROUGH = ("none", "minimal", "low", "medium", "high")
@@ -74,26 +78,17 @@ EFFORT_TABLE: dict[str, EffortPlan] = {
 }
 
 
-def check_effort(effort: object) -> str:
+def check_effort(effort: object) -> EffortLevel:
     """``effort`` if it is a level, else one :class:`ConfigurationError` naming the levels."""
-    if effort not in EFFORTS:
-        raise ConfigurationError(f"unknown effort {effort!r}; the levels are {', '.join(EFFORTS)}")
-    return effort  # type: ignore[return-value]
+    for level in EFFORTS:
+        if effort == level:
+            return level
+    raise ConfigurationError(f"unknown effort {effort!r}; the levels are {', '.join(EFFORTS)}")
 
 
 def plan_for(effort: str) -> EffortPlan:
     """The strategy and budget for an effort level."""
     return EFFORT_TABLE[check_effort(effort)]
-
-
-# Models that take reasoning_effort themselves: the o-series from o1 on (not o1-mini / o1-preview) and gpt-5.
-_TAKES_EFFORT = re.compile(r"^(?:openai/)?(?:o[1-9](?:$|[-.])|gpt-5(?:$|[-.]))")
-_NO_EFFORT = re.compile(r"^(?:openai/)?o1-(?:mini|preview)(?:$|-)")
-
-
-def model_takes_effort(model: str) -> bool:
-    """Whether a model accepts ``reasoning_effort`` itself (so a level is passed through unchanged)."""
-    return bool(_TAKES_EFFORT.match(model)) and not _NO_EFFORT.match(model)
 
 
 def takes_reasoning_effort(backend: Backend) -> bool:
@@ -146,10 +141,9 @@ class Effort(Strategy):
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         inner, budget, passed = self.plan(ctx.backend)
         if passed:
-            extra = dict(getattr(question, "extra_body", None) or {}) | {"reasoning_effort": self.config.level}
-            question = Conversation(
-                question, getattr(question, "history", ()), followups=getattr(question, "followups", ()),
-                extra_body=extra,
+            conversation = Conversation.of(question)
+            question = conversation.with_extra_body(
+                dict(conversation.extra_body or {}) | {"reasoning_effort": self.config.level}
             )
         outcome = await inner.solve(ctx.child(budget) if budget is not None else ctx, question, parent=parent)
         effort = {"level": self.config.level, "strategy": inner.label, "tokens": budget.tokens if budget else None,
@@ -168,10 +162,10 @@ async def think(
     question: str,
     *,
     backend: Backend | None = None,
-    effort: str = "medium",
+    effort: EffortLevel = "medium",
     engine: Engine | None = None,
     budget: Budget | None = None,
-    verifier: Any | None = None,
+    verifier: Verifier | None = None,
     trace_path: str | Path | None = None,
     sinks: Iterable[Sink] = (),
     **options: Any,
@@ -186,6 +180,20 @@ async def think(
                               trace_path=trace_path, sinks=sinks)
 
 
-def think_sync(question: str, **kwargs: Any) -> Result:
-    """:func:`think` for code that is not async."""
-    return anyio.run(functools.partial(think, question, **kwargs))
+def think_sync(
+    question: str,
+    *,
+    backend: Backend | None = None,
+    effort: EffortLevel = "medium",
+    engine: Engine | None = None,
+    budget: Budget | None = None,
+    verifier: Verifier | None = None,
+    trace_path: str | Path | None = None,
+    sinks: Iterable[Sink] = (),
+    **options: Any,
+) -> Result:
+    """:func:`think` for code that is not async (the same parameters)."""
+    return anyio.run(functools.partial(
+        think, question, backend=backend, effort=effort, engine=engine, budget=budget, verifier=verifier,
+        trace_path=trace_path, sinks=sinks, **options,
+    ))
