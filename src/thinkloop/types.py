@@ -11,6 +11,7 @@ import importlib
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -163,29 +164,10 @@ class RunUsage(_Value):
         return self.prompt_tokens + self.completion_tokens
 
     def add(self, usage: Usage) -> RunUsage:
-        """Return a new sum with one more call's usage in it.
-
-        Reasoning and cached tokens are parts of completion and prompt tokens; a report that claims more
-        of a part than its whole (or a part without its whole) is clamped, so sums keep that shape.
-        """
-        prompt = usage.prompt_tokens or 0
-        completion = usage.completion_tokens or 0
-        reasoning = min(usage.reasoning_tokens or 0, completion)
-        return RunUsage(
-            calls=self.calls + 1,
-            calls_without_usage=self.calls_without_usage + (0 if usage.known else 1),
-            failed_calls=self.failed_calls,
-            prompt_tokens=self.prompt_tokens + prompt,
-            completion_tokens=self.completion_tokens + completion,
-            reasoning_tokens=self.reasoning_tokens + reasoning,
-            cached_prompt_tokens=self.cached_prompt_tokens + min(usage.cached_prompt_tokens or 0, prompt),
-            estimated_reasoning_tokens=self.estimated_reasoning_tokens
-            + (reasoning if usage.reasoning_tokens_estimated else 0),
-        )
-
-    def add_failure(self) -> RunUsage:
-        """Return a new sum with one more call that failed (sent, but nothing billed)."""
-        return self.model_copy(update={"calls": self.calls + 1, "failed_calls": self.failed_calls + 1})
+        """Return a new sum with one more call's usage in it (added as :meth:`UsageTally.add` adds it)."""
+        tally = UsageTally(**self.model_dump())
+        tally.add(usage)
+        return tally.total()
 
     def __add__(self, other: RunUsage) -> RunUsage:
         if not isinstance(other, RunUsage):
@@ -193,6 +175,48 @@ class RunUsage(_Value):
         return RunUsage.model_construct(
             **{name: getattr(self, name) + getattr(other, name) for name in RunUsage.model_fields}
         )
+
+
+@dataclass(slots=True)
+class UsageTally:
+    """A :class:`RunUsage` being added up in place, one call at a time: a run's ledger keeps one (a new
+    validated ``RunUsage`` per call cost more than the rest of the sum). Its fields are ``RunUsage``'s, by
+    name; :meth:`total` reads them back by ``RunUsage``'s field names, so a field added there and not here
+    fails at once."""
+
+    calls: int = 0
+    calls_without_usage: int = 0
+    failed_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    estimated_reasoning_tokens: int = 0
+
+    def add(self, usage: Usage) -> None:
+        """One more answered call. Reasoning and cached tokens are parts of completion and prompt tokens; a
+        report that claims more of a part than its whole (or a part without its whole) is clamped, so sums
+        keep that shape."""
+        prompt = usage.prompt_tokens or 0
+        completion = usage.completion_tokens or 0
+        reasoning = min(usage.reasoning_tokens or 0, completion)
+        self.calls += 1
+        if not usage.known:
+            self.calls_without_usage += 1
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.reasoning_tokens += reasoning
+        self.cached_prompt_tokens += min(usage.cached_prompt_tokens or 0, prompt)
+        if usage.reasoning_tokens_estimated:
+            self.estimated_reasoning_tokens += reasoning
+
+    def add_failed(self) -> None:
+        """One more call that was sent and failed with nothing billed."""
+        self.calls += 1
+        self.failed_calls += 1
+
+    def total(self) -> RunUsage:
+        return RunUsage(**{name: getattr(self, name) for name in RunUsage.model_fields})
 
 
 class Completion(_Value):

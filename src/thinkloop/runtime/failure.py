@@ -1,6 +1,6 @@
 """Why a call (or a step) failed, as a typed record, and the one ladder that turns failures into a stop reason.
 
-A failed call's node carries its :class:`Failure` (``node.failure``), :meth:`RunContext.attempt` returns one, and
+A failed call's node carries its :class:`Failure` (``node.failure``), :meth:`RunContext.capture` returns one, and
 :func:`decide_stop` is the only place that reads failures to say why a run stopped (``budget``, ``error`` or the
 strategy's own reason). Code that needs the kind of a failure (a server answering 429 with ``Retry-After``, a
 benchmark noticing a dead server) reads it here rather than parsing messages or wrapping the backend again.

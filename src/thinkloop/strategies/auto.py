@@ -195,7 +195,7 @@ class Auto(Strategy):
         first = await self.draw(ctx, question, 1, parent=parent)
         tried: list[Candidate] = []
         if first.candidates:
-            checked, failure = await ctx.attempt(lambda: ctx.verify(first.candidates[0], strategy=self.name))
+            checked, failure = await ctx.capture(lambda: ctx.verify(first.candidates[0], strategy=self.name))
             tried.append(checked if checked is not None else first.candidates[0])
             if failure is not None and failure.is_budget:
                 first.budget_hit = True
@@ -217,7 +217,7 @@ class Auto(Strategy):
         detail = ""
         for stage, strategy in enumerate(stages, start=1):
             why = f"the verifier rejected {best.answer}" + (f" ({best.feedback})" if best.feedback else "")
-            if first.budget_hit or ctx.ledger.spent():
+            if first.budget_hit or ctx.ledger.exhausted():
                 detail = f"stage {stage} ({strategy.label}) not run: {why}, and the budget is spent"
                 self._decide(ctx, [anchor], "stop", f"{why}, and the budget is spent", stage=stage)
                 stop = "budget"

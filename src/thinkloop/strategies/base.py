@@ -142,7 +142,7 @@ class Strategy(ABC):
 
     def inner_stopped_by_budget(self, ctx: RunContext, outcome: Outcome) -> bool:
         """Whether an inner run stopped because the run's budget is spent, not merely its own slice."""
-        return outcome.stop_reason == "budget" and (self.inner_budget is None or ctx.ledger.spent())
+        return outcome.stop_reason == "budget" and (self.inner_budget is None or ctx.ledger.exhausted())
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump(exclude_defaults=True).items())

@@ -111,7 +111,7 @@ class BestOfN(Strategy):
                 if outcome.candidate is not None:
                     await score_one(outcome.candidate, group)
                 return
-            called, failure = await ctx.attempt(
+            called, failure = await ctx.capture(
                 lambda: ctx.call(self.request(question), parents=[parent], strategy=self.name)
             )
             if failure is not None:

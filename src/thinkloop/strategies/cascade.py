@@ -89,7 +89,7 @@ class Cascade(Strategy):
 
         async def one(k: int) -> None:
             nonlocal tokens
-            called, failure = await ctx.attempt(lambda: ctx.call(
+            called, failure = await ctx.capture(lambda: ctx.call(
                 request.model_copy(update={"n": k}), parents=[parent], strategy=self.name, backend=cheap,
                 data={"tier": "cheap"},
             ))

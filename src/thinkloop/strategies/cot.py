@@ -58,7 +58,7 @@ class ChainOfThought(Strategy):
         rounds: list[Candidate] = []
         for round_number in range(config.max_rounds):
             request = self.request(question, extra=extra)
-            called, failure = await ctx.attempt(
+            called, failure = await ctx.capture(
                 functools.partial(ctx.call, request, parents=[parent], strategy=self.name, data={"round": round_number})
             )
             if failure is not None:

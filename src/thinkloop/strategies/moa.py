@@ -74,7 +74,7 @@ class MixtureOfAgents(Strategy):
         request = _with_references(self.request(question), references)
 
         async def one(index: int, backend: Backend | None) -> None:
-            called, failure = await ctx.attempt(lambda: ctx.call(
+            called, failure = await ctx.capture(lambda: ctx.call(
                 request, parents=under, strategy=self.name, backend=backend, data={"layer": layer, "proposer": index}
             ))
             if failure is not None:

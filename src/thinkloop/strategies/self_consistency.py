@@ -105,7 +105,7 @@ class SelfConsistency(Strategy):
 
     async def _checked(self, ctx: RunContext, candidate: Candidate) -> tuple[Candidate, Failure | None]:
         """Verify for weighting; a verifier that runs out of budget or fails leaves the sample unverified."""
-        verified, failure = await ctx.attempt(lambda: ctx.verify(candidate, strategy=self.name))
+        verified, failure = await ctx.capture(lambda: ctx.verify(candidate, strategy=self.name))
         return (candidate if verified is None else verified), failure
 
     async def _verify_all(self, ctx: RunContext, samples: Samples) -> list[Candidate]:
@@ -134,7 +134,7 @@ class SelfConsistency(Strategy):
                 return outcome.candidate, Failure(kind="budget", message="the inner strategy spent its budget")
             return outcome.candidate, None
         request = self.request(question)
-        called, failure = await ctx.attempt(lambda: ctx.call(request, parents=[parent], strategy=self.name))
+        called, failure = await ctx.capture(lambda: ctx.call(request, parents=[parent], strategy=self.name))
         if failure is not None:
             return None, failure
         node, completion = called
