@@ -98,6 +98,18 @@ def test_with_a_model_critic_the_revisions_extend_each_other_and_the_critic_sees
         assert main[index + 1].messages[-1].content == REVISE_PROMPT.format(critique=f"Step {2 * index + 2} is wrong.")
 
 
+@pytest.mark.parametrize("strategy", [ChainOfThought(max_rounds=3, history="last"),
+                                      CritiqueRevise(max_rounds=2, history="last")])
+def test_history_last_keeps_only_the_latest_attempt_and_its_feedback(strategy: ChainOfThought) -> None:
+    backend = numbered_replies()
+    strategy.run_sync("What is 2 + 2?", backend=backend, verifier=RejectWithFeedback())
+    first, second, third = backend.requests
+    assert len(second.messages) == len(third.messages) == len(first.messages) + 2
+    assert third.messages[:2] == first.messages
+    assert third.messages[2].content == "Working 3. Answer: 4"  # the second attempt, not the first
+    assert "Round 2 is wrong." in third.messages[3].content
+
+
 def tree_backend() -> ScriptedBackend:
     steps = itertools.count(1)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from thinkloop.runtime.context import RunContext
@@ -51,8 +53,17 @@ def retry_turns(attempt: str, feedback: str) -> tuple[Message, Message]:
     )
 
 
+HISTORY_OPTION = Field(
+    default="all",
+    description="all: every earlier attempt and its feedback stay in the prompt (each prompt extends the last, "
+    "which prefix caches reuse); last: only the latest attempt (shorter prompts, fewer tokens sent)",
+    json_schema_extra={"unfingerprinted_default": True},
+)
+
+
 class ChainOfThoughtConfig(StrategyConfig):
     max_rounds: int = Field(default=1, ge=1, description="Re-prompt until the verifier accepts, at most this often.")
+    history: Literal["all", "last"] = HISTORY_OPTION
 
 
 class ChainOfThought(Strategy):
@@ -94,5 +105,6 @@ class ChainOfThought(Strategy):
                 return Outcome(candidate=candidate, stop_reason=stop, attempts=tuple(rounds))
             parent = candidate.node_id if candidate.node_id is not None else parent
             feedback = candidate.feedback or "That answer was not accepted."
-            extra.extend(retry_turns(candidate.text, feedback))
+            turns = retry_turns(candidate.text, feedback)
+            extra = [*extra, *turns] if config.history == "all" else list(turns)  # type: ignore[attr-defined]
         return Outcome(candidate=best, stop_reason="max_rounds", attempts=tuple(rounds))

@@ -16,6 +16,7 @@ from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.result import Candidate, Outcome
 from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy, StrategyConfig
+from thinkloop.strategies.cot import HISTORY_OPTION
 from thinkloop.strategies.critique_prompts import CRITIC_SYSTEM, NO_ISSUES, Critic, revision_turns
 from thinkloop.types import Message
 
@@ -27,6 +28,7 @@ class CritiqueReviseConfig(StrategyConfig):
     critic: Literal["auto", "model", "verifier"] = "auto"
     """auto: the verifier's feedback when the run has a verifier, else the model critiques itself."""
     critique_max_tokens: int = Field(default=192, ge=1)
+    history: Literal["all", "last"] = HISTORY_OPTION
 
 
 class CritiqueRevise(Strategy):
@@ -54,7 +56,10 @@ class CritiqueRevise(Strategy):
         self, ctx: RunContext, question: str, candidate: Candidate, critique: str, turns: list[Message],
     ) -> Candidate:
         """A corrected solution. ``turns`` holds every earlier attempt and critique; this one's are appended,
-        so the prompt extends the previous one (prefix caches reuse it) with the same question asked."""
+        so the prompt extends the previous one (prefix caches reuse it) with the same question asked
+        (``history="last"``: they replace the earlier ones)."""
+        if self.config.history == "last":
+            turns.clear()
         turns.extend(revision_turns(candidate.text, critique))
         request = self.request(question, extra=turns)
         parents = [candidate.node_id] if candidate.node_id is not None else []
