@@ -8,8 +8,10 @@ usage (cache hits, some proxies) and a budget must not read "unknown" as "free".
 from __future__ import annotations
 
 import importlib
+import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
@@ -62,11 +64,11 @@ class ChatRequest(_Value):
     your script as it is). ``None``: think as long as the model likes."""
 
     @classmethod
-    def of(cls, prompt: str, *, system: str | None = None, **sampling: object) -> ChatRequest:
+    def of(cls, prompt: str, *, system: str | None = None, **sampling: Any) -> ChatRequest:
         """Build a request from a user prompt and an optional system message."""
         messages = [Message(role="system", content=system)] if system else []
         messages.append(Message(role="user", content=prompt))
-        return cls(messages=tuple(messages), **sampling)  # type: ignore[arg-type]
+        return cls(messages=tuple(messages), **sampling)
 
 
 class TokenLogprob(_Value):
@@ -133,9 +135,9 @@ class Usage(_Value):
 
     @property
     def total_tokens(self) -> int | None:
-        if not self.known:
+        if self.prompt_tokens is None or self.completion_tokens is None:  # not known
             return None
-        return self.prompt_tokens + self.completion_tokens  # type: ignore[operator]
+        return self.prompt_tokens + self.completion_tokens
 
 
 class RunUsage(_Value):
@@ -215,14 +217,56 @@ def lazy_exports(
     """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``, whose ``exports`` map each public name
     to the module that defines it: relative to the package, or a whole ``thinkloop.`` name for one that lives
     elsewhere (a shared module the package re-exports)."""
-    names = sorted(exports)
+    return _loaded_on_first_use(package, {
+        name: module if module.startswith("thinkloop.") else f"{package}.{module}" for name, module in exports.items()
+    })
+
+
+_TYPE_CHECKING_BLOCK = re.compile(r"^if (?:typing\.)?TYPE_CHECKING:\n((?:[ \t]+.*\n|[ \t]*\n)+)", re.MULTILINE)
+_EXPORT_LINE = re.compile(r"from ([\w.]+) import (\w+) as \2")
+
+
+def exports_of_imports(
+    package: str, source: str, *, extra: Sequence[str] = ()
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """``__all__``, ``__getattr__`` and ``__dir__`` for a package whose public names are its ``if
+    TYPE_CHECKING:`` block, one ``from MODULE import NAME as NAME`` line each (``source`` is its ``__file__``).
+
+    That block is the one list: type checkers read it (``NAME as NAME`` marks a re-export), and this reads the
+    same lines into the table of where each name is loaded from on first use. The lines are matched, not
+    parsed: a third of the cost of ``ast.parse``, paid on every ``import thinkloop``; any other line in the block
+    is an error here, so the two readings cannot differ. ``extra`` names defined in the package itself
+    (``__version__``) join ``__all__``."""
+    text = Path(source).read_text(encoding="utf-8")
+    block = _TYPE_CHECKING_BLOCK.search(text)
+    if block is None:
+        raise ImportError(f"{source} has no 'if TYPE_CHECKING:' block of imports to export")
+    homes: dict[str, str] = {}
+    for line in block.group(1).splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        found = _EXPORT_LINE.fullmatch(line)
+        if found is None:
+            raise ImportError(f"{source}: expected 'from MODULE import NAME as NAME' in its TYPE_CHECKING block, "
+                              f"got {line!r}")
+        homes[found[2]] = found[1]
+    names, getattr_, _ = _loaded_on_first_use(package, homes)
+    exported = [*names, *extra]
+    return exported, getattr_, lambda: exported
+
+
+def _loaded_on_first_use(
+    package: str, homes: Mapping[str, str]
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """Names from ``homes`` (name to absolute module), each imported on first use and kept."""
+    names = sorted(homes)
 
     def __getattr__(name: str) -> Any:
-        module = exports.get(name)
+        module = homes.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        target = module if module.startswith("thinkloop.") else f"{package}.{module}"
-        value = getattr(importlib.import_module(target), name)
+        value = getattr(importlib.import_module(module), name)
         vars(sys.modules[package])[name] = value  # found once: later lookups are plain attribute reads
         return value
 

@@ -41,7 +41,7 @@ class Samples:
 class Sampling:
     """``RunContext.sample`` and its helpers."""
 
-    async def sample(
+    async def sample(  # type: ignore[misc]  # self is RunContext, Sampling's one subclass
         self: RunContext,
         request: ChatRequest,
         k: int,
@@ -87,7 +87,7 @@ class Sampling:
             result.notes.append(f"received {result.received - before} of {k} samples")
         return result
 
-    def _samples_that_fit(self: RunContext, request: ChatRequest, k: int) -> int:
+    def _samples_that_fit(self: RunContext, request: ChatRequest, k: int) -> int:  # type: ignore[misc]
         """How many choices of the full ``max_tokens`` one ``n``-request could be granted now (at most k)."""
         wanted = request.max_tokens
         if wanted is None:
@@ -102,7 +102,7 @@ class Sampling:
             fit -= 1
         return fit
 
-    async def _sample_concurrently(
+    async def _sample_concurrently(  # type: ignore[misc]  # self is RunContext, Sampling's one subclass
         self: RunContext, request: ChatRequest, k: int, result: Samples, parents: Sequence[int], kind: NodeKind,
         strategy: str | None,
     ) -> None:
@@ -114,7 +114,7 @@ class Sampling:
             for _ in range(k):
                 group.start_soon(self._sample_call, single, result, parents, kind, strategy)
 
-    async def _sample_call(
+    async def _sample_call(  # type: ignore[misc]  # self is RunContext, Sampling's one subclass
         self: RunContext, request: ChatRequest, result: Samples, parents: Sequence[int], kind: NodeKind,
         strategy: str | None,
     ) -> None:

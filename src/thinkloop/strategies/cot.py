@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+from typing import Any, Literal
 
 from pydantic import Field
 
 from thinkloop.runtime.context import RunContext
-from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.result import Candidate, Outcome, StopReason
 from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
 from thinkloop.types import Message
 
@@ -27,7 +28,7 @@ class Direct(Strategy):
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         samples = await self.draw(ctx, question, 1, parent=parent)
         if not samples.candidates:
-            stop = "budget" if samples.budget_hit else "error" if samples.errors else "completed"
+            stop: StopReason = "budget" if samples.budget_hit else "error" if samples.errors else "completed"
             return Outcome(candidate=None, stop_reason=stop, notes=tuple(samples.errors))
         candidate = await ctx.verify(samples.candidates[0], strategy=self.name)
         ctx.offer(candidate)
@@ -53,7 +54,7 @@ def retry_turns(attempt: str, feedback: str) -> tuple[Message, Message]:
     )
 
 
-HISTORY_OPTION = Field(
+HISTORY_OPTION: Any = Field(  # typed Any: a shared FieldInfo, each config annotates its own Literal
     default="all",
     description="all: every earlier attempt and its feedback stay in the prompt (each prompt extends the last, "
     "which prefix caches reuse); last: only the latest attempt (shorter prompts, fewer tokens sent)",
@@ -76,6 +77,7 @@ class ChainOfThought(Strategy):
 
     name = "cot"
     Config = ChainOfThoughtConfig
+    config: ChainOfThoughtConfig
     takes_inner = False
 
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
@@ -83,15 +85,13 @@ class ChainOfThought(Strategy):
         extra: list[Message] = []
         best: Candidate | None = None
         rounds: list[Candidate] = []
-        for round_number in range(config.max_rounds):  # type: ignore[attr-defined]
+        for round_number in range(config.max_rounds):
             request = self.request(question, extra=extra)
             called, failure = await ctx.attempt(
-                lambda request=request, parent=parent, round_number=round_number: ctx.call(
-                    request, parents=[parent], strategy=self.name, data={"round": round_number}
-                )
+                functools.partial(ctx.call, request, parents=[parent], strategy=self.name, data={"round": round_number})
             )
-            if called is None:
-                stop = "budget" if failure.is_budget else "error"
+            if failure is not None:
+                stop: StopReason = "budget" if failure.is_budget else "error"
                 notes = () if failure.is_budget else (failure.message,)
                 return Outcome(candidate=best, stop_reason=stop, notes=notes, attempts=tuple(rounds))
             node, completion = called
@@ -106,5 +106,5 @@ class ChainOfThought(Strategy):
             parent = candidate.node_id if candidate.node_id is not None else parent
             feedback = candidate.feedback or "That answer was not accepted."
             turns = retry_turns(candidate.text, feedback)
-            extra = [*extra, *turns] if config.history == "all" else list(turns)  # type: ignore[attr-defined]
+            extra = [*extra, *turns] if config.history == "all" else list(turns)
         return Outcome(candidate=best, stop_reason="max_rounds", attempts=tuple(rounds))

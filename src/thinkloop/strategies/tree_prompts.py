@@ -47,12 +47,18 @@ class Proposal:
     instead."""
 
     @classmethod
-    def messages(cls, question: str, steps: Sequence[str]) -> tuple[Message, Message]:
-        """The system prompt, then the problem and the path's steps in order, then the request."""
+    def messages(
+        cls, question: str, steps: Sequence[str], *, history: Sequence[Message] = (),
+        followups: Sequence[Message] = (),
+    ) -> tuple[Message, ...]:
+        """The system prompt, a conversation's earlier turns, then the problem with the path's steps in order
+        and the request, then the conversation's follow-ups."""
         so_far = "\n".join(f"Step {i + 1}: {s}" for i, s in enumerate(steps)) or "(none yet)"
         return (
             Message(role="system", content=cls.system),
+            *history,
             Message(role="user", content=f"Problem:\n{question}\n\nSteps so far:\n{so_far}\n\nNext step:"),
+            *followups,
         )
 
     @classmethod
