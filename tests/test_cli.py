@@ -309,7 +309,7 @@ def test_a_quoted_value_with_a_comma_reaches_the_model(mock_server: MockServerPr
         (["--strategy", "tree:value=verifier"], "value=verifier needs a verifier, which the command line"),
         (["--strategy", "bon:scorer=verifier"], "scorer=verifier needs a verifier, which the command line"),
         (["--strategy", "sc:inner=\"critique:critic=verifier\""], "critic=verifier needs a verifier"),
-        (["--strategy", "cot:wings=2"], "cot: unknown option 'wings'; valid options: max_rounds, max_tokens, "
+        (["--strategy", "cot:wings=2"], "cot: unknown option 'wings'; valid options: history, max_rounds, max_tokens, "
                                         "reread, system_prompt, temperature"),
         (["--strategy", "tree", "--system", "x"], "tree writes its own prompts; --system does not apply to it"),
         (["--strategy", 'cot:system_prompt="open'], "a \" quote is never closed"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -35,15 +36,43 @@ class Direct(Strategy):
         return Outcome(candidate=candidate, stop_reason=stop, attempts=(candidate,))
 
 
+RETRY_PROMPT = "{feedback} Try again. " + ANSWER_FORMAT
+"""The user turn after a rejected attempt: the check's feedback, then the request to try again; the reply ends
+with the ``Answer:`` line, which the strategy's ``extract`` reads."""
+
+
+def retry_turns(attempt: str, feedback: str) -> tuple[Message, Message]:
+    """The two turns appended after a rejected attempt: the attempt as the model's reply, then the feedback.
+
+    Appended, never replacing the previous round's: each prompt extends the one before it, so the in-process
+    prefix cache and OpenAI's and vLLM's automatic prefix caching reuse all of it, and the model sees what it
+    already tried and why each try was rejected.
+    """
+    return (
+        Message(role="assistant", content=attempt),
+        Message(role="user", content=RETRY_PROMPT.format(feedback=feedback)),
+    )
+
+
+HISTORY_OPTION: Any = Field(  # typed Any: a shared FieldInfo, each config annotates its own Literal
+    default="all",
+    description="all: every earlier attempt and its feedback stay in the prompt (each prompt extends the last, "
+    "which prefix caches reuse); last: only the latest attempt (shorter prompts, fewer tokens sent)",
+    json_schema_extra={"unfingerprinted_default": True},
+)
+
+
 class ChainOfThoughtConfig(StrategyConfig):
     max_rounds: int = Field(default=1, ge=1, description="Re-prompt until the verifier accepts, at most this often.")
+    history: Literal["all", "last"] = HISTORY_OPTION
 
 
 class ChainOfThought(Strategy):
     """Step-by-step prompting with a fixed answer format.
 
     Choose it first: it is the cheapest strategy that reasons. With a verifier and ``max_rounds > 1`` it
-    re-prompts, showing the verifier's feedback, until an answer is accepted.
+    re-prompts, showing the verifier's feedback, until an answer is accepted: each round's prompt is the
+    conversation so far (every attempt and the feedback on it) with the new feedback appended.
     """
 
     name = "cot"
@@ -76,8 +105,6 @@ class ChainOfThought(Strategy):
                 return Outcome(candidate=candidate, stop_reason=stop, attempts=tuple(rounds))
             parent = candidate.node_id if candidate.node_id is not None else parent
             feedback = candidate.feedback or "That answer was not accepted."
-            extra = [
-                Message(role="assistant", content=candidate.text),
-                Message(role="user", content=f"{feedback} Try again. {ANSWER_FORMAT}"),
-            ]
+            turns = retry_turns(candidate.text, feedback)
+            extra = [*extra, *turns] if config.history == "all" else list(turns)
         return Outcome(candidate=best, stop_reason="max_rounds", attempts=tuple(rounds))

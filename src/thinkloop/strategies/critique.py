@@ -7,7 +7,6 @@ version is returned, not blindly the last one.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field
@@ -16,17 +15,12 @@ from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.result import Candidate, Outcome, StopReason
 from thinkloop.runtime.trace import redact
-from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
+from thinkloop.strategies.base import Strategy, StrategyConfig
+from thinkloop.strategies.cot import HISTORY_OPTION
+from thinkloop.strategies.critique_prompts import CRITIC_SYSTEM, NO_ISSUES, Critic, revision_turns
 from thinkloop.types import Message
 
-NO_ISSUES = "NO ISSUES"
-_NO_ISSUES = re.compile(r"\W*no issues\W*$", re.IGNORECASE)
-"""The critic's whole reply is the all-clear (not "step 1 has no issues, but step 2 ...")."""
-
-CRITIC_SYSTEM = (
-    "You review solutions. Check each step of the solution below. If it is fully correct, reply exactly "
-    f"'{NO_ISSUES}'. Otherwise list the mistakes briefly."
-)
+__all__ = ["CRITIC_SYSTEM", "NO_ISSUES", "CritiqueRevise", "CritiqueReviseConfig"]
 
 
 class CritiqueReviseConfig(StrategyConfig):
@@ -34,6 +28,7 @@ class CritiqueReviseConfig(StrategyConfig):
     critic: Literal["auto", "model", "verifier"] = "auto"
     """auto: the verifier's feedback when the run has a verifier, else the model critiques itself."""
     critique_max_tokens: int = Field(default=192, ge=1)
+    history: Literal["all", "last"] = HISTORY_OPTION
 
 
 class CritiqueRevise(Strategy):
@@ -51,24 +46,22 @@ class CritiqueRevise(Strategy):
 
     async def _critique(self, ctx: RunContext, question: str, candidate: Candidate) -> str:
         _, choice = await ctx.side_call(
-            CRITIC_SYSTEM, f"Problem:\n{question}\n\nSolution:\n{candidate.text}",
+            Critic.system, Critic.user(question, candidate.text),
             parents=[candidate.node_id] if candidate.node_id is not None else [], kind="critique",
             strategy=self.name, max_tokens=self.config.critique_max_tokens,
         )
         return choice.text.strip()
 
-    async def _revise(self, ctx: RunContext, question: str, candidate: Candidate, critique: str) -> Candidate:
-        request = self.request(
-            question,
-            extra=(
-                Message(role="assistant", content=candidate.text),
-                Message(
-                    role="user",
-                    content=f"A reviewer found these problems:\n{critique}\n\nWrite a corrected solution. "
-                    f"{ANSWER_FORMAT}",
-                ),
-            ),
-        )
+    async def _revise(
+        self, ctx: RunContext, question: str, candidate: Candidate, critique: str, turns: list[Message],
+    ) -> Candidate:
+        """A corrected solution. ``turns`` holds every earlier attempt and critique; this one's are appended,
+        so the prompt extends the previous one (prefix caches reuse it) with the same question asked
+        (``history="last"``: they replace the earlier ones)."""
+        if self.config.history == "last":
+            turns.clear()
+        turns.extend(revision_turns(candidate.text, critique))
+        request = self.request(question, extra=turns)
         parents = [candidate.node_id] if candidate.node_id is not None else []
         node, completion = await ctx.call(request, parents=parents, kind="revise", strategy=self.name)
         return ctx.candidate(node, completion.choices[0])
@@ -79,6 +72,7 @@ class CritiqueRevise(Strategy):
         if critic == "auto":
             critic = "verifier" if ctx.verifier is not None else "model"
         versions: list[Candidate] = []
+        turns: list[Message] = []
 
         def best() -> Candidate | None:
             ranked = sorted(enumerate(versions), key=lambda iv: (iv[1].rank(), iv[0]))
@@ -113,9 +107,9 @@ class CritiqueRevise(Strategy):
                     critique = candidate.feedback or "The answer was not accepted; check every step."
                 else:
                     critique = await self._critique(ctx, question, candidate)
-                    if _NO_ISSUES.match(critique):
+                    if Critic.all_clear(critique):
                         return outcome("converged")
-                candidate = await self._revise(ctx, question, candidate, critique)
+                candidate = await self._revise(ctx, question, candidate, critique, turns)
         except BudgetExhausted:
             return outcome("budget")
         except BackendError as exc:

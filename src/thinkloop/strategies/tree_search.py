@@ -9,6 +9,9 @@ grow:
   record a ``backtrack`` node and try the next sibling (Tree of Thoughts' DFS).
 - ``mcts``: UCT selection, expansion, evaluation by the value function, backpropagation.
 
+What it asks the model and how each reply is read live side by side in :mod:`.tree_prompts`. A value reply
+with no score leaves the thought unvalued: kept at the pruning bar with a note on its node, never valued 0.
+
 Choose it when a problem has checkable intermediate states (puzzles, proofs, plans). On plain word problems
 it rarely beats chain of thought or best-of-n at equal tokens: compare at matched compute before adopting.
 """
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,28 +30,14 @@ from pydantic import Field
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.result import Candidate, Outcome, StopReason
-from thinkloop.strategies.base import ANSWER_FORMAT, Conversation, Strategy, StrategyConfig
-from thinkloop.types import ChatRequest, Message
+from thinkloop.strategies.base import Conversation, Strategy, StrategyConfig
+from thinkloop.strategies.tree_prompts import PROPOSE_SYSTEM, VALUE_SYSTEM, Proposal, Valuation
+from thinkloop.types import ChatRequest
 from thinkloop.verifiers.extract import extract_answer
-from thinkloop.verifiers.scores import read_score
+
+__all__ = ["PROPOSE_SYSTEM", "VALUE_SYSTEM", "Thought", "TreeSearch", "TreeSearchConfig", "ValueFunction"]
 
 ValueFunction = Callable[[str, tuple[str, ...]], float | Awaitable[float]]
-
-_FINAL = re.compile(r"answer\s*:|answer\s+is\s*:?\s*[-+$\\(\d]|\\boxed\{|^\s*####", re.IGNORECASE | re.MULTILINE)
-"""A thought that states its answer ("Answer: 10", "The answer is: 10", a box, GSM8K's "#### 10") ends a path."""
-
-PROPOSE_SYSTEM = (
-    "You solve problems one step at a time. Given the problem and the steps so far, write only the single "
-    f"next step. When the problem is solved, make that step the final answer. {ANSWER_FORMAT}"
-)
-VALUE_SYSTEM = (
-    "Judge whether the partial solution below is on track to solve the problem correctly: check each step. "
-    "Reply with one line and nothing else: 'SCORE: N', where N is a whole number from 0 (a step is wrong, or "
-    "it is hopeless) to 10 (every step is right and it leads to the answer)."
-)
-"""What the value call asks for; :func:`~thinkloop.verifiers.scores.read_score` reads it (the last score
-stated, markdown and ``=`` allowed, a scale written out). A reply with no score leaves the thought unvalued,
-kept at the pruning bar with a note on its node, never valued 0 in silence."""
 
 
 class TreeSearchConfig(StrategyConfig):
@@ -128,15 +116,11 @@ class TreeSearch(Strategy):
     def _propose_request(self, question: str, steps: tuple[str, ...]) -> ChatRequest:
         """The next step's prompt, inside the question's conversation: its earlier turns before the problem, its
         follow-ups after, its ``extra_body`` with the request (as :meth:`Strategy.request` sends them)."""
-        so_far = "\n".join(f"Step {i + 1}: {s}" for i, s in enumerate(steps)) or "(none yet)"
         config = self.config
         conversation = Conversation.of(question)
         return ChatRequest(
-            messages=(
-                Message(role="system", content=PROPOSE_SYSTEM),
-                *conversation.history,
-                Message(role="user", content=f"Problem:\n{question}\n\nSteps so far:\n{so_far}\n\nNext step:"),
-                *conversation.followups,
+            messages=Proposal.messages(
+                question, steps, history=conversation.history, followups=conversation.followups
             ),
             max_tokens=config.max_tokens,
             temperature=config.temperature,
@@ -155,13 +139,13 @@ class TreeSearch(Strategy):
         children: list[Thought] = []
         seen: set[str] = set()
         for candidate in sorted(samples.candidates, key=lambda c: c.node_id or 0):
-            step = candidate.text.strip()
+            step, final = Proposal.read(candidate.text)
             if not step or step in seen:
                 continue
             seen.add(step)
             children.append(
                 Thought(node_id=candidate.node_id or thought.node_id, steps=(*thought.steps, step),
-                        final=bool(_FINAL.search(step)), parent=thought)
+                        final=final, parent=thought)
             )
         async with anyio.create_task_group() as group:
             for child in children:
@@ -232,10 +216,10 @@ class TreeSearch(Strategy):
     async def _model_value(self, ctx: RunContext, question: str, thought: Thought, text: str) -> float | None:
         """The model's own score of a partial solution in [0, 1]; ``None`` when its reply states none."""
         _, choice = await ctx.side_call(
-            VALUE_SYSTEM, f"Problem:\n{question}\n\nPartial solution:\n{text}", parents=[thought.node_id],
+            Valuation.system, Valuation.user(question, thought.steps), parents=[thought.node_id],
             kind="evaluate", strategy=self.name, max_tokens=self.config.value_max_tokens,
         )
-        return read_score(choice.text, scale=10.0)
+        return Valuation.read(choice.text)
 
     def _prune(self, ctx: RunContext, thought: Thought, reason: str, state: _SearchState) -> None:
         node = ctx.graph.node(thought.node_id)
