@@ -8,11 +8,12 @@ goes first:
   critique:max_rounds=3  answer, then three revisions, each from the verifier's feedback (the same failing check)
   critique, model critic the same with the model as its own critic (no verifier: it may stop at 'NO ISSUES')
   tree                   tree search (beam, 3 proposals per expansion, the model values each partial solution)
-  cot-last, critique-last  (not run by default) the same loops with ``history=last``: each prompt holds only the
-                         latest attempt, so it does not extend the previous one; fewer tokens sent
+  cot-last, critique-last  (not run by default) the same loops with ``history=last``, the strategies' default:
+                         each prompt holds only the latest attempt, so it does not extend the previous one;
+                         fewer tokens sent
 
-Every loop's prompt extends an earlier one (the strategies append new turns and steps at the end), which is
-what the cache reuses. Sampling is reproducible so that the two backends are asked exactly the same prompts and
+The cot and critique rows run with ``history=all``: every loop's prompt then extends an earlier one (the
+strategies append new turns and steps at the end), which is what the cache reuses. Sampling is reproducible so that the two backends are asked exactly the same prompts and
 must give the same answers (``same answers``; a prefix cache that changed a reply would show here): cot and
 critique are greedy, and every request without a seed gets one derived from its messages (tree search samples
 its proposals at temperature 0.8). For each loop and backend: wall time, completion tokens per second of wall
@@ -94,10 +95,10 @@ def loops(args: argparse.Namespace) -> dict[str, tuple[str, bool]]:
     """Name -> (spec, whether the never-accepting check runs)."""
     greedy = f"max_tokens={args.max_tokens},temperature=0"
     return {
-        "cot": (f"cot:max_rounds={args.cot_rounds},{greedy}", True),
-        "critique": (f"critique:max_rounds={args.critique_rounds},{greedy}", True),
-        "critique-model": (f"critique:max_rounds={args.critique_rounds},critic=model,{greedy}", False),
-        # The earlier prompt order (only the latest attempt in each prompt), to compare what is sent and evaluated:
+        "cot": (f"cot:max_rounds={args.cot_rounds},history=all,{greedy}", True),
+        "critique": (f"critique:max_rounds={args.critique_rounds},history=all,{greedy}", True),
+        "critique-model": (f"critique:max_rounds={args.critique_rounds},critic=model,history=all,{greedy}", False),
+        # The default prompt (only the latest attempt in each prompt), to compare what is sent and evaluated:
         "cot-last": (f"cot:max_rounds={args.cot_rounds},history=last,{greedy}", True),
         "critique-last": (f"critique:max_rounds={args.critique_rounds},history=last,{greedy}", True),
         "tree": (f"tree:mode=beam,branching=3,beam_width=2,max_depth={args.tree_depth},max_tokens={args.max_tokens}",

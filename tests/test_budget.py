@@ -361,10 +361,9 @@ class ScoreByRound:
 
 
 @pytest.mark.anyio
-# Each round's prompt is the conversation so far (every attempt and its feedback), so the reservations grow:
-# the third round reserves 239 tokens, the fourth 344; billed 6, 28, then 50. 300 tokens fit three rounds
-# (84 billed), and the fourth needs 344 of the 216 left (any budget from 273 to 427 stops after three).
-@pytest.mark.parametrize("budget", [Budget(calls=3), Budget(tokens=300)])
+# Token bounds per round: 28 + 20 for the first, 133 + 20 after; billed 6 then 28 a round. 190 tokens fit
+# three rounds (62 billed), and the fourth needs at least 134 of the 128 left.
+@pytest.mark.parametrize("budget", [Budget(calls=3), Budget(tokens=190)])
 async def test_a_run_stopped_by_the_budget_returns_the_best_answer_so_far(budget: Budget):
     backend = ScriptedBackend([f"Answer: {n}" for n in range(10)])
     strategy = ChainOfThought(max_rounds=10, max_tokens=20, system_prompt="s")

@@ -44,9 +44,9 @@ def extends(earlier: ChatRequest, later: ChatRequest) -> bool:
 
 
 # --- the loops: each prompt extends the one before it ------------------------------------------------------
-def test_cot_re_prompting_appends_each_attempt_and_its_feedback() -> None:
+def test_cot_with_history_all_appends_each_attempt_and_its_feedback() -> None:
     backend = numbered_replies()
-    result = ChainOfThought(max_rounds=4).run_sync("What is 2 + 2?", backend=backend, verifier=RejectWithFeedback())
+    result = ChainOfThought(max_rounds=4, history="all").run_sync("What is 2 + 2?", backend=backend, verifier=RejectWithFeedback())
     assert result.stop_reason == "max_rounds"
     requests = backend.requests
     assert len(requests) == 4
@@ -62,9 +62,9 @@ def test_cot_re_prompting_appends_each_attempt_and_its_feedback() -> None:
     assert appended[1].content == f"Round 1 is wrong. Try again. {ANSWER_FORMAT}"
 
 
-def test_critique_revisions_append_each_attempt_and_its_critique() -> None:
+def test_critique_with_history_all_appends_each_attempt_and_its_critique() -> None:
     backend = numbered_replies()
-    result = CritiqueRevise(max_rounds=3).run_sync("What is 2 + 2?", backend=backend, verifier=RejectWithFeedback())
+    result = CritiqueRevise(max_rounds=3, history="all").run_sync("What is 2 + 2?", backend=backend, verifier=RejectWithFeedback())
     assert result.stop_reason == "max_rounds"
     requests = backend.requests
     assert len(requests) == 4  # the answer and three revisions; the verifier's feedback is the critique
@@ -86,7 +86,7 @@ def test_with_a_model_critic_the_revisions_extend_each_other_and_the_critic_sees
         return f"Attempt {next(counter)}. Answer: 5"
 
     backend = ScriptedBackend(reply)
-    CritiqueRevise(max_rounds=2).run_sync("What is 2 + 3?", backend=backend)
+    CritiqueRevise(max_rounds=2, history="all").run_sync("What is 2 + 3?", backend=backend)
     main = [r for r in backend.requests if r.messages[0].content != CRITIC_SYSTEM]
     critic = [r for r in backend.requests if r.messages[0].content == CRITIC_SYSTEM]
     assert len(main) == 3 and len(critic) == 2
@@ -98,9 +98,9 @@ def test_with_a_model_critic_the_revisions_extend_each_other_and_the_critic_sees
         assert main[index + 1].messages[-1].content == REVISE_PROMPT.format(critique=f"Step {2 * index + 2} is wrong.")
 
 
-@pytest.mark.parametrize("strategy", [ChainOfThought(max_rounds=3, history="last"),
-                                      CritiqueRevise(max_rounds=2, history="last")])
-def test_history_last_keeps_only_the_latest_attempt_and_its_feedback(strategy: ChainOfThought) -> None:
+@pytest.mark.parametrize("strategy", [ChainOfThought(max_rounds=3), CritiqueRevise(max_rounds=2),
+                                      ChainOfThought(max_rounds=3, history="last")])
+def test_by_default_only_the_latest_attempt_and_its_feedback_are_shown(strategy: ChainOfThought) -> None:
     backend = numbered_replies()
     strategy.run_sync("What is 2 + 2?", backend=backend, verifier=RejectWithFeedback())
     first, second, third = backend.requests
@@ -205,7 +205,7 @@ def test_a_revision_in_the_asked_format_is_read_by_the_strategy(number: int) -> 
 # --- on the real model: each revision reuses the whole previous prompt -------------------------------------
 @pytest.mark.integration
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-@pytest.mark.parametrize("spec", ["cot:max_rounds=3", "critique:max_rounds=2"])
+@pytest.mark.parametrize("spec", ["cot:max_rounds=3,history=all", "critique:max_rounds=2,history=all"])
 @pytest.mark.anyio
 async def test_on_the_embedded_model_each_round_reuses_the_previous_prompt(smollm2: Any, spec: str) -> None:
     from thinkloop.strategies.registry import build_strategy

@@ -55,9 +55,10 @@ def retry_turns(attempt: str, feedback: str) -> tuple[Message, Message]:
 
 
 HISTORY_OPTION: Any = Field(  # typed Any: a shared FieldInfo, each config annotates its own Literal
-    default="all",
-    description="all: every earlier attempt and its feedback stay in the prompt (each prompt extends the last, "
-    "which prefix caches reuse); last: only the latest attempt (shorter prompts, fewer tokens sent)",
+    default="last",
+    description="last: only the latest attempt and its feedback (what the model is asked, fewest tokens sent); "
+    "all: every earlier attempt and its feedback stay in the prompt, each prompt extending the last, which "
+    "prefix caches reuse (more tokens sent and budgeted; pays off where a server keeps generated tokens' cache)",
     json_schema_extra={"unfingerprinted_default": True},
 )
 
@@ -71,8 +72,8 @@ class ChainOfThought(Strategy):
     """Step-by-step prompting with a fixed answer format.
 
     Choose it first: it is the cheapest strategy that reasons. With a verifier and ``max_rounds > 1`` it
-    re-prompts, showing the verifier's feedback, until an answer is accepted: each round's prompt is the
-    conversation so far (every attempt and the feedback on it) with the new feedback appended.
+    re-prompts, showing the verifier's feedback on the latest attempt, until an answer is accepted;
+    ``history="all"`` keeps every attempt and its feedback instead, so each prompt extends the last.
     """
 
     name = "cot"

@@ -55,9 +55,9 @@ class CritiqueRevise(Strategy):
     async def _revise(
         self, ctx: RunContext, question: str, candidate: Candidate, critique: str, turns: list[Message],
     ) -> Candidate:
-        """A corrected solution. ``turns`` holds every earlier attempt and critique; this one's are appended,
-        so the prompt extends the previous one (prefix caches reuse it) with the same question asked
-        (``history="last"``: they replace the earlier ones)."""
+        """A corrected solution from the latest attempt and its critique (``history="last"``, the default), or
+        with every earlier attempt and critique kept before them (``history="all"``: the prompt extends the
+        previous one, which prefix caches reuse)."""
         if self.config.history == "last":
             turns.clear()
         turns.extend(revision_turns(candidate.text, critique))
