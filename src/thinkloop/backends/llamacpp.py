@@ -497,10 +497,11 @@ class LlamaCppBackend(BaseBackend):
             SamplingParams(**base, seed=None if request.seed is None else request.seed + index)
             for index in range(request.n)
         ]
-        results = self._batch_decoder(llama_cpp, llama).generate(tokens, sequences, cancelled)
+        batched = self._batch_decoder(llama_cpp, llama).run(tokens, sequences, cancelled)
+        results = batched.sequences
         choices = [Choice(text=r.text, finish_reason=r.finish_reason) for r in results]
         usage = Usage(prompt_tokens=len(tokens), completion_tokens=sum(r.completion_tokens for r in results),
-                      cached_prompt_tokens=0)  # the batch evaluates every prompt afresh
+                      cached_prompt_tokens=batched.cached_prompt_tokens)
         return choices, usage
 
     @property

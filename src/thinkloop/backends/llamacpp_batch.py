@@ -87,6 +87,14 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class BatchResult:
+    """One request's answers, and how many of its prompt tokens were shared from another request's."""
+
+    sequences: list[SequenceResult]
+    cached_prompt_tokens: int
+
+
+@dataclass(frozen=True)
 class SequenceResult:
     text: str
     finish_reason: str
@@ -105,6 +113,8 @@ class _Job:
     results: list[SequenceResult | None]
     root: int = -1
     """The sequence id holding the prompt while sequences still wait to start; -1 when not holding one."""
+    reused: int = 0
+    """Prompt tokens copied from another job's cells instead of evaluated."""
     logits: Any = None
     admitted: bool = False
     running: int = 0
@@ -126,6 +136,16 @@ class _Active:
     tokens: int = 0
     text: bytearray = field(default_factory=bytearray)
     stops: tuple[bytes, ...] = ()
+
+
+def common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
 
 
 @cache
@@ -261,8 +281,18 @@ class BatchDecoder:
     def generate(
         self, prompt: Sequence[int], sequences: Sequence[SamplingParams], cancelled: threading.Event,
     ) -> list[SequenceResult]:
+        """The answers of :meth:`run`."""
+        return self.run(prompt, sequences, cancelled).sequences
+
+    def run(
+        self, prompt: Sequence[int], sequences: Sequence[SamplingParams], cancelled: threading.Event,
+    ) -> BatchResult:
         """Sample every sequence's answer to ``prompt``, beside whatever else is in flight; results in the
         order of ``sequences``. Thread-safe: call it from as many worker threads as requests in flight.
+
+        The longest prefix the prompt shares with a prompt in the context now (another request's, while
+        it runs) is copied from its cells, not evaluated (``cached_prompt_tokens``); the last two tokens
+        are always evaluated, so the first logits come from a batch as in a fresh evaluation.
 
         Greedy sequences with the same settings have one answer, computed once and repeated: decoding it
         again in other batch rows would only add rounding noise (a row's attention sums run over cells at
@@ -291,7 +321,7 @@ class BatchDecoder:
         job = _Job(prompt=list(prompt), waiting=deque(enumerate(runs)), cancelled=cancelled,
                    results=[None] * len(runs))
         if not runs:
-            return []
+            return BatchResult([], 0)
         with self._cond:
             if self._closed:
                 raise DecodeError("the batched decoder was closed")
@@ -311,7 +341,7 @@ class BatchDecoder:
         if job.error is not None:
             raise job.error
         results = [r for r in job.results if r is not None]
-        return [results[i] for i in source]
+        return BatchResult([results[i] for i in source], job.reused)
 
     # --- the loop, run by one caller at a time ----------------------------------------------------------
     def _drive(self, own: _Job) -> None:
@@ -353,12 +383,33 @@ class BatchDecoder:
             job.root = self._free_roots.pop()
             job.admitted = True
             self._used += len(job.prompt)
+            job.reused, source = self._shared_prefix(job)
+            if job.reused:
+                lib.llama_memory_seq_cp(self._memory, source, job.root, 0, job.reused)
             try:
-                job.logits = self._decode_prompt(job.prompt, job.root, job.cancelled)
+                job.logits = self._decode_prompt(job.prompt, job.root, job.cancelled, offset=job.reused)
             except DecodeCancelled as exc:
                 self._finish(job, exc)
             except DecodeError as exc:
                 self._finish(job, exc)
+
+    def _shared_prefix(self, job: _Job) -> tuple[int, int]:
+        """The longest prefix of ``job``'s prompt whose cells another admitted job holds: its length and a
+        sequence holding it (the job's root, or one of its running slots). At least two tokens are left to
+        evaluate, so the first token's logits come from a batch of several tokens, as in a fresh evaluation."""
+        best, source = 0, -1
+        for other in self._jobs:
+            if other is job or not other.admitted or other.done:
+                continue
+            holder = other.root if other.root >= 0 else next(
+                (seq.slot for seq in self._active if seq.job is other), -1)
+            if holder < 0:
+                continue
+            shared = common_length(other.prompt, job.prompt)
+            if shared > best:
+                best, source = shared, holder
+        best = min(best, len(job.prompt) - 2)
+        return (best, source) if best > 0 else (0, -1)
 
     def _start_waiting(self) -> None:
         """Give free slots to waiting sequences, oldest job first, while their worst case fits."""
@@ -460,11 +511,11 @@ class BatchDecoder:
             self._finish(job, error)
         self._lib.llama_memory_clear(self._memory, True)
 
-    def _decode_prompt(self, tokens: Sequence[int], seq: int, cancelled: threading.Event) -> Any:
-        """Decode the prompt into sequence ``seq`` in chunks; a copy of its last position's logits."""
+    def _decode_prompt(self, tokens: Sequence[int], seq: int, cancelled: threading.Event, offset: int = 0) -> Any:
+        """Decode the prompt from ``offset`` on into sequence ``seq`` in chunks; a copy of its last logits."""
         lib = self._lib
         batch = self._batch
-        for start in range(0, len(tokens), self.n_batch):
+        for start in range(offset, len(tokens), self.n_batch):
             if cancelled.is_set():
                 raise DecodeCancelled
             chunk = tokens[start:start + self.n_batch]
