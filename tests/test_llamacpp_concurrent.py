@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import anyio
 import pytest
 
-from thinkloop.backends.llamacpp import LlamaCppBackend
+from thinkloop.backends.llamacpp import BATCH_ENV, LlamaCppBackend
 from thinkloop.backends.llamacpp_batch import BatchDecoder
 from thinkloop.types import ChatRequest, Completion
 
@@ -192,3 +192,16 @@ async def test_with_batching_off_requests_queue_and_a_lone_request_keeps_the_pre
         assert (again.usage.cached_prompt_tokens or 0) > 0  # the one-at-a-time path reuses the kept prompt
     finally:
         await off.aclose()
+
+
+def test_the_batching_switch_comes_from_the_argument_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(BATCH_ENV, raising=False)
+    assert LlamaCppBackend().batch_requests and LlamaCppBackend().capabilities.max_concurrency == 16
+    assert not LlamaCppBackend(max_parallel=1).batch_requests  # nothing to batch with one slot
+    monkeypatch.setenv(BATCH_ENV, "0")
+    off = LlamaCppBackend()
+    assert not off.batch_requests and off.capabilities.max_concurrency == 1
+    assert LlamaCppBackend(batch_requests=True).batch_requests
+    monkeypatch.setenv(BATCH_ENV, "maybe")
+    with pytest.raises(ValueError, match=r"\$THINKLOOP_BATCH_REQUESTS must be 0 or 1 .* got 'maybe'"):
+        LlamaCppBackend()

@@ -69,6 +69,19 @@ DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 # llama.cpp's own defaults (its server uses the same), so in-process and server runs sample alike.
 _DEFAULT_REPEAT_PENALTY = 1.1
 DEFAULT_PREFIX_CACHE_BYTES = 256 * 2**20
+BATCH_ENV = "THINKLOOP_BATCH_REQUESTS"
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def configured_batching() -> bool:
+    """``$THINKLOOP_BATCH_REQUESTS`` as a switch (on when unset or empty); anything but 0/1, true/false,
+    yes/no, on/off is one error that names the variable."""
+    raw = os.environ.get(BATCH_ENV, "").strip()
+    if not raw:
+        return True
+    if raw.lower() not in _SWITCH:
+        raise ValueError(f"${BATCH_ENV} must be 0 or 1 (or true/false, yes/no, on/off), got {raw!r}")
+    return _SWITCH[raw.lower()]
 
 
 def resolve_model_path(model_path: str | Path | None) -> Path:
@@ -146,6 +159,8 @@ class LlamaCppBackend(BaseBackend):
             (``n > 1``, or beside other requests) and requests under a thinking budget neither use nor fill it.
         batch_requests: decode requests in flight at once in the same batched steps (continuous batching);
             ``False`` serves one request at a time (each ``n > 1`` request still batches its own answers).
+            Default: ``$THINKLOOP_BATCH_REQUESTS`` (``0``/``1``) if set, else on; the variable is the switch
+            for the CLI (``serve``, ``bench``), whose backend flags are shared with ``ask``.
             Requests asking for logprobs or a thinking budget, and models without a chat template, always
             run one at a time.
     """
@@ -163,7 +178,7 @@ class LlamaCppBackend(BaseBackend):
         batch_ctx: int | None = None,
         thinking_budget: int | None = None,
         prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES,
-        batch_requests: bool = True,
+        batch_requests: bool | None = None,
     ) -> None:
         path = resolve_model_path(model_path)
         self.model_path = path
@@ -186,6 +201,8 @@ class LlamaCppBackend(BaseBackend):
         """Threads of the batched decoder: fixed, or the last measured (``None`` until first measured)."""
         self._threads = ThreadChoice(fixed)
         self.repeat_penalty = repeat_penalty
+        if batch_requests is None:
+            batch_requests = configured_batching()
         self.batch_requests = batch_requests and max_parallel > 1
         self._capabilities = Capabilities(
             honours_n=True, logprobs=logprobs, system_messages=True,
