@@ -240,8 +240,10 @@ async def throughput(args: argparse.Namespace, stack: AsyncExitStack) -> tuple[d
             stack.callback(backend.close)
             await warm(backend)
         if count is None:
-            chosen = {"single_threads": batched.n_threads, "batch_threads": batched.batch_threads,
-                      "measured_s_per_step": {k: round(v, 4) for k, v in batched.thread_timings.items()}}
+            chosen = {"single_threads": batched.single_threads, "batch_threads": batched.batch_threads,
+                      "measured_s_per_step": {k: round(v, 4) for k, v in batched.thread_timings.items()},
+                      "single_measured_s_per_step": {
+                          k: round(v, 4) for k, v in batched.single_thread_timings.items()}}
         modes.append((f"n=1 {label}", batched, singles, 1))
         modes.append((f"n={args.n} sequential {label}", one_by_one, grouped, 1))
         modes.append((f"n={args.n} batched {label}", batched, grouped, 1))
@@ -359,8 +361,9 @@ def main() -> None:
         print()
     computed = ratios(figures, args.n)
     if figures:
-        print(f"default threads: {chosen.get('single_threads')} for one answer, {chosen.get('batch_threads')} "
-              f"batched (measured s/step: {chosen.get('measured_s_per_step')})")
+        print(f"default threads: {chosen.get('single_threads')} for one answer (measured s/step: "
+              f"{chosen.get('single_measured_s_per_step')}), {chosen.get('batch_threads')} batched (measured "
+              f"s/step: {chosen.get('measured_s_per_step')})")
         print(f"{'mode':<28} {'requests':>8} {'tokens':>7} {'wall s':>8} {'tok/s':>8} {'p50 lat s':>9}  tok/s range")
         for fig in figures:
             spread = [f.tokens_per_s for f in rounds[fig.mode]]

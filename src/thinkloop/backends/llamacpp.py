@@ -27,10 +27,11 @@ and a later prompt that extends a kept one, from any request or strategy, evalua
 exactly the tokens a fresh evaluation gives (:mod:`.llamacpp_prefix` says how and why). ``Usage.cached_prompt_tokens``
 counts the reused tokens; they stay part of ``prompt_tokens``, as in OpenAI's usage.
 
-Threads: ``n_threads`` (or ``$THINKLOOP_THREADS``) fixes the count for every decode. Left unset, one answer
-at a time uses :func:`default_threads`, and the batched decoder measures a few steps with each candidate
-count and keeps the fastest (``batch_threads``), again every two minutes: whether a second thread pays
-depends on what else the machine runs. ``llamacpp_threads`` explains why, and why OpenMP's waiting threads
+Threads: ``n_threads`` (or ``$THINKLOOP_THREADS``) fixes the count for every decode. Left unset, prompts use
+:func:`default_threads`; the batched decoder measures a few steps with each candidate count and keeps the
+fastest (``batch_threads``), and so does one answer at a time for its one-token steps (``single_threads``),
+again every two minutes, with a slow-step watch that drops to one thread at once: whether a second thread
+pays depends on what else the machine runs. ``llamacpp_threads`` explains why, and why OpenMP's waiting threads
 spin only briefly before they sleep (``OMP_WAIT_POLICY=PASSIVE``, ``GOMP_SPINCOUNT=10000``).
 """
 
@@ -53,6 +54,7 @@ from thinkloop.backends.llamacpp_batch import BatchDecoder, DecodeCancelled, Dec
 from thinkloop.backends.llamacpp_prefix import PrefixCache, common_prefix, evaluate, kept_prefix, reusable, snapshot
 from thinkloop.backends.llamacpp_thinking import generate_thinking
 from thinkloop.backends.llamacpp_threads import (
+    OneSequence,
     ThreadChoice,
     configured_threads,
     default_threads,
@@ -143,8 +145,9 @@ class LlamaCppBackend(BaseBackend):
         name: the model name in traces (default: the file name without ``.gguf``).
         n_ctx: the context window in tokens (prompt plus completion).
         n_threads: CPU threads for every decode. Default: ``$THINKLOOP_THREADS`` if set; otherwise
-            :func:`default_threads` (half the logical cores) for one answer at a time, and for batched
-            decoding the fastest of ``llamacpp_threads.thread_candidates``, measured (``batch_threads``).
+            :func:`default_threads` (half the logical cores) for prompts, and for batched decoding and one
+            answer's token steps the fastest of ``llamacpp_threads.thread_candidates``, measured
+            (``batch_threads``, ``single_threads``).
         repeat_penalty: llama.cpp's repetition penalty (its server's default).
         logprobs: offer token logprobs for requests that ask for them.
         max_parallel: answers of one request decoded together at most; ``1`` samples them one after another.
@@ -200,6 +203,8 @@ class LlamaCppBackend(BaseBackend):
         self.batch_threads: int | None = fixed
         """Threads of the batched decoder: fixed, or the last measured (``None`` until first measured)."""
         self._threads = ThreadChoice(fixed)
+        self._single_choice = ThreadChoice(fixed)
+        self._single: OneSequence | None = None
         self.repeat_penalty = repeat_penalty
         if batch_requests is None:
             batch_requests = configured_batching()
@@ -273,6 +278,7 @@ class LlamaCppBackend(BaseBackend):
                 self._llama.close()
                 self._llama = None
                 self._formatter = None
+                self._single = None
             self.prefix_cache.clear()
             self._live = ()
 
@@ -379,7 +385,15 @@ class LlamaCppBackend(BaseBackend):
     def _generate_locked(
         self, llama_cpp: Any, llama: Any, request: ChatRequest, cancelled: threading.Event
     ) -> tuple[list[Choice], Usage]:
+        single = self._one_sequence(llama_cpp, llama)
+        last_step: list[float] = []
+
         def stop_when_cancelled(tokens: Any, logits: Any) -> bool:
+            # Called once per sampled token: the time since the last call is one decode step, watched.
+            now = time.perf_counter()
+            if last_step:
+                single.watch(now - last_step[0])
+            last_step[:] = [now]
             return cancelled.is_set()
 
         params: dict[str, Any] = {"max_tokens": request.max_tokens, "repeat_penalty": self.repeat_penalty}
@@ -520,6 +534,24 @@ class LlamaCppBackend(BaseBackend):
         usage = Usage(prompt_tokens=len(tokens), completion_tokens=sum(r.completion_tokens for r in results),
                       cached_prompt_tokens=batched.cached_prompt_tokens)
         return choices, usage
+
+    def _one_sequence(self, llama_cpp: Any, llama: Any) -> OneSequence:
+        """One answer at a time's thread count, measured when due (before the prompt is evaluated: the
+        measurement leaves the context's last logits behind, which the evaluation replaces)."""
+        if self._single is None:
+            self._single = OneSequence(llama_cpp, llama)
+        self._single_choice.apply(self._single)
+        return self._single
+
+    @property
+    def single_threads(self) -> int:
+        """Threads of one-token steps on the one-at-a-time path: fixed, else the last measured (else the default)."""
+        return self._single.n_threads if self._single is not None else self.n_threads
+
+    @property
+    def single_thread_timings(self) -> dict[int, float]:
+        """Seconds per one-token decode step for each thread count at the last measurement (if measured)."""
+        return dict(self._single_choice.timings)
 
     @property
     def thread_timings(self) -> dict[int, float]:
