@@ -205,3 +205,45 @@ def test_the_batching_switch_comes_from_the_argument_then_the_environment(monkey
     monkeypatch.setenv(BATCH_ENV, "maybe")
     with pytest.raises(ValueError, match=r"\$THINKLOOP_BATCH_REQUESTS must be 0 or 1 .* got 'maybe'"):
         LlamaCppBackend()
+
+
+@pytest.mark.integration
+@asyncio_only
+@pytest.mark.anyio
+async def test_a_lone_request_that_gets_company_goes_on_in_the_batch(backend: LlamaCppBackend) -> None:
+    essay = ChatRequest.of("Write a very long essay about the sea.", temperature=0, max_tokens=40)
+    lone = await backend.complete(essay)  # alone: the one-at-a-time path from start to end
+    assert lone.choices[0].finish_reason == "length"
+    decoder = await decoder_of(backend)
+    decoder.step_rows.clear()
+    llama = backend._model()
+    prompt_length = backend.count_prompt_tokens(essay.messages) or 0
+    await backend.complete(ChatRequest.of("Hi.", max_tokens=1))  # the context now holds fewer tokens than that
+    assert llama.n_tokens < prompt_length
+    results: dict[str, Completion] = {}
+
+    async def first() -> None:
+        results["first"] = await backend.complete(essay)
+
+    async def second() -> None:
+        results["second"] = await backend.complete(ChatRequest.of(PROMPTS[1], temperature=0, max_tokens=30))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(first)
+        with anyio.fail_after(60):  # the first is alone for its first few tokens
+            while llama.n_tokens < prompt_length + 5:
+                await anyio.sleep(0.002)
+        group.start_soon(second)
+    handed = results["first"]
+    assert max(decoder.step_rows) == 2  # it went on in the batch, beside the second
+    # Its first tokens came from the one-at-a-time path, exactly as alone; the rest from the batch.
+    words = lone.text.split()
+    assert handed.text.startswith(" ".join(words[:2]))
+    # Usage is the request's, whichever path decoded which tokens: 40 tokens, its prompt, the prefix reused.
+    assert handed.choices[0].finish_reason == "length"
+    assert handed.usage.completion_tokens == 40
+    assert handed.usage.prompt_tokens == prompt_length
+    assert (handed.usage.cached_prompt_tokens or 0) >= prompt_length - 2  # kept from the lone run
+    assert 25 <= len(llama.tokenize(handed.text.encode(), add_bos=False)) <= 45
+    assert results["second"].usage.completion_tokens <= 30
+    assert decoder.idle and decoder.busy_sequences() == []

@@ -126,6 +126,14 @@ class _Cancelled(Exception):
     """Raised in the worker thread when the awaiting task was cancelled."""
 
 
+class _HandOver(Exception):
+    """A lone request got company mid-answer: it leaves the one-at-a-time path to go on in the batch."""
+
+    def __init__(self, prompt: tuple[list[int], list[str], Any], generated: list[int], cached: int) -> None:
+        super().__init__("hand over to the batch")
+        self.prompt, self.generated, self.cached = prompt, generated, cached
+
+
 class LlamaCppBackend(BaseBackend):
     """A GGUF chat model run in this process.
 
@@ -351,10 +359,16 @@ class LlamaCppBackend(BaseBackend):
             if prompt is not None:  # beside the other requests in flight, without the model's own context
                 choices, usage = self._generate_batched(llama_cpp, llama, request, prompt, cancelled)
             else:
-                with self._generate_lock:
-                    if cancelled.is_set():
-                        raise _Cancelled
-                    choices, usage = self._generate_locked(llama_cpp, llama, request, cancelled)
+                try:
+                    with self._generate_lock:
+                        if cancelled.is_set():
+                            raise _Cancelled
+                        choices, usage = self._generate_locked(llama_cpp, llama, request, cancelled)
+                except _HandOver as handover:  # others arrived: the answer goes on beside them
+                    choices, usage = self._generate_batched(
+                        llama_cpp, llama, request, handover.prompt, cancelled, continued=handover.generated,
+                        cached=handover.cached,
+                    )
             # A reasoning model's inline <think> block is its thinking, not its answer: counted exactly.
             return split_choices(choices, usage, count_tokens=lambda text: len(llama.tokenize(
                 text.encode("utf-8"), add_bos=False)))
@@ -387,6 +401,7 @@ class LlamaCppBackend(BaseBackend):
     ) -> tuple[list[Choice], Usage]:
         single = self._one_sequence(llama_cpp, llama)
         last_step: list[float] = []
+        hand_over = {"allowed": False, "asked": False}
 
         def stop_when_cancelled(tokens: Any, logits: Any) -> bool:
             # Called once per sampled token: the time since the last call is one decode step, watched.
@@ -394,6 +409,9 @@ class LlamaCppBackend(BaseBackend):
             if last_step:
                 single.watch(now - last_step[0])
             last_step[:] = [now]
+            if hand_over["allowed"] and self._in_flight > 1:
+                hand_over["asked"] = True  # the token just sampled is dropped; the batch samples it again
+                return True
             return cancelled.is_set()
 
         params: dict[str, Any] = {"max_tokens": request.max_tokens, "repeat_penalty": self.repeat_penalty}
@@ -438,11 +456,20 @@ class LlamaCppBackend(BaseBackend):
                 criteria = llama_cpp.StoppingCriteriaList([stop_when_cancelled])
                 if template_criteria is not None:
                     criteria.extend(template_criteria)
+                # A lone n=1 request that gets company while it decodes moves into the batch (continuous
+                # batching); otherwise the others would decode beside it on the same cores, not with it.
+                hand_over["allowed"] = self.batch_requests and request.n == 1 and not want_logprobs
                 response = llama.create_completion(
                     prompt=tokens, stop=[*template_stop, *(request.stop or ())], seed=seed,
                     stopping_criteria=criteria, logprobs=max(1, request.top_logprobs or 0) if want_logprobs else None,
                     **params,
                 )
+                if hand_over["asked"] and not cancelled.is_set():
+                    # Every token yielded so far was evaluated after the prompt (the one sampled last was not
+                    # yielded): the answer so far is exactly what follows the prompt in the context.
+                    generated = [int(t) for t in llama.input_ids[len(tokens):llama.n_tokens]]
+                    if len(generated) == (response.get("usage") or {}).get("completion_tokens"):
+                        raise _HandOver(prompt, generated, reused)
                 text = response["choices"][0]["text"]
                 logprobs = _token_logprobs(response["choices"][0].get("logprobs"), request.top_logprobs)
             else:
@@ -511,9 +538,12 @@ class LlamaCppBackend(BaseBackend):
 
     def _generate_batched(
         self, llama_cpp: Any, llama: Any, request: ChatRequest, prompt: tuple[list[int], list[str], Any],
-        cancelled: threading.Event,
+        cancelled: threading.Event, *, continued: list[int] | None = None, cached: int | None = None,
     ) -> tuple[list[Choice], Usage]:
-        """All ``n`` choices in shared decode steps; the prompt is evaluated, and billed, once."""
+        """All ``n`` choices in shared decode steps; the prompt is evaluated, and billed, once.
+
+        ``continued``: the answer so far of a request handed over from the one-at-a-time path, whose prompt
+        reused ``cached`` tokens there (its usage says so, as if it had stayed)."""
         tokens, template_stop, _ = prompt
         stop = (*template_stop, *(request.stop or ()))
         # Each answer may use what the context window leaves after the prompt, as on the sequential path.
@@ -528,11 +558,12 @@ class LlamaCppBackend(BaseBackend):
             SamplingParams(**base, seed=None if request.seed is None else request.seed + index)
             for index in range(request.n)
         ]
-        batched = self._batch_decoder(llama_cpp, llama).run(tokens, sequences, cancelled)
+        so_far = continued or []
+        batched = self._batch_decoder(llama_cpp, llama).run([*tokens, *so_far], sequences, cancelled, continued=so_far)
         results = batched.sequences
         choices = [Choice(text=r.text, finish_reason=r.finish_reason) for r in results]
         usage = Usage(prompt_tokens=len(tokens), completion_tokens=sum(r.completion_tokens for r in results),
-                      cached_prompt_tokens=batched.cached_prompt_tokens)
+                      cached_prompt_tokens=batched.cached_prompt_tokens if cached is None else cached)
         return choices, usage
 
     def _one_sequence(self, llama_cpp: Any, llama: Any) -> OneSequence:

@@ -115,6 +115,8 @@ class _Job:
     """The sequence id holding the prompt while sequences still wait to start; -1 when not holding one."""
     reused: int = 0
     """Prompt tokens copied from another job's cells instead of evaluated."""
+    continued: Sequence[int] = ()
+    """The answer's tokens so far when the job continues one begun elsewhere (the last of ``prompt``)."""
     logits: Any = None
     admitted: bool = False
     running: int = 0
@@ -130,6 +132,9 @@ class _Active:
     slot: int
     sampler: Any
     limit: int
+    """Tokens the answer may have in all (those it continues included)."""
+    reserved: int
+    """KV cells held for its worst case."""
     pos: int
     next_token: int
     row: int = 0
@@ -286,6 +291,7 @@ class BatchDecoder:
 
     def run(
         self, prompt: Sequence[int], sequences: Sequence[SamplingParams], cancelled: threading.Event,
+        *, continued: Sequence[int] = (),
     ) -> BatchResult:
         """Sample every sequence's answer to ``prompt``, beside whatever else is in flight; results in the
         order of ``sequences``. Thread-safe: call it from as many worker threads as requests in flight.
@@ -293,6 +299,10 @@ class BatchDecoder:
         The longest prefix the prompt shares with a prompt in the context now (another request's, while
         it runs) is copied from its cells, not evaluated (``cached_prompt_tokens``); the last two tokens
         are always evaluated, so the first logits come from a batch as in a fresh evaluation.
+
+        ``continued``: the answer so far of one sequence begun elsewhere (the one-at-a-time path hands a
+        request over when others arrive); ``prompt`` ends with these tokens. The answer then goes on from
+        them: its text, token count (``max_tokens`` counts them) and penalty history include them.
 
         Greedy sequences with the same settings have one answer, computed once and repeated: decoding it
         again in other batch rows would only add rounding noise (a row's attention sums run over cells at
@@ -303,6 +313,8 @@ class BatchDecoder:
         """
         if not prompt:
             raise ValueError("the prompt has no tokens")
+        if continued and (len(sequences) != 1 or list(prompt[len(prompt) - len(continued):]) != list(continued)):
+            raise ValueError("a continued answer is one sequence whose tokens end the prompt")
         if len(prompt) >= self.n_ctx:
             raise ValueError(f"the prompt has {len(prompt)} tokens; the context window holds {self.n_ctx}")
         unique: dict[SamplingParams, int] = {}
@@ -319,7 +331,7 @@ class BatchDecoder:
                 source.append(len(runs))
                 runs.append(params)
         job = _Job(prompt=list(prompt), waiting=deque(enumerate(runs)), cancelled=cancelled,
-                   results=[None] * len(runs))
+                   results=[None] * len(runs), continued=list(continued))
         if not runs:
             return BatchResult([], 0)
         with self._cond:
@@ -373,8 +385,7 @@ class BatchDecoder:
         for job in list(self._jobs):
             if job.admitted or job.done:
                 continue
-            room = self.n_ctx - len(job.prompt)
-            first = max(1, min(job.waiting[0][1].max_tokens or room, room))
+            first = self._reserve(job, job.waiting[0][1])
             held = any(j.admitted for j in self._jobs)
             if not self._free_roots or (held and self._used + len(job.prompt) + first > self.n_ctx):
                 return  # in order: a later small job does not overtake a waiting large one
@@ -392,6 +403,16 @@ class BatchDecoder:
                 self._finish(job, exc)
             except DecodeError as exc:
                 self._finish(job, exc)
+
+    def _reserve(self, job: _Job, params: SamplingParams) -> int:
+        """The cells a sequence of ``job`` may fill: what is left of its ``max_tokens``, within the context."""
+        room = self.n_ctx - len(job.prompt)
+        wanted = room if params.max_tokens is None else params.max_tokens - len(job.continued)
+        return max(1, min(wanted, room))
+
+    def _token_bytes(self, token: int) -> bytes:
+        size = self._lib.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, False)
+        return bytes(self._piece.raw[:max(0, size)])
 
     def _shared_prefix(self, job: _Job) -> tuple[int, int]:
         """The longest prefix of ``job``'s prompt whose cells another admitted job holds: its length and a
@@ -417,19 +438,22 @@ class BatchDecoder:
         for job in list(self._jobs):
             if not job.admitted or job.done:
                 continue
-            room = self.n_ctx - len(job.prompt)
             while job.waiting and self._free_slots:
                 index, params = job.waiting[0]
-                limit = max(1, min(params.max_tokens or room, room))
-                if self._active and self._used + limit > self.n_ctx:
+                reserved = self._reserve(job, params)
+                if self._active and self._used + reserved > self.n_ctx:
                     return  # wait for a running sequence to free its cells
                 job.waiting.popleft()
                 seq = _Active(
                     job=job, index=index, params=params, slot=self._free_slots.pop(),
-                    sampler=self._sampler(params), limit=limit,
+                    sampler=self._sampler(params), limit=len(job.continued) + reserved, reserved=reserved,
                     pos=len(job.prompt) - 1, next_token=-1,  # _consume moves it to the first
                     stops=tuple(s.encode("utf-8") for s in params.stop if s),
                 )
+                for token in job.continued:  # the answer so far: its text, count and penalty history
+                    lib.llama_sampler_accept(seq.sampler, token)
+                    seq.text += self._token_bytes(token)
+                    seq.tokens += 1
                 # The first token comes from the prompt's own logits, the same for every sequence.
                 finished = self._consume(seq, self._sample_from(seq.sampler, job.logits))
                 if finished is not None:
@@ -438,7 +462,7 @@ class BatchDecoder:
                     self._free_slots.append(seq.slot)
                 else:
                     lib.llama_memory_seq_cp(self._memory, job.root, seq.slot, -1, -1)
-                    self._used += limit
+                    self._used += reserved
                     job.running += 1
                     self._active.append(seq)
             if not job.waiting:
@@ -468,7 +492,7 @@ class BatchDecoder:
             lib.llama_sampler_free(seq.sampler)
             seq.sampler = None
         self._free_slots.append(seq.slot)
-        self._used -= seq.limit
+        self._used -= seq.reserved
         seq.job.running -= 1
 
     def _release_root(self, job: _Job) -> None:
