@@ -14,8 +14,11 @@ the same batched steps (continuous batching, ``batch_requests=True``): each join
 with its own sampler, seed, stops and limit, and leaves it when done or cancelled. The rule that combines it
 with the prefix cache: a request that is alone in flight (``n=1``, nothing else running or waiting) takes the
 sequential path on the model's own context, with the prefix cache; a request that has company, or asks for
-``n > 1``, goes through the batch, whose prompts are evaluated afresh (neither use nor fill the cache). So
-one-at-a-time loops (critique, re-prompting with feedback) keep their reuse and concurrent work its batching.
+``n > 1``, goes through the batch (which neither uses nor fills the prefix cache; a prompt prefix another
+request in the batch holds is copied there instead). A lone request that gets company mid-answer moves into
+the batch with its answer so far (:class:`_HandOver`), so requests arriving a few milliseconds apart (serve)
+batch like simultaneous ones. So one-at-a-time loops (critique, re-prompting with feedback) keep their reuse
+and concurrent work its batching.
 
 Seeds: a seeded request reproduces exactly when it runs alone (either path: the prefix cache is exact, and a
 lone batch clears its context first). Decoded beside other requests, its tokens are computed in batch rows
