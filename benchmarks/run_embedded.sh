@@ -18,7 +18,7 @@ DATA_DIR=${THINKLOOP_DATA:-../shared/data}
 LIMITS=${LIMITS:-5 10 15 20 25 30 40 50 60 70 80 90 100}
 # llama.cpp's threads: unset, batched sampling measures one and two and keeps the faster (THREADS=1 pins it).
 THREADS=${THREADS:-}
-bench() { python -m thinkloop.bench.cli "$@"; }
+bench() { python -m thinkloop.cli.bench "$@"; }
 run() { bench run "$@" --data-dir "$DATA_DIR" --max-tokens "$MAX_TOKENS" --out "$OUT" --traces "$RESULTS/traces" \
   ${THREADS:+--threads "$THREADS"}; }
 

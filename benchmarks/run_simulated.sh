@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${RESULTS:-benchmarks/results/simulated}
 OUT=$RESULTS/results.jsonl
-bench() { python -m thinkloop.bench.cli "$@"; }
+bench() { python -m thinkloop.cli.bench "$@"; }
 
 bench run simulated --simulated 0.45 --limit 500 --out "$OUT" --quiet \
   --strategy direct --strategy sc:n=1 --strategy sc:n=2 --strategy sc:n=3 --strategy sc:n=5 --strategy sc:n=8 \

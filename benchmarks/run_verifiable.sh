@@ -21,7 +21,7 @@ LIMITS=${LIMITS:-4 8 12 16 20}
 FAMILIES=${FAMILIES:-code ph sumproduct words constraints game24}
 THREADS=${THREADS:-1}
 PY=${PYTHON:-.venv/bin/python}
-run() { "$PY" -m thinkloop.bench.cli run "$@" --out "$OUT" --threads "$THREADS" --quiet; }
+run() { "$PY" -m thinkloop.cli.bench run "$@" --out "$OUT" --threads "$THREADS" --quiet; }
 
 if [ -z "${REPORT_ONLY:-}" ]; then
   for limit in $LIMITS; do

@@ -13,10 +13,10 @@ import httpx2
 import pytest
 
 from thinkloop import Budget, ChainOfThought, ConfigurationError, OpenAIBackend, ScriptedBackend
-from thinkloop.bench.cli import standalone
 from thinkloop.bench.datasets import Dataset, Problem
 from thinkloop.bench.runner import run_benchmark
 from thinkloop.bench.store import read_records
+from thinkloop.cli.bench import standalone
 from thinkloop.exceptions import ModelNotFound
 
 

@@ -14,11 +14,11 @@ import pytest
 
 from thinkloop.backends.openai import OpenAIBackend
 from thinkloop.bench.datasets import Dataset, Problem
-from thinkloop.bench.prices import PriceTable, read_prices
 from thinkloop.bench.report import render_json, summarize
 from thinkloop.bench.runner import run_benchmark
 from thinkloop.bench.store import read_records
 from thinkloop.exceptions import ConfigurationError
+from thinkloop.pricing import PriceTable, read_prices
 from thinkloop.runtime.budget import Price
 from thinkloop.types import RunUsage
 

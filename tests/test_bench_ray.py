@@ -27,11 +27,11 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from thinkloop.backends.openai import OpenAIBackend  # noqa: E402
-from thinkloop.bench.cli import standalone  # noqa: E402
 from thinkloop.bench.datasets import Dataset, Problem  # noqa: E402
 from thinkloop.bench.executors import RayExecutor, start_local_ray  # noqa: E402
 from thinkloop.bench.runner import run_benchmark  # noqa: E402
 from thinkloop.bench.store import read_records  # noqa: E402
+from thinkloop.cli.bench import standalone  # noqa: E402
 from thinkloop.exceptions import ExecutorError  # noqa: E402
 from thinkloop.testing import MockConfig, MockServerProcess, right_answer  # noqa: E402
 
@@ -201,7 +201,7 @@ def test_a_sigkilled_driver_resumes_through_the_cli_and_the_report_reads_it(
 ) -> None:
     out = tmp_path / "r.jsonl"
     address = ray.get_runtime_context().gcs_address  # the driver joins this module's Ray as a cluster
-    command = [sys.executable, "-m", "thinkloop.bench.cli", *_cli(out, ["--ray", address, "--ray-actors", "2"], 200)]
+    command = [sys.executable, "-m", "thinkloop.cli.bench", *_cli(out, ["--ray", address, "--ray-actors", "2"], 200)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 90

@@ -18,10 +18,10 @@ from thinkloop.backends.scripted import ScriptedBackend
 from thinkloop.bench.datasets import Dataset, Problem
 from thinkloop.bench.executors.ray_worker import BenchWorker
 from thinkloop.bench.executors.specs import BackendSpec, Secret, backend_spec, ship
-from thinkloop.bench.prices import PriceTable
 from thinkloop.bench.runner import Runner, backend_label, make_configs
 from thinkloop.bench.store import ResultStore
 from thinkloop.exceptions import ConfigurationError
+from thinkloop.pricing import PriceTable
 from thinkloop.runtime.engine import Engine
 
 KEY = "sk-test-secret-key-0123456789"
@@ -102,7 +102,7 @@ def _without_ray(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_without_ray_the_cli_says_how_to_install_it(tmp_path: Path) -> None:
     done = _without_ray("""
-        from thinkloop.bench.cli import standalone
+        from thinkloop.cli.bench import standalone
         sys.exit(standalone(["run", "simulated", "--simulated", "0.6", "--limit", "3", "--strategy", "direct",
                              "--out", "r.jsonl", "--ray"]))
     """, tmp_path)
@@ -130,7 +130,7 @@ def test_without_ray_run_benchmark_says_how_to_install_it(tmp_path: Path) -> Non
 
 
 def test_ray_actors_needs_ray(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from thinkloop.bench.cli import standalone
+    from thinkloop.cli.bench import standalone
 
     args = ["run", "simulated", "--simulated", "0.6", "--limit", "3", "--strategy", "direct",
             "--out", str(tmp_path / "r.jsonl"), "--ray-actors", "2"]

@@ -21,8 +21,8 @@ import pytest
 
 from test_bench_faults import bench_command, sums
 from thinkloop import Budget, Direct, OpenAIBackend
-from thinkloop.ask_cli import openai_backend
 from thinkloop.bench.store import read_records
+from thinkloop.cli.backends import make_backend
 from thinkloop.exceptions import Unauthorized
 from thinkloop.testing.faults import FaultyServerProcess, serve_faulty
 from thinkloop.testing.mock_server import MockConfig
@@ -53,7 +53,7 @@ def test_the_default_timeouts_connect_in_10_s_and_read_far_below_600_s() -> None
 @pytest.mark.anyio
 async def test_ask_against_a_server_that_never_answers_fails_in_seconds() -> None:
     with silent_server() as url:
-        backend = openai_backend("m", url)  # what ``thinkloop ask --base-url`` builds
+        backend = make_backend(url, "m")  # what ``thinkloop ask --base-url`` builds
         assert isinstance(backend, OpenAIBackend) and backend.check_server_first
         backend.probe_timeout = 1.0  # 10 s by default; the same path, shorter
         started = time.monotonic()

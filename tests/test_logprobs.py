@@ -122,7 +122,7 @@ def test_serve_keeps_the_embedded_models_logprobs_only_for_a_strategy_that_reads
                                                                                        keeps: bool) -> None:
     import argparse
 
-    from thinkloop.serve_cli import backend_for
+    from thinkloop.cli.serve import backend_for
 
     backend = backend_for(argparse.Namespace(model=None, base_url=None, api_key_env=None, strategy=strategy,
                                              max_request_seconds=None))

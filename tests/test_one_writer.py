@@ -143,8 +143,8 @@ async def test_a_bench_problem_whose_trace_cannot_be_written_is_a_failed_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from thinkloop.bench.datasets import Dataset, Problem
-    from thinkloop.bench.prices import PriceTable
     from thinkloop.bench.runner import make_configs, run_item
+    from thinkloop.pricing import PriceTable
     from thinkloop.runtime.engine import Engine
 
     original = JsonlTraceSink.__init__

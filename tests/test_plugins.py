@@ -3,6 +3,8 @@ a broken plugin is one clear line and everything else keeps working."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import subprocess
 import sys
@@ -126,3 +128,34 @@ def test_no_plugins_says_so() -> None:
     done = subprocess.run([sys.executable, "-m", "thinkloop", "plugins"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     assert "no plugins installed" in done.stdout
+
+
+def test_ask_reaches_a_plugin_backend_by_name(installed: Path) -> None:
+    """``--model plugin:NAME:MODEL`` is the resolver's first rule, for ask as for serve and bench."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "thinkloop", "ask", "repeat after me: banana", "--model", "plugin:echo:parrot",
+         "--strategy", "direct", "--json"], capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["answer"], result["model"]) == ("banana", "parrot")
+
+
+def test_serve_and_bench_reach_a_plugin_backend_by_name(installed: Path) -> None:
+    from thinkloop.cli.bench import _backends
+    from thinkloop.cli.serve import backend_for
+
+    served = backend_for(argparse.Namespace(model="plugin:echo:parrot", base_url=None, api_key_env=None,
+                                            strategy="cot", max_request_seconds=30.0))
+    benched = _backends(argparse.Namespace(model=["plugin:echo"], base_url=[], strategy=["cot"], simulated=None,
+                                           threads=None, concurrency=1, timeout=None), dataset=None)
+    assert [type(b).__name__ for b in (served, *benched)] == ["EchoBackend", "EchoBackend"]
+    assert [b.name for b in (served, *benched)] == ["parrot", "echo-model"]
+
+
+def test_an_unknown_plugin_from_ask_is_one_line(installed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from thinkloop.cli import main
+
+    assert main(["ask", "q", "--model", "plugin:nope"]) == 1
+    assert capsys.readouterr().err == "thinkloop: error: unknown backend plugin 'nope' (backend plugins: echo)\n"

@@ -130,7 +130,7 @@ def test_the_trace_carries_the_verdict_for_the_viewer_and_opentelemetry(tmp_path
 @pytest.fixture
 def replies(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """``ask`` on scripted replies: the test puts them in the list this returns."""
-    import thinkloop.ask_cli as ask_cli
+    import thinkloop.cli.ask as ask_cli
 
     scripted: list[str] = []
     monkeypatch.setattr(ask_cli, "make_backend", lambda *_args, **_kwargs: cycle(*scripted))

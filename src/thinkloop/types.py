@@ -213,14 +213,16 @@ def lazy_exports(
     package: str, exports: Mapping[str, str]
 ) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
     """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``, whose ``exports`` map each public name
-    to the module (relative to the package) that defines it."""
+    to the module that defines it: relative to the package, or a whole ``thinkloop.`` name for one that lives
+    elsewhere (a shared module the package re-exports)."""
     names = sorted(exports)
 
     def __getattr__(name: str) -> Any:
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        target = module if module.startswith("thinkloop.") else f"{package}.{module}"
+        value = getattr(importlib.import_module(target), name)
         vars(sys.modules[package])[name] = value  # found once: later lookups are plain attribute reads
         return value
 

@@ -12,16 +12,19 @@
     scripted.py   ScriptedBackend: deterministic replies, for tests of your own strategies
     replay.py     ReplayBackend: a recorded run's completions, served in the order they came
     plugin.py     plugin_backend: a backend another package adds through an entry point
+    resolve.py    resolve_backend: a model name (and URL) to a backend, one set of rules for every command
+    profiles.py   ModelProfile: what a model family accepts (o-series parameters, reasoning_effort)
 """
 
 from thinkloop.types import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "Backend": "base", "BaseBackend": "base", "Capabilities": "base", "RetryPolicy": "base",
-    "ModelProfile": "openai", "OpenAIBackend": "openai",
+    "ModelProfile": "profiles", "OpenAIBackend": "openai",
     "LlamaCppBackend": "llamacpp",
     "ManagedLlamaServer": "server", "managed_llama_server": "server",
     "ScriptedBackend": "scripted",
     "RecordedCall": "replay", "ReplayBackend": "replay",
     "plugin_backend": "plugin",
+    "resolve_backend": "resolve",
 })

@@ -9,20 +9,18 @@ long the server asked to wait, and whether a failed request may have been billed
 fast path). Servers that return fewer (llama.cpp's, Ollama's) are found out from their first short answer,
 remembered per server and model for the life of the process, and asked one choice at a time from then on;
 the runtime tops up the choices that were missing. Native reasoning models (o1, o3-mini, ...) differ in what
-they accept; :class:`ModelProfile` says how.
+they accept; their :class:`~thinkloop.backends.profiles.ModelProfile` says how.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from thinkloop.backends.base import BaseBackend, Capabilities, RetryPolicy
+from thinkloop.backends.profiles import ModelProfile as ModelProfile  # re-exported: thinkloop.ModelProfile
 from thinkloop.backends.reasoning import join_reasoning, reasoning_usage, split_thinking
 from thinkloop.backends.streaming import StreamAssembler, StreamCut
 from thinkloop.exceptions import (
@@ -35,8 +33,6 @@ from thinkloop.exceptions import (
 )
 from thinkloop.types import ChatRequest, Choice, Completion, Message, TokenLogprob, Usage
 
-_REASONING_MODEL = re.compile(r"^(?:openai/)?o\d(?:$|[-.])")
-
 DEFAULT_TIMEOUT = {"connect": 10.0, "read": 120.0, "write": 30.0, "pool": 30.0}
 """Seconds per attempt, by phase: a host that does not take the connection fails in 10 s; a reply may take
 two minutes to start (a non-streamed reply arrives whole, so its first byte is its last). A server that
@@ -48,31 +44,6 @@ _RECHECK_AFTER = 30.0
 
 _IGNORES_N: set[tuple[str, str]] = set()
 """(base URL, model) pairs seen returning fewer choices than ``n``: asked one choice at a time from then on."""
-
-
-class ModelProfile(BaseModel):
-    """How a model family differs from a plain chat model."""
-
-    model_config = ConfigDict(frozen=True)
-
-    system_role: bool = True
-    """False: fold the system message into the first user message (o1, o1-mini)."""
-    max_tokens_param: str = "max_tokens"
-    sampling_params: bool = True
-    """False: the model rejects temperature and top_p (native reasoning models)."""
-    logprobs: bool = True
-
-    @classmethod
-    def for_model(cls, model: str) -> ModelProfile:
-        if _REASONING_MODEL.match(model):
-            return REASONING_PROFILE
-        return CHAT_PROFILE
-
-
-CHAT_PROFILE = ModelProfile()
-REASONING_PROFILE = ModelProfile(
-    system_role=False, max_tokens_param="max_completion_tokens", sampling_params=False, logprobs=False
-)
 
 
 def _wire_message(message: Message) -> dict[str, Any]:

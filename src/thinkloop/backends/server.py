@@ -30,7 +30,8 @@ import httpx2
 from anyio.abc import Process
 
 from thinkloop.backends.llamacpp import DEFAULT_MODEL_NAME, default_threads, resolve_model_path
-from thinkloop.backends.openai import ModelProfile, OpenAIBackend
+from thinkloop.backends.openai import OpenAIBackend
+from thinkloop.backends.profiles import ModelProfile
 from thinkloop.exceptions import BackendUnavailable
 
 SERVER_SLOTS = 1

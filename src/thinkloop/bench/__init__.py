@@ -9,7 +9,8 @@ Names load on first use (``from thinkloop.bench import run_benchmark``), so ``th
     runner.py     run_benchmark / Runner: (data set x strategy x backend) -> one Record per problem
     health.py     a dead server (or a missing model) found after a few problems, not after hundreds
     store.py      ResultStore: append-only JSONL, resumable, torn-line safe
-    prices.py     PriceTable: shipped prices per million tokens, overridable
+    PriceTable    shipped prices per million tokens, overridable (from thinkloop.pricing, which ask and
+                  serve use too)
     report.py     summarize -> ConfigSummary rows; markdown / json / csv; sc_curves
     plots.py      accuracy vs tokens and vs cost (Pareto front), accuracy vs samples
     simulated.py  SimulatedBackend with a known accuracy, majority_vote_accuracy in closed form
@@ -25,7 +26,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "run_benchmark": "runner",
     "RayExecutor": "executors.ray_executor",
     "Record": "store", "ResultStore": "store", "read_records": "store",
-    "PriceTable": "prices",
+    "PriceTable": "thinkloop.pricing",
     "ConfigSummary": "report", "summarize": "report", "load_summaries": "report", "render": "report",
     "sc_curves": "report", "wilson_interval": "report",
     "write_plots": "plots",

@@ -22,8 +22,8 @@ from thinkloop.backends.base import Backend
 from thinkloop.bench.checks import judged, problem_verifier
 from thinkloop.bench.datasets import Dataset, Problem
 from thinkloop.bench.health import UNREACHABLE_LIMIT, ProblemCalls, ServerWatch, check_server
-from thinkloop.bench.prices import PriceTable, run_cost
 from thinkloop.bench.store import Record, ResultStore
+from thinkloop.pricing import PriceTable, run_cost
 from thinkloop.runtime.budget import Budget
 from thinkloop.runtime.engine import Engine
 from thinkloop.runtime.result import Result

@@ -6,7 +6,7 @@ Any OpenAI client reaches it by changing ``base_url``. A request picks a strateg
 in ``thinkloop``. Modules: ``app`` (routes, auth, admission), ``schema`` (request checks), ``selection`` and
 ``effort`` (which strategy), ``plan`` (strategy and budget), ``runs`` (running and shaping the reply),
 ``stream`` (server-sent events), ``account`` (the readable reasoning), ``traces`` (recent traces),
-``upstream`` (the served backend), ``errors``, ``cli``.
+``upstream`` (the served backend), ``errors``; the command and its flags are :mod:`thinkloop.cli.serve`.
 """
 
 from __future__ import annotations

@@ -126,10 +126,11 @@ def plan_call(call: ChatCall, settings: Settings, upstream: Upstream) -> Plan:
         extra_body.update(call.sampling)
     else:
         ignored.extend(call.sampling)  # the in-process model takes no provider parameters: say so
-    if upstream.is_reasoning_model:  # o1's profile: the backend drops what the model would reject
+    profile = upstream.profile
+    if profile is not None and profile.is_reasoning_model:  # the backend drops what the model would reject
         ignored.extend(k for k in ("temperature", "top_p") if k in call.sampling or
                        (k == "temperature" and call.temperature is not None))
-    if upstream.folds_system and any(m.role == "system" for m in call.conversation.history):
+    if profile is not None and not profile.system_role and any(m.role == "system" for m in call.conversation.history):
         changed["messages"] = ("system and developer messages are folded into the first user message "
                                f"(the upstream {upstream.name} takes no system role)")
     conversation = call.conversation.with_extra_body(extra_body or None)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import anyio
 
 from thinkloop.backends.base import WrappedBackend
+from thinkloop.backends.profiles import ModelProfile
 from thinkloop.exceptions import BackendError
 from thinkloop.runtime.failure import Failure
 from thinkloop.types import ChatRequest, Completion
@@ -53,16 +54,11 @@ class Upstream(WrappedBackend):
         return isinstance(self.inner, OpenAIBackend)
 
     @property
-    def is_reasoning_model(self) -> bool:
-        """A native reasoning model (o1, o3 ...): its profile takes no sampling parameters."""
+    def profile(self) -> ModelProfile | None:
+        """What the upstream model accepts (:mod:`thinkloop.backends.profiles`), where its backend has a profile
+        (an OpenAI-compatible API); ``None`` for an in-process model, which takes everything a request sends."""
         profile = getattr(self.inner, "profile", None)
-        return profile is not None and not profile.sampling_params
-
-    @property
-    def folds_system(self) -> bool:
-        """Whether system messages are folded into the first user message (o1's profile has no system role)."""
-        profile = getattr(self.inner, "profile", None)
-        return profile is not None and not profile.system_role
+        return profile if isinstance(profile, ModelProfile) else None
 
     async def complete(self, request: ChatRequest) -> Completion:
         notes = CURRENT_NOTES.get()

@@ -30,7 +30,6 @@ hidden bill. ``auto`` is thinkloop's own and always runs as a strategy.
 from __future__ import annotations
 
 import functools
-import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ import anyio
 from pydantic import Field
 
 from thinkloop.backends.base import Backend, WrappedBackend
+from thinkloop.backends.profiles import model_takes_effort
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.budget import Budget
 from thinkloop.runtime.context import RunContext
@@ -84,16 +84,6 @@ def check_effort(effort: object) -> str:
 def plan_for(effort: str) -> EffortPlan:
     """The strategy and budget for an effort level."""
     return EFFORT_TABLE[check_effort(effort)]
-
-
-# Models that take reasoning_effort themselves: the o-series from o1 on (not o1-mini / o1-preview) and gpt-5.
-_TAKES_EFFORT = re.compile(r"^(?:openai/)?(?:o[1-9](?:$|[-.])|gpt-5(?:$|[-.]))")
-_NO_EFFORT = re.compile(r"^(?:openai/)?o1-(?:mini|preview)(?:$|-)")
-
-
-def model_takes_effort(model: str) -> bool:
-    """Whether a model accepts ``reasoning_effort`` itself (so a level is passed through unchanged)."""
-    return bool(_TAKES_EFFORT.match(model)) and not _NO_EFFORT.match(model)
 
 
 def takes_reasoning_effort(backend: Backend) -> bool:

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from thinkloop.backends.profiles import provider_of
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.failure import failure_of
 from thinkloop.runtime.graph import Node
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 INSTALL_HINT = "OpenTelemetry export needs the otel extra: pip install 'thinkloop[otel]'"
 TRACER_NAME = "thinkloop"
-_OPENAI_PREFIXES = ("gpt-", "o1", "o3", "o4", "chatgpt-", "text-", "davinci", "babbage")
 
 
 def _otel() -> Any:
@@ -45,17 +45,9 @@ def _otel() -> Any:
 
 
 def guess_provider(model: str | None) -> str:
-    """``gen_ai.provider.name`` for a run's model when the caller does not say.
-
-    thinkloop reaches remote models through the official ``openai`` SDK (OpenAI itself or any
-    OpenAI-compatible server), and the embedded model through llama.cpp in-process.
-    """
-    name = (model or "").lower()
-    if name.startswith("smollm") or name.endswith(".gguf"):
-        return "llama_cpp"
-    if name in {"scripted", "replay"}:
-        return "thinkloop"
-    return "openai"
+    """``gen_ai.provider.name`` for a run's model when the caller does not say (the model profiles' answer,
+    :func:`thinkloop.backends.profiles.provider_of`)."""
+    return provider_of(model)
 
 
 def _ns(seconds: float) -> int:

@@ -17,9 +17,9 @@ from typing import Any
 from thinkloop.bench.datasets import Problem
 from thinkloop.bench.executors.specs import BackendSpec, ConfigSpec
 from thinkloop.bench.health import ProblemCalls
-from thinkloop.bench.prices import PriceTable
 from thinkloop.bench.runner import run_item
 from thinkloop.bench.store import Record
+from thinkloop.pricing import PriceTable
 from thinkloop.runtime.engine import Engine
 
 

@@ -1,6 +1,6 @@
 """``thinkloop bench run`` and ``thinkloop bench report``.
 
-The top-level ``thinkloop`` CLI calls :func:`add_parser` and :func:`main`; ``python -m thinkloop.bench.cli``
+The top-level ``thinkloop`` CLI calls :func:`add_parser` and :func:`main`; ``python -m thinkloop.cli.bench``
 runs the same commands alone. Imports of rich, matplotlib, model backends and the data loaders happen inside
 the commands, so ``thinkloop --help`` stays fast. Errors print one line (the data set's file:line and field)
 and exit non-zero; a run in which problems failed exits 1 after a summary line saying how to redo them.
@@ -131,28 +131,26 @@ def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
 
         return [SimulatedBackend.for_dataset(dataset, p=args.simulated, seed=args.seed or 0,
                                              latency=args.simulated_latency)]
+    from thinkloop.backends.resolve import resolve_backend, target_of
+
     if not args.model:
         if args.base_url:
             raise ConfigurationError("--base-url needs a --model for each server")
-        from thinkloop.backends.llamacpp import LlamaCppBackend
-
-        return [LlamaCppBackend(n_threads=args.threads, logprobs=logprobs)]
-    served = [m for m in args.model if not _is_local(m)]
+        return [resolve_backend(None, n_threads=args.threads, logprobs=logprobs)]
+    served = [m for m in args.model if not target_of(m).in_process]  # a plugin takes a URL too, when paired
     urls = args.base_url
+    if urls and not served:
+        raise ConfigurationError("--base-url is for served models, and every --model here runs in-process (a "
+                                 ".gguf name or a file)")
     if len(urls) not in (0, 1, len(served)):
         raise ConfigurationError(f"{len(served)} --model but {len(urls)} --base-url: give one, or one each")
     paired = iter(urls * len(served) if len(urls) == 1 else urls or [None] * len(served))
+    options = {"max_concurrency": args.concurrency, "timeout": _timeout(args.timeout), "check_server": True}
     backends: list[Any] = []
     for model in args.model:  # in the order given: the grid and the table follow it
-        if _is_local(model):
-            from thinkloop.backends.llamacpp import LlamaCppBackend
-
-            backends.append(LlamaCppBackend(model, n_threads=args.threads, logprobs=logprobs))
-        else:
-            from thinkloop.backends.openai import OpenAIBackend
-
-            backends.append(OpenAIBackend(model, base_url=next(paired), max_concurrency=args.concurrency,
-                                          timeout=_timeout(args.timeout), check_server=True))
+        url = None if target_of(model).in_process else next(paired)
+        backends.append(resolve_backend(model, url, n_threads=args.threads, logprobs=logprobs,
+                                        server_options=options))
     return backends
 
 
@@ -194,20 +192,15 @@ def _check_specs(specs: list[str], max_tokens: int | None) -> None:
             raise ConfigurationError(f"{spec}: {needed} needs a verifier, and bench run gives none; leave it at auto")
 
 
-def _is_local(model: str) -> bool:
-    """A GGUF file runs in-process, as ``thinkloop ask --model FILE.gguf`` does."""
-    return model.endswith(".gguf") or Path(model).is_file()
-
-
 def _run(args: argparse.Namespace) -> int:
     import anyio
 
     from thinkloop.bench.datasets import load_dataset
-    from thinkloop.bench.prices import PriceTable
     from thinkloop.bench.report import summarize
     from thinkloop.bench.runner import Runner, RunSummary, make_configs
     from thinkloop.bench.store import ResultStore
     from thinkloop.exceptions import ConfigurationError
+    from thinkloop.pricing import PriceTable
 
     for name in ("limit", "concurrency", "budget_tokens", "max_tokens", "threads", "ray_actors"):
         value = getattr(args, name)
@@ -379,7 +372,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def standalone(argv: list[str] | None = None) -> int:
-    """``python -m thinkloop.bench.cli run ...``: the bench commands without the top-level CLI."""
+    """``python -m thinkloop.cli.bench run ...``: the bench commands without the top-level CLI."""
     parser = argparse.ArgumentParser(prog="thinkloop")
     add_parser(parser.add_subparsers(dest="command", required=True))
     return main(parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)]))

@@ -1,8 +1,9 @@
 """Prices per million tokens: a shipped table for common hosted models, overridable from a file.
 
-A benchmark's cost column is only as honest as its prices, so the table is data (``prices.json`` beside this
-module, with its date), a user's file overrides or extends it, and a model with no price (a local model)
-costs zero rather than a guess. Reasoning tokens are part of completion tokens and billed as output.
+Every cost thinkloop reports (``ask``'s account, ``serve``'s usage, a benchmark's cost column) is only as honest
+as its prices, so the table is data (``prices.json`` beside this module, with its date), a user's file
+overrides or extends it, and a model with no price (a local model) costs zero rather than a guess. Reasoning
+tokens are part of completion tokens and billed as output.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class PriceTable:
     @classmethod
     def default(cls) -> PriceTable:
         """The shipped table."""
-        text = resources.files("thinkloop.bench").joinpath("prices.json").read_text(encoding="utf-8")
+        text = resources.files("thinkloop").joinpath("prices.json").read_text(encoding="utf-8")
         return cls(_parse(json.loads(text), "prices.json"))
 
     @classmethod

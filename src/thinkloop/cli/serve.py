@@ -5,8 +5,9 @@ It takes ``ask``'s backend flags (``--base-url URL --model NAME``, ``--model NAM
 ``thinkloop serve: listening on URL`` once it accepts connections, and stops on SIGTERM or Ctrl-C: runs in
 flight get ``--grace-seconds`` to finish, then are cancelled (their upstream calls with them).
 
-The ``thinkloop`` command sits above this package (the layers contract in ``pyproject.toml``), so it hands
-:func:`main` the two things that live up there: ``ask``'s backend maker and the price table's lookup.
+The server (:mod:`thinkloop.serve`) knows nothing of the command line or the price table; this module hands
+it both, and builds the upstream backend with timeouts that fit a server: a connection must open in 5 s, and no
+attempt may take longer than the per-request ceiling (``--max-request-seconds``), not ``ask``'s ten minutes.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from thinkloop.argtypes import positive_int
+from thinkloop.cli.argtypes import non_negative_float, non_negative_int, positive_float, positive_int
+from thinkloop.cli.backends import make_backend
 from thinkloop.serve.ceiling import DEFAULT_CALLS, DEFAULT_DOLLARS, DEFAULT_SECONDS, DEFAULT_TOKENS
 from thinkloop.serve.keys import PERIODS
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+APP_FACTORY = "thinkloop.cli.serve:worker_app"
+"""The function each ``--workers`` process builds its app with."""
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
@@ -107,30 +111,6 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     return serve
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text) if text.strip().lstrip("-").isdigit() else None
-    if value is None or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number, 0 for no limit, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number, 0 for no limit, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
 
 
@@ -201,9 +181,39 @@ WORKER_ARGS = "THINKLOOP_SERVE_ARGS"
 """The command line's settings, for ``--workers`` processes (each builds its own app from them)."""
 
 
+def price_of(model: str) -> Any:
+    """The shipped price of a model, or ``None`` (a local model)."""
+    from thinkloop.pricing import PriceTable
+
+    return PriceTable.default().lookup(model)
+
+
+def upstream_timeout_s(seconds: float | None) -> float:
+    """Each upstream attempt's read timeout: the request's whole time at most, and never above 600 s."""
+    return min(seconds, 600.0) if seconds else 600.0
+
+
+def backend_for(args: argparse.Namespace) -> Any:
+    """``ask``'s backend for the flags (the same rules, :mod:`thinkloop.backends.resolve`); a server's gets
+    serve's timeouts."""
+    from thinkloop.backends.resolve import target_of
+
+    logprobs = False
+    if target_of(args.model, args.base_url).in_process:  # keeping log-probabilities costs memory: only when
+        from thinkloop.strategies.registry import build_strategy, needs_logprobs  # the default strategy reads them
+
+        strategy = getattr(args, "strategy", None)
+        logprobs = bool(strategy) and needs_logprobs(build_strategy(strategy))
+    import httpx2
+
+    timeout = httpx2.Timeout(upstream_timeout_s(args.max_request_seconds), connect=5.0)
+    return make_backend(args.base_url, args.model, args.api_key_env, logprobs=logprobs,
+                        server_options={"timeout": timeout})
+
+
 def main(
-    args: argparse.Namespace, *, make_backend: Callable[[argparse.Namespace], Any],
-    price_of: Callable[[str], Any] | None = None, factory: str | None = None,
+    args: argparse.Namespace, *, make_backend: Callable[[argparse.Namespace], Any] = backend_for,
+    price_of: Callable[[str], Any] | None = price_of, factory: str | None = APP_FACTORY,
 ) -> int:
     """Serve until SIGTERM or Ctrl-C. ``make_backend(args)`` is ``ask``'s backend maker with serve's timeouts;
     ``price_of(model)`` gives the served model's price (runs then report their cost, and requests may set a
@@ -291,6 +301,14 @@ def worker_args() -> argparse.Namespace:
     import json
 
     return argparse.Namespace(**json.loads(os.environ[WORKER_ARGS]))
+
+
+def worker_app() -> Any:
+    """The app of one ``--workers`` process, from the settings its parent was given."""
+    args = worker_args()
+    logging.basicConfig(level=args.log_level.upper(), format="thinkloop serve: %(levelname)s %(message)s")
+    install_log_scrubber()
+    return build_app(args, backend_for, price_of)
 
 
 class _Scrubber(logging.Filter):

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from thinkloop.argtypes import positive_float, positive_int
 from thinkloop.cli import (
     EXIT_BUDGET,
     EXIT_CHECK_FAILED,
@@ -26,9 +24,10 @@ from thinkloop.cli import (
     UsageError,
     fail,
 )
+from thinkloop.cli.argtypes import positive_float, positive_int
+from thinkloop.cli.backends import make_backend
 
 if TYPE_CHECKING:
-    from thinkloop.backends.base import Backend
     from thinkloop.runtime.budget import Budget
     from thinkloop.runtime.result import Result
     from thinkloop.strategies.base import Strategy
@@ -42,7 +41,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "ask", help="answer one question", description="Answer one question with a reasoning strategy.",
         epilog="Backends: no flag runs the embedded SmolLM2-135M-Instruct in-process; --model FILE.gguf runs "
         "another GGUF model in-process; --model NAME uses the OpenAI API, or the server in OPENAI_BASE_URL "
-        "when it is set; --base-url URL --model NAME uses any OpenAI-compatible server. The key comes from "
+        "when it is set; --base-url URL --model NAME uses any OpenAI-compatible server; --model plugin:NAME[:MODEL] "
+        "uses an installed backend plugin ('thinkloop plugins' lists them). The key comes from "
         "OPENAI_API_KEY, or from the variable --api-key-env names. 'thinkloop strategies' lists every "
         "strategy's options.",
     )
@@ -136,61 +136,9 @@ def make_strategy(args: argparse.Namespace, verifier: Any = None) -> Strategy:
     return strategy
 
 
-def make_backend(
-    base_url: str | None, model: str | None, api_key_env: str | None = None, *, logprobs: bool = False
-) -> Backend:
-    """The backend the flags name: a server, the OpenAI API, a GGUF file, or the embedded model (keeping
-    token log-probabilities when ``logprobs``: they cost memory, so only for a strategy that reads them)."""
-    if base_url is not None and not model:
-        raise UsageError(f"{PROG} ask: error: --base-url needs --model NAME (the model's name at {base_url})")
-    if base_url is not None:
-        check_base_url(base_url)
-    if model is not None and base_url is None and (model.endswith(".gguf") or Path(model).is_file()):
-        if api_key_env is not None:
-            raise UsageError(f"{PROG} ask: error: --api-key-env is for a server; {model} runs in-process")
-        from thinkloop.backends.llamacpp import LlamaCppBackend
-
-        return LlamaCppBackend(model, logprobs=logprobs)
-    if model is None:
-        if api_key_env is not None:
-            raise UsageError(f"{PROG} ask: error: --api-key-env needs --model NAME (a model on a server)")
-        from thinkloop.backends.llamacpp import LlamaCppBackend
-
-        return LlamaCppBackend(logprobs=logprobs)
-    return openai_backend(model, base_url, api_key=api_key_from(api_key_env))
-
-
-def check_base_url(base_url: str) -> None:
-    """An address the SDK can use: ``http://`` or ``https://`` and a host (``127.0.0.1:8080/v1`` alone is not)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        hint = f"; did you mean http://{base_url}?" if "://" not in base_url else ""
-        raise UsageError(f"{PROG}: error: --base-url {base_url!r} is not an http:// or https:// URL{hint}")
-
-
-def api_key_from(variable: str | None) -> str | None:
-    """The key in ``variable`` (``None`` when no variable is named: the SDK reads ``OPENAI_API_KEY``)."""
-    if variable is None:
-        return None
-    key = os.environ.get(variable)
-    if not key:
-        raise UsageError(f"{PROG} ask: error: --api-key-env {variable}: the variable {variable} is not set")
-    return key
-
-
-def openai_backend(model: str, base_url: str | None, *, api_key: str | None = None) -> Backend:
-    from thinkloop.backends.openai import OpenAIBackend
-
-    # The backend's default timeouts (10 s to connect), and a check of the server before the first call: a
-    # server that takes the connection and never answers, or refuses the key, fails in seconds.
-    return OpenAIBackend(model, base_url=base_url, api_key=api_key, check_server=True)
-
-
 def make_budget(args: argparse.Namespace, model: str) -> Budget | None:
     """The hard limits the flags set, priced from the shipped table when it knows the model (for the cost)."""
-    from thinkloop.bench.prices import PriceTable
+    from thinkloop.pricing import PriceTable
     from thinkloop.runtime.budget import Budget
 
     limits = {"tokens": args.budget_tokens, "calls": args.budget_calls, "seconds": args.budget_seconds,
@@ -233,7 +181,7 @@ def ask(args: argparse.Namespace) -> int:
 
     result = anyio.run(run)
     if args.view:
-        from thinkloop.view.cli import write_run_page
+        from thinkloop.cli.view import write_run_page
 
         page = write_run_page(args.trace if args.trace is not None else recorded, run_id=result.run_id)
         sys.stderr.write(f"view: {page}\n")

@@ -1,9 +1,11 @@
 """The ``thinkloop`` command: a thin shell that registers the commands and turns failures into one line.
 
-Each command lives in its own module with ``add_parser(commands)`` and ``main(args) -> int``:
-``thinkloop.ask_cli`` (``ask``), ``thinkloop.strategies_cli`` (``strategies``), ``thinkloop.view.cli``
-(``view``), ``thinkloop.export.cli`` (``export``) and ``thinkloop.bench.cli`` (``bench``). Registering another
-is one line in :data:`COMMANDS`.
+Every command lives in this package, one module each with ``add_parser(commands)`` and
+``main(args) -> int``: :mod:`~thinkloop.cli.ask`, :mod:`~thinkloop.cli.serve`, :mod:`~thinkloop.cli.strategies`,
+:mod:`~thinkloop.cli.plugins`, :mod:`~thinkloop.cli.view`, :mod:`~thinkloop.cli.export` and
+:mod:`~thinkloop.cli.bench`; the argument types they share are in :mod:`~thinkloop.cli.argtypes`. The package
+sits above everything else in the layer contract (``pyproject.toml``), so a command may use any part of the
+library. Registering another command is one line in :data:`COMMANDS`.
 
 Every failure a user can cause (a bad flag, an unknown strategy, an unreachable server, a missing model) is
 one line on stderr and a non-zero exit, never a traceback. Heavy modules (the library, rich, llama_cpp) are
@@ -43,10 +45,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: error: {message}")
 
 
-COMMANDS = ("thinkloop.ask_cli", "thinkloop.serve_cli", "thinkloop.strategies_cli", "thinkloop.plugins_cli",
-            "thinkloop.view.cli", "thinkloop.export.cli")
+COMMANDS = ("thinkloop.cli.ask", "thinkloop.cli.serve", "thinkloop.cli.strategies", "thinkloop.cli.plugins",
+            "thinkloop.cli.view", "thinkloop.cli.export")
 """Modules with ``add_parser(commands)`` and ``main(args) -> int``: one line here registers a command."""
-OPTIONAL_COMMANDS = ("thinkloop.bench.cli",)
+OPTIONAL_COMMANDS = ("thinkloop.cli.bench",)
 """Commands that must not take the others down when they fail to load (they print why when called)."""
 
 
@@ -81,7 +83,7 @@ def _add_optional(commands: Any, name: str) -> None:
     else:
         module.add_parser(commands).set_defaults(handler=module.main)
         return
-    command = name.split(".")[-2] if name.endswith(".cli") else name.split(".")[-1]
+    command = name.split(".")[-1]
     broken = commands.add_parser(command, help=f"{command} (unavailable)", add_help=False)
     broken.add_argument("rest", nargs=argparse.REMAINDER)
     broken.set_defaults(handler=lambda _args: fail(
