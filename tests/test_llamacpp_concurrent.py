@@ -16,6 +16,7 @@ import pytest
 
 from thinkloop.backends.llamacpp import BATCH_ENV, LlamaCppBackend
 from thinkloop.backends.llamacpp_batch import BatchDecoder
+from thinkloop.exceptions import BackendError
 from thinkloop.types import ChatRequest, Completion
 
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the model, not the event loop, is tested
@@ -247,3 +248,24 @@ async def test_a_lone_request_that_gets_company_goes_on_in_the_batch(backend: Ll
     assert 25 <= len(llama.tokenize(handed.text.encode(), add_bos=False)) <= 45
     assert results["second"].usage.completion_tokens <= 30
     assert decoder.idle and decoder.busy_sequences() == []
+
+
+@pytest.mark.integration
+@asyncio_only
+@pytest.mark.anyio
+async def test_an_error_in_the_driver_fails_its_requests_clearly_and_leaves_nothing(backend: LlamaCppBackend) -> None:
+    decoder = await decoder_of(backend)
+    original = decoder.on_idle
+
+    def broken(d: BatchDecoder) -> None:
+        raise RuntimeError("thread measurement broke")
+
+    decoder.on_idle = broken
+    try:
+        with pytest.raises(BackendError, match="batched decoding failed: RuntimeError\\('thread measurement broke'\\)"):
+            await backend.complete(ChatRequest.of(PROMPTS[0], max_tokens=2, n=2))
+    finally:
+        decoder.on_idle = original
+    assert decoder.idle and decoder.busy_sequences() == []
+    after = await backend.complete(ChatRequest.of(PROMPTS[0], max_tokens=2, n=2))  # the decoder still serves
+    assert len(after.choices) == 2

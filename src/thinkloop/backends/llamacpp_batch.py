@@ -346,6 +346,14 @@ class BatchDecoder:
         if drive:
             try:
                 self._drive(job)
+            except BaseException as exc:
+                # Whatever stopped the driver stops every job it took: none is left for nobody to collect.
+                failure = exc if isinstance(exc, DecodeError) else DecodeError(f"batched decoding failed: {exc!r}")
+                if self._ctx is not None:
+                    self._fail_all(failure)
+                if isinstance(exc, Exception):
+                    raise failure from exc
+                raise
             finally:
                 with self._cond:
                     self._driving = False
@@ -365,12 +373,11 @@ class BatchDecoder:
                         self._fail(own, DecodeError("the batched decoder was closed"))
                     return
                 idle = not self._jobs and bool(self._incoming)
-            if idle and self.on_idle is not None:
-                self.on_idle(self)  # nothing held: the thread choice may use the whole context
-            with self._cond:
-                self._jobs.extend(self._incoming)
+                self._jobs.extend(self._incoming)  # taken, not admitted: they hold no cells yet
                 self._incoming.clear()
             try:
+                if idle and self.on_idle is not None:
+                    self.on_idle(self)  # nothing held: the thread choice may use the whole context
                 self._reap_cancelled()
                 self._admit()
                 self._start_waiting()
