@@ -378,6 +378,9 @@ class BatchDecoder:
             try:
                 if idle and self.on_idle is not None:
                     self.on_idle(self)  # nothing held: the thread choice may use the whole context
+                    with self._cond:  # and whoever came meanwhile is admitted with them
+                        self._jobs.extend(self._incoming)
+                        self._incoming.clear()
                 self._reap_cancelled()
                 self._admit()
                 self._start_waiting()
