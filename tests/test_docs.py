@@ -86,6 +86,7 @@ RUNNABLE = [b for b in PYTHON if b.no_run is None]
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(300)  # the getting-started example runs effort="auto" on the embedded model: ~80 s of CPU
 @pytest.mark.parametrize("block", RUNNABLE, ids=str)
 def test_python_blocks_run(block: Block, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "THINKLOOP_TRACE"))}

@@ -1,4 +1,4 @@
-"""Typed failures: what :meth:`RunContext.attempt` returns, what failed nodes, traces and results carry, and the
+"""Typed failures: what :meth:`RunContext.capture` returns, what failed nodes, traces and results carry, and the
 one ladder (:func:`decide_stop`) that turns failures into a run's stop reason."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ async def test_attempt_returns_the_typed_failure_not_a_string() -> None:
 
         async def solve(self, ctx, question, *, parent):  # type: ignore[no-untyped-def]
             for _ in range(2):
-                _, failure = await ctx.attempt(lambda: ctx.call(ChatRequest.of(question, max_tokens=8),
+                _, failure = await ctx.capture(lambda: ctx.call(ChatRequest.of(question, max_tokens=8),
                                                                 parents=[parent]))
                 seen.append(failure)
             return Outcome(candidate=None, stop_reason="completed")
@@ -198,7 +198,7 @@ async def test_the_engine_decides_the_stop_from_the_failures_on_the_nodes(steps:
             best = None
             for step in steps:  # a "budget" step asks for more than the token budget holds
                 request = ChatRequest.of("error" if step == "error" else question, max_tokens=8)
-                called, _ = await ctx.attempt(lambda request=request, step=step: ctx.call(
+                called, _ = await ctx.capture(lambda request=request, step=step: ctx.call(
                     request, parents=[parent], min_tokens=10_000 if step == "budget" else 1,
                 ))
                 if called is not None:

@@ -79,18 +79,59 @@ def test_importing_thinkloop_loads_no_model_runtime() -> None:
 
 
 def test_type_checkers_see_every_name_that_is_loaded_on_first_use() -> None:
-    # The package loads its names lazily; its TYPE_CHECKING imports are what mypy, pyright and IDEs read.
+    # The package's TYPE_CHECKING imports are its one list of public names: mypy, pyright and IDEs read them,
+    # and the package reads them into the table that loads each name on first use.
     import ast
     from pathlib import Path
 
     tree = ast.parse(Path(thinkloop.__file__).read_text())
     block = next(node for node in tree.body if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test))
     imports = [node for node in block.body if isinstance(node, ast.ImportFrom)]
-    seen = {alias.asname or alias.name for node in imports for alias in node.names}
-    assert seen == set(thinkloop.__all__) - {"__version__"}
-    for name in seen:  # and each resolves, lazily, to the object the type checker was shown
-        module = next(node.module for node in imports if name in {alias.name for alias in node.names})
-        assert getattr(thinkloop, name) is getattr(importlib.import_module(module), name)
+    assert len(imports) == len(block.body), "only 'from MODULE import NAME as NAME' lines belong in the block"
+    aliases = [(node.module, alias) for node in imports for alias in node.names]
+    # `NAME as NAME` marks a re-export for checkers run with no implicit re-export (mypy --strict, pyright)
+    assert [a.name for _, a in aliases if a.asname != a.name] == []
+    assert {a.name for _, a in aliases} == set(thinkloop.__all__) - {"__version__"}
+    for module, alias in aliases:  # and each resolves, lazily, to the object the type checker was shown
+        assert getattr(thinkloop, alias.name) is getattr(importlib.import_module(module), alias.name)
+
+
+def test_a_name_added_to_the_type_checking_block_is_public_and_loaded_on_first_use(tmp_path, monkeypatch) -> None:
+    from thinkloop.types import exports_of_imports
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from typing import TYPE_CHECKING\n\n"
+        "from thinkloop.types import exports_of_imports\n\n"
+        "VERSION = '1'\n\n"
+        "if TYPE_CHECKING:\n"
+        "    from pkg.heavy import Thing as Thing\n"
+        "    from pkg.heavy import helper as helper\n\n"
+        "__all__, __getattr__, __dir__ = exports_of_imports(__name__, __file__, extra=['VERSION'])\n"
+    )
+    (package / "heavy.py").write_text("class Thing: ...\ndef helper() -> int:\n    return 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "pkg", raising=False)
+    monkeypatch.delitem(sys.modules, "pkg.heavy", raising=False)
+    pkg = importlib.import_module("pkg")
+    assert pkg.__all__ == ["Thing", "helper", "VERSION"]
+    assert dir(pkg) == sorted(pkg.__all__)
+    assert "pkg.heavy" not in sys.modules  # nothing loaded until asked for
+    assert pkg.helper() == 7
+    assert "helper" in vars(pkg)  # kept: later reads are plain attribute reads
+    assert pkg.Thing is sys.modules["pkg.heavy"].Thing
+    with pytest.raises(AttributeError, match="module 'pkg' has no attribute 'Other'"):
+        pkg.Other  # noqa: B018
+    (tmp_path / "bare.py").write_text("X = 1\n")
+    with pytest.raises(ImportError, match="no 'if TYPE_CHECKING:' block"):
+        exports_of_imports("bare", str(tmp_path / "bare.py"))
+    # a line the table would not read as type checkers do is refused, not skipped
+    for line in ("from pkg.heavy import Thing", "from pkg.heavy import (Thing as Thing, helper as helper)",
+                 "from pkg.heavy import Thing as Other", "import pkg.heavy"):
+        (tmp_path / "odd.py").write_text(f"import typing\nif typing.TYPE_CHECKING:\n    {line}\n")
+        with pytest.raises(ImportError, match="expected 'from MODULE import NAME as NAME'"):
+            exports_of_imports("odd", str(tmp_path / "odd.py"))
 
 
 def test_importing_thinkloop_loads_what_is_used_and_no_more() -> None:

@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from thinkloop import OpenAIBackend, SelfConsistency, load_trace
 from thinkloop.backends.reasoning import estimate_tokens, reasoning_usage, split_choices, split_thinking
 from thinkloop.exceptions import BackendError
-from thinkloop.runtime.budget import Reservation
-from thinkloop.runtime.totals import RunTotals
+from thinkloop.runtime.budget import Budget, BudgetLedger
 from thinkloop.testing.mock_reasoner import SHAPES, serve_reasoner
 from thinkloop.testing.mock_server import MockConfig, right_answer
 from thinkloop.types import ChatRequest, Choice, Completion, RunUsage, Usage
@@ -146,10 +145,10 @@ def test_old_records_load_and_sums_count_estimated_calls() -> None:
     assert (total.reasoning_tokens, total.estimated_reasoning_tokens, total.calls) == (10, 6, 3)
     assert (total + total).estimated_reasoning_tokens == 12
     assert json.loads(total.model_dump_json())["estimated_reasoning_tokens"] == 6
-    totals = RunTotals()
+    ledger = BudgetLedger(Budget(tokens=1000))
     for usage in (estimated, reported):
-        totals.charge(usage, Reservation(tokens=20, calls=1, dollars=0.0, max_tokens=10))
-    assert totals.usage == RunUsage().add(estimated).add(reported)  # the engine's fast sum agrees
+        ledger.settle(ledger.reserve(prompt_tokens=1, max_tokens=10), usage)
+    assert ledger.usage == RunUsage().add(estimated).add(reported)  # the engine's in-place sum agrees
 
 
 def test_a_backend_with_a_tokenizer_counts_inline_thinking_instead_of_estimating() -> None:

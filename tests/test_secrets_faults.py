@@ -84,7 +84,7 @@ async def test_the_key_is_nowhere_after_failed_calls(
         "logs": key in everything_logged(debug_logs) or key in debug_logs.text,
     }
     assert not any(found_in.values()), found_in
-    assert debug_logs.records, "debug logging was on: the SDK logged its retries"
+    assert debug_logs.records, "debug logging was on: the SDK logged its requests"
     await model.aclose()
 
 

@@ -15,7 +15,7 @@ Plugins load on first use, not with ``import thinkloop``. A plugin that fails to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal
 
@@ -46,16 +46,16 @@ class Plugin:
 
 def _load(kind: PluginKind, point: EntryPoint) -> Plugin:
     dist = point.dist
-    common = {
-        "kind": kind, "name": point.name, "target": point.value,
-        "distribution": dist.metadata["Name"] if dist is not None else None,
-        "version": dist.version if dist is not None else None,
-    }
+    plugin = partial(
+        Plugin, kind=kind, name=point.name, target=point.value,
+        distribution=dist.metadata["Name"] if dist is not None else None,
+        version=dist.version if dist is not None else None,
+    )
     try:
         loaded = point.load()
     except Exception as exc:  # a broken plugin must not take the others down
-        return Plugin(**common, error=f"{type(exc).__name__}: {exc}")
-    return Plugin(**common, loaded=loaded)
+        return plugin(error=f"{type(exc).__name__}: {exc}")
+    return plugin(loaded=loaded)
 
 
 @cache

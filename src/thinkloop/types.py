@@ -8,8 +8,11 @@ usage (cache hits, some proxies) and a budget must not read "unknown" as "free".
 from __future__ import annotations
 
 import importlib
+import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
@@ -62,11 +65,11 @@ class ChatRequest(_Value):
     your script as it is). ``None``: think as long as the model likes."""
 
     @classmethod
-    def of(cls, prompt: str, *, system: str | None = None, **sampling: object) -> ChatRequest:
+    def of(cls, prompt: str, *, system: str | None = None, **sampling: Any) -> ChatRequest:
         """Build a request from a user prompt and an optional system message."""
         messages = [Message(role="system", content=system)] if system else []
         messages.append(Message(role="user", content=prompt))
-        return cls(messages=tuple(messages), **sampling)  # type: ignore[arg-type]
+        return cls(messages=tuple(messages), **sampling)
 
 
 class TokenLogprob(_Value):
@@ -133,9 +136,9 @@ class Usage(_Value):
 
     @property
     def total_tokens(self) -> int | None:
-        if not self.known:
+        if self.prompt_tokens is None or self.completion_tokens is None:  # not known
             return None
-        return self.prompt_tokens + self.completion_tokens  # type: ignore[operator]
+        return self.prompt_tokens + self.completion_tokens
 
 
 class RunUsage(_Value):
@@ -161,29 +164,10 @@ class RunUsage(_Value):
         return self.prompt_tokens + self.completion_tokens
 
     def add(self, usage: Usage) -> RunUsage:
-        """Return a new sum with one more call's usage in it.
-
-        Reasoning and cached tokens are parts of completion and prompt tokens; a report that claims more
-        of a part than its whole (or a part without its whole) is clamped, so sums keep that shape.
-        """
-        prompt = usage.prompt_tokens or 0
-        completion = usage.completion_tokens or 0
-        reasoning = min(usage.reasoning_tokens or 0, completion)
-        return RunUsage(
-            calls=self.calls + 1,
-            calls_without_usage=self.calls_without_usage + (0 if usage.known else 1),
-            failed_calls=self.failed_calls,
-            prompt_tokens=self.prompt_tokens + prompt,
-            completion_tokens=self.completion_tokens + completion,
-            reasoning_tokens=self.reasoning_tokens + reasoning,
-            cached_prompt_tokens=self.cached_prompt_tokens + min(usage.cached_prompt_tokens or 0, prompt),
-            estimated_reasoning_tokens=self.estimated_reasoning_tokens
-            + (reasoning if usage.reasoning_tokens_estimated else 0),
-        )
-
-    def add_failure(self) -> RunUsage:
-        """Return a new sum with one more call that failed (sent, but nothing billed)."""
-        return self.model_copy(update={"calls": self.calls + 1, "failed_calls": self.failed_calls + 1})
+        """Return a new sum with one more call's usage in it (added as :meth:`UsageTally.add` adds it)."""
+        tally = UsageTally(**self.model_dump())
+        tally.add(usage)
+        return tally.total()
 
     def __add__(self, other: RunUsage) -> RunUsage:
         if not isinstance(other, RunUsage):
@@ -191,6 +175,48 @@ class RunUsage(_Value):
         return RunUsage.model_construct(
             **{name: getattr(self, name) + getattr(other, name) for name in RunUsage.model_fields}
         )
+
+
+@dataclass(slots=True)
+class UsageTally:
+    """A :class:`RunUsage` being added up in place, one call at a time: a run's ledger keeps one (a new
+    validated ``RunUsage`` per call cost more than the rest of the sum). Its fields are ``RunUsage``'s, by
+    name; :meth:`total` reads them back by ``RunUsage``'s field names, so a field added there and not here
+    fails at once."""
+
+    calls: int = 0
+    calls_without_usage: int = 0
+    failed_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    estimated_reasoning_tokens: int = 0
+
+    def add(self, usage: Usage) -> None:
+        """One more answered call. Reasoning and cached tokens are parts of completion and prompt tokens; a
+        report that claims more of a part than its whole (or a part without its whole) is clamped, so sums
+        keep that shape."""
+        prompt = usage.prompt_tokens or 0
+        completion = usage.completion_tokens or 0
+        reasoning = min(usage.reasoning_tokens or 0, completion)
+        self.calls += 1
+        if not usage.known:
+            self.calls_without_usage += 1
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.reasoning_tokens += reasoning
+        self.cached_prompt_tokens += min(usage.cached_prompt_tokens or 0, prompt)
+        if usage.reasoning_tokens_estimated:
+            self.estimated_reasoning_tokens += reasoning
+
+    def add_failed(self) -> None:
+        """One more call that was sent and failed with nothing billed."""
+        self.calls += 1
+        self.failed_calls += 1
+
+    def total(self) -> RunUsage:
+        return RunUsage(**{name: getattr(self, name) for name in RunUsage.model_fields})
 
 
 class Completion(_Value):
@@ -215,14 +241,56 @@ def lazy_exports(
     """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``, whose ``exports`` map each public name
     to the module that defines it: relative to the package, or a whole ``thinkloop.`` name for one that lives
     elsewhere (a shared module the package re-exports)."""
-    names = sorted(exports)
+    return _loaded_on_first_use(package, {
+        name: module if module.startswith("thinkloop.") else f"{package}.{module}" for name, module in exports.items()
+    })
+
+
+_TYPE_CHECKING_BLOCK = re.compile(r"^if (?:typing\.)?TYPE_CHECKING:\n((?:[ \t]+.*\n|[ \t]*\n)+)", re.MULTILINE)
+_EXPORT_LINE = re.compile(r"from ([\w.]+) import (\w+) as \2")
+
+
+def exports_of_imports(
+    package: str, source: str, *, extra: Sequence[str] = ()
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """``__all__``, ``__getattr__`` and ``__dir__`` for a package whose public names are its ``if
+    TYPE_CHECKING:`` block, one ``from MODULE import NAME as NAME`` line each (``source`` is its ``__file__``).
+
+    That block is the one list: type checkers read it (``NAME as NAME`` marks a re-export), and this reads the
+    same lines into the table of where each name is loaded from on first use. The lines are matched, not
+    parsed: a third of the cost of ``ast.parse``, paid on every ``import thinkloop``; any other line in the block
+    is an error here, so the two readings cannot differ. ``extra`` names defined in the package itself
+    (``__version__``) join ``__all__``."""
+    text = Path(source).read_text(encoding="utf-8")
+    block = _TYPE_CHECKING_BLOCK.search(text)
+    if block is None:
+        raise ImportError(f"{source} has no 'if TYPE_CHECKING:' block of imports to export")
+    homes: dict[str, str] = {}
+    for line in block.group(1).splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        found = _EXPORT_LINE.fullmatch(line)
+        if found is None:
+            raise ImportError(f"{source}: expected 'from MODULE import NAME as NAME' in its TYPE_CHECKING block, "
+                              f"got {line!r}")
+        homes[found[2]] = found[1]
+    names, getattr_, _ = _loaded_on_first_use(package, homes)
+    exported = [*names, *extra]
+    return exported, getattr_, lambda: exported
+
+
+def _loaded_on_first_use(
+    package: str, homes: Mapping[str, str]
+) -> tuple[list[str], Callable[[str], Any], Callable[[], list[str]]]:
+    """Names from ``homes`` (name to absolute module), each imported on first use and kept."""
+    names = sorted(homes)
 
     def __getattr__(name: str) -> Any:
-        module = exports.get(name)
+        module = homes.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        target = module if module.startswith("thinkloop.") else f"{package}.{module}"
-        value = getattr(importlib.import_module(target), name)
+        value = getattr(importlib.import_module(module), name)
         vars(sys.modules[package])[name] = value  # found once: later lookups are plain attribute reads
         return value
 

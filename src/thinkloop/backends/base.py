@@ -1,9 +1,9 @@
 """The backend protocol: one async method that does the work, like an httpx transport.
 
-Strategies, the engine and verifiers see only this protocol; retries belong to the SDK under a backend,
-budgets and tracing to the engine above it. The protocol names everything the runtime calls, so nothing
-probes a backend with ``getattr``: subclass :class:`BaseBackend` and only ``name``, ``capabilities`` and
-``complete`` are left to write.
+Strategies, the engine and verifiers see only this protocol; a backend says which of its failures are worth
+retrying, and the runtime above it owns retries, budgets and tracing. The protocol names everything the
+runtime calls, so nothing probes a backend with ``getattr``: subclass :class:`BaseBackend` and only ``name``,
+``capabilities`` and ``complete`` are left to write.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ def configured_batching() -> bool:
     return _SWITCH[raw.lower()]
 
 
-def resolve_model_path(model_path: str | Path | None) -> Path:
+def resolve_model_path(model_path: str | os.PathLike[str] | None) -> Path:
     """The GGUF file to load: ``model_path``, or the embedded model when it is ``None``. Raises
     :class:`ModelNotFound` naming the path when there is no such file."""
     path = default_model_path() if model_path is None else Path(model_path).expanduser()
@@ -552,7 +552,7 @@ class LlamaCppBackend(BaseBackend):
         # Each answer may use what the context window leaves after the prompt, as on the sequential path.
         room = self.n_ctx - len(tokens)
         limit = room if request.max_tokens is None else min(request.max_tokens, room)
-        base = {"max_tokens": limit, "repeat_penalty": self.repeat_penalty, "stop": stop}
+        base: dict[str, Any] = {"max_tokens": limit, "repeat_penalty": self.repeat_penalty, "stop": stop}
         if request.temperature is not None:
             base["temperature"] = request.temperature
         if request.top_p is not None:

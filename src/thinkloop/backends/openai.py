@@ -229,7 +229,7 @@ class OpenAIBackend(BaseBackend):
                 )
                 data = raw.content
         except openai.APIError as exc:
-            failure = self._error(exc)
+            failure: BackendError | None = self._error(exc)
         else:
             failure = None
         if failure is not None:
@@ -238,9 +238,8 @@ class OpenAIBackend(BaseBackend):
             raise failure
         latency = time.perf_counter() - started
         try:
-            if isinstance(data, bytes):
-                data = json.loads(data)
-            completion = completion_from_json(data, latency_s=latency)
+            body: dict[str, Any] = json.loads(data) if isinstance(data, bytes) else data
+            completion = completion_from_json(body, latency_s=latency)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # pydantic's ValidationError included
             raise BackendError(
                 f"{self.base_url} sent a reply that is not a chat completion: {exc}", maybe_billed=True

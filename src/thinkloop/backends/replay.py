@@ -25,7 +25,7 @@ Exact, not just plausible:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -33,7 +33,7 @@ import anyio.abc
 
 from thinkloop.backends.base import BaseBackend, Capabilities
 from thinkloop.exceptions import BackendError, ConfigurationError, ReplayMismatch
-from thinkloop.types import ChatRequest, Completion
+from thinkloop.types import ChatRequest, Completion, Message
 
 __all__ = ["RecordedCall", "RecordedFailure", "ReplayBackend"]
 
@@ -167,8 +167,8 @@ class ReplayBackend(BaseBackend):
         other task of the run is blocked without either (false: nothing can change any more)."""
         served, asked, turn = self._next, self._asked, self._turn
 
-        async def first(wait: object, group: anyio.abc.TaskGroup) -> None:
-            await wait()  # type: ignore[operator]
+        async def first(wait: Callable[[], Awaitable[object]], group: anyio.abc.TaskGroup) -> None:
+            await wait()
             group.cancel_scope.cancel()
 
         async with anyio.create_task_group() as group:
@@ -247,6 +247,6 @@ def _short(request: ChatRequest) -> str:
     return _short_messages(request.messages)
 
 
-def _short_messages(messages: tuple[object, ...]) -> str:
-    text = " | ".join(f"{m.role}: {m.content}" for m in messages)  # type: ignore[attr-defined]
+def _short_messages(messages: tuple[Message, ...]) -> str:
+    text = " | ".join(f"{m.role}: {m.content}" for m in messages)
     return repr(text if len(text) <= 160 else text[:157] + "...")

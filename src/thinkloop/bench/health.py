@@ -1,9 +1,9 @@
 """Finding a dead server early: a benchmark against a server that is not running stops after a few problems.
 
-Without it, 300 problems against a stopped server each spent about 5 s on the SDK's retries and backoff, and
-the run would have taken 25 minutes to record 300 failures, which the same command would then skip. So the
+Without it, each of 300 problems against a stopped server spends about 5 s on retries and backoff: the run
+takes 25 minutes to record 300 failures, which the same command would then skip. So the
 runner reads, for each problem it ran, whether its calls reached the server from the typed failures on the
-run's nodes (:class:`ProblemCalls`, :meth:`ProblemCalls.note`): no wrapper, no context variable. A :class:`ServerWatch`
+run's nodes (:class:`ProblemCalls`, :meth:`ProblemCalls.note`). A :class:`ServerWatch`
 per backend counts problems in a row whose every call failed to connect. Their records are held back, not
 written: once ``limit`` of them come in a row with no call succeeding, the runner stops that backend's work
 and drops them, so the same command runs them again once the server is up. A problem that reaches the server
@@ -35,7 +35,7 @@ UNREACHABLE_LIMIT = 5
 @dataclass
 class ProblemCalls:
     """What one problem's model calls met: answers, and failures that every problem would meet (the server
-    cannot be reached after the SDK's retries, or has no such model)."""
+    cannot be reached after the runtime's retries, or has no such model)."""
 
     answered: int = 0
     unreachable: int = 0

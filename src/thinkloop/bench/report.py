@@ -351,6 +351,7 @@ class Curve:
 def sc_curves(summaries: Sequence[ConfigSummary]) -> list[Curve]:
     """Group self-consistency configs that differ only in ``n`` into curves (fixed and adaptive apart)."""
     from thinkloop.strategies.registry import build_strategy, parse_options
+    from thinkloop.strategies.self_consistency import SelfConsistencyConfig
 
     groups: dict[tuple[str, str, bool, str], list[CurvePoint]] = {}
     for s in summaries:
@@ -358,12 +359,14 @@ def sc_curves(summaries: Sequence[ConfigSummary]) -> list[Curve]:
         if name != "sc" or s.accuracy is None:
             continue
         config = build_strategy(s.spec).config
+        if not isinstance(config, SelfConsistencyConfig):
+            continue
         rest = {k: v for k, v in parse_options(options).items() if k != "n"}
-        adaptive = bool(getattr(config, "adaptive", False))
+        adaptive = config.adaptive
         key = (s.dataset, s.model, adaptive, json.dumps(rest, sort_keys=True))
         groups.setdefault(key, []).append(
             CurvePoint(
-                samples=int(config.n), accuracy=s.accuracy, ci_low=s.ci_low or 0.0, ci_high=s.ci_high or 0.0,
+                samples=config.n, accuracy=s.accuracy, ci_low=s.ci_low or 0.0, ci_high=s.ci_high or 0.0,
                 n=s.n, mean_samples=s.mean_k if s.mean_k is not None else float(config.n),
                 pass_at_k=s.pass_at_k,
             )

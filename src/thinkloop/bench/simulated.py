@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -96,6 +96,12 @@ def simulated_dataset(size: int, *, name: str = "simulated") -> Dataset:
     return Dataset(name=name, path=Path(f"<{name}>"), problems=problems)
 
 
+def _table(spread: Spread) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """A spread's offsets and their weights, in order of offset (for ``random.choices``)."""
+    pairs = sorted(spread.probabilities().items())
+    return tuple(o for o, _ in pairs), tuple(w for _, w in pairs)
+
+
 class SimulatedBackend(BaseBackend):
     """A backend whose samples are right with probability ``p``.
 
@@ -145,12 +151,12 @@ class SimulatedBackend(BaseBackend):
         self.latency = latency
         self._name = name
         self._asked: dict[str, int] = {}
-        self._offsets, self._weights = zip(*sorted(spread.probabilities().items()), strict=True)
+        self._offsets, self._weights = _table(spread)
         self.calls = 0
 
     @classmethod
-    def for_dataset(cls, dataset: Dataset, **options: object) -> SimulatedBackend:
-        return cls({p.question: p.answer for p in dataset.problems}, **options)  # type: ignore[arg-type]
+    def for_dataset(cls, dataset: Dataset, **options: Any) -> SimulatedBackend:
+        return cls({p.question: p.answer for p in dataset.problems}, **options)
 
     @property
     def name(self) -> str:
@@ -183,7 +189,7 @@ class SimulatedBackend(BaseBackend):
             offsets, weights = self._offsets, self._weights
         else:
             if spread not in self._tables:
-                self._tables[spread] = tuple(zip(*sorted(spread.probabilities().items()), strict=True))  # type: ignore[assignment]
+                self._tables[spread] = _table(spread)
             offsets, weights = self._tables[spread]
         offset = rng.choices(offsets, weights=weights)[0]
         if offset == 0:
@@ -309,10 +315,12 @@ def closed_form_table(summaries: Sequence[ConfigSummary]) -> str:
         if spread is None or name != "sc" or s.accuracy is None:
             continue
         from thinkloop.strategies.registry import build_strategy
+        from thinkloop.strategies.self_consistency import SelfConsistencyConfig
 
         config = build_strategy(s.spec).config
-        k = int(config.n)  # type: ignore[attr-defined]
-        adaptive = bool(config.adaptive)  # type: ignore[attr-defined]
+        if not isinstance(config, SelfConsistencyConfig):
+            continue
+        k, adaptive = config.n, config.adaptive
         measured = f"{100 * s.accuracy:.1f}% [{100 * (s.ci_low or 0):.1f}, {100 * (s.ci_high or 0):.1f}]"
         if adaptive:
             expected = inside = any_right = "—"

@@ -267,8 +267,8 @@ def _run(args: argparse.Namespace) -> int:
 
         with progress:
             summary = anyio.run(run_and_close)
-        ids = {c.id for c in configs}
-        rows = summarize(r for r in store.records.values() if r.config in ids)
+        config_ids = {c.id for c in configs}
+        rows = summarize(r for r in store.records.values() if r.config in config_ids)
     if not args.quiet:
         from rich.console import Console
 

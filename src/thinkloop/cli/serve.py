@@ -203,7 +203,7 @@ def backend_for(args: argparse.Namespace) -> Any:
         from thinkloop.strategies.registry import build_strategy, needs_logprobs  # the default strategy reads them
 
         strategy = getattr(args, "strategy", None)
-        logprobs = bool(strategy) and needs_logprobs(build_strategy(strategy))
+        logprobs = needs_logprobs(build_strategy(strategy)) if strategy else False
     import httpx2
 
     timeout = httpx2.Timeout(upstream_timeout_s(args.max_request_seconds), connect=5.0)
@@ -218,6 +218,9 @@ def main(
     """Serve until SIGTERM or Ctrl-C. ``make_backend(args)`` is ``ask``'s backend maker with serve's timeouts;
     ``price_of(model)`` gives the served model's price (runs then report their cost, and requests may set a
     dollars budget); ``factory`` names a function that builds the app from :data:`WORKER_ARGS` (``--workers``)."""
+    from thinkloop.serve import require_server_packages
+
+    require_server_packages()  # without the serve extra: one line naming it, not uvicorn's ModuleNotFoundError
     import uvicorn
 
     from thinkloop.exceptions import ConfigurationError
@@ -243,7 +246,7 @@ def main(
     if args.workers > 1:
         return _serve_workers(args, common, factory)
     app = build_app(args, make_backend, price_of)
-    server = _Server(uvicorn.Config(app, **common))  # type: ignore[arg-type]
+    server = _Server(uvicorn.Config(app, **common))
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again: make that a normal exit.
     previous = signal.signal(signal.SIGTERM, _stop)
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -22,7 +21,7 @@ import anyio
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from thinkloop.exceptions import BudgetExhausted, ConfigurationError, describe_validation_error
-from thinkloop.types import Usage
+from thinkloop.types import RunUsage, Usage, UsageTally
 
 
 class Price(BaseModel):
@@ -123,6 +122,11 @@ class BudgetLedger:
     reserved: _Spent = field(default_factory=_Spent)
     overrun_tokens: int = 0
     """Tokens billed beyond a reservation (a server ignoring ``max_tokens``); reported, never hidden."""
+    tally: UsageTally = field(default_factory=UsageTally, init=False, repr=False, compare=False)
+    """Every settled call's usage as the servers reported it, summed for this ledger's whole tree: children
+    add to the root's (see :attr:`usage`)."""
+    _cost_known: bool = field(default=False, init=False, repr=False, compare=False)
+    """Whether some answered call had a price: until one has, the run's cost is unknown, not zero."""
     _chain: tuple[BudgetLedger, ...] = field(default=(), init=False, repr=False, compare=False)
     """This ledger and its ancestors, nearest first: every call walks it several times."""
     _priced: bool = field(default=False, init=False, repr=False, compare=False)
@@ -132,21 +136,27 @@ class BudgetLedger:
     def __post_init__(self) -> None:
         self._chain = (self, *self.parent._chain) if self.parent is not None else (self,)
         self._priced = any(led.budget.price is not None or led.budget.prices for led in self._chain)
+        if self.parent is not None:
+            self.tally = self._chain[-1].tally
+
+    # --- what the run spent -------------------------------------------------------------------------
+    @property
+    def usage(self) -> RunUsage:
+        """The whole run's usage (every ledger of the tree: a sub-strategy's calls are the run's calls)."""
+        return self.tally.total()
+
+    @property
+    def cost(self) -> float | None:
+        """The whole run's cost in dollars, as billed (a call of unknown usage at its worst case); ``None``
+        when no answered call had a price."""
+        root = self._chain[-1]
+        return root.billed.dollars if root._cost_known else None
 
     def child(self, budget: Budget) -> BudgetLedger:
         """A slice of this budget for a sub-strategy."""
         return BudgetLedger(budget=budget, parent=self)
 
     # --- what is left -------------------------------------------------------------------------------
-    def _least(self, left: Callable[[BudgetLedger], float | None]) -> float:
-        """The least of ``left(ledger)`` over this ledger and its ancestors (``None``: no limit there)."""
-        least = math.inf
-        for led in self._chain:
-            value = left(led)
-            if value is not None and value < least:
-                least = value
-        return least
-
     def _left(self) -> tuple[float, float, float, float]:
         """Calls, seconds, tokens and dollars left, in one walk of the chain (:meth:`reserve` is hot)."""
         calls = seconds = tokens = dollars = math.inf
@@ -166,13 +176,13 @@ class BudgetLedger:
         return calls, seconds, tokens, dollars
 
     def tokens_left(self) -> float:
-        return self._least(_tokens_left)
+        return self._left()[2]
 
     def calls_left(self) -> float:
-        return self._least(_calls_left)
+        return self._left()[0]
 
     def seconds_left(self) -> float:
-        return self._least(_seconds_left)
+        return self._left()[1]
 
     def price(self, model: str | None = None) -> Price | None:
         """The price of ``model``: from the nearest budget's ``prices``, else its ``price``."""
@@ -215,13 +225,15 @@ class BudgetLedger:
             root._changed = None
 
     def dollars_left(self) -> float:
-        return self._least(_dollars_left)
+        return self._left()[3]
 
-    def spent(self) -> bool:
+    def exhausted(self) -> bool:
         """Whether some limit of this budget (or an enclosing one) has nothing left at all."""
-        return (
-            self.tokens_left() < 1 or self.calls_left() < 1 or self.seconds_left() <= 0 or self.dollars_left() <= 0
-        )
+        calls, seconds, tokens, dollars = self._left()
+        return tokens < 1 or calls < 1 or seconds <= 0 or dollars <= 0
+
+    spent = exhausted
+    """Deprecated name of :meth:`exhausted` (``Result.spent`` is what was billed, a different thing)."""
 
     # --- reserve / settle -----------------------------------------------------------------------------
     def reserve(
@@ -299,10 +311,11 @@ class BudgetLedger:
         return reservation
 
     def settle(self, reservation: Reservation, usage: Usage | None) -> None:
-        """Replace a reservation by what the call was really billed.
+        """Replace a reservation by what the sent call was really billed, and count its usage in the run's.
 
         ``usage=None`` (the call failed before the server billed anything) releases the reservation but
-        still counts the call. Unknown usage keeps the whole reservation as billed: safe, never optimistic.
+        still counts the call, as a failed one. Unknown usage (``Usage()``) keeps the whole reservation as
+        billed: safe, never optimistic. A call never sent is given back with :meth:`release` instead.
         """
         if reservation.settled:
             return
@@ -317,6 +330,13 @@ class BudgetLedger:
         else:
             tokens, dollars = held, held_dollars
         overrun = tokens - held if tokens > held else 0
+        root = self._chain[-1]
+        if usage is None:
+            root.tally.add_failed()
+        else:
+            root.tally.add(usage)
+            if reservation.price is not None:
+                root._cost_known = True
         for led in self._chain:
             reserved, billed = led.reserved, led.billed
             reserved.tokens -= held
@@ -346,26 +366,6 @@ class BudgetLedger:
             if value is not None:
                 return value
         return None
-
-
-def _tokens_left(led: BudgetLedger) -> float | None:
-    limit = led.budget.tokens
-    return None if limit is None else limit - led.billed.tokens - led.reserved.tokens
-
-
-def _calls_left(led: BudgetLedger) -> float | None:
-    limit = led.budget.calls
-    return None if limit is None else limit - led.billed.calls - led.reserved.calls
-
-
-def _seconds_left(led: BudgetLedger) -> float | None:
-    limit = led.budget.seconds
-    return None if limit is None else limit - (time.monotonic() - led.started)
-
-
-def _dollars_left(led: BudgetLedger) -> float | None:
-    limit = led.budget.dollars
-    return None if limit is None else limit - led.billed.dollars - led.reserved.dollars
 
 
 def _dollar_allowed(price: Price, dollars_left: float, prompt_tokens: int, n: int) -> float:

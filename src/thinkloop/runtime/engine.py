@@ -165,7 +165,7 @@ class Engine:
         notes = outcome.notes if outcome is not None else ()
         if ledger.overrun_tokens:
             notes += (f"the server billed {ledger.overrun_tokens} tokens beyond what the calls reserved",)
-        usage = ctx.usage
+        usage = ledger.usage
         result = Result(
             run_id=run_id,
             question=question,
@@ -176,7 +176,7 @@ class Engine:
             candidate=candidate,
             stop_reason=stop,
             usage=usage,
-            cost=ctx.cost,
+            cost=ledger.cost,
             spent={"tokens": ledger.billed.tokens, "calls": ledger.billed.calls, "dollars": ledger.billed.dollars},
             latency_s=time.perf_counter() - started,
             error=error,
@@ -197,7 +197,7 @@ class Engine:
                 RunFinished(
                     run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
                     answer_node=candidate.node_id if candidate else None, error=error, failure=why,
-                    usage=usage.model_dump(), cost=ctx.cost, verdict=result.verdict, feedback=result.feedback,
+                    usage=usage.model_dump(), cost=result.cost, verdict=result.verdict, feedback=result.feedback,
                     warnings=result.warnings, stop_detail=result.stop_detail,
                 )
             )
@@ -212,7 +212,7 @@ async def _check_final(ctx: RunContext, candidate: Candidate, trace: Trace, run_
     A check the budget cannot pay for (an LLM judge) or that fails for an infrastructure reason leaves the
     answer unchecked, and the warnings say so."""
     try:
-        checked, _failure = await ctx.attempt(lambda: ctx.verify(candidate, strategy="check"))
+        checked, _failure = await ctx.capture(lambda: ctx.verify(candidate, strategy="check"))
     except BaseException as exc:  # cancelled, or a verifier's own bug: the trace still ends
         stop = "cancelled" if isinstance(exc, anyio.get_cancelled_exc_class()) else "error"
         error = None if stop == "cancelled" else redact(repr(exc))

@@ -1,6 +1,6 @@
 """Why a call (or a step) failed, as a typed record, and the one ladder that turns failures into a stop reason.
 
-A failed call's node carries its :class:`Failure` (``node.failure``), :meth:`RunContext.attempt` returns one, and
+A failed call's node carries its :class:`Failure` (``node.failure``), :meth:`RunContext.capture` returns one, and
 :func:`decide_stop` is the only place that reads failures to say why a run stopped (``budget``, ``error`` or the
 strategy's own reason). Code that needs the kind of a failure (a server answering 429 with ``Retry-After``, a
 benchmark noticing a dead server) reads it here rather than parsing messages or wrapping the backend again.
@@ -38,7 +38,7 @@ FailureKind = Literal[
     "replay_mismatch",  # a strict replay was asked for a call its trace does not hold
 ]
 
-_KINDS: tuple[tuple[type[BaseException], FailureKind], ...] = (
+_KINDS: tuple[tuple[type[BackendError], FailureKind], ...] = (
     (RateLimited, "rate_limited"),
     (Unauthorized, "unauthorized"),
     (ModelNotFound, "model_not_found"),
@@ -79,7 +79,7 @@ class Failure(BaseModel):
         """The backend error this failure records, as its own class (a budget refusal or a diverged replay, which
         are not backend errors, as a plain :class:`BackendError`)."""
         kind = next((t for t, k in _KINDS if k == self.kind), BackendError)
-        return kind(self.message, retryable=self.retryable, retry_after=self.retry_after,  # type: ignore[call-arg]
+        return kind(self.message, retryable=self.retryable, retry_after=self.retry_after,
                     maybe_billed=self.maybe_billed, status=self.status)
 
     @classmethod
@@ -142,7 +142,7 @@ def decide_stop(
     refused calls; a budget stop with no time left is a ``deadline``.
     """
     why: Failure | None = None
-    stop: str = proposed
+    stop: S | Literal["budget", "error", "deadline"] = proposed
     if ended_by is not None:
         stop = "budget" if ended_by.is_budget else "error"
         why = None if ended_by.is_budget else ended_by
@@ -155,4 +155,4 @@ def decide_stop(
             return "error", errors[-1]
         if failures and not answered:
             return "budget", None
-    return stop, why  # type: ignore[return-value]
+    return stop, why

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from thinkloop.runtime.failure import Failure
 from thinkloop.types import ChatRequest, Completion, Usage
@@ -40,7 +39,11 @@ _XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]
 
 
 class Node(BaseModel):
-    """One step of a run: a model call (``request``/``completion``) or a decision (``data``)."""
+    """One step of a run: a model call (``request``/``completion``) or a decision (``data``).
+
+    A plain frozen model: built by validation, each newer version a ``model_copy(update=...)``. A retried
+    call's tries are nodes of their own, ``data["attempt"]`` numbering the second and later ones.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -65,84 +68,28 @@ class Node(BaseModel):
     """Why a ``failed`` node failed, typed (``error`` is its message); absent in traces written before it."""
 
 
-_KINDS: frozenset[str] = frozenset(NodeKind.__args__)  # type: ignore[attr-defined]
-_set = object.__setattr__
+_ADAPTER: TypeAdapter[Node] = TypeAdapter(Node)
+
+NODE_JSON = _ADAPTER.serializer
+"""Node's serializer: ``to_json`` gives the bytes a trace line holds (``model_dump_json`` gives text, and its
+Python wrapper cost as much as a third of the serialising, twice a call)."""
 
 
-def _assemble(values: dict[str, Any], fields_set: set[str]) -> Node:
-    node = Node.__new__(Node)
-    _set(node, "__dict__", values)
-    _set(node, "__pydantic_fields_set__", fields_set)
-    _set(node, "__pydantic_extra__", None)
-    _set(node, "__pydantic_private__", None)
+def new_node(values: dict[str, Any]) -> Node:
+    """``Node(**values)``, validated the same way, without ``BaseModel.__init__``'s Python layer around the
+    validator: a call records a new node every time, and that layer was a quarter of its cost."""
+    node: Node = _ADAPTER.validator.validate_python(values)
     return node
 
 
-_SHARED_FIELD_SETS: dict[frozenset[str], set[str]] = {}
+_KINDS: frozenset[str] = frozenset(get_args(NodeKind))
 
 
-def _shared(fields: AbstractSet[str]) -> set[str]:
-    """The one set, shared, equal to ``fields``: what a frozen model keeps as its pydantic "fields set".
-
-    A set per model kept by the graph is one more object per call for the garbage collector to walk at every
-    full collection (a run of thousands of calls spent more time there than in its own code). On a frozen
-    model an equal set is interchangeable: nothing changes it in place (``model_copy`` copies it first), so
-    ``model_fields_set`` and ``exclude_unset`` read the same.
-    """
-    key = frozenset(fields)
-    shared = _SHARED_FIELD_SETS.get(key)
-    if shared is None:
-        if len(_SHARED_FIELD_SETS) >= 1024:  # ever new shapes (an odd backend): not worth keeping
-            return set(fields)
-        shared = _SHARED_FIELD_SETS[key] = set(fields)
-    return shared
-
-
-_CALL_FIELDS = _shared({"id", "kind", "parents", "status", "strategy", "request", "data", "depth", "started_at"})
-
-
-def call_node(
-    id: int, kind: NodeKind, parents: tuple[int, ...], depth: int, started_at: float, request: ChatRequest,
-    strategy: str | None, data: dict[str, Any] | None,
-) -> Node:
-    """The ``running`` node of a model call, from values the runtime has typed already.
-
-    The engine records two node versions per call; validating a :class:`Node` from keywords was about a tenth
-    of the engine's cost per call. The one value a strategy chooses freely, ``kind``, is checked here.
-    Equal to ``Node(...)`` with the same values.
-    """
+def check_kind(kind: str) -> None:
+    """Refuse a node kind the trace could not read back, naming the kinds there are (a strategy picks it
+    freely, so the runtime checks it before it reserves anything for a call)."""
     if kind not in _KINDS:
         raise ValueError(f"unknown node kind {kind!r}: one of {', '.join(sorted(_KINDS))}")
-    values = {
-        "id": id, "kind": kind, "parents": parents, "status": "running", "strategy": strategy, "request": request,
-        "completion": None, "data": data, "text": None, "answer": None, "usage": None, "latency_s": None,
-        "started_at": started_at, "score": None, "depth": depth, "error": None,
-        "failure": None,
-    }
-    return _assemble(values, _CALL_FIELDS)
-
-
-def evolve(node: Node, changes: dict[str, Any]) -> Node:
-    """``node.model_copy(update=changes)``, at a third of its cost: a newer version of a node.
-
-    Like ``model_copy``, the new values are not validated; callers pass values of the fields' types.
-    """
-    values = node.__dict__.copy()
-    values.update(changes)
-    fields_set = node.__pydantic_fields_set__
-    if not changes.keys() <= fields_set:
-        fields_set = _shared(fields_set | changes.keys())
-    return _assemble(values, fields_set)
-
-
-def share_field_sets(completion: Completion) -> None:
-    """Give a completion the graph keeps (and its choices and usage) the shared field sets of :func:`_shared`
-    in place of their own: three objects fewer per call for the garbage collector."""
-    for value in (completion, completion.usage, *completion.choices):
-        own = value.__pydantic_fields_set__
-        shared = _shared(own)
-        if shared is not own:
-            _set(value, "__pydantic_fields_set__", shared)
 
 
 def _untimed(nodes: list[Node]) -> list[Node]:

@@ -17,14 +17,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import IO
 
 from thinkloop.exceptions import StoreLocked
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on POSIX: no lock, as before
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None
 
 __all__ = ["WriterLock", "write_all"]
 

@@ -65,7 +65,8 @@ class Outcome(BaseModel):
     stop_reason: StopReason
     notes: tuple[str, ...] = ()
     attempts: tuple[Candidate, ...] = ()
-    """Every complete answer the strategy weighed (samples, versions, candidates), in the order it got them."""
+    """Every complete answer the strategy weighed (samples, versions, candidates), in the order it got them.
+    Not retries: a call's retried tries are nodes, numbered by ``data["attempt"]``."""
     votes: dict[str, int] | None = None
     """The vote tally (answer to count), where the strategy voted."""
     data: dict[str, Any] | None = None
@@ -109,7 +110,8 @@ class Result(BaseModel):
     """Why the run stopped, in one line (``stop_reason`` is the machine-readable word)."""
     notes: tuple[str, ...] = ()
     attempts: tuple[Candidate, ...] = ()
-    """Every complete answer the strategy weighed (samples, versions, candidates); empty for one call."""
+    """Every complete answer the strategy weighed (samples, versions, candidates); empty for one call. Not
+    retries: a call's retried tries are nodes, numbered by ``data["attempt"]``."""
     votes: dict[str, int] | None = None
     """The vote tally (answer to count), where the strategy voted."""
     data: dict[str, Any] | None = None

@@ -1,4 +1,4 @@
-"""Drawing several samples of one request as cheaply as the backend allows (a part of :class:`RunContext`).
+"""Drawing several samples of one request as cheaply as the backend allows (``RunContext.sample``).
 
 One request with ``n`` where the backend honours it; single requests where it does not, or for the choices a
 server quietly left out; fewer full-length samples where the budget cannot hold them all.
@@ -8,19 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import anyio
 
 from thinkloop.backends.base import request_tokens_upper_bound
 from thinkloop.exceptions import BackendError, BudgetExhausted
+from thinkloop.runtime.caller import Caller
 from thinkloop.runtime.graph import NodeKind
 from thinkloop.runtime.result import Candidate
 from thinkloop.runtime.trace import redact
 from thinkloop.types import ChatRequest
-
-if TYPE_CHECKING:
-    from thinkloop.runtime.context import RunContext
 
 
 @dataclass
@@ -38,11 +35,14 @@ class Samples:
         return len(self.candidates)
 
 
-class Sampling:
-    """``RunContext.sample`` and its helpers."""
+class Sampler:
+    """Draws samples through a :class:`Caller` (its backend, budget and recorder)."""
+
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
 
     async def sample(
-        self: RunContext,
+        self,
         request: ChatRequest,
         k: int,
         *,
@@ -62,7 +62,7 @@ class Sampling:
         """
         result = into if into is not None else Samples(requested=k)
         before = result.received
-        if k > 1 and self.backend.capabilities.honours_n:
+        if k > 1 and self.caller.backend.capabilities.honours_n:
             want = self._samples_that_fit(request, k)
             if want < k:
                 result.notes.append(
@@ -87,14 +87,14 @@ class Sampling:
             result.notes.append(f"received {result.received - before} of {k} samples")
         return result
 
-    def _samples_that_fit(self: RunContext, request: ChatRequest, k: int) -> int:
+    def _samples_that_fit(self, request: ChatRequest, k: int) -> int:
         """How many choices of the full ``max_tokens`` one ``n``-request could be granted now (at most k)."""
         wanted = request.max_tokens
         if wanted is None:
             return k
-        prompt = request_tokens_upper_bound(self.backend, request)
-        name = self.backend.name
-        ledger = self.ledger
+        prompt = request_tokens_upper_bound(self.caller.backend, request)
+        name = self.caller.backend.name
+        ledger = self.caller.ledger
         if ledger.in_flight() or ledger.tokens_allowed(prompt_tokens=prompt, n=k, model=name) >= wanted:
             return k  # calls in flight may free room: call() waits for them rather than shrink
         fit = k
@@ -103,7 +103,7 @@ class Sampling:
         return fit
 
     async def _sample_concurrently(
-        self: RunContext, request: ChatRequest, k: int, result: Samples, parents: Sequence[int], kind: NodeKind,
+        self, request: ChatRequest, k: int, result: Samples, parents: Sequence[int], kind: NodeKind,
         strategy: str | None,
     ) -> None:
         single = request.model_copy(update={"n": 1}) if request.n != 1 else request
@@ -115,11 +115,11 @@ class Sampling:
                 group.start_soon(self._sample_call, single, result, parents, kind, strategy)
 
     async def _sample_call(
-        self: RunContext, request: ChatRequest, result: Samples, parents: Sequence[int], kind: NodeKind,
+        self, request: ChatRequest, result: Samples, parents: Sequence[int], kind: NodeKind,
         strategy: str | None,
     ) -> None:
         try:
-            node, completion = await self.call(request, parents=parents, kind=kind, strategy=strategy)
+            node, completion = await self.caller.call(request, parents=parents, kind=kind, strategy=strategy)
         except BudgetExhausted:
             result.budget_hit = True
             return
@@ -127,11 +127,11 @@ class Sampling:
             result.errors.append(redact(str(exc)))
             return
         if len(completion.choices) == 1:
-            candidate = self.candidate(node, completion.choices[0])
+            candidate = self.caller.candidate(node, completion.choices[0])
             result.candidates.append(candidate)
             return
         for index, choice in enumerate(completion.choices):
-            answer = self.answer_of(choice)
-            child = self.record(kind, [node.id], strategy=strategy, text=choice.text, answer=answer,
+            answer = self.caller.answer_of(choice)
+            child = self.caller.recorder.record(kind, [node.id], strategy=strategy, text=choice.text, answer=answer,
                                 data={"choice": index, "finish_reason": choice.finish_reason})
-            result.candidates.append(self.candidate(child, choice))
+            result.candidates.append(self.caller.candidate(child, choice))

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal, Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -27,7 +27,7 @@ from thinkloop.backends.base import Capabilities
 from thinkloop.backends.replay import RecordedCall, RecordedFailure, ReplayBackend
 from thinkloop.exceptions import ConfigurationError
 from thinkloop.runtime.failure import Failure
-from thinkloop.runtime.graph import Node, ReasoningGraph
+from thinkloop.runtime.graph import NODE_JSON, Node, ReasoningGraph
 from thinkloop.runtime.locks import WriterLock, write_all
 
 _SECRET = re.compile(
@@ -97,6 +97,14 @@ TraceEvent = Annotated[RunStarted | NodeEvent | RunFinished, Field(discriminator
 _EVENT = TypeAdapter(TraceEvent)
 
 Sink = Callable[[Any], None]
+"""Anything called with each event. A sink that also has a :class:`NodeWriter`'s ``write_node`` is handed
+each node that way instead, and no :class:`NodeEvent` is built for it (a call makes two)."""
+
+
+class NodeWriter(Protocol):
+    """A sink that writes a node's event from its parts, cheaper than from a built event."""
+
+    def write_node(self, run_id: str, node: Node, ts: float) -> None: ...
 
 
 class JsonlTraceSink:
@@ -155,8 +163,6 @@ class JsonlTraceSink:
             self._lock = None
 
 
-_NODE_JSON = Node.__pydantic_serializer__
-"""Node's serializer called directly: ``model_dump_json`` adds a Python wrapper and a decode per line."""
 
 
 _TAIL_CHUNK = 1 << 16
@@ -202,9 +208,9 @@ def _node_line(prefix: bytes, ts: float | None, node: Node) -> bytes:
     failed or cancelled) carries: every call is serialised once. Fields that are ``None`` are left out (each
     is ``None`` by default, so the line reads back to the same node): a third less to write, and faster."""
     if node.status == "running" and node.request is not None:
-        body = _NODE_JSON.to_json(node, exclude=_RUNNING_NODE_FIELDS, exclude_none=True)
+        body = NODE_JSON.to_json(node, exclude=_RUNNING_NODE_FIELDS, exclude_none=True)
     else:
-        body = _NODE_JSON.to_json(node, exclude_none=True)
+        body = NODE_JSON.to_json(node, exclude_none=True)
     stamp = b"null" if ts is None else repr(ts).encode()
     return b"".join((prefix, stamp, b',"kind":"node","node":', body, b"}\n"))
 
@@ -212,8 +218,8 @@ def _node_line(prefix: bytes, ts: float | None, node: Node) -> bytes:
 def _dump(event: _Event) -> bytes:
     if type(event) is NodeEvent:
         return _node_line(_line_prefix(event.run_id), event.ts, event.node)
-    # ``kind`` is a default, but the discriminator must be written out.
-    return event.__pydantic_serializer__.to_json(event) + b"\n"
+    # ``kind`` is a default, but the discriminator must be written out (defaults are: nothing is excluded).
+    return event.model_dump_json().encode() + b"\n"
 
 
 @dataclass
@@ -259,8 +265,9 @@ class Trace:
         run.times[node.id] = ts
         event: NodeEvent | None = None
         for sink in self.sinks:
-            if type(sink) is JsonlTraceSink:
-                sink.write_node(run_id, node, ts)
+            write_node = getattr(sink, "write_node", None)
+            if write_node is not None:
+                write_node(run_id, node, ts)
             else:
                 event = event or NodeEvent(run_id=run_id, node=node, ts=ts)
                 sink(event)
@@ -376,7 +383,8 @@ class _Recorded:
     sent_before: list[int] = field(default_factory=list)
     nodes: list[int] = field(default_factory=list)
     failures: dict[int, RecordedFailure] = field(default_factory=dict)
-    most_attempts: int = 1
+    most_tries: int = 1
+    """The most tries any one call took (retries included)."""
 
 
 def _recorded(events: Iterable[Any], run_id: str | None) -> _Recorded:
@@ -400,17 +408,18 @@ def _recorded(events: Iterable[Any], run_id: str | None) -> _Recorded:
             recorded.sent_before.append(len(sent))
             recorded.nodes.append(node.id)
 
-    def attempt(node: Node) -> int:
+    def try_number(node: Node) -> int:
+        """Which try of its call a node is (``data["attempt"]``; 1 when absent)."""
         return int((node.data or {}).get("attempt", 1))
 
     calls = [latest[i] for i in sent]
     for node in calls:
-        recorded.most_attempts = max(recorded.most_attempts, attempt(node))
+        recorded.most_tries = max(recorded.most_tries, try_number(node))
         if node.status != "failed" or node.error is None or node.completion is not None:
             continue
-        # Retried when a call under the same parents, with the same request, was its next attempt.
+        # Retried when a call under the same parents, with the same request, was its next try.
         retried = any(
-            other.parents == node.parents and attempt(other) == attempt(node) + 1
+            other.parents == node.parents and try_number(other) == try_number(node) + 1
             and requests.get(other.id) == requests.get(node.id)
             for other in calls
         )
@@ -458,8 +467,8 @@ def replay(
     if capabilities is None:
         honours_n = any(request is not None and request.n > 1 for request, _ in recorded.calls)
         capabilities = Capabilities(honours_n=honours_n)
-    if recorded.most_attempts > capabilities.retry.max_retries + 1:  # retry as often as the recorded run did
-        retry = capabilities.retry.model_copy(update={"max_retries": recorded.most_attempts - 1})
+    if recorded.most_tries > capabilities.retry.max_retries + 1:  # retry as often as the recorded run did
+        retry = capabilities.retry.model_copy(update={"max_retries": recorded.most_tries - 1})
         capabilities = capabilities.model_copy(update={"retry": retry})
     return ReplayBackend(
         recorded.calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id,

@@ -13,7 +13,7 @@ import asyncio
 import os
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 ENV = "THINKLOOP_SERVE_HEADER_SECONDS"
 """The deadline, for ``--workers`` processes (uvicorn starts them afresh, naming this class by its path)."""
@@ -23,7 +23,7 @@ class HeaderDeadline(H11Protocol):
     header_seconds: float = float(os.environ.get(ENV, "10"))
     _header_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._arm()
 
@@ -40,7 +40,8 @@ class HeaderDeadline(H11Protocol):
         super().connection_lost(exc)
 
     def _waiting(self) -> bool:
-        return self.cycle is None or self.cycle.response_complete
+        cycle: RequestResponseCycle | None = self.cycle  # uvicorn annotates it as always set; None before a request
+        return cycle is None or cycle.response_complete
 
     def _arm(self) -> None:
         self._disarm()

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from thinkloop.runtime.context import RunContext, Samples
-from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.result import Candidate, Outcome, StopReason
 from thinkloop.strategies.base import Strategy, StrategyConfig
 from thinkloop.strategies.self_consistency import vote_outcome
 from thinkloop.strategies.vote import VoteResult, beta_confidence, exact_equivalent, leader_is_safe, majority_vote
@@ -180,7 +180,9 @@ class Auto(Strategy):
         from thinkloop.strategies.tree_search import TreeSearch
 
         config = self.config
-        common = {"max_tokens": config.max_tokens, "system_prompt": config.system_prompt, "reread": config.reread}
+        common: dict[str, Any] = {
+            "max_tokens": config.max_tokens, "system_prompt": config.system_prompt, "reread": config.reread,
+        }
         stages: list[Strategy] = [BestOfN(n=config.bon_n, scorer="verifier", inner=self.inner, **common)]
         if config.revise_rounds:
             stages.append(CritiqueRevise(critic="verifier", max_rounds=config.revise_rounds, inner=_Given(best),
@@ -193,12 +195,12 @@ class Auto(Strategy):
         first = await self.draw(ctx, question, 1, parent=parent)
         tried: list[Candidate] = []
         if first.candidates:
-            checked, failure = await ctx.attempt(lambda: ctx.verify(first.candidates[0], strategy=self.name))
+            checked, failure = await ctx.capture(lambda: ctx.verify(first.candidates[0], strategy=self.name))
             tried.append(checked if checked is not None else first.candidates[0])
             if failure is not None and failure.is_budget:
                 first.budget_hit = True
         if not tried:
-            stop = "budget" if first.budget_hit else "error" if first.errors else "completed"
+            stop: StopReason = "budget" if first.budget_hit else "error" if first.errors else "completed"
             self._decide(ctx, [parent], "stop", "no first answer to check", stage=0)
             return Outcome(candidate=None, stop_reason=stop, notes=tuple(first.errors),
                            detail="stage 0 (one answer): no first answer to check")
@@ -215,7 +217,7 @@ class Auto(Strategy):
         detail = ""
         for stage, strategy in enumerate(stages, start=1):
             why = f"the verifier rejected {best.answer}" + (f" ({best.feedback})" if best.feedback else "")
-            if first.budget_hit or ctx.ledger.spent():
+            if first.budget_hit or ctx.ledger.exhausted():
                 detail = f"stage {stage} ({strategy.label}) not run: {why}, and the budget is spent"
                 self._decide(ctx, [anchor], "stop", f"{why}, and the budget is spent", stage=stage)
                 stop = "budget"

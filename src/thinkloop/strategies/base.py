@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +24,7 @@ from thinkloop.runtime.context import RunContext, Samples
 from thinkloop.runtime.engine import Engine
 from thinkloop.runtime.result import Outcome, Result
 from thinkloop.runtime.trace import Sink, redact
+from thinkloop.runtime.verdict import Verifier
 from thinkloop.types import ChatRequest, Message
 from thinkloop.verifiers.extract import extract_answer
 
@@ -35,32 +36,61 @@ the question once more, so a decoder-only model attends to the whole question wh
 
 
 class Conversation(str):
-    """A question that ends a chat: the text is the last user message, ``history`` the turns before it.
+    """A question that ends a chat, carrying the rest of the chat with it.
 
-    Pass one wherever a question goes (``strategy.run(Conversation(...))``): :meth:`Strategy.request` sends
-    the strategy's system prompt, then ``history`` (the client's system, user, assistant and tool turns, in
-    order), then the question, then ``followups`` (assistant and tool turns after it: a tool-use loop), so a
-    strategy answers the conversation rather than a flattened string. ``extra_body`` (provider parameters
-    such as ``tools``) rides on every request built that way. Being a ``str``, it goes through every layer
-    that takes a question unchanged.
+    The text (the ``str`` itself) is the last user message. Pass one wherever a question goes
+    (``strategy.run(Conversation(...))``): being a ``str``, it goes through every layer that takes a question
+    unchanged, and every request a strategy builds from it (:meth:`Strategy.request`, and tree search's own
+    prompts) sends the strategy's system prompt, then ``history``, then the question, then ``followups``, with
+    ``extra_body``, so a strategy answers the conversation rather than a flattened string. A plain ``str`` is
+    a conversation with none of these: :meth:`of` gives either as a ``Conversation``, so code reads the fields
+    through the type rather than by ``getattr``.
+
+    The fields are read-only: one conversation is shared by every sample of a run.
     """
 
-    history: tuple[Message, ...]
-    followups: tuple[Message, ...]
-    extra_body: dict[str, Any] | None
+    _history: tuple[Message, ...]
+    _followups: tuple[Message, ...]
+    _extra_body: dict[str, Any] | None
 
     def __new__(
         cls, question: str, history: Iterable[Message] = (), *, followups: Iterable[Message] = (),
         extra_body: dict[str, Any] | None = None,
     ) -> Conversation:
         self = super().__new__(cls, question)
-        self.history = tuple(history)
-        self.followups = tuple(followups)
-        self.extra_body = extra_body
+        self._history = tuple(history)
+        self._followups = tuple(followups)
+        self._extra_body = extra_body or None
         return self
 
+    @property
+    def history(self) -> tuple[Message, ...]:
+        """The turns before the question: the client's system, user, assistant and tool turns, in order."""
+        return self._history
+
+    @property
+    def followups(self) -> tuple[Message, ...]:
+        """Assistant and tool turns after the question (a tool-use loop), sent after it."""
+        return self._followups
+
+    @property
+    def extra_body(self) -> dict[str, Any] | None:
+        """Provider parameters (``tools``, ``response_format``, ``reasoning_effort``) sent with every request."""
+        return self._extra_body
+
+    @classmethod
+    def of(cls, question: str) -> Conversation:
+        """``question`` as a conversation: itself when it is one, else the text with no turns around it."""
+        return question if isinstance(question, Conversation) else cls(question)
+
     def with_extra_body(self, extra_body: dict[str, Any] | None) -> Conversation:
-        return Conversation(self, self.history, followups=self.followups, extra_body=extra_body)
+        """The same conversation with ``extra_body`` in place of its own."""
+        return Conversation(self, self._history, followups=self._followups, extra_body=extra_body)
+
+    def __repr__(self) -> str:
+        fields = {"history": self._history, "followups": self._followups, "extra_body": self._extra_body}
+        shown = ", ".join(f"{name}={value!r}" for name, value in fields.items() if value)
+        return f"Conversation({str(self)!r}{', ' if shown else ''}{shown})"
 
 
 class StrategyConfig(BaseModel):
@@ -86,8 +116,9 @@ class Strategy(ABC):
     takes_inner: ClassVar[bool] = True
     """Whether an inner strategy can stand where this one's model calls stand."""
 
-    extract: ClassVar[Callable[[str], str | None]] = staticmethod(extract_answer)
-    """How answers are pulled out of replies; override for another answer format."""
+    def extract(self, text: str) -> str | None:
+        """The answer in a reply's text (``None``: none there); override for another answer format."""
+        return extract_answer(text)
 
     def __init__(self, *, inner: Strategy | None = None, inner_budget: Budget | None = None, **options: Any) -> None:
         try:
@@ -104,12 +135,14 @@ class Strategy(ABC):
 
     async def solve_inner(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         """One run of the inner strategy, in its own slice of the budget when ``inner_budget`` is set."""
+        if self.inner is None:
+            raise ConfigurationError(f"{type(self).__name__} has no inner strategy to run")
         inner_ctx = ctx.child(self.inner_budget) if self.inner_budget is not None else ctx
-        return await self.inner.solve(inner_ctx, question, parent=parent)  # type: ignore[union-attr]
+        return await self.inner.solve(inner_ctx, question, parent=parent)
 
     def inner_stopped_by_budget(self, ctx: RunContext, outcome: Outcome) -> bool:
         """Whether an inner run stopped because the run's budget is spent, not merely its own slice."""
-        return outcome.stop_reason == "budget" and (self.inner_budget is None or ctx.ledger.spent())
+        return outcome.stop_reason == "budget" and (self.inner_budget is None or ctx.ledger.exhausted())
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump(exclude_defaults=True).items())
@@ -140,7 +173,7 @@ class Strategy(ABC):
         backend: Backend | None = None,
         engine: Engine | None = None,
         budget: Budget | None = None,
-        verifier: Any | None = None,
+        verifier: Verifier | None = None,
         trace_path: str | Path | None = None,
         sinks: Iterable[Sink] = (),
     ) -> Result:
@@ -153,29 +186,43 @@ class Strategy(ABC):
             self, question, budget=budget, verifier=verifier, trace_path=trace_path, sinks=sinks
         )
 
-    def run_sync(self, question: str, **kwargs: Any) -> Result:
-        """:meth:`run` for code that is not async."""
-        return anyio.run(functools.partial(self.run, question, **kwargs))
+    def run_sync(
+        self,
+        question: str,
+        *,
+        backend: Backend | None = None,
+        engine: Engine | None = None,
+        budget: Budget | None = None,
+        verifier: Verifier | None = None,
+        trace_path: str | Path | None = None,
+        sinks: Iterable[Sink] = (),
+    ) -> Result:
+        """:meth:`run` for code that is not async (the same parameters)."""
+        return anyio.run(functools.partial(
+            self.run, question, backend=backend, engine=engine, budget=budget, verifier=verifier,
+            trace_path=trace_path, sinks=sinks,
+        ))
 
     @abstractmethod
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
-        """Grow the graph under ``parent`` and return this strategy's pick."""
+        """Grow the graph under ``parent`` and return this strategy's pick. ``question`` may be a
+        :class:`Conversation`: every request built from it carries its turns and ``extra_body``."""
 
     # --- helpers for subclasses ---------------------------------------------------------------------
     def request(self, question: str, *, extra: Iterable[Message] = (), **sampling: Any) -> ChatRequest:
         """The strategy's prompt for ``question``: its system prompt (when not empty), the turns before the
         question when it is a :class:`Conversation`, the question, any follow-ups."""
         config = self.config
+        conversation = Conversation.of(question)
         messages = [Message(role="system", content=config.system_prompt)] if config.system_prompt else []
-        messages.extend(getattr(question, "history", ()))
+        messages.extend(conversation.history)
         text = str(question)
         messages.append(Message(role="user", content=f"{text}\n\n{REREAD}{text}" if config.reread else text))
-        messages.extend(getattr(question, "followups", ()))
+        messages.extend(conversation.followups)
         messages.extend(extra)
         params: dict[str, Any] = {"max_tokens": config.max_tokens, "temperature": config.temperature}
-        extra_body = getattr(question, "extra_body", None)
-        if extra_body:
-            params["extra_body"] = extra_body
+        if conversation.extra_body:
+            params["extra_body"] = conversation.extra_body
         params.update(sampling)
         return ChatRequest(messages=tuple(messages), **params)
 

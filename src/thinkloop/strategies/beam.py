@@ -20,7 +20,7 @@ from pydantic import Field
 
 from thinkloop.exceptions import BudgetExhausted
 from thinkloop.runtime.context import RunContext
-from thinkloop.runtime.result import Outcome
+from thinkloop.runtime.result import Outcome, StopReason
 from thinkloop.strategies.stepwise import Path, StepSearch, StepSearchConfig
 from thinkloop.verifiers.step_rewards import StepReward
 
@@ -46,7 +46,7 @@ class BeamSearch(StepSearch):
         keep = max(1, config.n // config.beam_width)
         finished: list[Path] = []
         active: list[Path] = []
-        stop = "completed"
+        stop: StopReason = "completed"
         depth = 0
         try:
             active = await self.extend(ctx, question, None, config.n, parent)
@@ -128,5 +128,5 @@ class DVTS(StepSearch):
                 group.start_soon(subtree, index)
         done = [p for p in finished if p is not None]
         open_paths = [p for p, f in zip(last, finished, strict=True) if f is None and p is not None]
-        stop = "budget" if refused else "completed"
+        stop: StopReason = "budget" if refused else "completed"
         return self.finish(ctx, done, open_paths, parent, stop, {"mode": "dvts", "subtrees": subtrees})

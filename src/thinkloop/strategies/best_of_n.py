@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 from pydantic import Field
 
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.context import RunContext
-from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.result import Candidate, Outcome, StopReason
 from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy, StrategyConfig
 
@@ -37,7 +37,7 @@ class BestOfN(Strategy):
     Config = BestOfNConfig
     config: BestOfNConfig
 
-    def __init__(self, *, inner: Strategy | None = None, reward: Reward | None = None, **options: object) -> None:
+    def __init__(self, *, inner: Strategy | None = None, reward: Reward | None = None, **options: Any) -> None:
         super().__init__(inner=inner, **options)
         self.reward = reward
         if self.config.scorer == "reward" and reward is None:
@@ -54,8 +54,8 @@ class BestOfN(Strategy):
         return "verifier" if ctx.verifier is not None else "judge"
 
     async def _score(self, ctx: RunContext, candidate: Candidate, scorer: str) -> Candidate:
-        if scorer == "reward":
-            value = self.reward(ctx.question, candidate)  # type: ignore[misc]
+        if scorer == "reward" and self.reward is not None:  # (__init__ refuses scorer=reward without one)
+            value = self.reward(ctx.question, candidate)
             if inspect.isawaitable(value):
                 value = await value
             score = min(1.0, max(0.0, float(value)))
@@ -111,10 +111,10 @@ class BestOfN(Strategy):
                 if outcome.candidate is not None:
                     await score_one(outcome.candidate, group)
                 return
-            called, failure = await ctx.attempt(
+            called, failure = await ctx.capture(
                 lambda: ctx.call(self.request(question), parents=[parent], strategy=self.name)
             )
-            if called is None:
+            if failure is not None:
                 if failure.is_budget:
                     budget_hit = True
                 else:
@@ -147,6 +147,7 @@ class BestOfN(Strategy):
             )
             best = best.model_copy(update={"node_id": node.id})
             ctx.offer(best)
+        stop: StopReason
         if accepted:
             stop = "accepted"
         elif budget_hit:

@@ -22,7 +22,7 @@ from thinkloop.backends.base import Backend
 from thinkloop.exceptions import BudgetExhausted, ConfigurationError
 from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.failure import Failure
-from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.result import Candidate, Outcome, StopReason
 from thinkloop.strategies.base import Strategy, StrategyConfig
 from thinkloop.strategies.vote import majority_vote
 
@@ -89,11 +89,11 @@ class Cascade(Strategy):
 
         async def one(k: int) -> None:
             nonlocal tokens
-            called, failure = await ctx.attempt(lambda: ctx.call(
+            called, failure = await ctx.capture(lambda: ctx.call(
                 request.model_copy(update={"n": k}), parents=[parent], strategy=self.name, backend=cheap,
                 data={"tier": "cheap"},
             ))
-            if called is None:
+            if failure is not None:
                 failures.append(failure)
                 return
             node, completion = called
@@ -126,6 +126,7 @@ class Cascade(Strategy):
             reason = f"the cheap samples disagree ({winner.votes} of {len(samples)} agree)"
         else:
             chosen = winner.best_member().model_copy(update={"answer": winner.representative})
+            agreed = f"answered by the cheap model {cheap.name} ({winner.votes} of {len(samples)} samples agree)"
             if ctx.verifier is not None:
                 try:
                     chosen = await ctx.verify(chosen, strategy=self.name)
@@ -135,8 +136,7 @@ class Cascade(Strategy):
                     reason = "the check rejected the cheap answer"
         if reason is None:
             data |= {"escalated": False, "strong_tokens": 0}
-            detail = f"answered by the cheap model {cheap.name} ({winner.votes} of {len(samples)} samples agree)"
-            return self._done(ctx, chosen, parent, data, "converged", detail=detail)
+            return self._done(ctx, chosen, parent, data, "converged", detail=agreed)
         node = ctx.record("decide", [c.node_id for c in samples if c.node_id is not None] or [parent],
                           strategy=self.name, data={"decision": "escalate", "reason": reason})
         before = ctx.usage.total_tokens
@@ -157,7 +157,7 @@ class Cascade(Strategy):
                           detail=detail)
 
     def _done(
-        self, ctx: RunContext, chosen: Candidate | None, parent: int, data: dict[str, Any], stop: str,
+        self, ctx: RunContext, chosen: Candidate | None, parent: int, data: dict[str, Any], stop: StopReason,
         notes: tuple[str, ...] = (), detail: str | None = None,
     ) -> Outcome:
         if chosen is not None:
@@ -165,8 +165,7 @@ class Cascade(Strategy):
                               strategy=self.name, answer=chosen.answer, text=chosen.text, data=data)
             chosen = chosen.model_copy(update={"node_id": node.id})
             ctx.offer(chosen)
-        return Outcome(candidate=chosen, stop_reason=stop, data=data, notes=notes,  # type: ignore[arg-type]
-                       detail=detail)
+        return Outcome(candidate=chosen, stop_reason=stop, data=data, notes=notes, detail=detail)
 
 
 def _said(failure: Failure) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 from pydantic import Field
 
 from thinkloop.runtime.context import RunContext
-from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.result import Candidate, Outcome, StopReason
 from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
 from thinkloop.types import Message
 
@@ -25,7 +27,7 @@ class Direct(Strategy):
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         samples = await self.draw(ctx, question, 1, parent=parent)
         if not samples.candidates:
-            stop = "budget" if samples.budget_hit else "error" if samples.errors else "completed"
+            stop: StopReason = "budget" if samples.budget_hit else "error" if samples.errors else "completed"
             return Outcome(candidate=None, stop_reason=stop, notes=tuple(samples.errors))
         candidate = await ctx.verify(samples.candidates[0], strategy=self.name)
         ctx.offer(candidate)
@@ -46,6 +48,7 @@ class ChainOfThought(Strategy):
 
     name = "cot"
     Config = ChainOfThoughtConfig
+    config: ChainOfThoughtConfig
     takes_inner = False
 
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
@@ -53,15 +56,13 @@ class ChainOfThought(Strategy):
         extra: list[Message] = []
         best: Candidate | None = None
         rounds: list[Candidate] = []
-        for round_number in range(config.max_rounds):  # type: ignore[attr-defined]
+        for round_number in range(config.max_rounds):
             request = self.request(question, extra=extra)
-            called, failure = await ctx.attempt(
-                lambda request=request, parent=parent, round_number=round_number: ctx.call(
-                    request, parents=[parent], strategy=self.name, data={"round": round_number}
-                )
+            called, failure = await ctx.capture(
+                functools.partial(ctx.call, request, parents=[parent], strategy=self.name, data={"round": round_number})
             )
-            if called is None:
-                stop = "budget" if failure.is_budget else "error"
+            if failure is not None:
+                stop: StopReason = "budget" if failure.is_budget else "error"
                 notes = () if failure.is_budget else (failure.message,)
                 return Outcome(candidate=best, stop_reason=stop, notes=notes, attempts=tuple(rounds))
             node, completion = called

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.context import RunContext
-from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.result import Candidate, Outcome, StopReason
 from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
 from thinkloop.types import Message
@@ -84,7 +84,7 @@ class CritiqueRevise(Strategy):
             ranked = sorted(enumerate(versions), key=lambda iv: (iv[1].rank(), iv[0]))
             return ranked[-1][1] if ranked else None
 
-        def outcome(stop: str, note: str | None = None) -> Outcome:
+        def outcome(stop: StopReason, note: str | None = None) -> Outcome:
             chosen = best()
             data = {"versions": len(versions), "scores": [v.score for v in versions]}
             if chosen is not None and chosen.node_id is not None:
@@ -93,7 +93,7 @@ class CritiqueRevise(Strategy):
                 chosen = chosen.model_copy(update={"node_id": node.id})
                 ctx.offer(chosen)
             return Outcome(
-                candidate=chosen, stop_reason=stop, notes=(note,) if note else (),  # type: ignore[arg-type]
+                candidate=chosen, stop_reason=stop, notes=(note,) if note else (),
                 attempts=tuple(versions), data=data,
             )
 

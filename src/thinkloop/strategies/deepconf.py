@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -130,7 +130,7 @@ class DeepConf(Strategy):
             )
         return False
 
-    def _sampling(self, with_confidence: bool = True) -> dict[str, object]:
+    def _sampling(self, with_confidence: bool = True) -> dict[str, Any]:
         if not with_confidence:
             return {}
         return {"logprobs": True, "top_logprobs": self.config.top_logprobs or None}
@@ -265,7 +265,8 @@ class DeepConf(Strategy):
         self, ctx: RunContext, question: str, parent: int, state: _State, threshold: float
     ) -> _Trace | None:
         config = self.config
-        text, confidences, generated, under, chunk = "", [], 0, parent, 0
+        confidences: list[float] = []
+        text, generated, under, chunk = "", 0, parent, 0
         while True:
             extra = (Message(role="assistant", content=text),) if text else ()
             limit = min(config.chunk_tokens or config.max_tokens, config.max_tokens - generated)

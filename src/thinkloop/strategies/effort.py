@@ -34,7 +34,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from pydantic import Field
@@ -47,9 +47,13 @@ from thinkloop.runtime.context import RunContext
 from thinkloop.runtime.engine import Engine
 from thinkloop.runtime.result import Outcome, Result
 from thinkloop.runtime.trace import Sink
+from thinkloop.runtime.verdict import Verifier
 from thinkloop.strategies.base import Conversation, Strategy, StrategyConfig
 
-EFFORTS = ("none", "minimal", "low", "medium", "high", "auto")
+EffortLevel = Literal["none", "minimal", "low", "medium", "high", "auto"]
+"""An effort level, for type checkers (:func:`think` takes one; a misspelt level is an error before the run)."""
+
+EFFORTS: tuple[EffortLevel, ...] = ("none", "minimal", "low", "medium", "high", "auto")
 """Every level, cheapest first (``auto`` spends per question)."""
 
 PASSED_THROUGH = ("none", "minimal", "low", "medium", "high")
@@ -74,11 +78,12 @@ EFFORT_TABLE: dict[str, EffortPlan] = {
 }
 
 
-def check_effort(effort: object) -> str:
+def check_effort(effort: object) -> EffortLevel:
     """``effort`` if it is a level, else one :class:`ConfigurationError` naming the levels."""
-    if effort not in EFFORTS:
-        raise ConfigurationError(f"unknown effort {effort!r}; the levels are {', '.join(EFFORTS)}")
-    return effort  # type: ignore[return-value]
+    for level in EFFORTS:
+        if effort == level:
+            return level
+    raise ConfigurationError(f"unknown effort {effort!r}; the levels are {', '.join(EFFORTS)}")
 
 
 def plan_for(effort: str) -> EffortPlan:
@@ -136,10 +141,9 @@ class Effort(Strategy):
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         inner, budget, passed = self.plan(ctx.backend)
         if passed:
-            extra = dict(getattr(question, "extra_body", None) or {}) | {"reasoning_effort": self.config.level}
-            question = Conversation(
-                question, getattr(question, "history", ()), followups=getattr(question, "followups", ()),
-                extra_body=extra,
+            conversation = Conversation.of(question)
+            question = conversation.with_extra_body(
+                dict(conversation.extra_body or {}) | {"reasoning_effort": self.config.level}
             )
         outcome = await inner.solve(ctx.child(budget) if budget is not None else ctx, question, parent=parent)
         effort = {"level": self.config.level, "strategy": inner.label, "tokens": budget.tokens if budget else None,
@@ -158,10 +162,10 @@ async def think(
     question: str,
     *,
     backend: Backend | None = None,
-    effort: str = "medium",
+    effort: EffortLevel = "medium",
     engine: Engine | None = None,
     budget: Budget | None = None,
-    verifier: Any | None = None,
+    verifier: Verifier | None = None,
     trace_path: str | Path | None = None,
     sinks: Iterable[Sink] = (),
     **options: Any,
@@ -176,6 +180,20 @@ async def think(
                               trace_path=trace_path, sinks=sinks)
 
 
-def think_sync(question: str, **kwargs: Any) -> Result:
-    """:func:`think` for code that is not async."""
-    return anyio.run(functools.partial(think, question, **kwargs))
+def think_sync(
+    question: str,
+    *,
+    backend: Backend | None = None,
+    effort: EffortLevel = "medium",
+    engine: Engine | None = None,
+    budget: Budget | None = None,
+    verifier: Verifier | None = None,
+    trace_path: str | Path | None = None,
+    sinks: Iterable[Sink] = (),
+    **options: Any,
+) -> Result:
+    """:func:`think` for code that is not async (the same parameters)."""
+    return anyio.run(functools.partial(
+        think, question, backend=backend, effort=effort, engine=engine, budget=budget, verifier=verifier,
+        trace_path=trace_path, sinks=sinks, **options,
+    ))

@@ -74,15 +74,15 @@ class MixtureOfAgents(Strategy):
         request = _with_references(self.request(question), references)
 
         async def one(index: int, backend: Backend | None) -> None:
-            called, failure = await ctx.attempt(lambda: ctx.call(
+            called, failure = await ctx.capture(lambda: ctx.call(
                 request, parents=under, strategy=self.name, backend=backend, data={"layer": layer, "proposer": index}
             ))
-            if called is None:
+            if failure is not None:
                 failures.append(failure)
                 return
             node, completion = called
-            answers[index] = ctx.candidate(node, completion.choices[0])
-            ctx.offer(answers[index])  # an answer in hand, should the budget stop the run here
+            answer = answers[index] = ctx.candidate(node, completion.choices[0])
+            ctx.offer(answer)  # an answer in hand, should the budget stop the run here
 
         async with anyio.create_task_group() as group:
             for index, backend in enumerate(backends):

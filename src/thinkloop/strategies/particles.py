@@ -26,7 +26,7 @@ from pydantic import Field
 
 from thinkloop.exceptions import BudgetExhausted
 from thinkloop.runtime.context import RunContext
-from thinkloop.runtime.result import Outcome
+from thinkloop.runtime.result import Outcome, StopReason
 from thinkloop.strategies.stepwise import Path, StepSearch, StepSearchConfig
 from thinkloop.verifiers.step_rewards import StepReward
 
@@ -81,7 +81,8 @@ class ParticleFilter(StepSearch):
         finished: list[Path] = []
         open_paths: list[Path] = []
         reference: list[Path] | None = None
-        stop, rounds = "completed", 0
+        stop: StopReason = "completed"
+        rounds = 0
         for sweep in range(config.sweeps):
             population, stop, done = await self._sweep(ctx, question, parent, rewarder, rng, reference, sweep + 1)
             rounds += done
@@ -99,12 +100,13 @@ class ParticleFilter(StepSearch):
     async def _sweep(
         self, ctx: RunContext, question: str, parent: int, rewarder: StepReward, rng: random.Random,
         reference: list[Path] | None, sweep: int,
-    ) -> tuple[list[Path], str, int]:
+    ) -> tuple[list[Path], StopReason, int]:
         """One pass of sequential Monte Carlo; with a ``reference`` lineage (particle Gibbs) that lineage holds
         one of the ``n`` places at every step and the others are drawn and resampled around it."""
         config = self.config
         free = config.n - (1 if reference else 0)
-        stop, rounds = "completed", 0
+        stop: StopReason = "completed"
+        rounds = 0
         population: list[Path] = []
         try:
             population = await self.extend(ctx, question, None, free, parent) if free else []

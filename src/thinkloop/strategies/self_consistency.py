@@ -19,7 +19,7 @@ from pydantic import Field
 from thinkloop.exceptions import BackendError
 from thinkloop.runtime.context import RunContext, Samples
 from thinkloop.runtime.failure import Failure
-from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.result import Candidate, Outcome, StopReason
 from thinkloop.runtime.trace import redact
 from thinkloop.strategies.base import Strategy, StrategyConfig
 from thinkloop.strategies.vote import (
@@ -105,7 +105,7 @@ class SelfConsistency(Strategy):
 
     async def _checked(self, ctx: RunContext, candidate: Candidate) -> tuple[Candidate, Failure | None]:
         """Verify for weighting; a verifier that runs out of budget or fails leaves the sample unverified."""
-        verified, failure = await ctx.attempt(lambda: ctx.verify(candidate, strategy=self.name))
+        verified, failure = await ctx.capture(lambda: ctx.verify(candidate, strategy=self.name))
         return (candidate if verified is None else verified), failure
 
     async def _verify_all(self, ctx: RunContext, samples: Samples) -> list[Candidate]:
@@ -134,8 +134,8 @@ class SelfConsistency(Strategy):
                 return outcome.candidate, Failure(kind="budget", message="the inner strategy spent its budget")
             return outcome.candidate, None
         request = self.request(question)
-        called, failure = await ctx.attempt(lambda: ctx.call(request, parents=[parent], strategy=self.name))
-        if called is None:
+        called, failure = await ctx.capture(lambda: ctx.call(request, parents=[parent], strategy=self.name))
+        if failure is not None:
             return None, failure
         node, completion = called
         candidate = ctx.candidate(node, completion.choices[0])
@@ -269,6 +269,7 @@ def vote_outcome(
     drawn = samples.received
     majority = winner is not None and winner.votes * 2 > drawn
     split = f"{winner.representative} has {winner.votes} of {drawn} samples" if winner is not None else ""
+    stop: StopReason
     if samples.budget_hit:
         stop = "budget"
     elif converged and majority:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 from pydantic import Field
 
 from thinkloop.exceptions import BudgetExhausted, ConfigurationError
 from thinkloop.runtime.context import RunContext
-from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.result import Candidate, Outcome, StopReason
 from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
 from thinkloop.strategies.vote import majority_vote
 from thinkloop.types import Message
@@ -83,7 +83,7 @@ class StepSearch(Strategy):
     takes_inner = False  # a step is a continuation of a path, not a whole answer
     config: StepSearchConfig
 
-    def __init__(self, *, step_reward: StepReward | None = None, **options: object) -> None:
+    def __init__(self, *, step_reward: StepReward | None = None, **options: Any) -> None:
         super().__init__(**options)
         config = self.config
         if config.reward == "function" and step_reward is None:
@@ -111,8 +111,8 @@ class StepSearch(Strategy):
         mode = config.reward
         if mode == "auto":
             mode = "function" if self.step_reward else "server" if config.prm_url else "judge"
-        if mode == "function":
-            return self.step_reward  # type: ignore[return-value]
+        if mode == "function" and self.step_reward is not None:  # (__init__ refuses reward=function without one)
+            return self.step_reward
         if mode == "server":
             if config.prm_url is None or config.prm_model is None:
                 raise ConfigurationError(f"{self.name}: a reward server needs prm_url and prm_model")
@@ -205,7 +205,8 @@ class StepSearch(Strategy):
 
     # --- the answer ---------------------------------------------------------------------------------------
     def finish(
-        self, ctx: RunContext, finished: list[Path], active: list[Path], parent: int, stop: str, data: dict
+        self, ctx: RunContext, finished: list[Path], active: list[Path], parent: int, stop: StopReason,
+        data: dict[str, Any],
     ) -> Outcome:
         """Pick among finished paths (else the best unfinished one) and record the pick."""
         config = self.config
@@ -239,7 +240,7 @@ class StepSearch(Strategy):
             detail = f"{chosen.answer} chosen by {how} over {len(finished)} finished paths"
         else:
             detail = None
-        return Outcome(candidate=chosen, stop_reason=stop, data=data,  # type: ignore[arg-type]
+        return Outcome(candidate=chosen, stop_reason=stop, data=data,
                        attempts=tuple(self.candidate(p) for p in finished), detail=detail)
 
 

@@ -20,15 +20,15 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 from pydantic import Field
 
 from thinkloop.exceptions import BackendError, BudgetExhausted
 from thinkloop.runtime.context import RunContext
-from thinkloop.runtime.result import Candidate, Outcome
-from thinkloop.strategies.base import ANSWER_FORMAT, Strategy, StrategyConfig
+from thinkloop.runtime.result import Candidate, Outcome, StopReason
+from thinkloop.strategies.base import ANSWER_FORMAT, Conversation, Strategy, StrategyConfig
 from thinkloop.types import ChatRequest, Message
 from thinkloop.verifiers.extract import extract_answer
 from thinkloop.verifiers.scores import read_score
@@ -116,7 +116,7 @@ class TreeSearch(Strategy):
     takes_inner = False
     config: TreeSearchConfig
 
-    def __init__(self, *, value_fn: ValueFunction | None = None, **options: object) -> None:
+    def __init__(self, *, value_fn: ValueFunction | None = None, **options: Any) -> None:
         super().__init__(**options)
         self.value_fn = value_fn
         if self.config.value == "function" and value_fn is None:
@@ -126,15 +126,21 @@ class TreeSearch(Strategy):
 
     # --- building blocks ----------------------------------------------------------------------------
     def _propose_request(self, question: str, steps: tuple[str, ...]) -> ChatRequest:
+        """The next step's prompt, inside the question's conversation: its earlier turns before the problem, its
+        follow-ups after, its ``extra_body`` with the request (as :meth:`Strategy.request` sends them)."""
         so_far = "\n".join(f"Step {i + 1}: {s}" for i, s in enumerate(steps)) or "(none yet)"
         config = self.config
+        conversation = Conversation.of(question)
         return ChatRequest(
             messages=(
                 Message(role="system", content=PROPOSE_SYSTEM),
+                *conversation.history,
                 Message(role="user", content=f"Problem:\n{question}\n\nSteps so far:\n{so_far}\n\nNext step:"),
+                *conversation.followups,
             ),
             max_tokens=config.max_tokens,
             temperature=config.temperature,
+            extra_body=conversation.extra_body,
         )
 
     async def _expand(self, ctx: RunContext, question: str, thought: Thought, state: _SearchState) -> list[Thought]:
@@ -183,8 +189,8 @@ class TreeSearch(Strategy):
         if (thought.final and ctx.verifier is not None) or mode == "verifier":
             candidate = Candidate(text=text, answer=answer, node_id=thought.node_id)
             verdict = await ctx.verify(candidate, strategy=self.name)
-        if mode == "function":
-            value = self.value_fn(question, thought.steps)  # type: ignore[misc]
+        if mode == "function" and self.value_fn is not None:  # (__init__ refuses value=function without one)
+            value = self.value_fn(question, thought.steps)
             if inspect.isawaitable(value):
                 value = await value
             score = float(value)
@@ -241,7 +247,7 @@ class TreeSearch(Strategy):
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         state = _SearchState()
         root = Thought(node_id=parent, steps=())
-        stop = "completed"
+        stop: StopReason = "completed"
         try:
             match self.config.mode:
                 case "dfs":
@@ -264,10 +270,10 @@ class TreeSearch(Strategy):
         data = {"mode": self.config.mode, "pruned": state.pruned, "final_thoughts": state.finals}
         if self.config.mode == "mcts":
             data["root_visits"] = root.visits
-        return Outcome(candidate=candidate, stop_reason=stop, data=data,  # type: ignore[arg-type]
+        return Outcome(candidate=candidate, stop_reason=stop, data=data,
                        detail=self._detail(stop, state, ctx.verifier is not None))
 
-    def _detail(self, stop: str, state: _SearchState, checked: bool) -> str:
+    def _detail(self, stop: StopReason, state: _SearchState, checked: bool) -> str:
         """Why the search ended, in one line."""
         config = self.config
         partial = state.best_partial
@@ -321,7 +327,7 @@ class TreeSearch(Strategy):
                     group.start_soon(self._expand, ctx, question, thought, state)
             children = [c for t in growing for c in t.children]
             ranked = sorted(children, key=lambda c: (-c.value, c.node_id))
-            kept = []
+            kept: list[Thought] = []
             for child in ranked:
                 if child.value < config.prune_below:
                     self._prune(ctx, child, f"value {child.value:.2f} < {config.prune_below}", state)

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from thinkloop.exceptions import BudgetExhausted
 from thinkloop.runtime.context import RunContext, Samples
-from thinkloop.runtime.result import Candidate, Outcome
+from thinkloop.runtime.result import Candidate, Outcome, StopReason
 from thinkloop.strategies.base import Strategy, StrategyConfig
 from thinkloop.strategies.vote import majority_vote
 
@@ -63,7 +63,7 @@ class UniversalSelfConsistency(Strategy):
             return Outcome(candidate=None, stop_reason="budget" if samples.budget_hit else "error", notes=tuple(notes))
         data: dict[str, object] = {"replies": len(replies)}
         chosen: Candidate | None = replies[0] if len(replies) == 1 else None
-        stop = "budget" if samples.budget_hit else "completed"
+        stop: StopReason = "budget" if samples.budget_hit else "completed"
         if chosen is None:
             shown = "\n\n".join(f"Response {i + 1}:\n{c.text}" for i, c in enumerate(replies))
             try:
@@ -90,5 +90,5 @@ class UniversalSelfConsistency(Strategy):
                           strategy=self.name, answer=chosen.answer, text=chosen.text, data=data)
         chosen = chosen.model_copy(update={"node_id": node.id})
         ctx.offer(chosen)
-        return Outcome(candidate=chosen, stop_reason=stop, notes=tuple(notes), data=data,  # type: ignore[arg-type]
+        return Outcome(candidate=chosen, stop_reason=stop, notes=tuple(notes), data=data,
                        attempts=tuple(replies))

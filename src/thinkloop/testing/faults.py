@@ -3,7 +3,7 @@
 The fault suite needs a server that misbehaves on cue and that can prove, by its own count, that a resumed
 benchmark sent no problem twice and that a run was billed no more than its budget. :class:`FaultyMockServer`
 is the mock server with these additions: the first ``storm`` chat requests are answered ``429`` (with
-``retry-after-ms``, which the ``openai`` SDK honours); ``faults`` scripts what each later chat request meets
+``retry-after-ms``, the wait the runtime honours); ``faults`` scripts what each later chat request meets
 (see :data:`FAULTS`; ``always`` applies once the script runs out); it streams when a request asks; and
 ``/stats`` counts requests per question (``requests_by_question``, keyed as
 :func:`~thinkloop.testing.mock_server.question_key` keys them) and the tokens it billed (``billed_tokens``:
@@ -97,6 +97,8 @@ class FaultyMockServer(MockServer):
     """The mock server, with a 429 storm for its first ``storm`` chat requests, the scripted ``faults`` (one
     of :data:`FAULTS` per later chat request, then ``always``), streaming, and per-question counts."""
 
+    model: _CountingModel
+
     def __init__(self, config: MockConfig | None = None, *, storm: int = 0, retry_after_ms: int = 20,
                  faults: Sequence[str] = (), always: str = "ok", api_key: str | None = None) -> None:
         super().__init__(config)
@@ -112,7 +114,7 @@ class FaultyMockServer(MockServer):
 
     @property
     def stats(self) -> FaultStats:
-        return self.model.stats  # type: ignore[return-value]
+        return self.model.stats
 
     def admits(self, path: str, headers: dict[str, str]) -> bool:
         """With ``api_key``, only requests bearing it (every API route; the test counters stay open)."""

@@ -109,7 +109,7 @@ def _math_parse(text: str, deadline: float | None) -> tuple[Any, ...] | None:
     import math_verify
 
     try:
-        parsed = tuple(math_verify.parse(f"${text}$", parsing_timeout=_timeout(deadline)))  # type: ignore[arg-type]
+        parsed = tuple(math_verify.parse(f"${text}$", parsing_timeout=_timeout(deadline)))
     except Exception:  # math-verify raises for odd input, for its timeout and for signals off the main thread
         logger.debug("math-verify could not parse %r", text, exc_info=True)
         if _time_left(deadline) <= 0:

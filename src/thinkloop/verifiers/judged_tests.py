@@ -123,7 +123,7 @@ class _Host:
             case ast.Dict(keys=keys, values=values):
                 if any(key is None for key in keys):
                     raise _Unsupported("**")
-                return {self.evaluate(k): self.evaluate(v) for k, v in zip(keys, values, strict=True)}  # type: ignore[arg-type]
+                return {self.evaluate(k): self.evaluate(v) for k, v in zip(keys, values, strict=True) if k is not None}
             case ast.UnaryOp(op=ast.Not(), operand=operand):
                 return not self.evaluate(operand)
             case ast.UnaryOp(op=op, operand=operand):
@@ -145,9 +145,9 @@ class _Host:
                 return result
             case ast.Compare(left=left, ops=ops, comparators=comparators):
                 a = self.evaluate(left)
-                for op, right in zip(ops, comparators, strict=True):
+                for compare, right in zip(ops, comparators, strict=True):
                     b = self.evaluate(right)
-                    if not _COMPARE[type(op)](a, b):
+                    if not _COMPARE[type(compare)](a, b):
                         return False
                     a = b
                 return True
@@ -170,7 +170,7 @@ class _Host:
 
 
 def _check_number(value: Any) -> None:
-    too_big = isinstance(value, numbers.Integral) and abs(value).bit_length() > 20_000
+    too_big = isinstance(value, numbers.Integral) and abs(int(value)).bit_length() > 20_000
     if not isinstance(value, numbers.Real) or too_big:
         raise TypeError(f"arithmetic on {type(value).__name__} is not evaluated by the judge")
 

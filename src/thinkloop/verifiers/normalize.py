@@ -144,8 +144,8 @@ def _number_of(match: re.Match[str]) -> Fraction | None:
     power = match.group("power")
     try:
         decimal = Decimal(num)
-        exponent = decimal.as_tuple().exponent + (int(power) if power is not None else 0)
-        if not isinstance(exponent, int) or abs(exponent) > _MAX_EXPONENT:
+        exponent = decimal.as_tuple().exponent  # a letter for NaN and infinity
+        if not isinstance(exponent, int) or abs(exponent + (int(power) if power is not None else 0)) > _MAX_EXPONENT:
             return None
         value = Fraction(decimal)
     except (InvalidOperation, ValueError):

@@ -124,12 +124,14 @@ class PythonTests:
         self.sandbox = sandbox or ProgramVerifier(allow_unguarded=allow_unguarded)
 
     @classmethod
-    def from_file(cls, path: str | Path, **options: object) -> PythonTests:
+    def from_file(
+        cls, path: str | Path, *, sandbox: ProgramVerifier | None = None, allow_unguarded: bool = False
+    ) -> PythonTests:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigurationError(f"{path}: cannot read the tests: {exc.strerror or exc}") from exc
-        return cls(text, **options)  # type: ignore[arg-type]
+        return cls(text, sandbox=sandbox, allow_unguarded=allow_unguarded)
 
     def __repr__(self) -> str:
         return f"PythonTests({len(self.plan.asserts)} asserts, sandbox={self.sandbox!r})"

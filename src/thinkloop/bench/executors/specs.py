@@ -15,6 +15,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from types import ModuleType
 from typing import Any
 
 from thinkloop.backends.base import Backend
@@ -96,6 +97,7 @@ def backend_spec(backend: Backend) -> BackendSpec:
 
     if isinstance(backend, OpenAIBackend):
         return _openai_spec(backend)
+    pickler: ModuleType
     try:
         from ray import cloudpickle as pickler  # what Ray sends objects with (functions and lambdas included)
     except ImportError:

@@ -23,6 +23,10 @@ import signal
 import stat
 import sys
 
+TYPE_CHECKING = False  # type checkers read the import below; the sandboxed interpreter does not load typing
+if TYPE_CHECKING:
+    from typing import Any
+
 _PROCESS_EVENTS = frozenset({
     "subprocess.Popen", "os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn",
     "os.startfile", "pty.spawn",
@@ -44,7 +48,7 @@ _WRITABLE_DEVICES = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr"})
 _AF_UNIX = 1
 
 
-def _install(config: dict) -> None:  # type: ignore[type-arg]
+def _install(config: dict[str, Any]) -> None:
     """Install the audit hook. It keeps its own references to the C functions it uses, so a program that
     monkeypatches ``os`` does not blind it by accident."""
     writable = tuple(config["writable"])
@@ -89,10 +93,10 @@ def _install(config: dict) -> None:  # type: ignore[type-arg]
             resolved = candidate
         return resolved or "/"
 
-    def as_text(path: object) -> str | None:
+    def as_text(path: Any) -> str | None:
         if isinstance_(path, int_):
             return None
-        path = fspath(path)  # type: ignore[call-overload]
+        path = fspath(path)
         return path.decode(encoding, "surrogateescape") if isinstance_(path, bytes_) else path
 
     def inside(path: object, dir_fd: int | None = None) -> bool:
@@ -110,7 +114,7 @@ def _install(config: dict) -> None:  # type: ignore[type-arg]
         finally:
             exit_now(denied_exit)
 
-    def hook(event: str, args: tuple) -> None:  # type: ignore[type-arg]
+    def hook(event: str, args: tuple[Any, ...]) -> None:
         if event == "open":
             path, mode, flags = args
             if path is None or isinstance_(path, int_):
