@@ -13,8 +13,8 @@ goes first:
                          fewer tokens sent
 
 The cot and critique rows run with ``history=all``: every loop's prompt then extends an earlier one (the
-strategies append new turns and steps at the end), which is what the cache reuses. Sampling is reproducible so that the two backends are asked exactly the same prompts and
-must give the same answers (``same answers``; a prefix cache that changed a reply would show here): cot and
+strategies append new turns and steps at the end), which is what the cache reuses. Sampling is reproducible
+so that the two backends are asked exactly the same prompts and must give the same answers (``same answers``; a prefix cache that changed a reply would show here): cot and
 critique are greedy, and every request without a seed gets one derived from its messages (tree search samples
 its proposals at temperature 0.8). For each loop and backend: wall time, completion tokens per second of wall
 time, prompt tokens sent, reused from the cache (``cached_prompt_tokens``) and evaluated (sent less reused);
