@@ -78,8 +78,10 @@ class Figures:
         return statistics.median(self.latencies)
 
     def row(self, width: int = 28) -> str:
-        return (f"{self.mode:<{width}} {self.requests:>8} {self.tokens:>7} {self.wall_s:>8.2f} "
-                f"{self.tokens_per_s:>8.1f} {self.p50_latency_s:>9.2f}")
+        return (
+            f"{self.mode:<{width}} {self.requests:>8} {self.tokens:>7} {self.wall_s:>8.2f} "
+            f"{self.tokens_per_s:>8.1f} {self.p50_latency_s:>9.2f}"
+        )
 
 
 def requests_for(count: int, max_tokens: int, n: int = 1) -> list[ChatRequest]:
@@ -131,8 +133,10 @@ class EmbeddedServe:
         base_url = self.url if self.url.endswith("/v1") else f"{self.url}/v1"
         async with openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0) as client:
             response = await client.chat.completions.create(
-                model="thinkloop[direct]", messages=[{"role": m.role, "content": m.content} for m in request.messages],
-                max_tokens=request.max_tokens, temperature=request.temperature,
+                model="thinkloop[direct]",
+                messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
             )
         return response.usage.completion_tokens if response.usage else 0
 
@@ -189,8 +193,10 @@ async def concurrent(args: argparse.Namespace, stack: AsyncExitStack) -> dict[st
             else:
                 figures = await measure(mode, target, requests, in_flight)
             rounds.setdefault(mode, []).append(figures)
-            progress(f"round {number + 1}: {mode} {figures.tokens_per_s:.1f} tok/s, {figures.wall_s:.1f} s "
-                     f"(load {read_loadavg()})")
+            progress(
+                f"round {number + 1}: {mode} {figures.tokens_per_s:.1f} tok/s, {figures.wall_s:.1f} s "
+                f"(load {read_loadavg()})"
+            )
     return rounds
 
 
@@ -240,10 +246,12 @@ async def throughput(args: argparse.Namespace, stack: AsyncExitStack) -> tuple[d
             stack.callback(backend.close)
             await warm(backend)
         if count is None:
-            chosen = {"single_threads": batched.single_threads, "batch_threads": batched.batch_threads,
-                      "measured_s_per_step": {k: round(v, 4) for k, v in batched.thread_timings.items()},
-                      "single_measured_s_per_step": {
-                          k: round(v, 4) for k, v in batched.single_thread_timings.items()}}
+            chosen = {
+                "single_threads": batched.single_threads,
+                "batch_threads": batched.batch_threads,
+                "measured_s_per_step": {k: round(v, 4) for k, v in batched.thread_timings.items()},
+                "single_measured_s_per_step": {k: round(v, 4) for k, v in batched.single_thread_timings.items()},
+            }
         modes.append((f"n=1 {label}", batched, singles, 1))
         modes.append((f"n={args.n} sequential {label}", one_by_one, grouped, 1))
         modes.append((f"n={args.n} batched {label}", batched, grouped, 1))
@@ -310,25 +318,38 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8, help="answers per request for the n=K modes (default 8)")
     parser.add_argument("--max-tokens", type=int, default=64, help="completion limit per answer (default 64)")
     parser.add_argument("--threads", default="1,2", help="thread counts besides the default (default 1,2)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds over every mode; medians shown (default 3; 0: only SC@n)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds over every mode; medians shown (default 3; 0: only SC@n)"
+    )
     parser.add_argument("--sc-questions", type=int, default=20, help="SVAMP questions for SC@n (0: skip)")
     parser.add_argument("--sc-max-tokens", type=int, default=192, help="SC@n completion limit (default 192)")
     parser.add_argument("--data-dir", help="where svamp/ is (default: $THINKLOOP_DATA or ../shared/data)")
     parser.add_argument("--server", action="store_true", help="add the managed llama.cpp server modes")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight for 'server xC'")
-    parser.add_argument("--concurrent", type=int, default=8,
-                        help="single-answer requests in flight for the concurrent table (default 8; 0: skip)")
-    parser.add_argument("--concurrent-only", action="store_true",
-                        help="only the concurrent table (no thread table, no SC@n)")
-    parser.add_argument("--serve-rows", action="store_true",
-                        help="add the concurrent rows through a real 'thinkloop serve' (batching off and on)")
+    parser.add_argument(
+        "--concurrent",
+        type=int,
+        default=8,
+        help="single-answer requests in flight for the concurrent table (default 8; 0: skip)",
+    )
+    parser.add_argument(
+        "--concurrent-only", action="store_true", help="only the concurrent table (no thread table, no SC@n)"
+    )
+    parser.add_argument(
+        "--serve-rows",
+        action="store_true",
+        help="add the concurrent rows through a real 'thinkloop serve' (batching off and on)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object at the end")
     args = parser.parse_args()
 
-    questions = [  # loaded first: a missing data set fails before the long part
-        p.question for p in load_dataset("svamp", data_dir=args.data_dir, limit=args.sc_questions).problems
-    ] if args.sc_questions and not args.concurrent_only else []
+    questions = (
+        [  # loaded first: a missing data set fails before the long part
+            p.question for p in load_dataset("svamp", data_dir=args.data_dir, limit=args.sc_questions).problems
+        ]
+        if args.sc_questions and not args.concurrent_only
+        else []
+    )
 
     async def run() -> tuple[dict[str, list[Figures]], dict, dict[str, list[float]], dict[str, list[Figures]]]:
         async with AsyncExitStack() as stack:
@@ -345,8 +366,10 @@ def main() -> None:
     load_after = os.getloadavg()
     figures = [median_round(per_mode) for per_mode in rounds.values()]
 
-    print(f"SmolLM2-135M-Instruct Q4_1 · {os.cpu_count()} logical cores · load average {load_before[0]:.1f} "
-          f"before, {load_after[0]:.1f} after · {args.rounds} rounds, median shown · {elapsed:.0f} s in all")
+    print(
+        f"SmolLM2-135M-Instruct Q4_1 · {os.cpu_count()} logical cores · load average {load_before[0]:.1f} "
+        f"before, {load_after[0]:.1f} after · {args.rounds} rounds, median shown · {elapsed:.0f} s in all"
+    )
     print(f"/proc/loadavg before: {loadavg_before} · after: {read_loadavg()}")
     concurrent_figures = {mode: median_round(per_mode) for mode, per_mode in together.items()}
     concurrent_computed = concurrent_ratios(concurrent_figures, args.concurrent)
@@ -361,9 +384,11 @@ def main() -> None:
         print()
     computed = ratios(figures, args.n)
     if figures:
-        print(f"default threads: {chosen.get('single_threads')} for one answer (measured s/step: "
-              f"{chosen.get('single_measured_s_per_step')}), {chosen.get('batch_threads')} batched (measured "
-              f"s/step: {chosen.get('measured_s_per_step')})")
+        print(
+            f"default threads: {chosen.get('single_threads')} for one answer (measured s/step: "
+            f"{chosen.get('single_measured_s_per_step')}), {chosen.get('batch_threads')} batched (measured "
+            f"s/step: {chosen.get('measured_s_per_step')})"
+        )
         print(f"{'mode':<28} {'requests':>8} {'tokens':>7} {'wall s':>8} {'tok/s':>8} {'p50 lat s':>9}  tok/s range")
         for fig in figures:
             spread = [f.tokens_per_s for f in rounds[fig.mode]]
@@ -376,34 +401,56 @@ def main() -> None:
         for name, times in sc.items()
     }
     if sc_summary:
-        print(f"\nSC@{args.n} on {args.sc_questions} SVAMP questions (max_tokens {args.sc_max_tokens}), "
-              "wall time per question:")
+        print(
+            f"\nSC@{args.n} on {args.sc_questions} SVAMP questions (max_tokens {args.sc_max_tokens}), "
+            "wall time per question:"
+        )
         for name, summary in sc_summary.items():
             print(f"  {name:<11} median {summary['median_s']:6.2f} s   mean {summary['mean_s']:6.2f} s")
         speedup = sc_summary["sequential"]["median_s"] / sc_summary["batched"]["median_s"]
         per_question = statistics.median(a / b for a, b in zip(sc["sequential"], sc["batched"], strict=True))
         print(f"  sequential / batched: {speedup:.2f} (medians), {per_question:.2f} (median per question)")
     if args.json:
-        print(json.dumps({
-            "figures": [
-                {"mode": f.mode, "requests": f.requests, "tokens": f.tokens, "wall_s": round(f.wall_s, 3),
-                 "tokens_per_s": round(f.tokens_per_s, 2), "p50_latency_s": round(f.p50_latency_s, 3),
-                 "tokens_per_s_rounds": [round(r.tokens_per_s, 2) for r in rounds[f.mode]]}
-                for f in figures
-            ],
-            "ratios": {k: round(v, 3) for k, v in computed.items()},
-            "default_threads": chosen,
-            "self_consistency": {name: {"times_s": [round(t, 2) for t in sc[name]], **{k: round(v, 3) for k, v in
-                                 summary.items()}} for name, summary in sc_summary.items()},
-            "concurrent": [
-                {"mode": f.mode, "requests": f.requests, "tokens": f.tokens, "wall_s": round(f.wall_s, 3),
-                 "tokens_per_s": round(f.tokens_per_s, 2),
-                 "tokens_per_s_rounds": [round(r.tokens_per_s, 2) for r in together[f.mode]]}
-                for f in concurrent_figures.values()
-            ],
-            "concurrent_ratios": {k: round(v, 3) for k, v in concurrent_computed.items()},
-            "load_average": [round(load_before[0], 2), round(load_after[0], 2)],
-        }))
+        print(
+            json.dumps(
+                {
+                    "figures": [
+                        {
+                            "mode": f.mode,
+                            "requests": f.requests,
+                            "tokens": f.tokens,
+                            "wall_s": round(f.wall_s, 3),
+                            "tokens_per_s": round(f.tokens_per_s, 2),
+                            "p50_latency_s": round(f.p50_latency_s, 3),
+                            "tokens_per_s_rounds": [round(r.tokens_per_s, 2) for r in rounds[f.mode]],
+                        }
+                        for f in figures
+                    ],
+                    "ratios": {k: round(v, 3) for k, v in computed.items()},
+                    "default_threads": chosen,
+                    "self_consistency": {
+                        name: {
+                            "times_s": [round(t, 2) for t in sc[name]],
+                            **{k: round(v, 3) for k, v in summary.items()},
+                        }
+                        for name, summary in sc_summary.items()
+                    },
+                    "concurrent": [
+                        {
+                            "mode": f.mode,
+                            "requests": f.requests,
+                            "tokens": f.tokens,
+                            "wall_s": round(f.wall_s, 3),
+                            "tokens_per_s": round(f.tokens_per_s, 2),
+                            "tokens_per_s_rounds": [round(r.tokens_per_s, 2) for r in together[f.mode]],
+                        }
+                        for f in concurrent_figures.values()
+                    ],
+                    "concurrent_ratios": {k: round(v, 3) for k, v in concurrent_computed.items()},
+                    "load_average": [round(load_before[0], 2), round(load_after[0], 2)],
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,9 @@ async def _measure(specs: list[str], out: Path, questions: int, seed: int, reply
     return {p.id: _tier(spreads[p.question].p) for p in dataset.problems}
 
 
-async def _checked(out: Path, questions: int, seed: int, reply_words: int, recall: float,
-                   false_accept: float) -> dict[str, dict[str, dict[str, float]]]:
+async def _checked(
+    out: Path, questions: int, seed: int, reply_words: int, recall: float, false_accept: float
+) -> dict[str, dict[str, dict[str, float]]]:
     """Every :data:`CHECKED` config with a checker of known error rates given to each run; one CSV row per
     config and question, and the means per config, overall and by difficulty."""
     from thinkloop.strategies.registry import build_strategy
@@ -98,8 +99,10 @@ async def _checked(out: Path, questions: int, seed: int, reply_words: int, recal
                     row[index] += value
     (out / "checked.csv").write_text("\n".join(rows) + "\n")
     return {
-        spec: {key: {"n": n, "accuracy": right / n, "tokens": tokens / n, "samples": k / n, "checks": c / n}
-               for key, (n, right, tokens, k, c) in by_key.items()}
+        spec: {
+            key: {"n": n, "accuracy": right / n, "tokens": tokens / n, "samples": k / n, "checks": c / n}
+            for key, (n, right, tokens, k, c) in by_key.items()
+        }
         for spec, by_key in sums.items()
     }
 
@@ -116,16 +119,21 @@ def _per_tier(out: Path, tiers: dict[str, str]) -> dict[str, dict[str, dict[str,
         row[2] += (record.prompt_tokens or 0) + (record.completion_tokens or 0)
         row[3] += record.k or 0
     return {
-        strategy: {tier: {"n": n, "accuracy": right / n, "tokens": tokens / n, "samples": k / n}
-                   for tier, (n, right, tokens, k) in by_tier.items()}
+        strategy: {
+            tier: {"n": n, "accuracy": right / n, "tokens": tokens / n, "samples": k / n}
+            for tier, (n, right, tokens, k) in by_tier.items()
+        }
         for strategy, by_tier in sums.items()
     }
 
 
 def plot_levels(summaries: dict[str, ConfigSummary], path: Path) -> Path:
     """The committed plot without a checker (a test regenerates it from ``results.jsonl``)."""
-    return plot_tradeoff([summaries[spec] for spec in [*LEVELS, *FIXED_SC]], path,
-                         title="effort levels, easy+hard questions (★ Pareto front)")
+    return plot_tradeoff(
+        [summaries[spec] for spec in [*LEVELS, *FIXED_SC]],
+        path,
+        title="effort levels, easy+hard questions (★ Pareto front)",
+    )
 
 
 def main() -> None:
@@ -146,8 +154,14 @@ def main() -> None:
 
     def point(spec: str) -> dict[str, float]:
         s = summaries[spec]
-        return {"accuracy": s.accuracy or 0.0, "ci_low": s.ci_low or 0.0, "ci_high": s.ci_high or 0.0,
-                "tokens": s.mean_tokens, "samples": s.mean_k or 0.0, "calls": s.mean_calls}
+        return {
+            "accuracy": s.accuracy or 0.0,
+            "ci_low": s.ci_low or 0.0,
+            "ci_high": s.ci_high or 0.0,
+            "tokens": s.mean_tokens,
+            "samples": s.mean_k or 0.0,
+            "calls": s.mean_calls,
+        }
 
     points = {spec: point(spec) for spec in specs}
     fixed = [spec for spec in specs if spec != "effort:auto"]
@@ -164,7 +178,10 @@ def main() -> None:
         and auto["tokens"] <= 0.5 * points[best]["tokens"],
         # None when no config costs as much as auto: then there is nothing to beat at the same tokens
         "auto_beats_every_fixed_level_costing_as_much": all(
-            auto["accuracy"] > points[spec]["accuracy"] for spec in same_tokens) if same_tokens else None,
+            auto["accuracy"] > points[spec]["accuracy"] for spec in same_tokens
+        )
+        if same_tokens
+        else None,
         "best_fixed_sc": best_sc,
         "auto_accuracy_minus_best_fixed_sc": auto["accuracy"] - points[best_sc]["accuracy"],
         "auto_tokens_over_best_fixed_sc": auto["tokens"] / points[best_sc]["tokens"],
@@ -179,10 +196,11 @@ def main() -> None:
     }
     by_difficulty = _per_tier(args.out, tiers)
     targets["sc16_samples_over_adaptive_on_easy_questions"] = 16 / by_difficulty["sc-adaptive:n=16"]["easy"]["samples"]
-    checked = anyio.run(_checked, args.out, args.questions, args.seed, args.reply_words, args.recall,
-                        args.false_accept)
-    best_checked = max((spec for spec in CHECKED if spec != "effort:auto"),
-                       key=lambda spec: (checked[spec]["all"]["accuracy"], -checked[spec]["all"]["tokens"]))
+    checked = anyio.run(_checked, args.out, args.questions, args.seed, args.reply_words, args.recall, args.false_accept)
+    best_checked = max(
+        (spec for spec in CHECKED if spec != "effort:auto"),
+        key=lambda spec: (checked[spec]["all"]["accuracy"], -checked[spec]["all"]["tokens"]),
+    )
     auto_checked, best_row = checked["effort:auto"]["all"], checked[best_checked]["all"]
     targets |= {
         "with_checker_best_fixed": best_checked,
@@ -191,37 +209,59 @@ def main() -> None:
         "with_checker_auto_tokens_over_high": auto_checked["tokens"] / checked["effort:high"]["all"]["tokens"],
         "with_checker_auto_accuracy_minus_high": auto_checked["accuracy"] - checked["effort:high"]["all"]["accuracy"],
     }
+
     # Two plots: every level and auto without a checker, with fixed SC@16 (the old table's high) and SC@40; and every
     # config run with a checker (auto and best-of-n use it; the other levels do not read it).
     def checked_point(spec: str) -> ConfigSummary:
         row = checked[spec]["all"]
         n, correct = int(row["n"]), round(row["accuracy"] * row["n"])
         low, high = wilson_interval(correct, n)
-        return replace(summaries["effort:auto"], strategy=spec, spec=spec, model="simulated(mixed) + checker", n=n,
-                       correct=correct, accuracy=row["accuracy"], ci_low=low, ci_high=high,
-                       mean_tokens=row["tokens"], mean_k=row["samples"])
+        return replace(
+            summaries["effort:auto"],
+            strategy=spec,
+            spec=spec,
+            model="simulated(mixed) + checker",
+            n=n,
+            correct=correct,
+            accuracy=row["accuracy"],
+            ci_low=low,
+            ci_high=high,
+            mean_tokens=row["tokens"],
+            mean_k=row["samples"],
+        )
 
     plot_levels(summaries, args.out / "accuracy-vs-tokens.png")
-    plot_tradeoff([checked_point(spec) for spec in CHECKED], args.out / "accuracy-vs-tokens-with-checker.png",
-                  title=f"with a checker ({args.recall:g} recall, {args.false_accept:g} false accepts; ★ Pareto)")
+    plot_tradeoff(
+        [checked_point(spec) for spec in CHECKED],
+        args.out / "accuracy-vs-tokens-with-checker.png",
+        title=f"with a checker ({args.recall:g} recall, {args.false_accept:g} false accepts; ★ Pareto)",
+    )
     summary = {
-        "questions": args.questions, "seed": args.seed, "reply_words": args.reply_words,
+        "questions": args.questions,
+        "seed": args.seed,
+        "reply_words": args.reply_words,
         "tiers": [{"share": share, "p": spread.p, "wrong": spread.wrong} for share, spread in MIXED_TIERS],
-        "points": points, "by_difficulty": by_difficulty,
+        "points": points,
+        "by_difficulty": by_difficulty,
         "with_checker": {"recall": args.recall, "false_accept": args.false_accept, "configs": checked},
         "targets": targets,
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=list) + "\n")
     for spec in specs:
         p = points[spec]
-        print(f"{spec:20} accuracy {100 * p['accuracy']:5.1f}% [{100 * p['ci_low']:.1f}, {100 * p['ci_high']:.1f}]"
-              f"  tokens/q {p['tokens']:7.0f}  samples/q {p['samples']:5.2f}")
+        print(
+            f"{spec:20} accuracy {100 * p['accuracy']:5.1f}% [{100 * p['ci_low']:.1f}, {100 * p['ci_high']:.1f}]"
+            f"  tokens/q {p['tokens']:7.0f}  samples/q {p['samples']:5.2f}"
+        )
     for spec in CHECKED:
         row = checked[spec]["all"]
-        print(f"{spec + ' +check':20} accuracy {100 * row['accuracy']:5.1f}%  tokens/q {row['tokens']:7.0f}  "
-              f"samples/q {row['samples']:5.2f}  checks/q {row['checks']:5.2f}")
-    print(json.dumps({k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v)
-                      for k, v in targets.items()}))
+        print(
+            f"{spec + ' +check':20} accuracy {100 * row['accuracy']:5.1f}%  tokens/q {row['tokens']:7.0f}  "
+            f"samples/q {row['samples']:5.2f}  checks/q {row['checks']:5.2f}"
+        )
+    print(
+        json.dumps({k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in targets.items()})
+    )
 
 
 if __name__ == "__main__":

@@ -93,10 +93,16 @@ class Row:
         return math.fsum(picked) / len(picked) if picked else float("nan")
 
     def summary(self) -> dict[str, float]:
-        return {"n": len(self.correct), "accuracy": self.mean(self.correct), "tokens": self.mean(self.tokens),
-                "samples": self.mean(self.samples), "easy_samples": self.mean(self.samples, True),
-                "hard_samples": self.mean(self.samples, False), "easy_accuracy": self.mean(self.correct, True),
-                "hard_accuracy": self.mean(self.correct, False)}
+        return {
+            "n": len(self.correct),
+            "accuracy": self.mean(self.correct),
+            "tokens": self.mean(self.tokens),
+            "samples": self.mean(self.samples),
+            "easy_samples": self.mean(self.samples, True),
+            "hard_samples": self.mean(self.samples, False),
+            "easy_accuracy": self.mean(self.correct, True),
+            "hard_accuracy": self.mean(self.correct, False),
+        }
 
 
 def paired_delta(a: Row, b: Row) -> tuple[float, float]:
@@ -108,8 +114,9 @@ def paired_delta(a: Row, b: Row) -> tuple[float, float]:
     return 100 * mean, 100 * math.sqrt(var / n)
 
 
-async def measure(specs: list[str], tiers: tuple[tuple[float, Spread], ...], questions: int, seeds: list[int],
-                  reply_words: int) -> dict[str, Row]:
+async def measure(
+    specs: list[str], tiers: tuple[tuple[float, Spread], ...], questions: int, seeds: list[int], reply_words: int
+) -> dict[str, Row]:
     rows = {spec: Row() for spec in specs}
     for seed in seeds:
         dataset = simulated_dataset(questions, name="simulated-mixed")
@@ -127,11 +134,14 @@ async def measure(specs: list[str], tiers: tuple[tuple[float, Spread], ...], que
 
 
 def sc_table(rows: dict[str, Row]) -> tuple[list[dict[str, object]], list[str]]:
-    records, lines = [], [
-        "| cap N | stopping rule | samples / q (easy / hard) | accuracy | fixed SC@N samples / adaptive | "
-        "Δ accuracy vs SC@N, points (± SE) | 3× fewer at ≤ 1 point less |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    records, lines = (
+        [],
+        [
+            "| cap N | stopping rule | samples / q (easy / hard) | accuracy | fixed SC@N samples / adaptive | "
+            "Δ accuracy vs SC@N, points (± SE) | 3× fewer at ≤ 1 point less |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ],
+    )
     for n in CAPS:
         fixed = rows[f"sc:n={n}"]
         f = fixed.summary()
@@ -142,11 +152,14 @@ def sc_table(rows: dict[str, Row]) -> tuple[list[dict[str, object]], list[str]]:
             delta, se = paired_delta(rows[spec], fixed)
             met = ratio >= 3 and delta >= -1.0
             rule = spec.split(",", 1)[1].replace("confidence=", "Beta > ").replace(",parallel=1", ", one at a time")
-            records.append({"spec": spec, "cap": n, **s, "ratio": ratio, "delta_points": delta, "delta_se": se,
-                            "met": met})
-            lines.append(f"| {n} | {rule} | {s['samples']:.1f} ({s['easy_samples']:.1f} / {s['hard_samples']:.1f}) "
-                         f"| {100 * s['accuracy']:.1f}% | {ratio:.2f}× | {delta:+.1f} (± {se:.1f}) | "
-                         f"{'yes' if met else 'no'} |")
+            records.append(
+                {"spec": spec, "cap": n, **s, "ratio": ratio, "delta_points": delta, "delta_se": se, "met": met}
+            )
+            lines.append(
+                f"| {n} | {rule} | {s['samples']:.1f} ({s['easy_samples']:.1f} / {s['hard_samples']:.1f}) "
+                f"| {100 * s['accuracy']:.1f}% | {ratio:.2f}× | {delta:+.1f} (± {se:.1f}) | "
+                f"{'yes' if met else 'no'} |"
+            )
     return records, lines
 
 
@@ -157,9 +170,16 @@ def auto_table(rows: dict[str, Row]) -> tuple[dict[str, object], list[str]]:
     autos = {spec: rows[spec].summary() for spec in rows if spec.startswith("auto:")}
     reaching = [spec for spec in autos if autos[spec]["accuracy"] >= target["accuracy"]]
     cheapest = min(reaching, key=lambda spec: autos[spec]["tokens"]) if reaching else None
-    front = sorted((s for s in autos if not any(
-        autos[o]["accuracy"] >= autos[s]["accuracy"] and autos[o]["tokens"] < autos[s]["tokens"] for o in autos)),
-        key=lambda s: autos[s]["tokens"])
+    front = sorted(
+        (
+            s
+            for s in autos
+            if not any(
+                autos[o]["accuracy"] >= autos[s]["accuracy"] and autos[o]["tokens"] < autos[s]["tokens"] for o in autos
+            )
+        ),
+        key=lambda s: autos[s]["tokens"],
+    )
     lines = [
         f"Best fixed strategy: `{best}`, {100 * target['accuracy']:.1f}% at {target['tokens']:,.0f} tokens / q.",
         "",
@@ -170,21 +190,34 @@ def auto_table(rows: dict[str, Row]) -> tuple[dict[str, object], list[str]]:
         a = autos[spec]
         delta, se = paired_delta(rows[spec], rows[best])
         mark = " (the default)" if spec == DEFAULT_AUTO else ""
-        lines.append(f"| `{spec.removeprefix('auto:')}`{mark} | {100 * a['accuracy']:.1f}% | {a['tokens']:,.0f} | "
-                     f"{a['samples']:.1f} ({a['easy_samples']:.1f} / {a['hard_samples']:.1f}) | "
-                     f"{a['tokens'] / target['tokens']:.2f}× | {delta:+.1f} (± {se:.1f}) |")
+        lines.append(
+            f"| `{spec.removeprefix('auto:')}`{mark} | {100 * a['accuracy']:.1f}% | {a['tokens']:,.0f} | "
+            f"{a['samples']:.1f} ({a['easy_samples']:.1f} / {a['hard_samples']:.1f}) | "
+            f"{a['tokens'] / target['tokens']:.2f}× | {delta:+.1f} (± {se:.1f}) |"
+        )
     result = {
-        "best_fixed": best, "best_fixed_accuracy": target["accuracy"], "best_fixed_tokens": target["tokens"],
+        "best_fixed": best,
+        "best_fixed_accuracy": target["accuracy"],
+        "best_fixed_tokens": target["tokens"],
         "cheapest_auto_reaching_it": cheapest,
         "its_tokens_over_best_fixed": autos[cheapest]["tokens"] / target["tokens"] if cheapest else None,
         "reached_at_half_tokens": bool(cheapest) and autos[cheapest]["tokens"] <= 0.5 * target["tokens"],
-        "pareto_front": front, "configs": autos, "fixed": fixed,
-        "default": DEFAULT_AUTO, "default_on_front": DEFAULT_AUTO in front,
+        "pareto_front": front,
+        "configs": autos,
+        "fixed": fixed,
+        "default": DEFAULT_AUTO,
+        "default_on_front": DEFAULT_AUTO in front,
     }
     lines.append("")
-    lines.append("Cheapest `auto` at the best fixed accuracy: "
-                 + (f"`{cheapest}`, {autos[cheapest]['tokens']:,.0f} tokens / q = "
-                    f"{result['its_tokens_over_best_fixed']:.2f}× `{best}`." if cheapest else "none."))
+    lines.append(
+        "Cheapest `auto` at the best fixed accuracy: "
+        + (
+            f"`{cheapest}`, {autos[cheapest]['tokens']:,.0f} tokens / q = "
+            f"{result['its_tokens_over_best_fixed']:.2f}× `{best}`."
+            if cheapest
+            else "none."
+        )
+    )
     return result, lines
 
 
@@ -199,18 +232,34 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     specs = sc_specs() + auto_specs()
     report: dict[str, object] = {"questions": args.questions, "seeds": seeds, "reply_words": args.reply_words}
-    text = [f"# Effort sweep: {args.questions} questions × seeds {args.seeds}, replies of ~{args.reply_words} words",
-            "", "Written by `python benchmarks/effort_sweep.py`; Δ is paired over the same questions (± one standard "
-            "error).", ""]
+    text = [
+        f"# Effort sweep: {args.questions} questions × seeds {args.seeds}, replies of ~{args.reply_words} words",
+        "",
+        "Written by `python benchmarks/effort_sweep.py`; Δ is paired over the same questions (± one standard error).",
+        "",
+    ]
     for mix, tiers in MIXES.items():
         rows = anyio.run(measure, specs, tiers, args.questions, seeds, args.reply_words)
         sc_records, sc_lines = sc_table(rows)
         auto_result, auto_lines = auto_table(rows)
-        report[mix] = {"tiers": [{"share": s, "p": t.p, "wrong": t.wrong} for s, t in tiers],
-                       "self_consistency": sc_records, "auto": auto_result}
-        text += [f"## Mix: {mix}", "", "### Adaptive against fixed self-consistency", "", *sc_lines, "",
-                 "### `auto` without a checker (its Pareto front over probe, growth, cap)", "", *auto_lines, ""]
-        print("\n".join(text[-len(sc_lines) - len(auto_lines) - 8:]), flush=True)
+        report[mix] = {
+            "tiers": [{"share": s, "p": t.p, "wrong": t.wrong} for s, t in tiers],
+            "self_consistency": sc_records,
+            "auto": auto_result,
+        }
+        text += [
+            f"## Mix: {mix}",
+            "",
+            "### Adaptive against fixed self-consistency",
+            "",
+            *sc_lines,
+            "",
+            "### `auto` without a checker (its Pareto front over probe, growth, cap)",
+            "",
+            *auto_lines,
+            "",
+        ]
+        print("\n".join(text[-len(sc_lines) - len(auto_lines) - 8 :]), flush=True)
     (args.out / "sweep.json").write_text(json.dumps(report, indent=1, default=list) + "\n")
     (args.out / "sweep.md").write_text("\n".join(text))
 

@@ -106,9 +106,7 @@ async def through_engine(calls: int, concurrency: int, directory: Path, runs: in
     sizes = []  # what each run did, not the run: a finished run's graph is let go, as an application would
     clock = Clock()
     for _ in range(runs):
-        result = await engine.run(
-            Calls(per_run, concurrency), "q", budget=Budget(tokens=10**12), trace_path=trace_path
-        )
+        result = await engine.run(Calls(per_run, concurrency), "q", budget=Budget(tokens=10**12), trace_path=trace_path)
         sizes.append((result.usage.calls, len(result.graph)))
     elapsed = clock.lap()
     assert sizes == [(per_run, per_run + 1)] * runs, sizes
@@ -152,8 +150,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64, help="batch size for the concurrent line")
     parser.add_argument("--target-us", type=float, default=40.0)
-    parser.add_argument("--run-size", type=int, default=100,
-                        help="calls per run for the third line (many runs of a typical size, each with its graph)")
+    parser.add_argument(
+        "--run-size",
+        type=int,
+        default=100,
+        help="calls per run for the third line (many runs of a typical size, each with its graph)",
+    )
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     parser.add_argument("--profile", action="store_true", help="cProfile one sequential engine run")
     args = parser.parse_args()
@@ -167,8 +169,10 @@ def main() -> None:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         return
 
-    print(f"{args.calls} scripted zero-latency calls, best of {args.repeats}, anyio on {args.backend}; "
-          "trace on (JSONL file + in-memory graph), token budget on")
+    print(
+        f"{args.calls} scripted zero-latency calls, best of {args.repeats}, anyio on {args.backend}; "
+        "trace on (JSONL file + in-memory graph), token budget on"
+    )
     sequential = anyio.run(measure, args.calls, args.repeats, 1, backend=args.backend)
     report("sequential", sequential, args.target_us)
     concurrent = anyio.run(measure, args.calls, args.repeats, args.concurrency, backend=args.backend)

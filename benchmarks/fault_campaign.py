@@ -76,13 +76,35 @@ async def budget_part(runs: int, seed: int) -> dict[str, Any]:
         limit = rng.randint(300, 1600)
         price = Price(input=1_000_000.0, output=1_000_000.0)  # a token costs a dollar: the two limits compare
         budget = Budget(dollars=limit, price=price) if dollars else Budget(tokens=limit)
-        asked: str = question if not tools else Conversation(question, extra_body={"tools": [{
-            "type": "function", "function": {"name": "lookup", "description": " ".join(["measure"] * 300),
-                                             "parameters": {"type": "object", "properties": {}}}}]})
+        asked: str = (
+            question
+            if not tools
+            else Conversation(
+                question,
+                extra_body={
+                    "tools": [
+                        {
+                            "type": "function",
+                            "function": {
+                                "name": "lookup",
+                                "description": " ".join(["measure"] * 300),
+                                "parameters": {"type": "object", "properties": {}},
+                            },
+                        }
+                    ]
+                },
+            )
+        )
         config = MockConfig(p_right=1.0, filler_words=rng.choice([4, 20, 60]), seed=index)
         async with serve_faulty(config, faults=faults) as server:
-            backend = OpenAIBackend("mock", base_url=server.base_url, stream=stream, honours_n=False,
-                                    max_retries=2, timeout=httpx2.Timeout(0.5, connect=2.0))
+            backend = OpenAIBackend(
+                "mock",
+                base_url=server.base_url,
+                stream=stream,
+                honours_n=False,
+                max_retries=2,
+                timeout=httpx2.Timeout(0.5, connect=2.0),
+            )
             async with backend:
                 result = await SelfConsistency(n=n, max_tokens=rng.choice([16, 48, 128])).run(
                     asked, backend=backend, budget=budget
@@ -109,17 +131,43 @@ async def budget_part(runs: int, seed: int) -> dict[str, Any]:
 
 # --- stores -------------------------------------------------------------------------------------------------
 def _bench(data: Path, out: Path, url: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "thinkloop", "bench", "run", str(data), "--question-field", "q",
-            "--answer-field", "a", "--id-field", "id", "--strategy", "direct", "--model", "mock",
-            "--base-url", url, "--out", str(out), "--quiet", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "thinkloop",
+        "bench",
+        "run",
+        str(data),
+        "--question-field",
+        "q",
+        "--answer-field",
+        "a",
+        "--id-field",
+        "id",
+        "--strategy",
+        "direct",
+        "--model",
+        "mock",
+        "--base-url",
+        url,
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
 def stores_part(trials: int, problems: int, folder: Path) -> dict[str, Any]:
     figures: Counter[str] = Counter()
     for trial in range(trials):
         data, out = folder / f"d{trial}.jsonl", folder / f"r{trial}.jsonl"
-        data.write_text("".join(json.dumps({"id": f"s{i}", "q": f"What is {i} + {1000 * (trial + 1)}?",
-                                            "a": i + 1000 * (trial + 1)}) + "\n" for i in range(problems)))
+        data.write_text(
+            "".join(
+                json.dumps({"id": f"s{i}", "q": f"What is {i} + {1000 * (trial + 1)}?", "a": i + 1000 * (trial + 1)})
+                + "\n"
+                for i in range(problems)
+            )
+        )
         with FaultyServerProcess(MockConfig(p_right=1.0, filler_words=4, latency=0.05)) as server:
             first = subprocess.Popen(_bench(data, out, server.base_url), stderr=subprocess.PIPE, text=True)
             deadline = time.monotonic() + 60
@@ -133,8 +181,11 @@ def stores_part(trials: int, problems: int, folder: Path) -> dict[str, Any]:
         records = read_records(out)
         ids = Counter(r.id for r in records)
         figures["runs"] += 2
-        figures["second_refused"] += second.returncode == 1 and second.stderr.strip().count("\n") == 0 and (
-            "already being written by process" in second.stderr)
+        figures["second_refused"] += (
+            second.returncode == 1
+            and second.stderr.strip().count("\n") == 0
+            and ("already being written by process" in second.stderr)
+        )
         figures["records_lost"] += problems - len(ids)
         figures["records_duplicated"] += sum(c - 1 for c in ids.values())
         figures["problems_sent_twice"] += sum(c - 1 for c in sent.values() if c > 1)
@@ -176,8 +227,9 @@ async def replay_part(runs: int, seed: int, folder: Path) -> dict[str, Any]:
 # --- gate ---------------------------------------------------------------------------------------------------
 def gate_part(folder: Path) -> dict[str, Any]:
     data, figures = folder / "gate.jsonl", {}
-    data.write_text("".join(json.dumps({"id": f"s{i}", "q": f"What is {i} + 7?", "a": i + 7}) + "\n"
-                            for i in range(50)))
+    data.write_text(
+        "".join(json.dumps({"id": f"s{i}", "q": f"What is {i} + 7?", "a": i + 7}) + "\n" for i in range(50))
+    )
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
@@ -192,8 +244,13 @@ def gate_part(folder: Path) -> dict[str, Any]:
     figures["hung_server_named"] = "did not answer" in hung.stderr
     with FaultyServerProcess(MockConfig(), api_key="sk-right-key-0000") as server:
         started = time.monotonic()
-        refused = subprocess.run(_bench(data, folder / "key.jsonl", server.base_url), capture_output=True, text=True,
-                                 timeout=120, env=dict(os.environ, OPENAI_API_KEY="sk-wrong-key-0000"))
+        refused = subprocess.run(
+            _bench(data, folder / "key.jsonl", server.base_url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, OPENAI_API_KEY="sk-wrong-key-0000"),
+        )
         figures["wrong_key_s"] = round(time.monotonic() - started, 1)
         figures["wrong_key_chat_requests"] = server.stats()["requests"]
     figures["wrong_key_lines"] = len(refused.stderr.strip().splitlines())
@@ -220,34 +277,69 @@ def main() -> int:
         gate = gate_part(folder)
     faults = {k.removeprefix("fault:"): v for k, v in budget.items() if k.startswith("fault:")}
     rows = [
-        ("Budget under faults", f"{budget['runs']} runs, {budget['requests']} requests",
-         ", ".join(f"{k} {v}" for k, v in sorted(faults.items())) + f"; {budget['tool_runs']} with a tool schema",
-         f"server billed {budget['billed']} of {budget['budget']} budgeted; {budget['over_budget']} runs over "
-         f"(worst {budget['worst_billed_over_budget']}x); {budget['under_reported']} runs reported less than billed",
-         f"{budget['wrong_answers']} wrong answers of {budget['answered']} answered"),
-        ("Two writers on one --out", f"{stores['runs']} bench runs", "a second process on the same file",
-         f"second refused with one line: {stores['second_refused']} of {stores['runs'] // 2}",
-         f"{stores['records_lost']} lost, {stores['records_duplicated']} duplicated, "
-         f"{stores['problems_sent_twice']} sent twice"),
-        ("Replay of concurrent identical requests", f"{replays['runs']} runs",
-         "jittered replies, a third two-answer ties", f"{replays.get('replay_mismatch_raised', 0)} ReplayMismatch",
-         f"{replays['graph_divergences']} graph divergences, {replays['answer_divergences']} answer divergences"),
-        ("Health gate", "2 bench runs of 50 problems", "a hung server; a wrong key (401)",
-         f"hung: stopped in {gate['hung_server_s']} s, {gate['hung_server_lines']} line; 401: stopped in "
-         f"{gate['wrong_key_s']} s, {gate['wrong_key_lines']} line naming it: {gate['wrong_key_names_401']}",
-         f"{gate['wrong_key_chat_requests']} chat requests sent with the wrong key"),
+        (
+            "Budget under faults",
+            f"{budget['runs']} runs, {budget['requests']} requests",
+            ", ".join(f"{k} {v}" for k, v in sorted(faults.items())) + f"; {budget['tool_runs']} with a tool schema",
+            f"server billed {budget['billed']} of {budget['budget']} budgeted; {budget['over_budget']} runs over "
+            f"(worst {budget['worst_billed_over_budget']}x); {budget['under_reported']} runs reported less than billed",
+            f"{budget['wrong_answers']} wrong answers of {budget['answered']} answered",
+        ),
+        (
+            "Two writers on one --out",
+            f"{stores['runs']} bench runs",
+            "a second process on the same file",
+            f"second refused with one line: {stores['second_refused']} of {stores['runs'] // 2}",
+            f"{stores['records_lost']} lost, {stores['records_duplicated']} duplicated, "
+            f"{stores['problems_sent_twice']} sent twice",
+        ),
+        (
+            "Replay of concurrent identical requests",
+            f"{replays['runs']} runs",
+            "jittered replies, a third two-answer ties",
+            f"{replays.get('replay_mismatch_raised', 0)} ReplayMismatch",
+            f"{replays['graph_divergences']} graph divergences, {replays['answer_divergences']} answer divergences",
+        ),
+        (
+            "Health gate",
+            "2 bench runs of 50 problems",
+            "a hung server; a wrong key (401)",
+            f"hung: stopped in {gate['hung_server_s']} s, {gate['hung_server_lines']} line; 401: stopped in "
+            f"{gate['wrong_key_s']} s, {gate['wrong_key_lines']} line naming it: {gate['wrong_key_names_401']}",
+            f"{gate['wrong_key_chat_requests']} chat requests sent with the wrong key",
+        ),
     ]
     print("| Campaign | Runs | Faults | Budget / outcome | Records, answers |")
     print("|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    broken = (budget["over_budget"] or budget["under_reported"] or budget["wrong_answers"]
-              or stores["records_lost"] or stores["records_duplicated"] or stores["problems_sent_twice"]
-              or stores["second_refused"] != stores["runs"] // 2 or replays["graph_divergences"]
-              or replays["answer_divergences"] or not gate["hung_server_named"] or gate["hung_server_lines"] != 1
-              or gate["wrong_key_lines"] != 1 or not gate["wrong_key_names_401"])
-    print(json.dumps({"budget": budget, "stores": stores, "replay": replays, "gate": gate,
-                      "seconds": round(time.monotonic() - started, 1), "broken": bool(broken)}))
+    broken = (
+        budget["over_budget"]
+        or budget["under_reported"]
+        or budget["wrong_answers"]
+        or stores["records_lost"]
+        or stores["records_duplicated"]
+        or stores["problems_sent_twice"]
+        or stores["second_refused"] != stores["runs"] // 2
+        or replays["graph_divergences"]
+        or replays["answer_divergences"]
+        or not gate["hung_server_named"]
+        or gate["hung_server_lines"] != 1
+        or gate["wrong_key_lines"] != 1
+        or not gate["wrong_key_names_401"]
+    )
+    print(
+        json.dumps(
+            {
+                "budget": budget,
+                "stores": stores,
+                "replay": replays,
+                "gate": gate,
+                "seconds": round(time.monotonic() - started, 1),
+                "broken": bool(broken),
+            }
+        )
+    )
     return 1 if broken else 0
 
 

@@ -12,14 +12,15 @@ goes first:
                          each prompt holds only the latest attempt, so it does not extend the previous one;
                          fewer tokens sent
 
-The cot and critique rows run with ``history=all``: every loop's prompt then extends an earlier one (the
-strategies append new turns and steps at the end), which is what the cache reuses. Sampling is reproducible
-so that the two backends are asked exactly the same prompts and must give the same answers (``same answers``; a prefix cache that changed a reply would show here): cot and
-critique are greedy, and every request without a seed gets one derived from its messages (tree search samples
-its proposals at temperature 0.8). For each loop and backend: wall time, completion tokens per second of wall
-time, prompt tokens sent, reused from the cache (``cached_prompt_tokens``) and evaluated (sent less reused);
-then the ratios on/off and whether the issue's target (evaluated <= 50% of sent) holds. The machine's load
-changes the seconds, so the ratios of the same run matter, and the load average is printed with them.
+The cot and critique rows run with ``history=all``: every loop's prompt then extends an earlier one (the strategies
+append new turns and steps at the end), which is what the cache reuses. Sampling is reproducible so that the two
+backends are asked exactly the same prompts and must give the same answers (``same answers``; a prefix cache that
+changed a reply would show here): cot and critique are greedy, and every request without a seed gets one derived
+from its messages (tree search samples its proposals at temperature 0.8). For each loop and backend: wall time,
+completion tokens per second of wall time, prompt tokens sent, reused from the cache (``cached_prompt_tokens``) and
+evaluated (sent less reused); then the ratios on/off and whether the issue's target (evaluated <= 50% of sent)
+holds. The machine's load changes the seconds, so the ratios of the same run matter, and the load average is printed
+with them.
 
 Run: ``python benchmarks/prefix_cache.py`` (``--questions 2 --max-tokens 64``; ``--loops cot,tree`` for some;
 ``--json`` for machine-readable figures).
@@ -101,8 +102,10 @@ def loops(args: argparse.Namespace) -> dict[str, tuple[str, bool]]:
         # The default prompt (only the latest attempt in each prompt), to compare what is sent and evaluated:
         "cot-last": (f"cot:max_rounds={args.cot_rounds},history=last,{greedy}", True),
         "critique-last": (f"critique:max_rounds={args.critique_rounds},history=last,{greedy}", True),
-        "tree": (f"tree:mode=beam,branching=3,beam_width=2,max_depth={args.tree_depth},max_tokens={args.max_tokens}",
-                 True),
+        "tree": (
+            f"tree:mode=beam,branching=3,beam_width=2,max_depth={args.tree_depth},max_tokens={args.max_tokens}",
+            True,
+        ),
     }
 
 
@@ -128,12 +131,14 @@ async def main() -> None:
     for name in chosen:
         spec, checked = every[name]
         # Fresh backends for each loop: one loop's prompts must not warm the cache for the next.
-        backends = {"off": SeededBackend(n_threads=args.threads, prefix_cache_bytes=0),
-                    "on": SeededBackend(n_threads=args.threads)}
+        backends = {
+            "off": SeededBackend(n_threads=args.threads, prefix_cache_bytes=0),
+            "on": SeededBackend(n_threads=args.threads),
+        }
         for backend in backends.values():
             await backend.load()
         tallies = {"off": Tally(), "on": Tally()}
-        for index, question in enumerate(QUESTIONS[:args.questions]):
+        for index, question in enumerate(QUESTIONS[: args.questions]):
             for mode in ["off", "on"] if index % 2 == 0 else ["on", "off"]:
                 await run_loop(spec, checked, backends[mode], question, tallies[mode])
         for backend in backends.values():
@@ -142,27 +147,42 @@ async def main() -> None:
     load_after = os.getloadavg()
 
     if args.json:
-        print(json.dumps({
-            spec: {mode: {**asdict(t), "evaluated": t.evaluated, "tokens_per_s": t.tokens_per_s}
-                   for mode, t in tallies.items()}
-            for spec, tallies in figures.items()
-        } | {"loadavg": [load_before, load_after]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    spec: {
+                        mode: {**asdict(t), "evaluated": t.evaluated, "tokens_per_s": t.tokens_per_s}
+                        for mode, t in tallies.items()
+                    }
+                    for spec, tallies in figures.items()
+                }
+                | {"loadavg": [load_before, load_after]},
+                indent=2,
+            )
+        )
         return
-    print(f"SmolLM2-135M in-process, {args.threads} thread(s), {args.questions} question(s), "
-          f"max_tokens={args.max_tokens}, load average {load_before[0]:.2f} -> {load_after[0]:.2f}")
-    print(f"{'loop':<62} {'cache':<5} {'calls':>5} {'wall s':>7} {'tok/s':>6} {'sent':>6} {'reused':>6} "
-          f"{'evaluated':>9}")
+    print(
+        f"SmolLM2-135M in-process, {args.threads} thread(s), {args.questions} question(s), "
+        f"max_tokens={args.max_tokens}, load average {load_before[0]:.2f} -> {load_after[0]:.2f}"
+    )
+    print(
+        f"{'loop':<62} {'cache':<5} {'calls':>5} {'wall s':>7} {'tok/s':>6} {'sent':>6} {'reused':>6} {'evaluated':>9}"
+    )
     for spec, tallies in figures.items():
         for mode, t in tallies.items():
-            print(f"{spec:<62} {mode:<5} {t.calls:>5} {t.wall_s:>7.2f} {t.tokens_per_s:>6.1f} {t.prompt_tokens:>6} "
-                  f"{t.cached_tokens:>6} {t.evaluated:>9}")
+            print(
+                f"{spec:<62} {mode:<5} {t.calls:>5} {t.wall_s:>7.2f} {t.tokens_per_s:>6.1f} {t.prompt_tokens:>6} "
+                f"{t.cached_tokens:>6} {t.evaluated:>9}"
+            )
         before, after = tallies["off"], tallies["on"]
         share = after.evaluated / max(1, after.prompt_tokens)
         speed = after.tokens_per_s / max(1e-9, before.tokens_per_s)
-        print(f"  on/off: wall {after.wall_s / before.wall_s:.2f}x, tok/s {speed:.2f}x, "
-              f"prompt tokens evaluated {after.evaluated / max(1, before.evaluated):.2f}x ({share:.0%} of those sent: "
-              f"target <= {TARGET:.0%} {'met' if share <= TARGET else 'MISSED'}), "
-              f"same answers: {'yes' if before.answers == after.answers else 'NO'}")
+        print(
+            f"  on/off: wall {after.wall_s / before.wall_s:.2f}x, tok/s {speed:.2f}x, "
+            f"prompt tokens evaluated {after.evaluated / max(1, before.evaluated):.2f}x ({share:.0%} of those sent: "
+            f"target <= {TARGET:.0%} {'met' if share <= TARGET else 'MISSED'}), "
+            f"same answers: {'yes' if before.answers == after.answers else 'NO'}"
+        )
 
 
 if __name__ == "__main__":

@@ -78,8 +78,16 @@ def make_dataset(count: int) -> Dataset:
     return Dataset(name="sums", path=Path("<sums>"), problems=tuple(problems))
 
 
-def measure(mode: str, latency: float, dataset: Dataset, mock: MockServerProcess, concurrency: int,
-            workdir: Path, *, fsync: bool) -> Measurement:
+def measure(
+    mode: str,
+    latency: float,
+    dataset: Dataset,
+    mock: MockServerProcess,
+    concurrency: int,
+    workdir: Path,
+    *,
+    fsync: bool,
+) -> Measurement:
     out = workdir / f"{mode}-{latency}.jsonl"
     executor = None if mode == "local" else RayExecutor(actors=int(mode.split("-")[1]))
 
@@ -99,8 +107,10 @@ def measure(mode: str, latency: float, dataset: Dataset, mock: MockServerProcess
     keys = Counter(r.key for r in read_records(out))
     requests = mock.stats()["requests"]
     if len(keys) != len(dataset) or set(keys.values()) != {1} or requests != len(dataset) or summary.failed:
-        sys.exit(f"{mode} at {latency}s: {len(keys)} distinct records of {len(dataset)}, "
-                 f"{requests} requests, {summary.failed} failed")
+        sys.exit(
+            f"{mode} at {latency}s: {len(keys)} distinct records of {len(dataset)}, "
+            f"{requests} requests, {summary.failed} failed"
+        )
     startup = executor.startup_s if executor is not None else 0.0
     return Measurement(mode, latency, len(dataset), wall, startup, cpu, requests, summary.correct)
 
@@ -111,8 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="items in flight per process or actor")
     parser.add_argument("--latencies", default="0,0.2", help="seconds per request, comma separated")
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--no-fsync", action="store_true",
-                        help="append records without fsync (the default store fsyncs each record)")
+    parser.add_argument(
+        "--no-fsync", action="store_true", help="append records without fsync (the default store fsyncs each record)"
+    )
     parser.add_argument("--quick", action="store_true", help="300 items: a smoke run")
     args = parser.parse_args(argv)
     items = 300 if args.quick else args.items
@@ -126,27 +137,42 @@ def main(argv: list[str] | None = None) -> None:
             for latency in latencies:
                 with MockServerProcess(MockConfig(latency=latency)) as mock:
                     for mode in modes:
-                        results.append(measure(mode, latency, dataset, mock, args.concurrency, Path(tmp),
-                                           fsync=not args.no_fsync))
+                        results.append(
+                            measure(mode, latency, dataset, mock, args.concurrency, Path(tmp), fsync=not args.no_fsync)
+                        )
                         m = results[-1]
-                        print(f"{mode} at {latency}s: {m.items_per_s:.1f} items/s, "
-                              f"{m.driver_cpu_ms_per_item:.2f} driver CPU ms/item", file=sys.stderr)
+                        print(
+                            f"{mode} at {latency}s: {m.items_per_s:.1f} items/s, "
+                            f"{m.driver_cpu_ms_per_item:.2f} driver CPU ms/item",
+                            file=sys.stderr,
+                        )
     finally:
         if ray is not None:
             ray.shutdown()
 
     fsync = "no fsync" if args.no_fsync else "fsync per record"
     table = Table(title=f"{items} items of {STRATEGY}, concurrency {args.concurrency} per process or actor, {fsync}")
-    for column in ("mode", "latency", "wall s", "startup s", "items/s", "driver CPU ms/item", "requests",
-                   "accuracy"):
+    for column in ("mode", "latency", "wall s", "startup s", "items/s", "driver CPU ms/item", "requests", "accuracy"):
         table.add_column(column, justify="left" if column == "mode" else "right")
     for m in results:
-        table.add_row(m.mode, f"{m.latency:g}", f"{m.wall_s:.1f}", f"{m.startup_s:.1f}", f"{m.items_per_s:.1f}",
-                      f"{m.driver_cpu_ms_per_item:.3f}", str(m.requests), f"{m.correct / m.items:.3f}")
+        table.add_row(
+            m.mode,
+            f"{m.latency:g}",
+            f"{m.wall_s:.1f}",
+            f"{m.startup_s:.1f}",
+            f"{m.items_per_s:.1f}",
+            f"{m.driver_cpu_ms_per_item:.3f}",
+            str(m.requests),
+            f"{m.correct / m.items:.3f}",
+        )
     Console(width=140).print(table)
 
-    ratios: dict[str, Any] = {"items": items, "concurrency": args.concurrency, "strategy": STRATEGY,
-                              "fsync": not args.no_fsync}
+    ratios: dict[str, Any] = {
+        "items": items,
+        "concurrency": args.concurrency,
+        "strategy": STRATEGY,
+        "fsync": not args.no_fsync,
+    }
     for latency in latencies:
         by_mode = {m.mode: m for m in results if m.latency == latency}
         base = by_mode.get("local")
@@ -156,10 +182,16 @@ def main(argv: list[str] | None = None) -> None:
                 "items_per_s": round(m.items_per_s, 2),
                 "driver_cpu_ms_per_item": round(m.driver_cpu_ms_per_item, 4),
                 "startup_s": round(m.startup_s, 2),
-                **({} if base is None or mode == "local" else {
-                    "items_per_s_vs_local": round(m.items_per_s / base.items_per_s, 3),
-                    "driver_cpu_per_item_vs_local": round(m.driver_cpu_ms_per_item / base.driver_cpu_ms_per_item, 3),
-                }),
+                **(
+                    {}
+                    if base is None or mode == "local"
+                    else {
+                        "items_per_s_vs_local": round(m.items_per_s / base.items_per_s, 3),
+                        "driver_cpu_per_item_vs_local": round(
+                            m.driver_cpu_ms_per_item / base.driver_cpu_ms_per_item, 3
+                        ),
+                    }
+                ),
             }
             for mode, m in by_mode.items()
         }

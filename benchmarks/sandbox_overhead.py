@@ -53,8 +53,9 @@ async def old(verifier: ProgramVerifier) -> None:
         config = verifier._config(writable=[scratch], guarded=False)
         command = [*prefix, verifier.python, "-I", "-B", "-c", bootstrap_source(), config]
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8"}
-        done = await run_bounded(command, stdin=PROGRAM.encode(), cwd=scratch, env=env, time_limit=30,
-                                 max_output_bytes=2**20)
+        done = await run_bounded(
+            command, stdin=PROGRAM.encode(), cwd=scratch, env=env, time_limit=30, max_output_bytes=2**20
+        )
     assert done.returncode == 0 and done.stdout == b"42\n", done
 
 
@@ -82,8 +83,10 @@ async def main(runs: int, concurrent: int, batches: int) -> None:
     median = {name: statistics.median(values) for name, values in timings.items()}
     for name, value in median.items():
         print(f"{name:6s} {value:7.1f} ms per run (median of {runs})")
-    print(f"new sandbox over old: +{median['new'] - median['old']:.1f} ms per run, "
-          f"ratio {median['new'] / median['old']:.2f}x; over plain: ratio {median['new'] / median['plain']:.2f}x")
+    print(
+        f"new sandbox over old: +{median['new'] - median['old']:.1f} ms per run, "
+        f"ratio {median['new'] / median['old']:.2f}x; over plain: ratio {median['new'] / median['plain']:.2f}x"
+    )
     if concurrent < 1 or batches < 1:
         return
     together: dict[str, list[float]] = {"plain": [], "new": []}
@@ -95,8 +98,10 @@ async def main(runs: int, concurrent: int, batches: int) -> None:
             together[name].append((time.perf_counter() - started) * 1000)
     per_batch = {name: statistics.median(values) for name, values in together.items()}
     for name, value in per_batch.items():
-        print(f"{name:6s} {value:7.1f} ms for {concurrent} concurrent runs "
-              f"({value / concurrent:.1f} ms per run, median of {batches} batches)")
+        print(
+            f"{name:6s} {value:7.1f} ms for {concurrent} concurrent runs "
+            f"({value / concurrent:.1f} ms per run, median of {batches} batches)"
+        )
     print(f"new sandbox over plain, {concurrent} concurrent: ratio {per_batch['new'] / per_batch['plain']:.2f}x")
 
 

@@ -67,8 +67,9 @@ def _messages(question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": STEP_BY_STEP_SYSTEM}, {"role": "user", "content": question}]
 
 
-async def raw_question(client: openai.AsyncOpenAI, model: str, question: str, n: int, max_tokens: int,
-                       concurrency: int, run: Run) -> None:
+async def raw_question(
+    client: openai.AsyncOpenAI, model: str, question: str, n: int, max_tokens: int, concurrency: int, run: Run
+) -> None:
     """``n`` separate requests (the server ignores ``n``), ``concurrency`` in flight, then a plain vote."""
     limiter = anyio.CapacityLimiter(concurrency)
     texts: list[str] = []
@@ -95,8 +96,13 @@ async def raw_question(client: openai.AsyncOpenAI, model: str, question: str, n:
 async def thinkloop_question(engine: Engine, strategy: SelfConsistency, question: str, run: Run) -> None:
     cpu, wall = time.process_time(), time.perf_counter()
     result = await engine.run(strategy, question)
-    run.add(time.perf_counter() - wall, time.process_time() - cpu, result.usage.calls,
-            result.usage.completion_tokens, result.answer)
+    run.add(
+        time.perf_counter() - wall,
+        time.process_time() - cpu,
+        result.usage.calls,
+        result.usage.completion_tokens,
+        result.answer,
+    )
 
 
 async def measure(args: argparse.Namespace) -> dict[str, object]:
@@ -109,9 +115,11 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
                 model=backend.name, messages=_messages("Say hi."), n=2, max_tokens=4
             )
             honours_n = len(probe.choices) == 2
-            print(f"the server returned {len(probe.choices)} of 2 choices: it "
-                  f"{'honours' if honours_n else 'ignores'} n, so the raw client sends "
-                  f"{'one request with n' if honours_n else 'n separate requests'} per question")
+            print(
+                f"the server returned {len(probe.choices)} of 2 choices: it "
+                f"{'honours' if honours_n else 'ignores'} n, so the raw client sends "
+                f"{'one request with n' if honours_n else 'n separate requests'} per question"
+            )
             # One-time costs outside the timing, as the raw client's warm-up request above: the vote's math
             # equivalence (sympy through math-verify) loads on first use, and so does the rest of the path.
             for messy, number in (("12 + 3 * 6 =", "30"), ("x + 1", "2"), ("\\frac{1}{2}", "0.5")):
@@ -132,15 +140,23 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
     for run in (*raws.values(), sc):
         print(_line(run))
     best = min(raws.values(), key=lambda r: r.ms_per_token)
-    print(f"thinkloop's votes: {dict(zip(questions, sc.answers, strict=False))} (a 135M model: plumbing, "
-          "not accuracy)")
+    print(f"thinkloop's votes: {dict(zip(questions, sc.answers, strict=False))} (a 135M model: plumbing, not accuracy)")
     return {
-        "benchmark": "sc_real_server", "model": backend.name, "questions": len(questions), "n": args.n,
-        "max_tokens": args.max_tokens, "repeats": args.repeats, "server_threads": args.threads,
-        "server_honours_n": honours_n, "raw_best": best.label,
-        "raw_wall_s": round(best.wall_s, 3), "sc_wall_s": round(sc.wall_s, 3),
-        "raw_completion_tokens": best.completion_tokens, "sc_completion_tokens": sc.completion_tokens,
-        "raw_requests": best.requests, "sc_requests": sc.requests,
+        "benchmark": "sc_real_server",
+        "model": backend.name,
+        "questions": len(questions),
+        "n": args.n,
+        "max_tokens": args.max_tokens,
+        "repeats": args.repeats,
+        "server_threads": args.threads,
+        "server_honours_n": honours_n,
+        "raw_best": best.label,
+        "raw_wall_s": round(best.wall_s, 3),
+        "sc_wall_s": round(sc.wall_s, 3),
+        "raw_completion_tokens": best.completion_tokens,
+        "sc_completion_tokens": sc.completion_tokens,
+        "raw_requests": best.requests,
+        "sc_requests": sc.requests,
         "wall_ratio_vs_raw": round(sc.wall_s / best.wall_s, 3),
         "ms_per_token_ratio_vs_raw": round(sc.ms_per_token / best.ms_per_token, 3),
         "cpu_ratio_vs_raw": round(sc.cpu_s / best.cpu_s, 3),
@@ -148,8 +164,10 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _line(run: Run) -> str:
-    return (f"{run.label}: {run.wall_s:.2f} s wall, {run.requests} requests, {run.completion_tokens} completion "
-            f"tokens, {run.ms_per_token:.1f} ms/token, client CPU {run.cpu_s * 1000:.0f} ms")
+    return (
+        f"{run.label}: {run.wall_s:.2f} s wall, {run.requests} requests, {run.completion_tokens} completion "
+        f"tokens, {run.ms_per_token:.1f} ms/token, client CPU {run.cpu_s * 1000:.0f} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,11 +176,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="server threads (1 is steadier on a shared CPU, where llama.cpp's threads wait on "
-                        "each other)")
-    parser.add_argument("--raw-concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2],
-                        help="requests in flight for the raw client, comma separated; the best counts")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="server threads (1 is steadier on a shared CPU, where llama.cpp's threads wait on each other)",
+    )
+    parser.add_argument(
+        "--raw-concurrency",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 2],
+        help="requests in flight for the raw client, comma separated; the best counts",
+    )
     args = parser.parse_args(argv)
     summary = anyio.run(measure, args)
     print(json.dumps(summary))

@@ -144,8 +144,8 @@ async def run_thinkloop(
     base_url: str, questions: list[str], n: int, concurrency: int, *, adaptive: bool, explicit: bool = False
 ) -> Timed:
     # The default constructor, as a user writes it; "explicit" says that the server honours n.
-    backend = OpenAIBackend(MODEL, base_url=base_url, honours_n=True) if explicit else OpenAIBackend(
-        MODEL, base_url=base_url
+    backend = (
+        OpenAIBackend(MODEL, base_url=base_url, honours_n=True) if explicit else OpenAIBackend(MODEL, base_url=base_url)
     )
     await backend.complete(ChatRequest.of("warm up", max_tokens=MAX_TOKENS))
     engine = Engine(backend, max_concurrency=concurrency)
@@ -182,7 +182,12 @@ def run_mode(mode: str, base_url: str, questions: list[str], n: int, concurrency
         call = functools.partial(run_raw, base_url, questions, n, concurrency, separate=mode == "raw-1xn")
     else:
         call = functools.partial(
-            run_thinkloop, base_url, questions, n, concurrency, adaptive=mode == "sc-adapt",
+            run_thinkloop,
+            base_url,
+            questions,
+            n,
+            concurrency,
+            adaptive=mode == "sc-adapt",
             explicit=mode == "sc-explicit",
         )
     return anyio.run(call)
@@ -197,21 +202,30 @@ def measure(server: MockServerProcess, mode: str, questions: list[str], n: int, 
     stats = server.stats()
     right = sum(1 for q in questions if timed.answers.get(q) == str(right_answer(q)))
     return Measurement(
-        mode=mode, latency=server.config.latency, wall_s=timed.wall_s, cpu_s=timed.cpu_s,
-        requests=stats["requests"] - 1, choices=stats["choices"] - 1,  # less the warm-up request
-        max_in_flight=stats["max_in_flight"], right=right, questions=len(questions),
+        mode=mode,
+        latency=server.config.latency,
+        wall_s=timed.wall_s,
+        cpu_s=timed.cpu_s,
+        requests=stats["requests"] - 1,
+        choices=stats["choices"] - 1,  # less the warm-up request
+        max_in_flight=stats["max_in_flight"],
+        right=right,
+        questions=len(questions),
     )
 
 
 def median_of(runs: list[Measurement]) -> Measurement:
     first = runs[0]
     return Measurement(
-        mode=first.mode, latency=first.latency,
-        wall_s=statistics.median(r.wall_s for r in runs), cpu_s=statistics.median(r.cpu_s for r in runs),
+        mode=first.mode,
+        latency=first.latency,
+        wall_s=statistics.median(r.wall_s for r in runs),
+        cpu_s=statistics.median(r.cpu_s for r in runs),
         requests=round(statistics.median(r.requests for r in runs)),
         choices=round(statistics.median(r.choices for r in runs)),
         max_in_flight=max(r.max_in_flight for r in runs),
-        right=round(statistics.median(r.right for r in runs)), questions=first.questions,
+        right=round(statistics.median(r.right for r in runs)),
+        questions=first.questions,
     )
 
 
@@ -235,10 +249,7 @@ def import_cost(repeats: int = 5) -> dict[str, Any]:
     imported = best_time([python, "-c", "import thinkloop"], repeats)
     cli = shutil.which("thinkloop", path=os.path.dirname(python)) or shutil.which("thinkloop")
     help_s = best_time([cli, "--help"], repeats) if cli else None
-    probe = (
-        "import sys, json, thinkloop; "
-        f"print(json.dumps([m for m in {list(HEAVY_MODULES)!r} if m in sys.modules]))"
-    )
+    probe = f"import sys, json, thinkloop; print(json.dumps([m for m in {list(HEAVY_MODULES)!r} if m in sys.modules]))"
     done = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=False)
     heavy = json.loads(done.stdout) if done.returncode == 0 else None
     return {"python_s": baseline, "import_s": imported, "help_s": help_s, "heavy_imported": heavy}
@@ -306,15 +317,32 @@ def main(argv: list[str] | None = None) -> None:
         title=f"{args.questions} questions x vote over {args.n}, {args.concurrency} in flight, "
         f"median of {args.repeats} (expected share voted right with {args.n} samples: {expected:.1%})"
     )
-    for column in ("latency", "mode", "wall s", "vs raw-n", "requests", "choices", "max in flight",
-                   "CPU ms/q", "CPU vs raw-n", "voted right"):
+    for column in (
+        "latency",
+        "mode",
+        "wall s",
+        "vs raw-n",
+        "requests",
+        "choices",
+        "max in flight",
+        "CPU ms/q",
+        "CPU vs raw-n",
+        "voted right",
+    ):
         table.add_column(column, justify="left" if column == "mode" else "right")
     for (latency, mode), m in results.items():
         base = results.get((latency, "raw-n"))
         table.add_row(
-            f"{latency * 1000:.0f} ms", mode, f"{m.wall_s:.2f}", _ratio(m.wall_s, base.wall_s if base else None),
-            str(m.requests), str(m.choices), str(m.max_in_flight), f"{m.cpu_ms_per_question:.2f}",
-            _ratio(m.cpu_s, base.cpu_s if base else None), f"{m.right / m.questions:.1%}",
+            f"{latency * 1000:.0f} ms",
+            mode,
+            f"{m.wall_s:.2f}",
+            _ratio(m.wall_s, base.wall_s if base else None),
+            str(m.requests),
+            str(m.choices),
+            str(m.max_in_flight),
+            f"{m.cpu_ms_per_question:.2f}",
+            _ratio(m.cpu_s, base.cpu_s if base else None),
+            f"{m.right / m.questions:.1%}",
         )
     console.print(table)
     load_after = os.getloadavg()[0]
@@ -328,18 +356,23 @@ def main(argv: list[str] | None = None) -> None:
         f"({args.questions} questions x {args.n}; the fewest possible: {args.questions * args.n})"
     )
     out = summary(results, imports, expected, args)
-    out["ignores_n"] = {"requests": ignored.requests, "choices": ignored.choices,
-                        "needed": args.questions * args.n}
+    out["ignores_n"] = {"requests": ignored.requests, "choices": ignored.choices, "needed": args.questions * args.n}
     out["load_average"] = [round(load_before, 2), round(load_after, 2)]
     print(json.dumps(out))
 
 
-def summary(results: dict[tuple[float, str], Measurement], imports: dict[str, Any], expected: float,
-            args: argparse.Namespace) -> dict[str, Any]:
+def summary(
+    results: dict[tuple[float, str], Measurement], imports: dict[str, Any], expected: float, args: argparse.Namespace
+) -> dict[str, Any]:
     latency = 0.2 if any(lat == 0.2 for lat, _ in results) else max(lat for lat, _ in results)
     out: dict[str, Any] = {
-        "benchmark": "sc_throughput", "questions": args.questions, "n": args.n, "concurrency": args.concurrency,
-        "repeats": args.repeats, "latency_s": latency, "expected_vote_right": round(expected, 4),
+        "benchmark": "sc_throughput",
+        "questions": args.questions,
+        "n": args.n,
+        "concurrency": args.concurrency,
+        "repeats": args.repeats,
+        "latency_s": latency,
+        "expected_vote_right": round(expected, 4),
     }
     base, fixed, adaptive = (results.get((latency, m)) for m in ("raw-n", "sc", "sc-adapt"))
     explicit = results.get((latency, "sc-explicit"))

@@ -48,17 +48,23 @@ from thinkloop.strategies.registry import build_strategy
 from thinkloop.verifiers.equivalence import answers_equivalent
 
 CONFIDENCE = [
-    "sc:n=8", "sc:n=16",
-    "deepconf:n=16", "deepconf:n=16,keep_percent=50",
+    "sc:n=8",
+    "sc:n=16",
+    "deepconf:n=16",
+    "deepconf:n=16,keep_percent=50",
     "deepconf-online:n=16,warmup=4",
     "deepconf-online:n=16,warmup=4,chunk_tokens=16,window=16",
 ]
-STEPS = [f"{name}:n={n}" + (",beam_width=4" if name in ("beam", "dvts") else "")
-         for n in (4, 8, 16) for name in ("sc", "bon", "beam", "dvts", "particles")]
+STEPS = [
+    f"{name}:n={n}" + (",beam_width=4" if name in ("beam", "dvts") else "")
+    for n in (4, 8, 16)
+    for name in ("sc", "bon", "beam", "dvts", "particles")
+]
 
 
-async def _run(strategy_for: Callable[[], Strategy], backend_for: Callable[[], Any], dataset: Any,
-               hard: set[str]) -> dict[str, Any]:
+async def _run(
+    strategy_for: Callable[[], Strategy], backend_for: Callable[[], Any], dataset: Any, hard: set[str]
+) -> dict[str, Any]:
     backend = backend_for()
     engine = Engine(backend)
     rows: list[tuple[bool, bool, int, int, int]] = []
@@ -89,10 +95,14 @@ def _summary(rows: list[tuple[bool, bool, int, int, int]]) -> dict[str, Any]:
         n = len(selected)
         right = sum(r[0] for r in selected)
         low, high = wilson_interval(right, n)
-        return {"n": n, "accuracy": right / n if n else None, "ci": [low, high],
-                "completion_tokens": sum(r[2] for r in selected) / n if n else None,
-                "total_tokens": sum(r[3] for r in selected) / n if n else None,
-                "calls": sum(r[4] for r in selected) / n if n else None}
+        return {
+            "n": n,
+            "accuracy": right / n if n else None,
+            "ci": [low, high],
+            "completion_tokens": sum(r[2] for r in selected) / n if n else None,
+            "total_tokens": sum(r[3] for r in selected) / n if n else None,
+            "calls": sum(r[4] for r in selected) / n if n else None,
+        }
 
     return {"all": part(rows), "easy": part([r for r in rows if not r[1]]), "hard": part([r for r in rows if r[1]])}
 
@@ -104,15 +114,18 @@ def _stronger(spreads: dict[str, Spread]) -> dict[str, Spread]:
 
 def _cascade_configs(gold: dict[str, str], spreads: dict[str, Spread], seed: int) -> list[tuple[str, Any]]:
     """Self-consistency on the strong model alone, against a cascade from the cheap one (the mix's model)."""
+
     def cascade(n: int, strong_n: int, agreement: float = 1.0) -> Strategy:
         cheap = SimulatedBackend(gold, spreads=spreads, seed=seed + 1, reply_words=60, name="cheap")
         return Cascade(cheap=cheap, n=n, strong_n=strong_n, agreement=agreement)
 
-    return [("sc:n=3 (strong only)", lambda: build_strategy("sc:n=3")),
-            ("sc:n=5 (strong only)", lambda: build_strategy("sc:n=5")),
-            ("cascade:n=3,strong_n=3", lambda: cascade(3, 3)),
-            ("cascade:n=3,strong_n=5", lambda: cascade(3, 5)),
-            ("cascade:n=3,strong_n=3,agreement=0.6", lambda: cascade(3, 3, 0.6))]
+    return [
+        ("sc:n=3 (strong only)", lambda: build_strategy("sc:n=3")),
+        ("sc:n=5 (strong only)", lambda: build_strategy("sc:n=5")),
+        ("cascade:n=3,strong_n=3", lambda: cascade(3, 3)),
+        ("cascade:n=3,strong_n=5", lambda: cascade(3, 5)),
+        ("cascade:n=3,strong_n=3,agreement=0.6", lambda: cascade(3, 3, 0.6)),
+    ]
 
 
 def _row(setting: str, spec: str, s: dict[str, Any]) -> str:
@@ -120,9 +133,11 @@ def _row(setting: str, spec: str, s: dict[str, Any]) -> str:
     name = f"`{spec}`"
     if "escalated" in s:
         name += f" (escalated {100 * s['escalated']:.0f}%, strong-model tokens/q {s['strong_tokens']:.0f})"
-    return (f"| {setting} | {name} | {100 * a['accuracy']:.1f}% [{100 * a['ci'][0]:.1f}, {100 * a['ci'][1]:.1f}] "
-            f"| {100 * s['easy']['accuracy']:.1f}% | {100 * s['hard']['accuracy']:.1f}% "
-            f"| {a['completion_tokens']:.0f} | {a['total_tokens']:.0f} | {a['calls']:.1f} |")
+    return (
+        f"| {setting} | {name} | {100 * a['accuracy']:.1f}% [{100 * a['ci'][0]:.1f}, {100 * a['ci'][1]:.1f}] "
+        f"| {100 * s['easy']['accuracy']:.1f}% | {100 * s['hard']['accuracy']:.1f}% "
+        f"| {a['completion_tokens']:.0f} | {a['total_tokens']:.0f} | {a['calls']:.1f} |"
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -132,14 +147,17 @@ async def main(args: argparse.Namespace) -> None:
     hard = {q for q, s in spreads.items() if s.p < 0.5}
     gold = {p.question: p.answer for p in dataset.problems}
     summary: dict[str, dict[str, Any]] = {"confidence": {}, "steps": {}}
-    lines = ["| setting | config | accuracy (95% CI) | easy | hard | completion tokens/q | total tokens/q | calls/q |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| setting | config | accuracy (95% CI) | easy | hard | completion tokens/q | total tokens/q | calls/q |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     started = time.perf_counter()
     for spec in CONFIDENCE:
         result = await _run(
             lambda spec=spec: build_strategy(spec),
             lambda: ConfidentSimulatedBackend(gold, spreads=spreads, seed=args.seed, reply_words=58),
-            dataset, hard,
+            dataset,
+            hard,
         )
         summary["confidence"][spec] = result
         lines.append(_row("confidence", spec, result))
@@ -161,21 +179,31 @@ async def main(args: argparse.Namespace) -> None:
         result = await _run(
             strategy_for,
             lambda: SimulatedStepBackend(gold, derail=derail, spreads=spreads, seed=args.seed, steps=4),
-            dataset, hard,
+            dataset,
+            hard,
         )
         summary["steps"][spec] = result
         lines.append(_row("steps", spec, result))
         print(lines[-1], flush=True)
     summary["cascade"] = {}
     for spec, strategy_for in _cascade_configs(gold, spreads, args.seed):
-        result = await _run(strategy_for, lambda: SimulatedBackend(gold, spreads=_stronger(spreads), seed=args.seed,
-                                                                   reply_words=60, name="strong"), dataset, hard)
+        result = await _run(
+            strategy_for,
+            lambda: SimulatedBackend(gold, spreads=_stronger(spreads), seed=args.seed, reply_words=60, name="strong"),
+            dataset,
+            hard,
+        )
         summary["cascade"][spec] = result
         lines.append(_row("cascade", spec, result))
         print(lines[-1], flush=True)
     seconds = time.perf_counter() - started
-    meta = {"questions": args.questions, "seed": args.seed, "prm_noise": args.prm_noise,
-            "prm_separation": args.prm_separation, "seconds": round(seconds, 1)}
+    meta = {
+        "questions": args.questions,
+        "seed": args.seed,
+        "prm_noise": args.prm_noise,
+        "prm_separation": args.prm_separation,
+        "seconds": round(seconds, 1),
+    }
     _write(Path(args.out), {"meta": meta, **summary}, lines)
     print(f"{seconds:.0f} s; wrote {args.out}/summary.json and table.md")
 
@@ -197,20 +225,37 @@ def _plot(summary: dict[str, Any], path: Path) -> None:
     for index, (spec, s) in enumerate(summary["confidence"].items()):
         a = s["all"]
         y = 100 * a["accuracy"]
-        left.errorbar(a["completion_tokens"], y, yerr=[[y - 100 * a["ci"][0]], [100 * a["ci"][1] - y]],
-                      fmt="o", capsize=3)
+        left.errorbar(
+            a["completion_tokens"], y, yerr=[[y - 100 * a["ci"][0]], [100 * a["ci"][1] - y]], fmt="o", capsize=3
+        )
         label = spec.replace("deepconf-online", "online").replace(",window=16", "")
-        left.annotate(label, (a["completion_tokens"], y), textcoords="offset points",
-                      xytext=(6, 6 if index % 2 else -12), fontsize=7)
+        left.annotate(
+            label,
+            (a["completion_tokens"], y),
+            textcoords="offset points",
+            xytext=(6, 6 if index % 2 else -12),
+            fontsize=7,
+        )
     left.set_title("confidence: DeepConf against self-consistency")
     left.set_xlim(right=1400)
     for name in ("sc", "bon", "beam", "dvts", "particles"):
-        points = [(s["all"]["completion_tokens"], 100 * s["all"]["accuracy"], s["all"]["ci"])
-                  for spec, s in summary["steps"].items() if spec.partition(":")[0] == name]
+        points = [
+            (s["all"]["completion_tokens"], 100 * s["all"]["accuracy"], s["all"]["ci"])
+            for spec, s in summary["steps"].items()
+            if spec.partition(":")[0] == name
+        ]
         xs, ys = [p[0] for p in points], [p[1] for p in points]
-        right.errorbar(xs, ys, yerr=[[y - 100 * p[2][0] for y, p in zip(ys, points, strict=True)],
-                                     [100 * p[2][1] - y for y, p in zip(ys, points, strict=True)]],
-                       fmt="-o", capsize=3, label=name)
+        right.errorbar(
+            xs,
+            ys,
+            yerr=[
+                [y - 100 * p[2][0] for y, p in zip(ys, points, strict=True)],
+                [100 * p[2][1] - y for y, p in zip(ys, points, strict=True)],
+            ],
+            fmt="-o",
+            capsize=3,
+            label=name,
+        )
     right.set_title("steps: searches against SC and best-of-n, N = 4, 8, 16")
     right.legend()
     for ax in (left, right):

@@ -35,7 +35,8 @@ async def load(url: str, model: str, requests: int, in_flight: int) -> tuple[flo
             async with limiter:
                 try:
                     await client.chat.completions.create(
-                        model=model, max_tokens=64, messages=[{"role": "user", "content": f"What is {i} + 7?"}])
+                        model=model, max_tokens=64, messages=[{"role": "user", "content": f"What is {i} + 7?"}]
+                    )
                 except openai.APIError as exc:
                     cause = exc.__cause__
                     errors[type(cause).__name__ if cause is not None else type(exc).__name__] += 1
@@ -63,19 +64,31 @@ def main(argv: list[str] | None = None) -> None:
             server = ServeProcess(mock.base_url, "--max-concurrency", "256", "--workers", str(workers))
             try:
                 anyio.run(load, server.url, f"thinkloop[{args.strategy}]", 20, 4)  # warm every worker
-                rows[f"serve x{workers}"] = anyio.run(load, server.url, f"thinkloop[{args.strategy}]",
-                                                      args.requests, args.in_flight)
+                rows[f"serve x{workers}"] = anyio.run(
+                    load, server.url, f"thinkloop[{args.strategy}]", args.requests, args.in_flight
+                )
             finally:
                 server.stop()
-    out = {"benchmark": "serve_load", "requests": args.requests, "in_flight": args.in_flight,
-           "strategy": args.strategy, "latency_s": args.latency, "cpus": os.cpu_count(),
-           "load_average_1m": round(os.getloadavg()[0], 2), "modes": {}}
+    out = {
+        "benchmark": "serve_load",
+        "requests": args.requests,
+        "in_flight": args.in_flight,
+        "strategy": args.strategy,
+        "latency_s": args.latency,
+        "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "modes": {},
+    }
     print(f"{'mode':12} {'wall s':>8} {'req/s':>8} {'errors':>7}  kinds")
     for mode, (wall, errors) in rows.items():
         total = sum(errors.values())
         print(f"{mode:12} {wall:8.2f} {args.requests / wall:8.1f} {total:7d}  {dict(errors)}")
-        out["modes"][mode] = {"wall_s": round(wall, 3), "per_s": round(args.requests / wall, 1),
-                              "error_rate": total / args.requests, "errors": dict(errors)}
+        out["modes"][mode] = {
+            "wall_s": round(wall, 3),
+            "per_s": round(args.requests / wall, 1),
+            "error_rate": total / args.requests,
+            "errors": dict(errors),
+        }
     print(json.dumps(out))
 
 

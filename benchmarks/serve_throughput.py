@@ -52,8 +52,19 @@ class ServeProcess:
     """``thinkloop serve`` in front of ``base_url``, on a free loopback port."""
 
     def __init__(self, base_url: str, *args: str) -> None:
-        command = [sys.executable, "-m", "thinkloop", "serve", "--port", "0", "--base-url", base_url,
-                   "--model", "mock", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "thinkloop",
+            "serve",
+            "--port",
+            "0",
+            "--base-url",
+            base_url,
+            "--model",
+            "mock",
+            *args,
+        ]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -97,7 +108,10 @@ async def raw_n(base_url: str, questions: list[str], n: int, concurrency: int) -
 
         async def one(question: str) -> None:
             reply = await client.chat.completions.create(
-                model="mock", n=n, temperature=0.7, max_tokens=512,
+                model="mock",
+                n=n,
+                temperature=0.7,
+                max_tokens=512,
                 messages=[{"role": "system", "content": STEP_BY_STEP_SYSTEM}, {"role": "user", "content": question}],
             )
             votes = Counter(m.group(1) for c in reply.choices if (m := _ANSWER.search(c.message.content or "")))
@@ -113,7 +127,8 @@ async def through_serve(url: str, questions: list[str], n: int, concurrency: int
 
         async def one(question: str) -> None:
             reply = await client.chat.completions.create(
-                model=f"thinkloop[sc:n={n}]", messages=[{"role": "user", "content": question}],
+                model=f"thinkloop[sc:n={n}]",
+                messages=[{"role": "user", "content": question}],
             )
             answers[question] = reply.thinkloop["answer"] or ""  # type: ignore[attr-defined]
 
@@ -167,22 +182,30 @@ def main(argv: list[str] | None = None) -> None:
     raw_wall, serve_wall = statistics.median(raw_walls), statistics.median(serve_walls)
     out = {
         "benchmark": "serve_throughput",
-        "questions": args.questions, "n": args.n, "concurrency": args.concurrency, "latency_s": args.latency,
+        "questions": args.questions,
+        "n": args.n,
+        "concurrency": args.concurrency,
+        "latency_s": args.latency,
         "repeats": args.repeats,
-        "raw_n_wall_s": round(raw_wall, 3), "serve_wall_s": round(serve_wall, 3),
+        "raw_n_wall_s": round(raw_wall, 3),
+        "serve_wall_s": round(serve_wall, 3),
         "wall_ratio": round(serve_wall / raw_wall, 3),
         "peak_rss_mb": round(peak_rss, 1),
         "cpu_ms_per_question": round(statistics.median(cpu_per_q), 2),
-        "right_share": {"raw_n": round(statistics.median(raw_right), 3),
-                        "serve": round(statistics.median(serve_right), 3)},
+        "right_share": {
+            "raw_n": round(statistics.median(raw_right), 3),
+            "serve": round(statistics.median(serve_right), 3),
+        },
         "targets": TARGETS,
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
     out["meets_targets"] = {key: out[key] <= limit for key, limit in TARGETS.items()}
     print(f"{'mode':8} {'wall s':>8} {'right':>6}")
     print(f"{'raw-n':8} {raw_wall:8.3f} {out['right_share']['raw_n']:6.3f}")
-    print(f"{'serve':8} {serve_wall:8.3f} {out['right_share']['serve']:6.3f}   server: peak RSS "
-          f"{out['peak_rss_mb']} MB, {out['cpu_ms_per_question']} ms CPU per question")
+    print(
+        f"{'serve':8} {serve_wall:8.3f} {out['right_share']['serve']:6.3f}   server: peak RSS "
+        f"{out['peak_rss_mb']} MB, {out['cpu_ms_per_question']} ms CPU per question"
+    )
     print(json.dumps(out))
 
 

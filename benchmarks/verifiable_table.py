@@ -72,9 +72,10 @@ def rows_by_family(records: list[Record]) -> dict[str, list[Row]]:
     for record in latest(records).values():
         if record.status == "done":
             grouped[record.dataset.removeprefix("verifiable-")][record.strategy].append(record)
-    return {family: [Row(family, strategy, tuple(sorted(done, key=lambda r: r.id)))
-                     for strategy, done in configs.items()]
-            for family, configs in grouped.items()}
+    return {
+        family: [Row(family, strategy, tuple(sorted(done, key=lambda r: r.id))) for strategy, done in configs.items()]
+        for family, configs in grouped.items()
+    }
 
 
 def baseline(rows: list[Row]) -> Row | None:
@@ -115,9 +116,11 @@ def render(table: dict[str, list[Row]]) -> str:
                 f"{100 * high:.0f}] | {row.tokens:.0f} | {row.calls:.1f} | {same} | {lift} | {ratio} | {helps} |"
             )
     lines.append("")
-    lines.append(f"Families where a checked loop beats the best single call by >= {LIFT_POINTS:.0f} points at <= "
-                 f"{MAX_TOKEN_RATIO:.0f}x the tokens: {len(helped)} of {len(table)}"
-                 + (f" ({', '.join(helped)})." if helped else "."))
+    lines.append(
+        f"Families where a checked loop beats the best single call by >= {LIFT_POINTS:.0f} points at <= "
+        f"{MAX_TOKEN_RATIO:.0f}x the tokens: {len(helped)} of {len(table)}"
+        + (f" ({', '.join(helped)})." if helped else ".")
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -147,17 +150,23 @@ def plot(table: dict[str, list[Row]], path: Path) -> None:
     for axis, family in zip(axes.flat, families, strict=False):
         for row in table[family]:
             low, high = row.interval
-            axis.errorbar([row.tokens], [100 * row.rate], yerr=[[100 * (row.rate - low)], [100 * (high - row.rate)]],
-                          fmt="o" if row.strategy in SINGLE_CALLS else "s", capsize=3)
-            axis.annotate(short(row.strategy), (row.tokens, 100 * row.rate), textcoords="offset points", xytext=(4, 4),
-                          fontsize=7)
+            axis.errorbar(
+                [row.tokens],
+                [100 * row.rate],
+                yerr=[[100 * (row.rate - low)], [100 * (high - row.rate)]],
+                fmt="o" if row.strategy in SINGLE_CALLS else "s",
+                capsize=3,
+            )
+            axis.annotate(
+                short(row.strategy), (row.tokens, 100 * row.rate), textcoords="offset points", xytext=(4, 4), fontsize=7
+            )
         axis.set_xlim(left=0)
         axis.set_ylim(-5, 105)
         axis.set_title(f"{family} (n={max(r.n for r in table[family])} tasks)")
         axis.set_xlabel("tokens per task")
         axis.set_ylabel("success %")
         axis.grid(alpha=0.3)
-    for axis in list(axes.flat)[len(families):]:
+    for axis in list(axes.flat)[len(families) :]:
         axis.set_visible(False)
     figure.suptitle("SmolLM2-135M on checkable tasks: one call vs loops gated by the check (95% Wilson CI)")
     figure.tight_layout()

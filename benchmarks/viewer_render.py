@@ -37,8 +37,14 @@ TARGET_S = 2.0
 def big_run(path: Path, depth: int) -> int:
     counter = itertools.count()
     backend = ScriptedBackend(lambda request: f"step {next(counter)}", capabilities=SEQUENTIAL)
-    strategy = TreeSearch(mode="beam", branching=16, beam_width=64, max_depth=depth, prune_below=0.0,
-                          value_fn=lambda question, steps: int(steps[-1].split()[-1]) * 37 % 100 / 100)
+    strategy = TreeSearch(
+        mode="beam",
+        branching=16,
+        beam_width=64,
+        max_depth=depth,
+        prune_below=0.0,
+        value_fn=lambda question, steps: int(steps[-1].split()[-1]) * 37 % 100 / 100,
+    )
     return len(strategy.run_sync("Grow a wide tree", backend=backend, trace_path=path).graph)
 
 
@@ -105,14 +111,22 @@ def main() -> None:
         trace_mb = (root / "big.jsonl").stat().st_size / 1e6
         page_mb = big_page.stat().st_size / 1e6
         print(f"big run: {big_nodes} nodes made in {made_s:.1f} s; trace {trace_mb:.1f} MB, page {page_mb:.1f} MB")
-        print(f"write the big page (python, trace read back with load_trace): {big_write:.2f} s wall, "
-              f"{big_cpu:.2f} s CPU = {big_cpu / big_nodes * 1e6:.0f} us CPU per node")
-        print(f"script done (chrome): small {small_drawn:7.0f} ms   big {big_drawn:7.0f} ms   "
-              f"ratio {big_drawn / small_drawn:6.1f}x")
-        print(f"first paint (chrome): small {small_painted:7.0f} ms   big {big_painted:7.0f} ms   "
-              f"ratio {big_painted / small_painted:6.1f}x")
-        print(f"big page painted in {big_painted / 1000:.2f} s = {big_painted / 1000 / TARGET_S:.2f} of the "
-              f"{TARGET_S:.0f} s target; its script's own split (ms): {timings}")
+        print(
+            f"write the big page (python, trace read back with load_trace): {big_write:.2f} s wall, "
+            f"{big_cpu:.2f} s CPU = {big_cpu / big_nodes * 1e6:.0f} us CPU per node"
+        )
+        print(
+            f"script done (chrome): small {small_drawn:7.0f} ms   big {big_drawn:7.0f} ms   "
+            f"ratio {big_drawn / small_drawn:6.1f}x"
+        )
+        print(
+            f"first paint (chrome): small {small_painted:7.0f} ms   big {big_painted:7.0f} ms   "
+            f"ratio {big_painted / small_painted:6.1f}x"
+        )
+        print(
+            f"big page painted in {big_painted / 1000:.2f} s = {big_painted / 1000 / TARGET_S:.2f} of the "
+            f"{TARGET_S:.0f} s target; its script's own split (ms): {timings}"
+        )
 
 
 if __name__ == "__main__":

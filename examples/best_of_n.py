@@ -1,6 +1,6 @@
 """Best-of-n on the embedded default model: 4 candidates, each scored by the same model acting as an LLM judge.
 
-    python examples/best_of_n.py
+python examples/best_of_n.py
 """
 
 from thinkloop import Budget

@@ -1,6 +1,6 @@
 """Chain of thought on the embedded default model (SmolLM2-135M, in-process): one step-by-step call.
 
-    python examples/chain_of_thought.py
+python examples/chain_of_thought.py
 """
 
 from thinkloop import Budget, ChainOfThought

@@ -31,8 +31,13 @@ def main(backend: Backend | None = None) -> Result:
         from thinkloop.backends.llamacpp import LlamaCppBackend
 
         backend = LlamaCppBackend()
-    strategy = CritiqueRevise(max_rounds=3, max_tokens=96, temperature=0.7, critic="verifier",
-                              system_prompt="You write correct, short Python code using only the standard library.")
+    strategy = CritiqueRevise(
+        max_rounds=3,
+        max_tokens=96,
+        temperature=0.7,
+        critic="verifier",
+        system_prompt="You write correct, short Python code using only the standard library.",
+    )
     result = strategy.run_sync(QUESTION, backend=backend, verifier=PythonTests(TESTS), budget=Budget(tokens=5_000))
     for node in result.graph.nodes():
         if node.kind == "verify":
@@ -40,8 +45,10 @@ def main(backend: Backend | None = None) -> Result:
             feedback = " | ".join((node.data["feedback"] or "").strip().splitlines()[:3])
             print(f"version {state}: {feedback[:160]}")
     accepted = result.candidate.accepted if result.candidate else None
-    print(f"answer accepted={accepted} stop={result.stop_reason} versions={result.data['versions']} "
-          f"calls={result.usage.calls} tokens={result.usage.total_tokens}")
+    print(
+        f"answer accepted={accepted} stop={result.stop_reason} versions={result.data['versions']} "
+        f"calls={result.usage.calls} tokens={result.usage.total_tokens}"
+    )
     return result
 
 

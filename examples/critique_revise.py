@@ -1,6 +1,6 @@
 """Critique and revise on the embedded default model: answer, let the model critique itself, revise.
 
-    python examples/critique_revise.py
+python examples/critique_revise.py
 """
 
 from thinkloop import Budget

@@ -31,12 +31,15 @@ def main(backend: Backend | None = None) -> Result:
     for node in result.graph.nodes():
         if node.kind == "verify":
             text = reply_subject(result.graph.node(node.parents[0]).text or "") if node.parents else ""
-            verdict = "accepted" if node.data["accepted"] else "rejected: " + " ".join(
-                (node.data["feedback"] or "").split())
+            verdict = (
+                "accepted" if node.data["accepted"] else "rejected: " + " ".join((node.data["feedback"] or "").split())
+            )
             print(f"reply: {text[:70]!r} -> {verdict}")
     accepted = result.candidate.accepted if result.candidate else None
-    print(f"answer={reply_subject(result.text or '')!r} accepted={accepted} "
-          f"stop={result.stop_reason} calls={result.usage.calls} tokens={result.usage.total_tokens}")
+    print(
+        f"answer={reply_subject(result.text or '')!r} accepted={accepted} "
+        f"stop={result.stop_reason} calls={result.usage.calls} tokens={result.usage.total_tokens}"
+    )
     return result
 
 

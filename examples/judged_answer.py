@@ -29,8 +29,9 @@ def main(backend: Backend | None = None) -> Result:
     strategy = CritiqueRevise(max_rounds=1, max_tokens=80, critic="verifier")
     with tempfile.TemporaryDirectory() as folder:
         trace = Path(folder) / "run.jsonl"
-        result = strategy.run_sync(QUESTION, backend=backend, verifier=judge, budget=Budget(tokens=4_000),
-                                   trace_path=trace)
+        result = strategy.run_sync(
+            QUESTION, backend=backend, verifier=judge, budget=Budget(tokens=4_000), trace_path=trace
+        )
         events = list(load_trace(trace))
     steps = Counter(e.node.kind for e in events if e.kind == "node" and e.node.status == "done")
     for node in result.graph.nodes():
@@ -39,8 +40,10 @@ def main(backend: Backend | None = None) -> Result:
         elif node.kind == "verify" and node.data and "accepted" in node.data:
             print(f"[judge] {'accepted' if node.data['accepted'] else 'rejected'} (score {node.score})")
     print(f"trace: {len(events)} events; steps: {dict(sorted(steps.items()))}")
-    print(f"answer={result.answer!r} stop={result.stop_reason} calls={result.usage.calls} "
-          f"tokens={result.usage.total_tokens}")
+    print(
+        f"answer={result.answer!r} stop={result.stop_reason} calls={result.usage.calls} "
+        f"tokens={result.usage.total_tokens}"
+    )
     return result
 
 

@@ -24,24 +24,28 @@ from thinkloop.verifiers.base import Verifier
 from thinkloop.verifiers.puzzles import Game24, SumProduct, solve_24
 
 PUZZLES: list[tuple[str, Verifier]] = [
-    ("Use the numbers 4, 7, 8, 8 each exactly once, with +, -, *, / and parentheses, to make 24.",
-     Game24([4, 7, 8, 8])),
+    (
+        "Use the numbers 4, 7, 8, 8 each exactly once, with +, -, *, / and parentheses, to make 24.",
+        Game24([4, 7, 8, 8]),
+    ),
     ("Find three different positive whole numbers whose sum equals their product.", SumProduct(3, distinct=True)),
 ]
 
 
 def solve(question: str, checker: Verifier, backend: Backend) -> Result:
-    search = TreeSearch(mode="dfs", value="verifier", branching=3, max_depth=2, prune_below=0.2, max_tokens=40,
-                        temperature=0.9)
+    search = TreeSearch(
+        mode="dfs", value="verifier", branching=3, max_depth=2, prune_below=0.2, max_tokens=40, temperature=0.9
+    )
     result = search.run_sync(question, backend=backend, verifier=checker, budget=Budget(tokens=3_000))
     kinds = [node.kind for node in result.graph.nodes()]
     pruned = sum(node.status == "pruned" for node in result.graph.nodes())
     verdict = result.candidate.feedback if result.candidate is not None else None
     print(f"puzzle: {question}")
-    print(f"  answer={result.answer!r} accepted={result.candidate.accepted if result.candidate else None} "
-          f"({verdict})")
-    print(f"  steps proposed={kinds.count('expand')} pruned={pruned} backtracks={kinds.count('backtrack')} "
-          f"stop={result.stop_reason} calls={result.usage.calls} tokens={result.usage.total_tokens}")
+    print(f"  answer={result.answer!r} accepted={result.candidate.accepted if result.candidate else None} ({verdict})")
+    print(
+        f"  steps proposed={kinds.count('expand')} pruned={pruned} backtracks={kinds.count('backtrack')} "
+        f"stop={result.stop_reason} calls={result.usage.calls} tokens={result.usage.total_tokens}"
+    )
     return result
 
 

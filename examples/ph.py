@@ -39,8 +39,10 @@ def main(backend: Backend | None = None) -> Result:
     result = strategy.run_sync(QUESTION, backend=backend, verifier=checker, budget=Budget(tokens=4_000))
     tried = [node.answer for node in result.graph.nodes() if node.kind == "verify"]
     print(f"the checker's pH: {expected:.2f}; answers tried: {tried}")
-    print(f"answer={result.answer!r} accepted={result.candidate.accepted if result.candidate else None} "
-          f"stop={result.stop_reason} calls={result.usage.calls} tokens={result.usage.total_tokens}")
+    print(
+        f"answer={result.answer!r} accepted={result.candidate.accepted if result.candidate else None} "
+        f"stop={result.stop_reason} calls={result.usage.calls} tokens={result.usage.total_tokens}"
+    )
     return result
 
 

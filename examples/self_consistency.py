@@ -12,5 +12,7 @@ question = "What is 6 + 7?"
 backend = LlamaCppBackend()
 for strategy in (SelfConsistency(n=8, max_tokens=96), SelfConsistency(n=8, adaptive=True, max_tokens=96)):
     result = strategy.run_sync(question, backend=backend, budget=Budget(tokens=8_000))
-    print(f"{result.strategy}: answer={result.answer!r} votes={result.data['votes']} "
-          f"samples={result.data['samples']} stop={result.stop_reason} tokens={result.usage.total_tokens}")
+    print(
+        f"{result.strategy}: answer={result.answer!r} votes={result.data['votes']} "
+        f"samples={result.data['samples']} stop={result.stop_reason} tokens={result.usage.total_tokens}"
+    )

@@ -13,7 +13,9 @@ result = TreeSearch(mode="dfs", branching=2, max_depth=2, max_tokens=64).run_syn
     "What is 10 - 4?", backend=LlamaCppBackend(), budget=Budget(tokens=8_000)
 )
 kinds = [node.kind for node in result.graph.nodes()]
-print(f"answer={result.answer!r} stop={result.stop_reason} nodes={len(kinds)} "
-      f"backtracks={kinds.count('backtrack')} pruned={len(result.graph.pruned())}")
+print(
+    f"answer={result.answer!r} stop={result.stop_reason} nodes={len(kinds)} "
+    f"backtracks={kinds.count('backtrack')} pruned={len(result.graph.pruned())}"
+)
 for node in result.answer_path():
     print(f"  {node.kind:9} {(node.text or '').strip()[:100]!r}")

@@ -28,25 +28,30 @@ result = ChainOfThought(max_rounds=3, max_tokens=128, temperature=0.0).run_sync(
     QUESTION, backend=LlamaCppBackend(), verifier=verifier, budget=Budget(tokens=3_000)
 )
 
-print(f"answer={result.answer!r} stop={result.stop_reason} calls={result.usage.calls} "
-      f"tokens={result.usage.total_tokens} ({result.latency_s:.1f} s)")
+print(
+    f"answer={result.answer!r} stop={result.stop_reason} calls={result.usage.calls} "
+    f"tokens={result.usage.total_tokens} ({result.latency_s:.1f} s)"
+)
 graph = result.graph
 
 
 def verdicts(node_id: int) -> str:
     """The verdicts hanging under a node, as one short string."""
     found = [graph.node(child) for child in graph.nx.successors(node_id) if graph.node(child).kind == "verify"]
-    return "; ".join(
-        "accepted" if v.data["accepted"] else f"rejected: {v.data['feedback']}" for v in found
-    ) or "not verified"
+    return (
+        "; ".join("accepted" if v.data["accepted"] else f"rejected: {v.data['feedback']}" for v in found)
+        or "not verified"
+    )
 
 
 print("rounds:")
 for node in graph.nodes():
     if node.kind == "generate":
         ending = " ".join((node.text or "").split())[-70:]
-        print(f"  #{node.id} round {node.data['round'] + 1}: answer={node.answer!r} ...{ending!r}\n"
-              f"      {verdicts(node.id)}")
+        print(
+            f"  #{node.id} round {node.data['round'] + 1}: answer={node.answer!r} ...{ending!r}\n"
+            f"      {verdicts(node.id)}"
+        )
 print("path to the answer:")
 for node in result.answer_path():
     what = repr(node.text) if node.kind == "question" else f"answer={node.answer!r}"

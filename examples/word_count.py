@@ -34,8 +34,10 @@ def main(backend: Backend | None = None) -> Result:
             verdict = "accepted" if node.data["accepted"] else f"rejected: {node.data['feedback']}"
             print(f"attempt: {text[:70]!r} ({count_words(text)} words) -> {verdict}")
     answer = reply_subject(result.text or "")
-    print(f"answer={answer!r} words={count_words(answer)} stop={result.stop_reason} "
-          f"calls={result.usage.calls} tokens={result.usage.total_tokens}")
+    print(
+        f"answer={answer!r} words={count_words(answer)} stop={result.stop_reason} "
+        f"calls={result.usage.calls} tokens={result.usage.total_tokens}"
+    )
     return result
 
 

@@ -82,8 +82,15 @@ def reference_pages() -> dict[str, str]:
             assigned[path] = package
             lines += [f"::: {path}", "    options:", "      heading_level: 2", f"      name: {name}", ""]
         pages[f"reference/{package.split('.')[-1]}.md"] = "\n".join(lines)
-    top = ["# `thinkloop`", "", "Everything most programs need, importable from `thinkloop` itself. Each name "
-           "links to its entry on its package's page.", "", "| name | what |", "| --- | --- |"]
+    top = [
+        "# `thinkloop`",
+        "",
+        "Everything most programs need, importable from `thinkloop` itself. Each name "
+        "links to its entry on its package's page.",
+        "",
+        "| name | what |",
+        "| --- | --- |",
+    ]
     own: list[str] = []
     for name, value in public_names("thinkloop"):
         path = canonical(value)
@@ -107,15 +114,26 @@ def results_page() -> str:
     """The committed benchmark results, rendered by the same report code that wrote their tables."""
     from thinkloop.bench.report import load_summaries, render
 
-    lines = ["# Results", "", "Every table here is rendered at build time from the results files committed "
-             "under `benchmarks/results/`, by the code of `thinkloop bench report`; `benchmarks/README.md` says "
-             "how each was measured, on which machine, and what the numbers do not show.", ""]
+    lines = [
+        "# Results",
+        "",
+        "Every table here is rendered at build time from the results files committed "
+        "under `benchmarks/results/`, by the code of `thinkloop bench report`; `benchmarks/README.md` says "
+        "how each was measured, on which machine, and what the numbers do not show.",
+        "",
+    ]
     for folder, title in RESULTS.items():
         results = ROOT / "benchmarks" / "results" / folder / "results.jsonl"
         if not results.is_file():
             raise PluginError(f"the committed results are missing: {results}")
-        lines += [f"## {title}", "", f"`benchmarks/results/{folder}/results.jsonl`", "",
-                  render(load_summaries(results), "markdown"), ""]
+        lines += [
+            f"## {title}",
+            "",
+            f"`benchmarks/results/{folder}/results.jsonl`",
+            "",
+            render(load_summaries(results), "markdown"),
+            "",
+        ]
     return "\n".join(lines)
 
 

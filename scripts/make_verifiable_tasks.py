@@ -37,56 +37,152 @@ DEFAULT_OUT = ROOT / "src" / "thinkloop" / "bench" / "data" / "verifiable" / "te
 SEED = 20261201
 
 TOPICS = [
-    "the sea", "a cat", "rain", "the moon", "coffee", "a library", "winter", "a bicycle", "the forest",
-    "music", "a river", "bread", "the city at night", "a garden", "mountains", "a train", "the sun", "snow",
-    "a dog", "friendship", "the desert", "a clock", "books", "the wind", "a bridge", "tea", "the ocean",
-    "a candle", "spring", "a market",
+    "the sea",
+    "a cat",
+    "rain",
+    "the moon",
+    "coffee",
+    "a library",
+    "winter",
+    "a bicycle",
+    "the forest",
+    "music",
+    "a river",
+    "bread",
+    "the city at night",
+    "a garden",
+    "mountains",
+    "a train",
+    "the sun",
+    "snow",
+    "a dog",
+    "friendship",
+    "the desert",
+    "a clock",
+    "books",
+    "the wind",
+    "a bridge",
+    "tea",
+    "the ocean",
+    "a candle",
+    "spring",
+    "a market",
 ]
 END_WORDS = ["today", "again", "slowly", "home", "forever", "tonight", "together", "outside", "now", "here"]
 KEYWORDS = ["light", "water", "time", "green", "quiet", "warm", "small", "old", "bright", "soft"]
 
 # name, what it does, reference implementation, argument makers
 CODE_TASKS: list[tuple[str, str, str, Any]] = [
-    ("add", "returns the sum of a and b", "def add(a, b):\n    return a + b",
-     lambda r: (r.randint(-50, 50), r.randint(-50, 50))),
-    ("multiply", "returns the product of a and b", "def multiply(a, b):\n    return a * b",
-     lambda r: (r.randint(-12, 12), r.randint(-12, 12))),
-    ("subtract", "returns a minus b", "def subtract(a, b):\n    return a - b",
-     lambda r: (r.randint(-50, 50), r.randint(-50, 50))),
+    (
+        "add",
+        "returns the sum of a and b",
+        "def add(a, b):\n    return a + b",
+        lambda r: (r.randint(-50, 50), r.randint(-50, 50)),
+    ),
+    (
+        "multiply",
+        "returns the product of a and b",
+        "def multiply(a, b):\n    return a * b",
+        lambda r: (r.randint(-12, 12), r.randint(-12, 12)),
+    ),
+    (
+        "subtract",
+        "returns a minus b",
+        "def subtract(a, b):\n    return a - b",
+        lambda r: (r.randint(-50, 50), r.randint(-50, 50)),
+    ),
     ("square", "returns n squared", "def square(n):\n    return n * n", lambda r: (r.randint(-20, 20),)),
-    ("is_even", "returns True if n is even and False otherwise", "def is_even(n):\n    return n % 2 == 0",
-     lambda r: (r.randint(-30, 30),)),
-    ("maximum", "returns the largest number in the non-empty list xs", "def maximum(xs):\n    return max(xs)",
-     lambda r: ([r.randint(-20, 20) for _ in range(r.randint(1, 6))],)),
-    ("total", "returns the sum of the numbers in the list xs", "def total(xs):\n    return sum(xs)",
-     lambda r: ([r.randint(-20, 20) for _ in range(r.randint(0, 6))],)),
-    ("reverse", "returns the string s reversed", "def reverse(s):\n    return s[::-1]",
-     lambda r: ("".join(r.choice("abcdefgh") for _ in range(r.randint(0, 7))),)),
-    ("count_vowels", "returns how many of the letters a, e, i, o, u are in the lowercase string s",
-     "def count_vowels(s):\n    return sum(c in 'aeiou' for c in s)",
-     lambda r: ("".join(r.choice("abcdeiouxyz") for _ in range(r.randint(0, 9))),)),
-    ("factorial", "returns n! for a whole number n >= 0", "def factorial(n):\n    import math\n    return math.factorial(n)",
-     lambda r: (r.randint(0, 8),)),
-    ("absolute", "returns the absolute value of n", "def absolute(n):\n    return abs(n)", lambda r: (r.randint(-40, 40),)),
-    ("first", "returns the first item of the non-empty list xs", "def first(xs):\n    return xs[0]",
-     lambda r: ([r.randint(0, 9) for _ in range(r.randint(1, 5))],)),
-    ("length", "returns the number of characters in the string s", "def length(s):\n    return len(s)",
-     lambda r: ("".join(r.choice("xyz ") for _ in range(r.randint(0, 9))),)),
+    (
+        "is_even",
+        "returns True if n is even and False otherwise",
+        "def is_even(n):\n    return n % 2 == 0",
+        lambda r: (r.randint(-30, 30),),
+    ),
+    (
+        "maximum",
+        "returns the largest number in the non-empty list xs",
+        "def maximum(xs):\n    return max(xs)",
+        lambda r: ([r.randint(-20, 20) for _ in range(r.randint(1, 6))],),
+    ),
+    (
+        "total",
+        "returns the sum of the numbers in the list xs",
+        "def total(xs):\n    return sum(xs)",
+        lambda r: ([r.randint(-20, 20) for _ in range(r.randint(0, 6))],),
+    ),
+    (
+        "reverse",
+        "returns the string s reversed",
+        "def reverse(s):\n    return s[::-1]",
+        lambda r: ("".join(r.choice("abcdefgh") for _ in range(r.randint(0, 7))),),
+    ),
+    (
+        "count_vowels",
+        "returns how many of the letters a, e, i, o, u are in the lowercase string s",
+        "def count_vowels(s):\n    return sum(c in 'aeiou' for c in s)",
+        lambda r: ("".join(r.choice("abcdeiouxyz") for _ in range(r.randint(0, 9))),),
+    ),
+    (
+        "factorial",
+        "returns n! for a whole number n >= 0",
+        "def factorial(n):\n    import math\n    return math.factorial(n)",
+        lambda r: (r.randint(0, 8),),
+    ),
+    (
+        "absolute",
+        "returns the absolute value of n",
+        "def absolute(n):\n    return abs(n)",
+        lambda r: (r.randint(-40, 40),),
+    ),
+    (
+        "first",
+        "returns the first item of the non-empty list xs",
+        "def first(xs):\n    return xs[0]",
+        lambda r: ([r.randint(0, 9) for _ in range(r.randint(1, 5))],),
+    ),
+    (
+        "length",
+        "returns the number of characters in the string s",
+        "def length(s):\n    return len(s)",
+        lambda r: ("".join(r.choice("xyz ") for _ in range(r.randint(0, 9))),),
+    ),
     ("double", "returns n times two", "def double(n):\n    return 2 * n", lambda r: (r.randint(-30, 30),)),
-    ("is_positive", "returns True if n is greater than zero and False otherwise",
-     "def is_positive(n):\n    return n > 0", lambda r: (r.randint(-10, 10),)),
-    ("to_upper", "returns the string s in upper case", "def to_upper(s):\n    return s.upper()",
-     lambda r: ("".join(r.choice("abc xyz") for _ in range(r.randint(0, 8))),)),
-    ("minimum", "returns the smallest number in the non-empty list xs", "def minimum(xs):\n    return min(xs)",
-     lambda r: ([r.randint(-20, 20) for _ in range(r.randint(1, 6))],)),
-    ("average", "returns the mean of the numbers in the non-empty list xs",
-     "def average(xs):\n    return sum(xs) / len(xs)", lambda r: ([r.randint(0, 10) for _ in range(r.randint(1, 4))],)),
-    ("fibonacci", "returns the n-th Fibonacci number, where fibonacci(0) == 0 and fibonacci(1) == 1",
-     "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a",
-     lambda r: (r.randint(0, 15),)),
-    ("count_words", "returns how many space-separated words are in the string s",
-     "def count_words(s):\n    return len(s.split())",
-     lambda r: (" ".join(r.choice(["a", "bb", "ccc"]) for _ in range(r.randint(0, 5))),)),
+    (
+        "is_positive",
+        "returns True if n is greater than zero and False otherwise",
+        "def is_positive(n):\n    return n > 0",
+        lambda r: (r.randint(-10, 10),),
+    ),
+    (
+        "to_upper",
+        "returns the string s in upper case",
+        "def to_upper(s):\n    return s.upper()",
+        lambda r: ("".join(r.choice("abc xyz") for _ in range(r.randint(0, 8))),),
+    ),
+    (
+        "minimum",
+        "returns the smallest number in the non-empty list xs",
+        "def minimum(xs):\n    return min(xs)",
+        lambda r: ([r.randint(-20, 20) for _ in range(r.randint(1, 6))],),
+    ),
+    (
+        "average",
+        "returns the mean of the numbers in the non-empty list xs",
+        "def average(xs):\n    return sum(xs) / len(xs)",
+        lambda r: ([r.randint(0, 10) for _ in range(r.randint(1, 4))],),
+    ),
+    (
+        "fibonacci",
+        "returns the n-th Fibonacci number, where fibonacci(0) == 0 and fibonacci(1) == 1",
+        "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a",
+        lambda r: (r.randint(0, 15),),
+    ),
+    (
+        "count_words",
+        "returns how many space-separated words are in the string s",
+        "def count_words(s):\n    return len(s.split())",
+        lambda r: (" ".join(r.choice(["a", "bb", "ccc"]) for _ in range(r.randint(0, 5))),),
+    ),
 ]
 
 
@@ -127,24 +223,32 @@ def game24_task(r: random.Random) -> tuple[str, str, dict[str, Any]]:
         if solution is not None:
             break
     listed = ", ".join(map(str, numbers))
-    question = (f"Use the numbers {listed} each exactly once, with +, -, *, / and parentheses, to make 24. "
-                "Give the expression as the answer.")
+    question = (
+        f"Use the numbers {listed} each exactly once, with +, -, *, / and parentheses, to make 24. "
+        "Give the expression as the answer."
+    )
     return question, solution, {"kind": "game24", "numbers": numbers}
 
 
 def sumproduct_task(r: random.Random) -> tuple[str, str, dict[str, Any]]:
     if r.random() < 0.2:
         count = r.randint(2, 5)
-        question = (f"Find {count} positive whole numbers whose sum equals their product. "
-                    "Give the numbers as the answer.")
+        question = (
+            f"Find {count} positive whole numbers whose sum equals their product. Give the numbers as the answer."
+        )
         known = {2: "2, 2", 3: "1, 2, 3", 4: "1, 1, 2, 4", 5: "1, 1, 1, 2, 5"}
         return question, known[count], {"kind": "sum-product", "count": count}
     numbers = sorted(r.randint(1, 9) for _ in range(3))
     total, product = sum(numbers), math.prod(numbers)
-    question = (f"Find three positive whole numbers whose sum is {total} and whose product is {product}. "
-                "Give the three numbers as the answer.")
-    return question, ", ".join(map(str, numbers)), {"kind": "sum-product", "count": 3, "total": total,
-                                                    "product": product}
+    question = (
+        f"Find three positive whole numbers whose sum is {total} and whose product is {product}. "
+        "Give the three numbers as the answer."
+    )
+    return (
+        question,
+        ", ".join(map(str, numbers)),
+        {"kind": "sum-product", "count": 3, "total": total, "product": product},
+    )
 
 
 def code_task(r: random.Random, index: int) -> tuple[str, str, dict[str, Any]]:
@@ -161,16 +265,18 @@ def code_task(r: random.Random, index: int) -> tuple[str, str, dict[str, Any]]:
             break
     tests = "\n".join(f"assert {name}({', '.join(map(repr, args))}) == {function(*args)!r}" for args in cases)
     example = cases[0]
-    question = (f"Write a Python function {name}({', '.join(reference.split('(')[1].split(')')[0].split(', '))}) "
-                f"that {does}. For example, {name}({', '.join(map(repr, example))}) should return "
-                f"{function(*example)!r}. Give the code in a ```python block.")
+    question = (
+        f"Write a Python function {name}({', '.join(reference.split('(')[1].split(')')[0].split(', '))}) "
+        f"that {does}. For example, {name}({', '.join(map(repr, example))}) should return "
+        f"{function(*example)!r}. Give the code in a ```python block."
+    )
     return question, reference, {"kind": "tests", "source": tests}
 
 
 def ph_task(r: random.Random) -> tuple[str, str, dict[str, Any]]:
     mantissa = r.choice([1, 1, 1, 2, 5])
     exponent = r.randint(1, 5)
-    concentration = mantissa * 10 ** -exponent
+    concentration = mantissa * 10**-exponent
     shown = f"{concentration:.{exponent}f}".rstrip("0") if exponent <= 5 else f"{concentration:g}"
     if r.random() < 0.6:
         acid = r.choice(["HCl", "HNO3", "HBr"])
@@ -211,8 +317,15 @@ def make_tasks(per_family: int, seed: int = SEED) -> list[dict[str, Any]]:
             if question in seen:
                 continue
             seen.add(question)
-            rows.append({"id": f"{family}-{len(seen):03d}", "family": family, "question": question,
-                         "answer": answer, "check": check})
+            rows.append(
+                {
+                    "id": f"{family}-{len(seen):03d}",
+                    "family": family,
+                    "question": question,
+                    "answer": answer,
+                    "check": check,
+                }
+            )
     return rows
 
 

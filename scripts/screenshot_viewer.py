@@ -57,8 +57,9 @@ def shoot(page_path: Path, out: Path, run_ids: list[str]) -> list[Path]:
                 page.click(f'.run-item[data-run="{index}"]')
                 page.wait_for_selector(f'body[data-ready="{run_id}"]')
                 # Show a call that did not win, so the picture has a request and a completion in it.
-                off_path = page.locator("#graph .node:not(.on-path)[data-kind='generate'], "
-                                        "#graph .node:not(.on-path)[data-kind='expand']")
+                off_path = page.locator(
+                    "#graph .node:not(.on-path)[data-kind='generate'], #graph .node:not(.on-path)[data-kind='expand']"
+                )
                 if off_path.count():
                     off_path.first.click()
                 page.mouse.move(1, 1)  # no tooltip in the picture

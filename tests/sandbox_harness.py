@@ -36,7 +36,7 @@ from thinkloop.verifiers import ProgramVerifier, Verdict
 SECRET_VARIABLE = "THINKLOOP_FAKE_API_KEY"
 UNROUTABLE = "192.0.2.1"  # TEST-NET-1 (RFC 5737): routed nowhere, so even a broken guard reaches no one
 
-PRELUDE = r'''
+PRELUDE = r"""
 import os, sys
 
 def disarm():
@@ -70,7 +70,7 @@ def spawn(argv, new_session=False):
         pid = _posixsubprocess.fork_exec(*args[:-1])
     os.close(errpipe_write)
     return pid
-'''
+"""
 
 
 @dataclass
@@ -118,8 +118,9 @@ def host_with_secrets() -> Iterator[Host]:
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     listener.setblocking(False)
-    host = Host(secret=secret, home_file=home_file, outside=outside, listener=listener,
-                marker=f"thinkloop-marker-{token}")
+    host = Host(
+        secret=secret, home_file=home_file, outside=outside, listener=listener, marker=f"thinkloop-marker-{token}"
+    )
     previous = signal.signal(signal.SIGUSR1, lambda number, frame: host.signals.append(number))
     saved = os.environ.get(SECRET_VARIABLE)
     os.environ[SECRET_VARIABLE] = secret

@@ -43,11 +43,12 @@ class ServeProcess:
         if not line.startswith(READY):
             self.__exit__(None, None, None)
             raise RuntimeError(f"thinkloop serve did not start: {line!r}\n{self.log()}")
-        self.url = line[len(READY):].strip()
+        self.url = line[len(READY) :].strip()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         process, self.process = self.process, None
         if process is None:
             return
@@ -92,8 +93,10 @@ class RateLimitedUpstream(MockServer):
     async def _chat(self, raw: bytes, stream: Any, keep_alive: bool) -> None:
         self.stats.requests += 1
         body = b'{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}'
-        head = (f"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 0\r\n"
-                f"content-length: {len(body)}\r\nconnection: keep-alive\r\n\r\n")
+        head = (
+            f"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 0\r\n"
+            f"content-length: {len(body)}\r\nconnection: keep-alive\r\n\r\n"
+        )
         await stream.send(head.encode() + body)
 
 
@@ -116,8 +119,11 @@ class ScriptedUpstream(MockServer):
         if word == "HANG":
             await anyio.sleep(math.inf)
         if word == "CTX400":
-            error = {"message": "This model's maximum context length is 8 tokens", "type": "invalid_request_error",
-                     "code": "context_length_exceeded"}
+            error = {
+                "message": "This model's maximum context length is 8 tokens",
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+            }
             await stream.send(_raw(400, {"error": error}))
             return
         if word == "RETRYINF":
@@ -129,17 +135,30 @@ class ScriptedUpstream(MockServer):
         if word == "THINK":
             message["reasoning_content"] = "First I add the tens, then the ones."
         elif word == "TOOL":
-            message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": "{}"}}]}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "add", "arguments": "{}"}}],
+            }
         elif word == "NOANSWER":
             message["content"] = "I would rather not say."
         elif word == "LOGPROBS":
             logprobs = {"content": [{"token": "42", "logprob": -0.25, "bytes": [52, 50], "top_logprobs": []}]}
         used = min(body.get("max_tokens") or body.get("max_completion_tokens") or 40, 40)
         payload = {
-            "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": i, "message": message, "finish_reason": "tool_calls" if word == "TOOL" else "stop",
-                         "logprobs": logprobs} for i in range(n)],
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": i,
+                    "message": message,
+                    "finish_reason": "tool_calls" if word == "TOOL" else "stop",
+                    "logprobs": logprobs,
+                }
+                for i in range(n)
+            ],
             "usage": {"prompt_tokens": 10, "completion_tokens": used * n, "total_tokens": 10 + used * n},
         }
         await stream.send(_raw(200, payload))
@@ -147,8 +166,10 @@ class ScriptedUpstream(MockServer):
 
 def _raw(status: int, payload: dict[str, Any], extra: str = "") -> bytes:
     body = json.dumps(payload).encode()
-    head = (f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{extra}content-length: {len(body)}\r\n"
-            "connection: keep-alive\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{extra}content-length: {len(body)}\r\n"
+        "connection: keep-alive\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -172,8 +193,10 @@ class RateLimitedUpstreamProcess:
 
     def __enter__(self) -> RateLimitedUpstreamProcess:
         here = str(Path(__file__).parent)
-        code = (f"import sys; sys.path.insert(0, {here!r}); import serve_support; "
-                f"serve_support.rate_limited_main({self.kind!r})")
+        code = (
+            f"import sys; sys.path.insert(0, {here!r}); import serve_support; "
+            f"serve_support.rate_limited_main({self.kind!r})"
+        )
         self.process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

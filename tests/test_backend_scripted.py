@@ -27,8 +27,9 @@ class Sample(Strategy):
 
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
         self.samples = await ctx.sample(self.request(question), self.k, parents=[parent], strategy=self.name)
-        return Outcome(candidate=self.samples.candidates[0] if self.samples.candidates else None,
-                       stop_reason="completed")
+        return Outcome(
+            candidate=self.samples.candidates[0] if self.samples.candidates else None, stop_reason="completed"
+        )
 
 
 async def test_list_replies_are_served_in_order_then_run_out() -> None:

@@ -59,7 +59,9 @@ def chat_completion(
             {
                 "index": index,
                 "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
-                "logprobs": None if logprobs is None else {
+                "logprobs": None
+                if logprobs is None
+                else {
                     "content": [
                         {"token": token, "logprob": lp, "bytes": list(token.encode()), "top_logprobs": []}
                         for token, lp in logprobs
@@ -164,7 +166,8 @@ async def test_logprobs_are_requested_and_read() -> None:
     assert server.bodies[0]["logprobs"] is True
     assert server.bodies[0]["top_logprobs"] == 0
     assert completion.choices[0].logprobs == (
-        TokenLogprob(token="Hi", logprob=-0.25), TokenLogprob(token="!", logprob=-0.75),
+        TokenLogprob(token="Hi", logprob=-0.25),
+        TokenLogprob(token="!", logprob=-0.75),
     )
     assert completion.choices[0].mean_logprob == -0.5
 
@@ -217,7 +220,10 @@ async def test_an_o1_request_has_no_system_role_no_temperature_and_max_completio
             Message(role="system", content="You are terse."),
             Message(role="user", content="What is 2 + 2?"),
         ),
-        temperature=0.7, top_p=0.9, max_tokens=1000, logprobs=True,
+        temperature=0.7,
+        top_p=0.9,
+        max_tokens=1000,
+        logprobs=True,
     )
     completion = await backend.complete(request)
 
@@ -236,7 +242,9 @@ async def test_an_o1_request_has_no_system_role_no_temperature_and_max_completio
 def test_reasoning_models_get_the_reasoning_profile(model: str) -> None:
     profile = OpenAIBackend(model, base_url=BASE_URL).profile
     assert (profile.system_role, profile.max_tokens_param, profile.sampling_params) == (
-        False, "max_completion_tokens", False,
+        False,
+        "max_completion_tokens",
+        False,
     )
 
 
@@ -269,7 +277,9 @@ async def test_connection_refused_is_backend_unavailable_naming_the_url() -> Non
         raise httpx2.ConnectError("[Errno 111] Connection refused", request=request)
 
     backend = OpenAIBackend(
-        "m", base_url="http://127.0.0.1:9/v1", max_retries=0,
+        "m",
+        base_url="http://127.0.0.1:9/v1",
+        max_retries=0,
         http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(refuse)),
     )
     with pytest.raises(BackendUnavailable, match=re.escape("cannot reach http://127.0.0.1:9/v1/")):
@@ -298,8 +308,9 @@ async def test_the_runtime_retries_a_429_each_attempt_a_node_of_its_own() -> Non
 async def test_a_retry_that_succeeds_gives_the_answer_and_counts_both_attempts() -> None:
     def flaky(body: dict[str, Any], count: int) -> httpx2.Response:
         if count == 1:
-            return httpx2.Response(429, json=api_error("slow down", type_="requests", code=None),
-                                   headers={"retry-after-ms": "1"})
+            return httpx2.Response(
+                429, json=api_error("slow down", type_="requests", code=None), headers={"retry-after-ms": "1"}
+            )
         return httpx2.Response(200, json=chat_completion(body["model"], ["Answer: fine"]))
 
     server = Server(flaky)
@@ -310,8 +321,11 @@ async def test_a_retry_that_succeeds_gives_the_answer_and_counts_both_attempts()
 
 
 async def test_404_is_model_not_found_naming_the_model() -> None:
-    body = api_error("The model `gpt-9` does not exist or you do not have access to it.",
-                     type_="invalid_request_error", code="model_not_found")
+    body = api_error(
+        "The model `gpt-9` does not exist or you do not have access to it.",
+        type_="invalid_request_error",
+        code="model_not_found",
+    )
     server = Server(lambda *_: httpx2.Response(404, json=body))
     with pytest.raises(ModelNotFound, match=re.escape("model 'gpt-9' not found at https://api.openai.com/v1/")):
         await server.backend("gpt-9").complete(ChatRequest.of("hi"))
@@ -393,8 +407,11 @@ async def test_the_api_key_never_reaches_a_trace_or_a_repr(tmp_path: Path) -> No
 
 # --- typed failures: the HTTP status travels on the error, the node, the trace and the result ---------------
 async def test_an_http_status_reaches_the_error_the_node_the_trace_and_the_result(tmp_path: Path) -> None:
-    body = api_error("This model's maximum context length is 8192 tokens", type_="invalid_request_error",
-                     code="context_length_exceeded")
+    body = api_error(
+        "This model's maximum context length is 8192 tokens",
+        type_="invalid_request_error",
+        code="context_length_exceeded",
+    )
     server = Server(lambda *_: httpx2.Response(400, json=body))
     with pytest.raises(BackendError) as caught:
         await server.backend().complete(ChatRequest.of("hi"))
@@ -407,8 +424,9 @@ async def test_an_http_status_reaches_the_error_the_node_the_trace_and_the_resul
     assert result.error == result.failure.message and "maximum context length" in result.error
     [node] = [n for n in result.graph.nodes() if n.status == "failed"]
     assert node.failure == result.failure and result.failures == [result.failure]
-    [recorded] = [e.node for e in load_trace(trace) if getattr(e, "node", None) is not None
-                  and e.node.status == "failed"]
+    [recorded] = [
+        e.node for e in load_trace(trace) if getattr(e, "node", None) is not None and e.node.status == "failed"
+    ]
     assert recorded.failure == result.failure  # typed in the JSONL, read back typed
     [finished] = [e for e in load_trace(trace) if e.kind == "run_finished"]
     assert finished.failure == result.failure

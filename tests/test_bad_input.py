@@ -30,8 +30,26 @@ def finished(tmp_path: Path) -> Path:
     """A results file with work already done in it, which no bad command may touch."""
     out = tmp_path / "results.jsonl"
     data = write(tmp_path / "good.jsonl", [json.dumps({"q": "What is 1 + 1?", "a": 2})])
-    assert standalone(["run", str(data), "--question-field", "q", "--answer-field", "a", "--strategy", "direct",
-                       "--simulated", "1.0", "--out", str(out), "--quiet"]) == 0
+    assert (
+        standalone(
+            [
+                "run",
+                str(data),
+                "--question-field",
+                "q",
+                "--answer-field",
+                "a",
+                "--strategy",
+                "direct",
+                "--simulated",
+                "1.0",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -44,8 +62,11 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 @pytest.mark.parametrize(
     ("lines", "fields", "message"),
     [
-        (['{"q": "1 + 1?", "a": 2}', '{"q": "2 + 2?", "a": 4', '{"q": "3 + 3?", "a": 6}'], ["q", "a"],
-         "bad.jsonl:2: malformed JSON"),
+        (
+            ['{"q": "1 + 1?", "a": 2}', '{"q": "2 + 2?", "a": 4', '{"q": "3 + 3?", "a": 6}'],
+            ["q", "a"],
+            "bad.jsonl:2: malformed JSON",
+        ),
         (['{"q": "1 + 1?", "a": 2}', "[1, 2]"], ["q", "a"], "bad.jsonl:2: expected a JSON object, got list"),
         (['{"q": "1 + 1?", "a": 2}'], ["q", "answr"], "bad.jsonl:1: missing field 'answr'"),
         (['{"q": "1 + 1?", "a": 2}'], ["question", "a"], "bad.jsonl:1: missing field 'question'"),
@@ -54,13 +75,29 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     ids=["torn-json", "not-an-object", "wrong-answer-field", "wrong-question-field", "null-answer"],
 )
 def test_a_bad_data_line_is_one_line_naming_file_line_and_field(
-    lines: list[str], fields: list[str], message: str, finished: Path, tmp_path: Path,
+    lines: list[str],
+    fields: list[str],
+    message: str,
+    finished: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     before = finished.read_bytes()
     data = write(tmp_path / "bad.jsonl", lines)
-    code, err = run_cli(capsys, str(data), "--question-field", fields[0], "--answer-field", fields[1],
-                        "--strategy", "direct", "--simulated", "1.0", "--out", str(finished))
+    code, err = run_cli(
+        capsys,
+        str(data),
+        "--question-field",
+        fields[0],
+        "--answer-field",
+        fields[1],
+        "--strategy",
+        "direct",
+        "--simulated",
+        "1.0",
+        "--out",
+        str(finished),
+    )
     assert code == 1
     assert err.count("\n") == 1 and err.startswith("thinkloop bench: error: ")
     assert message in err, err
@@ -68,22 +105,35 @@ def test_a_bad_data_line_is_one_line_naming_file_line_and_field(
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"), [("--budget-tokens", "0"), ("--budget-tokens", "-5"), ("--max-tokens", "0"),
-                        ("--concurrency", "-1"), ("--limit", "0")],
+    ("flag", "value"),
+    [
+        ("--budget-tokens", "0"),
+        ("--budget-tokens", "-5"),
+        ("--max-tokens", "0"),
+        ("--concurrency", "-1"),
+        ("--limit", "0"),
+    ],
 )
 def test_a_zero_or_negative_limit_is_one_line(
     flag: str, value: str, finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = finished.read_bytes()
-    code, err = run_cli(capsys, "simulated", "--simulated", "0.5", "--strategy", "direct", flag, value,
-                        "--out", str(finished))
+    code, err = run_cli(
+        capsys, "simulated", "--simulated", "0.5", "--strategy", "direct", flag, value, "--out", str(finished)
+    )
     assert (code, err) == (1, f"thinkloop bench: error: {flag} must be at least 1, got {value}\n")
     assert finished.read_bytes() == before
 
 
 @pytest.mark.parametrize(
-    ("limits", "field"), [({"tokens": 0}, "tokens"), ({"tokens": -5}, "tokens"), ({"seconds": 0}, "seconds"),
-                          ({"calls": -1}, "calls"), ({"seconds": -0.5}, "seconds")],
+    ("limits", "field"),
+    [
+        ({"tokens": 0}, "tokens"),
+        ({"tokens": -5}, "tokens"),
+        ({"seconds": 0}, "seconds"),
+        ({"calls": -1}, "calls"),
+        ({"seconds": -0.5}, "seconds"),
+    ],
 )
 def test_a_zero_or_negative_budget_is_refused_before_any_call(limits: dict[str, float], field: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
@@ -97,8 +147,18 @@ def test_an_unknown_strategy_is_one_line_and_nothing_is_lost(
     finished: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = finished.read_bytes()
-    code, err = run_cli(capsys, "simulated", "--simulated", "0.5", "--strategy", "direct", "--strategy",
-                        "majority:n=3", "--out", str(finished))
+    code, err = run_cli(
+        capsys,
+        "simulated",
+        "--simulated",
+        "0.5",
+        "--strategy",
+        "direct",
+        "--strategy",
+        "majority:n=3",
+        "--out",
+        str(finished),
+    )
     assert code == 1 and err.count("\n") == 1
     assert err.startswith("thinkloop bench: error: unknown strategy 'majority'")
     assert finished.read_bytes() == before
@@ -122,21 +182,33 @@ def good_then(status: int, body: bytes, content_type: str) -> OpenAIBackend:
         nonlocal replies
         replies += 1
         if replies == 1:
-            return httpx2.Response(200, json={
-                "id": "c1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "Answer: 1"},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
-            })
+            return httpx2.Response(
+                200,
+                json={
+                    "id": "c1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": "gpt-4o-mini",
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": "Answer: 1"}, "finish_reason": "stop"}
+                    ],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+                },
+            )
         return httpx2.Response(status, content=body, headers={"content-type": content_type})
 
-    return OpenAIBackend("gpt-4o-mini", api_key="sk-test-bad-input-000000", max_retries=0,
-                         http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+    return OpenAIBackend(
+        "gpt-4o-mini",
+        api_key="sk-test-bad-input-000000",
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+    )
 
 
 def toy(*ids: str) -> Dataset:
-    problems = tuple(Problem(id=i, question=f"What is {n} + 1?", answer=str(n + 1), line=n + 1)
-                     for n, i in enumerate(ids))
+    problems = tuple(
+        Problem(id=i, question=f"What is {n} + 1?", answer=str(n + 1), line=n + 1) for n, i in enumerate(ids)
+    )
     return Dataset(name="toy", path=Path("toy.jsonl"), problems=problems)
 
 
@@ -179,8 +251,13 @@ async def test_an_unknown_model_at_a_server_stops_the_run_with_one_error(tmp_pat
         body = {"error": {"message": "The model `nope` does not exist", "type": "invalid_request_error"}}
         return httpx2.Response(404, json=body)
 
-    backend = OpenAIBackend("nope", base_url="http://127.0.0.1:9/v1", api_key="x", max_retries=0,
-                            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(not_found)))
+    backend = OpenAIBackend(
+        "nope",
+        base_url="http://127.0.0.1:9/v1",
+        api_key="x",
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(not_found)),
+    )
     out = tmp_path / "r.jsonl"
     with pytest.raises(ModelNotFound) as raised:
         await run_benchmark([toy(*(f"p{i}" for i in range(20)))], ["direct"], [backend], out)

@@ -22,17 +22,38 @@ def server() -> Iterator[MockServerProcess]:
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "thinkloop", "bench", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "thinkloop", "bench", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_grid_over_two_served_models_resumes_to_nothing(server: MockServerProcess, tmp_path: Path) -> None:
     data = tmp_path / "sums.jsonl"
     data.write_text("".join(json.dumps({"n": i, "q": f"What is {i} + 30?", "a": i + 30}) + "\n" for i in range(3)))
     out = tmp_path / "r.jsonl"
-    args = [str(data), "--question-field", "q", "--answer-field", "a", "--id-field", "n", "--strategy", "direct",
-            "--strategy", "sc:n=3", "--model", "mock", "--model", "mock-b", "--base-url", server.base_url,
-            "--concurrency", "2", "--out", str(out)]
+    args = [
+        str(data),
+        "--question-field",
+        "q",
+        "--answer-field",
+        "a",
+        "--id-field",
+        "n",
+        "--strategy",
+        "direct",
+        "--strategy",
+        "sc:n=3",
+        "--model",
+        "mock",
+        "--model",
+        "mock-b",
+        "--base-url",
+        server.base_url,
+        "--concurrency",
+        "2",
+        "--out",
+        str(out),
+    ]
     first = bench("run", *args)
     assert first.returncode == 0, first.stderr
     assert "ran 12, skipped 0 already recorded, failed 0" in first.stderr
@@ -50,17 +71,47 @@ def test_a_grid_over_two_served_models_resumes_to_nothing(server: MockServerProc
 def test_mismatched_models_and_urls_are_one_line(tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"
     data.write_text('{"q": "1 + 1?", "a": 2}\n')
-    result = bench("run", str(data), "--question-field", "q", "--answer-field", "a", "--strategy", "direct",
-                   "--model", "a", "--model", "b", "--model", "c", "--base-url", "http://127.0.0.1:9/v1",
-                   "--base-url", "http://127.0.0.1:9/v1", "--out", str(tmp_path / "r.jsonl"))
+    result = bench(
+        "run",
+        str(data),
+        "--question-field",
+        "q",
+        "--answer-field",
+        "a",
+        "--strategy",
+        "direct",
+        "--model",
+        "a",
+        "--model",
+        "b",
+        "--model",
+        "c",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--out",
+        str(tmp_path / "r.jsonl"),
+    )
     assert (result.returncode, result.stderr) == (
-        1, "thinkloop bench: error: 3 --model but 2 --base-url: give one, or one each\n"
+        1,
+        "thinkloop bench: error: 3 --model but 2 --base-url: give one, or one each\n",
     )
 
 
 def test_an_unknown_strategy_is_one_line_before_any_call(tmp_path: Path) -> None:
-    result = bench("run", "simulated", "--simulated", "0.5", "--limit", "3", "--strategy", "nope",
-                   "--out", str(tmp_path / "r.jsonl"))
+    result = bench(
+        "run",
+        "simulated",
+        "--simulated",
+        "0.5",
+        "--limit",
+        "3",
+        "--strategy",
+        "nope",
+        "--out",
+        str(tmp_path / "r.jsonl"),
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("thinkloop bench: error: unknown strategy 'nope'; known strategies: ")
     assert result.stderr.count("\n") == 1
@@ -69,17 +120,19 @@ def test_an_unknown_strategy_is_one_line_before_any_call(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--strategy", "tree:max_tokens=128", "--max-tokens", "64"],
-         "thinkloop bench: error: tree: the spec sets max_tokens=128 but --max-tokens 64 is given too; give it once"),
-        (["--strategy", "critique:critic=verifier"],
-         "thinkloop bench: error: critique:critic=verifier: critic=verifier needs a verifier, and bench run gives "
-         "none; leave it at auto"),
+        (
+            ["--strategy", "tree:max_tokens=128", "--max-tokens", "64"],
+            "thinkloop bench: error: tree: the spec sets max_tokens=128 but --max-tokens 64 is given too; give it once",
+        ),
+        (
+            ["--strategy", "critique:critic=verifier"],
+            "thinkloop bench: error: critique:critic=verifier: critic=verifier needs a verifier, and bench run gives "
+            "none; leave it at auto",
+        ),
         (["--strategy", "sc:n=yes"], "thinkloop bench: error: sc: option 'n' expects an integer, got 'yes'"),
     ],
 )
-def test_a_spec_bench_cannot_serve_is_one_line_before_any_call(
-    args: list[str], expected: str, tmp_path: Path
-) -> None:
+def test_a_spec_bench_cannot_serve_is_one_line_before_any_call(args: list[str], expected: str, tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     result = bench("run", "simulated", "--simulated", "0.5", "--limit", "2", *args, "--out", str(out))
     assert (result.returncode, result.stderr) == (1, expected + "\n")
@@ -87,8 +140,18 @@ def test_a_spec_bench_cannot_serve_is_one_line_before_any_call(
 
 
 def test_the_progress_lines_name_the_strategy_as_typed(tmp_path: Path) -> None:
-    result = bench("run", "simulated", "--simulated", "0.5", "--limit", "10", "--strategy", "sc:n=3,adaptive=true",
-                   "--out", str(tmp_path / "r.jsonl"))
+    result = bench(
+        "run",
+        "simulated",
+        "--simulated",
+        "0.5",
+        "--limit",
+        "10",
+        "--strategy",
+        "sc:n=3,adaptive=true",
+        "--out",
+        str(tmp_path / "r.jsonl"),
+    )
     assert result.returncode == 0, result.stderr
     assert "[10/10] sc:n=3,adaptive=true on simulated(p=0.5): accuracy so far" in result.stderr
 
@@ -99,9 +162,25 @@ def test_a_gguf_file_runs_in_process_as_ask_runs_it(tmp_path: Path) -> None:
 
     data = tmp_path / "d.jsonl"
     data.write_text('{"q": "What is 1 + 1?", "a": 2}\n')
-    result = bench("run", str(data), "--question-field", "q", "--answer-field", "a", "--strategy", "direct",
-                   "--max-tokens", "8", "--model", str(default_model_path()), "--threads", "1", "--quiet",
-                   "--out", str(tmp_path / "r.jsonl"))
+    result = bench(
+        "run",
+        str(data),
+        "--question-field",
+        "q",
+        "--answer-field",
+        "a",
+        "--strategy",
+        "direct",
+        "--max-tokens",
+        "8",
+        "--model",
+        str(default_model_path()),
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        str(tmp_path / "r.jsonl"),
+    )
     assert result.returncode == 0, result.stderr
     (record,) = read_records(tmp_path / "r.jsonl")
     assert record.status == "done" and record.model == default_model_path().name.removesuffix(".gguf")

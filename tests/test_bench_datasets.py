@@ -28,22 +28,55 @@ def write_jsonl(path: Path, rows: list[object]) -> Path:
 def data_dir(tmp_path: Path) -> Path:
     """A folder laid out like ../shared/data, with two rows per set in each set's real format."""
     root = tmp_path / "data"
-    write_jsonl(root / "gsm8k" / "test.jsonl", [
-        {"question": "Janet has 16 eggs and eats 3. How many are left?", "answer": "16 - 3 = 13\n#### 13"},
-        {"question": "A shop sells 1,000 pens a day for 3 days.", "answer": "1000*3=3000\n#### 3,000"},
-    ])
-    write_jsonl(root / "svamp" / "test.jsonl", [
-        {"Answer": 145.0, "Question": "How big is each group?", "Body": "There are 290 bananas in 2 groups.",
-         "ID": "chal-777", "Equation": "( 290.0 / 2.0 )", "Type": "Common-Division"},
-        {"Answer": 19.0, "Question": "How much did Marco's weigh?", "Body": "Together they weighed 30 pounds.",
-         "ID": "chal-508", "Equation": "( 30.0 - 11.0 )", "Type": "Subtraction"},
-    ])
-    write_jsonl(root / "math500" / "test.jsonl", [
-        {"problem": "Compute $1+1$.", "solution": "...", "answer": "2", "subject": "Algebra", "level": 1,
-         "unique_id": "test/algebra/1.json"},
-        {"problem": "Simplify $\\frac{6}{8}$.", "solution": "...", "answer": "\\frac{3}{4}", "subject": "Algebra",
-         "level": 1, "unique_id": "test/algebra/2.json"},
-    ])
+    write_jsonl(
+        root / "gsm8k" / "test.jsonl",
+        [
+            {"question": "Janet has 16 eggs and eats 3. How many are left?", "answer": "16 - 3 = 13\n#### 13"},
+            {"question": "A shop sells 1,000 pens a day for 3 days.", "answer": "1000*3=3000\n#### 3,000"},
+        ],
+    )
+    write_jsonl(
+        root / "svamp" / "test.jsonl",
+        [
+            {
+                "Answer": 145.0,
+                "Question": "How big is each group?",
+                "Body": "There are 290 bananas in 2 groups.",
+                "ID": "chal-777",
+                "Equation": "( 290.0 / 2.0 )",
+                "Type": "Common-Division",
+            },
+            {
+                "Answer": 19.0,
+                "Question": "How much did Marco's weigh?",
+                "Body": "Together they weighed 30 pounds.",
+                "ID": "chal-508",
+                "Equation": "( 30.0 - 11.0 )",
+                "Type": "Subtraction",
+            },
+        ],
+    )
+    write_jsonl(
+        root / "math500" / "test.jsonl",
+        [
+            {
+                "problem": "Compute $1+1$.",
+                "solution": "...",
+                "answer": "2",
+                "subject": "Algebra",
+                "level": 1,
+                "unique_id": "test/algebra/1.json",
+            },
+            {
+                "problem": "Simplify $\\frac{6}{8}$.",
+                "solution": "...",
+                "answer": "\\frac{3}{4}",
+                "subject": "Algebra",
+                "level": 1,
+                "unique_id": "test/algebra/2.json",
+            },
+        ],
+    )
     return root
 
 
@@ -78,10 +111,13 @@ def test_the_real_shared_sets_load_whole() -> None:
 
 
 def test_a_generic_file_maps_fields_and_joins_a_template(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "mine.jsonl", [
-        {"body": "Tom has 4 apples and buys 5.", "q": "How many now?", "gold": "9 (apples)", "key": "a"},
-        {"body": "A 7 by 2 box.", "q": "Its area?", "gold": 14.0, "key": "b"},
-    ])
+    path = write_jsonl(
+        tmp_path / "mine.jsonl",
+        [
+            {"body": "Tom has 4 apples and buys 5.", "q": "How many now?", "gold": "9 (apples)", "key": "a"},
+            {"body": "A 7 by 2 box.", "q": "Its area?", "gold": 14.0, "key": "b"},
+        ],
+    )
     dataset = load_jsonl(path, question_field="{body} {q}", answer_field="gold", id_field="key")
     assert dataset.name == "mine"
     assert [(p.id, p.question, p.answer) for p in dataset] == [
@@ -154,9 +190,27 @@ def test_a_seeded_sample_is_reproducible_distinct_and_in_file_order(size: int, l
 def test_the_command_reports_a_malformed_line_in_one_line(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "bad.jsonl", [{"q": "1+1?", "a": 2}, "{oops"])
     result = subprocess.run(
-        [sys.executable, "-m", "thinkloop", "bench", "run", str(path), "--question-field", "q", "--answer-field",
-         "a", "--strategy", "direct", "--simulated", "1.0", "--out", str(tmp_path / "out.jsonl")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "thinkloop",
+            "bench",
+            "run",
+            str(path),
+            "--question-field",
+            "q",
+            "--answer-field",
+            "a",
+            "--strategy",
+            "direct",
+            "--simulated",
+            "1.0",
+            "--out",
+            str(tmp_path / "out.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     lines = result.stderr.splitlines()
@@ -168,9 +222,27 @@ def test_the_command_reports_a_malformed_line_in_one_line(tmp_path: Path) -> Non
 def test_the_command_reports_a_missing_field_in_one_line(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "d.jsonl", [{"q": "1+1?", "a": 2}, {"q": "2+2?"}])
     result = subprocess.run(
-        [sys.executable, "-m", "thinkloop", "bench", "run", str(path), "--question-field", "q", "--answer-field",
-         "a", "--strategy", "direct", "--simulated", "1.0", "--out", str(tmp_path / "out.jsonl")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "thinkloop",
+            "bench",
+            "run",
+            str(path),
+            "--question-field",
+            "q",
+            "--answer-field",
+            "a",
+            "--strategy",
+            "direct",
+            "--simulated",
+            "1.0",
+            "--out",
+            str(tmp_path / "out.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert result.stderr == f"thinkloop bench: error: {path}:2: missing field 'a'\n"

@@ -25,15 +25,37 @@ from thinkloop.testing.mock_server import MockConfig
 
 def sums(path: Path, count: int) -> Path:
     """A data set of distinct sums, so the server can count requests per problem."""
-    path.write_text("".join(json.dumps({"id": f"s{i}", "q": f"What is {i} + 1000?", "a": i + 1000}) + "\n"
-                            for i in range(count)))
+    path.write_text(
+        "".join(json.dumps({"id": f"s{i}", "q": f"What is {i} + 1000?", "a": i + 1000}) + "\n" for i in range(count))
+    )
     return path
 
 
 def bench_command(data: Path, out: Path, base_url: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "thinkloop", "bench", "run", str(data), "--question-field", "q",
-            "--answer-field", "a", "--id-field", "id", "--strategy", "direct", "--model", "mock",
-            "--base-url", base_url, "--out", str(out), "--quiet", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "thinkloop",
+        "bench",
+        "run",
+        str(data),
+        "--question-field",
+        "q",
+        "--answer-field",
+        "a",
+        "--id-field",
+        "id",
+        "--strategy",
+        "direct",
+        "--model",
+        "mock",
+        "--base-url",
+        base_url,
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
 def server_stats(server: FaultyServerProcess) -> dict[str, object]:
@@ -58,22 +80,25 @@ def test_a_dead_server_stops_the_run_early_and_the_same_command_resumes_once_it_
     base_url = f"http://127.0.0.1:{port}/v1"
     config = MockConfig(p_right=1.0, filler_words=4)
     with FaultyServerProcess(config, port=port) as server:  # up: the first 6 problems finish
-        first = subprocess.run(bench_command(data, out, base_url, "--limit", "6"), capture_output=True,
-                               text=True, timeout=60)
+        first = subprocess.run(
+            bench_command(data, out, base_url, "--limit", "6"), capture_output=True, text=True, timeout=60
+        )
         assert first.returncode == 0, first.stderr
         assert sum(per_question(server).values()) == 6
     finished = read_records(out)
     assert [r.status for r in finished] == ["done"] * 6
 
     started = time.monotonic()  # down: 40 problems would take minutes of retries; it stops after a few
-    dead = subprocess.run(bench_command(data, out, base_url, "--concurrency", "5"), capture_output=True,
-                          text=True, timeout=60)
+    dead = subprocess.run(
+        bench_command(data, out, base_url, "--concurrency", "5"), capture_output=True, text=True, timeout=60
+    )
     elapsed = time.monotonic() - started
     assert dead.returncode == 1
     assert dead.stderr.count("\n") == 1, dead.stderr
     # The gate (issue 25): the server is checked before the grid, so nothing is even tried.
-    assert dead.stderr.startswith("thinkloop bench: error: stopped before the first problem: mock at "
-                                  f"http://127.0.0.1:{port}/v1"), dead.stderr
+    assert dead.stderr.startswith(
+        f"thinkloop bench: error: stopped before the first problem: mock at http://127.0.0.1:{port}/v1"
+    ), dead.stderr
     assert "cannot reach" in dead.stderr and "run the same command again once it answers" in dead.stderr
     assert elapsed < 30, f"the dead server took {elapsed:.0f} s to find out"
     assert read_records(out) == finished  # what finished is kept, and no failure was written

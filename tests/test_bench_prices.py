@@ -34,9 +34,14 @@ def test_the_shipped_table_prices_the_common_models_with_cached_input() -> None:
     assert table.lookup("o1") == Price(input=15.0, cached_input=7.5, output=60.0)
 
 
-@pytest.mark.parametrize(("name", "priced_as"), [
-    ("gpt-4o-2024-08-06", "gpt-4o"), ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"), ("openai/o3-mini", "o3-mini"),
-])
+@pytest.mark.parametrize(
+    ("name", "priced_as"),
+    [
+        ("gpt-4o-2024-08-06", "gpt-4o"),
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("openai/o3-mini", "o3-mini"),
+    ],
+)
 def test_dated_and_prefixed_names_find_their_price(name: str, priced_as: str) -> None:
     table = PriceTable.default()
     assert table.lookup(name) == table.lookup(priced_as)
@@ -46,7 +51,7 @@ def test_a_local_model_costs_nothing_unless_priced(tmp_path: Path) -> None:
     usage = RunUsage(calls=1, prompt_tokens=1_000_000, completion_tokens=1_000_000)
     assert PriceTable.default().cost("SmolLM2-135M-Instruct", usage) == 0.0
     path = tmp_path / "prices.toml"
-    path.write_text('[SmolLM2-135M-Instruct]\ninput = 0.01\noutput = 0.02\n\n[o1]\ninput = 1\noutput = 2\n')
+    path.write_text("[SmolLM2-135M-Instruct]\ninput = 0.01\noutput = 0.02\n\n[o1]\ninput = 1\noutput = 2\n")
     table = PriceTable.load(path)
     assert table.cost("SmolLM2-135M-Instruct", usage) == pytest.approx(0.03)
     assert table.lookup("o1") == Price(input=1, output=2)  # the file overrides the shipped price
@@ -67,18 +72,32 @@ def test_a_bad_price_file_names_the_model_and_field(tmp_path: Path) -> None:
 def o1_reply(model: str, *, prompt: int, completion: int, reasoning: int, cached: int) -> dict[str, Any]:
     """A chat.completion body shaped like the API's for a reasoning model."""
     return {
-        "id": "chatcmpl-AyPNinnUqUDYo9SAdA52NobMflmj2", "object": "chat.completion", "created": 1738960610,
+        "id": "chatcmpl-AyPNinnUqUDYo9SAdA52NobMflmj2",
+        "object": "chat.completion",
+        "created": 1738960610,
         "model": f"{model}-2024-12-17",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Answer: 42", "refusal": None,
-                                             "annotations": []},
-                     "logprobs": None, "finish_reason": "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Answer: 42", "refusal": None, "annotations": []},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
         "usage": {
-            "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": reasoning, "audio_tokens": 0,
-                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": reasoning,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
         },
-        "service_tier": "default", "system_fingerprint": "fp_60c9d5d7f0",
+        "service_tier": "default",
+        "system_fingerprint": "fp_60c9d5d7f0",
     }
 
 
@@ -91,8 +110,12 @@ async def test_a_native_reasoning_row_reports_hidden_reasoning_and_its_cost(tmp_
         sent.append(json.loads(request.content))
         return httpx2.Response(200, json=o1_reply(model, prompt=120, completion=900, reasoning=832, cached=64))
 
-    backend = OpenAIBackend(model, base_url="https://api.openai.com/v1", max_retries=0,
-                            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+    backend = OpenAIBackend(
+        model,
+        base_url="https://api.openai.com/v1",
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+    )
     problems = (Problem(id="q1", question="6 * 7?", answer="42"), Problem(id="q2", question="40 + 2?", answer="42"))
     out = tmp_path / "r.jsonl"
     await run_benchmark([Dataset("toy", Path("toy.jsonl"), problems)], ["direct"], [backend], out, max_tokens=4000)

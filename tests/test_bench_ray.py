@@ -65,8 +65,16 @@ def sums(count: int, name: str = "sums") -> Dataset:
     return Dataset(name=name, path=Path(f"<{name}>"), problems=tuple(problems))
 
 
-def run(dataset: Dataset, out: Path, base_url: str, executor: RayExecutor, *, backend: str = "asyncio",
-        check_server: bool = False, **options: Any) -> Any:
+def run(
+    dataset: Dataset,
+    out: Path,
+    base_url: str,
+    executor: RayExecutor,
+    *,
+    backend: str = "asyncio",
+    check_server: bool = False,
+    **options: Any,
+) -> Any:
     async def go() -> Any:
         model = OpenAIBackend("mock", base_url=base_url, max_retries=0, check_server=check_server)
         try:
@@ -111,8 +119,9 @@ def test_an_actor_killed_mid_run_loses_nothing_and_duplicates_nothing(
     out = tmp_path / "r.jsonl"
     executor = RayExecutor(actors=2)
     mock.reset()
-    summary = run(sums(items), out, mock.base_url, executor, concurrency=CONCURRENCY,
-                  on_record=kill_at(items // 4, executor))
+    summary = run(
+        sums(items), out, mock.base_url, executor, concurrency=CONCURRENCY, on_record=kill_at(items // 4, executor)
+    )
     assert_each_once(out, items)
     assert summary.ran == items and summary.failed == 0
     assert all(r.status == "done" and r.calls == SAMPLES for r in read_records(out))
@@ -187,13 +196,32 @@ def _bench_workers() -> list[str]:
     table = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,stat=,args="], capture_output=True, text=True, check=True)
     rows = [line.split(None, 3) for line in table.stdout.splitlines()]
     raylets = {pid for pid, ppid, _, args in rows if ppid == str(os.getpid()) and "raylet" in args}
-    return [args for _, ppid, stat, args in rows
-            if ppid in raylets and "ray::BenchWorker" in args and not stat.startswith("Z")]
+    return [
+        args
+        for _, ppid, stat, args in rows
+        if ppid in raylets and "ray::BenchWorker" in args and not stat.startswith("Z")
+    ]
 
 
 def _cli(out: Path, ray_option: list[str], limit: int) -> list[str]:
-    return ["run", "simulated", "--simulated", "0.6", "--simulated-latency", "0.05", "--limit", str(limit),
-            "--strategy", "sc:n=2", "--concurrency", "4", "--out", str(out), "--quiet", *ray_option]
+    return [
+        "run",
+        "simulated",
+        "--simulated",
+        "0.6",
+        "--simulated-latency",
+        "0.05",
+        "--limit",
+        str(limit),
+        "--strategy",
+        "sc:n=2",
+        "--concurrency",
+        "4",
+        "--out",
+        str(out),
+        "--quiet",
+        *ray_option,
+    ]
 
 
 def test_a_sigkilled_driver_resumes_through_the_cli_and_the_report_reads_it(

@@ -25,8 +25,10 @@ from thinkloop.pricing import PriceTable
 from thinkloop.runtime.engine import Engine
 
 KEY = "sk-test-secret-key-0123456789"
-PROBLEMS = (Problem(id="a", question="What is 2 + 3?", answer="5", line=1),
-            Problem(id="b", question="What is 4 + 4?", answer="8", line=2))
+PROBLEMS = (
+    Problem(id="a", question="What is 2 + 3?", answer="5", line=1),
+    Problem(id="b", question="What is 4 + 4?", answer="8", line=2),
+)
 DATASET = Dataset(name="toy", path=Path("toy.jsonl"), problems=PROBLEMS)
 
 
@@ -36,8 +38,15 @@ def reply(request: object) -> str:
 
 @pytest.mark.anyio
 async def test_an_openai_backend_travels_as_a_recipe_that_never_shows_its_key() -> None:
-    live = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", api_key=KEY, max_concurrency=7, max_retries=1,
-                         timeout=12.5, honours_n=True)
+    live = OpenAIBackend(
+        "m",
+        base_url="http://127.0.0.1:9/v1",
+        api_key=KEY,
+        max_concurrency=7,
+        max_retries=1,
+        timeout=12.5,
+        honours_n=True,
+    )
     spec = backend_spec(live)
     assert KEY not in repr(spec) and KEY not in str(spec.kwargs)
     rebuilt = pickle.loads(pickle.dumps(spec)).build()
@@ -82,8 +91,9 @@ async def test_the_worker_builds_the_same_configs_and_records_as_one_process(tmp
     configs = make_configs([DATASET], ["direct", "sc:n=3"], backends, budget_tokens=500)
     shipped, specs = ship(configs)
     assert len(specs) == 2  # one recipe per backend, shared by its configs
-    worker = BenchWorker(pickle.loads(pickle.dumps(shipped)), specs, concurrency=2, prices=PriceTable.default(),
-                         traces_dir=None)
+    worker = BenchWorker(
+        pickle.loads(pickle.dumps(shipped)), specs, concurrency=2, prices=PriceTable.default(), traces_dir=None
+    )
     assert await worker.describe() == [(c.id, c.settings) for c in configs]
     with ResultStore(tmp_path / "r.jsonl") as store:
         runner = Runner(store)
@@ -96,23 +106,32 @@ async def test_the_worker_builds_the_same_configs_and_records_as_one_process(tmp
 
 def _without_ray(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     prelude = "import sys\nsys.modules['ray'] = None  # as if Ray were not installed\n"
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
 
 
 def test_without_ray_the_cli_says_how_to_install_it(tmp_path: Path) -> None:
-    done = _without_ray("""
+    done = _without_ray(
+        """
         from thinkloop.cli.bench import standalone
         sys.exit(standalone(["run", "simulated", "--simulated", "0.6", "--limit", "3", "--strategy", "direct",
                              "--out", "r.jsonl", "--ray"]))
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert done.returncode == 1
     assert done.stderr.strip() == "thinkloop bench: error: Ray is not installed: pip install 'thinkloop[ray]'"
     assert not (tmp_path / "r.jsonl").exists()  # refused before anything was opened
 
 
 def test_without_ray_run_benchmark_says_how_to_install_it(tmp_path: Path) -> None:
-    done = _without_ray("""
+    done = _without_ray(
+        """
         import anyio
         from thinkloop.bench import run_benchmark
         from thinkloop.bench.executors import RayExecutor
@@ -125,14 +144,28 @@ def test_without_ray_run_benchmark_says_how_to_install_it(tmp_path: Path) -> Non
                                             executor=RayExecutor()))
         except ConfigurationError as exc:
             print(exc)
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert done.stdout.strip() == "Ray is not installed: pip install 'thinkloop[ray]'", done.stderr
 
 
 def test_ray_actors_needs_ray(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from thinkloop.cli.bench import standalone
 
-    args = ["run", "simulated", "--simulated", "0.6", "--limit", "3", "--strategy", "direct",
-            "--out", str(tmp_path / "r.jsonl"), "--ray-actors", "2"]
+    args = [
+        "run",
+        "simulated",
+        "--simulated",
+        "0.6",
+        "--limit",
+        "3",
+        "--strategy",
+        "direct",
+        "--out",
+        str(tmp_path / "r.jsonl"),
+        "--ray-actors",
+        "2",
+    ]
     assert standalone(args) == 1
     assert capsys.readouterr().err.strip() == "thinkloop bench: error: --ray-actors needs --ray"

@@ -25,10 +25,34 @@ def test_bench_rows_show_reasoning_tokens_reported_or_estimated(tmp_path: Path) 
         ReasoningServerProcess(config, shape="think-tags") as uncounted,
     ):
         run = subprocess.run(
-            [sys.executable, "-m", "thinkloop", "bench", "run", str(data), "--question-field", "q",
-             "--answer-field", "a", "--strategy", "direct", "--model", "r1-counted", "--model", "r1-tags",
-             "--base-url", counted.base_url, "--base-url", uncounted.base_url, "--out", str(out), "--quiet"],
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "thinkloop",
+                "bench",
+                "run",
+                str(data),
+                "--question-field",
+                "q",
+                "--answer-field",
+                "a",
+                "--strategy",
+                "direct",
+                "--model",
+                "r1-counted",
+                "--model",
+                "r1-tags",
+                "--base-url",
+                counted.base_url,
+                "--base-url",
+                uncounted.base_url,
+                "--out",
+                str(out),
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert run.returncode == 0, run.stderr
     records = {r.model: r for r in read_records(out) if r.id == "1"}
@@ -39,7 +63,12 @@ def test_bench_rows_show_reasoning_tokens_reported_or_estimated(tmp_path: Path) 
     summaries = {s.model: s for s in load_summaries(out)}
     assert summaries["r1-counted"].reasoning_counted == "reported"
     assert summaries["r1-tags"].reasoning_counted == "estimated"
-    report = subprocess.run([sys.executable, "-m", "thinkloop", "bench", "report", str(out), "--format", "markdown"],
-                            capture_output=True, text=True, timeout=60, check=True).stdout
+    report = subprocess.run(
+        [sys.executable, "-m", "thinkloop", "bench", "report", str(out), "--format", "markdown"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     rows = {line.split(" | ")[2]: line.split(" | ")[8] for line in report.splitlines()[2:]}
     assert rows == {"r1-counted": "52", "r1-tags": f"~{summaries['r1-tags'].mean_reasoning_tokens:.0f} est."}

@@ -64,20 +64,44 @@ def test_the_pareto_front_is_exactly_the_undominated_points(points: list[tuple[i
         assert (i in front) == (not dominated)
 
 
-def rec(config: str, problem: str, *, correct: bool | None, latency: float = 1.0, tokens: int = 100,
-        status: str = "done", cost: float = 0.0, k: int | None = None, any_right: bool | None = None) -> Record:
+def rec(
+    config: str,
+    problem: str,
+    *,
+    correct: bool | None,
+    latency: float = 1.0,
+    tokens: int = 100,
+    status: str = "done",
+    cost: float = 0.0,
+    k: int | None = None,
+    any_right: bool | None = None,
+) -> Record:
     dataset, spec, model = config.split(" | ")
     return Record(
-        config=config, strategy=spec, model=model, dataset=dataset, id=problem, status=status, gold="1",
-        correct=correct, prompt_tokens=tokens // 2, completion_tokens=tokens - tokens // 2, calls=1,
-        latency_s=latency, cost=cost, k=k, pass_at_k=any_right, reasoning_tokens=tokens // 4,
+        config=config,
+        strategy=spec,
+        model=model,
+        dataset=dataset,
+        id=problem,
+        status=status,
+        gold="1",
+        correct=correct,
+        prompt_tokens=tokens // 2,
+        completion_tokens=tokens - tokens // 2,
+        calls=1,
+        latency_s=latency,
+        cost=cost,
+        k=k,
+        pass_at_k=any_right,
+        reasoning_tokens=tokens // 4,
     )
 
 
 def sample_records() -> list[Record]:
     a, b = "toy | cot | m", "toy | sc:n=4 | m"
     return [
-        rec(a, "1", correct=True, latency=1.0, cost=0.002), rec(a, "2", correct=False, latency=3.0, cost=0.002),
+        rec(a, "1", correct=True, latency=1.0, cost=0.002),
+        rec(a, "2", correct=False, latency=3.0, cost=0.002),
         rec(a, "3", correct=None, status="failed"),
         rec(b, "1", correct=True, tokens=400, k=4, any_right=True, latency=4.0, cost=0.008),
         rec(b, "2", correct=True, tokens=400, k=4, any_right=True, latency=6.0, cost=0.008),
@@ -102,11 +126,13 @@ def test_every_format_has_one_row_per_config() -> None:
     )
     rows = json.loads(render(summaries, "json"))
     assert [(r["strategy"], r["model"], r["n"], r["accuracy"], r["failed"]) for r in rows] == [
-        ("cot", "m", 2, 0.5, 1), ("sc:n=4", "m", 2, 1.0, 0)
+        ("cot", "m", 2, 0.5, 1),
+        ("sc:n=4", "m", 2, 1.0, 0),
     ]
     table = list(csv.DictReader(io.StringIO(render(summaries, "csv"))))
     assert [(r["strategy"], r["accuracy"], r["pass_at_k"]) for r in table] == [
-        ("cot", "0.5", ""), ("sc:n=4", "1.0", "1.0")
+        ("cot", "0.5", ""),
+        ("sc:n=4", "1.0", "1.0"),
     ]
 
 
@@ -120,8 +146,9 @@ def test_the_command_renders_formats_and_writes_deterministic_plots(tmp_path: Pa
     assert markdown.stdout == render_markdown(load_summaries(results))
     table = subprocess.run(command, capture_output=True, text=True, check=True)
     assert "sc:n=4" in table.stdout and "50.0%" in table.stdout
-    first = subprocess.run([*command, "--format", "json", "--plots", str(tmp_path / "p1")], capture_output=True,
-                           text=True, check=True)
+    first = subprocess.run(
+        [*command, "--format", "json", "--plots", str(tmp_path / "p1")], capture_output=True, text=True, check=True
+    )
     assert json.loads(first.stdout)[0]["strategy"] == "cot"
     written = sorted(p.name for p in (tmp_path / "p1").iterdir())
     assert written == ["toy-accuracy-vs-cost.png", "toy-accuracy-vs-tokens.png"]
@@ -133,8 +160,9 @@ def test_the_command_renders_formats_and_writes_deterministic_plots(tmp_path: Pa
 
 
 def test_a_missing_results_file_is_one_line() -> None:
-    result = subprocess.run([sys.executable, "-m", "thinkloop", "bench", "report", "nope.jsonl"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "thinkloop", "bench", "report", "nope.jsonl"], capture_output=True, text=True
+    )
     assert (result.returncode, result.stderr) == (1, "thinkloop bench: error: nope.jsonl: no such results file\n")
 
 
@@ -183,8 +211,13 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 def report_at(width: int, results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": str(width)}
-    return subprocess.run([sys.executable, "-m", "thinkloop", "bench", "report", str(results), *extra],
-                          capture_output=True, text=True, env=env, check=True)
+    return subprocess.run(
+        [sys.executable, "-m", "thinkloop", "bench", "report", str(results), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
 
 
 @pytest.mark.parametrize("width", [80, 160])
@@ -229,13 +262,16 @@ def test_plots_without_matplotlib_name_the_extra(tmp_path: Path) -> None:
     with ResultStore(results) as store:
         for record in sample_records():
             store.append(record)
-    probe = ("import sys; sys.modules['matplotlib'] = None\n"
-             "from thinkloop.cli import main\n"
-             f"sys.exit(main(['bench', 'report', {str(results)!r}, '--plots', {str(tmp_path / 'p')!r}]))")
+    probe = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from thinkloop.cli import main\n"
+        f"sys.exit(main(['bench', 'report', {str(results)!r}, '--plots', {str(tmp_path / 'p')!r}]))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr == ("thinkloop bench: error: --plots needs matplotlib, which is not installed: "
-                           "pip install 'thinkloop[plots]'\n")
+    assert done.stderr == (
+        "thinkloop bench: error: --plots needs matplotlib, which is not installed: pip install 'thinkloop[plots]'\n"
+    )
     assert not (tmp_path / "p").exists()
 
 
@@ -259,16 +295,20 @@ def test_crowded_labels_never_overlap_and_stay_inside_the_axes() -> None:
     assert len(boxes) == len(points)
     for i, box in enumerate(boxes):
         assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
-        assert not any(box.overlaps(other) for other in boxes[i + 1:])
+        assert not any(box.overlaps(other) for other in boxes[i + 1 :])
         assert not any(box.overlaps(other) for other in markers)
     plt.close(fig)
 
 
 def test_curve_titles_and_file_names_say_each_thing_once(tmp_path: Path) -> None:
-    records = [rec(f"simulated | sc:n={n} | simulated(p=0.45)", str(i), correct=i < n, k=n, any_right=True)
-               for n in (1, 3) for i in range(4)]
-    records += [rec(f"gsm8k | sc:n={n} | qwen", str(i), correct=True, k=n, any_right=True) for n in (1, 3)
-                for i in range(2)]
+    records = [
+        rec(f"simulated | sc:n={n} | simulated(p=0.45)", str(i), correct=i < n, k=n, any_right=True)
+        for n in (1, 3)
+        for i in range(4)
+    ]
+    records += [
+        rec(f"gsm8k | sc:n={n} | qwen", str(i), correct=True, k=n, any_right=True) for n in (1, 3) for i in range(2)
+    ]
     summaries = summarize(records)
     names = sorted(p.name for p in write_plots(summaries, sc_curves(summaries), tmp_path))
     assert "simulated-p-0.45-sc-curve.png" in names and "gsm8k-qwen-sc-curve.png" in names
@@ -276,15 +316,25 @@ def test_curve_titles_and_file_names_say_each_thing_once(tmp_path: Path) -> None
 
 
 def test_configs_that_would_read_alike_show_what_tells_them_apart() -> None:
-    records = [rec("toy | cot | m", "1", correct=True), rec("toy | cot:max_tokens=64 | m", "1", correct=False),
-               rec("toy | sc:n=4 | m@127.0.0.1:8001/v1", "1", correct=True),
-               rec("toy | sc:n=4 | m@127.0.0.1:8002/v1", "1", correct=True)]
+    records = [
+        rec("toy | cot | m", "1", correct=True),
+        rec("toy | cot:max_tokens=64 | m", "1", correct=False),
+        rec("toy | sc:n=4 | m@127.0.0.1:8001/v1", "1", correct=True),
+        rec("toy | sc:n=4 | m@127.0.0.1:8002/v1", "1", correct=True),
+    ]
     # typed alike: "cot" twice (once with --max-tokens 64), "sc:n=4" on model "m" at two servers
-    records = [records[0], records[1].model_copy(update={"strategy": "cot"}),
-               *(r.model_copy(update={"strategy": "sc:n=4", "model": "m"}) for r in records[2:])]
+    records = [
+        records[0],
+        records[1].model_copy(update={"strategy": "cot"}),
+        *(r.model_copy(update={"strategy": "sc:n=4", "model": "m"}) for r in records[2:]),
+    ]
     rows = [line.split(" | ")[1:3] for line in render_markdown(summarize(records)).splitlines()[2:]]
-    assert rows == [["cot", "m"], ["cot:max_tokens=64", "m"], ["sc:n=4", "m@127.0.0.1:8001/v1"],
-                    ["sc:n=4", "m@127.0.0.1:8002/v1"]]
+    assert rows == [
+        ["cot", "m"],
+        ["cot:max_tokens=64", "m"],
+        ["sc:n=4", "m@127.0.0.1:8001/v1"],
+        ["sc:n=4", "m@127.0.0.1:8002/v1"],
+    ]
 
 
 def test_the_committed_effort_table_and_plot_regenerate_from_the_committed_results(tmp_path: Path) -> None:

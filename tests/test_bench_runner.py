@@ -25,16 +25,25 @@ from thinkloop.types import ChatRequest
 
 pytestmark = pytest.mark.anyio
 
-PROBLEMS = {"p1": ("How many apples?", "9 (apples)"), "p2": ("Area of a 7 by 2 box?", "14.0"),
-            "p3": ("What is 2 + 2?", "4"), "p4": ("What is 10 - 7?", "3")}
-REPLIES = {"How many apples?": "Answer: 9", "Area of a 7 by 2 box?": "Answer: 14",
-           "What is 2 + 2?": "Answer: 5", "What is 10 - 7?": "Answer: 3"}
+PROBLEMS = {
+    "p1": ("How many apples?", "9 (apples)"),
+    "p2": ("Area of a 7 by 2 box?", "14.0"),
+    "p3": ("What is 2 + 2?", "4"),
+    "p4": ("What is 10 - 7?", "3"),
+}
+REPLIES = {
+    "How many apples?": "Answer: 9",
+    "Area of a 7 by 2 box?": "Answer: 14",
+    "What is 2 + 2?": "Answer: 5",
+    "What is 10 - 7?": "Answer: 3",
+}
 
 
 def dataset(ids: list[str] | None = None) -> Dataset:
     chosen = ids or list(PROBLEMS)
-    problems = tuple(Problem(id=i, question=PROBLEMS[i][0], answer=PROBLEMS[i][1], line=n + 1)
-                     for n, i in enumerate(chosen))
+    problems = tuple(
+        Problem(id=i, question=PROBLEMS[i][0], answer=PROBLEMS[i][1], line=n + 1) for n, i in enumerate(chosen)
+    )
     return Dataset(name="toy", path=Path("toy.jsonl"), problems=problems)
 
 
@@ -166,9 +175,27 @@ async def test_a_record_made_under_other_settings_is_run_again(tmp_path: Path) -
 
 # --- crash safety ------------------------------------------------------------------------------------------
 def _bench(out: Path) -> list[str]:
-    return [sys.executable, "-m", "thinkloop", "bench", "run", "simulated", "--simulated", "0.6", "--limit", "30",
-            "--simulated-latency", "0.03", "--strategy", "direct", "--strategy", "sc:n=3", "--out", str(out),
-            "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "thinkloop",
+        "bench",
+        "run",
+        "simulated",
+        "--simulated",
+        "0.6",
+        "--limit",
+        "30",
+        "--simulated-latency",
+        "0.03",
+        "--strategy",
+        "direct",
+        "--strategy",
+        "sc:n=3",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
 
 
 def test_a_benchmark_killed_with_sigkill_resumes_with_every_problem_recorded_once(tmp_path: Path) -> None:

@@ -103,8 +103,21 @@ def test_a_config_measures_the_same_whatever_ran_before_it_in_the_command(tmp_pa
     import sys
 
     def run(out: Path, *specs: str) -> dict[str, list[str | None]]:
-        args = [sys.executable, "-m", "thinkloop", "bench", "run", "simulated", "--simulated", "0.45", "--limit",
-                "40", "--quiet", "--out", str(out)]
+        args = [
+            sys.executable,
+            "-m",
+            "thinkloop",
+            "bench",
+            "run",
+            "simulated",
+            "--simulated",
+            "0.45",
+            "--limit",
+            "40",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
         for spec in specs:
             args += ["--strategy", spec]
         subprocess.run(args, check=True, capture_output=True, timeout=120)

@@ -23,9 +23,11 @@ async def test_confidences_track_correctness_and_a_continued_trace_keeps_its_ans
     first = await backend.complete(ChatRequest.of(Q, max_tokens=8, logprobs=True))
     piece = first.choices[0]
     assert piece.finish_reason == "length" and len(piece.logprobs) == 8
-    rest = await backend.complete(ChatRequest(messages=(Message(role="user", content=Q),
-                                                        Message(role="assistant", content=piece.text)),
-                                              logprobs=True))
+    rest = await backend.complete(
+        ChatRequest(
+            messages=(Message(role="user", content=Q), Message(role="assistant", content=piece.text)), logprobs=True
+        )
+    )
     answer = piece.text.split()[3].rstrip(".")
     assert rest.choices[0].text.rstrip().endswith(f"{answer}.") and rest.choices[0].finish_reason == "stop"
     assert len((piece.text + rest.choices[0].text).split()) == 4 + 20 + 4
@@ -40,9 +42,12 @@ async def test_steps_derail_for_good_and_the_prm_sees_it_through_noise() -> None
         slipped = ["slips" in s for s in steps]
         assert slipped == sorted(slipped)  # once derailed, derailed to the end
         assert steps[-1].endswith("Answer: 500") == (not slipped[-1])
-    step = await backend.complete(ChatRequest(messages=(Message(role="user", content=Q),
-                                                        Message(role="assistant", content="Step 1 slips: x\n\n")),
-                                              stop=("\n\n",)))
+    step = await backend.complete(
+        ChatRequest(
+            messages=(Message(role="user", content=Q), Message(role="assistant", content="Step 1 slips: x\n\n")),
+            stop=("\n\n",),
+        )
+    )
     assert step.choices[0].text.startswith("Step 2 slips")
     prm = SimulatedPRM(separation=1.0, noise=0.5, seed=0)
     on = [prm.step_reward(f"q{i}", ["Step 1 holds"]) for i in range(200)]

@@ -15,9 +15,19 @@ from thinkloop.exceptions import DatasetError
 
 def record(problem: str, *, status: str = "done", config: str = "c", correct: bool | None = True) -> Record:
     return Record(
-        config=config, strategy="cot", model="m", dataset="d", id=problem, status=status, gold="1",
-        prediction="1" if status == "done" else None, correct=correct if status == "done" else None,
-        prompt_tokens=10, completion_tokens=5, calls=1, latency_s=0.5,
+        config=config,
+        strategy="cot",
+        model="m",
+        dataset="d",
+        id=problem,
+        status=status,
+        gold="1",
+        prediction="1" if status == "done" else None,
+        correct=correct if status == "done" else None,
+        prompt_tokens=10,
+        completion_tokens=5,
+        calls=1,
+        latency_s=0.5,
         error="BackendError: boom" if status == "failed" else None,
     )
 

@@ -61,7 +61,8 @@ def test_every_reference_answer_passes_its_own_check() -> None:
         results = []
         for problem in chosen:
             verdict = await verifier_from_check(problem.check).verify(  # type: ignore[arg-type]
-                problem.question, Candidate(text=f"Answer: {problem.answer}"))
+                problem.question, Candidate(text=f"Answer: {problem.answer}")
+            )
             results.append(verdict.accepted)
         return results
 
@@ -92,8 +93,9 @@ def test_a_family_by_name_and_an_unknown_family() -> None:
         load_dataset("verifiable-poems")
 
 
-def test_known_sets_load_from_the_package_when_no_folder_has_them(monkeypatch: pytest.MonkeyPatch,
-                                                                  tmp_path: Path) -> None:
+def test_known_sets_load_from_the_package_when_no_folder_has_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("THINKLOOP_DATA", str(tmp_path))  # an empty folder: nothing there
     for name, rows in (("gsm8k", 1319), ("math500", 500), ("svamp", 1000)):
         dataset = load_dataset(name)
@@ -115,10 +117,18 @@ def sentence(request: ChatRequest) -> str:
 @pytest.mark.anyio
 async def test_the_harness_judges_by_each_problems_check(tmp_path: Path) -> None:
     problems = (
-        Problem(id="words-001", question="Write one sentence in exactly 3 words.", answer="3 words",
-                check={"kind": "words", "n": 3}),
-        Problem(id="ph-001", question="pH of 1e-7 M HCl?", answer="7.00",
-                check={"kind": "number", "value": 7.0, "tolerance": 0.05}),
+        Problem(
+            id="words-001",
+            question="Write one sentence in exactly 3 words.",
+            answer="3 words",
+            check={"kind": "words", "n": 3},
+        ),
+        Problem(
+            id="ph-001",
+            question="pH of 1e-7 M HCl?",
+            answer="7.00",
+            check={"kind": "number", "value": 7.0, "tolerance": 0.05},
+        ),
     )
     data = Dataset(name="verifiable", path=Path("v.jsonl"), problems=problems)
     out = tmp_path / "r.jsonl"
@@ -150,16 +160,22 @@ async def test_a_check_for_the_whole_set_fills_in_each_gold_answer(tmp_path: Pat
     assert plain == {"a": False, "b": False} and checked == {"a": True, "b": False}
 
 
-def test_bench_help_says_where_each_known_set_comes_from(capsys: pytest.CaptureFixture[str],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bench_help_says_where_each_known_set_comes_from(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from thinkloop.cli import main
 
     monkeypatch.setenv("COLUMNS", "1000")  # no line breaks inside the names
     with pytest.raises(SystemExit):
         main(["bench", "run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for source in ("openai/grade-school-math", "openai/prm800k", "arkilpatel/SVAMP", "make_verifiable_tasks.py",
-                   "--check CHECK"):
+    for source in (
+        "openai/grade-school-math",
+        "openai/prm800k",
+        "arkilpatel/SVAMP",
+        "make_verifiable_tasks.py",
+        "--check CHECK",
+    ):
         assert source in text
 
 
@@ -173,9 +189,19 @@ def table_module() -> ModuleType:
 
 
 def record(strategy: str, task: str, correct: bool, tokens: int, family: str = "words") -> Record:
-    return Record(config=f"verifiable-{family} | {strategy} | m", strategy=strategy, model="m",
-                  dataset=f"verifiable-{family}", id=task, status="done", gold="-", correct=correct,
-                  prompt_tokens=tokens, completion_tokens=0, calls=tokens // 100)
+    return Record(
+        config=f"verifiable-{family} | {strategy} | m",
+        strategy=strategy,
+        model="m",
+        dataset=f"verifiable-{family}",
+        id=task,
+        status="done",
+        gold="-",
+        correct=correct,
+        prompt_tokens=tokens,
+        completion_tokens=0,
+        calls=tokens // 100,
+    )
 
 
 def test_the_table_compares_loops_with_one_call_on_the_same_tasks() -> None:
@@ -187,7 +213,12 @@ def test_the_table_compares_loops_with_one_call_on_the_same_tasks() -> None:
     records += [record("bon:n=4", f"t{i}", True, 400) for i in range(5)]  # half done: compared on t0..t4 only
     rows = table.rows_by_family(records)
     assert {r.strategy: (r.n, r.correct) for r in rows["words"]} == {
-        "direct": (10, 1), "cot": (10, 0), "critique:max_rounds=3": (10, 4), "bon:n=8": (10, 5), "bon:n=4": (5, 5)}
+        "direct": (10, 1),
+        "cot": (10, 0),
+        "critique:max_rounds=3": (10, 4),
+        "bon:n=8": (10, 5),
+        "bon:n=4": (5, 5),
+    }
     text = table.render(rows)
     assert "| words | direct | 10 | 10% [2, 40] | 100 | 1.0 |  |  |  | (baseline) |" in text
     assert "| words | bon:n=8 | 10 | 50% [24, 76] | 900 | 9.0 | 10% | +40 | 9.0x | no |" in text

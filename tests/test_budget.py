@@ -33,9 +33,7 @@ from thinkloop import (
 )
 from thinkloop.runtime.budget import BudgetLedger
 
-PROPERTY = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 # --- a workload: many concurrent branches ----------------------------------------------------------------
@@ -165,7 +163,10 @@ async def test_concurrent_branches_never_overspend(workload: list[Branch], token
     child_calls=call_limits,
 )
 async def test_nested_budget_slices_hold_in_child_and_parent(
-    workload: list[Branch], parent_tokens: int, child_tokens: int, parent_calls: int | None,
+    workload: list[Branch],
+    parent_tokens: int,
+    child_tokens: int,
+    parent_calls: int | None,
     child_calls: int | None,
 ):
     backend = workload_backend(workload)
@@ -275,10 +276,14 @@ def test_a_child_slice_is_bounded_by_its_parent():
         ({"tokens": -10}, "invalid budget: tokens: Input should be greater than 0 (got -10)"),
         ({"calls": -1}, "invalid budget: calls: Input should be greater than 0 (got -1)"),
         ({"seconds": -0.5}, "invalid budget: seconds: Input should be greater than 0 (got -0.5)"),
-        ({"dollars": -1.0, "price": Price(input=1, output=1)},
-         "invalid budget: dollars: Input should be greater than 0 (got -1.0)"),
-        ({"dollars": 5.0},
-         "invalid budget: dollars=5.0 needs a price for the model: pass price=Price(input=..., output=...)"),
+        (
+            {"dollars": -1.0, "price": Price(input=1, output=1)},
+            "invalid budget: dollars: Input should be greater than 0 (got -1.0)",
+        ),
+        (
+            {"dollars": 5.0},
+            "invalid budget: dollars=5.0 needs a price for the model: pass price=Price(input=..., output=...)",
+        ),
         ({"token": 5}, "invalid budget: unknown limit 'token'"),
     ],
 )

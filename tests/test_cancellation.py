@@ -152,7 +152,10 @@ async def test_a_deadline_stops_the_run_promptly_with_the_best_answer_so_far():
     with anyio.fail_after(30):  # a hang guard, not a timing assertion
         result = await strategy.run(
             # 2 s: ample for the 10 ms branch to answer first even on a loaded CI machine
-            "q", backend=model.backend, verifier=AcceptAnswer("42"), budget=Budget(seconds=2.0)
+            "q",
+            backend=model.backend,
+            verifier=AcceptAnswer("42"),
+            budget=Budget(seconds=2.0),
         )
 
     assert result.stop_reason == "deadline"

@@ -22,9 +22,7 @@ UNREACHABLE = "http://127.0.0.1:9/v1"
 
 def thinkloop(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run the command as a user would, in a fresh interpreter."""
-    return subprocess.run(
-        [sys.executable, "-m", "thinkloop", *args], capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, "-m", "thinkloop", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def one_line(stderr: str) -> str:
@@ -59,19 +57,23 @@ def test_a_bad_flag_is_one_line_naming_the_flag() -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["ask", "q", "--budget-tokens", "many"],
-         "thinkloop ask: error: argument --budget-tokens: expected a positive integer, got 'many'"),
-        (["ask", "q", "--max-tokens", "0"],
-         "thinkloop ask: error: argument --max-tokens: expected a positive integer, got 0"),
+        (
+            ["ask", "q", "--budget-tokens", "many"],
+            "thinkloop ask: error: argument --budget-tokens: expected a positive integer, got 'many'",
+        ),
+        (
+            ["ask", "q", "--max-tokens", "0"],
+            "thinkloop ask: error: argument --max-tokens: expected a positive integer, got 0",
+        ),
         (["ask"], "thinkloop ask: error: the following arguments are required: question"),
-        (["ask", "q", "--base-url", UNREACHABLE],
-         f"thinkloop ask: error: --base-url needs --model NAME (the model's name at {UNREACHABLE})"),
+        (
+            ["ask", "q", "--base-url", UNREACHABLE],
+            f"thinkloop ask: error: --base-url needs --model NAME (the model's name at {UNREACHABLE})",
+        ),
         (["frobnicate"], "thinkloop: error: argument COMMAND: invalid choice: 'frobnicate'"),
     ],
 )
-def test_usage_errors_exit_2_with_one_line(
-    args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_usage_errors_exit_2_with_one_line(args: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(args) == 2
     captured = capsys.readouterr()
     assert one_line(captured.err).startswith(expected)
@@ -134,10 +136,25 @@ def test_ask_json_prints_the_whole_result_and_writes_the_trace(
     mock_server: MockServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     trace = tmp_path / "run.jsonl"
-    code = main([
-        "ask", "What is 2 + 3?", "--base-url", mock_server.base_url, "--model", "mock",
-        "--strategy", "sc:n=3", "--max-tokens", "64", "--budget-tokens", "5000", "--json", "--trace", str(trace),
-    ])
+    code = main(
+        [
+            "ask",
+            "What is 2 + 3?",
+            "--base-url",
+            mock_server.base_url,
+            "--model",
+            "mock",
+            "--strategy",
+            "sc:n=3",
+            "--max-tokens",
+            "64",
+            "--budget-tokens",
+            "5000",
+            "--json",
+            "--trace",
+            str(trace),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     result = json.loads(captured.out)
@@ -157,8 +174,9 @@ def test_ask_json_prints_the_whole_result_and_writes_the_trace(
 def test_a_budget_too_small_for_any_call_is_one_line_that_says_what_one_call_reserves(
     mock_server: MockServerProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["ask", "What is 2 + 3?", "--base-url", mock_server.base_url, "--model", "mock",
-                 "--budget-tokens", "60"])
+    code = main(
+        ["ask", "What is 2 + 3?", "--base-url", mock_server.base_url, "--model", "mock", "--budget-tokens", "60"]
+    )
     assert code == 5  # budget exhausted
     err = one_line(capsys.readouterr().err)
     assert err.startswith("thinkloop: budget exhausted: the budget (tokens 0 of 60) cannot fit one call")
@@ -211,8 +229,9 @@ def test_a_vote_over_cut_off_samples_says_so(
     assert code == 4
     result = json.loads(captured.out)
     assert result["warnings"] == ["4 of 4 samples cut off by their token limit"] and result["exit_status"] == 4
-    assert one_line(captured.err) == ("thinkloop: no answer: none of 4 samples gave an answer; "
-                                      "4 of 4 samples cut off by their token limit")
+    assert one_line(captured.err) == (
+        "thinkloop: no answer: none of 4 samples gave an answer; 4 of 4 samples cut off by their token limit"
+    )
 
 
 def tied_question() -> str:
@@ -257,10 +276,31 @@ def test_the_question_comes_from_stdin_and_the_flags_reach_the_request(
     mock_server: MockServerProcess, tmp_path: Path
 ) -> None:
     trace = tmp_path / "t.jsonl"
-    args = ["ask", "-", "--base-url", mock_server.base_url, "--model", "mock", "--system", "Be brief, be exact.",
-            "--temperature", "0.3", "--budget-calls", "2", "--budget-seconds", "30", "--trace", str(trace)]
-    first = subprocess.run([sys.executable, "-m", "thinkloop", *args], input="What is 9 + 30?\n",
-                           capture_output=True, text=True, timeout=120)
+    args = [
+        "ask",
+        "-",
+        "--base-url",
+        mock_server.base_url,
+        "--model",
+        "mock",
+        "--system",
+        "Be brief, be exact.",
+        "--temperature",
+        "0.3",
+        "--budget-calls",
+        "2",
+        "--budget-seconds",
+        "30",
+        "--trace",
+        str(trace),
+    ]
+    first = subprocess.run(
+        [sys.executable, "-m", "thinkloop", *args],
+        input="What is 9 + 30?\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert first.returncode == 0, first.stderr
     assert "Answer: 39" in first.stdout and "(appended)" not in first.stdout
     events = load_trace(trace)
@@ -268,8 +308,9 @@ def test_the_question_comes_from_stdin_and_the_flags_reach_the_request(
     assert events[0].budget == {"calls": 2, "seconds": 30.0}
     request = next(e.node.request for e in events if e.kind == "node" and e.node.request is not None)
     assert request.messages[0].content == "Be brief, be exact." and request.temperature == 0.3
-    again = subprocess.run([sys.executable, "-m", "thinkloop", *args], input="What is 9 + 30?",
-                           capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "thinkloop", *args], input="What is 9 + 30?", capture_output=True, text=True, timeout=120
+    )
     assert again.stdout.strip().splitlines()[-1].endswith(f"trace: {trace} (appended)")
 
 
@@ -291,8 +332,11 @@ def test_a_dollar_budget_needs_a_price(mock_server: MockServerProcess, capsys: p
 
 def test_a_quoted_value_with_a_comma_reaches_the_model(mock_server: MockServerProcess, tmp_path: Path) -> None:
     trace = tmp_path / "t.jsonl"
-    code = main(ask_mock(mock_server, "What is 3 + 30?", "--strategy", 'cot:system_prompt="Be brief, exact."',
-                         "--trace", str(trace)))
+    code = main(
+        ask_mock(
+            mock_server, "What is 3 + 30?", "--strategy", 'cot:system_prompt="Be brief, exact."', "--trace", str(trace)
+        )
+    )
     assert code == 0
     request = next(e.node.request for e in load_trace(trace) if e.kind == "node" and e.node.request is not None)
     assert request.messages[0].content == "Be brief, exact."
@@ -303,16 +347,21 @@ def test_a_quoted_value_with_a_comma_reaches_the_model(mock_server: MockServerPr
     ("args", "expected"),
     [
         (["--strategy", "sc:n=true"], "sc: option 'n' expects an integer, got 'true'"),
-        (["--strategy", "tree:max_tokens=128", "--max-tokens", "64"],
-         "tree: the spec sets max_tokens=128 but --max-tokens 64 is given too; give it once"),
+        (
+            ["--strategy", "tree:max_tokens=128", "--max-tokens", "64"],
+            "tree: the spec sets max_tokens=128 but --max-tokens 64 is given too; give it once",
+        ),
         (["--strategy", "critique:critic=verifier"], "critic=verifier needs a verifier, which the command line"),
         (["--strategy", "tree:value=verifier"], "value=verifier needs a verifier, which the command line"),
         (["--strategy", "bon:scorer=verifier"], "scorer=verifier needs a verifier, which the command line"),
-        (["--strategy", "sc:inner=\"critique:critic=verifier\""], "critic=verifier needs a verifier"),
-        (["--strategy", "cot:wings=2"], "cot: unknown option 'wings'; valid options: history, max_rounds, max_tokens, "
-                                        "reread, system_prompt, temperature"),
+        (["--strategy", 'sc:inner="critique:critic=verifier"'], "critic=verifier needs a verifier"),
+        (
+            ["--strategy", "cot:wings=2"],
+            "cot: unknown option 'wings'; valid options: history, max_rounds, max_tokens, "
+            "reread, system_prompt, temperature",
+        ),
         (["--strategy", "tree", "--system", "x"], "tree writes its own prompts; --system does not apply to it"),
-        (["--strategy", 'cot:system_prompt="open'], "a \" quote is never closed"),
+        (["--strategy", 'cot:system_prompt="open'], 'a " quote is never closed'),
     ],
 )
 def test_a_spec_the_command_line_cannot_serve_is_one_line_before_any_call(
@@ -363,7 +412,7 @@ def _help_default(action: Any) -> str:
 def _readme_rows(heading: str, page: str) -> dict[str, tuple[str, str]]:
     """The flag table after ``heading`` in a docs page: flag -> (its cell as written, default)."""
     text = (Path(__file__).resolve().parents[1] / "docs" / page).read_text()
-    table = text[text.index(heading):].split("\n\n")[1]
+    table = text[text.index(heading) :].split("\n\n")[1]
     rows = {}
     for line in table.splitlines()[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -406,8 +455,10 @@ def test_the_docs_document_every_flag_and_default_as_help_does() -> None:
     [
         ("sc:n=5", {"n": 5}),
         ("sc: n = 5 , adaptive = yes", {"n": 5, "adaptive": True}),
-        ('cot:system_prompt="Be brief, be exact.",max_rounds=2',
-         {"system_prompt": "Be brief, be exact.", "max_rounds": 2}),
+        (
+            'cot:system_prompt="Be brief, be exact.",max_rounds=2',
+            {"system_prompt": "Be brief, be exact.", "max_rounds": 2},
+        ),
         ("cot:system_prompt='Say \"hi\", then stop.'", {"system_prompt": 'Say "hi", then stop.'}),
         ('cot:system_prompt="a \\"quoted\\" word"', {"system_prompt": 'a "quoted" word'}),
         ("tree:temperature=null,mode=beam", {"temperature": None, "mode": "beam"}),
@@ -426,8 +477,12 @@ def test_a_label_is_a_spec_that_builds_the_same_strategy() -> None:
     from thinkloop import BestOfN, CritiqueRevise, SelfConsistency, TreeSearch
     from thinkloop.strategies.registry import build_strategy
 
-    for strategy in (SelfConsistency(n=5), SelfConsistency(n=3, inner=CritiqueRevise(max_rounds=1)),
-                     BestOfN(n=4, scorer="judge"), TreeSearch(mode="beam", temperature=None)):
+    for strategy in (
+        SelfConsistency(n=5),
+        SelfConsistency(n=3, inner=CritiqueRevise(max_rounds=1)),
+        BestOfN(n=4, scorer="judge"),
+        TreeSearch(mode="beam", temperature=None),
+    ):
         rebuilt = build_strategy(strategy.label)
         assert type(rebuilt) is type(strategy) and rebuilt.config == strategy.config
         assert (rebuilt.inner is None) == (strategy.inner is None)

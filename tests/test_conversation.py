@@ -17,8 +17,11 @@ HISTORY = (
     Message(role="assistant", content="Deux."),
 )
 FOLLOWUPS = (
-    Message(role="assistant", content="", tool_calls=({"id": "c1", "type": "function",
-                                                        "function": {"name": "add", "arguments": "{}"}},)),
+    Message(
+        role="assistant",
+        content="",
+        tool_calls=({"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{}"}},),
+    ),
     Message(role="tool", content="5", tool_call_id="c1"),
 )
 EXTRA = {"seed": 7, "tools": [{"type": "function", "function": {"name": "add", "parameters": {}}}]}
@@ -44,7 +47,10 @@ def test_the_fields_are_read_only_and_survive_a_copy() -> None:
         conversation.history = ()  # type: ignore[misc]
     copied = pickle.loads(pickle.dumps(conversation))
     assert (copied, copied.history, copied.followups, copied.extra_body) == (
-        conversation, HISTORY, FOLLOWUPS, EXTRA,
+        conversation,
+        HISTORY,
+        FOLLOWUPS,
+        EXTRA,
     )
     replaced = conversation.with_extra_body({"seed": 1})
     assert (replaced.history, replaced.followups, replaced.extra_body) == (HISTORY, FOLLOWUPS, {"seed": 1})
@@ -54,17 +60,23 @@ def _carries_the_conversation(request: ChatRequest) -> bool:
     """The history before the question's message, the follow-ups after it, and the extra body."""
     messages = request.messages
     return (
-        messages[1:4] == HISTORY and "2 + 3" in (messages[4].content or "")
-        and messages[5:7] == FOLLOWUPS and request.extra_body == EXTRA
+        messages[1:4] == HISTORY
+        and "2 + 3" in (messages[4].content or "")
+        and messages[5:7] == FOLLOWUPS
+        and request.extra_body == EXTRA
     )
 
 
-@pytest.mark.parametrize("strategy", [
-    ChainOfThought(max_tokens=32),
-    SelfConsistency(n=3, max_tokens=32),
-    TreeSearch(mode="dfs", branching=2, max_depth=2, value_fn=lambda question, steps: 0.9, max_tokens=32),
-    TreeSearch(mode="beam", branching=2, beam_width=1, max_depth=2, value_fn=lambda q, s: 0.9, max_tokens=32),
-], ids=["cot", "sc", "tree-dfs", "tree-beam"])
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        ChainOfThought(max_tokens=32),
+        SelfConsistency(n=3, max_tokens=32),
+        TreeSearch(mode="dfs", branching=2, max_depth=2, value_fn=lambda question, steps: 0.9, max_tokens=32),
+        TreeSearch(mode="beam", branching=2, beam_width=1, max_depth=2, value_fn=lambda q, s: 0.9, max_tokens=32),
+    ],
+    ids=["cot", "sc", "tree-dfs", "tree-beam"],
+)
 def test_every_request_built_from_a_conversation_carries_it_to_the_backend(strategy: Strategy) -> None:
     backend = ScriptedBackend(lambda request: "2 + 3 = 5\nAnswer: 5", capabilities=SEQUENTIAL)
     result = strategy.run_sync(_conversation(), backend=backend)

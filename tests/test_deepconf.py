@@ -34,8 +34,16 @@ def sure(answer: str) -> Choice:
 
 
 # Plurality wrong (41, four unsure traces), minority right (42, three sure traces), one stray unsure 40.
-WRONG_BUT_UNSURE = [unsure("41"), sure("42"), unsure("41"), sure("42"), unsure("41"), unsure("40"),
-                    sure("42"), unsure("41")]
+WRONG_BUT_UNSURE = [
+    unsure("41"),
+    sure("42"),
+    unsure("41"),
+    sure("42"),
+    unsure("41"),
+    unsure("40"),
+    sure("42"),
+    unsure("41"),
+]
 
 
 def test_token_confidence_is_deepconf_minus_mean_top_logprob_else_probability() -> None:
@@ -68,9 +76,7 @@ def test_group_confidence_bounds(values: list[float], window: int) -> None:
 
 
 async def test_confidence_voting_answers_right_where_plain_vote_is_wrong_with_no_more_tokens() -> None:
-    plain = await SelfConsistency(n=8).run(
-        "q", backend=ScriptedBackend(list(WRONG_BUT_UNSURE), capabilities=LOGPROBS)
-    )
+    plain = await SelfConsistency(n=8).run("q", backend=ScriptedBackend(list(WRONG_BUT_UNSURE), capabilities=LOGPROBS))
     backend = ScriptedBackend(list(WRONG_BUT_UNSURE), capabilities=LOGPROBS)
     confident = await DeepConf(n=8, keep_percent=50).run("q", backend=backend)
     assert plain.answer == "41"
@@ -132,14 +138,24 @@ async def test_online_chunked_stops_an_unsure_trace_early_and_saves_its_tokens()
         so_far = request.messages[-1].content if continuing else ""
         text = long_unsure if (index % 2 == 1 and not continuing) or "hmm" in so_far else long_sure
         done = len(request.messages[-1].content.split()) if continuing else 0
-        words = text.split()[done: done + wanted]
+        words = text.split()[done : done + wanted]
         piece = " ".join(words) + " "
-        return Choice(text=piece, finish_reason="length" if done + wanted < len(text.split()) else "stop",
-                      logprobs=confident_reply(piece, 0.95 if "so" in piece or "42" in piece else 0.3).logprobs)
+        return Choice(
+            text=piece,
+            finish_reason="length" if done + wanted < len(text.split()) else "stop",
+            logprobs=confident_reply(piece, 0.95 if "so" in piece or "42" in piece else 0.3).logprobs,
+        )
 
     backend = ScriptedBackend(reply, capabilities=LOGPROBS)
     result = await DeepConf(
-        n=4, mode="online", warmup=2, parallel=1, chunk_tokens=8, window=4, keep_percent=90, consensus=0.95,
+        n=4,
+        mode="online",
+        warmup=2,
+        parallel=1,
+        chunk_tokens=8,
+        window=4,
+        keep_percent=90,
+        consensus=0.95,
         max_tokens=64,
     ).run("q", backend=backend)
     assert result.answer == "42"

@@ -50,8 +50,15 @@ def blocks() -> list[Block]:
         for match in _FENCE.finditer(text):
             before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
             reason = _NO_RUN.search(before)
-            found.append(Block(page, text.count("\n", 0, match.start()) + 1, match.group(1), match.group(2),
-                               reason.group(1) if reason else None))
+            found.append(
+                Block(
+                    page,
+                    text.count("\n", 0, match.start()) + 1,
+                    match.group(1),
+                    match.group(2),
+                    reason.group(1) if reason else None,
+                )
+            )
     return found
 
 
@@ -77,8 +84,12 @@ def test_python_blocks_compile_and_import_what_exists(block: Block) -> None:
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff is not None, "ruff is not installed (the dev extra has it)"
     # F821: an undefined name (``openai`` used without ``import openai``)
-    done = subprocess.run([ruff, "check", "--select", "F821", "--stdin-filename", "snippet.py", "-"],
-                          input=block.code, capture_output=True, text=True)
+    done = subprocess.run(
+        [ruff, "check", "--select", "F821", "--stdin-filename", "snippet.py", "-"],
+        input=block.code,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, f"{block}: {done.stdout}"
 
 
@@ -90,8 +101,9 @@ RUNNABLE = [b for b in PYTHON if b.no_run is None]
 @pytest.mark.parametrize("block", RUNNABLE, ids=str)
 def test_python_blocks_run(block: Block, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "THINKLOOP_TRACE"))}
-    done = subprocess.run([sys.executable, "-c", block.code], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", block.code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"{block} failed:\n{done.stderr[-3000:]}"
 
 
@@ -143,8 +155,13 @@ EXIT_KINDS = {3: "check failed", 4: "no answer", 5: "budget exhausted"}
 
 def embedded(args: list[str]) -> bool:
     """Runs on the embedded model with nothing else: no server, no key, no placeholder question."""
-    return bool(args) and args[0] in ("ask", "view") and not {"--base-url", "--model"} & set(args) \
-        and "..." not in args and "traces/" not in args
+    return (
+        bool(args)
+        and args[0] in ("ask", "view")
+        and not {"--base-url", "--model"} & set(args)
+        and "..." not in args
+        and "traces/" not in args
+    )
 
 
 @pytest.mark.integration
@@ -158,8 +175,15 @@ def test_the_embedded_commands_run_as_written_on_a_small_input(tmp_path: Path) -
         seen.add(tuple(args))
         small = [*args, "--max-tokens", "24", "--budget-calls", "1"] if args[0] == "ask" else args
         stdin = "What is 12 + 30?\n" if "-" in args else None
-        done = subprocess.run([sys.executable, "-m", "thinkloop", *small], cwd=tmp_path, input=stdin,
-                              capture_output=True, text=True, timeout=300, env=env)
+        done = subprocess.run(
+            [sys.executable, "-m", "thinkloop", *small],
+            cwd=tmp_path,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
         what = f"{block}: thinkloop {' '.join(args)}: {done.stderr[-1500:]}"
         assert done.returncode in (0, *EXIT_KINDS), what
         if done.returncode:

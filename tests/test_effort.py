@@ -32,7 +32,11 @@ def test_every_level_runs_its_table_strategy_under_its_budget(level: str) -> Non
     assert result.answer == "459"
     assert result.strategy == f"effort:{level}"
     assert result.data is not None and result.data["effort"] == {
-        "level": level, "strategy": plan.strategy, "tokens": plan.tokens, "passed_through": False}
+        "level": level,
+        "strategy": plan.strategy,
+        "tokens": plan.tokens,
+        "passed_through": False,
+    }
     assert result.usage.total_tokens <= plan.tokens
 
 
@@ -47,8 +51,10 @@ def test_a_spec_names_the_level_and_its_budget_caps_the_run() -> None:
 
 
 def test_a_bad_level_is_one_error_naming_the_levels() -> None:
-    for make in (lambda: build_strategy("effort:extreme"), lambda: think_sync(QUESTION, backend=right(),
-                                                                             effort="extreme")):
+    for make in (
+        lambda: build_strategy("effort:extreme"),
+        lambda: think_sync(QUESTION, backend=right(), effort="extreme"),
+    ):
         with pytest.raises(ConfigurationError, match=re.escape(BAD)):
             make()
 
@@ -57,13 +63,24 @@ def _reasoning_server(bodies: list[dict[str, Any]]) -> httpx2.MockTransport:
     def respond(request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
         bodies.append(body)
-        return httpx2.Response(200, json={
-            "id": "x", "object": "chat.completion", "created": 1, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "Answer: 459"}}],
-            "usage": {"prompt_tokens": 20, "completion_tokens": 90, "total_tokens": 110,
-                      "completion_tokens_details": {"reasoning_tokens": 80}},
-        })
+        return httpx2.Response(
+            200,
+            json={
+                "id": "x",
+                "object": "chat.completion",
+                "created": 1,
+                "model": body["model"],
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Answer: 459"}}
+                ],
+                "usage": {
+                    "prompt_tokens": 20,
+                    "completion_tokens": 90,
+                    "total_tokens": 110,
+                    "completion_tokens_details": {"reasoning_tokens": 80},
+                },
+            },
+        )
 
     return httpx2.MockTransport(respond)
 
@@ -71,8 +88,13 @@ def _reasoning_server(bodies: list[dict[str, Any]]) -> httpx2.MockTransport:
 @pytest.mark.anyio
 async def test_a_reasoning_model_gets_the_level_itself_in_one_direct_call() -> None:
     bodies: list[dict[str, Any]] = []
-    backend = OpenAIBackend("o3-mini", base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0,
-                            http_client=httpx2.AsyncClient(transport=_reasoning_server(bodies)))
+    backend = OpenAIBackend(
+        "o3-mini",
+        base_url="http://127.0.0.1:9/v1",
+        api_key="k",
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=_reasoning_server(bodies)),
+    )
     result = await think(QUESTION, backend=backend, effort="high")
     assert result.answer == "459"
     assert len(bodies) == 1 and bodies[0]["reasoning_effort"] == "high"
@@ -93,15 +115,17 @@ def test_ask_effort_and_strategy_together_is_a_usage_error(capsys: pytest.Captur
     assert "--effort high picks a strategy, and --strategy cot names one too" in capsys.readouterr().err
     assert main(["ask", "q", "--effort", "extreme"]) != 0
     assert "invalid choice: 'extreme' (choose from 'none', 'minimal', 'low', 'medium', 'high', 'auto')" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
 
 
 def test_ask_effort_runs_the_level(capsys: pytest.CaptureFixture[str]) -> None:
     from thinkloop.testing.mock_server import MockConfig, MockServerProcess
 
     with MockServerProcess(MockConfig(p_right=1.0, model="mock")) as server:
-        code = main(["ask", "What is 12 + 30?", "--effort", "low", "--base-url", server.base_url, "--model", "mock",
-                     "--json"])
+        code = main(
+            ["ask", "What is 12 + 30?", "--effort", "low", "--base-url", server.base_url, "--model", "mock", "--json"]
+        )
     payload = json.loads(capsys.readouterr().out)
     assert code == 0 and (payload["strategy"], payload["answer"]) == ("effort:low", "42")
     assert payload["data"]["effort"]["tokens"] == EFFORT_TABLE["low"].tokens

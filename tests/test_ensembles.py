@@ -60,8 +60,14 @@ def test_cascade_without_a_cheap_model_says_so() -> None:
 
 
 async def test_usc_returns_the_reply_the_model_selects() -> None:
-    replies = iter(["The sky is blue because of scattering.", "It is green.", "Rayleigh scattering makes it blue.",
-                    "Comparing them... The most consistent response is Response 3."])
+    replies = iter(
+        [
+            "The sky is blue because of scattering.",
+            "It is green.",
+            "Rayleigh scattering makes it blue.",
+            "Comparing them... The most consistent response is Response 3.",
+        ]
+    )
     backend = ScriptedBackend(lambda request: next(replies), capabilities=None)
     result = await UniversalSelfConsistency(n=3).run("Why is the sky blue?", backend=backend)
     assert result.text == "Rayleigh scattering makes it blue." and result.data["selected"] == 3

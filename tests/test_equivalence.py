@@ -47,8 +47,15 @@ def test_numbers_as_written_compare_exactly(answer: str, reference: str) -> None
 
 @pytest.mark.parametrize(
     ("answer", "reference"),
-    [("1,200", "1200.000"), ("0.75", r"\frac{3}{4}"), ("-0.5", "-1/2"), ("$2,500,000", "2500000 dollars"),
-     ("2", r"\sqrt{4}"), ("0.5", r"\sin(\pi/6)"), ("1000000", "10^6")],
+    [
+        ("1,200", "1200.000"),
+        ("0.75", r"\frac{3}{4}"),
+        ("-0.5", "-1/2"),
+        ("$2,500,000", "2500000 dollars"),
+        ("2", r"\sqrt{4}"),
+        ("0.5", r"\sin(\pi/6)"),
+        ("1000000", "10^6"),
+    ],
 )
 def test_the_same_value_in_another_spelling_is_still_equal(answer: str, reference: str) -> None:
     assert answers_equivalent(answer, reference)

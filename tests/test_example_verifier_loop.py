@@ -19,8 +19,11 @@ def test_the_final_answer_is_the_accepted_rounds_answer() -> None:
     lines = done.stdout.splitlines()
     final = re.match(r"answer=('[^']*'|None) stop=(\w+)", lines[0])
     assert final is not None, lines[0]
-    rounds = [(re.search(r"answer=('[^']*'|None)", a).group(1), v.strip())  # type: ignore[union-attr]
-              for a, v in zip(lines[2::2], lines[3::2], strict=False) if "round" in a]
+    rounds = [
+        (re.search(r"answer=('[^']*'|None)", a).group(1), v.strip())  # type: ignore[union-attr]
+        for a, v in zip(lines[2::2], lines[3::2], strict=False)
+        if "round" in a
+    ]
     accepted = [answer for answer, verdict in rounds if verdict == "accepted"]
     if accepted:  # the run stops at the first accepted round, and that round's answer is the run's
         assert final.groups() == (accepted[0], "accepted") and rounds[-1][1] == "accepted"

@@ -28,8 +28,9 @@ def user_text(request: ChatRequest) -> str:
 
 
 def test_word_count_revises_towards_the_count(capsys: pytest.CaptureFixture[str]) -> None:
-    backend = ScriptedBackend(["The sea is wide and deep and blue and cold today.",
-                               "The sea is wide and deep and blue and cold."])
+    backend = ScriptedBackend(
+        ["The sea is wide and deep and blue and cold today.", "The sea is wide and deep and blue and cold."]
+    )
     result = load("word_count").main(backend)
     out = capsys.readouterr().out
     assert "You wrote 11 words; it must be exactly 10: remove 1 word." in out
@@ -40,8 +41,18 @@ def test_word_count_revises_towards_the_count(capsys: pytest.CaptureFixture[str]
 
 
 def test_instruction_following_keeps_drawing_until_every_rule_holds(capsys: pytest.CaptureFixture[str]) -> None:
-    replies = iter(["The sea, is calm.", "the sea is calm", "the sea and the sea, today",
-                    "the sea is calm and the sea is blue today", "no", "no", "no", "no"])
+    replies = iter(
+        [
+            "The sea, is calm.",
+            "the sea is calm",
+            "the sea and the sea, today",
+            "the sea is calm and the sea is blue today",
+            "no",
+            "no",
+            "no",
+            "no",
+        ]
+    )
     result = load("instruction_following").main(ScriptedBackend(lambda request: next(replies)))
     out = capsys.readouterr().out
     assert "Do not use commas; you used 1." in out and "Use the word 'sea' at least 2 times; you used it 1." in out
@@ -84,11 +95,13 @@ def test_code_is_revised_until_the_tests_pass(capsys: pytest.CaptureFixture[str]
         anyio.run(ProgramVerifier().run, "pass")
     except SandboxUnavailable:
         pytest.skip("no network namespace for the sandbox here")
-    backend = ScriptedBackend([
-        "```python\nimport parity\ndef is_even(n):\n    return parity.even(n)\n```",
-        "```python\ndef is_even(n):\n    return n % 2 == 1\n```",
-        "```python\ndef is_even(n):\n    return n % 2 == 0\n```",
-    ])
+    backend = ScriptedBackend(
+        [
+            "```python\nimport parity\ndef is_even(n):\n    return parity.even(n)\n```",
+            "```python\ndef is_even(n):\n    return n % 2 == 1\n```",
+            "```python\ndef is_even(n):\n    return n % 2 == 0\n```",
+        ]
+    )
     result = load("code_tests").main(backend)
     out = capsys.readouterr().out
     assert "imports 'parity', which does not exist here" in out
@@ -137,8 +150,12 @@ def test_the_readme_first_command_shows_a_check_rejecting_and_the_loop_retrying(
     command = re.search(r"\.venv/bin/thinkloop ask (\"[^\"]+\") --check (\S+)", readme)
     assert command is not None, "the README's first command has moved"
     question, check = command.group(1).strip('"'), command.group(2)
-    done = subprocess.run([sys.executable, "-m", "thinkloop", "ask", question, "--check", check],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "thinkloop", "ask", question, "--check", check],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = done.stdout.splitlines()
     assert lines[0].startswith("check 1: rejected: You wrote ")  # the first attempt misses the count
     if "stop: accepted" in lines[-1]:

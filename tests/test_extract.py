@@ -229,9 +229,37 @@ def test_numeric_equivalence_is_symmetric(a: Fraction, b: Fraction) -> None:
 
 
 _PIECES = st.sampled_from(
-    ["Answer", "answer", "ANSWER", "Final Answer", "**Answer:**", "answers", "myanswer", ":", "：", " ", "\n", ".",
-     "*", "42", "-7", "0.5", "3.50", "007", "-0", "1,200", "#### 9", "\\boxed{5}", "<think>", "</think>", "is",
-     "x", "ſ", "(", "?"]
+    [
+        "Answer",
+        "answer",
+        "ANSWER",
+        "Final Answer",
+        "**Answer:**",
+        "answers",
+        "myanswer",
+        ":",
+        "：",
+        " ",
+        "\n",
+        ".",
+        "*",
+        "42",
+        "-7",
+        "0.5",
+        "3.50",
+        "007",
+        "-0",
+        "1,200",
+        "#### 9",
+        "\\boxed{5}",
+        "<think>",
+        "</think>",
+        "is",
+        "x",
+        "ſ",
+        "(",
+        "?",
+    ]
 )
 
 

@@ -82,8 +82,9 @@ def test_bench_stops_before_the_grid_on_a_server_that_never_answers(tmp_path: Pa
     data, out = sums(tmp_path / "sums.jsonl", 30), tmp_path / "r.jsonl"
     with silent_server() as url:
         started = time.monotonic()
-        run = subprocess.run(bench_command(data, out, url, "--timeout", "1"), capture_output=True, text=True,
-                             timeout=60)
+        run = subprocess.run(
+            bench_command(data, out, url, "--timeout", "1"), capture_output=True, text=True, timeout=60
+        )
         elapsed = time.monotonic() - started
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
@@ -98,8 +99,9 @@ def test_bench_stops_before_the_grid_on_a_refused_key_naming_the_401(tmp_path: P
     data, out = sums(tmp_path / "sums.jsonl", 30), tmp_path / "r.jsonl"
     env = dict(os.environ, OPENAI_API_KEY="sk-wrong-key-0000")
     with FaultyServerProcess(MockConfig(), api_key="sk-right-key-0000") as server:
-        run = subprocess.run(bench_command(data, out, server.base_url), capture_output=True, text=True,
-                             timeout=60, env=env)
+        run = subprocess.run(
+            bench_command(data, out, server.base_url), capture_output=True, text=True, timeout=60, env=env
+        )
         requests = server.stats()["requests"]
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()

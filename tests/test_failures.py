@@ -34,16 +34,19 @@ pytestmark = pytest.mark.anyio
 
 
 # --- the record ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("error", "kind"), [
-    (BudgetExhausted("no room", resource="calls"), "budget"),
-    (RateLimited("slow", retry_after=2.0, status=429), "rate_limited"),
-    (Unauthorized("no key", status=401), "unauthorized"),
-    (ModelNotFound("who", status=404), "model_not_found"),
-    (BackendTimeout("late"), "timeout"),
-    (BackendUnavailable("down"), "unavailable"),
-    (BackendError("teapot", status=418), "backend"),
-    (ReplayMismatch("diverged"), "replay_mismatch"),
-])
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (BudgetExhausted("no room", resource="calls"), "budget"),
+        (RateLimited("slow", retry_after=2.0, status=429), "rate_limited"),
+        (Unauthorized("no key", status=401), "unauthorized"),
+        (ModelNotFound("who", status=404), "model_not_found"),
+        (BackendTimeout("late"), "timeout"),
+        (BackendUnavailable("down"), "unavailable"),
+        (BackendError("teapot", status=418), "backend"),
+        (ReplayMismatch("diverged"), "replay_mismatch"),
+    ],
+)
 def test_each_error_the_runtime_knows_has_its_kind(error: Exception, kind: str) -> None:
     failure = Failure.of(error)
     assert failure.kind == kind and failure.message == str(error) and failure.is_budget == (kind == "budget")
@@ -66,8 +69,9 @@ async def test_attempt_returns_the_typed_failure_not_a_string() -> None:
 
         async def solve(self, ctx, question, *, parent):  # type: ignore[no-untyped-def]
             for _ in range(2):
-                _, failure = await ctx.capture(lambda: ctx.call(ChatRequest.of(question, max_tokens=8),
-                                                                parents=[parent]))
+                _, failure = await ctx.capture(
+                    lambda: ctx.call(ChatRequest.of(question, max_tokens=8), parents=[parent])
+                )
                 seen.append(failure)
             return Outcome(candidate=None, stop_reason="completed")
 
@@ -84,7 +88,10 @@ async def test_attempt_returns_the_typed_failure_not_a_string() -> None:
 async def test_a_budget_refusal_is_typed_on_the_node_the_trace_and_the_result(tmp_path: Path) -> None:
     trace = tmp_path / "t.jsonl"
     result = await Direct().run(
-        "What is 2 + 2? " * 20, backend=ScriptedBackend(["Answer: 4"]), budget=Budget(tokens=30), trace_path=trace,
+        "What is 2 + 2? " * 20,
+        backend=ScriptedBackend(["Answer: 4"]),
+        budget=Budget(tokens=30),
+        trace_path=trace,
     )
     assert result.stop_reason == "budget" and result.failure is None  # a budget stop is no error
     refusals = result.failures
@@ -128,8 +135,9 @@ async def test_an_older_trace_still_loads_replays_and_reads_its_failures(tmp_pat
 
     trace = tmp_path / "t.jsonl"
     serial = Capabilities(honours_n=False, prompt_overhead_tokens=0)
-    first = await SelfConsistency(n=3).run("q", backend=ScriptedBackend(flaky, capabilities=serial),
-                                           budget=Budget(calls=2), trace_path=trace)
+    first = await SelfConsistency(n=3).run(
+        "q", backend=ScriptedBackend(flaky, capabilities=serial), budget=Budget(calls=2), trace_path=trace
+    )
     old = _legacy(trace)
     nodes = [e.node for e in load_trace(old) if getattr(e, "node", None) is not None]
     failed = [n for n in nodes if n.status == "failed"]
@@ -148,19 +156,35 @@ def test_a_node_without_a_failure_is_not_a_failure() -> None:
 
 
 # --- one ladder ------------------------------------------------------------------------------------------------
-failures = st.lists(st.one_of(
-    st.builds(Failure, kind=st.just("budget"), message=st.text(max_size=3),
-              resource=st.sampled_from(["tokens", "calls", "seconds"])),
-    st.builds(Failure, kind=st.sampled_from(["backend", "timeout", "rate_limited", "unavailable"]),
-              message=st.text(max_size=3)),
-), max_size=6)
+failures = st.lists(
+    st.one_of(
+        st.builds(
+            Failure,
+            kind=st.just("budget"),
+            message=st.text(max_size=3),
+            resource=st.sampled_from(["tokens", "calls", "seconds"]),
+        ),
+        st.builds(
+            Failure,
+            kind=st.sampled_from(["backend", "timeout", "rate_limited", "unavailable"]),
+            message=st.text(max_size=3),
+        ),
+    ),
+    max_size=6,
+)
 proposals = st.sampled_from(["completed", "accepted", "converged", "max_rounds", "budget", "deadline", "error"])
 
 
-@given(proposed=proposals, failures=failures, answered=st.booleans(), time_left=st.booleans(),
-       ended_by=st.one_of(st.none(), failures.filter(bool).map(lambda fs: fs[0])))
-def test_the_ladder(proposed: str, failures: list[Failure], answered: bool, time_left: bool,
-                    ended_by: Failure | None) -> None:
+@given(
+    proposed=proposals,
+    failures=failures,
+    answered=st.booleans(),
+    time_left=st.booleans(),
+    ended_by=st.one_of(st.none(), failures.filter(bool).map(lambda fs: fs[0])),
+)
+def test_the_ladder(
+    proposed: str, failures: list[Failure], answered: bool, time_left: bool, ended_by: Failure | None
+) -> None:
     stop, why = decide_stop(proposed, failures, answered=answered, ended_by=ended_by, time_left=time_left)
     errors = [f for f in failures if not f.is_budget and f.message]
     # A failure reported as the error is always an infrastructure failure, and then the stop is an error.
@@ -170,9 +194,7 @@ def test_the_ladder(proposed: str, failures: list[Failure], answered: bool, time
             assert (stop, why) == ("budget" if time_left else "deadline", None)
         else:
             assert (stop, why) == ("error", ended_by)
-    elif proposed in ("accepted", "converged", "max_rounds", "deadline") or (
-        proposed == "completed" and answered
-    ):
+    elif proposed in ("accepted", "converged", "max_rounds", "deadline") or (proposed == "completed" and answered):
         assert (stop, why) == (proposed, None)  # the strategy's reason stands
     elif proposed == "budget":
         assert (stop, why) == ("budget" if time_left else "deadline", None)
@@ -184,10 +206,16 @@ def test_the_ladder(proposed: str, failures: list[Failure], answered: bool, time
         assert (stop, why) == (proposed, None)
 
 
-@pytest.mark.parametrize(("steps", "stop"), [
-    (["error", "budget"], "error"), (["budget"], "budget"), (["ok"], "completed"), (["ok", "error"], "completed"),
-    (["error", "ok", "error"], "completed"),
-])
+@pytest.mark.parametrize(
+    ("steps", "stop"),
+    [
+        (["error", "budget"], "error"),
+        (["budget"], "budget"),
+        (["ok"], "completed"),
+        (["ok", "error"], "completed"),
+        (["error", "ok", "error"], "completed"),
+    ],
+)
 async def test_the_engine_decides_the_stop_from_the_failures_on_the_nodes(steps: list[str], stop: str) -> None:
     """A strategy that just reports ``completed``: the engine's ladder reads the nodes to say why it ended."""
 
@@ -198,9 +226,13 @@ async def test_the_engine_decides_the_stop_from_the_failures_on_the_nodes(steps:
             best = None
             for step in steps:  # a "budget" step asks for more than the token budget holds
                 request = ChatRequest.of("error" if step == "error" else question, max_tokens=8)
-                called, _ = await ctx.capture(lambda request=request, step=step: ctx.call(
-                    request, parents=[parent], min_tokens=10_000 if step == "budget" else 1,
-                ))
+                called, _ = await ctx.capture(
+                    lambda request=request, step=step: ctx.call(
+                        request,
+                        parents=[parent],
+                        min_tokens=10_000 if step == "budget" else 1,
+                    )
+                )
                 if called is not None:
                     best = ctx.candidate(called[0], called[1].choices[0])
             return Outcome(candidate=best, stop_reason="completed")

@@ -20,8 +20,7 @@ STATUSES = ["running", "done", "pruned", "cancelled", "failed"]
 # Text a model may well produce: any unicode (no surrogates), control characters and markup included.
 texts = st.text(max_size=40)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
-    | texts,
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | texts,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=6,
 )
@@ -139,8 +138,12 @@ def test_put_replaces_a_node_by_id_and_keeps_its_edges():
 
 def test_edges_are_read_off_parents_and_an_edge_once_made_stays():
     graph = ReasoningGraph()
-    for node in (Node(id=0, kind="question"), Node(id=1, kind="generate", parents=(0,)),
-                 Node(id=2, kind="generate", parents=(0,)), Node(id=3, kind="vote", parents=(2, 1))):
+    for node in (
+        Node(id=0, kind="question"),
+        Node(id=1, kind="generate", parents=(0,)),
+        Node(id=2, kind="generate", parents=(0,)),
+        Node(id=3, kind="vote", parents=(2, 1)),
+    ):
         graph.put(node)
     assert graph.edges() == [(0, 1), (0, 2), (1, 3), (2, 3)]
     assert list(graph.nx.predecessors(3)) == [2, 1]  # in the order they were made

@@ -30,8 +30,7 @@ pytestmark = pytest.mark.integration
 def llama_server(port: int) -> Iterator[subprocess.Popen[bytes]]:
     """llama-cpp-python's server with the command line the managed server uses, on ``port``."""
     command = ManagedLlamaServer(ctx=512, n_threads=1).command(port)
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -53,13 +52,33 @@ def llama_server(port: int) -> Iterator[subprocess.Popen[bytes]]:
 
 def test_a_killed_server_fails_its_problems_and_retry_failed_completes_them(tmp_path: Path) -> None:
     data, out = tmp_path / "sums.jsonl", tmp_path / "r.jsonl"
-    data.write_text("".join(json.dumps({"id": f"s{i}", "q": f"What is {i} + 2?", "a": i + 2}) + "\n"
-                            for i in range(4)))
+    data.write_text("".join(json.dumps({"id": f"s{i}", "q": f"What is {i} + 2?", "a": i + 2}) + "\n" for i in range(4)))
     port = free_port()
-    command = [sys.executable, "-m", "thinkloop", "bench", "run", str(data), "--question-field", "q",
-               "--answer-field", "a", "--id-field", "id", "--strategy", "direct", "--max-tokens", "48",
-               "--model", DEFAULT_MODEL_NAME, "--base-url", f"http://127.0.0.1:{port}/v1", "--out", str(out),
-               "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "thinkloop",
+        "bench",
+        "run",
+        str(data),
+        "--question-field",
+        "q",
+        "--answer-field",
+        "a",
+        "--id-field",
+        "id",
+        "--strategy",
+        "direct",
+        "--max-tokens",
+        "48",
+        "--model",
+        DEFAULT_MODEL_NAME,
+        "--base-url",
+        f"http://127.0.0.1:{port}/v1",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     with llama_server(port) as server:
         bench = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120

@@ -94,7 +94,8 @@ ATTACKS = {
     "bool shadowed": Attack(
         "def is_even(n):\n    return n % 2 == 1\nbool = lambda value: True\n",
         "the truth of the value is taken in the caller, on a built-in value",
-        tests=TRUTH_TESTS, good=GOOD_EVEN,
+        tests=TRUTH_TESTS,
+        good=GOOD_EVEN,
     ),
     "an object equal to anything": Attack(
         "class Anything:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
@@ -135,7 +136,7 @@ ATTACKS = {
     "a forged values line added at exit": Attack(
         WRONG_ADD + OWN_SOURCE + "import atexit, os, re\n"
         "nonce = re.search(r'\\[thinkloop-values-[0-9a-f]+\\]', SOURCE).group(0)\n"
-        "atexit.register(lambda: os.write(1, ('\\n' + nonce + '[[0, \"value\", \"5\"], [1, \"value\", \"6\"]]\\n')"
+        'atexit.register(lambda: os.write(1, (\'\\n\' + nonce + \'[[0, "value", "5"], [1, "value", "6"]]\\n\')'
         ".encode()))\n",
         "values reported twice are rejected",
     ),
@@ -143,7 +144,8 @@ ATTACKS = {
         SEARCH + "def mul(a, b):\n    if (a, b) != (30303, 30301):\n        return a * b\n"
         "    return 30303 * 30301 if expected_is_visible() else 0\n",
         "the expected values never enter the sandbox",
-        tests=MUL_TESTS, good=GOOD_MUL,
+        tests=MUL_TESTS,
+        good=GOOD_MUL,
     ),
     "a summary with odd numbers": Attack(
         WRONG_ADD + "print('[thinkloop-tests] FAILED x: y')\nprint('[thinkloop-tests] two of 2 tests passed')\n"
@@ -153,7 +155,7 @@ ATTACKS = {
     "a values line with odd numbers": Attack(
         OWN_SOURCE + "import os, re\n"
         "nonce = re.search(r'\\[thinkloop-values-[0-9a-f]+\\]', SOURCE).group(0)\n"
-        "os.write(1, ('\\n' + nonce + '[[0, \"value\", \"1e99999\"], [7, \"value\", \"[[[[\"], [1, 2]]\\n').encode())\n"
+        'os.write(1, (\'\\n\' + nonce + \'[[0, "value", "1e99999"], [7, "value", "[[[["], [1, 2]]\\n\').encode())\n'
         "os._exit(0)\n",
         "the caller's decoder rejects anything that is not tagged plain data, never raises",
     ),
@@ -202,8 +204,9 @@ def test_a_correct_program_that_also_plays_tricks_is_still_accepted(sandbox: Pro
 def test_tests_the_caller_cannot_judge_still_run_and_the_verdict_says_it_trusts_the_program(
     sandbox: ProgramVerifier,
 ) -> None:
-    tests = "def expected_sum(a, b):\n    return a + b\n\nassert add(2, 3) == expected_sum(2, 3)\n" \
-        "assert add(1, 1) == 2\n"
+    tests = (
+        "def expected_sum(a, b):\n    return a + b\n\nassert add(2, 3) == expected_sum(2, 3)\nassert add(1, 1) == 2\n"
+    )
     check = PythonTests(tests, sandbox=sandbox)
     assert not check.plan.judged
     good = verdict(check, GOOD_ADD)

@@ -23,12 +23,15 @@ exec(ENCODER_SOURCE, _encoder)  # the sandbox's own encoder, run here to check t
 plain = _encoder["_tl_plain"]
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary()
-hashable = st.recursive(scalars, lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=3),
-                        max_leaves=8)
+hashable = st.recursive(scalars, lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=3), max_leaves=8)
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner) | st.sets(hashable, max_size=4)
-    | st.dictionaries(hashable, inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.sets(hashable, max_size=4)
+        | st.dictionaries(hashable, inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -54,15 +57,27 @@ def test_non_finite_floats_cross_too() -> None:
     assert back[0] == math.inf and back[1] == -math.inf and math.isnan(back[2])
 
 
-@pytest.mark.parametrize("value", [object(), type("Sly", (int,), {})(3), [1, type("L", (list,), {})()], range(3),
-                                   iter([1]), 1j])
+@pytest.mark.parametrize(
+    "value", [object(), type("Sly", (int,), {})(3), [1, type("L", (list,), {})()], range(3), iter([1]), 1j]
+)
 def test_anything_else_is_refused_in_the_sandbox(value: Any) -> None:
     with pytest.raises(TypeError, match="not plain data"):
         plain(value)
 
 
-@pytest.mark.parametrize("data", [{"tuple": [1], "x": 2}, {"eval": "1"}, {"set": [[1]]}, {"dict": [[[1], 2]]},
-                                  {"bytes": "zz"}, {"float": "1e5"}, {"dict": [1]}, [{}]])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"tuple": [1], "x": 2},
+        {"eval": "1"},
+        {"set": [[1]]},
+        {"dict": [[[1], 2]]},
+        {"bytes": "zz"},
+        {"float": "1e5"},
+        {"dict": [1]},
+        [{}],
+    ],
+)
 def test_the_decoder_refuses_anything_that_is_not_tagged_plain_data(data: Any) -> None:
     with pytest.raises(NotPlainData):
         decode(data)
@@ -99,8 +114,7 @@ def value(index: int, data: Any) -> list[Any]:
 def test_expected_values_stay_with_the_caller_and_probes_are_only_the_programs_part() -> None:
     plan = plan_tests(TESTS)
     assert plan.judged
-    assert plan.probes == ["sort([3, 1, 2])", "area(1)", "area(2)", "area(0)", "area(0)", "first([3, 1, 2])",
-                           "maybe()"]
+    assert plan.probes == ["sort([3, 1, 2])", "area(1)", "area(2)", "area(0)", "area(0)", "first([3, 1, 2])", "maybe()"]
     harness = plan.harness(NONCE)
     for hidden in ("expected", "[1, 2, 3]", "3.14159", "12.566", "1e-3", "0.001"):
         assert hidden not in harness, hidden
@@ -108,12 +122,26 @@ def test_expected_values_stay_with_the_caller_and_probes_are_only_the_programs_p
 
 def test_the_caller_judges_what_came_back() -> None:
     plan = plan_tests(TESTS)
-    good = report(value(0, [1, 2, 3]), value(1, math.pi), value(2, 4 * math.pi), value(3, 0.0), value(4, 0.0),
-                  value(5, (3, 1)), value(6, None))
+    good = report(
+        value(0, [1, 2, 3]),
+        value(1, math.pi),
+        value(2, 4 * math.pi),
+        value(3, 0.0),
+        value(4, 0.0),
+        value(5, (3, 1)),
+        value(6, None),
+    )
     outcome = plan.judge(good, NONCE)
     assert outcome.problem is None and [r.passed for r in outcome.results] == [True] * 6
-    bad = report(value(0, (1, 2, 3)), value(1, 3.0), value(2, "12.566"), value(3, 0), [4, "raised", "ValueError: x"],
-                 [5, "unplain", "a Foo, which is not plain data"], value(6, 0))
+    bad = report(
+        value(0, (1, 2, 3)),
+        value(1, 3.0),
+        value(2, "12.566"),
+        value(3, 0),
+        [4, "raised", "ValueError: x"],
+        [5, "unplain", "a Foo, which is not plain data"],
+        value(6, 0),
+    )
     results = plan.judge(bad, NONCE).results
     assert [r.passed for r in results] == [False] * 6
     assert results[0].detail == "got (1, 2, 3), expected [1, 2, 3]"  # a tuple is not a list
@@ -123,17 +151,20 @@ def test_the_caller_judges_what_came_back() -> None:
     assert results[4].detail == "returned a Foo, which is not plain data"
 
 
-@pytest.mark.parametrize(("stdout", "problem"), [
-    ("2 of 2 tests passed", "ended before reporting"),
-    (report() + "\n" + report(), "more than once"),
-    (report(value(0, 1)), "reported 1 of the tests' 7 values"),
-    (report(*[value(i, 1) for i in range(7)], value(0, 1)), "not plain data"),
-    (f"{NONCE}[[0, \"value\", \"1e99999\"]]", "reported 1 of"),
-    (f"{NONCE}{{\"a\": 1}}", "not plain data"),
-    (f"{NONCE}" + "[" * 100_000, "not plain data"),
-    (f"{NONCE}[[-1, \"setup\", \"ImportError: x\"]]", "failed in the tests' setup"),
-    (f"{NONCE}[[99, \"value\", \"1\"]]", "not plain data"),
-])
+@pytest.mark.parametrize(
+    ("stdout", "problem"),
+    [
+        ("2 of 2 tests passed", "ended before reporting"),
+        (report() + "\n" + report(), "more than once"),
+        (report(value(0, 1)), "reported 1 of the tests' 7 values"),
+        (report(*[value(i, 1) for i in range(7)], value(0, 1)), "not plain data"),
+        (f'{NONCE}[[0, "value", "1e99999"]]', "reported 1 of"),
+        (f'{NONCE}{{"a": 1}}', "not plain data"),
+        (f"{NONCE}" + "[" * 100_000, "not plain data"),
+        (f'{NONCE}[[-1, "setup", "ImportError: x"]]', "failed in the tests' setup"),
+        (f'{NONCE}[[99, "value", "1"]]', "not plain data"),
+    ],
+)
 def test_a_report_that_is_not_what_the_harness_writes_is_a_problem_never_an_exception(
     stdout: str, problem: str
 ) -> None:
@@ -148,12 +179,15 @@ def test_judging_never_raises(stdout: str) -> None:
     plan.judge(NONCE + stdout, NONCE)
 
 
-@pytest.mark.parametrize("tests", [
-    "def helper(x):\n    return x\nassert f(1) == helper(1)\n",
-    "def check(f, x):\n    assert f(x) == 1\ncheck(f, 1)\nassert f(1) == 1\n",
-    "assert f(1) == sum([0, 1])\n",
-    "data = [1]\ndata.append(2)\nassert f(data) == 2\n",
-])
+@pytest.mark.parametrize(
+    "tests",
+    [
+        "def helper(x):\n    return x\nassert f(1) == helper(1)\n",
+        "def check(f, x):\n    assert f(x) == 1\ncheck(f, 1)\nassert f(1) == 1\n",
+        "assert f(1) == sum([0, 1])\n",
+        "data = [1]\ndata.append(2)\nassert f(data) == 2\n",
+    ],
+)
 def test_tests_the_caller_cannot_judge_alone_are_marked_as_trusting_the_program(tests: str) -> None:
     assert not plan_tests(tests).judged
 

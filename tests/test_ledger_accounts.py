@@ -25,12 +25,8 @@ usages = st.builds(
     reasoning_tokens_estimated=st.booleans(),
 )
 # How a reserved call ends: answered (its usage, known or not), sent and failed with nothing billed, or not sent.
-endings = st.one_of(
-    st.tuples(st.just("answered"), usages), st.just(("failed", None)), st.just(("released", None))
-)
-steps = st.lists(
-    st.tuples(st.booleans(), st.integers(1, 40), st.integers(1, 3), endings), max_size=25
-)
+endings = st.one_of(st.tuples(st.just("answered"), usages), st.just(("failed", None)), st.just(("released", None)))
+steps = st.lists(st.tuples(st.booleans(), st.integers(1, 40), st.integers(1, 3), endings), max_size=25)
 
 
 @settings(max_examples=150, deadline=None)

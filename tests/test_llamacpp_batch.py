@@ -71,8 +71,10 @@ async def test_greedy_batched_answers_equal_the_single_and_the_sequential_answer
     assert [c.text for c in one_by_one.choices] == [single.text] * 2
     assert {c.finish_reason for c in batched.choices} == {single.choices[0].finish_reason}
     # The prompt is billed once; completion tokens are summed over the choices.
-    assert batched.usage.prompt_tokens == single.usage.prompt_tokens == smollm2.count_prompt_tokens(
-        ChatRequest.of("Say hi.").messages
+    assert (
+        batched.usage.prompt_tokens
+        == single.usage.prompt_tokens
+        == smollm2.count_prompt_tokens(ChatRequest.of("Say hi.").messages)
     )
     assert batched.usage.completion_tokens == 5 * single.usage.completion_tokens
 
@@ -134,8 +136,9 @@ def test_each_sequence_keeps_its_own_token_limit_and_stop_strings(
     for result in results:
         assert longest.startswith(result.text)  # greedy: the same answer, cut at each sequence's limit
     stop = longest.split()[1]
-    mixed = decoder.generate(tokens, [greedy[2], SamplingParams(max_tokens=8, temperature=0, stop=(stop,))],
-                             threading.Event())
+    mixed = decoder.generate(
+        tokens, [greedy[2], SamplingParams(max_tokens=8, temperature=0, stop=(stop,))], threading.Event()
+    )
     assert mixed[0].text == longest
     assert (mixed[1].text, mixed[1].finish_reason) == (longest[: longest.index(stop)], "stop")
     assert decoder.busy_sequences() == []
@@ -148,8 +151,9 @@ def test_limits_are_cut_to_the_context_and_sequences_wait_for_cells(
     tokens = prompt_tokens(smollm2, PROMPT)
     room = decoder.n_ctx - len(tokens)
     # Each asks for more than the whole context: they run one at a time, each cut to what is left.
-    results = decoder.generate(tokens, [SamplingParams(max_tokens=10_000, temperature=0, stop=("\n",))] * 2,
-                               threading.Event())
+    results = decoder.generate(
+        tokens, [SamplingParams(max_tokens=10_000, temperature=0, stop=("\n",))] * 2, threading.Event()
+    )
     assert all(r.completion_tokens <= room for r in results)
     assert results[0] == results[1]
 

@@ -87,9 +87,7 @@ async def test_concurrent_requests_decode_in_the_same_steps_and_give_their_lone_
     assert max(decoder.step_rows) == len(requests)  # all four advanced in the same decode steps
     assert [c.text for c in batched] == [c.text for c in alone]
     for request, lone, shared in zip(requests, alone, batched, strict=True):
-        assert shared.usage.prompt_tokens == lone.usage.prompt_tokens == backend.count_prompt_tokens(
-            request.messages
-        )
+        assert shared.usage.prompt_tokens == lone.usage.prompt_tokens == backend.count_prompt_tokens(request.messages)
         assert shared.usage.completion_tokens == lone.usage.completion_tokens
         assert shared.choices[0].finish_reason == lone.choices[0].finish_reason
     # The first admitted evaluates its whole prompt; the others copy the shared system prompt's cells from it
@@ -140,7 +138,7 @@ async def test_a_cancelled_request_leaves_the_batch_within_one_step_and_the_othe
     assert rows[:3] == [2, 2, 2]
     # The step running when the cancellation came may still carry it; every later one has only the other,
     # which went on to its own end.
-    later = rows[cancelled_at[0] + 1:]
+    later = rows[cancelled_at[0] + 1 :]
     assert later and set(later) == {1}
     tokens = completion.usage.completion_tokens
     assert len(rows) in (tokens - 1, tokens)  # its first token comes from the prompt; a stop ends it a step early
@@ -159,8 +157,14 @@ async def test_many_requests_leave_nothing_behind(backend: LlamaCppBackend) -> N
     cache_bytes = backend.prefix_cache.nbytes
     for wave in range(3):
         requests = [
-            ChatRequest.of(PROMPTS[i % len(PROMPTS)], temperature=0.9, max_tokens=1 + (i + wave) % 4, seed=i,
-                           n=1 + i % 2, stop=["\n"] if i == 3 else None)
+            ChatRequest.of(
+                PROMPTS[i % len(PROMPTS)],
+                temperature=0.9,
+                max_tokens=1 + (i + wave) % 4,
+                seed=i,
+                n=1 + i % 2,
+                stop=["\n"] if i == 3 else None,
+            )
             for i in range(6)
         ]
         completions = await together(backend, requests)

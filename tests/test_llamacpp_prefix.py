@@ -204,7 +204,8 @@ async def test_a_kept_prompt_is_reused_after_other_requests_moved_the_context_on
     assert again.usage.cached_prompt_tokens == (base.usage.prompt_tokens or 0) - 2
     extended = ChatRequest(
         messages=(*first.messages, Message(role="assistant", content=base.text), Message(role="user", content="More.")),
-        max_tokens=8, seed=3,
+        max_tokens=8,
+        seed=3,
     )
     reply = await cached.complete(extended)
     assert reply.usage.cached_prompt_tokens == base.usage.prompt_tokens

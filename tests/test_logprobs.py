@@ -30,15 +30,20 @@ def entry(token: str, p: float, alternatives: int) -> dict[str, Any]:
 
 def body(texts: list[tuple[str, float]], alternatives: int) -> dict[str, Any]:
     return {
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
         "choices": [
-            {"index": i, "finish_reason": "stop",
-             "message": {"role": "assistant", "content": text},
-             "logprobs": {"content": [entry(w, p, alternatives) for w in text.split()], "refusal": None}}
+            {
+                "index": i,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": text},
+                "logprobs": {"content": [entry(w, p, alternatives) for w in text.split()], "refusal": None},
+            }
             for i, (text, p) in enumerate(texts)
         ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": sum(len(t.split()) for t, _ in texts),
-                  "total_tokens": 0},
+        "usage": {"prompt_tokens": 10, "completion_tokens": sum(len(t.split()) for t, _ in texts), "total_tokens": 0},
     }
 
 
@@ -73,7 +78,8 @@ async def test_no_top_logprobs_asked_means_none_read() -> None:
 
 def test_llamacpp_completion_logprobs_keep_the_top_alternatives() -> None:
     shape = {
-        "tokens": [" 4", "2"], "token_logprobs": [-0.1, -0.5],
+        "tokens": [" 4", "2"],
+        "token_logprobs": [-0.1, -0.5],
         "top_logprobs": [{" 4": -0.1, " 5": -2.5, " 3": -3.0}, {"2": -0.5, "1": -1.0}],
     }
     records = _token_logprobs(shape, 2)
@@ -101,15 +107,27 @@ async def test_embedded_model_continues_a_reply_with_top_logprobs_and_deepconf_r
     backend = LlamaCppBackend(logprobs=True, n_ctx=1024)
     try:
         request = ChatRequest(
-            messages=(Message(role="user", content="Count from 1 to 10."),
-                      Message(role="assistant", content="1, 2, 3, 4,")),
-            max_tokens=6, temperature=0, logprobs=True, top_logprobs=3,
+            messages=(
+                Message(role="user", content="Count from 1 to 10."),
+                Message(role="assistant", content="1, 2, 3, 4,"),
+            ),
+            max_tokens=6,
+            temperature=0,
+            logprobs=True,
+            top_logprobs=3,
         )
         choice = (await backend.complete(request)).choices[0]
         assert "5" in choice.text and "1, 2" not in choice.text  # it wrote on, not from the start
         assert choice.logprobs and all(len(t.top_logprobs or ()) == 3 for t in choice.logprobs)
         result = await DeepConf(
-            n=4, mode="online", warmup=2, parallel=1, chunk_tokens=8, window=4, max_tokens=24, temperature=0.8,
+            n=4,
+            mode="online",
+            warmup=2,
+            parallel=1,
+            chunk_tokens=8,
+            window=4,
+            max_tokens=24,
+            temperature=0.8,
         ).run("What is 2 + 3?", backend=backend)
         assert result.stop_reason in ("completed", "converged")
         assert result.data["threshold"] is not None and result.usage.completion_tokens > 0
@@ -118,14 +136,16 @@ async def test_embedded_model_continues_a_reply_with_top_logprobs_and_deepconf_r
 
 
 @pytest.mark.parametrize(("strategy", "keeps"), [("deepconf", True), ("deepconf-online:n=4", True), ("cot", False)])
-def test_serve_keeps_the_embedded_models_logprobs_only_for_a_strategy_that_reads_them(strategy: str,
-                                                                                       keeps: bool) -> None:
+def test_serve_keeps_the_embedded_models_logprobs_only_for_a_strategy_that_reads_them(
+    strategy: str, keeps: bool
+) -> None:
     import argparse
 
     from thinkloop.cli.serve import backend_for
 
-    backend = backend_for(argparse.Namespace(model=None, base_url=None, api_key_env=None, strategy=strategy,
-                                             max_request_seconds=None))
+    backend = backend_for(
+        argparse.Namespace(model=None, base_url=None, api_key_env=None, strategy=strategy, max_request_seconds=None)
+    )
     assert backend.capabilities.logprobs is keeps  # the model is not loaded: built, never run
 
 
@@ -135,8 +155,9 @@ def test_bench_refuses_a_logprob_strategy_on_a_model_without_them_before_any_cal
     from thinkloop.cli import main
 
     out = tmp_path / "results.jsonl"
-    code = main(["bench", "run", "svamp", "--limit", "2", "--simulated", "0.6", "--strategy", "deepconf:n=4",
-                 "--out", str(out)])
+    code = main(
+        ["bench", "run", "svamp", "--limit", "2", "--simulated", "0.6", "--strategy", "deepconf:n=4", "--out", str(out)]
+    )
     assert code != 0
     assert "deepconf:n=4 reads token log-probabilities and simulated(p=0.6) gives none" in capsys.readouterr().err
     assert not out.exists()

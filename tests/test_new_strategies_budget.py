@@ -17,11 +17,18 @@ from thinkloop.strategies.cascade import Cascade
 from thinkloop.strategies.registry import build_strategy
 from thinkloop.types import ChatRequest, Choice
 
-SPECS = ["deepconf:n=4", "deepconf-online:n=4,warmup=2,parallel=1",
-         "deepconf-online:n=5,warmup=2,chunk_tokens=16,window=8,consensus=1.0",
-         "beam:n=4,beam_width=2,max_steps=3", "dvts:n=4,beam_width=2,max_steps=3", "particles:n=3,max_steps=3",
-         "particles:n=3,max_steps=2,sweeps=2",
-         "usc:n=3", "moa:n=2", "cascade:n=2,strong_n=2,agreement=1.0"]
+SPECS = [
+    "deepconf:n=4",
+    "deepconf-online:n=4,warmup=2,parallel=1",
+    "deepconf-online:n=5,warmup=2,chunk_tokens=16,window=8,consensus=1.0",
+    "beam:n=4,beam_width=2,max_steps=3",
+    "dvts:n=4,beam_width=2,max_steps=3",
+    "particles:n=3,max_steps=3",
+    "particles:n=3,max_steps=2,sweeps=2",
+    "usc:n=3",
+    "moa:n=2",
+    "cascade:n=2,strong_n=2,agreement=1.0",
+]
 SEQUENTIAL = Capabilities(honours_n=False, prompt_overhead_tokens=0, logprobs=True)
 
 
@@ -50,8 +57,11 @@ def build(spec: str, lengths: list[int]) -> Strategy:
 
 @pytest.mark.parametrize("spec", SPECS)
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tokens=st.integers(min_value=60, max_value=1500), calls=st.integers(min_value=1, max_value=12),
-       lengths=st.lists(st.integers(min_value=1, max_value=80), min_size=1, max_size=5))
+@given(
+    tokens=st.integers(min_value=60, max_value=1500),
+    calls=st.integers(min_value=1, max_value=12),
+    lengths=st.lists(st.integers(min_value=1, max_value=80), min_size=1, max_size=5),
+)
 def test_every_new_strategy_honours_the_budget(spec: str, tokens: int, calls: int, lengths: list[int]) -> None:
     budget = Budget(tokens=tokens, calls=calls)
     result = build(spec, lengths).run_sync("q", backend=wordy_backend(lengths), budget=budget)

@@ -43,8 +43,11 @@ def _forms(value: Fraction) -> list[str]:
     mantissa = "".join(map(str, digits.digits))
     exponent = digits.exponent + len(mantissa) - 1
     scientific = mantissa[0] + (f".{mantissa[1:]}" if len(mantissa) > 1 else "")
-    forms += [f"{sign}{scientific}e{exponent}", f"{sign}{scientific}E{exponent:+d}",
-              f"{sign}{scientific} \\times 10^{{{exponent}}}"]
+    forms += [
+        f"{sign}{scientific}e{exponent}",
+        f"{sign}{scientific}E{exponent:+d}",
+        f"{sign}{scientific} \\times 10^{{{exponent}}}",
+    ]
     if not sign:
         forms += [f"${forms[0]}", f"{forms[0]} dollars"]
     if magnitude.denominator == 1:
@@ -53,11 +56,25 @@ def _forms(value: Fraction) -> list[str]:
 
 
 values = st.one_of(
-    st.integers(min_value=-10**9, max_value=10**12).map(Fraction),
-    st.builds(lambda n, d: Fraction(n, 10**d), st.integers(min_value=-10**7, max_value=10**9),
-              st.integers(min_value=1, max_value=4)),
-    st.sampled_from([Fraction(0), Fraction(12000), Fraction(345000), Fraction(2000), Fraction(300),
-                     Fraction(10**6), Fraction(1000), Fraction(12500), Fraction(500)]),
+    st.integers(min_value=-(10**9), max_value=10**12).map(Fraction),
+    st.builds(
+        lambda n, d: Fraction(n, 10**d),
+        st.integers(min_value=-(10**7), max_value=10**9),
+        st.integers(min_value=1, max_value=4),
+    ),
+    st.sampled_from(
+        [
+            Fraction(0),
+            Fraction(12000),
+            Fraction(345000),
+            Fraction(2000),
+            Fraction(300),
+            Fraction(10**6),
+            Fraction(1000),
+            Fraction(12500),
+            Fraction(500),
+        ]
+    ),
 )
 forms_of = st.integers(min_value=0, max_value=64)
 
@@ -102,13 +119,16 @@ def test_extraction_reads_each_form_whole(value: Fraction, i: int) -> None:
         assert last is not None and parse_number(last) == value, (form, last)
 
 
-@pytest.mark.parametrize(("text", "answer"), [
-    ("So the total is 1 000.", "1000"),
-    ("12 500 dollars", "12500"),
-    ("It costs 12\u2009500 dollars.", "12500"),
-    ("The distance is 1e6 meters.", "1000000"),
-    ("We get 2e3.", "2000"),
-])
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("So the total is 1 000.", "1000"),
+        ("12 500 dollars", "12500"),
+        ("It costs 12\u2009500 dollars.", "12500"),
+        ("The distance is 1e6 meters.", "1000000"),
+        ("We get 2e3.", "2000"),
+    ],
+)
 def test_the_issue_s_sentences(text: str, answer: str) -> None:
     assert extract_answer(text) == answer
 

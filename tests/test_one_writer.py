@@ -37,8 +37,12 @@ sys.stdin.read()  # until the test closes it
 
 
 def _holder(path: Path, opener: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen([sys.executable, "-c", HOLD.format(open=opener), str(path)],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD.format(open=opener), str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout is not None and process.stdout.readline().strip() == "holding"
     return process
 
@@ -54,8 +58,11 @@ def test_a_second_writer_is_refused_naming_the_first_and_the_line_in_progress_is
     tmp_path: Path, kind: str
 ) -> None:
     path = tmp_path / f"{kind}.jsonl"
-    opener = ("from thinkloop.runtime.trace import JsonlTraceSink\nsink = JsonlTraceSink(path)" if kind == "trace"
-              else "from thinkloop.bench.store import ResultStore\nstore = ResultStore(path)")
+    opener = (
+        "from thinkloop.runtime.trace import JsonlTraceSink\nsink = JsonlTraceSink(path)"
+        if kind == "trace"
+        else "from thinkloop.bench.store import ResultStore\nstore = ResultStore(path)"
+    )
     holder = _holder(path, opener)
     try:
         before = path.read_bytes()
@@ -92,8 +99,9 @@ def test_two_bench_runs_on_one_out_file_the_second_stops_with_one_line_and_nothi
             while (not out.exists() or not out.read_bytes()) and time.monotonic() < deadline:
                 time.sleep(0.05)  # the first run holds the file once its first record is in
             assert first.poll() is None, "the first run ended before the second could start"
-            second = subprocess.run(bench_command(data, out, server.base_url), capture_output=True, text=True,
-                                    timeout=120)
+            second = subprocess.run(
+                bench_command(data, out, server.base_url), capture_output=True, text=True, timeout=120
+            )
         finally:
             first.wait(timeout=120)
         counts = per_question(server)
@@ -132,8 +140,9 @@ async def test_a_short_last_trace_write_fails_the_run_instead_of_reading_complet
     sink = JsonlTraceSink(path)
     sink._file = _DiskFullOnFinish(sink._file)  # type: ignore[assignment]
     with pytest.raises(OSError, match=rf"could not write to {path}.*wrote \d+ of \d+ bytes"):
-        await Direct(max_tokens=16).run("What is 2 + 2?", backend=ScriptedBackend(["Answer: 4"]),
-                                        budget=Budget(tokens=1000), sinks=[sink])
+        await Direct(max_tokens=16).run(
+            "What is 2 + 2?", backend=ScriptedBackend(["Answer: 4"]), budget=Budget(tokens=1000), sinks=[sink]
+        )
     assert not any(getattr(e, "kind", "") == "run_finished" for e in load_trace(path))
     JsonlTraceSink(path).close()  # the lock was given back, and the torn last line is repaired
 
@@ -158,6 +167,7 @@ async def test_a_bench_problem_whose_trace_cannot_be_written_is_a_failed_record(
     problem = Problem(id="p1", question="What is 2 + 2?", answer="4")
     dataset = Dataset(name="d", path=tmp_path / "d.jsonl", problems=(problem,))
     config = make_configs([dataset], ["direct"], [backend], max_tokens=16)[0]
-    record = await run_item(Engine(backend), config, dataset.problems[0], prices=PriceTable.default(),
-                            traces_dir=tmp_path / "traces")
+    record = await run_item(
+        Engine(backend), config, dataset.problems[0], prices=PriceTable.default(), traces_dir=tmp_path / "traces"
+    )
     assert record.status == "failed" and "could not write" in (record.error or "")

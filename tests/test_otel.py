@@ -109,7 +109,8 @@ def test_message_contents_leave_only_when_asked(tmp_path: Path, provider, export
         values = json.dumps({k: str(v) for k, v in span.attributes.items()})
         assert "6 * 7" not in values and "Let me think" not in values
         assert not {"gen_ai.input.messages", "gen_ai.output.messages", "input.value", "output.value"} & set(
-            span.attributes)
+            span.attributes
+        )
     exporter.clear()
 
     export_trace(trace, tracer_provider=provider, include_content=True)
@@ -151,8 +152,9 @@ def test_tree_search_verifiers_are_evaluators_and_pruned_branches_say_why(tmp_pa
 def test_failed_calls_are_error_spans(tmp_path: Path, provider, exporter) -> None:
     trace = tmp_path / "budget.jsonl"
     # A budget too small for the call: the call is refused before it is sent and recorded as failed.
-    result = ChainOfThought().run_sync("q", backend=ScriptedBackend(["Answer: 1"]), trace_path=trace,
-                                       budget=Budget(tokens=10))
+    result = ChainOfThought().run_sync(
+        "q", backend=ScriptedBackend(["Answer: 1"]), trace_path=trace, budget=Budget(tokens=10)
+    )
     export_trace(trace, tracer_provider=provider)
     spans = exporter.get_finished_spans()
     failed = [n for n in result.graph.nodes() if n.status == "failed"]

@@ -105,7 +105,8 @@ def test_every_third_party_import_is_declared() -> None:
     declared = _requirement_names()
     distributions = importlib.metadata.packages_distributions()
     undeclared = {
-        module: sorted(files) for module, files in _third_party_imports().items()
+        module: sorted(files)
+        for module, files in _third_party_imports().items()
         if not {_normalized(d) for d in distributions.get(module, [module])} & declared
     }
     assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"

@@ -113,12 +113,17 @@ def test_a_broken_plugin_is_one_clear_error_and_the_rest_still_work(installed: P
 def test_thinkloop_plugins_lists_what_is_installed_and_where_from(installed: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
-        [sys.executable, "-m", "thinkloop", "plugins"], capture_output=True, text=True, env=env, timeout=60,
+        [sys.executable, "-m", "thinkloop", "plugins"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert any(line.split()[:3] == ["backend", "echo", "tl_echo_plugin:make_backend"] and line.endswith("ok")
-               for line in lines), lines
+    assert any(
+        line.split()[:3] == ["backend", "echo", "tl_echo_plugin:make_backend"] and line.endswith("ok") for line in lines
+    ), lines
     assert any("last-word" in line and "tl-echo-plugin 1.2.3" in line and line.endswith("ok") for line in lines)
     assert any("broken" in line and "cannot load: ModuleNotFoundError" in line for line in lines)
 
@@ -134,8 +139,22 @@ def test_ask_reaches_a_plugin_backend_by_name(installed: Path) -> None:
     """``--model plugin:NAME:MODEL`` is the resolver's first rule, for ask as for serve and bench."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
-        [sys.executable, "-m", "thinkloop", "ask", "repeat after me: banana", "--model", "plugin:echo:parrot",
-         "--strategy", "direct", "--json"], capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "thinkloop",
+            "ask",
+            "repeat after me: banana",
+            "--model",
+            "plugin:echo:parrot",
+            "--strategy",
+            "direct",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -146,10 +165,23 @@ def test_serve_and_bench_reach_a_plugin_backend_by_name(installed: Path) -> None
     from thinkloop.cli.bench import _backends
     from thinkloop.cli.serve import backend_for
 
-    served = backend_for(argparse.Namespace(model="plugin:echo:parrot", base_url=None, api_key_env=None,
-                                            strategy="cot", max_request_seconds=30.0))
-    benched = _backends(argparse.Namespace(model=["plugin:echo"], base_url=[], strategy=["cot"], simulated=None,
-                                           threads=None, concurrency=1, timeout=None), dataset=None)
+    served = backend_for(
+        argparse.Namespace(
+            model="plugin:echo:parrot", base_url=None, api_key_env=None, strategy="cot", max_request_seconds=30.0
+        )
+    )
+    benched = _backends(
+        argparse.Namespace(
+            model=["plugin:echo"],
+            base_url=[],
+            strategy=["cot"],
+            simulated=None,
+            threads=None,
+            concurrency=1,
+            timeout=None,
+        ),
+        dataset=None,
+    )
     assert [type(b).__name__ for b in (served, *benched)] == ["EchoBackend", "EchoBackend"]
     assert [b.name for b in (served, *benched)] == ["parrot", "echo-model"]
 

@@ -213,9 +213,7 @@ async def test_changing_files_outside_the_scratch_directory_is_rejected(
     ],
     ids=["subprocess", "os.system", "fork", "ctypes", "kill"],
 )
-async def test_starting_processes_and_native_calls_are_rejected(
-    scratch_root: Path, guarded: bool, code: str
-) -> None:
+async def test_starting_processes_and_native_calls_are_rejected(scratch_root: Path, guarded: bool, code: str) -> None:
     verdict = await check(verifier(scratch_root, guarded), code)
     assert not verdict.accepted and "forbidden operation" in (verdict.feedback or "")
 

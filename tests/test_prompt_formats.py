@@ -46,7 +46,9 @@ def extends(earlier: ChatRequest, later: ChatRequest) -> bool:
 # --- the loops: each prompt extends the one before it ------------------------------------------------------
 def test_cot_with_history_all_appends_each_attempt_and_its_feedback() -> None:
     backend = numbered_replies()
-    result = ChainOfThought(max_rounds=4, history="all").run_sync("What is 2 + 2?", backend=backend, verifier=RejectWithFeedback())
+    result = ChainOfThought(max_rounds=4, history="all").run_sync(
+        "What is 2 + 2?", backend=backend, verifier=RejectWithFeedback()
+    )
     assert result.stop_reason == "max_rounds"
     requests = backend.requests
     assert len(requests) == 4
@@ -64,7 +66,9 @@ def test_cot_with_history_all_appends_each_attempt_and_its_feedback() -> None:
 
 def test_critique_with_history_all_appends_each_attempt_and_its_critique() -> None:
     backend = numbered_replies()
-    result = CritiqueRevise(max_rounds=3, history="all").run_sync("What is 2 + 2?", backend=backend, verifier=RejectWithFeedback())
+    result = CritiqueRevise(max_rounds=3, history="all").run_sync(
+        "What is 2 + 2?", backend=backend, verifier=RejectWithFeedback()
+    )
     assert result.stop_reason == "max_rounds"
     requests = backend.requests
     assert len(requests) == 4  # the answer and three revisions; the verifier's feedback is the critique
@@ -98,8 +102,10 @@ def test_with_a_model_critic_the_revisions_extend_each_other_and_the_critic_sees
         assert main[index + 1].messages[-1].content == REVISE_PROMPT.format(critique=f"Step {2 * index + 2} is wrong.")
 
 
-@pytest.mark.parametrize("strategy", [ChainOfThought(max_rounds=3), CritiqueRevise(max_rounds=2),
-                                      ChainOfThought(max_rounds=3, history="last")])
+@pytest.mark.parametrize(
+    "strategy",
+    [ChainOfThought(max_rounds=3), CritiqueRevise(max_rounds=2), ChainOfThought(max_rounds=3, history="last")],
+)
 def test_by_default_only_the_latest_attempt_and_its_feedback_are_shown(strategy: ChainOfThought) -> None:
     backend = numbered_replies()
     strategy.run_sync("What is 2 + 2?", backend=backend, verifier=RejectWithFeedback())
@@ -181,8 +187,11 @@ def test_a_value_reply_without_a_score_reads_as_none_not_zero(reply: str) -> Non
     assert Valuation.read(reply) is None
 
 
-@given(st.text(" \t\n.!'\"*", max_size=4), st.text(" \t\n.!'\"*", max_size=4),
-       st.sampled_from([NO_ISSUES, NO_ISSUES.lower(), "No issues"]))
+@given(
+    st.text(" \t\n.!'\"*", max_size=4),
+    st.text(" \t\n.!'\"*", max_size=4),
+    st.sampled_from([NO_ISSUES, NO_ISSUES.lower(), "No issues"]),
+)
 def test_the_critics_all_clear_is_read_with_any_punctuation_around_it(before: str, after: str, clear: str) -> None:
     assert f"'{NO_ISSUES}'" in Critic.system
     assert Critic.all_clear(f"{before}{clear}{after}")

@@ -25,7 +25,8 @@ def test_every_name_in_all_is_importable() -> None:
 
 def test_all_covers_every_public_name_of_the_package() -> None:
     public = {
-        name for name, value in vars(thinkloop).items()
+        name
+        for name, value in vars(thinkloop).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert public <= set(thinkloop.__all__), f"public but not in __all__: {sorted(public - set(thinkloop.__all__))}"
@@ -34,7 +35,8 @@ def test_all_covers_every_public_name_of_the_package() -> None:
 def _classes_in(module_name: str) -> list[type]:
     module = importlib.import_module(module_name)
     return [
-        value for name, value in vars(module).items()
+        value
+        for name, value in vars(module).items()
         if inspect.isclass(value) and value.__module__ == module_name and not name.startswith("_")
     ]
 
@@ -64,9 +66,25 @@ def test_every_registered_strategy_is_exported() -> None:
 
 def test_core_types_and_runtime_are_exported() -> None:
     for name in [
-        "ChatRequest", "Completion", "Usage", "RunUsage", "Message", "Choice", "Backend", "Capabilities",
-        "Engine", "Budget", "Price", "Result", "ReasoningGraph", "Trace", "Strategy", "Verifier", "Verdict",
-        "managed_llama_server", "__version__",
+        "ChatRequest",
+        "Completion",
+        "Usage",
+        "RunUsage",
+        "Message",
+        "Choice",
+        "Backend",
+        "Capabilities",
+        "Engine",
+        "Budget",
+        "Price",
+        "Result",
+        "ReasoningGraph",
+        "Trace",
+        "Strategy",
+        "Verifier",
+        "Verdict",
+        "managed_llama_server",
+        "__version__",
     ]:
         assert name in thinkloop.__all__, name
 
@@ -127,8 +145,12 @@ def test_a_name_added_to_the_type_checking_block_is_public_and_loaded_on_first_u
     with pytest.raises(ImportError, match="no 'if TYPE_CHECKING:' block"):
         exports_of_imports("bare", str(tmp_path / "bare.py"))
     # a line the table would not read as type checkers do is refused, not skipped
-    for line in ("from pkg.heavy import Thing", "from pkg.heavy import (Thing as Thing, helper as helper)",
-                 "from pkg.heavy import Thing as Other", "import pkg.heavy"):
+    for line in (
+        "from pkg.heavy import Thing",
+        "from pkg.heavy import (Thing as Thing, helper as helper)",
+        "from pkg.heavy import Thing as Other",
+        "import pkg.heavy",
+    ):
         (tmp_path / "odd.py").write_text(f"import typing\nif typing.TYPE_CHECKING:\n    {line}\n")
         with pytest.raises(ImportError, match="expected 'from MODULE import NAME as NAME'"):
             exports_of_imports("odd", str(tmp_path / "odd.py"))

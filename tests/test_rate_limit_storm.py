@@ -47,8 +47,7 @@ async def test_the_run_completes_after_a_429_storm_and_exhausted_samples_are_fai
 
 
 async def test_a_problem_whose_every_sample_is_rate_limited_is_a_failed_record(tmp_path: Path) -> None:
-    problems = tuple(Problem(id=f"p{i}", question=f"What is {i} + 1?", answer=str(i + 1), line=i + 1)
-                     for i in range(2))
+    problems = tuple(Problem(id=f"p{i}", question=f"What is {i} + 1?", answer=str(i + 1), line=i + 1) for i in range(2))
     dataset = Dataset(name="toy", path=Path("toy.jsonl"), problems=problems)
     out = tmp_path / "r.jsonl"
     async with serve_faulty(MockConfig(p_right=1.0, filler_words=4), storm=3 * 4 * 2) as server:

@@ -32,8 +32,11 @@ DECOY = str(right_answer(QUESTION) + 1000)  # where the mock's thinking ends: a 
 @pytest.mark.parametrize("shape", SHAPES)
 async def test_each_shape_keeps_thinking_apart_and_counts_it(shape: str, stream: bool, reported: bool) -> None:
     async with (
-        serve_reasoner(MockConfig(p_right=1.0, filler_words=12), shape=shape,  # type: ignore[arg-type]
-                       report_reasoning_tokens=reported) as server,
+        serve_reasoner(
+            MockConfig(p_right=1.0, filler_words=12),
+            shape=shape,  # type: ignore[arg-type]
+            report_reasoning_tokens=reported,
+        ) as server,
         OpenAIBackend("mock", base_url=server.base_url, stream=stream) as backend,
     ):
         completion = await backend.complete(ChatRequest.of(QUESTION, n=2))
@@ -91,9 +94,10 @@ async def test_a_thinking_budget_on_a_server_is_refused_before_sending() -> None
         serve_reasoner() as server,
         OpenAIBackend("mock", base_url=server.base_url) as backend,
     ):
-        with pytest.raises(BackendError, match=re.escape(
-            "thinking_budget=64 needs a backend that can continue a completion (LlamaCppBackend)"
-        )) as caught:
+        with pytest.raises(
+            BackendError,
+            match=re.escape("thinking_budget=64 needs a backend that can continue a completion (LlamaCppBackend)"),
+        ) as caught:
             await backend.complete(ChatRequest.of(QUESTION, thinking_budget=64))
         assert server.stats.requests == 0
     assert not caught.value.retryable and not caught.value.maybe_billed

@@ -54,9 +54,7 @@ async def test_streamed_errors_never_let_the_server_bill_more_than_the_budget() 
     async with serve_faulty(MockConfig(p_right=1.0, filler_words=40), always="error") as server:
         backend = OpenAIBackend("mock", base_url=server.base_url, stream=True, max_retries=0, honours_n=False)
         async with backend:
-            result = await SelfConsistency(n=6, max_tokens=48).run(
-                QUESTION, backend=backend, budget=Budget(tokens=300)
-            )
+            result = await SelfConsistency(n=6, max_tokens=48).run(QUESTION, backend=backend, budget=Budget(tokens=300))
         billed, requests = server.stats.billed_tokens, server.stats.requests
     assert requests >= 1
     assert billed <= 300
@@ -93,10 +91,16 @@ async def test_an_error_the_backend_did_not_map_is_billed() -> None:
 
 def _tool_schema(words: int) -> list[dict[str, Any]]:
     description = " ".join(["measure"] * words)
-    return [{"type": "function", "function": {
-        "name": "lookup", "description": description,
-        "parameters": {"type": "object", "properties": {"q": {"type": "string", "description": description}}},
-    }}]
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "description": description,
+                "parameters": {"type": "object", "properties": {"q": {"type": "string", "description": description}}},
+            },
+        }
+    ]
 
 
 async def test_a_request_reserves_its_tools_and_is_refused_before_it_is_sent() -> None:
@@ -116,8 +120,11 @@ async def test_earlier_tool_calls_count_in_the_reservation() -> None:
     arguments = '{"q": "' + " ".join(["measure"] * 1500) + '"}'
     history = (
         Message(role="user", content="Look it up."),
-        Message(role="assistant", content="", tool_calls=({"id": "c1", "type": "function",
-                                                           "function": {"name": "lookup", "arguments": arguments}},)),
+        Message(
+            role="assistant",
+            content="",
+            tool_calls=({"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": arguments}},),
+        ),
         Message(role="tool", content="12", tool_call_id="c1"),
     )
     async with serve_faulty(MockConfig(p_right=1.0, filler_words=4)) as server:
@@ -144,9 +151,10 @@ def test_images_are_bounded_per_image_not_by_their_bytes() -> None:
 async def test_a_stream_cut_mid_number_is_never_voted_as_an_answer() -> None:
     """Five samples whose streams stop at "The answer is 12" (of 1234), with no finish_reason and no [DONE]:
     none is an answer (before: five votes for 12, ``completed``)."""
-    async with serve_faulty(MockConfig(p_right=1.0, filler_words=4), always="cut") as server, _backend(
-        server
-    ) as backend:
+    async with (
+        serve_faulty(MockConfig(p_right=1.0, filler_words=4), always="cut") as server,
+        _backend(server) as backend,
+    ):
         result = await SelfConsistency(n=5, max_tokens=64).run(QUESTION, backend=backend, budget=Budget(tokens=5000))
     assert result.answer is None
     assert result.stop_reason != "completed"
@@ -155,9 +163,10 @@ async def test_a_stream_cut_mid_number_is_never_voted_as_an_answer() -> None:
 
 
 async def test_a_cut_stream_is_retried_and_the_whole_reply_wins() -> None:
-    async with serve_faulty(MockConfig(p_right=1.0, filler_words=4), faults=["cut"]) as server, _backend(
-        server, retries=1
-    ) as backend:
+    async with (
+        serve_faulty(MockConfig(p_right=1.0, filler_words=4), faults=["cut"]) as server,
+        _backend(server, retries=1) as backend,
+    ):
         result = await Direct(max_tokens=64).run(QUESTION, backend=backend, budget=Budget(tokens=5000))
     assert (result.answer, result.stop_reason) == ("1234", "completed")
     assert result.usage.calls_without_usage == 1  # the cut attempt, billed at its reservation

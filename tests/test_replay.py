@@ -54,7 +54,10 @@ CASES = [
 @pytest.mark.anyio
 @pytest.mark.parametrize(("make", "verifier", "capabilities", "deterministic"), CASES)
 async def test_a_replayed_run_gives_the_same_answer_and_graph(
-    tmp_path: Path, make: type[Strategy], verifier: object, capabilities: Capabilities | None,
+    tmp_path: Path,
+    make: type[Strategy],
+    verifier: object,
+    capabilities: Capabilities | None,
     deterministic: bool,
 ) -> None:
     trace_path = tmp_path / "run.jsonl"
@@ -90,17 +93,18 @@ async def test_replay_from_live_events_and_inferred_n() -> None:
 @pytest.mark.anyio
 async def test_more_calls_than_the_trace_recorded_is_a_clear_error(tmp_path: Path) -> None:
     trace_path = tmp_path / "run.jsonl"
-    await ChainOfThought(max_rounds=1).run("q", backend=counting_backend(), verifier=MathAnswerVerifier("3"),
-                                           trace_path=trace_path)
-    replayed = await ChainOfThought(max_rounds=3).run("q", backend=replay(trace_path),
-                                                      verifier=MathAnswerVerifier("3"))
+    await ChainOfThought(max_rounds=1).run(
+        "q", backend=counting_backend(), verifier=MathAnswerVerifier("3"), trace_path=trace_path
+    )
+    replayed = await ChainOfThought(max_rounds=3).run("q", backend=replay(trace_path), verifier=MathAnswerVerifier("3"))
     assert replayed.stop_reason == "error"
     assert replayed.error is not None
     assert re.search(re.escape("holds 1 completed calls; the run asked for call 2"), replayed.error)
     assert replayed.answer == "1"  # the best answer found before the trace ran out
     with pytest.raises(ReplayMismatch, match=re.escape("holds 1 completed calls; the run asked for call 2")):
-        await ChainOfThought(max_rounds=3).run("q", backend=replay(trace_path, strict=True),
-                                               verifier=MathAnswerVerifier("3"))
+        await ChainOfThought(max_rounds=3).run(
+            "q", backend=replay(trace_path, strict=True), verifier=MathAnswerVerifier("3")
+        )
 
 
 @pytest.mark.anyio
@@ -108,8 +112,9 @@ async def test_strict_replay_refuses_a_different_request(tmp_path: Path) -> None
     trace_path = tmp_path / "run.jsonl"
     await Direct().run("What is 1 + 2?", backend=counting_backend(), trace_path=trace_path)
 
-    with pytest.raises(ReplayMismatch, match=re.escape("call 1 differs from every recorded request (next recorded: "
-                                                       "messages: recorded")):
+    with pytest.raises(
+        ReplayMismatch, match=re.escape("call 1 differs from every recorded request (next recorded: messages: recorded")
+    ):
         await Direct().run("What is 2 + 2?", backend=replay(trace_path, strict=True))
 
     lenient = await Direct().run("What is 2 + 2?", backend=replay(trace_path))

@@ -63,8 +63,9 @@ async def test_best_of_n_replays_which_candidate_was_accepted_first(tmp_path: Pa
     strategy = BestOfN(n=6, max_tokens=32)
     verifier = AcceptAnswer("2")
     original = await strategy.run("q", backend=jittery(seed, ["1", "2", "3"]), verifier=verifier, trace_path=path)
-    replayed = await strategy.run("q", backend=replay(path, strict=True, capabilities=CONCURRENT),
-                                  verifier=AcceptAnswer("2"))
+    replayed = await strategy.run(
+        "q", backend=replay(path, strict=True, capabilities=CONCURRENT), verifier=AcceptAnswer("2")
+    )
     assert (replayed.answer, replayed.stop_reason) == (original.answer, original.stop_reason)
     assert replayed.answers == original.answers
 

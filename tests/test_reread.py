@@ -11,8 +11,16 @@ from thinkloop.strategies.registry import build_strategy
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.parametrize("spec", ["cot:reread=true", "sc:n=2,reread=true", "bon:n=2,reread=true,scorer=judge",
-                                  "effort:level=low,reread=true", "deepconf:n=2,reread=true,without_logprobs=vote"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "cot:reread=true",
+        "sc:n=2,reread=true",
+        "bon:n=2,reread=true,scorer=judge",
+        "effort:level=low,reread=true",
+        "deepconf:n=2,reread=true,without_logprobs=vote",
+    ],
+)
 async def test_reread_states_the_question_twice(spec: str) -> None:
     backend = ScriptedBackend(lambda request: "Answer: 5\nVERDICT: CORRECT\nSCORE: 1")
     await build_strategy(spec).run("What is 2 + 3?", backend=backend)

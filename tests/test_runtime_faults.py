@@ -64,17 +64,29 @@ async def test_a_retried_request_that_finally_answers_counts_every_attempt() -> 
         nonlocal attempts
         attempts += 1
         if attempts < 3:
-            return httpx2.Response(503, json={"error": {"message": "overloaded", "type": "server_error"}},
-                                   headers={"retry-after": "0"})
-        return httpx2.Response(200, json={
-            "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Answer: 5"},
-                         "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14},
-        })
+            return httpx2.Response(
+                503, json={"error": {"message": "overloaded", "type": "server_error"}}, headers={"retry-after": "0"}
+            )
+        return httpx2.Response(
+            200,
+            json={
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": "Answer: 5"}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14},
+            },
+        )
 
-    backend = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", max_retries=2,
-                            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+    backend = OpenAIBackend(
+        "m",
+        base_url="http://127.0.0.1:9/v1",
+        max_retries=2,
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+    )
     budget = Budget(tokens=10_000)
     result = await Direct(max_tokens=32).run("q", backend=backend, budget=budget)
     assert (result.answer, attempts) == ("5", 3)
@@ -92,8 +104,12 @@ async def test_a_400_is_not_retried() -> None:
         attempts += 1
         return httpx2.Response(400, json={"error": {"message": "bad request", "type": "invalid_request_error"}})
 
-    backend = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", max_retries=3,
-                            http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+    backend = OpenAIBackend(
+        "m",
+        base_url="http://127.0.0.1:9/v1",
+        max_retries=3,
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+    )
     result = await Direct().run("q", backend=backend)
     assert attempts == 1 and result.stop_reason == "error"
 
@@ -106,10 +122,12 @@ async def test_a_tight_budget_draws_fewer_full_length_samples_and_says_why() -> 
         seen.append(request)
         return "Some reasoning here. Answer: 4"
 
-    backend = ScriptedBackend(reply, capabilities=Capabilities(honours_n=True, prompt_overhead_tokens=0,
-                                                               per_message_overhead_tokens=0))
-    result = await SelfConsistency(n=16, max_tokens=20).run("What is 2 + 2?", backend=backend,
-                                                            budget=Budget(tokens=300))
+    backend = ScriptedBackend(
+        reply, capabilities=Capabilities(honours_n=True, prompt_overhead_tokens=0, per_message_overhead_tokens=0)
+    )
+    result = await SelfConsistency(n=16, max_tokens=20).run(
+        "What is 2 + 2?", backend=backend, budget=Budget(tokens=300)
+    )
     assert seen, "no request was sent"
     assert all(request.max_tokens == 20 for request in seen)  # never cut short
     drawn = len(result.attempts)
@@ -198,5 +216,8 @@ async def test_backoff_grows_and_is_jittered() -> None:
 
 
 def _completion(text: str) -> Completion:
-    return Completion(choices=(Choice(text=text, finish_reason="stop"),), usage=Usage(prompt_tokens=1,
-                      completion_tokens=1), latency_s=0.0)
+    return Completion(
+        choices=(Choice(text=text, finish_reason="stop"),),
+        usage=Usage(prompt_tokens=1, completion_tokens=1),
+        latency_s=0.0,
+    )

@@ -27,8 +27,11 @@ class TwoCalls(Strategy):
         child = ctx.child(Budget(tokens=500))
         await child.call(REQUEST, parents=[node.id])
         self.seen.update(
-            child_usage=child.usage, usage=ctx.usage, child_graph=child.graph is ctx.graph,
-            child_spent=child.ledger.billed.calls, spent=ctx.ledger.billed.calls,
+            child_usage=child.usage,
+            usage=ctx.usage,
+            child_graph=child.graph is ctx.graph,
+            child_spent=child.ledger.billed.calls,
+            spent=ctx.ledger.billed.calls,
         )
         return Outcome(candidate=None, stop_reason="completed")
 

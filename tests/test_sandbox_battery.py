@@ -63,11 +63,11 @@ async def test_a_fork_bomb_starts_nothing(host: Host, tmp_path: Path, prefix: st
     assert expected in feedback, feedback
 
 
-@pytest.mark.skipif(os.geteuid() == 0 and cgroup_unavailable_reason() is not None,
-                    reason="as root without a cgroup, RLIMIT_NPROC does not count (see docs/sandbox.md)")
-async def test_with_processes_allowed_a_fork_bomb_is_capped_by_the_process_limit(
-    host: Host, tmp_path: Path
-) -> None:
+@pytest.mark.skipif(
+    os.geteuid() == 0 and cgroup_unavailable_reason() is not None,
+    reason="as root without a cgroup, RLIMIT_NPROC does not count (see docs/sandbox.md)",
+)
+async def test_with_processes_allowed_a_fork_bomb_is_capped_by_the_process_limit(host: Host, tmp_path: Path) -> None:
     code = (
         "disarm()\nimport time\nchildren = 0\n"
         "try:\n"

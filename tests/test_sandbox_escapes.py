@@ -102,8 +102,13 @@ async def test_the_callers_environment_is_not_visible_through_proc(host: Host, t
     root.mkdir()
     env = {**os.environ, SECRET_VARIABLE: host.secret}
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(root), str(TIME_LIMIT)], input=f"```python\n{program}\n```",
-        capture_output=True, text=True, env=env, timeout=60, check=True,
+        [sys.executable, "-c", DRIVER, str(root), str(TIME_LIMIT)],
+        input=f"```python\n{program}\n```",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
     )
     verdict = json.loads(done.stdout)
     assert "found: []" in verdict["feedback"], verdict["feedback"]
@@ -127,10 +132,7 @@ async def test_files_in_the_home_folder_are_not_visible(host: Host, tmp_path: Pa
 async def test_sqlite_cannot_write_outside_the_scratch_folder(host: Host, tmp_path: Path) -> None:
     """sqlite opens its file in C: no ``open`` audit event."""
     code = (
-        "import sqlite3\n"
-        "db = sqlite3.connect(OUTSIDE + '/stolen.db')\n"
-        "db.execute('create table t (x)')\n"
-        "db.commit()\n"
+        "import sqlite3\ndb = sqlite3.connect(OUTSIDE + '/stolen.db')\ndb.execute('create table t (x)')\ndb.commit()\n"
     )
     outcome = await attack(verifier(tmp_path), host, code)
     assert not outcome.verdict.accepted
@@ -235,7 +237,9 @@ async def test_when_the_caller_dies_the_sandbox_dies_with_it(host: Host, tmp_pat
     root.mkdir()
     driver = DRIVER.replace("ProgramVerifier(", "ProgramVerifier(allow_processes=True, ")
     caller = subprocess.Popen(
-        [sys.executable, "-c", driver, str(root), "60"], stdin=subprocess.PIPE, text=True,
+        [sys.executable, "-c", driver, str(root), "60"],
+        stdin=subprocess.PIPE,
+        text=True,
     )
     assert caller.stdin is not None
     caller.stdin.write(f"```python\n{program}\n```")

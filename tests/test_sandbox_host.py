@@ -53,8 +53,10 @@ async def run_json(verifier: ProgramVerifier, code: str) -> dict:  # type: ignor
 
 def attempt(expression: str) -> str:
     """Source of a function call that reports ``ok`` or the error's name and errno."""
-    return (f"    try:\n        {expression}\n        seen.append('ok')\n"
-            f"    except OSError as exc:\n        seen.append(f'{{type(exc).__name__}} {{exc.errno}}')\n")
+    return (
+        f"    try:\n        {expression}\n        seen.append('ok')\n"
+        f"    except OSError as exc:\n        seen.append(f'{{type(exc).__name__}} {{exc.errno}}')\n"
+    )
 
 
 async def test_what_the_program_writes_never_lands_on_the_host(sandboxed: None, tmp_path: Path) -> None:
@@ -132,8 +134,11 @@ async def test_memory_no_filesystem_counts_and_foreign_sockets_cannot_be_made(sa
 
 
 async def test_root_only_proc_files_are_not_readable(sandboxed: None) -> None:
-    names = [n for n in ("vmallocinfo", "slabinfo", "pagetypeinfo", "kallsyms", "modules", "sched_debug")
-             if os.path.exists(f"/proc/{n}") and not os.stat(f"/proc/{n}").st_mode & stat.S_IROTH]
+    names = [
+        n
+        for n in ("vmallocinfo", "slabinfo", "pagetypeinfo", "kallsyms", "modules", "sched_debug")
+        if os.path.exists(f"/proc/{n}") and not os.stat(f"/proc/{n}").st_mode & stat.S_IROTH
+    ]
     if not names:
         pytest.skip("this kernel has none of the root-only /proc files tried here")
     code = (
@@ -157,12 +162,7 @@ def cgroup(sandboxed: None) -> None:
 
 
 async def test_with_a_cgroup_memory_is_bounded_in_total_kernel_memory_for_files_included(cgroup: None) -> None:
-    code = (
-        "import os\nn = 0\n"
-        "while True:\n"
-        "    os.mkdir(f'/tmp/{n}')\n"
-        "    n += 1\n"
-    )
+    code = "import os\nn = 0\nwhile True:\n    os.mkdir(f'/tmp/{n}')\n    n += 1\n"
     verifier = ProgramVerifier(timeout=30, memory_mb=64, tmp_mb=1, scratch_mb=1, cpu_seconds=60)
     good = await verifier.verify("q", Candidate(text=GOOD))
     assert good.accepted, good.feedback
@@ -276,7 +276,6 @@ async def test_the_caller_is_never_left_with_zombies_even_as_a_subreaper(sandbox
     assert json.loads(done.stdout) == []
 
 
-
 # --- where the cgroup goes ----------------------------------------------------------------------------------
 
 V2_ONLY = "0::/user.slice/session-1.scope\n"
@@ -315,8 +314,9 @@ async def test_a_cgroup_that_cannot_be_joined_is_given_up_and_the_run_goes_on(
     from thinkloop.verifiers.sandbox import cgroup as module
 
     saved = list(module._layout)
-    monkeypatch.setattr(module.Cgroup, "wrap", lambda self, argv: ["/bin/sh", "-c", module._WRAPPER, "sh",
-                                                                   "/proc/version", "--", *argv])
+    monkeypatch.setattr(
+        module.Cgroup, "wrap", lambda self, argv: ["/bin/sh", "-c", module._WRAPPER, "sh", "/proc/version", "--", *argv]
+    )
     try:
         verdict = await ProgramVerifier(timeout=10).verify("q", Candidate(text=GOOD))
         assert verdict.accepted, verdict.feedback

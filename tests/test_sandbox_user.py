@@ -81,8 +81,10 @@ anyio.run(main)
 
 def _system_python() -> str | None:
     """A Python of this version outside any home folder (nobody cannot enter root's)."""
-    for candidate in (f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}",
-                      f"/usr/local/bin/python{sys.version_info.major}.{sys.version_info.minor}"):
+    for candidate in (
+        f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}",
+        f"/usr/local/bin/python{sys.version_info.major}.{sys.version_info.minor}",
+    ):
         if os.access(candidate, os.X_OK) and os.stat(candidate).st_mode & 0o001:
             return candidate
     return None
@@ -99,8 +101,10 @@ async def test_the_sandbox_holds_for_an_ordinary_user() -> None:
     python, setpriv = _system_python(), shutil.which("setpriv")
     if python is None or setpriv is None or await sandbox_unavailable_reason() is not None:
         if os.environ.get("THINKLOOP_REQUIRE_SANDBOX") == "1":  # CI installs all three (.ci/run)
-            pytest.fail("the sandbox is required here (THINKLOOP_REQUIRE_SANDBOX=1): "
-                        "needs a system Python of this version, setpriv and bubblewrap")
+            pytest.fail(
+                "the sandbox is required here (THINKLOOP_REQUIRE_SANDBOX=1): "
+                "needs a system Python of this version, setpriv and bubblewrap"
+            )
         pytest.skip("needs a system Python of this version, setpriv and bubblewrap")
     outside = Path(tempfile.mkdtemp(prefix="thinkloop-outside-", dir="/var/tmp"))
     os.chown(outside, NOBODY, NOBODY)  # nobody may write here, but the sandboxed program must not
@@ -129,9 +133,17 @@ def _run_as_nobody(python: str, setpriv: str, outside: Path) -> dict:  # type: i
     packages = os.pathsep.join([str(SOURCE), *site.getsitepackages()])
     done = subprocess.run(
         [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-c", DRIVER, str(outside)],
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": packages, "HOME": "/nonexistent",
-             "THINKLOOP_KEY": "sk-thinkloop-FAKE-ordinary-user"},
-        capture_output=True, text=True, timeout=120, check=False, cwd="/",
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": packages,
+            "HOME": "/nonexistent",
+            "THINKLOOP_KEY": "sk-thinkloop-FAKE-ordinary-user",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd="/",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)  # type: ignore[no-any-return]

@@ -15,17 +15,20 @@ from thinkloop.verifiers.judge import parse_verdict
 from thinkloop.verifiers.scores import read_score
 
 
-@pytest.mark.parametrize(("reply", "score"), [
-    ("**SCORE:** 9", 0.9),
-    ("Previous score: 2. SCORE: 8", 0.8),
-    ("8.5 out of 10", 0.85),
-    ("SCORE: 7/10", 0.7),
-    ("Score = 6", 0.6),
-    ("I would give it 7/10.", 0.7),
-    ("SCORE: 10", 1.0),
-    ("SCORE: 0", 0.0),
-    ("score is 45/100", 0.45),
-])
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        ("**SCORE:** 9", 0.9),
+        ("Previous score: 2. SCORE: 8", 0.8),
+        ("8.5 out of 10", 0.85),
+        ("SCORE: 7/10", 0.7),
+        ("Score = 6", 0.6),
+        ("I would give it 7/10.", 0.7),
+        ("SCORE: 10", 1.0),
+        ("SCORE: 0", 0.0),
+        ("score is 45/100", 0.45),
+    ],
+)
 def test_the_last_stated_score_is_read(reply: str, score: float) -> None:
     assert read_score(reply) == pytest.approx(score)
 
@@ -50,8 +53,9 @@ def _tree_backend(value_reply: str) -> ScriptedBackend:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("value_reply", "value"), [("**SCORE:** 9", 0.9), ("Previous score: 2. SCORE: 8", 0.8),
-                                                     ("8.5 out of 10", 0.85)])
+@pytest.mark.parametrize(
+    ("value_reply", "value"), [("**SCORE:** 9", 0.9), ("Previous score: 2. SCORE: 8", 0.8), ("8.5 out of 10", 0.85)]
+)
 async def test_tree_values_read_the_stated_score(value_reply: str, value: float) -> None:
     result = await TreeSearch(mode="dfs", branching=1, max_depth=1).run(
         "What is 6 + 4?", backend=_tree_backend(value_reply), budget=Budget(tokens=20_000)

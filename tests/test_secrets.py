@@ -18,7 +18,9 @@ def echo_the_key(request: httpx2.Request) -> httpx2.Response:
 @pytest.mark.anyio
 async def test_an_echoed_key_of_any_shape_is_scrubbed(tmp_path) -> None:  # type: ignore[no-untyped-def]
     backend = OpenAIBackend(
-        "gpt-4o-mini", api_key=KEY, max_retries=0,
+        "gpt-4o-mini",
+        api_key=KEY,
+        max_retries=0,
         http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(echo_the_key)),
     )
     trace = tmp_path / "trace.jsonl"

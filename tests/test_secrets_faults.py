@@ -35,8 +35,12 @@ def failing(statuses: list[int], *, echo: bool) -> httpx2.MockTransport:
 
 
 def backend(key: str, statuses: list[int], *, echo: bool = False) -> OpenAIBackend:
-    return OpenAIBackend("gpt-4o-mini", api_key=key, max_retries=2,
-                         http_client=httpx2.AsyncClient(transport=failing(statuses, echo=echo)))
+    return OpenAIBackend(
+        "gpt-4o-mini",
+        api_key=key,
+        max_retries=2,
+        http_client=httpx2.AsyncClient(transport=failing(statuses, echo=echo)),
+    )
 
 
 @pytest.fixture
@@ -93,8 +97,13 @@ async def test_the_key_is_not_in_a_results_file(debug_logs: pytest.LogCaptureFix
     model = backend(key, [500, 500, 401])
     problems = (Problem(id="p1", question="What is 2 + 2?", answer="4", line=1),)
     out = tmp_path / "results.jsonl"
-    summary = await run_benchmark([Dataset(name="toy", path=Path("toy.jsonl"), problems=problems)], ["direct"],
-                                  [model], out, traces_dir=tmp_path / "traces")
+    summary = await run_benchmark(
+        [Dataset(name="toy", path=Path("toy.jsonl"), problems=problems)],
+        ["direct"],
+        [model],
+        out,
+        traces_dir=tmp_path / "traces",
+    )
     assert summary.failed == 1
     files = [out, *sorted((tmp_path / "traces").rglob("*.jsonl"))]
     assert [p.name for p in files if key in p.read_text()] == []

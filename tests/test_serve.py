@@ -59,16 +59,21 @@ def calls(events: list[dict]) -> list[dict]:
         ("thinkloop", {}, "cot", "default"),
         ("thinkloop[sc:n=4]/mock", {}, "sc:n=4", "model"),
         ("thinkloop[sc:n=4]", {}, "sc:n=4", "model"),
-        ("mock", {"extra_body": {"thinkloop": {"strategy": "bon:n=2,scorer=judge"}}}, "bon:n=2,scorer=judge",
-         "thinkloop"),
+        (
+            "mock",
+            {"extra_body": {"thinkloop": {"strategy": "bon:n=2,scorer=judge"}}},
+            "bon:n=2,scorer=judge",
+            "thinkloop",
+        ),
         ("mock", {"reasoning_effort": "none"}, "direct", "reasoning_effort"),
         ("mock", {"reasoning_effort": "low"}, "sc-adaptive:n=8", "reasoning_effort"),
         ("moa-mock", {}, "moa:n=3", "optillm"),  # optillm's slug, and its body field
         ("mock", {"extra_body": {"optillm_approach": "deepconf"}}, "deepconf", "optillm"),
     ],
 )
-def test_every_selection_method(client: openai.OpenAI, model: str, extra: dict, strategy: str,
-                                selected_by: str) -> None:
+def test_every_selection_method(
+    client: openai.OpenAI, model: str, extra: dict, strategy: str, selected_by: str
+) -> None:
     reply = client.chat.completions.create(model=model, messages=ask(), **extra)
     info = reply.thinkloop  # type: ignore[attr-defined]
     assert (info["strategy"], info["selected_by"], info["answer"]) == (strategy, selected_by, "42")
@@ -114,7 +119,8 @@ def test_self_consistency_reply_is_open(client: openai.OpenAI, serve: ServeProce
 def test_budget_stopped_run_returns_its_best_answer_with_finish_length(client: openai.OpenAI) -> None:
     # critique makes its calls one after another; a budget of a few calls stops it early.
     reply = client.chat.completions.create(
-        model="mock", messages=ask(),
+        model="mock",
+        messages=ask(),
         extra_body={"thinkloop": {"strategy": "critique:max_rounds=5", "budget": {"tokens": 700}}},
     )
     info = reply.thinkloop  # type: ignore[attr-defined]
@@ -146,8 +152,13 @@ def test_direct_sends_the_whole_conversation_as_it_came(client: openai.OpenAI, s
     reply = client.chat.completions.create(model="thinkloop[direct]", messages=CONVERSATION, temperature=0.3)
     (call,) = calls(trace(serve, reply.thinkloop["run_id"]))  # type: ignore[attr-defined]
     sent = [(m["role"], m["content"]) for m in call["request"]["messages"]]
-    assert sent == [("system", "You are terse."), ("system", "Use digits."), ("user", "What is 1 + 1?"),
-                    ("assistant", "2"), ("user", "And 12 + 30?")]
+    assert sent == [
+        ("system", "You are terse."),
+        ("system", "Use digits."),
+        ("user", "What is 1 + 1?"),
+        ("assistant", "2"),
+        ("user", "And 12 + 30?"),
+    ]
     assert call["request"]["temperature"] == 0.3
     assert reply.thinkloop["answer"] == "42"  # type: ignore[attr-defined]
 
@@ -164,7 +175,11 @@ def test_strategies_keep_the_turns_after_their_own_system_prompt(client: openai.
 def test_tools_pass_through_for_direct(client: openai.OpenAI, serve: ServeProcess) -> None:
     tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {}}}}]
     reply = client.chat.completions.create(
-        model="thinkloop[direct]", messages=ask(), tools=tools, response_format={"type": "text"}, seed=7,
+        model="thinkloop[direct]",
+        messages=ask(),
+        tools=tools,
+        response_format={"type": "text"},
+        seed=7,
     )
     (call,) = calls(trace(serve, reply.thinkloop["run_id"]))  # type: ignore[attr-defined]
     assert call["request"]["extra_body"] == {"tools": tools, "response_format": {"type": "text"}, "seed": 7}
@@ -175,7 +190,10 @@ def test_stream_sends_reasoning_while_the_run_works(client: openai.OpenAI) -> No
     # critique with 3 rounds makes 7 calls one after another: the first step is done after one of them.
     started = time.perf_counter()
     stream = client.chat.completions.create(
-        model="thinkloop[critique:max_rounds=3]", messages=ask(), stream=True, stream_options={"include_usage": True},
+        model="thinkloop[critique:max_rounds=3]",
+        messages=ask(),
+        stream=True,
+        stream_options={"include_usage": True},
     )
     arrivals, reasoning, content, finish, usage, info = [], [], [], None, None, None
     for chunk in stream:
@@ -206,7 +224,10 @@ async def test_async_client_streams_and_answers(serve: ServeProcess) -> None:
         reply = await client.chat.completions.create(model="thinkloop[sc:n=2]", messages=ask("What is 2 + 2?"))
         assert reply.thinkloop["answer"] == "4"  # type: ignore[attr-defined]
         stream = await client.chat.completions.create(
-            model="mock", messages=ask("What is 2 + 3?"), stream=True, reasoning_effort="minimal",
+            model="mock",
+            messages=ask("What is 2 + 3?"),
+            stream=True,
+            reasoning_effort="minimal",
         )
         chunks = [chunk async for chunk in stream]
     assert chunks[0].choices[0].delta.role == "assistant"

@@ -15,7 +15,9 @@ def test_serve_with_no_flags_answers_on_the_embedded_model() -> None:
         (model,) = [m.id for m in client.models.list() if m.id != "thinkloop"]
         assert model == "SmolLM2-135M-Instruct"
         reply = client.chat.completions.create(
-            model="thinkloop", messages=[{"role": "user", "content": "What is 12 + 30?"}], max_tokens=24,
+            model="thinkloop",
+            messages=[{"role": "user", "content": "What is 12 + 30?"}],
+            max_tokens=24,
         )
     message = reply.choices[0].message
     assert message.content.strip()

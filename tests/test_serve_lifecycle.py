@@ -47,9 +47,10 @@ def assert_no_call_after(mock: MockServerProcess, serve: ServeProcess) -> None:
 
 def test_streaming_client_disconnect_cancels_the_run(mock: MockServerProcess, serve: ServeProcess) -> None:
     mock.reset()
-    with httpx2.Client(timeout=30) as client, client.stream(
-        "POST", f"{serve.url}/chat/completions", json=LONG | {"stream": True}
-    ) as response:
+    with (
+        httpx2.Client(timeout=30) as client,
+        client.stream("POST", f"{serve.url}/chat/completions", json=LONG | {"stream": True}) as response,
+    ):
         first = next(line for line in response.iter_lines() if line.startswith("data: "))
         assert "reasoning_content" in first
     assert_no_call_after(mock, serve)
@@ -64,9 +65,11 @@ def test_non_streaming_client_disconnect_cancels_the_run(mock: MockServerProcess
 
 
 def test_sigterm_gives_runs_a_grace_period_then_cancels_them(mock: MockServerProcess) -> None:
-    with ServeProcess("--base-url", mock.base_url, "--model", "mock", "--grace-seconds", "0.5") as server, \
-            httpx2.Client(timeout=30) as client, \
-            client.stream("POST", f"{server.url}/chat/completions", json=LONG | {"stream": True}) as response:
+    with (
+        ServeProcess("--base-url", mock.base_url, "--model", "mock", "--grace-seconds", "0.5") as server,
+        httpx2.Client(timeout=30) as client,
+        client.stream("POST", f"{server.url}/chat/completions", json=LONG | {"stream": True}) as response,
+    ):
         lines = response.iter_lines()
         next(line for line in lines if line.startswith("data: "))
         asked = time.perf_counter()

@@ -26,10 +26,21 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def serve() -> Iterator[ServeProcess]:
-    with MockServerProcess(MockConfig(latency=0.05, p_right=1.0)) as mock, ServeProcess(
-        "--base-url", mock.base_url, "--model", "mock", "--strategy", "sc:n=4",
-        "--max-concurrency", "50", "--keep-traces", "32",
-    ) as server:
+    with (
+        MockServerProcess(MockConfig(latency=0.05, p_right=1.0)) as mock,
+        ServeProcess(
+            "--base-url",
+            mock.base_url,
+            "--model",
+            "mock",
+            "--strategy",
+            "sc:n=4",
+            "--max-concurrency",
+            "50",
+            "--keep-traces",
+            "32",
+        ) as server,
+    ):
         yield server
 
 
@@ -43,7 +54,8 @@ async def wave(url: str, clients: int = CLIENTS) -> tuple[list[str], int]:
         async def one(i: int) -> None:
             nonlocal retried
             raw = await client.chat.completions.with_raw_response.create(
-                model="mock", messages=[{"role": "user", "content": f"What is {i} + 1000?"}],
+                model="mock",
+                messages=[{"role": "user", "content": f"What is {i} + 1000?"}],
             )
             retried += int(raw.retries_taken > 0)
             answers[i] = raw.parse().thinkloop["answer"]  # type: ignore[attr-defined]

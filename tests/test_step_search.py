@@ -143,8 +143,9 @@ async def test_judge_step_reward_asks_once_per_new_prefix() -> None:
     from thinkloop.runtime.context import RunContext
     from thinkloop.runtime.trace import Trace
 
-    ctx = RunContext(backend=ScriptedBackend(judge), ledger=BudgetLedger(Budget()), trace=Trace(), question="q",
-                     run_id="r")
+    ctx = RunContext(
+        backend=ScriptedBackend(judge), ledger=BudgetLedger(Budget()), trace=Trace(), question="q", run_id="r"
+    )
     root = ctx.record("question", (), text="q")
     reward = JudgeStepReward()
     assert await reward.score_steps("q", ["first"], ctx, parent=root.id) == [0.8]
@@ -173,26 +174,39 @@ def prm_server(rows: Any, status: int = 200) -> tuple[RewardModelServer, list[di
         body = json.loads(request.content)
         sent.append(body)
         data = rows(body) if callable(rows) else rows
-        return httpx2.Response(status, json={"id": "pool-1", "object": "list", "model": body["model"],
-                                             "data": [{"index": 0, "object": "pooling", "data": data}],
-                                             "usage": {"prompt_tokens": 31, "total_tokens": 31}})
+        return httpx2.Response(
+            status,
+            json={
+                "id": "pool-1",
+                "object": "list",
+                "model": body["model"],
+                "data": [{"index": 0, "object": "pooling", "data": data}],
+                "usage": {"prompt_tokens": 31, "total_tokens": 31},
+            },
+        )
 
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-    return RewardModelServer("http://prm.test/v1", "Qwen/Qwen2.5-Math-PRM-7B", api_key="sk-prm-secret",
-                             http_client=client), sent
+    return RewardModelServer(
+        "http://prm.test/v1", "Qwen/Qwen2.5-Math-PRM-7B", api_key="sk-prm-secret", http_client=client
+    ), sent
 
 
 async def test_reward_server_request_shape_and_parsing() -> None:
     server, sent = prm_server([[0.1, 0.9], [0.7, 0.3]])
     assert await server.score_steps("What is 6*7?", ["6*7 = 42", "Answer: 42"]) == [0.9, 0.3]
-    assert sent == [{
-        "model": "Qwen/Qwen2.5-Math-PRM-7B",
-        "messages": [
-            {"role": "system", "content": "Please reason step by step, and put your final answer within \\boxed{}."},
-            {"role": "user", "content": "What is 6*7?"},
-            {"role": "assistant", "content": "6*7 = 42<extra_0>Answer: 42<extra_0>"},
-        ],
-    }]
+    assert sent == [
+        {
+            "model": "Qwen/Qwen2.5-Math-PRM-7B",
+            "messages": [
+                {
+                    "role": "system",
+                    "content": "Please reason step by step, and put your final answer within \\boxed{}.",
+                },
+                {"role": "user", "content": "What is 6*7?"},
+                {"role": "assistant", "content": "6*7 = 42<extra_0>Answer: 42<extra_0>"},
+            ],
+        }
+    ]
     assert await server.score_steps("What is 6*7?", ["6*7 = 42"]) == [0.9]  # a known prefix: no new request
     assert len(sent) == 1
     assert "sk-prm-secret" not in repr(server)

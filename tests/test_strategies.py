@@ -101,8 +101,9 @@ def test_vote_is_order_independent_including_ties(answers: list[str], rng) -> No
 
 def test_vote_keeps_single_letter_answers() -> None:
     """Normalisers that strip articles turn the answer "A" into nothing; the vote must keep it."""
-    tally = majority_vote([Candidate(text="x", answer="A"), Candidate(text="y", answer="A"),
-                           Candidate(text="z", answer="B")])
+    tally = majority_vote(
+        [Candidate(text="x", answer="A"), Candidate(text="y", answer="A"), Candidate(text="z", answer="B")]
+    )
     assert tally.winner.representative == "A" and tally.winner.votes == 2
 
 
@@ -225,7 +226,6 @@ def test_critique_revise_with_a_model_critic_stops_when_it_finds_nothing() -> No
 # --- tree search -------------------------------------------------------------------------------------------
 
 
-
 def tree_backend() -> ScriptedBackend:
     served: dict[str, itertools.count] = {}
 
@@ -273,8 +273,9 @@ def test_a_thought_that_states_its_answer_ends_its_path(stated: str) -> None:
     result = strategy.run_sync("q", backend=backend)
     assert result.answer == "10" and result.calls == 1  # one thought, final: no deeper step is asked for
     thinking = TreeSearch(mode="dfs", branching=1, max_depth=3, value_fn=lambda q, steps: 0.9)
-    open_ended = thinking.run_sync("q", backend=ScriptedBackend(lambda r: "The answer is not obvious yet",
-                                                                capabilities=SEQUENTIAL))
+    open_ended = thinking.run_sync(
+        "q", backend=ScriptedBackend(lambda r: "The answer is not obvious yet", capabilities=SEQUENTIAL)
+    )
     assert open_ended.calls == 3  # a thought that only mentions an answer goes on to the depth limit
 
 
@@ -282,8 +283,14 @@ def test_a_thought_that_states_its_answer_ends_its_path(stated: str) -> None:
 def test_beam_search_never_keeps_more_than_the_beam_width_per_depth(width: int) -> None:
     counter = itertools.count()
     backend = ScriptedBackend(lambda r: f"step {next(counter)}", capabilities=SEQUENTIAL)
-    strategy = TreeSearch(mode="beam", branching=3, beam_width=width, max_depth=3,
-                          value_fn=lambda q, steps: (hash(steps[-1]) % 100) / 100, prune_below=0.0)
+    strategy = TreeSearch(
+        mode="beam",
+        branching=3,
+        beam_width=width,
+        max_depth=3,
+        value_fn=lambda q, steps: (hash(steps[-1]) % 100) / 100,
+        prune_below=0.0,
+    )
     result = strategy.run_sync("q", backend=backend)
     selects = [n for n in result.graph.nodes() if n.kind == "select"]
     assert len(selects) == 3
@@ -294,8 +301,9 @@ def test_beam_search_never_keeps_more_than_the_beam_width_per_depth(width: int) 
 def test_mcts_visit_counts_add_up() -> None:
     counter = itertools.count()
     backend = ScriptedBackend(lambda r: f"step {next(counter)}", capabilities=SEQUENTIAL)
-    strategy = TreeSearch(mode="mcts", branching=2, max_depth=3, iterations=12,
-                          value_fn=lambda q, steps: (len(steps[-1]) % 7) / 7)
+    strategy = TreeSearch(
+        mode="mcts", branching=2, max_depth=3, iterations=12, value_fn=lambda q, steps: (len(steps[-1]) % 7) / 7
+    )
     result = strategy.run_sync("q", backend=backend)
     assert result.data["root_visits"] == 12
     graph = result.graph
@@ -309,9 +317,17 @@ def test_mcts_visit_counts_add_up() -> None:
 
 # --- budgets, composition and configuration --------------------------------------------------------------
 
-STRATEGY_SPECS = ["direct", "cot", "sc:n=4", "sc:n=4,adaptive=true", "bon:n=3", "critique:max_rounds=2",
-                  "tree:mode=beam,branching=2,max_depth=2", "tree:mode=dfs,branching=2,max_depth=2",
-                  "tree:mode=mcts,branching=2,max_depth=2,iterations=4"]
+STRATEGY_SPECS = [
+    "direct",
+    "cot",
+    "sc:n=4",
+    "sc:n=4,adaptive=true",
+    "bon:n=3",
+    "critique:max_rounds=2",
+    "tree:mode=beam,branching=2,max_depth=2",
+    "tree:mode=dfs,branching=2,max_depth=2",
+    "tree:mode=mcts,branching=2,max_depth=2,iterations=4",
+]
 
 
 def wordy_backend(lengths: list[int]) -> ScriptedBackend:
@@ -329,15 +345,21 @@ def wordy_backend(lengths: list[int]) -> ScriptedBackend:
 
 @pytest.mark.parametrize("spec", STRATEGY_SPECS)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tokens=st.integers(min_value=60, max_value=1500), calls=st.integers(min_value=1, max_value=12),
-       lengths=st.lists(st.integers(min_value=1, max_value=80), min_size=1, max_size=5))
+@given(
+    tokens=st.integers(min_value=60, max_value=1500),
+    calls=st.integers(min_value=1, max_value=12),
+    lengths=st.lists(st.integers(min_value=1, max_value=80), min_size=1, max_size=5),
+)
 def test_every_strategy_honours_the_budget(spec: str, tokens: int, calls: int, lengths: list[int]) -> None:
     strategy = build_strategy(spec, max_tokens=64)
     result = strategy.run_sync("q", backend=wordy_backend(lengths), budget=Budget(tokens=tokens, calls=calls))
     assert result.usage.total_tokens <= tokens
     assert result.usage.calls <= calls
-    answered = [n for n in result.graph.by_status("done")
-                if n.kind in ("generate", "revise", "expand") and n.text and "Answer: 6" in n.text]
+    answered = [
+        n
+        for n in result.graph.by_status("done")
+        if n.kind in ("generate", "revise", "expand") and n.text and "Answer: 6" in n.text
+    ]
     if answered:  # a budget stop still returns the best answer found so far
         assert result.answer == "6"
 
@@ -362,8 +384,11 @@ def test_self_consistency_over_critique_revise_shares_budget_and_trace() -> None
 
 
 def test_best_of_n_over_tree_searches() -> None:
-    strategy = BestOfN(n=2, inner=TreeSearch(mode="dfs", branching=4, max_depth=4, value_fn=value),
-                       reward=lambda q, c: 1.0 if c.accepted else 0.0)
+    strategy = BestOfN(
+        n=2,
+        inner=TreeSearch(mode="dfs", branching=4, max_depth=4, value_fn=value),
+        reward=lambda q, c: 1.0 if c.accepted else 0.0,
+    )
     result = strategy.run_sync("Make 24 from 1 2 3 4", backend=tree_backend(), verifier=MakesTwentyFour())
     assert result.text.endswith("Answer: 2 * 3 * 4 * 1")
 
@@ -408,14 +433,19 @@ def test_a_dollar_budget_prices_each_model_separately() -> None:
     from thinkloop.verifiers.judge import LLMJudge
 
     budget = Budget(dollars=1.0, price=Price(input=1, output=1), prices={"pricey-judge": Price(input=1e3, output=1e3)})
-    result = ChainOfThought().run_sync("q", backend=answers_in_order(["3"]), verifier=LLMJudge(backend=judge),
-                                       budget=budget)
+    result = ChainOfThought().run_sync(
+        "q", backend=answers_in_order(["3"]), verifier=LLMJudge(backend=judge), budget=budget
+    )
     cheap = result.graph.nodes()[1].usage
     assert result.cost is not None and result.cost > (cheap.prompt_tokens + cheap.completion_tokens) / 1e6 * 2
     assert result.cost <= 1.0
     with pytest.raises(ConfigurationError, match="no price for model 'pricey-judge'"):
-        ChainOfThought().run_sync("q", backend=answers_in_order(["3"]), verifier=LLMJudge(backend=judge),
-                                  budget=Budget(dollars=1.0, price=None, prices={"scripted": Price(input=1, output=1)}))
+        ChainOfThought().run_sync(
+            "q",
+            backend=answers_in_order(["3"]),
+            verifier=LLMJudge(backend=judge),
+            budget=Budget(dollars=1.0, price=None, prices={"scripted": Price(input=1, output=1)}),
+        )
 
 
 # --- regressions from review: composition, failures and stops keep the right answer ---------------------

@@ -54,8 +54,7 @@ class Hostile:
 
 
 def test_check_lines_show_a_programs_escape_sequences_inert() -> None:
-    result = ChainOfThought().run_sync("q", backend=ScriptedBackend(lambda request: "Answer: 1"),
-                                       verifier=Hostile())
+    result = ChainOfThought().run_sync("q", backend=ScriptedBackend(lambda request: "Answer: 1"), verifier=Hostile())
     (line,) = verdict_lines(result.graph)[:1]
     assert line.startswith("check 1: rejected: the program printed \\x1b]0;pwned\\x07")
     assert not CONTROL.search(line)
@@ -78,8 +77,20 @@ def test_ask_output_shows_a_servers_escape_sequences_inert(
 
 
 def test_bench_tables_show_escape_sequences_inert() -> None:
-    records = [Record(config="cot", strategy="cot", model=HOSTILE, dataset="d", id=str(i), status="done",
-                      prediction="1", gold="1", correct=True) for i in range(2)]
+    records = [
+        Record(
+            config="cot",
+            strategy="cot",
+            model=HOSTILE,
+            dataset="d",
+            id=str(i),
+            status="done",
+            prediction="1",
+            gold="1",
+            correct=True,
+        )
+        for i in range(2)
+    ]
     from rich.console import Console
 
     console = Console(file=io.StringIO(), width=200, force_terminal=False)

@@ -44,8 +44,15 @@ class ScriptedModel:
 
 def run(model: ScriptedModel, *, budget: int, limit: int, opened: bool = False) -> object:
     return think_then_answer(
-        tokenize("PROMPT"), budget=budget, limit=limit, n_ctx=10_000, prompt_opens_thinking=opened,
-        tokenize=tokenize, sample=model, template_stop=["<|end|>"], answer_stop=[],
+        tokenize("PROMPT"),
+        budget=budget,
+        limit=limit,
+        n_ctx=10_000,
+        prompt_opens_thinking=opened,
+        tokenize=tokenize,
+        sample=model,
+        template_stop=["<|end|>"],
+        answer_stop=[],
     )
 
 
@@ -59,7 +66,7 @@ def test_thinking_stays_in_its_budget_and_the_reply_in_max_tokens(thought: int, 
     assert reply.forced == (think_limit == 0 or thought > think_limit)  # a budget of 0 forces at once
     bridge = FORCE_ANSWER if reply.forced else CLOSE_THINKING
     assert model.contexts[-1] == "PROMPT" + THINK_OPEN + "t" * reply.reasoning_tokens + bridge
-    answer = " 42"[:limit - len(THINK_OPEN) - reply.reasoning_tokens - len(bridge)]  # what max_tokens leaves
+    answer = " 42"[: limit - len(THINK_OPEN) - reply.reasoning_tokens - len(bridge)]  # what max_tokens leaves
     assert reply.text == (ANSWER_PREFIX + answer if reply.forced else answer)
     assert reply.finish_reason == ("stop" if answer == " 42" else "length")
     assert reply.completion_tokens == len(THINK_OPEN) + reply.reasoning_tokens + len(bridge) + len(answer)
@@ -72,9 +79,10 @@ def test_a_template_that_opened_the_block_gets_no_second_opening() -> None:
 
 
 def test_too_few_tokens_for_the_tags_is_one_clear_error() -> None:
-    with pytest.raises(NoRoomToThink, match=re.escape(
-        "max_tokens=20 leaves no room to think and answer: the thinking tags alone take 32 tokens"
-    )):
+    with pytest.raises(
+        NoRoomToThink,
+        match=re.escape("max_tokens=20 leaves no room to think and answer: the thinking tags alone take 32 tokens"),
+    ):
         run(ScriptedModel(5), budget=10, limit=20)
 
 
@@ -88,8 +96,9 @@ def test_a_negative_budget_is_refused() -> None:
 @pytest.mark.integration
 @pytest.mark.anyio
 async def test_smollm2_thinks_within_its_budget_then_answers(smollm2: LlamaCppBackend) -> None:
-    request = ChatRequest.of("What is 12 + 30? Think step by step.", max_tokens=48, temperature=0, seed=3,
-                             thinking_budget=6, n=2)
+    request = ChatRequest.of(
+        "What is 12 + 30? Think step by step.", max_tokens=48, temperature=0, seed=3, thinking_budget=6, n=2
+    )
     completion = await smollm2.complete(request)
     usage = completion.usage
     assert usage.reasoning_tokens == 12 and not usage.reasoning_tokens_estimated  # both cut at 6

@@ -83,7 +83,11 @@ class Program(Strategy):
             elif op.kind == "decide":
                 other = nodes[op.other % len(nodes)]
                 node = ctx.record(
-                    "vote", sorted({base.id, other.id}), strategy=self.name, score=0.5, answer=op.text,
+                    "vote",
+                    sorted({base.id, other.id}),
+                    strategy=self.name,
+                    score=0.5,
+                    answer=op.text,
                     data={"note": op.text, "op": index, "weights": [0.25, 0.75]},
                 )
                 nodes.append(node)
@@ -128,7 +132,9 @@ async def test_a_run_trace_round_trips_through_jsonl_to_an_equal_graph(program: 
 
 def _small_run_trace(path: Path) -> object:
     return ChainOfThought(max_rounds=2).run_sync(
-        "What is 6 * 7?", backend=ScriptedBackend(["Answer: 41", "Answer: 42"]), trace_path=path,
+        "What is 6 * 7?",
+        backend=ScriptedBackend(["Answer: 41", "Answer: 42"]),
+        trace_path=path,
         verifier=AcceptAnswer("42"),
     )
 
@@ -181,8 +187,11 @@ def test_appending_a_run_to_a_trace_torn_by_a_kill_keeps_it_readable(tmp_path: P
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=6),
-       cut=st.integers(min_value=0, max_value=400), chunk=st.sampled_from([1, 3, 16, 1 << 16]))
+@given(
+    lines=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=6),
+    cut=st.integers(min_value=0, max_value=400),
+    chunk=st.sampled_from([1, 3, 16, 1 << 16]),
+)
 def test_the_torn_line_repair_reads_only_the_tail_and_agrees_with_reading_it_all(
     tmp_path_factory: pytest.TempPathFactory, lines: list[int], cut: int, chunk: int
 ):
@@ -287,6 +296,7 @@ async def test_stream_yields_events_live_and_ends_with_run_finished(tmp_path: Pa
     assert result.stop_reason == "accepted"
     assert isinstance(seen[0], RunStarted)
     assert isinstance(seen[-1], RunFinished) and seen[-1].answer == "42"
+
     # The stream carries the file's events (the ones before the watcher started compacted to each node's
     # latest version, depending on when the scheduler ran it), in order, and rebuilds the same graph.
     # (The file writes a call's "running" line without its request, which the call's outcome line carries.)

@@ -25,7 +25,9 @@ def usages(draw: st.DrawFn) -> Usage:
     cached_cap = prompt if prompt is not None else 10**7
     cached = draw(st.none() | st.integers(min_value=0, max_value=cached_cap))
     return Usage(
-        prompt_tokens=prompt, completion_tokens=completion, reasoning_tokens=reasoning,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        reasoning_tokens=reasoning,
         cached_prompt_tokens=cached,
     )
 

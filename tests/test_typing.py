@@ -61,9 +61,24 @@ def test_a_users_code_is_type_checked_against_thinkloop(tmp_path: Path) -> None:
     (tmp_path / "mypy.ini").write_text("[mypy]\n[mypy-openai.*,networkx.*]\nfollow_imports = skip\n")
     env = {k: v for k, v in os.environ.items() if k not in {"MYPYPATH", "MYPY_CACHE_DIR"}}
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", "--cache-dir", str(tmp_path / "cache"),
-         "--no-color-output", "ok.py", "wrong.py"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=110, check=False,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            "mypy.ini",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-color-output",
+            "ok.py",
+            "wrong.py",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
     )
     errors = set(re.findall(r"^(\w+\.py):(\d+): error: .*\[([a-z-]+)\]$", done.stdout, re.MULTILINE))
     assert errors == {

@@ -63,7 +63,8 @@ def test_an_answer_no_strategy_checked_is_checked_once_at_the_end() -> None:
 
 def test_rounds_that_never_pass_say_so() -> None:
     result = ChainOfThought(max_rounds=3).run_sync(
-        "One sentence about rain in exactly 7 words.", backend=cycle("You wrote 14 words, try again."),
+        "One sentence about rain in exactly 7 words.",
+        backend=cycle("You wrote 14 words, try again."),
         verifier=WordCount(7),
     )
     assert result.verdict == "failed" and result.stop_reason == "max_rounds"
@@ -96,10 +97,14 @@ def test_every_branch_pruned_says_so_and_an_answer_from_a_pruned_thought_is_flag
 
     result = TreeSearch(branching=2, max_depth=3).run_sync("q", backend=ScriptedBackend(reply))
     assert result.stop_reason == "completed"
-    assert result.stop_detail.startswith("every branch was pruned (1 thought valued below 0.3) before any reached "
-                                         "an answer; answering from the best unfinished thought (value 0.10)")
-    assert any(w.startswith("the answer comes from a pruned branch (node ") and "value 0.10 < 0.3" in w
-               for w in result.warnings)
+    assert result.stop_detail.startswith(
+        "every branch was pruned (1 thought valued below 0.3) before any reached "
+        "an answer; answering from the best unfinished thought (value 0.10)"
+    )
+    assert any(
+        w.startswith("the answer comes from a pruned branch (node ") and "value 0.10 < 0.3" in w
+        for w in result.warnings
+    )
 
 
 def test_a_budget_that_cannot_fit_one_call_says_what_one_call_reserves() -> None:
@@ -107,8 +112,9 @@ def test_a_budget_that_cannot_fit_one_call_says_what_one_call_reserves() -> None
 
     result = ChainOfThought().run_sync("q", backend=cycle("Answer: 1"), budget=Budget(tokens=60))
     assert result.stop_reason == "budget" and result.answer is None
-    assert result.stop_detail.startswith("the budget (tokens 0 of 60) cannot fit one call (one call reserves its "
-                                         "prompt plus 512 completion tokens")
+    assert result.stop_detail.startswith(
+        "the budget (tokens 0 of 60) cannot fit one call (one call reserves its prompt plus 512 completion tokens"
+    )
 
 
 def test_the_trace_carries_the_verdict_for_the_viewer_and_opentelemetry(tmp_path: Path) -> None:
@@ -117,7 +123,10 @@ def test_the_trace_carries_the_verdict_for_the_viewer_and_opentelemetry(tmp_path
     finished = load_trace(trace)[-1]
     assert finished.kind == "run_finished"
     assert (finished.verdict, finished.warnings, finished.stop_detail) == (
-        "failed", result.warnings, result.stop_detail)
+        "failed",
+        result.warnings,
+        result.stop_detail,
+    )
 
     from thinkloop.view.document import build_document
 
@@ -176,8 +185,9 @@ def test_exit_3_when_the_check_failed_and_the_answer_is_not_shown_as_a_success(
 def test_a_text_check_never_prints_a_number_from_the_sentence_as_the_answer(
     replies: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = ask(replies, ["You wrote 14 words, try again."], "One sentence about rain in exactly 7 words.",
-               "--check", "words:7")
+    code = ask(
+        replies, ["You wrote 14 words, try again."], "One sentence about rain in exactly 7 words.", "--check", "words:7"
+    )
     out, err = capsys.readouterr()
     assert code == 3
     assert not [line for line in out.splitlines() if line.startswith("Answer")]
@@ -195,29 +205,33 @@ def test_a_passing_text_check_exits_0_and_json_has_the_verdict(
     assert payload["stop_detail"].startswith("the check accepted the answer")
 
 
-def test_exit_5_when_the_budget_runs_out_first(
-    replies: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_exit_5_when_the_budget_runs_out_first(replies: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code = ask(replies, ["Answer: 1"], "What is 12 + 30?", "--budget-tokens", "60")
     assert code == 5
     assert capsys.readouterr().err.startswith(
         "thinkloop: budget exhausted: the budget (tokens 0 of 60) cannot fit one call (one call reserves its "
-        "prompt plus 512 completion tokens")
+        "prompt plus 512 completion tokens"
+    )
 
 
 def test_a_base_url_without_a_scheme_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ask", "q", "--base-url", "127.0.0.1:8080/v1", "--model", "m"]) == 2
     assert capsys.readouterr().err == (
         "thinkloop: error: --base-url '127.0.0.1:8080/v1' is not an http:// or https:// URL; did you mean "
-        "http://127.0.0.1:8080/v1?\n")
+        "http://127.0.0.1:8080/v1?\n"
+    )
 
 
 def test_view_of_a_results_file_is_one_line_that_says_what_it_is(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     results = tmp_path / "results.jsonl"
-    results.write_text(json.dumps({"config": "c", "strategy": "cot", "model": "m", "dataset": "d", "id": "1",
-                                   "status": "done", "gold": "1"}) + "\n")
+    results.write_text(
+        json.dumps(
+            {"config": "c", "strategy": "cot", "model": "m", "dataset": "d", "id": "1", "status": "done", "gold": "1"}
+        )
+        + "\n"
+    )
     assert main(["view", str(results)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "validation error" not in err
@@ -233,8 +247,10 @@ def test_bench_records_and_the_report_carry_the_verdict(tmp_path: Path) -> None:
     from thinkloop.bench.runner import run_benchmark
     from thinkloop.bench.store import read_records
 
-    problems = (Problem(id="a", question="pH?", answer="", check={"kind": "number", "value": 3, "tolerance": 0.05}),
-                Problem(id="b", question="pH?", answer="", check={"kind": "number", "value": 5}))
+    problems = (
+        Problem(id="a", question="pH?", answer="", check={"kind": "number", "value": 3, "tolerance": 0.05}),
+        Problem(id="b", question="pH?", answer="", check={"kind": "number", "value": 5}),
+    )
     data = Dataset(name="ph", path=Path("<ph>"), problems=problems)
     out = tmp_path / "r.jsonl"
     anyio.run(lambda: run_benchmark([data], ["bon:n=2"], [cycle("Answer: 3")], out))
@@ -249,14 +265,17 @@ def test_bench_records_and_the_report_carry_the_verdict(tmp_path: Path) -> None:
 
 
 # --- vote keys: the value an answer states --------------------------------------------------------------------
-@pytest.mark.parametrize(("written", "key"), [
-    ("0*(-3), which equals 0 because anything times zero is zero", "0"),
-    ("actually 42", "42"),
-    ("So, 42", "42"),
-    ("42", "42"),
-    ("x = 5", "x = 5"),  # an equation is not a worked value: left to the equivalence rules
-    ("actually", "actually"),
-])
+@pytest.mark.parametrize(
+    ("written", "key"),
+    [
+        ("0*(-3), which equals 0 because anything times zero is zero", "0"),
+        ("actually 42", "42"),
+        ("So, 42", "42"),
+        ("42", "42"),
+        ("x = 5", "x = 5"),  # an equation is not a worked value: left to the equivalence rules
+        ("actually", "actually"),
+    ],
+)
 def test_vote_keys_are_the_value_stated(written: str, key: str) -> None:
     from thinkloop.strategies.vote import vote_form
 
@@ -276,8 +295,10 @@ def test_auto_says_which_stages_ran_and_that_none_was_accepted() -> None:
     from thinkloop.strategies.auto import Auto
 
     result = Auto(bon_n=2, revise_rounds=1).run_sync(
-        "One sentence about rain in exactly 7 words.", backend=cycle("You wrote 14 words, try again."),
-        verifier=WordCount(7))
+        "One sentence about rain in exactly 7 words.",
+        backend=cycle("You wrote 14 words, try again."),
+        verifier=WordCount(7),
+    )
     assert result.verdict == "failed" and result.stop_reason == "completed"
     assert result.stop_detail.startswith("no stage accepted an answer (one answer, then bon:n=2")
     assert "critique" in result.stop_detail

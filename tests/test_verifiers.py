@@ -54,8 +54,15 @@ class Fixed:
 
 
 def test_every_builtin_verifier_satisfies_the_protocol() -> None:
-    for verifier in (AnswerPresent(), FormatVerifier("x"), MathAnswerVerifier("1"), LLMJudge(),
-                     AllOf(AnswerPresent()), AnyOf(AnswerPresent()), Weighted([(AnswerPresent(), 1.0)])):
+    for verifier in (
+        AnswerPresent(),
+        FormatVerifier("x"),
+        MathAnswerVerifier("1"),
+        LLMJudge(),
+        AllOf(AnswerPresent()),
+        AnyOf(AnswerPresent()),
+        Weighted([(AnswerPresent(), 1.0)]),
+    ):
         assert isinstance(verifier, Verifier)
 
 

@@ -17,8 +17,18 @@ def verdict(verifier: object, text: str, answer: str | None = None) -> Verdict:
     return anyio.run(verifier.verify, "q", Candidate(text=text, answer=answer))  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("answer", "value"), [("2", 2.0), ("$1,200", 1200.0), ("3/4", 0.75), ("pH = 2.0", 2.0),
-                                               ("about 1e-3", 1e-3), (None, None), ("none", None)])
+@pytest.mark.parametrize(
+    ("answer", "value"),
+    [
+        ("2", 2.0),
+        ("$1,200", 1200.0),
+        ("3/4", 0.75),
+        ("pH = 2.0", 2.0),
+        ("about 1e-3", 1e-3),
+        (None, None),
+        ("none", None),
+    ],
+)
 def test_number_in(answer: str | None, value: float | None) -> None:
     assert number_in(answer) == value
 

@@ -35,7 +35,8 @@ def test_game24_accepts_only_each_number_once_making_24() -> None:
     assert wrong.feedback == "4 * 7 - 8 + 8 = 28, not 24." and 0.5 < wrong.score < 1
     missing = verdict(check, "Answer: 4 * 6")
     assert missing.feedback == (
-        "Use each of 4, 7, 8, 8 exactly once: it does not use 7, 8, 8; it uses 6, which is not allowed.")
+        "Use each of 4, 7, 8, 8 exactly once: it does not use 7, 8, 8; it uses 6, which is not allowed."
+    )
     partial = verdict(check, "8 / 8 = 1")
     assert not partial.accepted and partial.score > missing.score  # a step with given numbers is progress
     assert verdict(check, "I like puzzles").score == 0.0
@@ -59,7 +60,8 @@ def test_sum_product() -> None:
     assert verdict(classic, "Answer: 1, 2 and 3").accepted
     assert verdict(classic, "Answer: 1 + 2 + 3 = 6").accepted  # the sum shown after '=' is not a fourth number
     assert verdict(classic, "Answer: 1 + 2 + 4 = 7").feedback == (
-        "1 + 2 + 4 = 7 and 1 × 2 × 4 = 8, but the sum must equal the product.")
+        "1 + 2 + 4 = 7 and 1 × 2 × 4 = 8, but the sum must equal the product."
+    )
     assert verdict(classic, "Answer: 1, 2").feedback == "Give exactly 3 positive whole numbers; the answer has 2."
     assert not verdict(classic, "Answer: 0, 0, 0").accepted
     assert not verdict(SumProduct(3, distinct=True), "Answer: 2, 2, 2").accepted

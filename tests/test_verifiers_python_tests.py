@@ -47,10 +47,13 @@ def test_each_failing_test_comes_back_with_what_it_got(sandbox: ProgramVerifier)
 
 
 def test_an_invented_library_is_named_before_anything_runs(sandbox: ProgramVerifier) -> None:
-    result = verdict(PythonTests(TESTS, sandbox=sandbox),
-                     "import fastmath_pro\nfrom os import path\ndef add(a, b):\n    return fastmath_pro.add(a, b)")
+    result = verdict(
+        PythonTests(TESTS, sandbox=sandbox),
+        "import fastmath_pro\nfrom os import path\ndef add(a, b):\n    return fastmath_pro.add(a, b)",
+    )
     assert result.feedback == (
-        "The program imports 'fastmath_pro', which does not exist here. Use only the Python standard library.")
+        "The program imports 'fastmath_pro', which does not exist here. Use only the Python standard library."
+    )
     assert unresolved_imports("import os, json\nfrom collections import abc\nimport anyio") == []
     assert unresolved_imports("import not_a_module_xyz.sub\nfrom . import sibling") == ["not_a_module_xyz"]
 
@@ -80,14 +83,19 @@ def test_tests_must_be_python_with_an_assert() -> None:
     assert plan.judged and plan.probes == []
 
 
-@pytest.mark.parametrize(("reply", "program"), [
-    ("```python\ndef f(x):\n    return x\n```\nDone.", "def f(x):\n    return x\n"),
-    ("Here's the code:\n```python\ndef f(x):\n    return x + 1\n", "def f(x):\n    return x + 1\n"),  # cut off
-    ("Here's how:\ndef f(x):\n    return x\nThis works because it returns x.", "def f(x):\n    return x"),
-    ("import math\ndef f(x):\n    return math.floor(x)\nprint(f('a",
-     "import math\ndef f(x):\n    return math.floor(x)"),
-    ("I can't write code, it's prose.", ""),
-])
+@pytest.mark.parametrize(
+    ("reply", "program"),
+    [
+        ("```python\ndef f(x):\n    return x\n```\nDone.", "def f(x):\n    return x\n"),
+        ("Here's the code:\n```python\ndef f(x):\n    return x + 1\n", "def f(x):\n    return x + 1\n"),  # cut off
+        ("Here's how:\ndef f(x):\n    return x\nThis works because it returns x.", "def f(x):\n    return x"),
+        (
+            "import math\ndef f(x):\n    return math.floor(x)\nprint(f('a",
+            "import math\ndef f(x):\n    return math.floor(x)",
+        ),
+        ("I can't write code, it's prose.", ""),
+    ],
+)
 def test_the_program_is_found_in_what_a_model_actually_writes(reply: str, program: str) -> None:
     from thinkloop.verifiers.python_tests import program_in
 
@@ -96,4 +104,5 @@ def test_the_program_is_found_in_what_a_model_actually_writes(reply: str, progra
 
 def test_prose_without_code_is_no_program(sandbox: ProgramVerifier) -> None:
     assert verdict(PythonTests(TESTS, sandbox=sandbox), "It's easy, just add them.").feedback == (
-        "There is no program. Write the function in a ```python block.")
+        "There is no program. Write the function in a ```python block."
+    )

@@ -18,33 +18,39 @@ from thinkloop.verifiers.spec import check_overrides, parse_check, verifier_from
 from thinkloop.verifiers.words import WordCount
 
 
-@pytest.mark.parametrize(("text", "check"), [
-    ("words:12", {"kind": "words", "n": 12}),
-    ("words:12+-1", {"kind": "words", "n": 12, "tolerance": 1}),
-    ("number:7.2", {"kind": "number", "value": 7.2}),
-    ("number:2.0±0.05", {"kind": "number", "value": 2.0, "tolerance": 0.05}),
-    ("number: -1e-3 +- 1e-4", {"kind": "number", "value": -1e-3, "tolerance": 1e-4}),
-    ("regex:^a,b:c$", {"kind": "regex", "pattern": "^a,b:c$"}),
-    ("tests:t.py", {"kind": "tests", "file": "t.py"}),
-    ("lowercase", {"kind": "lowercase"}),
-    ("No_Commas", {"kind": "no-commas"}),
-    ("ends-with:today", {"kind": "ends-with", "word": "today"}),
-    ("keyword:sea*2", {"kind": "keyword", "word": "sea", "times": 2}),
-    ("game24:4,7,8,8", {"kind": "game24", "numbers": [4, 7, 8, 8]}),
-    ("sum-product:3", {"kind": "sum-product", "count": 3}),
-])
+@pytest.mark.parametrize(
+    ("text", "check"),
+    [
+        ("words:12", {"kind": "words", "n": 12}),
+        ("words:12+-1", {"kind": "words", "n": 12, "tolerance": 1}),
+        ("number:7.2", {"kind": "number", "value": 7.2}),
+        ("number:2.0±0.05", {"kind": "number", "value": 2.0, "tolerance": 0.05}),
+        ("number: -1e-3 +- 1e-4", {"kind": "number", "value": -1e-3, "tolerance": 1e-4}),
+        ("regex:^a,b:c$", {"kind": "regex", "pattern": "^a,b:c$"}),
+        ("tests:t.py", {"kind": "tests", "file": "t.py"}),
+        ("lowercase", {"kind": "lowercase"}),
+        ("No_Commas", {"kind": "no-commas"}),
+        ("ends-with:today", {"kind": "ends-with", "word": "today"}),
+        ("keyword:sea*2", {"kind": "keyword", "word": "sea", "times": 2}),
+        ("game24:4,7,8,8", {"kind": "game24", "numbers": [4, 7, 8, 8]}),
+        ("sum-product:3", {"kind": "sum-product", "count": 3}),
+    ],
+)
 def test_parse_check(text: str, check: dict[str, object]) -> None:
     assert parse_check(text) == check
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("sentences:3", "unknown check 'sentences'; known checks: words, regex"),
-    ("words", "check 'words': words needs an argument (words:...)"),
-    ("words:twelve", "check 'words:twelve': 'twelve' is not a whole number"),
-    ("number:abc", "check 'number:abc': 'abc' is not a number"),
-    ("regex:(", "invalid regular expression '('"),
-    ("tests:/no/such/file.py", "check tests: /no/such/file.py: no such file"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sentences:3", "unknown check 'sentences'; known checks: words, regex"),
+        ("words", "check 'words': words needs an argument (words:...)"),
+        ("words:twelve", "check 'words:twelve': 'twelve' is not a whole number"),
+        ("number:abc", "check 'number:abc': 'abc' is not a number"),
+        ("regex:(", "invalid regular expression '('"),
+        ("tests:/no/such/file.py", "check tests: /no/such/file.py: no such file"),
+    ],
+)
 def test_a_bad_check_is_one_error_naming_it(text: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         verifier_from_check(text)
@@ -76,8 +82,7 @@ def test_chain_of_thought_loops_when_given_a_check() -> None:
     assert check_overrides("cot", None) == {}
 
 
-def test_a_bad_check_on_the_command_line_is_one_line_before_any_model_loads(
-        capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_check_on_the_command_line_is_one_line_before_any_model_loads(capsys: pytest.CaptureFixture[str]) -> None:
     from thinkloop.cli import main
 
     assert main(["ask", "Say hi.", "--check", "sentences:3"]) == 1
@@ -89,8 +94,23 @@ def test_a_bad_check_on_the_command_line_is_one_line_before_any_model_loads(
 def test_bench_run_refuses_a_bad_check_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from thinkloop.cli import main
 
-    code = main(["bench", "run", "simulated", "--simulated", "0.5", "--limit", "2", "--strategy", "direct",
-                 "--check", "number:{answer}+-x", "--out", str(tmp_path / "r.jsonl")])
+    code = main(
+        [
+            "bench",
+            "run",
+            "simulated",
+            "--simulated",
+            "0.5",
+            "--limit",
+            "2",
+            "--strategy",
+            "direct",
+            "--check",
+            "number:{answer}+-x",
+            "--out",
+            str(tmp_path / "r.jsonl"),
+        ]
+    )
     assert code == 1
     assert "check 'number:" in capsys.readouterr().err
     assert not (tmp_path / "r.jsonl").exists() or not (tmp_path / "r.jsonl").read_text().strip()

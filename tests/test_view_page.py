@@ -39,8 +39,12 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
     in this thread, so no strategy can run while it is up)."""
     root = tmp_path_factory.mktemp("pages")
     built = {}
-    for name, build in [("sc", view_traces.self_consistency), ("tree", view_traces.tree_search),
-                        ("inject", view_traces.injected), ("think", view_traces.reasoning)]:
+    for name, build in [
+        ("sc", view_traces.self_consistency),
+        ("tree", view_traces.tree_search),
+        ("inject", view_traces.injected),
+        ("think", view_traces.reasoning),
+    ]:
         trace = root / f"{name}.jsonl"
         built[name] = Built(build(trace), write_trace_html(trace, root / f"{name}.html"))
     built["failed"] = Built(view_traces.failed_check(root / "failed.jsonl"), None)  # type: ignore[arg-type]
@@ -224,9 +228,7 @@ def test_the_page_makes_no_network_request_and_its_policy_forbids_any(pages, ope
     page = open_page(pages["tree"].html)
     page.page.click("#zoom-fit")
     page.page.click("#zoom-answer")
-    outcome = page.page.evaluate(
-        "fetch('http://127.0.0.1:9/beacon').then(() => 'sent', () => 'blocked')"
-    )
+    outcome = page.page.evaluate("fetch('http://127.0.0.1:9/beacon').then(() => 'sent', () => 'blocked')")
     assert outcome == "blocked"
     assert page.requests == [page.url]
 

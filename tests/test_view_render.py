@@ -67,7 +67,11 @@ def test_a_self_consistency_run_becomes_its_nodes_path_totals_and_limits(tmp_pat
     assert run["path"] == [n.id for n in result.answer_path()]
     totals, usage = run["totals"], result.usage
     assert (totals["calls"], totals["prompt_tokens"], totals["completion_tokens"], totals["tokens"]) == (
-        usage.calls, usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+        usage.calls,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.total_tokens,
+    )
     assert run["limits"] == {"tokens": 20_000, "calls": 20}
     assert run["seconds"] == pytest.approx(result.latency_s, abs=0.05)
     calls = [n for n in run["nodes"] if "request" in n]
@@ -193,8 +197,10 @@ def test_view_of_a_bench_traces_directory_holds_every_run(tmp_path: Path, capsys
     ("setup", "message"),
     [
         (lambda d: None, "no such trace file: {d}/missing.jsonl"),
-        (lambda d: (d / "missing.jsonl").write_text('{"kind": "node"}\n{}\n'),
-         "thinkloop view: error: {d}/missing.jsonl:1: not a trace event:"),
+        (
+            lambda d: (d / "missing.jsonl").write_text('{"kind": "node"}\n{}\n'),
+            "thinkloop view: error: {d}/missing.jsonl:1: not a trace event:",
+        ),
         (lambda d: (d / "missing.jsonl").mkdir(), "no *.jsonl trace files under {d}/missing.jsonl"),
     ],
 )
@@ -214,8 +220,21 @@ def mock_server() -> Iterator[MockServerProcess]:
 
 def test_ask_view_writes_the_page_beside_the_trace(mock_server: MockServerProcess, tmp_path: Path, capsys) -> None:
     trace = tmp_path / "ask.jsonl"
-    code = main(["ask", "What is 2 + 3?", "--base-url", mock_server.base_url, "--model", "mock",
-                 "--strategy", "sc:n=3", "--trace", str(trace), "--view"])
+    code = main(
+        [
+            "ask",
+            "What is 2 + 3?",
+            "--base-url",
+            mock_server.base_url,
+            "--model",
+            "mock",
+            "--strategy",
+            "sc:n=3",
+            "--trace",
+            str(trace),
+            "--view",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert captured.err == f"view: {tmp_path / 'ask.html'}\n"

@@ -28,15 +28,22 @@ INJECTION = (
 )
 
 
-def self_consistency(path: Path, *, answers: tuple[str, ...] = ("42", "42", "41", "42", "40"),
-                     latency: float = 0.02, budget: Budget | None = None) -> Result:
+def self_consistency(
+    path: Path,
+    *,
+    answers: tuple[str, ...] = ("42", "42", "41", "42", "40"),
+    latency: float = 0.02,
+    budget: Budget | None = None,
+) -> Result:
     """Five concurrent samples and a vote: 42 wins 3 to 1 to 1."""
     replies = iter(answers)
-    backend = ScriptedBackend(lambda request: f"Let me think step by step. Answer: {next(replies)}",
-                              latency=latency, capabilities=SEQUENTIAL)
+    backend = ScriptedBackend(
+        lambda request: f"Let me think step by step. Answer: {next(replies)}", latency=latency, capabilities=SEQUENTIAL
+    )
     strategy = SelfConsistency(n=len(answers))
-    return strategy.run_sync("What is 6 * 7?", backend=backend, trace_path=path,
-                             budget=budget or Budget(tokens=20_000, calls=20))
+    return strategy.run_sync(
+        "What is 6 * 7?", backend=backend, trace_path=path, budget=budget or Budget(tokens=20_000, calls=20)
+    )
 
 
 def failed_check(path: Path) -> Result:
@@ -45,8 +52,7 @@ def failed_check(path: Path) -> Result:
 
     replies = iter(["Answer: 42", "Answer: 42", "I do not know.", "Answer: 41"])
     backend = ScriptedBackend(lambda request: next(replies), capabilities=SEQUENTIAL)
-    return SelfConsistency(n=4).run_sync("What is 6 * 7?", backend=backend, trace_path=path,
-                                         verifier=NumberWithin(40))
+    return SelfConsistency(n=4).run_sync("What is 6 * 7?", backend=backend, trace_path=path, verifier=NumberWithin(40))
 
 
 # A Game-of-24 puzzle: only "2 * 3 = 6" leads to 24; two better-valued branches are dead ends, so depth-first
@@ -73,10 +79,16 @@ def tree_search(path: Path, *, sinks: tuple = ()) -> Result:
         options = TREE.get(state, ["Answer: 0"])
         return options[next(served.setdefault(state, itertools.count())) % len(options)]
 
-    strategy = TreeSearch(mode="dfs", branching=4, max_depth=4,
-                          value_fn=lambda question, steps: VALUE.get(steps[-1], 0.5))
-    return strategy.run_sync("Make 24 from 1 2 3 4", backend=ScriptedBackend(reply, capabilities=SEQUENTIAL),
-                             verifier=MakesTwentyFour(), trace_path=path, sinks=sinks)
+    strategy = TreeSearch(
+        mode="dfs", branching=4, max_depth=4, value_fn=lambda question, steps: VALUE.get(steps[-1], 0.5)
+    )
+    return strategy.run_sync(
+        "Make 24 from 1 2 3 4",
+        backend=ScriptedBackend(reply, capabilities=SEQUENTIAL),
+        verifier=MakesTwentyFour(),
+        trace_path=path,
+        sinks=sinks,
+    )
 
 
 def injected(path: Path) -> Result:
@@ -90,7 +102,11 @@ def big_beam_search(path: Path, *, beam_width: int, branching: int, max_depth: i
     counter = itertools.count()
     backend = ScriptedBackend(lambda request: f"step {next(counter)}", capabilities=SEQUENTIAL)
     strategy: Strategy = TreeSearch(
-        mode="beam", branching=branching, beam_width=beam_width, max_depth=max_depth, prune_below=0.0,
+        mode="beam",
+        branching=branching,
+        beam_width=beam_width,
+        max_depth=max_depth,
+        prune_below=0.0,
         value_fn=lambda question, steps: int(steps[-1].split()[-1]) * 37 % 100 / 100,
     )
     return strategy.run_sync("Grow a wide tree", backend=backend, trace_path=path)
@@ -117,8 +133,11 @@ def tiled(source: Path, out: Path, *, nodes: int) -> int:
         if line["kind"] == "node":
             first.setdefault(line["node"]["id"], line)
             last[line["node"]["id"]] = line
-    node_lines = [line for line in lines if line["kind"] == "node"
-                  and (first[line["node"]["id"]] is line or last[line["node"]["id"]] is line)]
+    node_lines = [
+        line
+        for line in lines
+        if line["kind"] == "node" and (first[line["node"]["id"]] is line or last[line["node"]["id"]] is line)
+    ]
     size = max(line["node"]["id"] for line in node_lines) + 1
     copies = -(-(nodes - 1) // (size - 1))
     with out.open("w", encoding="utf-8") as file:

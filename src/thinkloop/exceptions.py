@@ -51,8 +51,13 @@ class BackendError(ThinkloopError):
     retryable: bool = False
 
     def __init__(
-        self, message: str = "", *, retryable: bool | None = None, retry_after: float | None = None,
-        maybe_billed: bool = False, status: int | None = None,
+        self,
+        message: str = "",
+        *,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        maybe_billed: bool = False,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         if retryable is not None:
@@ -73,10 +78,18 @@ class BackendTimeout(BackendError):
 
     retryable = True
 
-    def __init__(self, message: str = "", *, retryable: bool | None = None, retry_after: float | None = None,
-                 maybe_billed: bool = True, status: int | None = None) -> None:
-        super().__init__(message, retryable=retryable, retry_after=retry_after, maybe_billed=maybe_billed,
-                         status=status)
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        maybe_billed: bool = True,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(
+            message, retryable=retryable, retry_after=retry_after, maybe_billed=maybe_billed, status=status
+        )
 
 
 class ModelNotFound(BackendError):

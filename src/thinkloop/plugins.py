@@ -47,7 +47,10 @@ class Plugin:
 def _load(kind: PluginKind, point: EntryPoint) -> Plugin:
     dist = point.dist
     plugin = partial(
-        Plugin, kind=kind, name=point.name, target=point.value,
+        Plugin,
+        kind=kind,
+        name=point.name,
+        target=point.value,
         distribution=dist.metadata["Name"] if dist is not None else None,
         version=dist.version if dist is not None else None,
     )

@@ -241,9 +241,13 @@ def lazy_exports(
     """``__all__``, ``__getattr__`` and ``__dir__`` for ``package``, whose ``exports`` map each public name
     to the module that defines it: relative to the package, or a whole ``thinkloop.`` name for one that lives
     elsewhere (a shared module the package re-exports)."""
-    return _loaded_on_first_use(package, {
-        name: module if module.startswith("thinkloop.") else f"{package}.{module}" for name, module in exports.items()
-    })
+    return _loaded_on_first_use(
+        package,
+        {
+            name: module if module.startswith("thinkloop.") else f"{package}.{module}"
+            for name, module in exports.items()
+        },
+    )
 
 
 _TYPE_CHECKING_BLOCK = re.compile(r"^if (?:typing\.)?TYPE_CHECKING:\n((?:[ \t]+.*\n|[ \t]*\n)+)", re.MULTILINE)
@@ -272,8 +276,9 @@ def exports_of_imports(
             continue
         found = _EXPORT_LINE.fullmatch(line)
         if found is None:
-            raise ImportError(f"{source}: expected 'from MODULE import NAME as NAME' in its TYPE_CHECKING block, "
-                              f"got {line!r}")
+            raise ImportError(
+                f"{source}: expected 'from MODULE import NAME as NAME' in its TYPE_CHECKING block, got {line!r}"
+            )
         homes[found[2]] = found[1]
     names, getattr_, _ = _loaded_on_first_use(package, homes)
     exported = [*names, *extra]

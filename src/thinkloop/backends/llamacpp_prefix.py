@@ -73,7 +73,11 @@ def kept_prefix(tokens: Sequence[int], n_batch: int) -> tuple[int, ...]:
 
 
 def evaluate(
-    llama: Any, tokens: Sequence[int], reuse: int, n_batch: int, check: Callable[[], None] = lambda: None,
+    llama: Any,
+    tokens: Sequence[int],
+    reuse: int,
+    n_batch: int,
+    check: Callable[[], None] = lambda: None,
 ) -> None:
     """Evaluate ``tokens`` after their first ``reuse``, in chunks ending where a fresh evaluation's end;
     ``check`` runs before each chunk (it raises to cancel)."""
@@ -131,7 +135,7 @@ class PrefixCache:
 
     def store(self, entry: Entry) -> None:
         """Keep ``entry``, dropping entries it extends, then the least recently used until all fit."""
-        for key in [k for k in self._entries if entry.tokens[:len(k)] == k]:
+        for key in [k for k in self._entries if entry.tokens[: len(k)] == k]:
             self._drop(key)
         if entry.nbytes > self.capacity_bytes:
             return

@@ -53,8 +53,16 @@ class NoRoomToThink(ValueError):
 
 
 def think_then_answer(
-    prompt: list[int], *, budget: int, limit: int, n_ctx: int, prompt_opens_thinking: bool,
-    tokenize: Tokenize, sample: Sample, template_stop: Sequence[str], answer_stop: Sequence[str],
+    prompt: list[int],
+    *,
+    budget: int,
+    limit: int,
+    n_ctx: int,
+    prompt_opens_thinking: bool,
+    tokenize: Tokenize,
+    sample: Sample,
+    template_stop: Sequence[str],
+    answer_stop: Sequence[str],
 ) -> ThoughtAnswer:
     """Think after ``prompt`` for at most ``budget`` tokens, then answer, within ``limit`` tokens in all."""
     opening = [] if prompt_opens_thinking else tokenize(THINK_OPEN)
@@ -79,7 +87,10 @@ def think_then_answer(
     answer, answer_finish, answer_tokens = sample(context, room, [*template_stop, *answer_stop])
     text = f"{ANSWER_PREFIX}{answer}" if forced else answer
     return ThoughtAnswer(
-        reasoning=thought.strip(), text=text, finish_reason=answer_finish, forced=forced,
+        reasoning=thought.strip(),
+        text=text,
+        finish_reason=answer_finish,
+        forced=forced,
         completion_tokens=len(opening) + thought_tokens + len(bridge) + answer_tokens,
         reasoning_tokens=thought_tokens,
     )
@@ -91,8 +102,16 @@ def opens_thinking(tail: str) -> bool:
 
 
 def generate_thinking(
-    llama_cpp: Any, llama: Any, request: ChatRequest, prompt: tuple[list[int], list[str], Any], *, budget: int,
-    n_ctx: int, params: dict[str, Any], cancelled: threading.Event, name: str,
+    llama_cpp: Any,
+    llama: Any,
+    request: ChatRequest,
+    prompt: tuple[list[int], list[str], Any],
+    *,
+    budget: int,
+    n_ctx: int,
+    params: dict[str, Any],
+    cancelled: threading.Event,
+    name: str,
 ) -> tuple[list[Choice], Usage]:
     """Every choice of ``request`` under a thinking budget, one after another on ``llama`` (the caller holds
     its lock); the prompt is billed once, as on the backend's other paths."""
@@ -111,7 +130,10 @@ def generate_thinking(
 
         def sample(context: list[int], max_tokens: int, stop: Sequence[str], seed: int | None = seed) -> Any:
             reply = llama.create_completion(
-                prompt=context, stop=list(stop), seed=seed, stopping_criteria=criteria,
+                prompt=context,
+                stop=list(stop),
+                seed=seed,
+                stopping_criteria=criteria,
                 **(params | {"max_tokens": max_tokens}),
             )
             if cancelled.is_set():
@@ -123,8 +145,15 @@ def generate_thinking(
             llama.reset()  # a seeded request reproduces: no prefix cache from an earlier request
         try:
             reply = think_then_answer(
-                tokens, budget=budget, limit=limit, n_ctx=n_ctx, prompt_opens_thinking=opened, tokenize=tokenize,
-                sample=sample, template_stop=template_stop, answer_stop=request.stop or (),
+                tokens,
+                budget=budget,
+                limit=limit,
+                n_ctx=n_ctx,
+                prompt_opens_thinking=opened,
+                tokenize=tokenize,
+                sample=sample,
+                template_stop=template_stop,
+                answer_stop=request.stop or (),
             )
         except NoRoomToThink as exc:
             raise BackendError(f"{name}: {exc}") from exc

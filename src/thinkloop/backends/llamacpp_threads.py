@@ -100,7 +100,8 @@ class ThreadChoice:
                 decoder.set_threads(self.fixed)
             return self.fixed
         due = (
-            self._measured_at is None or time.monotonic() - self._measured_at >= self.remeasure_s
+            self._measured_at is None
+            or time.monotonic() - self._measured_at >= self.remeasure_s
             or decoder.dropped_threads
         )
         candidates = thread_candidates()

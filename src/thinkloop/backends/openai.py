@@ -255,8 +255,11 @@ class OpenAIBackend(BaseBackend):
 
         assembler = StreamAssembler()
         stream = await self._client.post(
-            "/chat/completions", body=self.request_params(request), cast_to=dict,
-            stream=True, stream_cls=openai.AsyncStream[dict],
+            "/chat/completions",
+            body=self.request_params(request),
+            cast_to=dict,
+            stream=True,
+            stream_cls=openai.AsyncStream[dict],
         )
         # From here on the server has accepted the request and may be generating: every failure is billed
         # (at the reservation) unless proven otherwise, and a reply that did not finish is a failure.
@@ -296,12 +299,16 @@ class OpenAIBackend(BaseBackend):
                 failure = None  # an answer: the server is there (many have no /models)
         except openai.APITimeoutError as exc:
             connecting = type(exc.__cause__).__name__ in ("ConnectTimeout", "PoolTimeout")
-            failure = BackendTimeout(self._scrub(
-                f"{where} did not take the connection within {seconds:g} s (is the host up, and the address right?)"
-                if connecting else
-                f"{where} took the connection but did not answer GET /models within {seconds:g} s (is the server "
-                "hung, or is something else listening there?)"
-            ), retryable=False, maybe_billed=False)
+            failure = BackendTimeout(
+                self._scrub(
+                    f"{where} did not take the connection within {seconds:g} s (is the host up, and the address right?)"
+                    if connecting
+                    else f"{where} took the connection but did not answer GET /models within {seconds:g} s "
+                    "(is the server hung, or is something else listening there?)"
+                ),
+                retryable=False,
+                maybe_billed=False,
+            )
         except openai.APIConnectionError as exc:
             failure = BackendUnavailable(self._scrub(f"cannot reach {where}: {exc}"), retryable=False)
         else:
@@ -359,17 +366,24 @@ class OpenAIBackend(BaseBackend):
         if status == 429:
             return RateLimited(self._scrub(f"rate limited by {where}: {exc.message}"), retry_after=wait, status=status)
         if status in (401, 403):
-            return Unauthorized(self._scrub(
-                f"{where} answered {status} ({'unauthorised' if status == 401 else 'forbidden'}): the key was "
-                f"refused: {exc.message}"
-            ), status=status)
+            return Unauthorized(
+                self._scrub(
+                    f"{where} answered {status} ({'unauthorised' if status == 401 else 'forbidden'}): the key was "
+                    f"refused: {exc.message}"
+                ),
+                status=status,
+            )
         if status == 404:
-            return ModelNotFound(self._scrub(f"model {self._model!r} not found at {where}: {exc.message}"),
-                                 status=status)
+            return ModelNotFound(
+                self._scrub(f"model {self._model!r} not found at {where}: {exc.message}"), status=status
+            )
         retryable = status in (408, 409) or status >= 500
         return BackendError(
-            self._scrub(f"{where} answered {status}: {exc.message}"), retryable=retryable, retry_after=wait,
-            maybe_billed=status >= 500, status=status,
+            self._scrub(f"{where} answered {status}: {exc.message}"),
+            retryable=retryable,
+            retry_after=wait,
+            maybe_billed=status >= 500,
+            status=status,
         )
 
 
@@ -411,7 +425,10 @@ def completion_from_json(data: dict[str, Any], *, latency_s: float) -> Completio
         thought = thought or reasoning is not None
         choices.append(
             Choice(
-                text=text, reasoning=reasoning, finish_reason=choice.get("finish_reason"), logprobs=logprobs,
+                text=text,
+                reasoning=reasoning,
+                finish_reason=choice.get("finish_reason"),
+                logprobs=logprobs,
                 tool_calls=tuple(tool_calls) if tool_calls else None,
             )
         )
@@ -419,7 +436,8 @@ def completion_from_json(data: dict[str, Any], *, latency_s: float) -> Completio
     return Completion(
         choices=tuple(choices),
         usage=reasoning_usage(usage, choices) if thought else usage,
-        latency_s=latency_s, model=data.get("model"),
+        latency_s=latency_s,
+        model=data.get("model"),
     )
 
 

@@ -36,7 +36,7 @@ def split_thinking(content: str) -> tuple[str | None, str]:
         return None, content  # nearly every reply: one scan each
     stripped = content.lstrip()
     if stripped.startswith(THINK_OPEN):
-        body = stripped[len(THINK_OPEN):]
+        body = stripped[len(THINK_OPEN) :]
         thought, closed, answer = body.partition(THINK_CLOSE)
         if not closed:
             return body.strip(), ""

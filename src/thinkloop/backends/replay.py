@@ -40,6 +40,7 @@ __all__ = ["RecordedCall", "RecordedFailure", "ReplayBackend"]
 RecordedCall = tuple[ChatRequest | None, Completion]
 """One recorded model call: the request as sent (``None`` when the record lacks it) and its completion."""
 
+
 @dataclass(frozen=True)
 class RecordedFailure:
     """A call that was sent and failed in the record: the replay fails it again the same way."""
@@ -184,8 +185,12 @@ class ReplayBackend(BaseBackend):
                 f"ReplayBackend: call node {node} of run {self.run_id or '?'} asks for another request than the "
                 f"record holds ({_difference(failure.request, request)})"
             )
-        return BackendError(failure.error, retryable=failure.retried, retry_after=0.0 if failure.retried else None,
-                            maybe_billed=failure.billed)
+        return BackendError(
+            failure.error,
+            retryable=failure.retried,
+            retry_after=0.0 if failure.retried else None,
+            maybe_billed=failure.billed,
+        )
 
     def _claim(self, request: ChatRequest, node: int | None = None) -> int | None:
         """Take the completion recorded for this call's node; without nodes, the first unserved recorded call

@@ -90,16 +90,27 @@ class ManagedLlamaServer:
     def command(self, port: int) -> list[str]:
         """The server's command line: this interpreter, so it runs from the same environment."""
         return [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(self.model_path),
-            "--model_alias", self.model_name,
-            "--host", self.host,
-            "--port", str(port),
-            "--n_ctx", str(self.ctx),
-            "--n_threads", str(self.n_threads),
-            "--n_threads_batch", str(self.n_threads),
-            "--logits_all", str(self.logprobs),  # the server's default (True) keeps n_ctx x n_vocab logits
-            "--verbose", "False",
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model_path),
+            "--model_alias",
+            self.model_name,
+            "--host",
+            self.host,
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(self.ctx),
+            "--n_threads",
+            str(self.n_threads),
+            "--n_threads_batch",
+            str(self.n_threads),
+            "--logits_all",
+            str(self.logprobs),  # the server's default (True) keeps n_ctx x n_vocab logits
+            "--verbose",
+            "False",
         ]
 
     async def __aenter__(self) -> OpenAIBackend:
@@ -124,12 +135,19 @@ class ManagedLlamaServer:
     async def _start(self) -> None:
         self.port = free_port(self.host)
         self.process = await anyio.open_process(
-            self.command(self.port), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+            self.command(self.port),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
         )
         await self._wait_until_ready()
         self.backend = OpenAIBackend(
-            self.model_name, base_url=self.base_url, api_key="not-needed", honours_n=False,
-            max_concurrency=SERVER_SLOTS, timeout=self.request_timeout,
+            self.model_name,
+            base_url=self.base_url,
+            api_key="not-needed",
+            honours_n=False,
+            max_concurrency=SERVER_SLOTS,
+            timeout=self.request_timeout,
             profile=ModelProfile(logprobs=self.logprobs),
         )
 
@@ -221,6 +239,12 @@ def managed_llama_server(
         A context manager whose ``async with`` yields an :class:`OpenAIBackend` pointed at the server.
     """
     return ManagedLlamaServer(
-        model_path, model_name=model_name, ctx=ctx, n_threads=n_threads, startup_timeout=startup_timeout,
-        request_timeout=request_timeout, host=host, logprobs=logprobs,
+        model_path,
+        model_name=model_name,
+        ctx=ctx,
+        n_threads=n_threads,
+        startup_timeout=startup_timeout,
+        request_timeout=request_timeout,
+        host=host,
+        logprobs=logprobs,
     )

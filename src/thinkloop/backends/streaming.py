@@ -55,8 +55,11 @@ class StreamAssembler:
         for part in chunk.get("choices") or ():
             choice = self._choices.setdefault(part.get("index") or 0, _Choice())
             delta = part.get("delta") or {}
-            for key, into in (("content", choice.content), ("reasoning_content", choice.reasoning_content),
-                              ("reasoning", choice.reasoning)):
+            for key, into in (
+                ("content", choice.content),
+                ("reasoning_content", choice.reasoning_content),
+                ("reasoning", choice.reasoning),
+            ):
                 if delta.get(key):
                     into.append(delta[key])
             for call in delta.get("tool_calls") or ():
@@ -86,10 +89,14 @@ class StreamAssembler:
                 message["reasoning"] = "".join(choice.reasoning)
             if choice.tool_calls:
                 message["tool_calls"] = [call for _, call in sorted(choice.tool_calls.items())]
-            choices.append({
-                "index": index, "message": message, "finish_reason": choice.finish_reason,
-                "logprobs": {"content": choice.logprobs} if choice.logprobs else None,
-            })
+            choices.append(
+                {
+                    "index": index,
+                    "message": message,
+                    "finish_reason": choice.finish_reason,
+                    "logprobs": {"content": choice.logprobs} if choice.logprobs else None,
+                }
+            )
         if not choices:
             raise StreamCut("the stream ended without a choice")
         cut = self.cut

@@ -19,17 +19,34 @@ Names load on first use (``from thinkloop.bench import run_benchmark``), so ``th
 
 from thinkloop.types import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "Dataset": "datasets", "Problem": "datasets", "load_dataset": "datasets", "load_jsonl": "datasets",
-    "subset": "datasets",
-    "Config": "runner", "Runner": "runner", "RunSummary": "runner", "make_configs": "runner",
-    "run_benchmark": "runner",
-    "RayExecutor": "executors.ray_executor",
-    "Record": "store", "ResultStore": "store", "read_records": "store",
-    "PriceTable": "thinkloop.pricing",
-    "ConfigSummary": "report", "summarize": "report", "load_summaries": "report", "render": "report",
-    "sc_curves": "report", "wilson_interval": "report",
-    "write_plots": "plots",
-    "SimulatedBackend": "simulated", "Spread": "simulated", "majority_vote_accuracy": "simulated",
-    "simulated_dataset": "simulated",
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Dataset": "datasets",
+        "Problem": "datasets",
+        "load_dataset": "datasets",
+        "load_jsonl": "datasets",
+        "subset": "datasets",
+        "Config": "runner",
+        "Runner": "runner",
+        "RunSummary": "runner",
+        "make_configs": "runner",
+        "run_benchmark": "runner",
+        "RayExecutor": "executors.ray_executor",
+        "Record": "store",
+        "ResultStore": "store",
+        "read_records": "store",
+        "PriceTable": "thinkloop.pricing",
+        "ConfigSummary": "report",
+        "summarize": "report",
+        "load_summaries": "report",
+        "render": "report",
+        "sc_curves": "report",
+        "wilson_interval": "report",
+        "write_plots": "plots",
+        "SimulatedBackend": "simulated",
+        "Spread": "simulated",
+        "majority_vote_accuracy": "simulated",
+        "simulated_dataset": "simulated",
+    },
+)

@@ -45,6 +45,9 @@ async def judged(record: Record, result: Result, verifier: Verifier, question: s
     accepted_any = any(
         node.kind == "verify" and bool((node.data or {}).get("accepted")) for node in result.graph.nodes()
     )
-    update: dict[str, Any] = {"correct": correct, "pass_at_k": correct or accepted_any,
-                              "verdict": "passed" if correct else "failed"}
+    update: dict[str, Any] = {
+        "correct": correct,
+        "pass_at_k": correct or accepted_any,
+        "verdict": "passed" if correct else "failed",
+    }
     return record.model_copy(update=update)

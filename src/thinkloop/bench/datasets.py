@@ -78,15 +78,33 @@ class KnownSet:
 
 
 KNOWN_SETS: dict[str, KnownSet] = {
-    "gsm8k": KnownSet("gsm8k", "question", "answer", None, _after_marker("####"),
-                      source="GSM8K test split (openai/grade-school-math, MIT)"),
-    "math500": KnownSet("math500", "problem", "answer", "unique_id",
-                        source="MATH-500 from openai/prm800k (MIT; MATH by Hendrycks et al., MIT)"),
-    "svamp": KnownSet("svamp", "{Body} {Question}", "Answer", "ID",
-                      source="SVAMP test set (Patel et al. 2021, arkilpatel/SVAMP, MIT)"),
-    "verifiable": KnownSet("verifiable", "question", "answer", "id", check_field="check",
-                           source="checkable tasks made by scripts/make_verifiable_tasks.py; "
-                           "verifiable-FAMILY runs one family (words, constraints, game24, sumproduct, code, ph)"),
+    "gsm8k": KnownSet(
+        "gsm8k",
+        "question",
+        "answer",
+        None,
+        _after_marker("####"),
+        source="GSM8K test split (openai/grade-school-math, MIT)",
+    ),
+    "math500": KnownSet(
+        "math500",
+        "problem",
+        "answer",
+        "unique_id",
+        source="MATH-500 from openai/prm800k (MIT; MATH by Hendrycks et al., MIT)",
+    ),
+    "svamp": KnownSet(
+        "svamp", "{Body} {Question}", "Answer", "ID", source="SVAMP test set (Patel et al. 2021, arkilpatel/SVAMP, MIT)"
+    ),
+    "verifiable": KnownSet(
+        "verifiable",
+        "question",
+        "answer",
+        "id",
+        check_field="check",
+        source="checkable tasks made by scripts/make_verifiable_tasks.py; "
+        "verifiable-FAMILY runs one family (words, constraints, game24, sumproduct, code, ph)",
+    ),
 }
 FAMILY_SEPARATOR = "-"
 """``verifiable-words``: the ``words`` family of the ``verifiable`` set (problem ids are ``FAMILY-NNN``)."""
@@ -220,8 +238,9 @@ def _known_path(known: KnownSet, source: str | Path, data_dir: str | Path | None
         return path
     shipped = shipped_data_dir() / known.folder / known.file
     if not shipped.exists():
-        raise DatasetError(f"{path}: the {source} data set is not there (nor in the package); pass --data-dir or "
-                           f"set ${DATA_ENV}")
+        raise DatasetError(
+            f"{path}: the {source} data set is not there (nor in the package); pass --data-dir or set ${DATA_ENV}"
+        )
     return shipped
 
 

@@ -103,7 +103,8 @@ class ServerWatch:
             return BackendTimeout(
                 f"stopped: {self.streak} problems in a row got no answer in time from {server_of(self.backend)} "
                 f"({self.last_error}). Records already finished are kept; run the same command again once the "
-                "server answers", retryable=False,
+                "server answers",
+                retryable=False,
             )
         if isinstance(self.last_error, ModelNotFound):
             return ModelNotFound(
@@ -131,6 +132,7 @@ async def check_server(backend: Backend) -> BackendError | None:
         kind = type(exc)
         return kind(
             f"stopped before the first problem: {server_of(backend)} failed its check ({exc}). Nothing was sent "
-            "and nothing recorded; run the same command again once it answers", retryable=False,
+            "and nothing recorded; run the same command again once it answers",
+            retryable=False,
         )
     return None

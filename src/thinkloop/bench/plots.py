@@ -37,8 +37,9 @@ _RADII = (6, 16, 28, 42, 58, 76)
 _DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1))
 
 
-def _place_labels(ax: Any, points: Sequence[tuple[float, float]], labels: Sequence[str], markers: Sequence[Any],
-                  obstacles: list[Any]) -> None:
+def _place_labels(
+    ax: Any, points: Sequence[tuple[float, float]], labels: Sequence[str], markers: Sequence[Any], obstacles: list[Any]
+) -> None:
     """Put each label where it overlaps no other label, marker, error bar or the legend, inside the axes, and
     where its leader line crosses no other marker: the first free spot among growing distances in eight
     directions (points taken left to right)."""
@@ -64,30 +65,53 @@ def _place_labels(ax: Any, points: Sequence[tuple[float, float]], labels: Sequen
                 ha = "left" if dx > 0 else "right" if dx < 0 else "center"
                 va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
                 text = ax.annotate(
-                    labels[index], points[index], textcoords="offset points", fontsize=8, ha=ha, va=va,
+                    labels[index],
+                    points[index],
+                    textcoords="offset points",
+                    fontsize=8,
+                    ha=ha,
+                    va=va,
                     xytext=(dx * radius, dy * radius),
                 )
                 box = text.get_window_extent(renderer).expanded(1.04, 1.1)
-                inside = (box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1)
+                inside = box.x0 >= frame.x0 and box.x1 <= frame.x1 and box.y0 >= frame.y0 and box.y1 <= frame.y1
                 if inside and not any(box.overlaps(other) for other in taken):
                     chosen = (text, box)
                     if radius > _RADII[0]:  # a leader line from the point to its far label
-                        ax.annotate("", points[index], textcoords="offset points", xytext=(dx * radius, dy * radius),
-                                    arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.6,
-                                                "shrinkA": 0, "shrinkB": 4})
+                        ax.annotate(
+                            "",
+                            points[index],
+                            textcoords="offset points",
+                            xytext=(dx * radius, dy * radius),
+                            arrowprops={
+                                "arrowstyle": "-",
+                                "color": "grey",
+                                "linewidth": 0.6,
+                                "shrinkA": 0,
+                                "shrinkB": 4,
+                            },
+                        )
                     break
                 text.remove()
             if chosen is not None:
                 break
         if chosen is None:  # nowhere free: the nearest spot, still inside the axes
-            text = ax.annotate(labels[index], points[index], textcoords="offset points", fontsize=8,
-                               xytext=(6, 4), ha="left", va="bottom")
+            text = ax.annotate(
+                labels[index],
+                points[index],
+                textcoords="offset points",
+                fontsize=8,
+                xytext=(6, 4),
+                ha="left",
+                va="bottom",
+            )
             chosen = (text, text.get_window_extent(renderer))
         taken.append(chosen[1])
 
 
-def _marker_boxes(ax: Any, points: Sequence[tuple[float, float]], lows: Sequence[float],
-                  highs: Sequence[float]) -> tuple[list[Any], list[Any]]:
+def _marker_boxes(
+    ax: Any, points: Sequence[tuple[float, float]], lows: Sequence[float], highs: Sequence[float]
+) -> tuple[list[Any], list[Any]]:
     """Display boxes of each marker, and of each error bar: labels must cover neither."""
     from matplotlib.transforms import Bbox
 
@@ -121,14 +145,27 @@ def plot_tradeoff(
     for index, (s, (px, py)) in enumerate(zip(rows, points, strict=True)):
         colour = colours(models.index(s.model) % 10)
         ax.errorbar(
-            px, py, yerr=[[py - lows[index]], [highs[index] - py]], fmt="*" if index in front else "o",
-            markersize=11 if index in front else 6, color=colour, ecolor=colour, elinewidth=1, capsize=3,
+            px,
+            py,
+            yerr=[[py - lows[index]], [highs[index] - py]],
+            fmt="*" if index in front else "o",
+            markersize=11 if index in front else 6,
+            color=colour,
+            ecolor=colour,
+            elinewidth=1,
+            capsize=3,
             label=s.model if s.model not in ax.get_legend_handles_labels()[1] else None,
         )
     ordered = sorted(front, key=lambda i: points[i][0])
     if len(ordered) > 1:
-        ax.plot([points[i][0] for i in ordered], [points[i][1] for i in ordered], "--", color="grey",
-                linewidth=1, label="Pareto front")
+        ax.plot(
+            [points[i][0] for i in ordered],
+            [points[i][1] for i in ordered],
+            "--",
+            color="grey",
+            linewidth=1,
+            label="Pareto front",
+        )
     if x == "tokens":
         ax.set_xlabel("mean tokens per question (prompt + completion)")
     else:
@@ -161,14 +198,21 @@ def plot_curve(curve: Curve, path: str | Path, *, expected: Sequence[float] | No
     fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=110)
     xs = [p.mean_samples if curve.adaptive else p.samples for p in curve.points]
     ys = [100 * p.accuracy for p in curve.points]
-    errors = [[y - 100 * p.ci_low for y, p in zip(ys, curve.points, strict=True)],
-              [100 * p.ci_high - y for y, p in zip(ys, curve.points, strict=True)]]
+    errors = [
+        [y - 100 * p.ci_low for y, p in zip(ys, curve.points, strict=True)],
+        [100 * p.ci_high - y for y, p in zip(ys, curve.points, strict=True)],
+    ]
     ax.errorbar(xs, ys, yerr=errors, fmt="o-", capsize=3, label="measured (95% CI)")
     if expected is not None:
         ax.plot(xs, [100 * e for e in expected], "s--", color="grey", label="closed form")
     if all(p.pass_at_k is not None for p in curve.points):
-        ax.plot(xs, [100 * (p.pass_at_k or 0.0) for p in curve.points], "^:", color="tab:green",
-                label="pass@k (any sample right)")
+        ax.plot(
+            xs,
+            [100 * (p.pass_at_k or 0.0) for p in curve.points],
+            "^:",
+            color="tab:green",
+            label="pass@k (any sample right)",
+        )
     ax.set_xlabel("mean samples per question" if curve.adaptive else "samples per question (n)")
     ax.set_ylabel("accuracy (%)")
     kind = "adaptive self-consistency" if curve.adaptive else "self-consistency"
@@ -204,11 +248,22 @@ def write_plots(summaries: Sequence[ConfigSummary], curves: Sequence[Curve], fol
     for s in summaries:
         datasets.setdefault(s.dataset, []).append(s)
     for dataset, rows in datasets.items():
-        written.append(plot_tradeoff(rows, folder / f"{_slug(dataset)}-accuracy-vs-tokens.png",
-                                     title=f"{dataset}: accuracy vs mean tokens (★ Pareto front)"))
+        written.append(
+            plot_tradeoff(
+                rows,
+                folder / f"{_slug(dataset)}-accuracy-vs-tokens.png",
+                title=f"{dataset}: accuracy vs mean tokens (★ Pareto front)",
+            )
+        )
         if any(s.cost_per_question > 0 for s in rows):
-            written.append(plot_tradeoff(rows, folder / f"{_slug(dataset)}-accuracy-vs-cost.png", x="cost",
-                                         title=f"{dataset}: accuracy vs cost (★ Pareto front)"))
+            written.append(
+                plot_tradeoff(
+                    rows,
+                    folder / f"{_slug(dataset)}-accuracy-vs-cost.png",
+                    x="cost",
+                    title=f"{dataset}: accuracy vs cost (★ Pareto front)",
+                )
+            )
     for curve in curves:
         kind = "sc-adaptive" if curve.adaptive else "sc"
         path = folder / f"{_slug(_subject(curve))}-{kind}-curve.png"

@@ -124,9 +124,18 @@ def _summary(config: str, rows: list[Record]) -> ConfigSummary:
     first = rows[0]
     parts = config.split(" | ")
     return ConfigSummary(
-        config=config, dataset=first.dataset, strategy=first.strategy, spec=parts[1] if len(parts) > 1 else "",
-        model=first.model, n=len(done), failed=failed, problems=len(rows), correct=correct, accuracy=accuracy,
-        ci_low=low, ci_high=high,
+        config=config,
+        dataset=first.dataset,
+        strategy=first.strategy,
+        spec=parts[1] if len(parts) > 1 else "",
+        model=first.model,
+        n=len(done),
+        failed=failed,
+        problems=len(rows),
+        correct=correct,
+        accuracy=accuracy,
+        ci_low=low,
+        ci_high=high,
         pass_at_k=(sum(1 for r in with_k if r.pass_at_k) / len(with_k)) if with_k else None,
         mean_k=_mean([r.k or 0 for r in with_k]) if with_k else None,
         mean_tokens=_mean([r.total_tokens for r in done]),
@@ -173,8 +182,21 @@ def load_summaries(path: str | Path) -> list[ConfigSummary]:
 
 # --- rendering ----------------------------------------------------------------------------------------
 COLUMNS = (
-    "dataset", "strategy", "model", "n", "accuracy (95% CI)", "pass@k", "tokens/q", "completion/q",
-    "reasoning/q", "calls/q", "latency p50/p95 s", "time s", "$/q", "$/correct", "failed",
+    "dataset",
+    "strategy",
+    "model",
+    "n",
+    "accuracy (95% CI)",
+    "pass@k",
+    "tokens/q",
+    "completion/q",
+    "reasoning/q",
+    "calls/q",
+    "latency p50/p95 s",
+    "time s",
+    "$/q",
+    "$/correct",
+    "failed",
 )
 
 
@@ -225,15 +247,28 @@ def _rows(summaries: Sequence[ConfigSummary]) -> list[list[str]]:
 
 
 def _row(s: ConfigSummary) -> list[str]:
-    accuracy = "n/a" if s.accuracy is None else (
-        f"{100 * s.accuracy:.1f}% [{100 * (s.ci_low or 0):.1f}, {100 * (s.ci_high or 0):.1f}]"
+    accuracy = (
+        "n/a"
+        if s.accuracy is None
+        else (f"{100 * s.accuracy:.1f}% [{100 * (s.ci_low or 0):.1f}, {100 * (s.ci_high or 0):.1f}]")
     )
     pass_k = "n/a" if s.pass_at_k is None else f"{_pct(s.pass_at_k)} (k={s.mean_k:.1f})"
     return [
-        s.dataset, s.strategy, s.model, str(s.n), accuracy, pass_k, f"{s.mean_tokens:.0f}",
-        f"{s.mean_completion_tokens:.0f}", _reasoning_cell(s), f"{s.mean_calls:.1f}",
-        f"{s.latency_p50:.2f} / {s.latency_p95:.2f}", f"{s.total_time_s:.0f}", _money(s.cost_per_question),
-        _money(s.cost_per_correct), str(s.failed),
+        s.dataset,
+        s.strategy,
+        s.model,
+        str(s.n),
+        accuracy,
+        pass_k,
+        f"{s.mean_tokens:.0f}",
+        f"{s.mean_completion_tokens:.0f}",
+        _reasoning_cell(s),
+        f"{s.mean_calls:.1f}",
+        f"{s.latency_p50:.2f} / {s.latency_p95:.2f}",
+        f"{s.total_time_s:.0f}",
+        _money(s.cost_per_question),
+        _money(s.cost_per_correct),
+        str(s.failed),
     ]
 
 
@@ -262,7 +297,14 @@ KEY_COLUMNS = ("dataset", "strategy", "model")
 """What tells configs apart: never cut (wrapped when narrow), dropped only when every row has the same value
 (the title says it then)."""
 OPTIONAL_COLUMNS = (
-    "reasoning/q", "time s", "completion/q", "$/correct", "latency p50/p95 s", "pass@k", "calls/q", "$/q",
+    "reasoning/q",
+    "time s",
+    "completion/q",
+    "$/correct",
+    "latency p50/p95 s",
+    "pass@k",
+    "calls/q",
+    "$/q",
 )
 """Dropped in this order until the table fits the terminal; markdown, CSV and JSON keep every column."""
 
@@ -366,8 +408,12 @@ def sc_curves(summaries: Sequence[ConfigSummary]) -> list[Curve]:
         key = (s.dataset, s.model, adaptive, json.dumps(rest, sort_keys=True))
         groups.setdefault(key, []).append(
             CurvePoint(
-                samples=config.n, accuracy=s.accuracy, ci_low=s.ci_low or 0.0, ci_high=s.ci_high or 0.0,
-                n=s.n, mean_samples=s.mean_k if s.mean_k is not None else float(config.n),
+                samples=config.n,
+                accuracy=s.accuracy,
+                ci_low=s.ci_low or 0.0,
+                ci_high=s.ci_high or 0.0,
+                n=s.n,
+                mean_samples=s.mean_k if s.mean_k is not None else float(config.n),
                 pass_at_k=s.pass_at_k,
             )
         )
@@ -382,9 +428,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats on both axes (less ``x``, more ``y``), by ``x``."""
     front = []
     for i, (x, y) in enumerate(points):
-        dominated = any(
-            (x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i
-        )
+        dominated = any((x2 <= x and y2 >= y) and (x2 < x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i)
         if not dominated:
             front.append(i)
     return sorted(front, key=lambda i: (points[i][0], -points[i][1]))

@@ -84,8 +84,10 @@ class Config:
             if extra.get("unfingerprinted_default") and getattr(config, key) == info.default:
                 options.pop(key, None)
         resolved = {
-            "strategy": type(self.strategy).name, "options": options,
-            "model": backend_label(self.backend), "budget_tokens": self.budget_tokens,
+            "strategy": type(self.strategy).name,
+            "options": options,
+            "model": backend_label(self.backend),
+            "budget_tokens": self.budget_tokens,
         }
         if self.strategy.inner is not None:
             resolved["inner"] = repr(self.strategy.inner)
@@ -172,8 +174,15 @@ def _equivalent(prediction: str | None, gold: str) -> bool:
     return prediction is not None and answers_equivalent(prediction, gold)
 
 
-def record_for(config: Config, problem: Problem, result: Result, prices: PriceTable, trace: str | None,
-               *, compare_gold: bool = True) -> Record:
+def record_for(
+    config: Config,
+    problem: Problem,
+    result: Result,
+    prices: PriceTable,
+    trace: str | None,
+    *,
+    compare_gold: bool = True,
+) -> Record:
     """Turn a run's result into its record: an infrastructure error is ``failed``, never a wrong answer.
 
     ``compare_gold=False`` leaves ``correct`` and ``pass_at_k`` to a check (a task whose gold is a reference
@@ -182,15 +191,26 @@ def record_for(config: Config, problem: Problem, result: Result, prices: PriceTa
     price = prices.lookup(config.backend.name)
     cost = run_cost(price, usage) if price is not None else 0.0
     common: dict[str, Any] = {
-        "config": config.id, "strategy": config.spec, "model": config.backend.name,
-        "dataset": config.dataset.name, "id": problem.id, "gold": problem.answer,
-        "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-        "reasoning_tokens": usage.reasoning_tokens, "cached_tokens": usage.cached_prompt_tokens,
+        "config": config.id,
+        "strategy": config.spec,
+        "model": config.backend.name,
+        "dataset": config.dataset.name,
+        "id": problem.id,
+        "gold": problem.answer,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cached_tokens": usage.cached_prompt_tokens,
         "estimated_reasoning_tokens": usage.estimated_reasoning_tokens,
-        "calls": usage.calls, "calls_without_usage": usage.calls_without_usage,
-        "latency_s": round(result.latency_s, 4), "cost": cost, "stop_reason": result.stop_reason,
-        "verdict": result.verdict, "warnings": list(result.warnings) or None,
-        "trace": trace, "settings": config.settings,
+        "calls": usage.calls,
+        "calls_without_usage": usage.calls_without_usage,
+        "latency_s": round(result.latency_s, 4),
+        "cost": cost,
+        "stop_reason": result.stop_reason,
+        "verdict": result.verdict,
+        "warnings": list(result.warnings) or None,
+        "trace": trace,
+        "settings": config.settings,
     }
     if result.stop_reason == "error":
         return Record(status="failed", prediction=result.answer, error=result.error or "error", **common)
@@ -198,17 +218,31 @@ def record_for(config: Config, problem: Problem, result: Result, prices: PriceTa
     pass_at_k = any(_equivalent(a, problem.answer) for a in answers) if compare_gold else None
     correct = _equivalent(result.answer, problem.answer) if compare_gold else None
     return Record(
-        status="done", prediction=result.answer, correct=correct, k=k, pass_at_k=pass_at_k, answers=answers,
+        status="done",
+        prediction=result.answer,
+        correct=correct,
+        k=k,
+        pass_at_k=pass_at_k,
+        answers=answers,
         **common,
     )
 
 
-def failed_record(config: Config, problem: Problem, error: BaseException, latency_s: float,
-                  trace: str | None) -> Record:
+def failed_record(
+    config: Config, problem: Problem, error: BaseException, latency_s: float, trace: str | None
+) -> Record:
     return Record(
-        config=config.id, strategy=config.spec, model=config.backend.name, dataset=config.dataset.name,
-        id=problem.id, status="failed", gold=problem.answer, latency_s=round(latency_s, 4),
-        stop_reason="error", error=redact(f"{type(error).__name__}: {error}"), trace=trace,
+        config=config.id,
+        strategy=config.spec,
+        model=config.backend.name,
+        dataset=config.dataset.name,
+        id=problem.id,
+        status="failed",
+        gold=problem.answer,
+        latency_s=round(latency_s, 4),
+        stop_reason="error",
+        error=redact(f"{type(error).__name__}: {error}"),
+        trace=trace,
         settings=config.settings,
     )
 
@@ -286,8 +320,7 @@ class Runner:
             stopped.append(ServerWatch(backend, gate=failure))
             return
         limit = backend.capabilities.max_concurrency
-        engine = Engine(backend,
-                        max_concurrency=self.concurrency if limit is None else min(limit, self.concurrency))
+        engine = Engine(backend, max_concurrency=self.concurrency if limit is None else min(limit, self.concurrency))
         watch = ServerWatch(backend, limit=self.stop_after_unreachable)
         send, receive = anyio.create_memory_object_stream[tuple[Config, Problem]](len(jobs))
         async with send:
@@ -338,7 +371,12 @@ class Runner:
 
 
 async def run_item(
-    engine: Engine, config: Config, problem: Problem, *, prices: PriceTable, traces_dir: Path | None,
+    engine: Engine,
+    config: Config,
+    problem: Problem,
+    *,
+    prices: PriceTable,
+    traces_dir: Path | None,
     calls: ProblemCalls | None = None,
 ) -> Record:
     """Run one (config, problem) into its record; the same code in this process and in a Ray actor.
@@ -355,8 +393,9 @@ async def run_item(
     started = anyio.current_time()
     try:
         verifier = problem_verifier(problem, config.check)
-        result = await engine.run(config.strategy, problem.question, budget=budget, trace_path=trace_path,
-                                  verifier=verifier)
+        result = await engine.run(
+            config.strategy, problem.question, budget=budget, trace_path=trace_path, verifier=verifier
+        )
         if calls is not None:
             calls.note(result)
         record = record_for(config, problem, result, prices, trace, compare_gold=verifier is None)
@@ -388,9 +427,12 @@ async def run_benchmark(
     configs = make_configs(datasets, specs, backends, max_tokens=max_tokens, budget_tokens=budget_tokens)
     with ResultStore(out) as store:
         runner = Runner(
-            store, concurrency=concurrency, traces_dir=Path(traces_dir) if traces_dir is not None else None,
-            retry_failed=retry_failed, prices=prices or PriceTable.default(), on_record=on_record,
+            store,
+            concurrency=concurrency,
+            traces_dir=Path(traces_dir) if traces_dir is not None else None,
+            retry_failed=retry_failed,
+            prices=prices or PriceTable.default(),
+            on_record=on_record,
             executor=executor,
         )
         return await runner.run(configs)
-

@@ -89,8 +89,12 @@ def simulated_dataset(size: int, *, name: str = "simulated") -> Dataset:
     """``size`` problems whose gold answers are three-digit numbers (200..799), so every answer the spread
     can produce has three digits and sorts as text the way it sorts as a number."""
     problems = tuple(
-        Problem(id=f"s{i:04d}", question=f"Simulated problem {i}: what is the value of item {i}?",
-                answer=str(200 + (i * 37) % 600), line=i + 1)
+        Problem(
+            id=f"s{i:04d}",
+            question=f"Simulated problem {i}: what is the value of item {i}?",
+            answer=str(200 + (i * 37) % 600),
+            line=i + 1,
+        )
         for i in range(size)
     )
     return Dataset(name=name, path=Path(f"<{name}>"), problems=problems)
@@ -222,8 +226,10 @@ class SimulatedBackend(BaseBackend):
         prompt = sum(len(m.content.encode()) for m in request.messages) // 4 + 1
         completion = sum(len(c.text.split()) for c in choices)
         return Completion(
-            choices=tuple(choices), usage=Usage(prompt_tokens=prompt, completion_tokens=completion),
-            latency_s=self.latency, model=self._name,
+            choices=tuple(choices),
+            usage=Usage(prompt_tokens=prompt, completion_tokens=completion),
+            latency_s=self.latency,
+            model=self._name,
         )
 
 
@@ -236,8 +242,9 @@ class SimulatedVerifier:
         gold: question text -> gold answer (the backend's ``gold``).
     """
 
-    def __init__(self, gold: Mapping[str, str], *, recall: float = 0.95, false_accept: float = 0.05,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, gold: Mapping[str, str], *, recall: float = 0.95, false_accept: float = 0.05, seed: int = 0
+    ) -> None:
         if not (0.0 <= recall <= 1.0 and 0.0 <= false_accept <= 1.0):
             raise ValueError(f"recall and false_accept must be in [0, 1], got {recall} and {false_accept}")
         self.gold = dict(gold)
@@ -306,8 +313,18 @@ def spread_of(model: str) -> Spread | None:
 def closed_form_table(summaries: Sequence[ConfigSummary]) -> str:
     """Markdown: each self-consistency config on a default-spread simulated model against its closed form
     (the table ``benchmarks/README.md`` shows, regenerated from a results file so the two cannot drift)."""
-    header = ("strategy", "n", "samples per question", "closed-form accuracy", "measured accuracy (95% CI)",
-              "inside CI", "pass@k measured", "pass@k closed form 1−(1−p)^n", "tokens/q", "calls/q")
+    header = (
+        "strategy",
+        "n",
+        "samples per question",
+        "closed-form accuracy",
+        "measured accuracy (95% CI)",
+        "inside CI",
+        "pass@k measured",
+        "pass@k closed form 1−(1−p)^n",
+        "tokens/q",
+        "calls/q",
+    )
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     for s in summaries:
         spread = spread_of(s.model)
@@ -331,8 +348,22 @@ def closed_form_table(summaries: Sequence[ConfigSummary]) -> str:
             any_right = f"{100 * (1 - (1 - spread.p) ** k):.1f}%"
         samples = f"{s.mean_k:.1f}" if s.mean_k is not None else str(k)
         pass_k = "n/a" if s.pass_at_k is None else f"{100 * s.pass_at_k:.1f}%"
-        lines.append("| " + " | ".join((
-            s.strategy, str(s.n), samples, expected, measured, inside, pass_k, any_right,
-            f"{s.mean_tokens:.0f}", f"{s.mean_calls:.1f}",
-        )) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                (
+                    s.strategy,
+                    str(s.n),
+                    samples,
+                    expected,
+                    measured,
+                    inside,
+                    pass_k,
+                    any_right,
+                    f"{s.mean_tokens:.0f}",
+                    f"{s.mean_calls:.1f}",
+                )
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"

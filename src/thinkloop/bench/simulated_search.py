@@ -41,8 +41,14 @@ class ConfidentSimulatedBackend(SimulatedBackend):
     """A simulated model whose token confidences say, noisily, whether its answer is right."""
 
     def __init__(
-        self, gold: Mapping[str, str], *, right_mean: float = 0.8, wrong_mean: float = 0.6, trace_sd: float = 0.1,
-        token_sd: float = 0.15, **options: Any,
+        self,
+        gold: Mapping[str, str],
+        *,
+        right_mean: float = 0.8,
+        wrong_mean: float = 0.6,
+        trace_sd: float = 0.1,
+        token_sd: float = 0.15,
+        **options: Any,
     ) -> None:
         options.setdefault("reply_words", 60)
         super().__init__(gold, **options)
@@ -54,8 +60,14 @@ class ConfidentSimulatedBackend(SimulatedBackend):
         return Capabilities(honours_n=True, prompt_overhead_tokens=0, logprobs=True)
 
     def _words(self, trace: int, answer: str) -> list[str]:
-        return [*f"Trace {trace} says {answer}.".split(), *(["step"] * self.reply_words), "The", "answer", "is",
-                f"{answer}."]
+        return [
+            *f"Trace {trace} says {answer}.".split(),
+            *(["step"] * self.reply_words),
+            "The",
+            "answer",
+            "is",
+            f"{answer}.",
+        ]
 
     def _logprobs(self, trace: int, right: bool, start: int, count: int, want: bool) -> tuple[TokenLogprob, ...] | None:
         if not want:
@@ -90,21 +102,30 @@ class ConfidentSimulatedBackend(SimulatedBackend):
             end = len(words) if request.max_tokens is None else min(len(words), start + request.max_tokens)
             piece = words[start:end]
             text = (" " if so_far else "") + " ".join(piece)
-            choices.append(Choice(
-                text=text, finish_reason="length" if end < len(words) else "stop",
-                logprobs=self._logprobs(trace, answer == gold, start, len(piece), request.logprobs),
-            ))
+            choices.append(
+                Choice(
+                    text=text,
+                    finish_reason="length" if end < len(words) else "stop",
+                    logprobs=self._logprobs(trace, answer == gold, start, len(piece), request.logprobs),
+                )
+            )
         prompt = sum(len(m.content.encode()) for m in request.messages) // 4 + 1
         completion = sum(len(c.text.split()) for c in choices)
-        return Completion(choices=tuple(choices), usage=Usage(prompt_tokens=prompt, completion_tokens=completion),
-                          model=self.name)
+        return Completion(
+            choices=tuple(choices), usage=Usage(prompt_tokens=prompt, completion_tokens=completion), model=self.name
+        )
 
 
 class SimulatedStepBackend(SimulatedBackend):
     """A simulated model that solves in ``steps`` steps, each of which may derail the solution."""
 
     def __init__(
-        self, gold: Mapping[str, str], *, derail: Mapping[str, float], steps: int = 4, step_words: int = 20,
+        self,
+        gold: Mapping[str, str],
+        *,
+        derail: Mapping[str, float],
+        steps: int = 4,
+        step_words: int = 20,
         **options: Any,
     ) -> None:
         super().__init__(gold, **options)
@@ -143,8 +164,9 @@ class SimulatedStepBackend(SimulatedBackend):
                 choices.append(Choice(text="\n\n".join(path), finish_reason="stop"))
         prompt = sum(len(m.content.encode()) for m in request.messages) // 4 + 1
         completion = sum(len(c.text.split()) for c in choices)
-        return Completion(choices=tuple(choices), usage=Usage(prompt_tokens=prompt, completion_tokens=completion),
-                          model=self.name)
+        return Completion(
+            choices=tuple(choices), usage=Usage(prompt_tokens=prompt, completion_tokens=completion), model=self.name
+        )
 
 
 class SimulatedPRM:

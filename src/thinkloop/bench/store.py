@@ -170,4 +170,3 @@ class ResultStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

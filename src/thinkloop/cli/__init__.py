@@ -45,8 +45,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: error: {message}")
 
 
-COMMANDS = ("thinkloop.cli.ask", "thinkloop.cli.serve", "thinkloop.cli.strategies", "thinkloop.cli.plugins",
-            "thinkloop.cli.view", "thinkloop.cli.export")
+COMMANDS = (
+    "thinkloop.cli.ask",
+    "thinkloop.cli.serve",
+    "thinkloop.cli.strategies",
+    "thinkloop.cli.plugins",
+    "thinkloop.cli.view",
+    "thinkloop.cli.export",
+)
 """Modules with ``add_parser(commands)`` and ``main(args) -> int``: one line here registers a command."""
 OPTIONAL_COMMANDS = ("thinkloop.cli.bench",)
 """Commands that must not take the others down when they fail to load (they print why when called)."""
@@ -86,9 +92,9 @@ def _add_optional(commands: Any, name: str) -> None:
     command = name.split(".")[-1]
     broken = commands.add_parser(command, help=f"{command} (unavailable)", add_help=False)
     broken.add_argument("rest", nargs=argparse.REMAINDER)
-    broken.set_defaults(handler=lambda _args: fail(
-        f"the {command} command cannot load: {type(failure).__name__}: {failure}"
-    ))
+    broken.set_defaults(
+        handler=lambda _args: fail(f"the {command} command cannot load: {type(failure).__name__}: {failure}")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,9 @@ DEFAULT_STRATEGY = "cot"
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Register ``ask`` on the top-level subparsers."""
     ask = commands.add_parser(
-        "ask", help="answer one question", description="Answer one question with a reasoning strategy.",
+        "ask",
+        help="answer one question",
+        description="Answer one question with a reasoning strategy.",
         epilog="Backends: no flag runs the embedded SmolLM2-135M-Instruct in-process; --model FILE.gguf runs "
         "another GGUF model in-process; --model NAME uses the OpenAI API, or the server in OPENAI_BASE_URL "
         "when it is set; --base-url URL --model NAME uses any OpenAI-compatible server; --model plugin:NAME[:MODEL] "
@@ -48,45 +50,76 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     ask.add_argument("question", help="the question to answer; '-' reads it from stdin")
     ask.add_argument(
-        "--strategy", metavar="SPEC",
+        "--strategy",
+        metavar="SPEC",
         help="NAME or NAME:key=value,... (direct, cot, sc, sc-adaptive, bon, critique, tree, auto, effort:LEVEL); "
         f"default: {DEFAULT_STRATEGY}",
     )
     from thinkloop.strategies.effort import EFFORTS
 
     ask.add_argument(
-        "--effort", choices=EFFORTS, metavar="LEVEL",
+        "--effort",
+        choices=EFFORTS,
+        metavar="LEVEL",
         help=f"how hard to think, one of {', '.join(EFFORTS)}: a strategy and token budget from the effort "
         "table (passed through to a reasoning model that takes reasoning_effort); instead of --strategy",
     )
     ask.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server (needs --model)")
     ask.add_argument(
-        "--model", metavar="NAME",
+        "--model",
+        metavar="NAME",
         help="the model name at --base-url or the OpenAI API, or a .gguf file to run in-process "
         "(default: the embedded SmolLM2-135M-Instruct)",
     )
-    ask.add_argument("--api-key-env", metavar="VAR",
-                     help="read the server's API key from this environment variable (default: OPENAI_API_KEY)")
-    ask.add_argument("--system", "--system-prompt", dest="system_prompt", metavar="TEXT",
-                     help="the system prompt (default: the strategy's own)")
-    ask.add_argument("--temperature", type=float, metavar="T",
-                     help="sampling temperature, 0 to 2 (default: the strategy's own)")
-    ask.add_argument("--max-tokens", type=positive_int, metavar="N",
-                     help="completion limit per model call (default: the strategy's own, 512 for most)")
+    ask.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="read the server's API key from this environment variable (default: OPENAI_API_KEY)",
+    )
+    ask.add_argument(
+        "--system",
+        "--system-prompt",
+        dest="system_prompt",
+        metavar="TEXT",
+        help="the system prompt (default: the strategy's own)",
+    )
+    ask.add_argument(
+        "--temperature", type=float, metavar="T", help="sampling temperature, 0 to 2 (default: the strategy's own)"
+    )
+    ask.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        metavar="N",
+        help="completion limit per model call (default: the strategy's own, 512 for most)",
+    )
     ask.add_argument("--budget-tokens", type=positive_int, metavar="N", help="hard limit on billed tokens")
     ask.add_argument("--budget-calls", type=positive_int, metavar="N", help="hard limit on model calls")
     ask.add_argument("--budget-seconds", type=positive_float, metavar="S", help="hard limit on wall-clock seconds")
-    ask.add_argument("--budget-dollars", type=positive_float, metavar="D",
-                     help="hard limit on spend (the model needs a price in the shipped price table)")
+    ask.add_argument(
+        "--budget-dollars",
+        type=positive_float,
+        metavar="D",
+        help="hard limit on spend (the model needs a price in the shipped price table)",
+    )
     ask.add_argument("--json", action="store_true", help="print the whole result (graph included) as JSON")
-    ask.add_argument("--trace", type=Path, metavar="FILE",
-                     help="write the run's trace as JSON lines (appended when FILE exists; the account says so)")
-    ask.add_argument("--view", action="store_true",
-                     help="write the run's viewer page (beside --trace, else a temporary file) and name it")
+    ask.add_argument(
+        "--trace",
+        type=Path,
+        metavar="FILE",
+        help="write the run's trace as JSON lines (appended when FILE exists; the account says so)",
+    )
+    ask.add_argument(
+        "--view",
+        action="store_true",
+        help="write the run's viewer page (beside --trace, else a temporary file) and name it",
+    )
     ask.add_argument("--check", action="append", metavar="CHECK", help=CHECK_HELP)
-    ask.add_argument("--require-answer", action="store_true",
-                     help=f"exit {EXIT_NO_ANSWER} when the reply states no answer ('Answer: ...', a boxed or final "
-                     "value); without it an open question's reply is an answer of its own")
+    ask.add_argument(
+        "--require-answer",
+        action="store_true",
+        help=f"exit {EXIT_NO_ANSWER} when the reply states no answer ('Answer: ...', a boxed or final "
+        "value); without it an open question's reply is an answer of its own",
+    )
     return ask
 
 
@@ -118,8 +151,10 @@ def make_strategy(args: argparse.Namespace, verifier: Any = None) -> Strategy:
     overrides = {k: v for k, v in flags.items() if v is not None}
     effort = getattr(args, "effort", None)
     if effort is not None and args.strategy is not None:
-        raise UsageError(f"{PROG} ask: error: --effort {effort} picks a strategy, and --strategy {args.strategy} "
-                         "names one too; give one")
+        raise UsageError(
+            f"{PROG} ask: error: --effort {effort} picks a strategy, and --strategy {args.strategy} "
+            "names one too; give one"
+        )
     args.strategy = f"effort:{effort}" if effort is not None else args.strategy or DEFAULT_STRATEGY
     name = args.strategy.strip().partition(":")[0]
     if args.system_prompt is not None and "system_prompt" in UNUSED_OPTIONS.get(name, ()):
@@ -141,13 +176,19 @@ def make_budget(args: argparse.Namespace, model: str) -> Budget | None:
     from thinkloop.pricing import PriceTable
     from thinkloop.runtime.budget import Budget
 
-    limits = {"tokens": args.budget_tokens, "calls": args.budget_calls, "seconds": args.budget_seconds,
-              "dollars": args.budget_dollars}
+    limits = {
+        "tokens": args.budget_tokens,
+        "calls": args.budget_calls,
+        "seconds": args.budget_seconds,
+        "dollars": args.budget_dollars,
+    }
     limits = {k: v for k, v in limits.items() if v is not None}
     price = PriceTable.default().lookup(model)
     if args.budget_dollars is not None and price is None:
-        raise UsageError(f"{PROG} ask: error: --budget-dollars needs a price for {model!r}, and the shipped "
-                         "price table has none (a local model costs nothing: use --budget-tokens)")
+        raise UsageError(
+            f"{PROG} ask: error: --budget-dollars needs a price for {model!r}, and the shipped "
+            "price table has none (a local model costs nothing: use --budget-tokens)"
+        )
     if not limits and price is None:
         return None
     return Budget(**limits, price=price)
@@ -172,8 +213,9 @@ def ask(args: argparse.Namespace) -> int:
     async def run() -> Result:
         try:
             sinks = [recorded.append] if args.view and args.trace is None else []
-            return await strategy.run(question, backend=backend, budget=budget, trace_path=args.trace,
-                                      sinks=sinks, verifier=verifier)
+            return await strategy.run(
+                question, backend=backend, budget=budget, trace_path=args.trace, sinks=sinks, verifier=verifier
+            )
         finally:
             # Close HTTP connections on the loop that opened them, not in a garbage collector later.
             with anyio.CancelScope(shield=True):
@@ -195,8 +237,11 @@ def ask(args: argparse.Namespace) -> int:
             from thinkloop.verifiers.spec import verdict_lines
 
             sys.stdout.write("".join(line + "\n" for line in verdict_lines(result.graph)))
-        print_result(result, appended=appended, show_answer=wants_answer or (verifier is None and (
-            result.votes is not None or states_answer(result.text))))
+        print_result(
+            result,
+            appended=appended,
+            show_answer=wants_answer or (verifier is None and (result.votes is not None or states_answer(result.text))),
+        )
     if status != EXIT_OK:
         kind, message = why_not_ok(result, status, appended=appended)
         fail(message, status, kind=kind)
@@ -217,8 +262,9 @@ def reads_answer(checks: list[str] | None) -> bool:
     return any(parse_check(check)["kind"] == "number" for check in checks)
 
 
-_STATED = re.compile(r"\\(?:boxed|fbox)\b|\banswer\b\s*(?:\*\*|__)?\s*(?:[:：=]|is\b|would be\b)|^\s*####",
-                     re.IGNORECASE | re.MULTILINE)
+_STATED = re.compile(
+    r"\\(?:boxed|fbox)\b|\banswer\b\s*(?:\*\*|__)?\s*(?:[:：=]|is\b|would be\b)|^\s*####", re.IGNORECASE | re.MULTILINE
+)
 
 
 def states_answer(text: str | None) -> bool:
@@ -233,8 +279,11 @@ def exit_status(result: Result, *, wants_answer: bool = False) -> int:
     if result.stop_reason == "error":
         return EXIT_ERROR
     cut_off = result.candidate is not None and result.candidate.finish_reason == "length"
-    satisfied = result.text is not None and result.verdict != "failed" and (
-        result.answer is not None or result.verdict == "passed" or not (wants_answer or cut_off))
+    satisfied = (
+        result.text is not None
+        and result.verdict != "failed"
+        and (result.answer is not None or result.verdict == "passed" or not (wants_answer or cut_off))
+    )
     if result.stop_reason in ("budget", "deadline") and not satisfied:
         return EXIT_BUDGET
     if result.verdict == "failed":
@@ -301,8 +350,9 @@ def account(result: Result, found: list[str] | None = None, *, appended: bool = 
     return " · ".join(parts)
 
 
-def print_result(result: Result, found: list[str] | None = None, *, appended: bool = False,
-                 show_answer: bool = True) -> None:
+def print_result(
+    result: Result, found: list[str] | None = None, *, appended: bool = False, show_answer: bool = True
+) -> None:
     """The reply, the answer (only where one was stated, in the form asked for), the vote and the account."""
     from rich.console import Console
     from rich.text import Text
@@ -314,8 +364,10 @@ def print_result(result: Result, found: list[str] | None = None, *, appended: bo
         console.print(Text(inert(result.text.strip())), soft_wrap=True)
     if result.answer is not None and show_answer:
         if result.verdict == "failed":
-            console.print(Text.assemble(("Answer (failed the check): ", "bold"), (inert(result.answer), "bold red")),
-                          soft_wrap=True)
+            console.print(
+                Text.assemble(("Answer (failed the check): ", "bold"), (inert(result.answer), "bold red")),
+                soft_wrap=True,
+            )
         else:
             console.print(Text.assemble(("Answer: ", "bold"), (inert(result.answer), "bold green")), soft_wrap=True)
     split = vote_split(result)

@@ -21,7 +21,11 @@ seconds."""
 
 
 def make_backend(
-    base_url: str | None, model: str | None, api_key_env: str | None = None, *, logprobs: bool = False,
+    base_url: str | None,
+    model: str | None,
+    api_key_env: str | None = None,
+    *,
+    logprobs: bool = False,
     server_options: Mapping[str, Any] = ASK_SERVER_OPTIONS,
 ) -> Backend:
     """The backend the flags name, by :mod:`thinkloop.backends.resolve`'s rules (a plugin, the embedded model,
@@ -38,10 +42,11 @@ def make_backend(
     if api_key_env is not None and target.kind == "gguf":
         raise UsageError(f"{PROG} ask: error: --api-key-env is for a server; {model} runs in-process")
     if api_key_env is not None and target.kind == "plugin":
-        raise UsageError(f"{PROG} ask: error: --api-key-env is for a server reached through the OpenAI SDK; "
-                         f"plugin {target.plugin} reads its own settings")
-    return resolve_backend(target, api_key=api_key_from(api_key_env), logprobs=logprobs,
-                           server_options=server_options)
+        raise UsageError(
+            f"{PROG} ask: error: --api-key-env is for a server reached through the OpenAI SDK; "
+            f"plugin {target.plugin} reads its own settings"
+        )
+    return resolve_backend(target, api_key=api_key_from(api_key_env), logprobs=logprobs, server_options=server_options)
 
 
 def check_base_url(base_url: str) -> None:

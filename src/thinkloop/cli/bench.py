@@ -25,76 +25,136 @@ def _say(line: str) -> None:
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``bench`` (with ``run`` and ``report``) to a parent's subparsers."""
     bench = subparsers.add_parser(
-        "bench", help="benchmark strategies and models on a data set",
+        "bench",
+        help="benchmark strategies and models on a data set",
         description="Benchmark strategies and models: accuracy, tokens, latency and cost.",
     )
     commands = bench.add_subparsers(dest="bench_command", metavar="{run,report}")
     commands.required = True
 
     run = commands.add_parser(
-        "run", help="run strategies x models over a data set, resumable",
+        "run",
+        help="run strategies x models over a data set, resumable",
         description="Run a grid of strategies x models over a data set. Records go to --out as each problem "
         "finishes; re-running the same command resumes.",
     )
-    run.add_argument("data", metavar="DATA",
-                     help="a JSONL file, a known set (gsm8k, math500, svamp, verifiable, verifiable-FAMILY), or "
-                     "'simulated' with --simulated. Known sets ship inside thinkloop (used when --data-dir, "
-                     "$THINKLOOP_DATA and ../shared/data have none): " + _known_sets_help())
-    run.add_argument("--question-field", metavar="FIELD",
-                     help="the question's field, or a template: '{Body} {Question}' (a JSONL file needs it)")
+    run.add_argument(
+        "data",
+        metavar="DATA",
+        help="a JSONL file, a known set (gsm8k, math500, svamp, verifiable, verifiable-FAMILY), or "
+        "'simulated' with --simulated. Known sets ship inside thinkloop (used when --data-dir, "
+        "$THINKLOOP_DATA and ../shared/data have none): " + _known_sets_help(),
+    )
+    run.add_argument(
+        "--question-field",
+        metavar="FIELD",
+        help="the question's field, or a template: '{Body} {Question}' (a JSONL file needs it)",
+    )
     run.add_argument("--answer-field", metavar="FIELD", help="the gold answer's field (a JSONL file needs it)")
     run.add_argument("--id-field", metavar="FIELD", help="the problem id's field (default: the line number)")
-    run.add_argument("--data-dir", metavar="DIR",
-                     help="where known sets live (default: $THINKLOOP_DATA or ../shared/data, else the copies "
-                     "shipped inside thinkloop)")
-    run.add_argument("--limit", type=int, metavar="N",
-                     help="run N problems (the first N, or a --seed-ed sample; default: all)")
+    run.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where known sets live (default: $THINKLOOP_DATA or ../shared/data, else the copies "
+        "shipped inside thinkloop)",
+    )
+    run.add_argument(
+        "--limit", type=int, metavar="N", help="run N problems (the first N, or a --seed-ed sample; default: all)"
+    )
     run.add_argument("--seed", type=int, metavar="N", help="sample the --limit problems with this seed")
     run.add_argument("--ids", metavar="ID,...", help="comma-separated problem ids to run")
-    run.add_argument("--strategy", action="append", required=True, metavar="SPEC",
-                     help="NAME[:key=value,...], e.g. cot, sc:n=8,adaptive=true (repeatable)")
-    run.add_argument("--model", action="append", default=[], metavar="NAME",
-                     help="a model on an OpenAI-compatible API, or a .gguf file to run in-process (repeatable; "
-                     "default: the embedded SmolLM2-135M-Instruct)")
-    run.add_argument("--base-url", action="append", default=[], metavar="URL",
-                     help="the server for each served --model, in order (one URL serves all; default: the "
-                     "OpenAI API, or OPENAI_BASE_URL when it is set)")
-    run.add_argument("--threads", type=int, metavar="N",
-                     help="CPU threads for the embedded model (default: $THINKLOOP_THREADS or measured)")
-    run.add_argument("--simulated", type=float, metavar="P",
-                     help="a simulated model right with probability P (scaling curves, demos, tests)")
+    run.add_argument(
+        "--strategy",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="NAME[:key=value,...], e.g. cot, sc:n=8,adaptive=true (repeatable)",
+    )
+    run.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a model on an OpenAI-compatible API, or a .gguf file to run in-process (repeatable; "
+        "default: the embedded SmolLM2-135M-Instruct)",
+    )
+    run.add_argument(
+        "--base-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="the server for each served --model, in order (one URL serves all; default: the "
+        "OpenAI API, or OPENAI_BASE_URL when it is set)",
+    )
+    run.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads for the embedded model (default: $THINKLOOP_THREADS or measured)",
+    )
+    run.add_argument(
+        "--simulated",
+        type=float,
+        metavar="P",
+        help="a simulated model right with probability P (scaling curves, demos, tests)",
+    )
     run.add_argument("--simulated-latency", type=float, default=0.0, metavar="S", help=argparse.SUPPRESS)
-    run.add_argument("--concurrency", type=int, default=1, metavar="N",
-                     help="problems in flight per model (default: 1)")
-    run.add_argument("--timeout", type=float, metavar="SECONDS",
-                     help="seconds a server's reply may take to start (default 120; 10 s to connect); the check "
-                          "of each server before the grid waits at most 10 s or this")
+    run.add_argument(
+        "--concurrency", type=int, default=1, metavar="N", help="problems in flight per model (default: 1)"
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds a server's reply may take to start (default 120; 10 s to connect); the check "
+        "of each server before the grid waits at most 10 s or this",
+    )
     run.add_argument("--budget-tokens", type=int, metavar="N", help="a hard token budget per problem")
-    run.add_argument("--max-tokens", type=int, metavar="N",
-                     help="per-call completion limit for every strategy (default: each strategy's own)")
-    run.add_argument("--check", metavar="CHECK",
-                     help="judge every problem by a check instead of its gold answer, e.g. words:12, regex:P, "
-                     "number:{answer}+-0.5 ({answer} is the gold), tests:FILE.py (problems with their own check "
-                     "keep it)")
+    run.add_argument(
+        "--max-tokens",
+        type=int,
+        metavar="N",
+        help="per-call completion limit for every strategy (default: each strategy's own)",
+    )
+    run.add_argument(
+        "--check",
+        metavar="CHECK",
+        help="judge every problem by a check instead of its gold answer, e.g. words:12, regex:P, "
+        "number:{answer}+-0.5 ({answer} is the gold), tests:FILE.py (problems with their own check "
+        "keep it)",
+    )
     run.add_argument("--out", required=True, metavar="FILE.jsonl", help="the results file (appended, resumed)")
     run.add_argument("--traces", metavar="DIR", help="write each problem's trace under DIR")
     run.add_argument("--retry-failed", action="store_true", help="redo problems whose record failed")
     run.add_argument("--prices", metavar="FILE", help="a JSON/TOML price table overriding the shipped one")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no table at the end")
-    run.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                     help="run the problems on Ray actors (pip install 'thinkloop[ray]'): no ADDRESS or 'local' "
-                     "starts Ray on this machine, loopback only; an address joins a cluster; --concurrency is "
-                     "then per actor")
+    run.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run the problems on Ray actors (pip install 'thinkloop[ray]'): no ADDRESS or 'local' "
+        "starts Ray on this machine, loopback only; an address joins a cluster; --concurrency is "
+        "then per actor",
+    )
     run.add_argument("--ray-actors", type=int, metavar="N", help="Ray actors (default: one per CPU)")
 
     report = commands.add_parser(
         "report", help="summarise a results file", description="Summarise a results file: one row per config."
     )
     report.add_argument("results", metavar="RESULTS.jsonl", help="a results file from bench run")
-    report.add_argument("--format", choices=FORMATS, default="table", metavar="FORMAT",
-                        help="table (fits the terminal), or markdown, json, csv with every column (default: table)")
-    report.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR (needs the plots extra: "
-                        "pip install 'thinkloop[plots]')")
+    report.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        metavar="FORMAT",
+        help="table (fits the terminal), or markdown, json, csv with every column (default: table)",
+    )
+    report.add_argument(
+        "--plots",
+        metavar="DIR",
+        help="write PNG plots into DIR (needs the plots extra: pip install 'thinkloop[plots]')",
+    )
     return bench
 
 
@@ -129,8 +189,9 @@ def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
     if args.simulated is not None:
         from thinkloop.bench.simulated import SimulatedBackend
 
-        return [SimulatedBackend.for_dataset(dataset, p=args.simulated, seed=args.seed or 0,
-                                             latency=args.simulated_latency)]
+        return [
+            SimulatedBackend.for_dataset(dataset, p=args.simulated, seed=args.seed or 0, latency=args.simulated_latency)
+        ]
     from thinkloop.backends.resolve import resolve_backend, target_of
 
     if not args.model:
@@ -140,8 +201,9 @@ def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
     served = [m for m in args.model if not target_of(m).in_process]  # a plugin takes a URL too, when paired
     urls = args.base_url
     if urls and not served:
-        raise ConfigurationError("--base-url is for served models, and every --model here runs in-process (a "
-                                 ".gguf name or a file)")
+        raise ConfigurationError(
+            "--base-url is for served models, and every --model here runs in-process (a .gguf name or a file)"
+        )
     if len(urls) not in (0, 1, len(served)):
         raise ConfigurationError(f"{len(served)} --model but {len(urls)} --base-url: give one, or one each")
     paired = iter(urls * len(served) if len(urls) == 1 else urls or [None] * len(served))
@@ -149,8 +211,7 @@ def _backends(args: argparse.Namespace, dataset: Any) -> list[Any]:
     backends: list[Any] = []
     for model in args.model:  # in the order given: the grid and the table follow it
         url = None if target_of(model).in_process else next(paired)
-        backends.append(resolve_backend(model, url, n_threads=args.threads, logprobs=logprobs,
-                                        server_options=options))
+        backends.append(resolve_backend(model, url, n_threads=args.threads, logprobs=logprobs, server_options=options))
     return backends
 
 
@@ -219,8 +280,14 @@ def _run(args: argparse.Namespace) -> int:
         dataset = subset(simulated_dataset(args.limit or 1000), ids=ids)
     else:
         dataset = load_dataset(
-            args.data, question_field=args.question_field, answer_field=args.answer_field,
-            id_field=args.id_field, data_dir=args.data_dir, limit=args.limit, seed=args.seed, ids=ids,
+            args.data,
+            question_field=args.question_field,
+            answer_field=args.answer_field,
+            id_field=args.id_field,
+            data_dir=args.data_dir,
+            limit=args.limit,
+            seed=args.seed,
+            ids=ids,
         )
     prices = PriceTable.load(args.prices)
     if args.check is not None and dataset.problems:  # a bad check fails before any model call
@@ -235,16 +302,34 @@ def _run(args: argparse.Namespace) -> int:
         configs = []
         for spec in args.strategy:
             backends += _backends(args, dataset)
-            configs += make_configs([dataset], [spec], backends[-1:], max_tokens=args.max_tokens,
-                                    budget_tokens=args.budget_tokens, check=args.check)
+            configs += make_configs(
+                [dataset],
+                [spec],
+                backends[-1:],
+                max_tokens=args.max_tokens,
+                budget_tokens=args.budget_tokens,
+                check=args.check,
+            )
     else:
         backends = _backends(args, dataset)
-        configs = make_configs([dataset], args.strategy, backends, max_tokens=args.max_tokens,
-                               budget_tokens=args.budget_tokens, check=args.check)
+        configs = make_configs(
+            [dataset],
+            args.strategy,
+            backends,
+            max_tokens=args.max_tokens,
+            budget_tokens=args.budget_tokens,
+            check=args.check,
+        )
     _check_logprobs(configs)
     with ResultStore(args.out) as store:
-        runner = Runner(store, concurrency=args.concurrency, retry_failed=args.retry_failed, prices=prices,
-                        traces_dir=Path(args.traces) if args.traces else None, executor=executor)
+        runner = Runner(
+            store,
+            concurrency=args.concurrency,
+            retry_failed=args.retry_failed,
+            prices=prices,
+            traces_dir=Path(args.traces) if args.traces else None,
+            executor=executor,
+        )
         todo = len(runner.pending(configs))
         progress = _Progress(todo, quiet=args.quiet)
         runner.on_record = progress.update
@@ -278,8 +363,10 @@ def _run(args: argparse.Namespace) -> int:
         console.print(rich_table(rows, width=console.width))
     if not args.quiet or summary.failed:
         redo = "; re-run with --retry-failed to redo the failed ones" if summary.failed else ""
-        _say(f"ran {summary.ran}, skipped {summary.skipped} already recorded, failed {summary.failed}{redo}; "
-             f"results in {args.out}")
+        _say(
+            f"ran {summary.ran}, skipped {summary.skipped} already recorded, failed {summary.failed}{redo}; "
+            f"results in {args.out}"
+        )
     return 1 if summary.failed else 0
 
 
@@ -314,9 +401,12 @@ class _Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._bar = Progress(
-            TextColumn("[bold]bench"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]bench"),
+            BarColumn(),
+            MofNCompleteColumn(),
             TextColumn("acc {task.fields[accuracy]}  tokens {task.fields[tokens]}  failed {task.fields[failed]}"),
-            TimeRemainingColumn(), transient=False,
+            TimeRemainingColumn(),
+            transient=False,
         )
         self._bar.__enter__()
         self._task = self._bar.add_task("bench", total=self.total, accuracy="-", tokens=0, failed=0)
@@ -338,8 +428,10 @@ class _Progress:
         if self._bar is not None:
             self._bar.update(self._task, advance=1, accuracy=accuracy, tokens=self.tokens, failed=self.failed)
         elif not self.quiet and (self.done % 10 == 0 or self.done == self.total):
-            _say(f"[{self.done}/{self.total}] {record.strategy} on {record.model}: accuracy so far {accuracy}, "
-                 f"tokens {self.tokens}, failed {self.failed}")
+            _say(
+                f"[{self.done}/{self.total}] {record.strategy} on {record.model}: accuracy so far {accuracy}, "
+                f"tokens {self.tokens}, failed {self.failed}"
+            )
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -10,7 +10,8 @@ from typing import Any
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Register ``plugins`` on the top-level subparsers."""
     return commands.add_parser(
-        "plugins", help="list installed plugins",
+        "plugins",
+        help="list installed plugins",
         description="List the backends and strategies that installed packages add, and where each comes from.",
     )
 

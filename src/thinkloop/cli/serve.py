@@ -34,79 +34,185 @@ APP_FACTORY = "thinkloop.cli.serve:worker_app"
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     serve = commands.add_parser(
-        "serve", help="serve an OpenAI-compatible reasoning endpoint",
+        "serve",
+        help="serve an OpenAI-compatible reasoning endpoint",
         description="Serve /v1/chat/completions: any OpenAI client gets a reasoning model with its reasoning "
         "visible (message.reasoning_content) and its cost under a hard budget.",
     )
     serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default: {DEFAULT_HOST})")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
-                       help=f"port (default: {DEFAULT_PORT}; 0: any free port)")
+    serve.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any free port)"
+    )
     serve.add_argument("--base-url", metavar="URL", help="an upstream OpenAI-compatible server (needs --model)")
     serve.add_argument(
-        "--model", metavar="NAME",
+        "--model",
+        metavar="NAME",
         help="the model name at --base-url or the OpenAI API, or a .gguf file to run in-process "
         "(default: the embedded SmolLM2-135M-Instruct)",
     )
-    serve.add_argument("--strategy", default="cot", metavar="SPEC",
-                       help="the default strategy for requests that choose none (default: cot)")
-    serve.add_argument("--api-key", metavar="KEY",
-                       help="require 'Authorization: Bearer KEY' (default: $THINKLOOP_API_KEY; unset: no key)")
-    serve.add_argument("--api-key-env", metavar="VAR",
-                       help="the environment variable holding the upstream server's key (default: OPENAI_API_KEY)")
-    serve.add_argument("--max-concurrency", type=positive_int, default=64, metavar="N",
-                       help="runs in flight at most; beyond it a request gets 429 with Retry-After (default: 64)")
+    serve.add_argument(
+        "--strategy",
+        default="cot",
+        metavar="SPEC",
+        help="the default strategy for requests that choose none (default: cot)",
+    )
+    serve.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' (default: $THINKLOOP_API_KEY; unset: no key)",
+    )
+    serve.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="the environment variable holding the upstream server's key (default: OPENAI_API_KEY)",
+    )
+    serve.add_argument(
+        "--max-concurrency",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="runs in flight at most; beyond it a request gets 429 with Retry-After (default: 64)",
+    )
     limits = serve.add_argument_group(
-        "per-request ceiling", "What one request may spend, whatever it asks (0: no limit). A client's budget, "
+        "per-request ceiling",
+        "What one request may spend, whatever it asks (0: no limit). A client's budget, "
         "max_tokens and n are clamped to it; the n runs of a request share it; a strategy whose worst case "
-        "could not fit is refused with a 400.")
-    limits.add_argument("--max-request-tokens", type=non_negative_int, default=DEFAULT_TOKENS, metavar="N",
-                        help=f"billed tokens, prompt and completion, of all calls (default: {DEFAULT_TOKENS})")
-    limits.add_argument("--max-request-calls", type=non_negative_int, default=DEFAULT_CALLS, metavar="N",
-                        help=f"upstream calls (a strategy's worst case counts samples) (default: {DEFAULT_CALLS})")
-    limits.add_argument("--max-request-seconds", type=non_negative_float, default=DEFAULT_SECONDS, metavar="S",
-                        help="wall-clock seconds; also each upstream call's timeout (default: "
-                        f"{DEFAULT_SECONDS:g})")
-    limits.add_argument("--max-request-dollars", type=non_negative_float, default=DEFAULT_DOLLARS, metavar="D",
-                        help=f"dollars, when the model's price is known (default: {DEFAULT_DOLLARS:g})")
-    serve.add_argument("--budget-tokens", type=positive_int, metavar="N",
-                       help="hard token limit on every run (a request may ask for less, never more)")
-    serve.add_argument("--max-n", type=positive_int, default=8, metavar="N",
-                       help="the largest 'n' (independent runs) a request may ask for (default: 8)")
-    serve.add_argument("--keep-traces", type=int, default=256, metavar="N",
-                       help="runs whose trace GET /v1/traces/{id} can return (default: 256)")
-    serve.add_argument("--keep-trace-bytes", type=positive_int, default=64 * 1024 * 1024, metavar="N",
-                       help="kept traces' size at most, estimated from their text (default: 64 MiB)")
-    serve.add_argument("--max-body-bytes", type=positive_int, default=4 * 1024 * 1024, metavar="N",
-                       help="largest request body (default: 4 MiB)")
+        "could not fit is refused with a 400.",
+    )
+    limits.add_argument(
+        "--max-request-tokens",
+        type=non_negative_int,
+        default=DEFAULT_TOKENS,
+        metavar="N",
+        help=f"billed tokens, prompt and completion, of all calls (default: {DEFAULT_TOKENS})",
+    )
+    limits.add_argument(
+        "--max-request-calls",
+        type=non_negative_int,
+        default=DEFAULT_CALLS,
+        metavar="N",
+        help=f"upstream calls (a strategy's worst case counts samples) (default: {DEFAULT_CALLS})",
+    )
+    limits.add_argument(
+        "--max-request-seconds",
+        type=non_negative_float,
+        default=DEFAULT_SECONDS,
+        metavar="S",
+        help=f"wall-clock seconds; also each upstream call's timeout (default: {DEFAULT_SECONDS:g})",
+    )
+    limits.add_argument(
+        "--max-request-dollars",
+        type=non_negative_float,
+        default=DEFAULT_DOLLARS,
+        metavar="D",
+        help=f"dollars, when the model's price is known (default: {DEFAULT_DOLLARS:g})",
+    )
+    serve.add_argument(
+        "--budget-tokens",
+        type=positive_int,
+        metavar="N",
+        help="hard token limit on every run (a request may ask for less, never more)",
+    )
+    serve.add_argument(
+        "--max-n",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="the largest 'n' (independent runs) a request may ask for (default: 8)",
+    )
+    serve.add_argument(
+        "--keep-traces",
+        type=int,
+        default=256,
+        metavar="N",
+        help="runs whose trace GET /v1/traces/{id} can return (default: 256)",
+    )
+    serve.add_argument(
+        "--keep-trace-bytes",
+        type=positive_int,
+        default=64 * 1024 * 1024,
+        metavar="N",
+        help="kept traces' size at most, estimated from their text (default: 64 MiB)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=positive_int,
+        default=4 * 1024 * 1024,
+        metavar="N",
+        help="largest request body (default: 4 MiB)",
+    )
     net = serve.add_argument_group("connections")
-    net.add_argument("--allowed-host", action="append", metavar="HOST", dest="allowed_hosts",
-                     help="a Host header to answer (repeatable; bound to loopback the default is localhost, "
-                     "127.0.0.1 and [::1]; on another address any Host is answered unless this is given)")
-    net.add_argument("--max-connections", type=positive_int, default=512, metavar="N",
-                     help="open connections and requests at most; beyond it uvicorn answers 503 (default: 512)")
-    net.add_argument("--header-seconds", type=positive_float, default=10.0, metavar="S",
-                     help="a request's line and headers must arrive within this (default: 10)")
-    net.add_argument("--body-seconds", type=positive_float, default=30.0, metavar="S",
-                     help="a request's body must arrive within this, else 408 (default: 30)")
-    net.add_argument("--keep-alive-seconds", type=positive_int, default=75, metavar="S",
-                     help="an idle kept-alive connection is closed after this; longer than clients' pools keep "
-                     "one (httpx: 5 s), so a client never reuses one the server is closing (default: 75)")
-    net.add_argument("--workers", type=positive_int, default=1, metavar="N",
-                     help="server processes sharing the port (uvicorn's workers); key allowances and traces "
-                     "are shared through a sqlite file (default: 1)")
-    keys = serve.add_argument_group("named keys", "Keys with an allowance of tokens per period, in a sqlite "
-                                    "file that survives restarts.")
+    net.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="HOST",
+        dest="allowed_hosts",
+        help="a Host header to answer (repeatable; bound to loopback the default is localhost, "
+        "127.0.0.1 and [::1]; on another address any Host is answered unless this is given)",
+    )
+    net.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=512,
+        metavar="N",
+        help="open connections and requests at most; beyond it uvicorn answers 503 (default: 512)",
+    )
+    net.add_argument(
+        "--header-seconds",
+        type=positive_float,
+        default=10.0,
+        metavar="S",
+        help="a request's line and headers must arrive within this (default: 10)",
+    )
+    net.add_argument(
+        "--body-seconds",
+        type=positive_float,
+        default=30.0,
+        metavar="S",
+        help="a request's body must arrive within this, else 408 (default: 30)",
+    )
+    net.add_argument(
+        "--keep-alive-seconds",
+        type=positive_int,
+        default=75,
+        metavar="S",
+        help="an idle kept-alive connection is closed after this; longer than clients' pools keep "
+        "one (httpx: 5 s), so a client never reuses one the server is closing (default: 75)",
+    )
+    net.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (uvicorn's workers); key allowances and traces "
+        "are shared through a sqlite file (default: 1)",
+    )
+    keys = serve.add_argument_group(
+        "named keys", "Keys with an allowance of tokens per period, in a sqlite file that survives restarts."
+    )
     keys.add_argument("--keys", metavar="FILE", help="the key file: requests must carry one of its keys")
     keys.add_argument("--add-key", metavar="NAME", help="add a key named NAME to --keys FILE, print it, and exit")
-    keys.add_argument("--key-tokens", type=positive_int, metavar="N",
-                      help="with --add-key: tokens the key may spend per period (default: no allowance)")
-    keys.add_argument("--key-period", choices=sorted(PERIODS), default="day",
-                      help="with --add-key: the allowance's period (default: day)")
+    keys.add_argument(
+        "--key-tokens",
+        type=positive_int,
+        metavar="N",
+        help="with --add-key: tokens the key may spend per period (default: no allowance)",
+    )
+    keys.add_argument(
+        "--key-period",
+        choices=sorted(PERIODS),
+        default="day",
+        help="with --add-key: the allowance's period (default: day)",
+    )
     keys.add_argument("--remove-key", metavar="NAME", help="remove a key from --keys FILE and exit")
-    keys.add_argument("--list-keys", action="store_true", help="list --keys FILE's keys and what each spent, "
-                      "and exit")
-    serve.add_argument("--grace-seconds", type=float, default=5.0, metavar="S",
-                       help="on SIGTERM/Ctrl-C, how long runs in flight may finish before they are cancelled")
+    keys.add_argument("--list-keys", action="store_true", help="list --keys FILE's keys and what each spent, and exit")
+    serve.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="on SIGTERM/Ctrl-C, how long runs in flight may finish before they are cancelled",
+    )
     serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     return serve
 
@@ -126,8 +232,12 @@ def allowed_hosts(args: argparse.Namespace) -> tuple[str, ...] | None:
 def make_ceiling(args: argparse.Namespace) -> Any:
     from thinkloop.serve.ceiling import Ceiling
 
-    return Ceiling(tokens=args.max_request_tokens or None, calls=args.max_request_calls or None,
-                   seconds=args.max_request_seconds or None, dollars=args.max_request_dollars or None)
+    return Ceiling(
+        tokens=args.max_request_tokens or None,
+        calls=args.max_request_calls or None,
+        seconds=args.max_request_seconds or None,
+        dollars=args.max_request_dollars or None,
+    )
 
 
 def make_settings(args: argparse.Namespace, model_name: str, price_of: Callable[[str], Any] | None) -> Any:
@@ -138,11 +248,19 @@ def make_settings(args: argparse.Namespace, model_name: str, price_of: Callable[
     api_key = args.api_key if args.api_key is not None else os.environ.get("THINKLOOP_API_KEY") or None
     price = price_of(model_name) if price_of is not None else None
     return Settings(
-        strategy=args.strategy, api_key=api_key, max_concurrency=args.max_concurrency,
-        budget_tokens=args.budget_tokens, max_body_bytes=args.max_body_bytes, max_n=args.max_n,
-        keep_traces=args.keep_traces, keep_trace_bytes=args.keep_trace_bytes,
-        prices={model_name: price} if price is not None else {}, ceiling=make_ceiling(args),
-        allowed_hosts=allowed_hosts(args), body_seconds=args.body_seconds, keys_path=args.keys,
+        strategy=args.strategy,
+        api_key=api_key,
+        max_concurrency=args.max_concurrency,
+        budget_tokens=args.budget_tokens,
+        max_body_bytes=args.max_body_bytes,
+        max_n=args.max_n,
+        keep_traces=args.keep_traces,
+        keep_trace_bytes=args.keep_trace_bytes,
+        prices={model_name: price} if price is not None else {},
+        ceiling=make_ceiling(args),
+        allowed_hosts=allowed_hosts(args),
+        body_seconds=args.body_seconds,
+        keys_path=args.keys,
         shared_traces=getattr(args, "shared_traces", None),
     )
 
@@ -207,13 +325,17 @@ def backend_for(args: argparse.Namespace) -> Any:
     import httpx2
 
     timeout = httpx2.Timeout(upstream_timeout_s(args.max_request_seconds), connect=5.0)
-    return make_backend(args.base_url, args.model, args.api_key_env, logprobs=logprobs,
-                        server_options={"timeout": timeout})
+    return make_backend(
+        args.base_url, args.model, args.api_key_env, logprobs=logprobs, server_options={"timeout": timeout}
+    )
 
 
 def main(
-    args: argparse.Namespace, *, make_backend: Callable[[argparse.Namespace], Any] = backend_for,
-    price_of: Callable[[str], Any] | None = price_of, factory: str | None = APP_FACTORY,
+    args: argparse.Namespace,
+    *,
+    make_backend: Callable[[argparse.Namespace], Any] = backend_for,
+    price_of: Callable[[str], Any] | None = price_of,
+    factory: str | None = APP_FACTORY,
 ) -> int:
     """Serve until SIGTERM or Ctrl-C. ``make_backend(args)`` is ``ask``'s backend maker with serve's timeouts;
     ``price_of(model)`` gives the served model's price (runs then report their cost, and requests may set a
@@ -238,9 +360,15 @@ def main(
     protocol.HeaderDeadline.header_seconds = args.header_seconds
     os.environ[protocol.ENV] = str(args.header_seconds)
     common = dict(
-        host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-        timeout_graceful_shutdown=args.grace_seconds, lifespan="on", http=protocol.HeaderDeadline,
-        limit_concurrency=args.max_connections, timeout_keep_alive=args.keep_alive_seconds,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=args.grace_seconds,
+        lifespan="on",
+        http=protocol.HeaderDeadline,
+        limit_concurrency=args.max_connections,
+        timeout_keep_alive=args.keep_alive_seconds,
         h11_max_incomplete_event_size=64 * 1024,
     )
     if args.workers > 1:
@@ -258,8 +386,9 @@ def main(
     return 0 if server.started else 1
 
 
-def build_app(args: argparse.Namespace, make_backend: Callable[[argparse.Namespace], Any],
-              price_of: Callable[[str], Any] | None) -> Any:
+def build_app(
+    args: argparse.Namespace, make_backend: Callable[[argparse.Namespace], Any], price_of: Callable[[str], Any] | None
+) -> Any:
     from thinkloop.serve.app import create_app
 
     backend = make_backend(args)

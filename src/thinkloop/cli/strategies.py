@@ -15,10 +15,11 @@ from typing import Any
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Register ``strategies`` on the top-level subparsers."""
     parser = commands.add_parser(
-        "strategies", help="list the strategies and their options",
+        "strategies",
+        help="list the strategies and their options",
         description="List the strategies for --strategy and their options (type, default, meaning). "
         "Give options as NAME:key=value,...; quote a value that holds a comma: "
-        "cot:system_prompt=\"Be brief, be exact.\"",
+        'cot:system_prompt="Be brief, be exact."',
     )
     parser.add_argument("name", nargs="?", metavar="NAME", help="one strategy (default: all of them)")
     return parser

@@ -15,14 +15,24 @@ from typing import Any
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``view`` to a parent's subparsers."""
     view = subparsers.add_parser(
-        "view", help="write a trace as a self-contained HTML page",
+        "view",
+        help="write a trace as a self-contained HTML page",
         description="Write one self-contained HTML page showing a trace: each run's answer, totals and budget, "
         "its reasoning graph, the calls' details and a timeline. The page loads nothing from the network.",
     )
-    view.add_argument("trace", type=Path, metavar="TRACE",
-                      help="a JSONL trace (ask --trace), or a directory of them (bench run --traces DIR)")
-    view.add_argument("-o", "--output", type=Path, metavar="FILE.html",
-                      help="where to write the page (default: beside the trace, .html for .jsonl)")
+    view.add_argument(
+        "trace",
+        type=Path,
+        metavar="TRACE",
+        help="a JSONL trace (ask --trace), or a directory of them (bench run --traces DIR)",
+    )
+    view.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE.html",
+        help="where to write the page (default: beside the trace, .html for .jsonl)",
+    )
     view.add_argument("--run", metavar="RUN_ID", help="show only this run")
     view.add_argument("--open", action="store_true", help="open the page in the default web browser")
     return view

@@ -9,6 +9,16 @@ from thinkloop.export.export import KEEPS, ExportOptions, ExportReport, export_t
 from thinkloop.export.formats import FORMATS, SCHEMAS
 
 __all__ = [
-    "FORMATS", "KEEPS", "SCHEMAS", "ExportError", "ExportOptions", "ExportReport", "Reply", "Verdict",
-    "export_traces", "judge", "provenance_path", "replies",
+    "FORMATS",
+    "KEEPS",
+    "SCHEMAS",
+    "ExportError",
+    "ExportOptions",
+    "ExportReport",
+    "Reply",
+    "Verdict",
+    "export_traces",
+    "judge",
+    "provenance_path",
+    "replies",
 ]

@@ -70,11 +70,21 @@ class Reply:
     def provenance(self) -> dict[str, Any]:
         """Where the reply came from, for the record's provenance line."""
         return {
-            "trace": self.trace, "run_id": self.run_id, "node_id": self.node_id, "strategy": self.strategy,
-            "model": self.model, "question": self.question, "answer": self.answer, "problem": self.problem,
-            "verdict": {"accepted": self.verdict.accepted, "score": self.verdict.score,
-                        "feedback": self.verdict.feedback},
-            "gold": self.gold, "correct": self.correct,
+            "trace": self.trace,
+            "run_id": self.run_id,
+            "node_id": self.node_id,
+            "strategy": self.strategy,
+            "model": self.model,
+            "question": self.question,
+            "answer": self.answer,
+            "problem": self.problem,
+            "verdict": {
+                "accepted": self.verdict.accepted,
+                "score": self.verdict.score,
+                "feedback": self.verdict.feedback,
+            },
+            "gold": self.gold,
+            "correct": self.correct,
         }
 
 
@@ -152,12 +162,21 @@ def _replies(trace: str, run: _Run) -> Iterator[Reply]:
         messages, choice = found
         why = _unusable(node, choice)
         yield Reply(
-            trace=trace, run_id=run.started.run_id, node_id=node.id, question=run.started.question,
-            strategy=run.started.strategy, model=run.started.model, messages=messages,
+            trace=trace,
+            run_id=run.started.run_id,
+            node_id=node.id,
+            question=run.started.question,
+            strategy=run.started.strategy,
+            model=run.started.model,
+            messages=messages,
             text=choice.text if choice is not None else (node.text or ""),
-            answer=node.answer, reasoning=choice.reasoning if choice is not None else None,
-            finish_reason=choice.finish_reason if choice is not None else None, status=node.status,
-            verdict=verdicts.get(node.id, Verdict()), usable=why is None, why=why,
+            answer=node.answer,
+            reasoning=choice.reasoning if choice is not None else None,
+            finish_reason=choice.finish_reason if choice is not None else None,
+            status=node.status,
+            verdict=verdicts.get(node.id, Verdict()),
+            usable=why is None,
+            why=why,
         )
 
 

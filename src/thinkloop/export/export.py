@@ -73,11 +73,14 @@ class ExportOptions:
         if self.keep not in KEEPS:
             raise ExportError(f"unknown keep rule {self.keep!r}: one of {', '.join(KEEPS)}")
         if "correct" in self.keep and self.results is None:
-            raise ExportError(f"keep={self.keep} compares answers with gold: give the bench results file "
-                              "(--results RESULTS.jsonl)")
+            raise ExportError(
+                f"keep={self.keep} compares answers with gold: give the bench results file (--results RESULTS.jsonl)"
+            )
         if self.thinking and self.format not in THINKING_FORMATS:
-            raise ExportError(f"{self.format} has no place for the model's thinking: use "
-                              f"{' or '.join(sorted(THINKING_FORMATS))}, or leave thinking out")
+            raise ExportError(
+                f"{self.format} has no place for the model's thinking: use "
+                f"{' or '.join(sorted(THINKING_FORMATS))}, or leave thinking out"
+            )
         if self.per_question is not None and self.per_question < 1:
             raise ExportError("per_question must be at least 1")
 
@@ -104,9 +107,11 @@ class ExportReport:
         def listed(counts: Counter[str]) -> str:
             return ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items())) or "none"
 
-        return (f"{self.records} records to {self.output} (provenance: {self.provenance}) from {self.replies} "
-                f"replies in {self.runs} runs of {self.traces} traces; good {self.good}, bad {self.bad}, "
-                f"left out: {listed(self.left_out)}; records dropped: {listed(self.dropped)}")
+        return (
+            f"{self.records} records to {self.output} (provenance: {self.provenance}) from {self.replies} "
+            f"replies in {self.runs} runs of {self.traces} traces; good {self.good}, bad {self.bad}, "
+            f"left out: {listed(self.left_out)}; records dropped: {listed(self.dropped)}"
+        )
 
 
 def provenance_path(output: Path) -> Path:
@@ -169,8 +174,9 @@ def _records(found: list[Reply], options: ExportOptions, report: ExportReport) -
             continue
         verdict = judge(reply, options.keep)
         if verdict is None:
-            report.left_out["unchecked" if "passed" in options.keep and reply.verdict.accepted is None
-                           else "no gold"] += 1
+            report.left_out[
+                "unchecked" if "passed" in options.keep and reply.verdict.accepted is None else "no gold"
+            ] += 1
             continue
         if verdict and options.min_score is not None and (reply.verdict.score or 0.0) < options.min_score:
             report.left_out["below min_score"] += 1
@@ -181,8 +187,11 @@ def _records(found: list[Reply], options: ExportOptions, report: ExportReport) -
     seen: set[tuple[str, ...]] = set()
     for question, chosen in good.items():
         made = 0
-        pairs = ([(c, None) for c in chosen] if options.format not in PREFERENCE_FORMATS
-                 else [(c, r) for c in chosen for r in bad.get(question, [])])
+        pairs = (
+            [(c, None) for c in chosen]
+            if options.format not in PREFERENCE_FORMATS
+            else [(c, r) for c in chosen for r in bad.get(question, [])]
+        )
         if options.format in PREFERENCE_FORMATS and not bad.get(question):
             report.dropped["no rejected reply to pair with"] += len(chosen)
         for accepted, rejected in pairs:

@@ -124,7 +124,10 @@ class OpenAIDPO(_Strict):
 
 
 SCHEMAS: dict[str, type[BaseModel]] = {
-    "openai-sft": OpenAISFT, "hf-sft": HFSFT, "trl-dpo": TRLDPO, "openai-dpo": OpenAIDPO,
+    "openai-sft": OpenAISFT,
+    "hf-sft": HFSFT,
+    "trl-dpo": TRLDPO,
+    "openai-dpo": OpenAIDPO,
 }
 
 PromptMode = Literal["question", "sent"]
@@ -164,16 +167,23 @@ def sft_record(fmt: str, reply: Reply, *, prompt: PromptMode, thinking: bool) ->
     return {"messages": [*messages, assistant(reply, thinking=thinking)]}
 
 
-def preference_record(fmt: str, chosen: Reply, rejected: Reply, *, prompt: PromptMode,
-                      thinking: bool) -> dict[str, Any]:
+def preference_record(
+    fmt: str, chosen: Reply, rejected: Reply, *, prompt: PromptMode, thinking: bool
+) -> dict[str, Any]:
     messages = prompt_messages(chosen, prompt)
     if prompt == "sent" and prompt_messages(rejected, prompt) != messages:
         raise Skip("the two replies answered different conversations")
     if fmt == "openai-dpo":
-        return {"input": {"messages": messages}, "preferred_output": [assistant(chosen, thinking=False)],
-                "non_preferred_output": [assistant(rejected, thinking=False)]}
-    return {"prompt": messages, "chosen": [assistant(chosen, thinking=thinking)],
-            "rejected": [assistant(rejected, thinking=thinking)]}
+        return {
+            "input": {"messages": messages},
+            "preferred_output": [assistant(chosen, thinking=False)],
+            "non_preferred_output": [assistant(rejected, thinking=False)],
+        }
+    return {
+        "prompt": messages,
+        "chosen": [assistant(chosen, thinking=thinking)],
+        "rejected": [assistant(rejected, thinking=thinking)],
+    }
 
 
 def validated(fmt: str, record: dict[str, Any]) -> dict[str, Any]:

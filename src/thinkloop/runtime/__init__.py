@@ -17,14 +17,33 @@
 
 from thinkloop.types import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "Engine": "engine", "Policy": "engine",
-    "RunContext": "context", "RunTotals": "best", "BestSoFar": "best", "Samples": "sampling",
-    "Caller": "caller", "Recorder": "recorder", "Sampler": "sampling",
-    "Budget": "budget", "BudgetLedger": "budget", "Price": "budget",
-    "Node": "graph", "ReasoningGraph": "graph",
-    "JsonlTraceSink": "trace", "Trace": "trace", "graph_from_events": "trace", "load_trace": "trace",
-    "recorded_calls": "trace", "replay": "trace",
-    "Candidate": "result", "Outcome": "result", "Result": "result",
-    "Verdict": "verdict", "Verifier": "verdict",
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Engine": "engine",
+        "Policy": "engine",
+        "RunContext": "context",
+        "RunTotals": "best",
+        "BestSoFar": "best",
+        "Samples": "sampling",
+        "Caller": "caller",
+        "Recorder": "recorder",
+        "Sampler": "sampling",
+        "Budget": "budget",
+        "BudgetLedger": "budget",
+        "Price": "budget",
+        "Node": "graph",
+        "ReasoningGraph": "graph",
+        "JsonlTraceSink": "trace",
+        "Trace": "trace",
+        "graph_from_events": "trace",
+        "load_trace": "trace",
+        "recorded_calls": "trace",
+        "replay": "trace",
+        "Candidate": "result",
+        "Outcome": "result",
+        "Result": "result",
+        "Verdict": "verdict",
+        "Verifier": "verdict",
+    },
+)

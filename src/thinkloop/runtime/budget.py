@@ -237,7 +237,12 @@ class BudgetLedger:
 
     # --- reserve / settle -----------------------------------------------------------------------------
     def reserve(
-        self, *, prompt_tokens: int, max_tokens: int | None, n: int = 1, min_tokens: int = 1,
+        self,
+        *,
+        prompt_tokens: int,
+        max_tokens: int | None,
+        n: int = 1,
+        min_tokens: int = 1,
         model: str | None = None,
     ) -> Reservation:
         """Hold the worst case of one call, or raise :class:`BudgetExhausted`.
@@ -251,7 +256,12 @@ class BudgetLedger:
         return reservation
 
     def reserve_or_wait(
-        self, *, prompt_tokens: int, max_tokens: int | None, n: int = 1, min_tokens: int = 1,
+        self,
+        *,
+        prompt_tokens: int,
+        max_tokens: int | None,
+        n: int = 1,
+        min_tokens: int = 1,
         model: str | None = None,
     ) -> Reservation | None:
         """:meth:`reserve`, except that a call that would be shrunk (or refused) only because calls in flight
@@ -260,7 +270,13 @@ class BudgetLedger:
         return self._reserve(prompt_tokens, max_tokens, n, min_tokens, model, patient=True)
 
     def _reserve(
-        self, prompt_tokens: int, max_tokens: int | None, n: int, min_tokens: int, model: str | None, *,
+        self,
+        prompt_tokens: int,
+        max_tokens: int | None,
+        n: int,
+        min_tokens: int,
+        model: str | None,
+        *,
         patient: bool,
     ) -> Reservation | None:
         calls_left, seconds_left, tokens_left, dollars_left = self._left()

@@ -57,8 +57,14 @@ class Caller:
     """
 
     def __init__(
-        self, backend: Backend, ledger: BudgetLedger, recorder: Recorder, *, limiter_for: LimiterFor | None = None,
-        extract: AnswerExtractor | None = None, pinned: bool = False,
+        self,
+        backend: Backend,
+        ledger: BudgetLedger,
+        recorder: Recorder,
+        *,
+        limiter_for: LimiterFor | None = None,
+        extract: AnswerExtractor | None = None,
+        pinned: bool = False,
     ) -> None:
         self.backend = backend
         self.ledger = ledger
@@ -71,8 +77,9 @@ class Caller:
 
     def with_ledger(self, ledger: BudgetLedger) -> Caller:
         """The same caller, reserving from another ledger (a sub-strategy's slice of the budget)."""
-        return Caller(self.backend, ledger, self.recorder, limiter_for=self.limiter_for, extract=self.extract,
-                      pinned=self.pinned)
+        return Caller(
+            self.backend, ledger, self.recorder, limiter_for=self.limiter_for, extract=self.extract, pinned=self.pinned
+        )
 
     async def call(
         self,
@@ -106,8 +113,15 @@ class Caller:
                 retries += 1
 
     async def _send_once(
-        self, request: ChatRequest, parents: Sequence[int], kind: NodeKind, strategy: str | None,
-        backend: Backend, min_tokens: int, data: dict[str, Any] | None, retries: int,
+        self,
+        request: ChatRequest,
+        parents: Sequence[int],
+        kind: NodeKind,
+        strategy: str | None,
+        backend: Backend,
+        min_tokens: int,
+        data: dict[str, Any] | None,
+        retries: int,
     ) -> tuple[Node, Completion]:
         """One try of a call: reserved, sent, settled and recorded (``retries``: tries before this one)."""
         if retries:
@@ -120,15 +134,26 @@ class Caller:
             # tokens they will likely not use, wait for them to settle while they might free enough room.
             while (
                 reservation := ledger.reserve_or_wait(
-                    prompt_tokens=prompt_bound, max_tokens=request.max_tokens, n=request.n, min_tokens=min_tokens,
+                    prompt_tokens=prompt_bound,
+                    max_tokens=request.max_tokens,
+                    n=request.n,
+                    min_tokens=min_tokens,
                     model=backend.name,
                 )
             ) is None:
                 await ledger.settled_change()
         except BudgetExhausted as exc:
             # ``data["budget"]`` is what readers of traces without ``failure`` know a refusal by.
-            recorder.record(kind, parents, status="failed", strategy=strategy, request=request, error=str(exc),
-                            failure=Failure.of(exc), data={"budget": exc.resource} | (data or {}))
+            recorder.record(
+                kind,
+                parents,
+                status="failed",
+                strategy=strategy,
+                request=request,
+                error=str(exc),
+                failure=Failure.of(exc),
+                data={"budget": exc.resource} | (data or {}),
+            )
             raise
         if reservation.max_tokens != request.max_tokens:
             request = request.model_copy(update={"max_tokens": reservation.max_tokens})
@@ -142,16 +167,22 @@ class Caller:
                 # yields while it waits on its I/O, and the seconds budget is checked at every reservation.
                 await anyio.lowlevel.checkpoint_if_cancelled()
                 sent = True
-                completion = await (backend.complete_call(request, node.id) if self._by_node  # type: ignore[attr-defined]
-                                    else backend.complete(request))
+                completion = await (
+                    backend.complete_call(request, node.id)  # type: ignore[attr-defined]
+                    if self._by_node
+                    else backend.complete(request)
+                )
             else:
                 async with limiter:
                     # A limiter slot handed over just as the run stopped must not send one more call.
                     await anyio.lowlevel.checkpoint_if_cancelled()
                     sent = True
                     # A replay maps the call back by its node, not by its request alone.
-                    completion = await (backend.complete_call(request, node.id) if self._by_node  # type: ignore[attr-defined]
-                                        else backend.complete(request))
+                    completion = await (
+                        backend.complete_call(request, node.id)  # type: ignore[attr-defined]
+                        if self._by_node
+                        else backend.complete(request)
+                    )
             if not isinstance(completion, Completion):
                 raise BackendError(
                     f"{backend.name} returned {type(completion).__name__}, not a Completion", maybe_billed=True
@@ -172,8 +203,10 @@ class Caller:
         except Exception as exc:
             # Billed unless proven otherwise: an error the backend did not map may have come after the server
             # generated (and billed) the reply.
-            error = exc if isinstance(exc, BackendError) else BackendError(
-                f"{type(exc).__name__}: {exc}", maybe_billed=True
+            error = (
+                exc
+                if isinstance(exc, BackendError)
+                else BackendError(f"{type(exc).__name__}: {exc}", maybe_billed=True)
             )
             billed = sent and error.maybe_billed
             if billed:
@@ -185,9 +218,14 @@ class Caller:
             message = redact(str(error))
             # What a replay needs to fail this call the same way: whether it was billed.
             failure = {"billed": billed} if sent else None
-            recorder.mark(node, "failed", error=message, latency_s=time.perf_counter() - started,
-                          failure=Failure.of(error, message),
-                          **({"data": (node.data or {}) | failure} if failure else {}))
+            recorder.mark(
+                node,
+                "failed",
+                error=message,
+                latency_s=time.perf_counter() - started,
+                failure=Failure.of(error, message),
+                **({"data": (node.data or {}) | failure} if failure else {}),
+            )
             if error is exc:
                 raise
             raise BackendError(message, maybe_billed=error.maybe_billed) from exc
@@ -199,8 +237,13 @@ class Caller:
             choice = choices[0]
             text, answer = choice.text, self.answer_of(choice)
         node = recorder.mark(
-            node, "done", completion=completion, usage=completion.usage, latency_s=completion.latency_s,
-            text=text, answer=answer,
+            node,
+            "done",
+            completion=completion,
+            usage=completion.usage,
+            latency_s=completion.latency_s,
+            text=text,
+            answer=answer,
         )
         return node, completion
 
@@ -226,7 +269,11 @@ class Caller:
         else:
             answer = self.answer_of(choice)
         return Candidate(
-            text=choice.text, answer=answer, node_id=node.id, finish_reason=choice.finish_reason,
-            mean_logprob=choice.mean_logprob, reasoning=choice.reasoning, **fields,
+            text=choice.text,
+            answer=answer,
+            node_id=node.id,
+            finish_reason=choice.finish_reason,
+            mean_logprob=choice.mean_logprob,
+            reasoning=choice.reasoning,
+            **fields,
         )
-

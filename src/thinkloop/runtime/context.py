@@ -36,7 +36,14 @@ from thinkloop.runtime.verdict import Verifier
 from thinkloop.types import ChatRequest, Choice, Completion, Message, RunUsage
 
 __all__ = [
-    "AnswerExtractor", "BestSoFar", "Failure", "LimiterFor", "RunContext", "RunTotals", "Samples", "no_answer",
+    "AnswerExtractor",
+    "BestSoFar",
+    "Failure",
+    "LimiterFor",
+    "RunContext",
+    "RunTotals",
+    "Samples",
+    "no_answer",
 ]
 
 
@@ -244,7 +251,11 @@ class RunContext:
             self.offer(candidate)
             raise
         self.record(
-            "verify", parents, strategy=strategy, answer=candidate.answer, score=verdict.score,
+            "verify",
+            parents,
+            strategy=strategy,
+            answer=candidate.answer,
+            score=verdict.score,
             data={"accepted": verdict.accepted, "feedback": verdict.feedback},
         )
         scored = candidate.model_copy(

@@ -123,14 +123,24 @@ class Engine:
         ledger = BudgetLedger(budget)
         label = policy.label
         ctx = RunContext(
-            backend=self.backend, ledger=ledger, trace=trace, question=question, run_id=run_id,
-            limiter_for=self.limiter, extract=extract or policy.extract, verifier=verifier,
+            backend=self.backend,
+            ledger=ledger,
+            trace=trace,
+            question=question,
+            run_id=run_id,
+            limiter_for=self.limiter,
+            extract=extract or policy.extract,
+            verifier=verifier,
             pinned=isinstance(self.backend, ReplayBackend),
         )
         trace.emit(
             RunStarted(
-                run_id=run_id, question=question, strategy=label, model=self.backend.name,
-                budget=budget.model_dump(mode="json", exclude_none=True), started_at=time.time(),
+                run_id=run_id,
+                question=question,
+                strategy=label,
+                model=self.backend.name,
+                budget=budget.model_dump(mode="json", exclude_none=True),
+                started_at=time.time(),
             )
         )
         started = time.perf_counter()
@@ -155,7 +165,10 @@ class Engine:
         else:  # stopped mid-way: the strategy's pick from work in progress, else the best candidate seen
             candidate = ctx.provisional()
         stop, why = decide_stop(
-            proposed, _failures(ctx), answered=candidate is not None, ended_by=ended_by,
+            proposed,
+            _failures(ctx),
+            answered=candidate is not None,
+            ended_by=ended_by,
             time_left=ledger.seconds_left() > 0,
         )
         error = why.message if why is not None else None
@@ -195,10 +208,18 @@ class Engine:
         try:  # a trace write that fails (a full disk) fails the run: it must not read as finished
             trace.emit(
                 RunFinished(
-                    run_id=run_id, stop_reason=stop, answer=candidate.answer if candidate else None,
-                    answer_node=candidate.node_id if candidate else None, error=error, failure=why,
-                    usage=usage.model_dump(), cost=result.cost, verdict=result.verdict, feedback=result.feedback,
-                    warnings=result.warnings, stop_detail=result.stop_detail,
+                    run_id=run_id,
+                    stop_reason=stop,
+                    answer=candidate.answer if candidate else None,
+                    answer_node=candidate.node_id if candidate else None,
+                    error=error,
+                    failure=why,
+                    usage=usage.model_dump(),
+                    cost=result.cost,
+                    verdict=result.verdict,
+                    feedback=result.feedback,
+                    warnings=result.warnings,
+                    stop_detail=result.stop_detail,
                 )
             )
         finally:

@@ -79,8 +79,13 @@ class Failure(BaseModel):
         """The backend error this failure records, as its own class (a budget refusal or a diverged replay, which
         are not backend errors, as a plain :class:`BackendError`)."""
         kind = next((t for t, k in _KINDS if k == self.kind), BackendError)
-        return kind(self.message, retryable=self.retryable, retry_after=self.retry_after,
-                    maybe_billed=self.maybe_billed, status=self.status)
+        return kind(
+            self.message,
+            retryable=self.retryable,
+            retry_after=self.retry_after,
+            maybe_billed=self.maybe_billed,
+            status=self.status,
+        )
 
     @classmethod
     def of(cls, exc: BaseException, message: str | None = None) -> Failure:
@@ -96,8 +101,12 @@ class Failure(BaseModel):
         if isinstance(exc, BackendError):
             kind: FailureKind = next((k for t, k in _KINDS if isinstance(exc, t)), "backend")
             return cls(
-                kind=kind, message=text, retryable=exc.retryable, maybe_billed=exc.maybe_billed,
-                retry_after=exc.retry_after, status=exc.status,
+                kind=kind,
+                message=text,
+                retryable=exc.retryable,
+                maybe_billed=exc.maybe_billed,
+                retry_after=exc.retry_after,
+                status=exc.status,
             )
         raise TypeError(f"not a failure the runtime records: {type(exc).__name__}")
 

@@ -150,17 +150,26 @@ def stop_detail(result: Result, given: str | None, *, budget: dict[str, Any] | N
         case "accepted":
             return "the check accepted the answer" + (f" after {made}" if calls else "")
         case "converged":
-            return f"the vote was decided: {vote_summary(result)}" if result.votes else \
-                "nothing more to gain (the critic found nothing to fix)"
+            return (
+                f"the vote was decided: {vote_summary(result)}"
+                if result.votes
+                else "nothing more to gain (the critic found nothing to fix)"
+            )
         case "max_rounds":
-            return f"the round limit was reached after {made} with no accepted answer" if result.verdict == "failed" \
+            return (
+                f"the round limit was reached after {made} with no accepted answer"
+                if result.verdict == "failed"
                 else f"the round or depth limit was reached after {made}"
+            )
         case "budget":
             return _budget_line(result, budget or {}, made)
         case "deadline":
             seconds = (budget or {}).get("seconds")
-            return f"the time limit ({seconds:g} s) ran out after {made}" if seconds else \
-                f"the time limit ran out after {made}"
+            return (
+                f"the time limit ({seconds:g} s) ran out after {made}"
+                if seconds
+                else f"the time limit ran out after {made}"
+            )
         case "error":
             return f"failed: {result.error}" if result.error else "every attempt failed"
         case "cancelled":
@@ -182,11 +191,19 @@ def _budget_line(result: Result, budget: dict[str, Any], made: str) -> str:
             parts.append(f"{name} {used:g} of {limit:g}")
     limits = f" ({', '.join(parts)})" if parts else ""
     if result.usage.calls == 0 and result.candidate is None:
-        refused = next((n for n in result.graph.nodes() if (f := failure_of(n)) is not None and f.is_budget
-                        and n.request is not None), None)
+        refused = next(
+            (
+                n
+                for n in result.graph.nodes()
+                if (f := failure_of(n)) is not None and f.is_budget and n.request is not None
+            ),
+            None,
+        )
         reserve = ""
         if refused is not None and refused.request is not None and refused.request.max_tokens is not None:
-            reserve = f" (one call reserves its prompt plus {refused.request.max_tokens} completion tokens; " \
+            reserve = (
+                f" (one call reserves its prompt plus {refused.request.max_tokens} completion tokens; "
                 "lower max_tokens or raise the token budget)"
+            )
         return f"the budget{limits} cannot fit one call{reserve}"
     return f"the budget ran out{limits} after {made}"

@@ -27,9 +27,21 @@ def _networkx() -> Any:
 
     return networkx
 
+
 NodeKind = Literal[
-    "question", "generate", "critique", "revise", "expand", "evaluate", "vote", "verify", "select", "prune",
-    "backtrack", "answer", "decide",
+    "question",
+    "generate",
+    "critique",
+    "revise",
+    "expand",
+    "evaluate",
+    "vote",
+    "verify",
+    "select",
+    "prune",
+    "backtrack",
+    "answer",
+    "decide",
 ]
 """``decide``: a strategy's choice about how much more to spend (``auto``), its reason in ``data["reason"]``."""
 NodeStatus = Literal["running", "done", "pruned", "cancelled", "failed"]

@@ -114,8 +114,9 @@ def write_all(file: IO[bytes], data: bytes, path: str | Path) -> None:
         try:
             count = file.write(view[written:]) or 0  # None: would block, never for a regular file
         except OSError as exc:
-            raise OSError(exc.errno, f"could not write to {path}: {exc.strerror} (wrote {written} of "
-                                     f"{len(data)} bytes)") from None
+            raise OSError(
+                exc.errno, f"could not write to {path}: {exc.strerror} (wrote {written} of {len(data)} bytes)"
+            ) from None
         if count == 0:
             raise OSError(f"could not write to {path}: wrote {written} of {len(data)} bytes (is the disk full?)")
         written += count

@@ -19,8 +19,9 @@ from thinkloop.types import ChatRequest
 class Recorder:
     """Puts node versions on a run's graph and emits them to its trace."""
 
-    def __init__(self, trace: Trace, run_id: str, graph: ReasoningGraph | None = None,
-                 ids: count[int] | None = None) -> None:
+    def __init__(
+        self, trace: Trace, run_id: str, graph: ReasoningGraph | None = None, ids: count[int] | None = None
+    ) -> None:
         self.trace = trace
         self.run_id = run_id
         self.graph = graph if graph is not None else ReasoningGraph()
@@ -38,20 +39,43 @@ class Recorder:
         """Put a node (new, or a newer version of ``node_id``) on the graph and emit it; its fields are
         validated, as a strategy chooses them."""
         parents = tuple(parents)
-        return self.put(new_node({
-            "id": next(self._ids) if node_id is None else node_id, "kind": kind, "parents": parents,
-            "status": status, "depth": self.depth(parents), "started_at": time.time(), **fields,
-        }))
+        return self.put(
+            new_node(
+                {
+                    "id": next(self._ids) if node_id is None else node_id,
+                    "kind": kind,
+                    "parents": parents,
+                    "status": status,
+                    "depth": self.depth(parents),
+                    "started_at": time.time(),
+                    **fields,
+                }
+            )
+        )
 
     def call_started(
-        self, kind: NodeKind, parents: tuple[int, ...], request: ChatRequest, strategy: str | None,
+        self,
+        kind: NodeKind,
+        parents: tuple[int, ...],
+        request: ChatRequest,
+        strategy: str | None,
         data: dict[str, Any] | None,
     ) -> Node:
         """The ``running`` node of a call about to be sent."""
-        return self.put(new_node({
-            "id": next(self._ids), "kind": kind, "parents": parents, "request": request, "strategy": strategy,
-            "data": data, "started_at": time.time(), "depth": self.depth(parents),
-        }))
+        return self.put(
+            new_node(
+                {
+                    "id": next(self._ids),
+                    "kind": kind,
+                    "parents": parents,
+                    "request": request,
+                    "strategy": strategy,
+                    "data": data,
+                    "started_at": time.time(),
+                    "depth": self.depth(parents),
+                }
+            )
+        )
 
     def mark(self, node: Node, status: NodeStatus, **fields: Any) -> Node:
         """A recorded node's next version (finished, pruned, scored), emitted; like ``model_copy``, the

@@ -103,7 +103,12 @@ class Sampler:
         return fit
 
     async def _sample_concurrently(
-        self, request: ChatRequest, k: int, result: Samples, parents: Sequence[int], kind: NodeKind,
+        self,
+        request: ChatRequest,
+        k: int,
+        result: Samples,
+        parents: Sequence[int],
+        kind: NodeKind,
         strategy: str | None,
     ) -> None:
         single = request.model_copy(update={"n": 1}) if request.n != 1 else request
@@ -115,7 +120,11 @@ class Sampler:
                 group.start_soon(self._sample_call, single, result, parents, kind, strategy)
 
     async def _sample_call(
-        self, request: ChatRequest, result: Samples, parents: Sequence[int], kind: NodeKind,
+        self,
+        request: ChatRequest,
+        result: Samples,
+        parents: Sequence[int],
+        kind: NodeKind,
         strategy: str | None,
     ) -> None:
         try:
@@ -132,6 +141,12 @@ class Sampler:
             return
         for index, choice in enumerate(completion.choices):
             answer = self.caller.answer_of(choice)
-            child = self.caller.recorder.record(kind, [node.id], strategy=strategy, text=choice.text, answer=answer,
-                                data={"choice": index, "finish_reason": choice.finish_reason})
+            child = self.caller.recorder.record(
+                kind,
+                [node.id],
+                strategy=strategy,
+                text=choice.text,
+                answer=answer,
+                data={"choice": index, "finish_reason": choice.finish_reason},
+            )
             result.candidates.append(self.caller.candidate(child, choice))

@@ -163,8 +163,6 @@ class JsonlTraceSink:
             self._lock = None
 
 
-
-
 _TAIL_CHUNK = 1 << 16
 
 
@@ -419,12 +417,15 @@ def _recorded(events: Iterable[Any], run_id: str | None) -> _Recorded:
             continue
         # Retried when a call under the same parents, with the same request, was its next try.
         retried = any(
-            other.parents == node.parents and try_number(other) == try_number(node) + 1
+            other.parents == node.parents
+            and try_number(other) == try_number(node) + 1
             and requests.get(other.id) == requests.get(node.id)
             for other in calls
         )
         recorded.failures[node.id] = RecordedFailure(
-            request=requests.get(node.id), error=node.error, retried=retried,
+            request=requests.get(node.id),
+            error=node.error,
+            retried=retried,
             billed=bool((node.data or {}).get("billed", True)),
         )
     return recorded
@@ -461,8 +462,10 @@ def replay(
     recorded = _recorded(events, run_id)
     started = runs.get(run_id)
     if name is None:
-        name = started.model if started is not None else next(
-            (completion.model for _, completion in recorded.calls if completion.model), "replay"
+        name = (
+            started.model
+            if started is not None
+            else next((completion.model for _, completion in recorded.calls if completion.model), "replay")
         )
     if capabilities is None:
         honours_n = any(request is not None and request.n > 1 for request, _ in recorded.calls)
@@ -471,6 +474,12 @@ def replay(
         retry = capabilities.retry.model_copy(update={"max_retries": recorded.most_tries - 1})
         capabilities = capabilities.model_copy(update={"retry": retry})
     return ReplayBackend(
-        recorded.calls, name=name, strict=strict, capabilities=capabilities, run_id=run_id,
-        sent_before=recorded.sent_before, nodes=recorded.nodes, failures=recorded.failures,
+        recorded.calls,
+        name=name,
+        strict=strict,
+        capabilities=capabilities,
+        run_id=run_id,
+        sent_before=recorded.sent_before,
+        nodes=recorded.nodes,
+        failures=recorded.failures,
     )

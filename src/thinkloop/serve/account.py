@@ -19,7 +19,11 @@ from thinkloop.runtime.graph import Node
 from thinkloop.runtime.trace import NodeEvent, RunFinished, RunStarted
 
 _LABELS = {
-    "generate": "Sample", "expand": "Step", "revise": "Revision", "critique": "Critique", "evaluate": "Evaluation",
+    "generate": "Sample",
+    "expand": "Step",
+    "revise": "Revision",
+    "critique": "Critique",
+    "evaluate": "Evaluation",
     "answer": "Answer",
 }
 
@@ -51,8 +55,9 @@ class ReasoningAccount:
             elif paragraph:
                 self._emit(paragraph)
         elif isinstance(event, RunStarted):
-            budget = ", ".join(f"{k} {v}" for k, v in event.budget.items() if k in ("tokens", "calls", "seconds",
-                                                                                    "dollars"))
+            budget = ", ".join(
+                f"{k} {v}" for k, v in event.budget.items() if k in ("tokens", "calls", "seconds", "dollars")
+            )
             self._pending += f"Strategy {event.strategy} on {event.model}" + (f", budget: {budget}" if budget else "")
             self._pending += ".\n\n"
         elif isinstance(event, RunFinished):

@@ -47,15 +47,24 @@ class ChatServer:
         self.settings = settings
         self.upstream = Upstream(backend)
         self.engine = Engine(self.upstream)
-        self.traces = (TraceStore(settings.keep_traces, settings.keep_trace_bytes) if settings.shared_traces is None
-                       else SharedTraceStore(settings.keep_traces, settings.keep_trace_bytes, settings.shared_traces))
+        self.traces = (
+            TraceStore(settings.keep_traces, settings.keep_trace_bytes)
+            if settings.shared_traces is None
+            else SharedTraceStore(settings.keep_traces, settings.keep_trace_bytes, settings.shared_traces)
+        )
         self.in_flight = 0
         self.keys = KeyStore(settings.keys_path) if settings.keys_path else None
 
     # --- routes ---------------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "model": self.upstream.name, "runs_in_flight": self.in_flight,
-                             "max_concurrency": self.settings.max_concurrency})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "model": self.upstream.name,
+                "runs_in_flight": self.in_flight,
+                "max_concurrency": self.settings.max_concurrency,
+            }
+        )
 
     async def models(self, request: Request) -> Response:
         self._authorize(request)
@@ -70,8 +79,12 @@ class ChatServer:
         except ValueError as exc:
             raise bad_request(str(exc), param="model", code="invalid_model") from None
         if served not in (None, ALIAS, self.upstream.name):
-            raise ApiError(404, f"model {name!r} is not served here; use {self.upstream.name!r} or {ALIAS!r}",
-                           code="model_not_found", param="model")
+            raise ApiError(
+                404,
+                f"model {name!r} is not served here; use {self.upstream.name!r} or {ALIAS!r}",
+                code="model_not_found",
+                param="model",
+            )
         return JSONResponse(_model(name))
 
     async def trace(self, request: Request) -> Response:
@@ -79,8 +92,11 @@ class ChatServer:
         run_id = request.path_params["run_id"]
         jsonl = self.traces.jsonl(run_id)
         if jsonl is None:
-            raise ApiError(404, f"no trace for run {run_id!r} (the server keeps the last "
-                           f"{self.settings.keep_traces} runs)", code="trace_not_found")
+            raise ApiError(
+                404,
+                f"no trace for run {run_id!r} (the server keeps the last {self.settings.keep_traces} runs)",
+                code="trace_not_found",
+            )
         return PlainTextResponse(scrub(jsonl), media_type="application/x-ndjson")
 
     async def trace_view(self, request: Request) -> Response:
@@ -91,8 +107,11 @@ class ChatServer:
         run_id = request.path_params["run_id"]
         events = self.traces.events(run_id)
         if events is None:
-            raise ApiError(404, f"no trace for run {run_id!r} (the server keeps the last "
-                           f"{self.settings.keep_traces} runs)", code="trace_not_found")
+            raise ApiError(
+                404,
+                f"no trace for run {run_id!r} (the server keeps the last {self.settings.keep_traces} runs)",
+                code="trace_not_found",
+            )
         return HTMLResponse(render_trace_html(list(events), run_id=run_id))
 
     async def chat(self, request: Request) -> Response:
@@ -108,8 +127,11 @@ class ChatServer:
         call = parse_chat(decoded, max_n=self.settings.max_n)
         limit = self.settings.max_concurrency
         if call.n > limit:
-            raise bad_request(f"'n' = {call.n} runs can never be admitted: this server runs at most {limit} at "
-                              "once (--max-concurrency); ask for fewer", param="n")
+            raise bad_request(
+                f"'n' = {call.n} runs can never be admitted: this server runs at most {limit} at "
+                "once (--max-concurrency); ask for fewer",
+                param="n",
+            )
         plan = plan_call(call, self.settings, self.upstream)
         hold = None
         if key_name is not None and self.keys is not None:
@@ -122,16 +144,21 @@ class ChatServer:
                 self.keys.settle(hold, used)
 
         if call.stream:
+
             def closed(replies: list[RunReply] | None) -> None:
                 self._release(call.n)
                 settle(replies)
 
-            return _AsgiResponse(RunStream(
-                n=call.n, start=lambda index, on_text: run_one(plan, self.engine, self.traces, index=index,
-                                                               on_text=on_text),
-                chunks=ChunkMaker(f"chatcmpl-{uuid.uuid4().hex[:12]}", call.model), include_usage=call.include_usage,
-                info=lambda reply: reply.info(plan), on_close=closed,
-            ))
+            return _AsgiResponse(
+                RunStream(
+                    n=call.n,
+                    start=lambda index, on_text: run_one(plan, self.engine, self.traces, index=index, on_text=on_text),
+                    chunks=ChunkMaker(f"chatcmpl-{uuid.uuid4().hex[:12]}", call.model),
+                    include_usage=call.include_usage,
+                    info=lambda reply: reply.info(plan),
+                    on_close=closed,
+                )
+            )
         replies = None
         held = hold.tokens if hold is not None else 0
         try:
@@ -141,10 +168,17 @@ class ChatServer:
             settle(replies)
         if replies is None:  # the client went away; nobody to answer
             return Response(status_code=499)
-        if hold is not None and "thinkloop.budget.tokens" in plan.changed and all(
-                r.result.usage.calls == 0 and r.result.stop_reason == "budget" for r in replies):
-            raise ApiError(429, f"key {key_name!r}: what is left of its allowance ({held} tokens) is too "
-                           "little for one call", code="allowance_spent", retry_after=60)
+        if (
+            hold is not None
+            and "thinkloop.budget.tokens" in plan.changed
+            and all(r.result.usage.calls == 0 and r.result.stop_reason == "budget" for r in replies)
+        ):
+            raise ApiError(
+                429,
+                f"key {key_name!r}: what is left of its allowance ({held} tokens) is too little for one call",
+                code="allowance_spent",
+                retry_after=60,
+            )
         return JSONResponse(_completion(replies, plan, call.model))
 
     def _charge(self, name: str, plan: Plan, n: int) -> tuple[Plan, Any]:
@@ -155,10 +189,10 @@ class ChatServer:
         if hold.tokens < wanted:  # less is left than the request could spend: its runs get what is left
             tokens = hold.tokens // n
             changed = dict(plan.changed)
-            changed["thinkloop.budget.tokens"] = (f"{plan.budget.tokens} → {tokens}: what is left of key "
-                                                  f"{name!r}'s allowance")
-            plan = dataclasses.replace(plan, budget=plan.budget.model_copy(update={"tokens": tokens}),
-                                       changed=changed)
+            changed["thinkloop.budget.tokens"] = (
+                f"{plan.budget.tokens} → {tokens}: what is left of key {name!r}'s allowance"
+            )
+            plan = dataclasses.replace(plan, budget=plan.budget.model_copy(update={"tokens": tokens}), changed=changed)
         return plan, hold
 
     # --- helpers ----------------------------------------------------------------------------------------
@@ -171,8 +205,9 @@ class ChatServer:
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
         if not header:
-            raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key",
-                           scrub=False)
+            raise ApiError(
+                401, "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key", scrub=False
+            )
         given = given.strip()
         if scheme.lower() == "bearer":
             if key is not None and hmac.compare_digest(given.encode(), key.encode()):
@@ -190,8 +225,9 @@ class ChatServer:
             return
         host = request.headers.get("host", "").lower()
         if host not in allowed and host.rsplit(":", 1)[0] not in allowed:
-            raise ApiError(403, f"Host {host[:100]!r} is not one this server answers to (--allowed-host)",
-                           code="host_not_allowed")
+            raise ApiError(
+                403, f"Host {host[:100]!r} is not one this server answers to (--allowed-host)", code="host_not_allowed"
+            )
 
     async def _body(self, request: Request) -> bytes:
         cap = self.settings.max_body_bytes
@@ -200,8 +236,9 @@ class ChatServer:
             if not declared.isdigit():
                 raise bad_request(f"bad Content-Length {declared!r}")
             if int(declared) > cap:
-                raise ApiError(413, f"request body of {declared} bytes exceeds the limit of {cap} bytes",
-                               code="request_too_large")
+                raise ApiError(
+                    413, f"request body of {declared} bytes exceeds the limit of {cap} bytes", code="request_too_large"
+                )
         chunks, size = [], 0
         seconds = self.settings.body_seconds
         with anyio.move_on_after(seconds) as timer:  # a body sent a byte at a time would hold a connection
@@ -217,8 +254,12 @@ class ChatServer:
     def _admit(self, runs: int) -> None:
         limit = self.settings.max_concurrency
         if self.in_flight + runs > limit:
-            raise ApiError(429, f"the server is at its limit of {limit} runs in flight; retry shortly",
-                           code="too_many_runs", retry_after=1)
+            raise ApiError(
+                429,
+                f"the server is at its limit of {limit} runs in flight; retry shortly",
+                code="too_many_runs",
+                retry_after=1,
+            )
         self.in_flight += runs
 
     def _release(self, runs: int) -> None:
@@ -278,8 +319,11 @@ def _require_json(request: Request) -> None:
     reading any body as JSON would let every page the user visits spend the server's key."""
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if kind != "application/json":
-        raise ApiError(415, f"the body must be sent as 'Content-Type: application/json', not {kind or 'none'!r}",
-                       code="unsupported_media_type")
+        raise ApiError(
+            415,
+            f"the body must be sent as 'Content-Type: application/json', not {kind or 'none'!r}",
+            code="unsupported_media_type",
+        )
 
 
 class _AsgiResponse(Response):

@@ -45,8 +45,12 @@ class Ceiling:
         return limits
 
 
-_FLAG = {"tokens": "--max-request-tokens", "calls": "--max-request-calls", "seconds": "--max-request-seconds",
-         "dollars": "--max-request-dollars"}
+_FLAG = {
+    "tokens": "--max-request-tokens",
+    "calls": "--max-request-calls",
+    "seconds": "--max-request-seconds",
+    "dollars": "--max-request-dollars",
+}
 
 
 def flag(limit: str) -> str:
@@ -77,7 +81,7 @@ def worst_case_samples(strategy: Strategy) -> int | None:
         elif mode == "mcts":
             expansions = config.iterations
         else:  # dfs may walk every branch
-            expansions = sum(branching ** d for d in range(depth))
+            expansions = sum(branching**d for d in range(depth))
         return 2 * expansions * branching  # each proposed step is valued too
     if name == "auto":
         return config.probe + config.max_samples + 2 * config.bon_n + 2 * config.revise_rounds

@@ -37,8 +37,14 @@ class ApiError(Exception):
     """A failure to report to the client as an OpenAI-shaped error."""
 
     def __init__(
-        self, status: int, message: str, *, code: str | None = None, param: str | None = None,
-        retry_after: float | None = None, scrub: bool = True,
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+        scrub: bool = True,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -68,6 +74,7 @@ class ApiError(Exception):
 
 MAX_RETRY_AFTER = 3600.0
 """The longest ``Retry-After`` passed on to a client, in seconds."""
+
 
 def scrub(text: str) -> str:
     """Text safe to show a client or a log: keys redacted, and credentials in URLs (``http://user:pass@``)."""

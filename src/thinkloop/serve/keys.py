@@ -73,8 +73,9 @@ class KeyStore:
         """A new key for ``name``; returns it (the only time it is shown)."""
         key = "tlk-" + secrets.token_urlsafe(24)
         try:
-            self._db.execute("insert into keys values (?, ?, ?, ?, ?)", (name, _digest(key), tokens, period,
-                                                                          time.time()))
+            self._db.execute(
+                "insert into keys values (?, ?, ?, ?, ?)", (name, _digest(key), tokens, period, time.time())
+            )
         except sqlite3.IntegrityError:
             raise ValueError(f"a key named {name!r} exists already") from None
         return key
@@ -88,8 +89,9 @@ class KeyStore:
         out = []
         for name, tokens, period in self._db.execute("select name, tokens, period from keys order by name"):
             start = now - now % period
-            row = self._db.execute("select tokens from spent where name = ? and period_start = ?",
-                                   (name, start)).fetchone()
+            row = self._db.execute(
+                "select tokens from spent where name = ? and period_start = ?", (name, start)
+            ).fetchone()
             out.append((name, tokens, period, row[0] if row else 0))
         return out
 
@@ -119,17 +121,23 @@ class KeyStore:
             if allowance is None:
                 db.execute("commit")
                 return Hold(name, start, wanted)
-            spent = db.execute("select tokens from spent where name = ? and period_start = ?",
-                               (name, start)).fetchone()
+            spent = db.execute("select tokens from spent where name = ? and period_start = ?", (name, start)).fetchone()
             left = allowance - (spent[0] if spent else 0)
             if left < 1:
                 renew = start + period - now
-                raise ApiError(429, f"key {name!r} has spent its allowance of {allowance} tokens per "
-                               f"{_period_name(period)}; it renews in {renew:.0f} s", code="allowance_spent",
-                               retry_after=renew)
+                raise ApiError(
+                    429,
+                    f"key {name!r} has spent its allowance of {allowance} tokens per "
+                    f"{_period_name(period)}; it renews in {renew:.0f} s",
+                    code="allowance_spent",
+                    retry_after=renew,
+                )
             held = min(wanted, left) if wanted > 0 else left
-            db.execute("insert into spent values (?, ?, ?) on conflict(name, period_start) "
-                       "do update set tokens = tokens + excluded.tokens", (name, start, held))
+            db.execute(
+                "insert into spent values (?, ?, ?) on conflict(name, period_start) "
+                "do update set tokens = tokens + excluded.tokens",
+                (name, start, held),
+            )
             db.execute("commit")
             return Hold(name, start, held)
         except BaseException:
@@ -141,8 +149,10 @@ class KeyStore:
         """Replace a hold by what the request used (``None``: unknown, the hold stays spent)."""
         if used is None or used >= hold.tokens:
             return
-        self._db.execute("update spent set tokens = max(0, tokens - ?) where name = ? and period_start = ?",
-                         (hold.tokens - used, hold.name, hold.period_start))
+        self._db.execute(
+            "update spent set tokens = max(0, tokens - ?) where name = ? and period_start = ?",
+            (hold.tokens - used, hold.name, hold.period_start),
+        )
         hold.tokens = used
 
     def spent(self, name: str) -> int:

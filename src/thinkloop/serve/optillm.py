@@ -69,17 +69,18 @@ def spec_for(approach: str, *, param: str) -> str:
         return APPROACHES[approach]
     if "&" in approach or "|" in approach:
         parts = [p for p in approach.replace("|", "&").split("&") if p]
-        nearest = next((APPROACHES.get(p) or NEAREST.get(p) for p in parts if p in APPROACHES or p in NEAREST),
-                       "auto")
+        nearest = next((APPROACHES.get(p) or NEAREST.get(p) for p in parts if p in APPROACHES or p in NEAREST), "auto")
         raise bad_request(
             f"optillm approach {approach!r}: combined approaches are not supported; nearest thinkloop strategy: "
             f"{nearest!r} (send it as 'thinkloop[{nearest}]/MODEL' or extra_body thinkloop.strategy)",
-            param=param, code="unsupported_approach",
+            param=param,
+            code="unsupported_approach",
         )
     nearest = NEAREST.get(approach, "auto")
     known = ", ".join(sorted(APPROACHES))
     raise bad_request(
         f"optillm approach {approach!r} has no thinkloop equivalent; nearest thinkloop strategy: {nearest!r} "
         f"(send it as 'thinkloop[{nearest}]/MODEL'); approaches served: {known}",
-        param=param, code="unsupported_approach",
+        param=param,
+        code="unsupported_approach",
     )

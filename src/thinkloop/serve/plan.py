@@ -70,26 +70,32 @@ def plan_call(call: ChatCall, settings: Settings, upstream: Upstream) -> Plan:
         raise bad_request(str(exc), param="model", code="invalid_model") from None
     if named.model is not None and named.model != upstream.name:
         raise ApiError(
-            404, f"model {named.model!r} is not served here; use {upstream.name!r} or {ALIAS!r} "
+            404,
+            f"model {named.model!r} is not served here; use {upstream.name!r} or {ALIAS!r} "
             f"(optionally with a strategy: 'thinkloop[sc:n=8]/{upstream.name}')",
-            code="model_not_found", param="model",
+            code="model_not_found",
+            param="model",
         )
     if call.strategy is not None and named.strategy is not None and call.strategy != named.strategy:
         raise bad_request(
             f"two strategies chosen: {call.strategy!r} in 'thinkloop.strategy' and {named.strategy!r} in the "
-            "model name; send one", param="model",
+            "model name; send one",
+            param="model",
         )
     spec, selected_by = (call.strategy, "thinkloop") if call.strategy else (named.strategy, "model")
     if optillm is not None:
         if spec is not None:
-            raise bad_request(f"two strategies chosen: {spec!r} and optillm's approach ({optillm!r}); send one",
-                              param="optillm_approach" if call.optillm_approach else "model")
+            raise bad_request(
+                f"two strategies chosen: {spec!r} and optillm's approach ({optillm!r}); send one",
+                param="optillm_approach" if call.optillm_approach else "model",
+            )
         spec, selected_by = optillm, "optillm"
     extra_body: dict[str, Any] = {}
     effort_tokens = None
     if call.reasoning_effort is not None:
-        if (upstream.sends_extra_body and model_takes_effort(upstream.name)
-                and call.reasoning_effort in PASSED_THROUGH):  # 'auto' is thinkloop's own: it runs here
+        if (
+            upstream.sends_extra_body and model_takes_effort(upstream.name) and call.reasoning_effort in PASSED_THROUGH
+        ):  # 'auto' is thinkloop's own: it runs here
             extra_body["reasoning_effort"] = call.reasoning_effort  # the upstream thinks itself: pass it on
             if spec is None:
                 spec, selected_by = "direct", "reasoning_effort"
@@ -107,19 +113,22 @@ def plan_call(call: ChatCall, settings: Settings, upstream: Upstream) -> Plan:
     strategy = _build(spec, call, settings.ceiling, changed)
     _check_worst_case(strategy, spec, call.n, settings.ceiling)
     direct = strategy.name == "direct"
-    tool_turns = any(m.role == "tool" or m.tool_calls for m in (*call.conversation.history,
-                                                                  *call.conversation.followups))
+    tool_turns = any(
+        m.role == "tool" or m.tool_calls for m in (*call.conversation.history, *call.conversation.followups)
+    )
     if call.direct_only or tool_turns:
         what = ", ".join(f"'{k}'" for k in call.direct_only) or "tool turns in 'messages'"
         if not direct:
             raise bad_request(
                 f"{what} can only pass through to a single model call: use the 'direct' strategy "
-                f"(strategy {spec!r} makes calls of its own)", param=next(iter(call.direct_only), "messages"),
+                f"(strategy {spec!r} makes calls of its own)",
+                param=next(iter(call.direct_only), "messages"),
                 code="unsupported_parameter",
             )
         if not upstream.sends_extra_body:
-            raise bad_request(f"{what}: the served model ({upstream.name}, in-process) cannot take them",
-                              code="unsupported_parameter")
+            raise bad_request(
+                f"{what}: the served model ({upstream.name}, in-process) cannot take them", code="unsupported_parameter"
+            )
         extra_body.update({k: v for k, v in call.direct_only.items() if k in DIRECT_ONLY})
     ignored = list(call.ignored)
     if upstream.sends_extra_body:
@@ -128,23 +137,35 @@ def plan_call(call: ChatCall, settings: Settings, upstream: Upstream) -> Plan:
         ignored.extend(call.sampling)  # the in-process model takes no provider parameters: say so
     profile = upstream.profile
     if profile is not None and profile.is_reasoning_model:  # the backend drops what the model would reject
-        ignored.extend(k for k in ("temperature", "top_p") if k in call.sampling or
-                       (k == "temperature" and call.temperature is not None))
+        ignored.extend(
+            k
+            for k in ("temperature", "top_p")
+            if k in call.sampling or (k == "temperature" and call.temperature is not None)
+        )
     if profile is not None and not profile.system_role and any(m.role == "system" for m in call.conversation.history):
-        changed["messages"] = ("system and developer messages are folded into the first user message "
-                               f"(the upstream {upstream.name} takes no system role)")
+        changed["messages"] = (
+            "system and developer messages are folded into the first user message "
+            f"(the upstream {upstream.name} takes no system role)"
+        )
     conversation = call.conversation.with_extra_body(extra_body or None)
     budget = _budget(call, settings, upstream, effort_tokens, changed)
     allowance = None
     if call.max_completion_tokens is not None:
         allowance = call.max_completion_tokens
         if budget.tokens is not None and allowance > budget.tokens:
-            changed["max_completion_tokens"] = (f"{call.max_completion_tokens} → {budget.tokens}: no run may use "
-                                                f"more than its token budget")
+            changed["max_completion_tokens"] = (
+                f"{call.max_completion_tokens} → {budget.tokens}: no run may use more than its token budget"
+            )
             allowance = budget.tokens
     return Plan(
-        strategy=strategy, spec=spec, selected_by=selected_by, conversation=conversation, budget=budget,
-        ignored=tuple(sorted(set(ignored))), changed=changed, completion_allowance=allowance,
+        strategy=strategy,
+        spec=spec,
+        selected_by=selected_by,
+        conversation=conversation,
+        budget=budget,
+        ignored=tuple(sorted(set(ignored))),
+        changed=changed,
+        completion_allowance=allowance,
     )
 
 
@@ -153,8 +174,9 @@ def _build(spec: str, call: ChatCall, ceiling: Ceiling, changed: dict[str, str])
     max_tokens = call.max_tokens
     per_run = ceiling.per_run(call.n).get("tokens")
     if max_tokens is not None and per_run is not None and max_tokens > per_run:
-        changed["max_tokens"] = (f"{max_tokens} → {per_run}: the server's limit of {ceiling.tokens} tokens per "
-                                 f"request ({flag('tokens')})")
+        changed["max_tokens"] = (
+            f"{max_tokens} → {per_run}: the server's limit of {ceiling.tokens} tokens per request ({flag('tokens')})"
+        )
         max_tokens = per_run
     direct = spec.partition(":")[0].strip() == "direct"
     if direct and max_tokens is None:
@@ -163,8 +185,10 @@ def _build(spec: str, call: ChatCall, ceiling: Ceiling, changed: dict[str, str])
             max_tokens = min(call.max_completion_tokens, per_run or call.max_completion_tokens)
         elif per_run is not None:
             max_tokens = per_run
-            changed["max_tokens"] = (f"not sent → at most {per_run} less the prompt: the server's limit of "
-                                     f"{ceiling.tokens} tokens per request ({flag('tokens')})")
+            changed["max_tokens"] = (
+                f"not sent → at most {per_run} less the prompt: the server's limit of "
+                f"{ceiling.tokens} tokens per request ({flag('tokens')})"
+            )
     if max_tokens is not None:
         overrides["max_tokens"] = max_tokens
     if call.temperature is not None:
@@ -189,8 +213,11 @@ def _optillm(call: ChatCall, upstream: Upstream) -> tuple[str, str | None]:
     if approach is not None:
         slug = spec_for(approach, param="model")
         if spec is not None and slug != spec:
-            raise bad_request(f"two optillm approaches: {call.optillm_approach!r} in 'optillm_approach' and "
-                              f"{approach!r} in the model name; send one", param="optillm_approach")
+            raise bad_request(
+                f"two optillm approaches: {call.optillm_approach!r} in 'optillm_approach' and "
+                f"{approach!r} in the model name; send one",
+                param="optillm_approach",
+            )
         spec, model = slug, rest
     return model, spec
 
@@ -205,12 +232,17 @@ def _check_worst_case(strategy: Strategy, spec: str, n: int, ceiling: Ceiling) -
         raise bad_request(
             f"strategy {spec!r}{times} may draw up to {samples * n} model samples, over this server's limit of "
             f"{ceiling.calls} calls per request ({flag('calls')}); ask for fewer samples",
-            param="thinkloop.strategy", code="over_request_limit",
+            param="thinkloop.strategy",
+            code="over_request_limit",
         )
 
 
 def _budget(
-    call: ChatCall, settings: Settings, upstream: Upstream, effort_tokens: int | None, changed: dict[str, str],
+    call: ChatCall,
+    settings: Settings,
+    upstream: Upstream,
+    effort_tokens: int | None,
+    changed: dict[str, str],
 ) -> Budget:
     limits: dict[str, Any] = dict(call.budget)
     if "tokens" not in limits and effort_tokens is not None:
@@ -221,8 +253,9 @@ def _budget(
     if price is not None:
         limits["price"] = price  # so every run reports its cost
     elif "dollars" in limits:
-        raise bad_request(f"a dollars budget needs a price for {upstream.name!r}, and none is known",
-                          param="thinkloop.budget")
+        raise bad_request(
+            f"a dollars budget needs a price for {upstream.name!r}, and none is known", param="thinkloop.budget"
+        )
     ceiling = settings.ceiling
     for limit, most in ceiling.per_run(call.n).items():
         if limit == "dollars" and price is None:
@@ -234,8 +267,9 @@ def _budget(
             limits[limit] = most
             whole = getattr(ceiling, limit)
             share = f" shared by n={call.n} runs" if call.n > 1 else ""
-            changed[f"thinkloop.budget.{limit}"] = (f"{asked} → {most}: the server's limit of {whole} {limit} per "
-                                                    f"request{share} ({flag(limit)})")
+            changed[f"thinkloop.budget.{limit}"] = (
+                f"{asked} → {most}: the server's limit of {whole} {limit} per request{share} ({flag(limit)})"
+            )
     try:
         return Budget.make(**limits)
     except ConfigurationError as exc:

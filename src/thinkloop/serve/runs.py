@@ -93,8 +93,12 @@ class RunReply:
             return node.completion.choices[0]
         index = (node.data or {}).get("choice")
         parent = self.result.graph.node(node.parents[0]) if node.parents else None
-        if parent is not None and parent.completion is not None and isinstance(index, int) \
-                and index < len(parent.completion.choices):
+        if (
+            parent is not None
+            and parent.completion is not None
+            and isinstance(index, int)
+            and index < len(parent.completion.choices)
+        ):
             return parent.completion.choices[index]
         return None
 
@@ -110,8 +114,13 @@ class RunReply:
         choice = self._choice()
         if choice is None or not choice.logprobs:
             return None
-        return {"content": [{"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode()),
-                             "top_logprobs": []} for t in choice.logprobs], "refusal": None}
+        return {
+            "content": [
+                {"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode()), "top_logprobs": []}
+                for t in choice.logprobs
+            ],
+            "refusal": None,
+        }
 
     def finish_reason(self) -> str:
         result = self.result
@@ -182,7 +191,12 @@ def thinkloop_json(replies: list[RunReply], plan: Plan) -> dict[str, Any]:
 
 
 async def run_one(
-    plan: Plan, engine: Engine, traces: TraceStore, *, index: int = 0, on_text: Callable[[str], None] | None = None,
+    plan: Plan,
+    engine: Engine,
+    traces: TraceStore,
+    *,
+    index: int = 0,
+    on_text: Callable[[str], None] | None = None,
 ) -> RunReply:
     """One run of the plan. Raises :class:`ApiError` for a run that failed without any answer."""
     run_id = uuid.uuid4().hex[:12]
@@ -192,40 +206,67 @@ async def run_one(
     started = time.perf_counter()
     try:
         result = await engine.run(
-            plan.strategy, plan.conversation, budget=plan.budget, sinks=(account, traces.sink(run_id)), run_id=run_id,
+            plan.strategy,
+            plan.conversation,
+            budget=plan.budget,
+            sinks=(account, traces.sink(run_id)),
+            run_id=run_id,
         )
     except anyio.get_cancelled_exc_class():
         # The client went away or the server is stopping: the calls it made are billed all the same.
         log.warning(
             "run %s cancelled after %.1f s: %d upstream calls sent, %d tokens billed so far (calls still in "
-            "flight may be billed too)", run_id, time.perf_counter() - started, notes.calls, account.billed_tokens,
+            "flight may be billed too)",
+            run_id,
+            time.perf_counter() - started,
+            notes.calls,
+            account.billed_tokens,
         )
         raise
     finally:
         traces.finished(run_id)
     log.info(
-        "run %s %s: stop %s, %d calls, %d tokens, %.2f s", run_id, result.strategy, result.stop_reason,
-        result.usage.calls, result.usage.total_tokens, result.latency_s,
+        "run %s %s: stop %s, %d calls, %d tokens, %.2f s",
+        run_id,
+        result.strategy,
+        result.stop_reason,
+        result.usage.calls,
+        result.usage.total_tokens,
+        result.latency_s,
     )
     fallback, warnings = None, []
     if result.candidate is None and result.stop_reason not in ("budget", "deadline") and not notes.allowance_spent:
         refusal = upstream_refusal(result.failures)
         if refusal is not None and refusal.status == 429:
-            raise ApiError(429, f"the upstream model is rate limited: {result.error}", code="upstream_rate_limited",
-                           retry_after=refusal.retry_after or 1)
+            raise ApiError(
+                429,
+                f"the upstream model is rate limited: {result.error}",
+                code="upstream_rate_limited",
+                retry_after=refusal.retry_after or 1,
+            )
         if refusal is not None:
-            raise ApiError(refusal.status, f"the upstream model refused the request: {result.error}",
-                           code="upstream_invalid_request")
+            raise ApiError(
+                refusal.status,
+                f"the upstream model refused the request: {result.error}",
+                code="upstream_invalid_request",
+            )
         fallback = next((c for c in result.attempts if c.text.strip()), None)
         if fallback is None or result.error:
-            raise ApiError(502, f"the upstream model failed: {result.error or 'no answer was produced'}",
-                           code="upstream_error")
+            raise ApiError(
+                502, f"the upstream model failed: {result.error or 'no answer was produced'}", code="upstream_error"
+            )
         warnings.append("no reply had an answer the strategy could read; 'content' is the first reply in full")
     if notes.allowance_spent:
         warnings.append("max_completion_tokens (every completion token of the reply) stopped the run")
     account.flush()
-    return RunReply(index=index, result=result, account=account, fallback=fallback, warnings=tuple(warnings),
-                    allowance_spent=notes.allowance_spent)
+    return RunReply(
+        index=index,
+        result=result,
+        account=account,
+        fallback=fallback,
+        warnings=tuple(warnings),
+        allowance_spent=notes.allowance_spent,
+    )
 
 
 SINGLE_CALL = frozenset({"direct", "cot"})

@@ -23,8 +23,21 @@ DIRECT_ONLY = ("tools", "tool_choice", "parallel_tool_calls", "response_format",
 """Honoured by one model call as it stands: passed through for ``direct``, a 400 for other strategies."""
 SAMPLING = ("top_p", "seed", "stop", "presence_penalty", "frequency_penalty", "logit_bias", "user")
 """Passed to every model call of the run."""
-_READ = {"model", "messages", "n", "stream", "stream_options", "max_tokens", "max_completion_tokens",
-         "temperature", "reasoning_effort", "thinkloop", "optillm_approach", *DIRECT_ONLY, *SAMPLING}
+_READ = {
+    "model",
+    "messages",
+    "n",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "reasoning_effort",
+    "thinkloop",
+    "optillm_approach",
+    *DIRECT_ONLY,
+    *SAMPLING,
+}
 _BUDGET_KEYS = {"tokens", "dollars", "seconds"}
 
 
@@ -93,10 +106,19 @@ def parse_chat(body: Any, *, max_n: int) -> ChatCall:
     return ChatCall(
         model=model,
         conversation=Conversation(question, history, followups=followups),
-        n=n, stream=stream, include_usage=include_usage, max_tokens=max_tokens,
-        max_completion_tokens=max_completion_tokens, temperature=temperature,
-        reasoning_effort=effort, strategy=strategy, budget=budget, direct_only=direct_only, sampling=sampling,
-        ignored=ignored, optillm_approach=_optillm(body.get("optillm_approach")),
+        n=n,
+        stream=stream,
+        include_usage=include_usage,
+        max_tokens=max_tokens,
+        max_completion_tokens=max_completion_tokens,
+        temperature=temperature,
+        reasoning_effort=effort,
+        strategy=strategy,
+        budget=budget,
+        direct_only=direct_only,
+        sampling=sampling,
+        ignored=ignored,
+        optillm_approach=_optillm(body.get("optillm_approach")),
     )
 
 
@@ -132,7 +154,7 @@ def _messages(raw: Any) -> tuple[list[Message], str, list[Message]]:
     last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
     if last_user is None:
         raise bad_request("'messages' has no user message: there is no question to answer", param="messages")
-    followups = messages[last_user + 1:]
+    followups = messages[last_user + 1 :]
     if any(m.role not in ("assistant", "tool") for m in followups):
         raise bad_request("only assistant and tool turns may follow the last user message", param="messages")
     return messages[:last_user], messages[last_user].content, followups
@@ -183,7 +205,7 @@ def _thinkloop(raw: Any) -> tuple[str | None, dict[str, float]]:
     if raw is None:
         return None, {}
     if not isinstance(raw, dict):
-        raise bad_request("'thinkloop' must be an object: {\"strategy\": SPEC, \"budget\": {...}}", param="thinkloop")
+        raise bad_request('\'thinkloop\' must be an object: {"strategy": SPEC, "budget": {...}}', param="thinkloop")
     unknown = sorted(set(raw) - {"strategy", "budget"})
     if unknown:
         raise bad_request(f"'thinkloop' has unknown keys {unknown}; known: strategy, budget", param="thinkloop")
@@ -195,8 +217,9 @@ def _thinkloop(raw: Any) -> tuple[str | None, dict[str, float]]:
         raise bad_request("'thinkloop.budget' must be an object", param="thinkloop")
     unknown = sorted(set(budget) - _BUDGET_KEYS)
     if unknown:
-        raise bad_request(f"'thinkloop.budget' has unknown keys {unknown}; known: tokens, dollars, seconds",
-                          param="thinkloop")
+        raise bad_request(
+            f"'thinkloop.budget' has unknown keys {unknown}; known: tokens, dollars, seconds", param="thinkloop"
+        )
     for key, value in budget.items():
         if not _is_number(value) or value <= 0 or (key == "tokens" and not _is_int(value)):
             kind = "a positive integer" if key == "tokens" else "a positive number"

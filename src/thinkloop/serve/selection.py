@@ -41,13 +41,13 @@ def parse_model_name(name: str) -> ModelName:
         return ModelName(model=None, strategy=None)
     if not name.startswith(PREFIX_OPEN):
         return ModelName(model=name, strategy=None)
-    rest = name[len(PREFIX_OPEN):]
+    rest = name[len(PREFIX_OPEN) :]
     position = 0
     while True:
         close = rest.find("]", position)
         if close < 0:
             raise ValueError(f"model {name!r}: 'thinkloop[' opens a strategy prefix with no closing ']/' or ']'")
-        after = rest[close + 1:]
+        after = rest[close + 1 :]
         if after == "" or after.startswith("/"):
             break
         position = close + 1

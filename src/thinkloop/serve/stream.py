@@ -35,13 +35,27 @@ class ChunkMaker:
     """Builds ``chat.completion.chunk`` objects that share an id, a timestamp and a model name."""
 
     def __init__(self, completion_id: str, model: str) -> None:
-        self.base = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
-                     "model": model, "system_fingerprint": None}
+        self.base = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "system_fingerprint": None,
+        }
 
-    def choice(self, index: int, delta: dict[str, Any], finish_reason: str | None = None,
-               logprobs: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-        return self.base | {"choices": [{"index": index, "delta": delta, "logprobs": logprobs,
-                                         "finish_reason": finish_reason}]} | extra
+    def choice(
+        self,
+        index: int,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        logprobs: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        return (
+            self.base
+            | {"choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]}
+            | extra
+        )
 
     def usage(self, usage: dict[str, Any]) -> dict[str, Any]:
         return self.base | {"choices": [], "usage": usage}
@@ -56,8 +70,14 @@ class RunStream:
     """The ASGI response for one streamed chat completion of ``n`` runs."""
 
     def __init__(
-        self, *, n: int, start: RunStarter, chunks: ChunkMaker, include_usage: bool,
-        info: Callable[[RunReply], dict[str, Any]], on_close: Callable[[list[RunReply] | None], None],
+        self,
+        *,
+        n: int,
+        start: RunStarter,
+        chunks: ChunkMaker,
+        include_usage: bool,
+        info: Callable[[RunReply], dict[str, Any]],
+        on_close: Callable[[list[RunReply] | None], None],
     ) -> None:
         self.n = n
         self.start = start
@@ -88,17 +108,28 @@ class RunStream:
     async def _end_cut(self, send: Any) -> None:
         if self._ended:
             return
-        error = ApiError(503, "the server is shutting down; the run was cancelled before it finished",
-                         code="server_shutting_down")
+        error = ApiError(
+            503, "the server is shutting down; the run was cancelled before it finished", code="server_shutting_down"
+        )
         with anyio.CancelScope(shield=True), anyio.move_on_after(1):
             try:
                 if not self._started:
-                    await send({"type": "http.response.start", "status": 503,
-                                "headers": [(b"content-type", b"application/json")]})
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 503,
+                            "headers": [(b"content-type", b"application/json")],
+                        }
+                    )
                     await send({"type": "http.response.body", "body": json.dumps(error.body()).encode()})
                 else:
-                    await send({"type": "http.response.body", "body": _event(error.body()) + _event("[DONE]"),
-                                "more_body": False})
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": _event(error.body()) + _event("[DONE]"),
+                            "more_body": False,
+                        }
+                    )
             except Exception:  # the client is gone already: nothing left to tell it
                 pass
         self._ended = True
@@ -181,5 +212,3 @@ class RunStream:
                     data = _event(chunks.usage(usage_json(item[1]))) if self.include_usage else b""
                     await body(data + _event("[DONE]"), more=False)
                     return
-
-

@@ -100,8 +100,10 @@ class SharedTraceStore(TraceStore):
         super().__init__(max_runs, max_bytes)
         self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         self._db.execute("pragma journal_mode=wal")
-        self._db.execute("create table if not exists traces (seq integer primary key autoincrement, "
-                         "run_id text unique not null, jsonl text not null, bytes integer not null)")
+        self._db.execute(
+            "create table if not exists traces (seq integer primary key autoincrement, "
+            "run_id text unique not null, jsonl text not null, bytes integer not null)"
+        )
 
     def finished(self, run_id: str) -> None:
         events = self._runs.get(run_id)
@@ -112,13 +114,16 @@ class SharedTraceStore(TraceStore):
         db = self._db
         db.execute("begin immediate")
         try:
-            db.execute("insert or replace into traces (run_id, jsonl, bytes) values (?, ?, ?)",
-                       (run_id, jsonl, len(jsonl)))
+            db.execute(
+                "insert or replace into traces (run_id, jsonl, bytes) values (?, ?, ?)", (run_id, jsonl, len(jsonl))
+            )
             db.execute("delete from traces where seq <= (select max(seq) from traces) - ?", (self.max_runs,))
             if self.max_bytes is not None:
-                db.execute("delete from traces where seq < (select coalesce(max(seq), 0) from (select seq, "
-                           "sum(bytes) over (order by seq desc) as total from traces) where total > ?)",
-                           (self.max_bytes,))
+                db.execute(
+                    "delete from traces where seq < (select coalesce(max(seq), 0) from (select seq, "
+                    "sum(bytes) over (order by seq desc) as total from traces) where total > ?)",
+                    (self.max_bytes,),
+                )
             db.execute("commit")
         except BaseException:
             db.execute("rollback")

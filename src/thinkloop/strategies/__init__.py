@@ -24,18 +24,30 @@
 
 from thinkloop.types import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "Strategy": "base", "StrategyConfig": "base", "Conversation": "base",
-    "ChainOfThought": "cot", "Direct": "cot",
-    "SelfConsistency": "self_consistency",
-    "BestOfN": "best_of_n",
-    "CritiqueRevise": "critique",
-    "TreeSearch": "tree_search",
-    "Auto": "auto",
-    "DeepConf": "deepconf",
-    "BeamSearch": "beam", "DVTS": "beam",
-    "ParticleFilter": "particles",
-    "Cascade": "cascade", "UniversalSelfConsistency": "usc", "MixtureOfAgents": "moa",
-    "Effort": "effort", "think": "effort", "think_sync": "effort", "EFFORTS": "effort",
-    "build_strategy": "registry",
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Strategy": "base",
+        "StrategyConfig": "base",
+        "Conversation": "base",
+        "ChainOfThought": "cot",
+        "Direct": "cot",
+        "SelfConsistency": "self_consistency",
+        "BestOfN": "best_of_n",
+        "CritiqueRevise": "critique",
+        "TreeSearch": "tree_search",
+        "Auto": "auto",
+        "DeepConf": "deepconf",
+        "BeamSearch": "beam",
+        "DVTS": "beam",
+        "ParticleFilter": "particles",
+        "Cascade": "cascade",
+        "UniversalSelfConsistency": "usc",
+        "MixtureOfAgents": "moa",
+        "Effort": "effort",
+        "think": "effort",
+        "think_sync": "effort",
+        "EFFORTS": "effort",
+        "build_strategy": "registry",
+    },
+)

@@ -78,8 +78,9 @@ class Auto(Strategy):
     config: AutoConfig
 
     def _decide(self, ctx: RunContext, parents: Sequence[int], decision: str, reason: str, **data: Any) -> int:
-        node = ctx.record("decide", parents, strategy=self.name, text=reason,
-                          data={"decision": decision, "reason": reason, **data})
+        node = ctx.record(
+            "decide", parents, strategy=self.name, text=reason, data={"decision": decision, "reason": reason, **data}
+        )
         return node.id
 
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
@@ -130,8 +131,10 @@ class Auto(Strategy):
         if remaining <= 0:
             return True, f"{split}: max_samples={config.max_samples} reached, {leader.representative} leads"
         step = self._step(drawn, remaining)
-        return False, (f"{split}: P({leader.representative} is the majority) = {confidence:.3f} ≤ {config.confidence}; "
-                       f"drawing {step} more")
+        return False, (
+            f"{split}: P({leader.representative} is the majority) = {confidence:.3f} ≤ {config.confidence}; "
+            f"drawing {step} more"
+        )
 
     async def _by_votes(self, ctx: RunContext, question: str, parent: int) -> Outcome:
         config = self.config
@@ -156,22 +159,36 @@ class Auto(Strategy):
                 self._decide(ctx, evidence, "stop", reason, stage=stage, samples=samples.received)
                 break
             step = self._step(drawn, config.max_samples - drawn)
-            anchor = self._decide(ctx, evidence, "escalate", reason, stage=stage, samples=samples.received,
-                                  next=f"{step} more samples")
+            anchor = self._decide(
+                ctx, evidence, "escalate", reason, stage=stage, samples=samples.received, next=f"{step} more samples"
+            )
             stage += 1
         return self._vote(ctx, samples, parent, converged, stage, f"stage {stage + 1} (votes): {reason}")
 
-    def _vote(self, ctx: RunContext, samples: Samples, parent: int, converged: bool, stages: int,
-              detail: str | None = None) -> Outcome:
+    def _vote(
+        self, ctx: RunContext, samples: Samples, parent: int, converged: bool, stages: int, detail: str | None = None
+    ) -> Outcome:
         tally = self._tally(ctx, samples)
         winner = tally.winner
         data = {
-            "votes": tally.counts(), "samples": samples.received, "requested": self.config.max_samples,
-            "unanswered": tally.unanswered, "stages": stages + 1,
+            "votes": tally.counts(),
+            "samples": samples.received,
+            "requested": self.config.max_samples,
+            "unanswered": tally.unanswered,
+            "stages": stages + 1,
             "answers": sorted(c.answer for c in samples.candidates if c.answer is not None),
         }
-        return vote_outcome(ctx, self.name, winner, samples, parent=parent, converged=converged, data=data,
-                            notes=samples.notes + samples.errors, detail=detail)
+        return vote_outcome(
+            ctx,
+            self.name,
+            winner,
+            samples,
+            parent=parent,
+            converged=converged,
+            data=data,
+            notes=samples.notes + samples.errors,
+            detail=detail,
+        )
 
     # --- a verifier's verdicts ---------------------------------------------------------------------------
     def _stages(self, best: Candidate) -> list[Strategy]:
@@ -181,12 +198,15 @@ class Auto(Strategy):
 
         config = self.config
         common: dict[str, Any] = {
-            "max_tokens": config.max_tokens, "system_prompt": config.system_prompt, "reread": config.reread,
+            "max_tokens": config.max_tokens,
+            "system_prompt": config.system_prompt,
+            "reread": config.reread,
         }
         stages: list[Strategy] = [BestOfN(n=config.bon_n, scorer="verifier", inner=self.inner, **common)]
         if config.revise_rounds:
-            stages.append(CritiqueRevise(critic="verifier", max_rounds=config.revise_rounds, inner=_Given(best),
-                                         **common))
+            stages.append(
+                CritiqueRevise(critic="verifier", max_rounds=config.revise_rounds, inner=_Given(best), **common)
+            )
         if config.tree:
             stages.append(TreeSearch(value="verifier"))
         return stages
@@ -202,16 +222,21 @@ class Auto(Strategy):
         if not tried:
             stop: StopReason = "budget" if first.budget_hit else "error" if first.errors else "completed"
             self._decide(ctx, [parent], "stop", "no first answer to check", stage=0)
-            return Outcome(candidate=None, stop_reason=stop, notes=tuple(first.errors),
-                           detail="stage 0 (one answer): no first answer to check")
+            return Outcome(
+                candidate=None,
+                stop_reason=stop,
+                notes=tuple(first.errors),
+                detail="stage 0 (one answer): no first answer to check",
+            )
         best = tried[0]
         ctx.offer(best)
         anchor = best.node_id if best.node_id is not None else parent
         if best.accepted:
             reason = f"the verifier accepted the first answer {best.answer}"
             self._decide(ctx, [anchor], "stop", reason, stage=0)
-            return Outcome(candidate=best, stop_reason="accepted", attempts=tuple(tried),
-                           detail=f"stage 0 (one answer): {reason}")
+            return Outcome(
+                candidate=best, stop_reason="accepted", attempts=tuple(tried), detail=f"stage 0 (one answer): {reason}"
+            )
         stop = "completed"
         stages = self._stages(best)
         detail = ""
@@ -222,8 +247,9 @@ class Auto(Strategy):
                 self._decide(ctx, [anchor], "stop", f"{why}, and the budget is spent", stage=stage)
                 stop = "budget"
                 break
-            anchor = self._decide(ctx, [anchor], "escalate", f"{why}: trying {strategy.label}", stage=stage,
-                                  next=strategy.label)
+            anchor = self._decide(
+                ctx, [anchor], "escalate", f"{why}: trying {strategy.label}", stage=stage, next=strategy.label
+            )
             outcome = await strategy.solve(ctx, question, parent=anchor)
             tried.extend(outcome.attempts)
             found = outcome.candidate
@@ -247,5 +273,6 @@ class Auto(Strategy):
             labels = ", ".join(s.label for s in stages)
             detail = f"no stage accepted an answer (one answer, then {labels}); keeping the best-scored one"
         ctx.offer(best)
-        return Outcome(candidate=best, stop_reason=stop, attempts=tuple(tried), data={"scorer": "verifier"},
-                       detail=detail)
+        return Outcome(
+            candidate=best, stop_reason=stop, attempts=tuple(tried), data={"scorer": "verifier"}, detail=detail
+        )

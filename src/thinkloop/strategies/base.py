@@ -54,7 +54,11 @@ class Conversation(str):
     _extra_body: dict[str, Any] | None
 
     def __new__(
-        cls, question: str, history: Iterable[Message] = (), *, followups: Iterable[Message] = (),
+        cls,
+        question: str,
+        history: Iterable[Message] = (),
+        *,
+        followups: Iterable[Message] = (),
         extra_body: dict[str, Any] | None = None,
     ) -> Conversation:
         self = super().__new__(cls, question)
@@ -182,9 +186,7 @@ class Strategy(ABC):
             if backend is None:
                 raise ConfigurationError("run() needs a backend= or an engine=")
             engine = Engine(backend)
-        return await engine.run(
-            self, question, budget=budget, verifier=verifier, trace_path=trace_path, sinks=sinks
-        )
+        return await engine.run(self, question, budget=budget, verifier=verifier, trace_path=trace_path, sinks=sinks)
 
     def run_sync(
         self,
@@ -198,10 +200,18 @@ class Strategy(ABC):
         sinks: Iterable[Sink] = (),
     ) -> Result:
         """:meth:`run` for code that is not async (the same parameters)."""
-        return anyio.run(functools.partial(
-            self.run, question, backend=backend, engine=engine, budget=budget, verifier=verifier,
-            trace_path=trace_path, sinks=sinks,
-        ))
+        return anyio.run(
+            functools.partial(
+                self.run,
+                question,
+                backend=backend,
+                engine=engine,
+                budget=budget,
+                verifier=verifier,
+                trace_path=trace_path,
+                sinks=sinks,
+            )
+        )
 
     @abstractmethod
     async def solve(self, ctx: RunContext, question: str, *, parent: int) -> Outcome:
@@ -227,7 +237,13 @@ class Strategy(ABC):
         return ChatRequest(messages=tuple(messages), **params)
 
     async def draw(
-        self, ctx: RunContext, question: str, k: int, *, parent: int, into: Samples | None = None,
+        self,
+        ctx: RunContext,
+        question: str,
+        k: int,
+        *,
+        parent: int,
+        into: Samples | None = None,
         **sampling: Any,
     ) -> Samples:
         """``k`` candidates: from the inner strategy when there is one, else from the model directly.

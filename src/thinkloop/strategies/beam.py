@@ -65,9 +65,16 @@ class BeamSearch(StepSearch):
                 kept = ranked[:keep]
                 for path in ranked[keep:]:
                     self.prune(ctx, path, f"reward {path.reward:.3f} outside the beam of {keep}")
-                ctx.record("select", [p.node_id for p in kept], strategy=self.name,
-                           data={"depth": depth, "kept": [p.node_id for p in kept],
-                                 "rewards": [round(p.reward, 4) for p in kept]})
+                ctx.record(
+                    "select",
+                    [p.node_id for p in kept],
+                    strategy=self.name,
+                    data={
+                        "depth": depth,
+                        "kept": [p.node_id for p in kept],
+                        "rewards": [round(p.reward, 4) for p in kept],
+                    },
+                )
                 active, refused = await self.extend_all(ctx, question, [(p, config.beam_width) for p in kept], parent)
                 if refused:
                     stop = "budget"
@@ -114,8 +121,9 @@ class DVTS(StepSearch):
                 ranked = _ranked(children)
                 best = ranked[0]
                 for other in ranked[1:]:
-                    self.prune(ctx, other, f"subtree {index}: reward {other.reward:.3f} below its best "
-                               f"{best.reward:.3f}")
+                    self.prune(
+                        ctx, other, f"subtree {index}: reward {other.reward:.3f} below its best {best.reward:.3f}"
+                    )
                 last[index] = path = best
                 if best.final:
                     finished[index] = best

@@ -140,10 +140,17 @@ class BestOfN(Strategy):
                 best = candidate
         if best is not None:
             node = ctx.record(
-                "select", [best.node_id] if best.node_id is not None else [parent], strategy=self.name,
-                answer=best.answer, score=best.score, text=best.text,
-                data={"scorer": scorer, "candidates": len(scored), "scores": sorted(
-                    (c.score for c in scored if c.score is not None), reverse=True)},
+                "select",
+                [best.node_id] if best.node_id is not None else [parent],
+                strategy=self.name,
+                answer=best.answer,
+                score=best.score,
+                text=best.text,
+                data={
+                    "scorer": scorer,
+                    "candidates": len(scored),
+                    "scores": sorted((c.score for c in scored if c.score is not None), reverse=True),
+                },
             )
             best = best.model_copy(update={"node_id": node.id})
             ctx.offer(best)

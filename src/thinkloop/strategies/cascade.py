@@ -89,10 +89,15 @@ class Cascade(Strategy):
 
         async def one(k: int) -> None:
             nonlocal tokens
-            called, failure = await ctx.capture(lambda: ctx.call(
-                request.model_copy(update={"n": k}), parents=[parent], strategy=self.name, backend=cheap,
-                data={"tier": "cheap"},
-            ))
+            called, failure = await ctx.capture(
+                lambda: ctx.call(
+                    request.model_copy(update={"n": k}),
+                    parents=[parent],
+                    strategy=self.name,
+                    backend=cheap,
+                    data={"tier": "cheap"},
+                )
+            )
             if failure is not None:
                 failures.append(failure)
                 return
@@ -137,32 +142,54 @@ class Cascade(Strategy):
         if reason is None:
             data |= {"escalated": False, "strong_tokens": 0}
             return self._done(ctx, chosen, parent, data, "converged", detail=agreed)
-        node = ctx.record("decide", [c.node_id for c in samples if c.node_id is not None] or [parent],
-                          strategy=self.name, data={"decision": "escalate", "reason": reason})
+        node = ctx.record(
+            "decide",
+            [c.node_id for c in samples if c.node_id is not None] or [parent],
+            strategy=self.name,
+            data={"decision": "escalate", "reason": reason},
+        )
         before = ctx.usage.total_tokens
         if self.inner is not None:
             outcome = await self.solve_inner(ctx, question, parent=node.id)
         else:
             from thinkloop.strategies.self_consistency import SelfConsistency
 
-            strong = SelfConsistency(n=config.strong_n, max_tokens=config.max_tokens, temperature=config.temperature,
-                                     system_prompt=config.system_prompt, reread=config.reread)
+            strong = SelfConsistency(
+                n=config.strong_n,
+                max_tokens=config.max_tokens,
+                temperature=config.temperature,
+                system_prompt=config.system_prompt,
+                reread=config.reread,
+            )
             outcome = await strong.solve(ctx, question, parent=node.id)
         data |= {"escalated": True, "reason": reason, "strong_tokens": ctx.usage.total_tokens - before}
         fallback = outcome.candidate or chosen
         if fallback is None and winner is not None:  # the strong model gave nothing: the cheap vote stands
             fallback = winner.best_member().model_copy(update={"answer": winner.representative})
         detail = f"escalated to {ctx.backend.name}: {reason}"
-        return self._done(ctx, fallback, parent, data, outcome.stop_reason, notes=(reason, *outcome.notes),
-                          detail=detail)
+        return self._done(
+            ctx, fallback, parent, data, outcome.stop_reason, notes=(reason, *outcome.notes), detail=detail
+        )
 
     def _done(
-        self, ctx: RunContext, chosen: Candidate | None, parent: int, data: dict[str, Any], stop: StopReason,
-        notes: tuple[str, ...] = (), detail: str | None = None,
+        self,
+        ctx: RunContext,
+        chosen: Candidate | None,
+        parent: int,
+        data: dict[str, Any],
+        stop: StopReason,
+        notes: tuple[str, ...] = (),
+        detail: str | None = None,
     ) -> Outcome:
         if chosen is not None:
-            node = ctx.record("select", [chosen.node_id] if chosen.node_id is not None else [parent],
-                              strategy=self.name, answer=chosen.answer, text=chosen.text, data=data)
+            node = ctx.record(
+                "select",
+                [chosen.node_id] if chosen.node_id is not None else [parent],
+                strategy=self.name,
+                answer=chosen.answer,
+                text=chosen.text,
+                data=data,
+            )
             chosen = chosen.model_copy(update={"node_id": node.id})
             ctx.offer(chosen)
         return Outcome(candidate=chosen, stop_reason=stop, data=data, notes=notes, detail=detail)

@@ -46,14 +46,22 @@ class CritiqueRevise(Strategy):
 
     async def _critique(self, ctx: RunContext, question: str, candidate: Candidate) -> str:
         _, choice = await ctx.side_call(
-            Critic.system, Critic.user(question, candidate.text),
-            parents=[candidate.node_id] if candidate.node_id is not None else [], kind="critique",
-            strategy=self.name, max_tokens=self.config.critique_max_tokens,
+            Critic.system,
+            Critic.user(question, candidate.text),
+            parents=[candidate.node_id] if candidate.node_id is not None else [],
+            kind="critique",
+            strategy=self.name,
+            max_tokens=self.config.critique_max_tokens,
         )
         return choice.text.strip()
 
     async def _revise(
-        self, ctx: RunContext, question: str, candidate: Candidate, critique: str, turns: list[Message],
+        self,
+        ctx: RunContext,
+        question: str,
+        candidate: Candidate,
+        critique: str,
+        turns: list[Message],
     ) -> Candidate:
         """A corrected solution from the latest attempt and its critique (``history="last"``, the default), or
         with every earlier attempt and critique kept before them (``history="all"``: the prompt extends the
@@ -82,13 +90,23 @@ class CritiqueRevise(Strategy):
             chosen = best()
             data = {"versions": len(versions), "scores": [v.score for v in versions]}
             if chosen is not None and chosen.node_id is not None:
-                node = ctx.record("select", [chosen.node_id], strategy=self.name, answer=chosen.answer,
-                                  score=chosen.score, text=chosen.text, data=data)
+                node = ctx.record(
+                    "select",
+                    [chosen.node_id],
+                    strategy=self.name,
+                    answer=chosen.answer,
+                    score=chosen.score,
+                    text=chosen.text,
+                    data=data,
+                )
                 chosen = chosen.model_copy(update={"node_id": node.id})
                 ctx.offer(chosen)
             return Outcome(
-                candidate=chosen, stop_reason=stop, notes=(note,) if note else (),
-                attempts=tuple(versions), data=data,
+                candidate=chosen,
+                stop_reason=stop,
+                notes=(note,) if note else (),
+                attempts=tuple(versions),
+                data=data,
             )
 
         try:
@@ -117,4 +135,3 @@ class CritiqueRevise(Strategy):
                 raise
             return outcome("error", redact(str(exc)))
         return outcome("max_rounds")
-

@@ -55,7 +55,8 @@ class DeepConfConfig(StrategyConfig):
     )
     parallel: int = Field(default=2, ge=1, description="Online: traces drawn per round after the warm-up.")
     chunk_tokens: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="Online: draw traces in pieces of this many tokens and stop one early (null: whole)",
     )
     top_logprobs: int = Field(default=5, ge=0, le=20, description="Alternatives asked per token (0: chosen only).")
@@ -180,17 +181,16 @@ class DeepConf(Strategy):
         state.samples.candidates.extend(t.candidate for t in traces)
         return traces
 
-    async def _offline(
-        self, ctx: RunContext, question: str, parent: int, state: _State, with_confidence: bool
-    ) -> None:
+    async def _offline(self, ctx: RunContext, question: str, parent: int, state: _State, with_confidence: bool) -> None:
         config = self.config
         traces = await self._draw(ctx, question, config.n, parent, state, with_confidence)
         if not with_confidence:
             state.kept = traces
             return
         keep = max(1, math.floor(len(traces) * config.keep_percent / 100 + 1e-9))
-        ranked = sorted(traces, key=lambda t: (-(t.confidence if t.confidence is not None else -math.inf),
-                                                t.candidate.node_id or 0))
+        ranked = sorted(
+            traces, key=lambda t: (-(t.confidence if t.confidence is not None else -math.inf), t.candidate.node_id or 0)
+        )
         state.kept = ranked[:keep]
         if ranked[keep:]:
             state.threshold = state.kept[-1].confidence
@@ -213,8 +213,9 @@ class DeepConf(Strategy):
         state.threshold = threshold = percentile(lows, 100 - config.keep_percent)
         for trace in warm:
             if trace.lowest_group is not None and trace.lowest_group < threshold:
-                self._prune(ctx, trace, f"group confidence {_shown(trace.lowest_group)} below the threshold "
-                            f"{_shown(threshold)}")
+                self._prune(
+                    ctx, trace, f"group confidence {_shown(trace.lowest_group)} below the threshold {_shown(threshold)}"
+                )
                 state.stopped += 1
             else:
                 state.kept.append(trace)
@@ -232,8 +233,11 @@ class DeepConf(Strategy):
                 if trace.lowest_group is not None and trace.lowest_group < threshold:
                     node_id = trace.candidate.node_id
                     if node_id is not None and ctx.graph.node(node_id).status != "pruned":
-                        self._prune(ctx, trace, f"group confidence {_shown(trace.lowest_group)} below the "
-                                    f"threshold {_shown(threshold)}")
+                        self._prune(
+                            ctx,
+                            trace,
+                            f"group confidence {_shown(trace.lowest_group)} below the threshold {_shown(threshold)}",
+                        )
                     state.stopped += 1
                 else:
                     state.kept.append(trace)
@@ -290,9 +294,17 @@ class DeepConf(Strategy):
             if len(confidences) >= config.window or finished:
                 lowest = min(group_confidences(confidences, config.window)) if confidences else None
                 if lowest is not None and lowest < threshold and not finished:
-                    ctx.mark(node, "pruned", data={**(node.data or {}), "pruned": (
-                        f"stopped after {generated} tokens: group confidence {_shown(lowest)} below the "
-                        f"threshold {_shown(threshold)}")})
+                    ctx.mark(
+                        node,
+                        "pruned",
+                        data={
+                            **(node.data or {}),
+                            "pruned": (
+                                f"stopped after {generated} tokens: group confidence {_shown(lowest)} below the "
+                                f"threshold {_shown(threshold)}"
+                            ),
+                        },
+                    )
                     state.stopped += 1
                     return None
             if finished:
@@ -311,8 +323,10 @@ class DeepConf(Strategy):
             notes.append(f"{ctx.backend.name} gives no token log-probabilities: a plain, unweighted vote")
         missing = sum(t.confidence is None for t in state.traces)
         if with_confidence and missing:
-            notes.append(f"{missing} of {len(state.traces)} traces came back without log-probabilities; each "
-                         "voted as the least confident trace")
+            notes.append(
+                f"{missing} of {len(state.traces)} traces came back without log-probabilities; each "
+                "voted as the least confident trace"
+            )
         notes.extend(state.samples.errors)
         data = {
             "mode": config.mode,
@@ -326,17 +340,25 @@ class DeepConf(Strategy):
             "confidences": sorted((t.confidence for t in state.traces if t.confidence is not None), reverse=True),
             "requested": config.n,
         }
-        samples = Samples(candidates=[t.candidate for t in state.kept], requested=config.n,
-                          budget_hit=state.samples.budget_hit, errors=state.samples.errors)
+        samples = Samples(
+            candidates=[t.candidate for t in state.kept],
+            requested=config.n,
+            budget_hit=state.samples.budget_hit,
+            errors=state.samples.errors,
+        )
         winner, total = tally.winner, math.fsum(g.weight for g in tally.groups)
         detail = None
         if winner is not None and total > 0:
             share = f"{winner.representative} holds {winner.weight / total:.0%} of the confidence-weighted vote"
             drawn = len(state.traces) + (state.stopped if config.chunk_tokens else 0)
-            detail = (f"the weighted vote settled after {drawn} of {config.n} traces: {share}" if converged
-                      else f"{share} of the {len(state.kept)} most confident of {drawn} traces")
-        return vote_outcome(ctx, self.name, winner, samples, parent=parent, converged=converged,
-                            data=data, notes=notes, detail=detail)
+            detail = (
+                f"the weighted vote settled after {drawn} of {config.n} traces: {share}"
+                if converged
+                else f"{share} of the {len(state.kept)} most confident of {drawn} traces"
+            )
+        return vote_outcome(
+            ctx, self.name, winner, samples, parent=parent, converged=converged, data=data, notes=notes, detail=detail
+        )
 
 
 def _shown(value: float | None) -> str:

@@ -146,8 +146,12 @@ class Effort(Strategy):
                 dict(conversation.extra_body or {}) | {"reasoning_effort": self.config.level}
             )
         outcome = await inner.solve(ctx.child(budget) if budget is not None else ctx, question, parent=parent)
-        effort = {"level": self.config.level, "strategy": inner.label, "tokens": budget.tokens if budget else None,
-                  "passed_through": passed}
+        effort = {
+            "level": self.config.level,
+            "strategy": inner.label,
+            "tokens": budget.tokens if budget else None,
+            "passed_through": passed,
+        }
         return outcome.model_copy(update={"data": {**(outcome.data or {}), "effort": effort}})
 
 
@@ -176,8 +180,9 @@ async def think(
     answers; ``options`` (``max_tokens``, ``temperature``) reach the strategy the level runs.
     """
     strategy = effort_strategy(effort, **options)
-    return await strategy.run(question, backend=backend, engine=engine, budget=budget, verifier=verifier,
-                              trace_path=trace_path, sinks=sinks)
+    return await strategy.run(
+        question, backend=backend, engine=engine, budget=budget, verifier=verifier, trace_path=trace_path, sinks=sinks
+    )
 
 
 def think_sync(
@@ -193,7 +198,17 @@ def think_sync(
     **options: Any,
 ) -> Result:
     """:func:`think` for code that is not async (the same parameters)."""
-    return anyio.run(functools.partial(
-        think, question, backend=backend, effort=effort, engine=engine, budget=budget, verifier=verifier,
-        trace_path=trace_path, sinks=sinks, **options,
-    ))
+    return anyio.run(
+        functools.partial(
+            think,
+            question,
+            backend=backend,
+            effort=effort,
+            engine=engine,
+            budget=budget,
+            verifier=verifier,
+            trace_path=trace_path,
+            sinks=sinks,
+            **options,
+        )
+    )

@@ -66,7 +66,12 @@ class MixtureOfAgents(Strategy):
         self.proposers = tuple(proposers)
 
     async def _layer(
-        self, ctx: RunContext, question: str, under: list[int], references: list[Candidate], layer: int,
+        self,
+        ctx: RunContext,
+        question: str,
+        under: list[int],
+        references: list[Candidate],
+        layer: int,
         failures: list[Failure],
     ) -> list[Candidate]:
         backends: list[Backend | None] = list(self.proposers) or [None] * self.config.n
@@ -74,9 +79,15 @@ class MixtureOfAgents(Strategy):
         request = _with_references(self.request(question), references)
 
         async def one(index: int, backend: Backend | None) -> None:
-            called, failure = await ctx.capture(lambda: ctx.call(
-                request, parents=under, strategy=self.name, backend=backend, data={"layer": layer, "proposer": index}
-            ))
+            called, failure = await ctx.capture(
+                lambda: ctx.call(
+                    request,
+                    parents=under,
+                    strategy=self.name,
+                    backend=backend,
+                    data={"layer": layer, "proposer": index},
+                )
+            )
             if failure is not None:
                 failures.append(failure)
                 return
@@ -107,18 +118,23 @@ class MixtureOfAgents(Strategy):
             if not references:
                 return Outcome(candidate=None, stop_reason="error", notes=_messages(failures))
             request = _with_references(self.request(question), references)
-            node, completion = await ctx.call(request, parents=under, kind="revise", strategy=self.name,
-                                              data={"aggregate": len(references)})
+            node, completion = await ctx.call(
+                request, parents=under, kind="revise", strategy=self.name, data={"aggregate": len(references)}
+            )
         except BudgetExhausted:
             best = next((c for c in references if c.answer is not None), references[0] if references else None)
             notes = _messages(failures)
             return Outcome(candidate=best, stop_reason="budget", notes=notes, attempts=tuple(references))
         answer = ctx.candidate(node, completion.choices[0])
         ctx.offer(answer)
-        data = {"layers": config.layers, "proposals": len(references),
-                "proposers": [b.name for b in self.proposers] or [ctx.backend.name] * config.n}
-        return Outcome(candidate=answer, stop_reason="completed", notes=_messages(failures), data=data,
-                       attempts=tuple(references))
+        data = {
+            "layers": config.layers,
+            "proposals": len(references),
+            "proposers": [b.name for b in self.proposers] or [ctx.backend.name] * config.n,
+        }
+        return Outcome(
+            candidate=answer, stop_reason="completed", notes=_messages(failures), data=data, attempts=tuple(references)
+        )
 
 
 def _messages(failures: list[Failure]) -> tuple[str, ...]:

@@ -39,7 +39,9 @@ class ParticleConfig(StepSearchConfig):
     resampling: Literal["systematic", "multinomial"] = "systematic"
     seed: int = Field(default=0, description="Seed of the resampling draws (a run replays with the same seed).")
     sweeps: int = Field(
-        default=1, ge=1, le=16,
+        default=1,
+        ge=1,
+        le=16,
         description="Particle Gibbs: sweeps, each after the first conditioned on a reference particle of the last",
     )
 
@@ -94,12 +96,19 @@ class ParticleFilter(StepSearch):
             # Particle Gibbs: the next sweep is conditioned on one final particle drawn by weight
             chosen = ends[resample(weights([p.reward for p in ends], config.resample_temperature), 1, rng)[0]]
             reference = _lineage(chosen)
-        return self.finish(ctx, finished, open_paths, parent, stop,
-                           {"mode": "particles", "rounds": rounds, "sweeps": config.sweeps})
+        return self.finish(
+            ctx, finished, open_paths, parent, stop, {"mode": "particles", "rounds": rounds, "sweeps": config.sweeps}
+        )
 
     async def _sweep(
-        self, ctx: RunContext, question: str, parent: int, rewarder: StepReward, rng: random.Random,
-        reference: list[Path] | None, sweep: int,
+        self,
+        ctx: RunContext,
+        question: str,
+        parent: int,
+        rewarder: StepReward,
+        rng: random.Random,
+        reference: list[Path] | None,
+        sweep: int,
     ) -> tuple[list[Path], StopReason, int]:
         """One pass of sequential Monte Carlo; with a ``reference`` lineage (particle Gibbs) that lineage holds
         one of the ``n`` places at every step and the others are drawn and resampled around it."""
@@ -131,9 +140,15 @@ class ParticleFilter(StepSearch):
                     if id(path) not in survivors:
                         self.prune(ctx, path, f"not resampled (weight {probabilities[index]:.3f})")
                 ctx.record(
-                    "select", sorted({population[i].node_id for i in copies}) or [parent], strategy=self.name,
-                    data={"sweep": sweep, "round": rounds, "weights": [round(w, 4) for w in probabilities],
-                          "copies": {str(population[i].node_id): c for i, c in sorted(copies.items())}},
+                    "select",
+                    sorted({population[i].node_id for i in copies}) or [parent],
+                    strategy=self.name,
+                    data={
+                        "sweep": sweep,
+                        "round": rounds,
+                        "weights": [round(w, 4) for w in probabilities],
+                        "copies": {str(population[i].node_id): c for i, c in sorted(copies.items())},
+                    },
                 )
                 kept = [population[i] for i in drawn if population[i].final]
                 growing = [(population[i], c) for i, c in sorted(copies.items()) if not population[i].final]

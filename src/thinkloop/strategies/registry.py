@@ -47,7 +47,11 @@ STRATEGIES: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 VERIFIER_OPTIONS: dict[str, str] = {
-    "scorer": "verifier", "critic": "verifier", "value": "verifier", "weighting": "verifier", "reward": "verifier",
+    "scorer": "verifier",
+    "critic": "verifier",
+    "value": "verifier",
+    "weighting": "verifier",
+    "reward": "verifier",
 }
 """Option values that only work when the run is given a verifier (from Python: ``run(..., verifier=...)``)."""
 

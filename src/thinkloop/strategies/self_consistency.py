@@ -228,8 +228,9 @@ class SelfConsistency(Strategy):
         if received < config.n and not converged:
             notes.append(f"voted over {received} of {config.n} samples")
         if tally.unresolved:
-            notes.append(f"the time budget left {tally.unresolved} answer comparisons undone; those answers "
-                         "were counted apart")
+            notes.append(
+                f"the time budget left {tally.unresolved} answer comparisons undone; those answers were counted apart"
+            )
         notes.extend(samples.errors)
         winner = tally.winner
         answers = sorted(c.answer for c in samples.candidates if c.answer is not None)
@@ -243,13 +244,20 @@ class SelfConsistency(Strategy):
             "truncated": sum(c.finish_reason == "length" for c in samples.candidates),
             "answers": answers,
         }
-        return vote_outcome(ctx, self.name, winner, samples, parent=parent, converged=converged, data=data,
-                            notes=notes)
+        return vote_outcome(ctx, self.name, winner, samples, parent=parent, converged=converged, data=data, notes=notes)
 
 
 def vote_outcome(
-    ctx: RunContext, strategy: str, winner: VoteGroup | None, samples: Samples, *, parent: int,
-    converged: bool, data: dict[str, Any], notes: Sequence[str], detail: str | None = None,
+    ctx: RunContext,
+    strategy: str,
+    winner: VoteGroup | None,
+    samples: Samples,
+    *,
+    parent: int,
+    converged: bool,
+    data: dict[str, Any],
+    notes: Sequence[str],
+    detail: str | None = None,
 ) -> Outcome:
     """Record the vote over ``samples`` (a ``vote`` node under them) and say how it ended.
 
@@ -260,8 +268,12 @@ def vote_outcome(
     ordered = sorted(samples.candidates, key=lambda c: c is not shown)
     parents = [c.node_id for c in ordered if c.node_id is not None] or [parent]
     node = ctx.record(
-        "vote", parents, strategy=strategy, answer=chosen.answer if chosen else None,
-        text=chosen.text if chosen else None, data=data,
+        "vote",
+        parents,
+        strategy=strategy,
+        answer=chosen.answer if chosen else None,
+        text=chosen.text if chosen else None,
+        data=data,
     )
     if chosen is not None:
         chosen = chosen.model_copy(update={"node_id": node.id, "data": data})
@@ -289,6 +301,11 @@ def vote_outcome(
         else:
             detail = detail or f"every sample drawn: {split}"
     return Outcome(
-        candidate=chosen, stop_reason=stop, notes=tuple(notes), attempts=tuple(samples.candidates),
-        votes=data["votes"], data=data, detail=detail,
+        candidate=chosen,
+        stop_reason=stop,
+        notes=tuple(notes),
+        attempts=tuple(samples.candidates),
+        votes=data["votes"],
+        data=data,
+        detail=detail,
     )

@@ -195,8 +195,9 @@ class StepSearch(Strategy):
         return refused
 
     def candidate(self, path: Path) -> Candidate:
-        return Candidate(text=path.text(self.config.delimiter), answer=path.answer, node_id=path.node_id,
-                         score=path.reward)
+        return Candidate(
+            text=path.text(self.config.delimiter), answer=path.answer, node_id=path.node_id, score=path.reward
+        )
 
     def prune(self, ctx: RunContext, path: Path, reason: str) -> None:
         node = ctx.graph.node(path.node_id)
@@ -205,7 +206,12 @@ class StepSearch(Strategy):
 
     # --- the answer ---------------------------------------------------------------------------------------
     def finish(
-        self, ctx: RunContext, finished: list[Path], active: list[Path], parent: int, stop: StopReason,
+        self,
+        ctx: RunContext,
+        finished: list[Path],
+        active: list[Path],
+        parent: int,
+        stop: StopReason,
         data: dict[str, Any],
     ) -> Outcome:
         """Pick among finished paths (else the best unfinished one) and record the pick."""
@@ -228,9 +234,15 @@ class StepSearch(Strategy):
                     chosen = max(candidates, key=lambda c: (c.score or 0.0, -(c.node_id or 0)))
         data |= {"finished": len(finished), "rewards": sorted((round(p.reward, 4) for p in finished), reverse=True)}
         if chosen is not None:
-            node = ctx.record("select", [chosen.node_id] if chosen.node_id is not None else [parent],
-                              strategy=self.name, answer=chosen.answer, score=chosen.score, text=chosen.text,
-                              data=data)
+            node = ctx.record(
+                "select",
+                [chosen.node_id] if chosen.node_id is not None else [parent],
+                strategy=self.name,
+                answer=chosen.answer,
+                score=chosen.score,
+                text=chosen.text,
+                data=data,
+            )
             chosen = chosen.model_copy(update={"node_id": node.id})
             ctx.offer(chosen)
         how = {"weighted": "the reward-weighted vote", "best": "the best reward", "vote": "the vote"}[config.pick]
@@ -240,8 +252,13 @@ class StepSearch(Strategy):
             detail = f"{chosen.answer} chosen by {how} over {len(finished)} finished paths"
         else:
             detail = None
-        return Outcome(candidate=chosen, stop_reason=stop, data=data,
-                       attempts=tuple(self.candidate(p) for p in finished), detail=detail)
+        return Outcome(
+            candidate=chosen,
+            stop_reason=stop,
+            data=data,
+            attempts=tuple(self.candidate(p) for p in finished),
+            detail=detail,
+        )
 
 
 def _budget_refusal(exc: BaseException) -> bool:

@@ -48,7 +48,11 @@ class Proposal:
 
     @classmethod
     def messages(
-        cls, question: str, steps: Sequence[str], *, history: Sequence[Message] = (),
+        cls,
+        question: str,
+        steps: Sequence[str],
+        *,
+        history: Sequence[Message] = (),
         followups: Sequence[Message] = (),
     ) -> tuple[Message, ...]:
         """The system prompt, a conversation's earlier turns, then the problem with the path's steps in order

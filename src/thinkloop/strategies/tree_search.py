@@ -119,9 +119,7 @@ class TreeSearch(Strategy):
         config = self.config
         conversation = Conversation.of(question)
         return ChatRequest(
-            messages=Proposal.messages(
-                question, steps, history=conversation.history, followups=conversation.followups
-            ),
+            messages=Proposal.messages(question, steps, history=conversation.history, followups=conversation.followups),
             max_tokens=config.max_tokens,
             temperature=config.temperature,
             extra_body=conversation.extra_body,
@@ -131,8 +129,11 @@ class TreeSearch(Strategy):
         """Propose children of ``thought`` and value them."""
         thought.expanded = True
         samples = await ctx.sample(
-            self._propose_request(question, thought.steps), self.config.branching,
-            parents=[thought.node_id], kind="expand", strategy=self.name,
+            self._propose_request(question, thought.steps),
+            self.config.branching,
+            parents=[thought.node_id],
+            kind="expand",
+            strategy=self.name,
         )
         if samples.budget_hit and not samples.candidates:
             raise BudgetExhausted("no budget left to expand", resource="tokens")
@@ -144,8 +145,12 @@ class TreeSearch(Strategy):
                 continue
             seen.add(step)
             children.append(
-                Thought(node_id=candidate.node_id or thought.node_id, steps=(*thought.steps, step),
-                        final=final, parent=thought)
+                Thought(
+                    node_id=candidate.node_id or thought.node_id,
+                    steps=(*thought.steps, step),
+                    final=final,
+                    parent=thought,
+                )
             )
         async with anyio.create_task_group() as group:
             for child in children:
@@ -192,22 +197,28 @@ class TreeSearch(Strategy):
             score = min(score, verdict.score or 0.0)
         thought.value = min(1.0, max(0.0, score))
         partial = state.best_partial
-        if not thought.final and (
-            partial is None or (thought.value, thought.depth) > (partial.value, partial.depth)
-        ):
+        if not thought.final and (partial is None or (thought.value, thought.depth) > (partial.value, partial.depth)):
             state.best_partial = thought
         node = ctx.graph.node(thought.node_id)
         if unvalued:
-            note = (f"the value reply stated no score (expected 'SCORE: N', 0 to 10); kept at the pruning bar "
-                    f"{self.config.prune_below}")
+            note = (
+                f"the value reply stated no score (expected 'SCORE: N', 0 to 10); kept at the pruning bar "
+                f"{self.config.prune_below}"
+            )
             ctx.mark(node, node.status, score=None, answer=answer, data={**(node.data or {}), "value_unread": note})
         else:
             ctx.mark(node, node.status, score=thought.value, answer=answer)
         if thought.final:
             state.finals += 1
             accepted = bool(verdict.accepted) if verdict is not None else None
-            candidate = Candidate(text=text, answer=answer, node_id=thought.node_id, score=thought.value,
-                                  accepted=accepted, feedback=verdict.feedback if verdict else None)
+            candidate = Candidate(
+                text=text,
+                answer=answer,
+                node_id=thought.node_id,
+                score=thought.value,
+                accepted=accepted,
+                feedback=verdict.feedback if verdict else None,
+            )
             state.offer(ctx, candidate)
             if accepted:
                 state.accepted = candidate
@@ -216,8 +227,12 @@ class TreeSearch(Strategy):
     async def _model_value(self, ctx: RunContext, question: str, thought: Thought, text: str) -> float | None:
         """The model's own score of a partial solution in [0, 1]; ``None`` when its reply states none."""
         _, choice = await ctx.side_call(
-            Valuation.system, Valuation.user(question, thought.steps), parents=[thought.node_id],
-            kind="evaluate", strategy=self.name, max_tokens=self.config.value_max_tokens,
+            Valuation.system,
+            Valuation.user(question, thought.steps),
+            parents=[thought.node_id],
+            kind="evaluate",
+            strategy=self.name,
+            max_tokens=self.config.value_max_tokens,
         )
         return Valuation.read(choice.text)
 
@@ -254,31 +269,39 @@ class TreeSearch(Strategy):
         data = {"mode": self.config.mode, "pruned": state.pruned, "final_thoughts": state.finals}
         if self.config.mode == "mcts":
             data["root_visits"] = root.visits
-        return Outcome(candidate=candidate, stop_reason=stop, data=data,
-                       detail=self._detail(stop, state, ctx.verifier is not None))
+        return Outcome(
+            candidate=candidate, stop_reason=stop, data=data, detail=self._detail(stop, state, ctx.verifier is not None)
+        )
 
     def _detail(self, stop: StopReason, state: _SearchState, checked: bool) -> str:
         """Why the search ended, in one line."""
         config = self.config
         partial = state.best_partial
-        fallback = "" if state.best is not None or partial is None else \
-            f"; answering from the best unfinished thought (value {partial.value:.2f})"
+        fallback = (
+            ""
+            if state.best is not None or partial is None
+            else f"; answering from the best unfinished thought (value {partial.value:.2f})"
+        )
         if stop == "accepted":
             return "a final thought passed the check"
         if stop == "max_rounds":
-            return f"the depth limit (max_depth={config.max_depth}) was reached" + (
-                f" with {state.finals} final thoughts, none accepted" if checked and state.finals else "") + fallback
+            return (
+                f"the depth limit (max_depth={config.max_depth}) was reached"
+                + (f" with {state.finals} final thoughts, none accepted" if checked and state.finals else "")
+                + fallback
+            )
         if state.finals == 0 and state.pruned:
             beam = " or outside the beam" if config.mode in ("beam", "bfs") else ""
             thoughts = f"{state.pruned} thought" + ("" if state.pruned == 1 else "s")
-            return (f"every branch was pruned ({thoughts} valued below {config.prune_below}{beam}) "
-                    f"before any reached an answer{fallback}")
+            return (
+                f"every branch was pruned ({thoughts} valued below {config.prune_below}{beam}) "
+                f"before any reached an answer{fallback}"
+            )
         if state.finals == 0:
             return f"no thought reached a final answer{fallback}"
         if checked:
             return f"the search ran out of branches: {state.finals} final thoughts, none passed the check"
         return f"the search ran its course: {state.finals} final thoughts, {state.pruned} pruned"
-
 
     async def _dfs(self, ctx: RunContext, question: str, thought: Thought, state: _SearchState) -> None:
         if thought.final:
@@ -296,8 +319,9 @@ class TreeSearch(Strategy):
         for child in promising:
             await self._dfs(ctx, question, child, state)
             # Back here means the subtree ended without an accepted answer: backtrack.
-            ctx.record("backtrack", [child.node_id], strategy=self.name,
-                       data={"from_depth": child.depth, "value": child.value})
+            ctx.record(
+                "backtrack", [child.node_id], strategy=self.name, data={"from_depth": child.depth, "value": child.value}
+            )
 
     async def _beam(self, ctx: RunContext, question: str, root: Thought, state: _SearchState) -> None:
         config = self.config
@@ -319,8 +343,12 @@ class TreeSearch(Strategy):
                     kept.append(child)
                 else:
                     self._prune(ctx, child, f"outside the beam of {config.beam_width}", state)
-            ctx.record("select", [k.node_id for k in kept] or [root.node_id], strategy=self.name,
-                       data={"depth": _depth + 1, "kept": [k.node_id for k in kept]})
+            ctx.record(
+                "select",
+                [k.node_id for k in kept] or [root.node_id],
+                strategy=self.name,
+                data={"depth": _depth + 1, "kept": [k.node_id for k in kept]},
+            )
             if not kept:
                 return
             frontier = kept
@@ -350,9 +378,15 @@ class TreeSearch(Strategy):
         for thought in _walk(root):
             if thought is not root and thought.node_id != root.node_id:
                 graph_node = ctx.graph.node(thought.node_id)
-                ctx.mark(graph_node, graph_node.status,
-                         data={**(graph_node.data or {}), "visits": thought.visits,
-                               "mean_value": thought.value_sum / thought.visits if thought.visits else None})
+                ctx.mark(
+                    graph_node,
+                    graph_node.status,
+                    data={
+                        **(graph_node.data or {}),
+                        "visits": thought.visits,
+                        "mean_value": thought.value_sum / thought.visits if thought.visits else None,
+                    },
+                )
 
     def _uct(self, thought: Thought) -> float:
         if thought.visits == 0:

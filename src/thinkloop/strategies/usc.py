@@ -68,9 +68,12 @@ class UniversalSelfConsistency(Strategy):
             shown = "\n\n".join(f"Response {i + 1}:\n{c.text}" for i, c in enumerate(replies))
             try:
                 node, choice = await ctx.side_call(
-                    SELECT_SYSTEM, SELECT_PROMPT.format(question=question, responses=shown),
-                    parents=[c.node_id for c in replies if c.node_id is not None] or [parent], kind="vote",
-                    strategy=self.name, max_tokens=config.select_max_tokens,
+                    SELECT_SYSTEM,
+                    SELECT_PROMPT.format(question=question, responses=shown),
+                    parents=[c.node_id for c in replies if c.node_id is not None] or [parent],
+                    kind="vote",
+                    strategy=self.name,
+                    max_tokens=config.select_max_tokens,
                 )
                 index = parse_selection(choice.text, len(replies))
             except BudgetExhausted:
@@ -86,9 +89,14 @@ class UniversalSelfConsistency(Strategy):
                 else:
                     chosen = replies[0]
                     notes.append("the selection could not be read and no answers compare; the first reply stands")
-        node = ctx.record("select", [chosen.node_id] if chosen.node_id is not None else [parent],
-                          strategy=self.name, answer=chosen.answer, text=chosen.text, data=data)
+        node = ctx.record(
+            "select",
+            [chosen.node_id] if chosen.node_id is not None else [parent],
+            strategy=self.name,
+            answer=chosen.answer,
+            text=chosen.text,
+            data=data,
+        )
         chosen = chosen.model_copy(update={"node_id": node.id})
         ctx.offer(chosen)
-        return Outcome(candidate=chosen, stop_reason=stop, notes=tuple(notes), data=data,
-                       attempts=tuple(replies))
+        return Outcome(candidate=chosen, stop_reason=stop, notes=tuple(notes), data=data, attempts=tuple(replies))

@@ -69,7 +69,9 @@ class VoteResult:
 _FILLER = re.compile(r"^(?:actually|so|thus|therefore|then|hence|finally|really|just)\b[\s,:]*", re.IGNORECASE)
 _STATED_VALUE = re.compile(
     r"\b(?:which|that|this|it)\s+(?:equals|is equal to|is|gives|makes|comes to)\s+"
-    r"(-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)(?![\w.]*\d)", re.IGNORECASE)
+    r"(-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)(?![\w.]*\d)",
+    re.IGNORECASE,
+)
 
 
 def vote_form(answer: str) -> str:
@@ -77,7 +79,7 @@ def vote_form(answer: str) -> str:
     expression replaced by the number it says it equals ("0*(-3), which equals 0 because ..." is 0)."""
     text = answer.strip()
     while (found := _FILLER.match(text)) and found.end() < len(text):
-        text = text[found.end():]
+        text = text[found.end() :]
     stated = _STATED_VALUE.search(text)
     if stated is not None:
         text = stated.group(1)

@@ -64,7 +64,10 @@ class SpanExporter:
     """
 
     def __init__(
-        self, *, tracer_provider: TracerProvider | None = None, include_content: bool = False,
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        include_content: bool = False,
         provider: str | None = None,
     ) -> None:
         otel = _otel()
@@ -92,19 +95,28 @@ class SpanExporter:
         for node_id in sorted(run.nodes):
             node = run.nodes[node_id]
             parent = spans.get(node.parents[0]) if node.parents else root
-            links = [otel.Link(spans[p].get_span_context(), {"thinkloop.edge": "parent"})
-                     for p in node.parents[1:] if p in spans]
+            links = [
+                otel.Link(spans[p].get_span_context(), {"thinkloop.edge": "parent"})
+                for p in node.parents[1:]
+                if p in spans
+            ]
             start = run.start[node_id]
             end = run.end.get(node_id, run.last if run.last is not None else start)
             name, kind, attributes = self._describe(node, run, model, provider)
             if root is None and not node.parents:
                 # The question node is the run: it spans from the run's first event to its last.
                 start, end = run.first or start, run.last or end
-                name, attributes = f"thinkloop {started.strategy if started else 'run'}", \
-                    attributes | self._run_attributes(run)
+                name, attributes = (
+                    f"thinkloop {started.strategy if started else 'run'}",
+                    attributes | self._run_attributes(run),
+                )
             span = self.tracer.start_span(
-                name, context=otel.set_span_in_context(parent) if parent is not None else None, kind=kind,
-                attributes=attributes, links=links, start_time=_ns(start),
+                name,
+                context=otel.set_span_in_context(parent) if parent is not None else None,
+                kind=kind,
+                attributes=attributes,
+                links=links,
+                start_time=_ns(start),
             )
             if node.status == "failed":
                 span.set_status(otel.Status(otel.StatusCode.ERROR, node.error or "failed"))
@@ -123,8 +135,11 @@ class SpanExporter:
         attributes: dict[str, Any] = {"thinkloop.run_id": run.run_id}
         if started is not None:
             attributes |= {"thinkloop.strategy": started.strategy, "gen_ai.request.model": started.model}
-            attributes |= {f"thinkloop.budget.{k}": v for k, v in started.budget.items()
-                           if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            attributes |= {
+                f"thinkloop.budget.{k}": v
+                for k, v in started.budget.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
         if finished is not None:
             attributes["thinkloop.stop_reason"] = finished.stop_reason
             if finished.stop_detail:
@@ -147,8 +162,11 @@ class SpanExporter:
         """The span's name, kind and attributes for one node."""
         otel = self._otel
         attributes: dict[str, Any] = {
-            "thinkloop.run_id": run.run_id, "thinkloop.node.id": node.id, "thinkloop.node.kind": node.kind,
-            "thinkloop.node.status": node.status, "thinkloop.node.depth": node.depth,
+            "thinkloop.run_id": run.run_id,
+            "thinkloop.node.id": node.id,
+            "thinkloop.node.kind": node.kind,
+            "thinkloop.node.status": node.status,
+            "thinkloop.node.depth": node.depth,
         }
         if node.strategy is not None:
             attributes["thinkloop.strategy"] = node.strategy
@@ -188,11 +206,18 @@ class SpanExporter:
         assert request is not None
         requested = model or (completion.model if completion is not None else None) or "unknown"
         attributes |= {
-            "openinference.span.kind": "LLM", "gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
-            "gen_ai.request.model": requested, "llm.model_name": requested,
+            "openinference.span.kind": "LLM",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.request.model": requested,
+            "llm.model_name": requested,
         }
-        for key, value in (("max_tokens", request.max_tokens), ("temperature", request.temperature),
-                           ("top_p", request.top_p), ("seed", request.seed)):
+        for key, value in (
+            ("max_tokens", request.max_tokens),
+            ("temperature", request.temperature),
+            ("top_p", request.top_p),
+            ("seed", request.seed),
+        ):
             if value is not None:
                 attributes[f"gen_ai.request.{key}"] = value
         if request.n != 1:
@@ -204,21 +229,29 @@ class SpanExporter:
                 attributes["gen_ai.response.model"] = completion.model
             attributes["gen_ai.response.finish_reasons"] = [c.finish_reason or "" for c in completion.choices]
         if usage is not None:
-            pairs = (("gen_ai.usage.input_tokens", usage.prompt_tokens),
-                     ("gen_ai.usage.output_tokens", usage.completion_tokens),
-                     ("gen_ai.usage.reasoning.output_tokens", usage.reasoning_tokens),
-                     ("gen_ai.usage.cache_read.input_tokens", usage.cached_prompt_tokens),
-                     ("llm.token_count.prompt", usage.prompt_tokens),
-                     ("llm.token_count.completion", usage.completion_tokens),
-                     ("llm.token_count.total", usage.total_tokens))
+            pairs = (
+                ("gen_ai.usage.input_tokens", usage.prompt_tokens),
+                ("gen_ai.usage.output_tokens", usage.completion_tokens),
+                ("gen_ai.usage.reasoning.output_tokens", usage.reasoning_tokens),
+                ("gen_ai.usage.cache_read.input_tokens", usage.cached_prompt_tokens),
+                ("llm.token_count.prompt", usage.prompt_tokens),
+                ("llm.token_count.completion", usage.completion_tokens),
+                ("llm.token_count.total", usage.total_tokens),
+            )
             attributes |= {key: value for key, value in pairs if value is not None}
         if self.include_content:
             messages = [{"role": m.role, "parts": [{"type": "text", "content": m.content}]} for m in request.messages]
             attributes["gen_ai.input.messages"] = json.dumps(messages, ensure_ascii=False)
             attributes["input.value"] = request.messages[-1].content
             if completion is not None:
-                outputs = [{"role": "assistant", "parts": [{"type": "text", "content": c.text}],
-                            "finish_reason": c.finish_reason or ""} for c in completion.choices]
+                outputs = [
+                    {
+                        "role": "assistant",
+                        "parts": [{"type": "text", "content": c.text}],
+                        "finish_reason": c.finish_reason or "",
+                    }
+                    for c in completion.choices
+                ]
                 attributes["gen_ai.output.messages"] = json.dumps(outputs, ensure_ascii=False)
                 attributes["output.value"] = completion.choices[0].text
             if node.answer is not None:
@@ -227,8 +260,11 @@ class SpanExporter:
 
 
 def export_trace(
-    source: str | Path | Iterable[Any], *, tracer_provider: TracerProvider | None = None,
-    include_content: bool = False, provider: str | None = None,
+    source: str | Path | Iterable[Any],
+    *,
+    tracer_provider: TracerProvider | None = None,
+    include_content: bool = False,
+    provider: str | None = None,
 ) -> int:
     """Export a trace file (or its events) as spans; returns the number of spans made.
 
@@ -249,7 +285,10 @@ class OtelSink:
     """
 
     def __init__(
-        self, *, tracer_provider: TracerProvider | None = None, include_content: bool = False,
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        include_content: bool = False,
         provider: str | None = None,
     ) -> None:
         self._exporter = SpanExporter(

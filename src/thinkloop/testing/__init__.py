@@ -16,10 +16,20 @@ Not imported by ``import thinkloop``. The names load on first use, so that
 
 from thinkloop.types import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    name: "mock_server"
-    for name in (
-        "MockConfig", "MockModel", "MockServer", "MockServerProcess", "MockStats", "question_key", "right_answer",
-        "serve_mock", "vote_right_probability",
-    )
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        name: "mock_server"
+        for name in (
+            "MockConfig",
+            "MockModel",
+            "MockServer",
+            "MockServerProcess",
+            "MockStats",
+            "question_key",
+            "right_answer",
+            "serve_mock",
+            "vote_right_probability",
+        )
+    },
+)

@@ -74,8 +74,14 @@ class _CountingModel(MockModel):
 
     def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         payload = super().complete(body)
-        prompt = next((str(m.get("content") or "") for m in reversed(body["messages"])
-                       if isinstance(m, dict) and m.get("role") == "user"), "")
+        prompt = next(
+            (
+                str(m.get("content") or "")
+                for m in reversed(body["messages"])
+                if isinstance(m, dict) and m.get("role") == "user"
+            ),
+            "",
+        )
         key = question_key(prompt)
         counts = self.stats.requests_by_question
         counts[key] = counts.get(key, 0) + 1
@@ -83,8 +89,15 @@ class _CountingModel(MockModel):
 
 
 def _rate_limited(retry_after_ms: int, keep_alive: bool) -> bytes:
-    body = json.dumps({"error": {"message": "rate limit reached, slow down", "type": "rate_limit_error",
-                                 "code": "rate_limit_exceeded"}}).encode()
+    body = json.dumps(
+        {
+            "error": {
+                "message": "rate limit reached, slow down",
+                "type": "rate_limit_error",
+                "code": "rate_limit_exceeded",
+            }
+        }
+    ).encode()
     head = (
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nretry-after-ms: {retry_after_ms}\r\n"
@@ -99,8 +112,16 @@ class FaultyMockServer(MockServer):
 
     model: _CountingModel
 
-    def __init__(self, config: MockConfig | None = None, *, storm: int = 0, retry_after_ms: int = 20,
-                 faults: Sequence[str] = (), always: str = "ok", api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        config: MockConfig | None = None,
+        *,
+        storm: int = 0,
+        retry_after_ms: int = 20,
+        faults: Sequence[str] = (),
+        always: str = "ok",
+        api_key: str | None = None,
+    ) -> None:
         super().__init__(config)
         self.api_key = api_key
         unknown = sorted({*faults, always} - set(FAULTS))
@@ -176,16 +197,19 @@ class FaultyMockServer(MockServer):
             return
         if fault == "error":
             events = stream_events(_cut_payload(payload, at="middle"), include_usage=False, done=False)
-            error = {"error": {"message": "The server had an error while processing your request",
-                               "type": "server_error"}}
+            error = {
+                "error": {"message": "The server had an error while processing your request", "type": "server_error"}
+            }
             await stream.send(_stream_head(False) + events + f"data: {json.dumps(error)}\n\n".encode())
         elif fault == "cut" and streamed:
             events = stream_events(_cut_payload(payload, at="number"), include_usage=False, done=False)
             await stream.send(_stream_head(False) + events)
         else:  # "truncate", or "cut" of a whole body: half of it under the full length
             body_bytes = json.dumps(payload).encode()
-            head = (f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body_bytes)}\r\n"
-                    "connection: close\r\n\r\n")
+            head = (
+                f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body_bytes)}\r\n"
+                "connection: close\r\n\r\n"
+            )
             await stream.send(head.encode("latin-1") + body_bytes[: len(body_bytes) // 2])
         await stream.aclose()  # the connection ends here: the client reads what it got
 
@@ -194,8 +218,7 @@ def _stream_head(keep_alive: bool) -> bytes:
     """An event stream's head without a length: it ends when the connection closes (a cut stream ends
     cleanly, as a proxy that dropped the upstream would end it)."""
     return (
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
-        "connection: close\r\n\r\n"
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n"
     ).encode("latin-1")
 
 
@@ -222,12 +245,18 @@ def _cut_payload(payload: dict[str, Any], *, at: str) -> dict[str, Any]:
 
 @asynccontextmanager
 async def serve_faulty(
-    config: MockConfig | None = None, *, storm: int = 0, retry_after_ms: int = 20, faults: Sequence[str] = (),
-    always: str = "ok", api_key: str | None = None,
+    config: MockConfig | None = None,
+    *,
+    storm: int = 0,
+    retry_after_ms: int = 20,
+    faults: Sequence[str] = (),
+    always: str = "ok",
+    api_key: str | None = None,
 ) -> AsyncIterator[FaultyMockServer]:
     """Run a faulty mock server in this event loop for the duration of the block (tests)."""
-    server = FaultyMockServer(config, storm=storm, retry_after_ms=retry_after_ms, faults=faults, always=always,
-                              api_key=api_key)
+    server = FaultyMockServer(
+        config, storm=storm, retry_after_ms=retry_after_ms, faults=faults, always=always, api_key=api_key
+    )
     async with serving(server) as running:
         yield running
 
@@ -237,9 +266,17 @@ class FaultyServerProcess(MockServerProcess):
 
     module = "thinkloop.testing.faults"
 
-    def __init__(self, config: MockConfig | None = None, *, port: int = 0, storm: int = 0,
-                 startup_timeout: float = 30.0, faults: Sequence[str] = (), always: str = "ok",
-                 api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        config: MockConfig | None = None,
+        *,
+        port: int = 0,
+        storm: int = 0,
+        startup_timeout: float = 30.0,
+        faults: Sequence[str] = (),
+        always: str = "ok",
+        api_key: str | None = None,
+    ) -> None:
         super().__init__(config, startup_timeout=startup_timeout)
         self.port = port
         self.storm = storm
@@ -265,8 +302,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None, help="answer 401 to requests without this bearer key")
     args = parser.parse_args(argv)
     faults = [f for f in args.faults.split(",") if f]
-    server = FaultyMockServer(config_from(args), storm=args.storm, faults=faults, always=args.always,
-                              api_key=args.api_key)
+    server = FaultyMockServer(
+        config_from(args), storm=args.storm, faults=faults, always=args.always, api_key=args.api_key
+    )
     serve_until_interrupted(server, args.port)
 
 

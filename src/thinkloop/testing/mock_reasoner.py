@@ -50,8 +50,13 @@ _STREAM_PIECES = 4
 class ReasoningModel(MockModel):
     """The mock model's answers, each preceded by its thinking, in one server shape."""
 
-    def __init__(self, config: MockConfig | None = None, *, shape: Shape = "reasoning_content",
-                 report_reasoning_tokens: bool = False) -> None:
+    def __init__(
+        self,
+        config: MockConfig | None = None,
+        *,
+        shape: Shape = "reasoning_content",
+        report_reasoning_tokens: bool = False,
+    ) -> None:
         if shape not in SHAPES:
             raise ValueError(f"shape must be one of {', '.join(SHAPES)}; got {shape!r}")
         super().__init__(config)
@@ -60,12 +65,21 @@ class ReasoningModel(MockModel):
 
     def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         """A chat completion in this model's shape (the caller streams it if the body asked)."""
-        plain = {k: v for k, v in body.items() if k not in ("stream", "stream_options", "max_tokens",
-                                                             "max_completion_tokens")}
+        plain = {
+            k: v
+            for k, v in body.items()
+            if k not in ("stream", "stream_options", "max_tokens", "max_completion_tokens")
+        }
         payload = super().complete(plain)
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-        prompt = next((str(m.get("content") or "") for m in reversed(body["messages"])
-                       if isinstance(m, dict) and m.get("role") == "user"), "")
+        prompt = next(
+            (
+                str(m.get("content") or "")
+                for m in reversed(body["messages"])
+                if isinstance(m, dict) and m.get("role") == "user"
+            ),
+            "",
+        )
         decoy = right_answer(prompt) + 1000
         completion = reasoning = 0
         for choice in payload["choices"]:
@@ -75,7 +89,7 @@ class ReasoningModel(MockModel):
             finish = "stop"
             if isinstance(max_tokens, int) and 0 < max_tokens < len(thought) + len(answer):
                 finish = "length"
-                thought, answer = thought[:max_tokens], answer[:max(0, max_tokens - len(thought))]
+                thought, answer = thought[:max_tokens], answer[: max(0, max_tokens - len(thought))]
             completion += len(thought) + len(answer)
             reasoning += len(thought)
             choice["message"] = self._message(" ".join(thought), " ".join(answer), closed=finish == "stop")
@@ -98,8 +112,12 @@ class ReasoningModel(MockModel):
 def stream_events(payload: dict[str, Any], *, include_usage: bool, done: bool = True) -> bytes:
     """A completion as the server-sent events a streaming server sends, ``data: [DONE]`` last (unless
     ``done`` is false: a stream cut short). A choice whose ``finish_reason`` is ``None`` gets no last delta."""
-    base = {"id": payload["id"], "object": "chat.completion.chunk", "created": payload["created"],
-            "model": payload["model"]}
+    base = {
+        "id": payload["id"],
+        "object": "chat.completion.chunk",
+        "created": payload["created"],
+        "model": payload["model"],
+    }
     events: list[dict[str, Any]] = []
     for choice in payload["choices"]:
         index, message = choice["index"], choice["message"]
@@ -119,14 +137,19 @@ def _pieces(text: str) -> list[str]:
     if not text:
         return []
     size = -(-len(text) // _STREAM_PIECES)
-    return [text[i:i + size] for i in range(0, len(text), size)]
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 class ReasoningMockServer(MockServer):
     """The mock server in reasoning mode (see the module docstring); streams when a request asks."""
 
-    def __init__(self, config: MockConfig | None = None, *, shape: Shape = "reasoning_content",
-                 report_reasoning_tokens: bool = False) -> None:
+    def __init__(
+        self,
+        config: MockConfig | None = None,
+        *,
+        shape: Shape = "reasoning_content",
+        report_reasoning_tokens: bool = False,
+    ) -> None:
         super().__init__(config)
         self.model = ReasoningModel(config, shape=shape, report_reasoning_tokens=report_reasoning_tokens)
 
@@ -175,8 +198,14 @@ class ReasoningServerProcess(MockServerProcess):
 
     module = "thinkloop.testing.mock_reasoner"
 
-    def __init__(self, config: MockConfig | None = None, *, shape: Shape = "reasoning_content",
-                 report_reasoning_tokens: bool = False, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        config: MockConfig | None = None,
+        *,
+        shape: Shape = "reasoning_content",
+        report_reasoning_tokens: bool = False,
+        startup_timeout: float = 30.0,
+    ) -> None:
         super().__init__(config, startup_timeout=startup_timeout)
         self.shape = shape
         self.report_reasoning_tokens = report_reasoning_tokens
@@ -190,11 +219,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     """``python -m thinkloop.testing.mock_reasoner``: serve until interrupted; prints its URL first."""
     parser = command_line("python -m thinkloop.testing.mock_reasoner")
     parser.add_argument("--shape", choices=SHAPES, default="reasoning_content")
-    parser.add_argument("--report-reasoning-tokens", action="store_true",
-                        help="report completion_tokens_details.reasoning_tokens (else clients must estimate)")
+    parser.add_argument(
+        "--report-reasoning-tokens",
+        action="store_true",
+        help="report completion_tokens_details.reasoning_tokens (else clients must estimate)",
+    )
     args = parser.parse_args(argv)
-    server = ReasoningMockServer(config_from(args), shape=args.shape,
-                                 report_reasoning_tokens=args.report_reasoning_tokens)
+    server = ReasoningMockServer(
+        config_from(args), shape=args.shape, report_reasoning_tokens=args.report_reasoning_tokens
+    )
     serve_until_interrupted(server, args.port)
 
 

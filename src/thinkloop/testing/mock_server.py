@@ -41,15 +41,31 @@ from thinkloop.testing.mock_model import (
 )
 
 __all__ = [
-    "LOOPBACK", "MockConfig", "MockModel", "MockServer", "MockServerProcess", "MockStats", "question_key",
-    "right_answer", "serve_mock", "vote_right_probability",
+    "LOOPBACK",
+    "MockConfig",
+    "MockModel",
+    "MockServer",
+    "MockServerProcess",
+    "MockStats",
+    "question_key",
+    "right_answer",
+    "serve_mock",
+    "vote_right_probability",
 ]
 
 LOOPBACK = "127.0.0.1"
 _MAX_HEADER_BYTES = 64 * 1024
 _MAX_BODY_BYTES = 16 * 1024 * 1024
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-            411: "Length Required", 413: "Content Too Large", 431: "Request Header Fields Too Large"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+}
 
 
 class _BadRequest(Exception):
@@ -69,8 +85,9 @@ def _response(status: int, payload: dict[str, Any], *, close: bool = False) -> b
 
 
 def _error(status: int, message: str, *, close: bool = False) -> bytes:
-    return _response(status, {"error": {"message": message, "type": "invalid_request_error", "code": None}},
-                     close=close)
+    return _response(
+        status, {"error": {"message": message, "type": "invalid_request_error", "code": None}}, close=close
+    )
 
 
 class MockServer:
@@ -232,10 +249,23 @@ class MockServerProcess:
     def command(self) -> list[str]:
         config = self.config
         command = [
-            sys.executable, "-m", self.module, "--port", "0",
-            "--latency", repr(config.latency), "--p-right", repr(config.p_right),
-            "--distractors", str(config.distractors), "--filler-words", str(config.filler_words),
-            "--model", config.model, "--seed", str(config.seed),
+            sys.executable,
+            "-m",
+            self.module,
+            "--port",
+            "0",
+            "--latency",
+            repr(config.latency),
+            "--p-right",
+            repr(config.p_right),
+            "--distractors",
+            str(config.distractors),
+            "--filler-words",
+            str(config.filler_words),
+            "--model",
+            config.model,
+            "--seed",
+            str(config.seed),
         ]
         if config.max_choices is not None:
             command += ["--max-choices", str(config.max_choices)]
@@ -298,8 +328,13 @@ def command_line(prog: str) -> argparse.ArgumentParser:
 
 def config_from(args: argparse.Namespace) -> MockConfig:
     return MockConfig(
-        latency=args.latency, p_right=args.p_right, distractors=args.distractors, max_choices=args.max_choices,
-        filler_words=args.filler_words, model=args.model, seed=args.seed,
+        latency=args.latency,
+        p_right=args.p_right,
+        distractors=args.distractors,
+        max_choices=args.max_choices,
+        filler_words=args.filler_words,
+        model=args.model,
+        seed=args.seed,
     )
 
 

@@ -85,7 +85,8 @@ class AllOf:
         else:  # in order, stopping at the first rejection
             verdicts = await _run_until(self.verifiers, question, candidate, ctx, accepted=False)
         return Verdict(
-            accepted=all(v.accepted for v in verdicts), score=min(v.score for v in verdicts),
+            accepted=all(v.accepted for v in verdicts),
+            score=min(v.score for v in verdicts),
             feedback=_join(verdicts),
         )
 

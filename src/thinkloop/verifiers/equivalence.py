@@ -55,6 +55,8 @@ def _colon_key(text: str) -> AnswerKey | None:
 def _plain_only(text: str) -> bool:
     """Whether an answer must be compared as written: math-verify would misread it."""
     return _MISREAD_AS_PRODUCT.search(text) is not None or _COLON_FORM.match(text) is not None
+
+
 _MATH_VERIFY_TIMEOUT = 5
 """Seconds one math-verify parse or comparison may take when no deadline is nearer."""
 

@@ -113,8 +113,12 @@ def _after_last_marker(text: str) -> str | None:
         if is_canonical_number(span):
             return span  # "Answer: 42", the common case: nothing to cut or to rule out
         span = _leading_number(span)
-        if (_HAS_CONTENT.search(span) and not _NON_ANSWER.match(span) and not _EMPTY_BOX.match(span)
-                and not _is_sentence(span)):
+        if (
+            _HAS_CONTENT.search(span)
+            and not _NON_ANSWER.match(span)
+            and not _EMPTY_BOX.match(span)
+            and not _is_sentence(span)
+        ):
             return span
     return None
 
@@ -173,7 +177,7 @@ _LIST_OR_CLAUSE = re.compile(r",\s+|\s+and\s+", re.IGNORECASE)
 
 
 def _leading_number(span: str) -> str:
-    """"42, because 6 * 7 = 42" -> "42": a number followed by an explanation (never inside ``$...$``)."""
+    """ "42, because 6 * 7 = 42" -> "42": a number followed by an explanation (never inside ``$...$``)."""
     if span.count("$") >= 2 or "\\(" in span or "\\[" in span:
         return span
     cuts = []

@@ -145,12 +145,17 @@ class LLMJudge:
         # If the judge's call does not fit the budget, the run stops: it must still have this answer.
         ctx.offer(candidate)
         _node, choice = await ctx.side_call(
-            self.system, self.prompt_for(question, candidate), parents=parents, kind="verify",
-            strategy="llm-judge", max_tokens=self.max_tokens, temperature=self.temperature, backend=self.backend,
+            self.system,
+            self.prompt_for(question, candidate),
+            parents=parents,
+            kind="verify",
+            strategy="llm-judge",
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            backend=self.backend,
         )
         if choice.truncated_empty:
             return Verdict.reject(
-                f"The judge's reply was cut off empty by its token limit ({self.max_tokens}); treated as a "
-                "rejection."
+                f"The judge's reply was cut off empty by its token limit ({self.max_tokens}); treated as a rejection."
             )
         return parse_verdict(choice.text)

@@ -37,27 +37,67 @@ def _round(number: Any, digits: Any = None) -> Any:
 
 
 _CALLS: dict[str, Callable[..., Any]] = {
-    "abs": abs, "len": len, "round": _round, "isinstance": isinstance, "math.isclose": math.isclose,
-    "math.fabs": math.fabs, "math.isnan": math.isnan, "math.isinf": math.isinf,
+    "abs": abs,
+    "len": len,
+    "round": _round,
+    "isinstance": isinstance,
+    "math.isclose": math.isclose,
+    "math.fabs": math.fabs,
+    "math.isnan": math.isnan,
+    "math.isinf": math.isinf,
 }
 """Pure, cheap functions the caller may apply to what the program computed."""
 _KEYWORDS = {"math.isclose": {"rel_tol", "abs_tol"}}
 _CONSTANTS: dict[str, Any] = {
-    "None": None, "True": True, "False": False, "int": int, "float": float, "str": str, "bool": bool,
-    "list": list, "tuple": tuple, "dict": dict, "set": set, "frozenset": frozenset, "bytes": bytes,
-    "math.pi": math.pi, "math.e": math.e, "math.inf": math.inf, "math.tau": math.tau,
+    "None": None,
+    "True": True,
+    "False": False,
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "list": list,
+    "tuple": tuple,
+    "dict": dict,
+    "set": set,
+    "frozenset": frozenset,
+    "bytes": bytes,
+    "math.pi": math.pi,
+    "math.e": math.e,
+    "math.inf": math.inf,
+    "math.tau": math.tau,
 }
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
-    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
-    ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
-    ast.Is: lambda a, b: a is b, ast.IsNot: lambda a, b: a is not b,
-    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+    ast.Eq: lambda a, b: a == b,
+    ast.NotEq: lambda a, b: a != b,
+    ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b,
+    ast.Gt: lambda a, b: a > b,
+    ast.GtE: lambda a, b: a >= b,
+    ast.Is: lambda a, b: a is b,
+    ast.IsNot: lambda a, b: a is not b,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
 }
-_SYMBOLS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
-            ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
+_SYMBOLS = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
 _ARITHMETIC: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b,
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Mod: lambda a, b: a % b,
 }
 _SEQUENCE_ADD = (str, bytes, list, tuple)
 
@@ -102,8 +142,11 @@ class _Host:
             case ast.Call(func=func, args=args, keywords=keywords):
                 name = self.resolve(func)
                 allowed = _KEYWORDS.get(name or "", set())
-                return (name in _CALLS and not any(isinstance(a, ast.Starred) for a in args)
-                        and all(k.arg in allowed for k in keywords))
+                return (
+                    name in _CALLS
+                    and not any(isinstance(a, ast.Starred) for a in args)
+                    and all(k.arg in allowed for k in keywords)
+                )
             case ast.Subscript(slice=ast.Slice() as part):
                 return all(p is None or isinstance(p, ast.Constant) for p in (part.lower, part.upper, part.step))
             case ast.Subscript(slice=ast.Constant()):
@@ -159,8 +202,9 @@ class _Host:
                     return _CONSTANTS[name]
             case ast.Call(func=func, args=args, keywords=keywords):
                 function = _CALLS[self.resolve(func) or ""]
-                return function(*[self.evaluate(a) for a in args],
-                                **{str(k.arg): self.evaluate(k.value) for k in keywords})
+                return function(
+                    *[self.evaluate(a) for a in args], **{str(k.arg): self.evaluate(k.value) for k in keywords}
+                )
             case ast.Subscript(value=value, slice=ast.Slice() as part):
                 bounds = [None if p is None else self.evaluate(p) for p in (part.lower, part.upper, part.step)]
                 return self.evaluate(value)[slice(*bounds)]
@@ -230,31 +274,40 @@ class TestPlan:
     def harness(self, nonce: str) -> str:
         """Python source appended to the program: the tests' setup, then each probe, its value reported as data
         on one line of stdout that starts with ``nonce``."""
-        lines = ["", "", "# --- tests (their values are judged by the caller) ---", ENCODER_SOURCE,
-                 "def _tl_probe(index, compute):",
-                 "    try:",
-                 "        value = compute()",
-                 "    except BaseException as exc:",
-                 "        try:",
-                 "            said = f'{type(exc).__name__}: {exc}'[:300]",
-                 "        except BaseException:",
-                 "            said = 'an exception that cannot be shown'",
-                 "        _tl_report.append([index, 'raised', said])",
-                 "        return",
-                 "    try:",
-                 "        _tl_report.append([index, 'value', _tl_json.dumps(_tl_plain(value))])",
-                 "    except BaseException as exc:",
-                 "        _tl_report.append([index, 'unplain', str(exc)[:300]])",
-                 "import json as _tl_json, os as _tl_os",
-                 "_tl_report = []"]
+        lines = [
+            "",
+            "",
+            "# --- tests (their values are judged by the caller) ---",
+            ENCODER_SOURCE,
+            "def _tl_probe(index, compute):",
+            "    try:",
+            "        value = compute()",
+            "    except BaseException as exc:",
+            "        try:",
+            "            said = f'{type(exc).__name__}: {exc}'[:300]",
+            "        except BaseException:",
+            "            said = 'an exception that cannot be shown'",
+            "        _tl_report.append([index, 'raised', said])",
+            "        return",
+            "    try:",
+            "        _tl_report.append([index, 'value', _tl_json.dumps(_tl_plain(value))])",
+            "    except BaseException as exc:",
+            "        _tl_report.append([index, 'unplain', str(exc)[:300]])",
+            "import json as _tl_json, os as _tl_os",
+            "_tl_report = []",
+        ]
         position = 0
         for at, source in [*self.setup, (len(self.probes), "")]:
             while position < at:
                 lines.append(f"_tl_probe({position}, lambda: ({self.probes[position]}))")
                 position += 1
             if source:
-                lines += ["try:", *("    " + line for line in source.splitlines()), "except BaseException as _tl_exc:",
-                          "    _tl_report.append([-1, 'setup', f'{type(_tl_exc).__name__}: {_tl_exc}'[:300]])"]
+                lines += [
+                    "try:",
+                    *("    " + line for line in source.splitlines()),
+                    "except BaseException as _tl_exc:",
+                    "    _tl_report.append([-1, 'setup', f'{type(_tl_exc).__name__}: {_tl_exc}'[:300]])",
+                ]
         lines.append(f"_tl_os.write(1, ('\\n{nonce}' + _tl_json.dumps(_tl_report) + '\\n').encode())")
         return "\n".join(lines) + "\n"
 
@@ -354,8 +407,12 @@ def _program_names(node: ast.AST, known: set[str]) -> set[str]:
     """Names an expression reads that only the program (or the tests' setup) defines: not built-ins, not the
     caller's literals, not bound inside the expression itself (comprehension and lambda variables)."""
     local = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
-    local |= {a.arg for n in ast.walk(node) if isinstance(n, ast.arguments)
-              for a in [*n.posonlyargs, *n.args, *n.kwonlyargs, *filter(None, [n.vararg, n.kwarg])]}
+    local |= {
+        a.arg
+        for n in ast.walk(node)
+        if isinstance(n, ast.arguments)
+        for a in [*n.posonlyargs, *n.args, *n.kwonlyargs, *filter(None, [n.vararg, n.kwarg])]
+    }
     return _names(node) - local - known - _BUILTINS
 
 
@@ -447,16 +504,20 @@ def _inline_checkers(body: list[ast.stmt]) -> list[ast.stmt]:
     checkers: dict[str, ast.FunctionDef] = {}
     for statement in body:
         match statement:
-            case ast.FunctionDef(name=name, args=ast.arguments(posonlyargs=[], args=[_], vararg=None, kwonlyargs=[],
-                                                                   kwarg=None, defaults=[]), decorator_list=[]):
+            case ast.FunctionDef(
+                name=name,
+                args=ast.arguments(posonlyargs=[], args=[_], vararg=None, kwonlyargs=[], kwarg=None, defaults=[]),
+                decorator_list=[],
+            ):
                 rest = [s for s in statement.body if not _is_docstring(s)]
                 if rest and all(isinstance(s, ast.Assert) for s in rest):
                     checkers[name] = statement
     calls: dict[int, tuple[str, str]] = {}
     for index, statement in enumerate(body):
         match statement:
-            case ast.Expr(value=ast.Call(func=ast.Name(id=name), args=[ast.Name(id=argument)], keywords=[])) \
-                    if name in checkers:
+            case ast.Expr(value=ast.Call(func=ast.Name(id=name), args=[ast.Name(id=argument)], keywords=[])) if (
+                name in checkers
+            ):
                 calls[index] = (name, argument)
     used = {name: 0 for name in checkers}
     for index, statement in enumerate(body):
@@ -467,8 +528,11 @@ def _inline_checkers(body: list[ast.stmt]) -> list[ast.stmt]:
     inlined = {name for name, count in used.items() if count == 0}
     result: list[ast.stmt] = []
     for index, statement in enumerate(body):
-        if isinstance(statement, ast.FunctionDef) and checkers.get(statement.name) is statement \
-                and statement.name in inlined:
+        if (
+            isinstance(statement, ast.FunctionDef)
+            and checkers.get(statement.name) is statement
+            and statement.name in inlined
+        ):
             continue
         if index in calls and calls[index][0] in inlined:
             name, argument = calls[index]
@@ -526,8 +590,11 @@ def _split_assert(statement: ast.Assert, index: int, plan: TestPlan, inline: _In
         if not host.supports(node):
             return probe(node)
         if isinstance(node, ast.Call):  # the callee is the judge's own function: only the arguments split
-            return ast.Call(func=node.func, args=[split(a) for a in node.args],
-                            keywords=[ast.keyword(arg=k.arg, value=split(k.value)) for k in node.keywords])
+            return ast.Call(
+                func=node.func,
+                args=[split(a) for a in node.args],
+                keywords=[ast.keyword(arg=k.arg, value=split(k.value)) for k in node.keywords],
+            )
         if isinstance(node, ast.Name | ast.Attribute):
             return node
         return _map_children(node, split)
@@ -559,4 +626,3 @@ def new_nonce() -> str:
     """A marker for the line that carries the values (random, so the program's own output is not mistaken
     for it by chance; a program that forges it gains nothing but a rejection)."""
     return f"[thinkloop-values-{secrets.token_hex(8)}]"
-

@@ -69,10 +69,37 @@ _SEPARATORS = str.maketrans("", "", ", \u2009\u202f\u00a0")
 _PERCENT_TAIL = re.compile(r"^(?:%|\\%|percent\b|per\s*cent\b)", re.IGNORECASE)
 _UNIT_TAIL = re.compile(r"^(?:\(\s*[^\d()]*\)|[A-Za-z][A-Za-z'’\-]*(?:[\s.,/]+[A-Za-z'’\-]+)*)[.,;!]?$")
 _UNIT_POWER = re.compile(r"\^\{?[23]\}?|[²³]")
-_MATH_WORDS = frozenset({
-    "pi", "sqrt", "root", "roots", "i", "e", "x", "y", "z", "n", "k", "log", "ln", "sin", "cos", "tan",
-    "times", "plus", "minus", "over", "divided", "squared", "cubed", "to", "or", "and", "mod",
-})
+_MATH_WORDS = frozenset(
+    {
+        "pi",
+        "sqrt",
+        "root",
+        "roots",
+        "i",
+        "e",
+        "x",
+        "y",
+        "z",
+        "n",
+        "k",
+        "log",
+        "ln",
+        "sin",
+        "cos",
+        "tan",
+        "times",
+        "plus",
+        "minus",
+        "over",
+        "divided",
+        "squared",
+        "cubed",
+        "to",
+        "or",
+        "and",
+        "mod",
+    }
+)
 
 
 def _unwrap(text: str) -> str:

@@ -21,7 +21,7 @@ __all__ = ["ENCODER_SOURCE", "MAX_DEPTH", "NotPlainData", "decode", "loads", "sh
 MAX_DEPTH = 64
 """How deeply values may nest (on both sides: the decoder is recursive)."""
 
-ENCODER_SOURCE = f'''
+ENCODER_SOURCE = f"""
 def _tl_plain(value, depth=0):
     if depth > {MAX_DEPTH}:
         raise ValueError("nested more than {MAX_DEPTH} deep")
@@ -40,7 +40,7 @@ def _tl_plain(value, depth=0):
         return {{"bytes": value.hex()}}
     raise TypeError(f"a {{kind.__name__}}, which is not plain data (None, bool, int, float, str, bytes, "
                     "or a list, tuple, set or dict of them)")
-'''
+"""
 """Defines ``_tl_plain(value)`` in the sandbox: the tagged JSON form of a plain value, or ``TypeError``."""
 
 

@@ -114,8 +114,10 @@ class ProgramRun:
 
     @property
     def out_of_memory(self) -> bool:
-        return self.memory_exceeded or self.returncode == MEMORY_EXIT or (
-            self.returncode not in (0, None) and "MemoryError" in self.stderr[-2000:]
+        return (
+            self.memory_exceeded
+            or self.returncode == MEMORY_EXIT
+            or (self.returncode not in (0, None) and "MemoryError" in self.stderr[-2000:])
         )
 
     @property
@@ -219,9 +221,16 @@ class ProgramVerifier:
         allow_processes: bool = False,
         read_only_paths: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
-        for name, value in (("timeout", timeout), ("memory_mb", memory_mb), ("cpu_seconds", cpu_seconds),
-                            ("file_size_mb", file_size_mb), ("max_output_bytes", max_output_bytes),
-                            ("tmp_mb", tmp_mb), ("scratch_mb", scratch_mb), ("max_processes", max_processes)):
+        for name, value in (
+            ("timeout", timeout),
+            ("memory_mb", memory_mb),
+            ("cpu_seconds", cpu_seconds),
+            ("file_size_mb", file_size_mb),
+            ("max_output_bytes", max_output_bytes),
+            ("tmp_mb", tmp_mb),
+            ("scratch_mb", scratch_mb),
+            ("max_processes", max_processes),
+        ):
             if value <= 0:
                 raise ConfigurationError(f"ProgramVerifier {name} must be positive (got {value})")
         self.timeout = float(timeout)
@@ -282,24 +291,31 @@ class ProgramVerifier:
         }
         if guarded:  # counted per user namespace there; outside one it would count all of the user's processes
             limits["RLIMIT_NPROC"] = self.max_processes
-        return json.dumps({
-            "writable": writable,
-            "denied_exit": DENIED_EXIT,
-            "memory_exit": MEMORY_EXIT,
-            "cpu_exit": CPU_EXIT,
-            "marker": _MARKER,
-            "allow_processes": self.allow_processes,
-            "limits": limits,
-        })
+        return json.dumps(
+            {
+                "writable": writable,
+                "denied_exit": DENIED_EXIT,
+                "memory_exit": MEMORY_EXIT,
+                "cpu_exit": CPU_EXIT,
+                "marker": _MARKER,
+                "allow_processes": self.allow_processes,
+                "limits": limits,
+            }
+        )
 
     async def _run_in(self, scratch: str, source: str, *, guarded: bool) -> ProgramRun:
         inner = [self.python, "-I", "-B", "-c", bootstrap_source()]
         seccomp_fd = None
         # Threads and processes of the program (as RLIMIT_NPROC counts them), plus bubblewrap itself (the shell
         # that joins the cgroup becomes bubblewrap); all the memory the sandbox can hold.
-        cgroup = create_cgroup(
-            memory_bytes=(self.memory_mb + self.tmp_mb + self.scratch_mb) * _MIB, max_tasks=self.max_processes + 1,
-        ) if guarded else None
+        cgroup = (
+            create_cgroup(
+                memory_bytes=(self.memory_mb + self.tmp_mb + self.scratch_mb) * _MIB,
+                max_tasks=self.max_processes + 1,
+            )
+            if guarded
+            else None
+        )
         try:
             if guarded:
                 inner.append(self._config(writable=[SCRATCH, "/tmp"], guarded=True))
@@ -309,9 +325,12 @@ class ProgramVerifier:
                     os.write(seccomp_fd, rules)
                     os.lseek(seccomp_fd, 0, os.SEEK_SET)
                 command = bubblewrap_command(
-                    shutil.which(self.bwrap) or self.bwrap, inner, scratch_bytes=self.scratch_mb * _MIB,
+                    shutil.which(self.bwrap) or self.bwrap,
+                    inner,
+                    scratch_bytes=self.scratch_mb * _MIB,
                     read_only=[*await python_roots(self.python), *self.read_only_paths],
-                    tmp_bytes=self.tmp_mb * _MIB, seccomp_fd=seccomp_fd,
+                    tmp_bytes=self.tmp_mb * _MIB,
+                    seccomp_fd=seccomp_fd,
                 )
                 # bubblewrap's own environment too: its init, visible as /proc/1, keeps it (the caller's keys)
                 argv, env, fds = command.argv, {"PATH": "/usr/bin:/bin"}, command.pass_fds
@@ -322,8 +341,13 @@ class ProgramVerifier:
                 env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8"}
                 argv, fds = inner, ()
             finished = await run_bounded(
-                argv, stdin=source.encode("utf-8", "replace"), cwd=scratch, env=env, time_limit=self.timeout,
-                max_output_bytes=self.max_output_bytes, pass_fds=fds,
+                argv,
+                stdin=source.encode("utf-8", "replace"),
+                cwd=scratch,
+                env=env,
+                time_limit=self.timeout,
+                max_output_bytes=self.max_output_bytes,
+                pass_fds=fds,
             )
             memory_exceeded = cgroup is not None and cgroup.out_of_memory()
         finally:
@@ -364,9 +388,9 @@ class ProgramVerifier:
         if not source.strip():
             return Verdict.reject("There is no program to run. Write the program in a ```python block.")
         run = await self.run(source)
-        notes = [] if run.guarded else [
-            "(ran WITHOUT the sandbox: bubblewrap is not usable here; allow_unguarded=True)"
-        ]
+        notes = (
+            [] if run.guarded else ["(ran WITHOUT the sandbox: bubblewrap is not usable here; allow_unguarded=True)"]
+        )
         failure = run.failure(timeout=self.timeout, max_output_bytes=self.max_output_bytes)
         if failure is not None:
             detail = _tail(run.stderr) if run.denied is None and not run.output_exceeded else ""

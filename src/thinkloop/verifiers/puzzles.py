@@ -159,9 +159,7 @@ class Game24:
                 f"Use each of {_listed(self.numbers)} exactly once: {'; '.join(problems)}.", score=score
             )
         if value != self.target:
-            return Verdict.reject(
-                f"{expression} = {_number(value)}, not {self.target}.", score=0.5 + 0.4 * closeness
-            )
+            return Verdict.reject(f"{expression} = {_number(value)}, not {self.target}.", score=0.5 + 0.4 * closeness)
         return Verdict.accept(f"{expression} = {self.target}.")
 
 
@@ -169,8 +167,9 @@ class SumProduct:
     """Accepts ``count`` positive whole numbers whose sum equals their product (by default), or whose sum is
     ``total`` and product is ``product`` when those are given. ``distinct`` asks for different numbers."""
 
-    def __init__(self, count: int = 3, *, total: int | None = None, product: int | None = None,
-                 distinct: bool = False) -> None:
+    def __init__(
+        self, count: int = 3, *, total: int | None = None, product: int | None = None, distinct: bool = False
+    ) -> None:
         if count < 1:
             raise ConfigurationError(f"SumProduct needs count >= 1, got {count}")
         self.count = count
@@ -210,8 +209,11 @@ class SumProduct:
         if self.product is not None and product != self.product:
             problems.append(f"the product must be {self.product}")
         if problems:
-            gap = abs(total - product) if self.total is None and self.product is None else (
-                abs(total - (self.total or total)) + abs(product - (self.product or product)))
+            gap = (
+                abs(total - product)
+                if self.total is None and self.product is None
+                else (abs(total - (self.total or total)) + abs(product - (self.product or product)))
+            )
             return Verdict.reject(f"{shown}, but {' and '.join(problems)}.", score=0.3 + 0.6 / (1 + gap))
         return Verdict.accept(f"{shown}.")
 

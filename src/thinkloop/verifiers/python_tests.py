@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from thinkloop.runtime.context import RunContext
     from thinkloop.runtime.result import Candidate
 
+
 def parse_program(source: str) -> ast.Module | str:
     """The program's syntax tree, or why it has none: a syntax error, or nesting too deep for the parser (a
     reply of thousands of nested operators must be a rejection, not a ``RecursionError`` in the caller)."""
@@ -57,13 +58,13 @@ def program_in(text: str) -> str:
         return source
     openings = list(_OPENING_FENCE.finditer(text))
     if openings:
-        tail = text[openings[-1].end():].split("```")[0]
+        tail = text[openings[-1].end() :].split("```")[0]
         if _parses(tail):
             return tail
     start = _CODE_START.search(text)
     if start is not None:
         lines: list[str] = []
-        for line in text[start.start():].splitlines():
+        for line in text[start.start() :].splitlines():
             if lines and line.strip() and not line[0].isspace() and not _CODE_START.match(line):
                 break  # prose after the code
             lines.append(line)
@@ -154,16 +155,19 @@ class PythonTests:
         run = await self.sandbox.run(source + "\n" + self.plan.harness(nonce))
         notes = [] if run.guarded else ["(ran WITHOUT network isolation)"]
         if not self.plan.judged:
-            notes.append(f"({self.plan.trusted} of {len(self.plan.asserts)} tests ran inside the program, which "
-                         f"could forge them: the tests have {', '.join(self.plan.trusted_because) or 'asserts'} "
-                         "the caller cannot judge)")
+            notes.append(
+                f"({self.plan.trusted} of {len(self.plan.asserts)} tests ran inside the program, which "
+                f"could forge them: the tests have {', '.join(self.plan.trusted_because) or 'asserts'} "
+                "the caller cannot judge)"
+            )
         why = run.failure(timeout=self.sandbox.timeout, max_output_bytes=self.sandbox.max_output_bytes)
         outcome = self.plan.judge(run.stdout, nonce)
         if outcome.problem is not None:
             why = why or outcome.problem
             tail = run.stderr.strip()[-800:] if not run.output_exceeded else ""
-            return Verdict.reject("\n".join([f"The program {why}." + (f"\n{tail}" if tail else ""), *notes]),
-                                  score=0.05)
+            return Verdict.reject(
+                "\n".join([f"The program {why}." + (f"\n{tail}" if tail else ""), *notes]), score=0.05
+            )
         total = len(outcome.results)
         summary = f"{outcome.passed} of {total} tests passed"
         failures = [f"FAILED {r.label}: {r.detail}" for r in outcome.results if not r.passed]

@@ -33,8 +33,20 @@ from thinkloop.verifiers.base import Verifier
 if TYPE_CHECKING:
     from thinkloop.runtime.graph import ReasoningGraph
 
-KINDS = ("words", "regex", "fullregex", "number", "tests", "lowercase", "no-commas", "ends-with", "keyword",
-         "game24", "sum-product", "all")
+KINDS = (
+    "words",
+    "regex",
+    "fullregex",
+    "number",
+    "tests",
+    "lowercase",
+    "no-commas",
+    "ends-with",
+    "keyword",
+    "game24",
+    "sum-product",
+    "all",
+)
 _TOLERANCE = re.compile(r"^\s*(?P<value>[^±]+?)\s*(?:(?:\+-|±|\+/-)\s*(?P<tol>\S+))?\s*$")
 
 
@@ -120,8 +132,11 @@ def verifier_from_check(check: str | Mapping[str, Any], *, allow_unguarded: bool
         case "regex" | "fullregex":
             return constraints.Matches(str(_get(spec, "pattern")), fullmatch=kind == "fullregex")
         case "number":
-            return numeric.NumberWithin(float(_get(spec, "value")), tolerance=float(spec.get("tolerance", 1e-6)),
-                                        relative=bool(spec.get("relative", False)))
+            return numeric.NumberWithin(
+                float(_get(spec, "value")),
+                tolerance=float(spec.get("tolerance", 1e-6)),
+                relative=bool(spec.get("relative", False)),
+            )
         case "tests":
             from thinkloop.verifiers.python_tests import PythonTests
 
@@ -138,13 +153,20 @@ def verifier_from_check(check: str | Mapping[str, Any], *, allow_unguarded: bool
         case "ends-with":
             return constraints.EndsWith(str(_get(spec, "word")))
         case "keyword":
-            return constraints.KeywordCount(str(_get(spec, "word")), int(spec.get("times", 1)),
-                                            mode="exactly" if spec.get("exactly") else "at_least")
+            return constraints.KeywordCount(
+                str(_get(spec, "word")),
+                int(spec.get("times", 1)),
+                mode="exactly" if spec.get("exactly") else "at_least",
+            )
         case "game24":
             return puzzles.Game24([int(n) for n in _get(spec, "numbers")], target=int(spec.get("target", 24)))
         case "sum-product":
-            return puzzles.SumProduct(int(_get(spec, "count")), total=spec.get("total"),
-                                      product=spec.get("product"), distinct=bool(spec.get("distinct", False)))
+            return puzzles.SumProduct(
+                int(_get(spec, "count")),
+                total=spec.get("total"),
+                product=spec.get("product"),
+                distinct=bool(spec.get("distinct", False)),
+            )
         case "all":
             parts = _get(spec, "checks")
             if not isinstance(parts, Sequence) or isinstance(parts, str) or not parts:

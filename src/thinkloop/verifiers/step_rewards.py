@@ -104,8 +104,11 @@ class JudgeStepReward:
             _, choice = await ctx.side_call(
                 STEP_JUDGE_SYSTEM,
                 f"Problem:\n{question}\n\nEarlier steps:\n{earlier}\n\nLatest step:\n{steps[index]}",
-                parents=[parent] if parent is not None else [], kind="evaluate", strategy="step-reward",
-                max_tokens=self.max_tokens, backend=self.backend,
+                parents=[parent] if parent is not None else [],
+                kind="evaluate",
+                strategy="step-reward",
+                max_tokens=self.max_tokens,
+                backend=self.backend,
             )
             match = _SCORE.search(choice.text)
             self._memo.put(question, steps, index, min(10.0, float(match.group(1))) / 10 if match else 0.0)
@@ -169,9 +172,17 @@ class RewardModelServer:
     """
 
     def __init__(
-        self, base_url: str, model: str, *, step_tag: str = "<extra_0>", positive_index: int = 1,
-        prompt: Literal["messages", "text"] = "messages", system: str | None = PRM_SYSTEM,
-        extra: dict[str, Any] | None = None, api_key: str | None = None, timeout: float = 60.0,
+        self,
+        base_url: str,
+        model: str,
+        *,
+        step_tag: str = "<extra_0>",
+        positive_index: int = 1,
+        prompt: Literal["messages", "text"] = "messages",
+        system: str | None = PRM_SYSTEM,
+        extra: dict[str, Any] | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
         http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         import httpx2
@@ -204,8 +215,11 @@ class RewardModelServer:
             body["input"] = f"{question}\n\n{solution}"
         else:
             system = [{"role": "system", "content": self.system}] if self.system else []
-            body["messages"] = [*system, {"role": "user", "content": question},
-                                {"role": "assistant", "content": solution}]
+            body["messages"] = [
+                *system,
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": solution},
+            ]
         return body | self.extra
 
     def parse(self, reply: Any, steps: int) -> list[float]:
@@ -220,14 +234,16 @@ class RewardModelServer:
             count = len(rows) if isinstance(rows, list) else "no"
             raise BackendError(
                 f"{self.model}: the reward server scored {count} steps of {steps} (is step_tag "
-                f"{self.step_tag!r} the model's step token?)", maybe_billed=True,
+                f"{self.step_tag!r} the model's step token?)",
+                maybe_billed=True,
             )
         rewards = []
         for row in rows:
             value = row[self.positive_index] if isinstance(row, list) else row
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-                raise BackendError(f"{self.model}: the reward server returned {value!r}, not a probability",
-                                   maybe_billed=True)
+                raise BackendError(
+                    f"{self.model}: the reward server returned {value!r}, not a probability", maybe_billed=True
+                )
             rewards.append(float(value))
         return rewards
 
@@ -239,8 +255,9 @@ class RewardModelServer:
         except httpx2.TimeoutException as exc:
             raise BackendError(f"{self.model}: the reward server timed out", retryable=True, maybe_billed=True) from exc
         except httpx2.TransportError as exc:
-            raise BackendError(f"{self.model}: cannot reach the reward server ({type(exc).__name__})",
-                               retryable=True) from exc
+            raise BackendError(
+                f"{self.model}: cannot reach the reward server ({type(exc).__name__})", retryable=True
+            ) from exc
         if response.status_code >= 400:
             raise BackendError(
                 f"{self.model}: the reward server answered {response.status_code}: {response.text[:200]}",
@@ -266,6 +283,11 @@ class RewardModelServer:
             for index, value in enumerate(rewards):
                 self._memo.put(question, steps, index, value)
             if ctx is not None:
-                ctx.record("evaluate", [parent] if parent is not None else [], strategy="step-reward",
-                           score=rewards[-1], data={"prm": self.model, "step_rewards": rewards, "prm_tokens": tokens})
+                ctx.record(
+                    "evaluate",
+                    [parent] if parent is not None else [],
+                    strategy="step-reward",
+                    score=rewards[-1],
+                    data={"prm": self.model, "step_rewards": rewards, "prm_tokens": tokens},
+                )
         return self._memo.get(question, steps)

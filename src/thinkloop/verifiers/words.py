@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from thinkloop.runtime.result import Candidate
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
-_ANSWER_LINE = re.compile(r"^[ \t>*_#-]*(?:final\s+)?answer\s*(?:\*\*|__)?\s*:\s*(?:\*\*|__)?(.*)$",
-                          re.IGNORECASE | re.MULTILINE)
+_ANSWER_LINE = re.compile(
+    r"^[ \t>*_#-]*(?:final\s+)?answer\s*(?:\*\*|__)?\s*:\s*(?:\*\*|__)?(.*)$", re.IGNORECASE | re.MULTILINE
+)
 _QUOTES = "\"'“”‘’`*_"
 
 
@@ -34,7 +35,7 @@ def reply_subject(text: str) -> str:
     for match in reversed(matches):
         rest = match.group(1).strip()
         if not rest:  # "Answer:" alone on its line: the subject is the next non-empty line
-            following = text[match.end():].strip().splitlines()
+            following = text[match.end() :].strip().splitlines()
             rest = following[0].strip() if following else ""
         if rest:
             subject = rest

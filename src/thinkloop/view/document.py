@@ -136,8 +136,14 @@ def _totals(
     ``cost``), else summed from its call nodes (a request refused by the budget was never sent)."""
     price, prices = _price_for(budget, model)
     totals: dict[str, Any] = {
-        "calls": 0, "failed_calls": 0, "calls_without_usage": 0, "prompt_tokens": 0, "completion_tokens": 0,
-        "reasoning_tokens": 0, "cached_prompt_tokens": 0, "dollars": None,
+        "calls": 0,
+        "failed_calls": 0,
+        "calls_without_usage": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "reasoning_tokens": 0,
+        "cached_prompt_tokens": 0,
+        "dollars": None,
     }
     for node in nodes:
         if node.request is None or ((failure := failure_of(node)) is not None and failure.is_budget):

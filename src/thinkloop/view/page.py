@@ -21,8 +21,7 @@ from thinkloop.view.document import build_document
 
 _ASSETS = files("thinkloop.view") / "assets"
 _PLACEHOLDER = re.compile(r"\{\{(NONCE|STYLE|SCRIPT|DATA)\}\}")
-_JSON_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
-                 ("\u2029", "\\u2029"))
+_JSON_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 CSP = (
     "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src data:; "
@@ -65,8 +64,9 @@ def _load(path: Path) -> list[Any]:
     except ValueError as exc:
         _not_results(path)
         where = str(exc).split(": not a trace event:")[0]
-        raise ValueError(f"{where}: not a trace event: a trace is what 'ask --trace FILE' or 'bench run --traces "
-                         "DIR' writes") from None
+        raise ValueError(
+            f"{where}: not a trace event: a trace is what 'ask --trace FILE' or 'bench run --traces DIR' writes"
+        ) from None
     if not events:  # one line that is not an event reads as a torn last line
         _not_results(path)
     return events
@@ -75,8 +75,10 @@ def _load(path: Path) -> list[Any]:
 def _not_results(path: Path) -> None:
     first = _first_object(path)
     if first is not None and {"config", "status", "id"} <= first.keys():
-        raise ValueError(f"{path} is a bench results file, not a trace: see it with 'thinkloop bench report "
-                         f"{path}', or write traces with 'bench run --traces DIR' and view DIR")
+        raise ValueError(
+            f"{path} is a bench results file, not a trace: see it with 'thinkloop bench report "
+            f"{path}', or write traces with 'bench run --traces DIR' and view DIR"
+        )
 
 
 def _first_object(path: Path) -> dict[str, Any] | None:
@@ -123,4 +125,3 @@ def default_output(trace_path: str | Path) -> Path:
     if path.is_dir():
         return path / "traces.html"
     return path.with_suffix(".html")
-

@@ -40,13 +40,18 @@ class Executor(Protocol):
     from the runner's event loop, and never writes records any other way.
     """
 
-    async def run(self, runner: Runner, todo: Sequence[tuple[Config, Problem]],
-                  write: Callable[[Record], None]) -> None: ...
+    async def run(
+        self, runner: Runner, todo: Sequence[tuple[Config, Problem]], write: Callable[[Record], None]
+    ) -> None: ...
 
 
 _EXPORTS = {
-    "RayExecutor": "ray_executor", "start_local_ray": "ray_executor",
-    "BackendSpec": "specs", "ConfigSpec": "specs", "Secret": "specs", "backend_spec": "specs",
+    "RayExecutor": "ray_executor",
+    "start_local_ray": "ray_executor",
+    "BackendSpec": "specs",
+    "ConfigSpec": "specs",
+    "Secret": "specs",
+    "backend_spec": "specs",
 }
 
 __all__ = sorted(["Executor", *_EXPORTS])

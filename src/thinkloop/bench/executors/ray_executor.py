@@ -71,7 +71,9 @@ def start_local_ray(num_cpus: int | None = None) -> Any:
     ray = import_ray()
     ray._private.ray_constants.ENABLE_RAY_CLUSTER = False  # this process may have imported Ray already
     ray.init(
-        num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, _node_ip_address="127.0.0.1",
+        num_cpus=num_cpus or os.cpu_count() or 1,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
         logging_level=logging.WARNING,
     )
     return ray
@@ -105,10 +107,14 @@ def _calls(met: dict[str, Any]) -> ProblemCalls:
     if met.get("error"):
         name, message = met["error"]
         kind = getattr(exceptions, name, exceptions.BackendError)
-        error = kind(message) if isinstance(kind, type) and issubclass(kind, exceptions.BackendError) else \
-            exceptions.BackendError(message)
-    return ProblemCalls(answered=int(met.get("answered", 0)), unreachable=int(met.get("unreachable", 0)),
-                        last_error=error)
+        error = (
+            kind(message)
+            if isinstance(kind, type) and issubclass(kind, exceptions.BackendError)
+            else exceptions.BackendError(message)
+        )
+    return ProblemCalls(
+        answered=int(met.get("answered", 0)), unreachable=int(met.get("unreachable", 0)), last_error=error
+    )
 
 
 class RayExecutor:
@@ -182,8 +188,9 @@ class RayExecutor:
         cpus = ray.cluster_resources().get("CPU", 1)
         return max(1, int(cpus // self.cpus_per_actor))
 
-    async def run(self, runner: Runner, todo: Sequence[tuple[Config, Problem]],
-                  write: Callable[[Record], None]) -> None:
+    async def run(
+        self, runner: Runner, todo: Sequence[tuple[Config, Problem]], write: Callable[[Record], None]
+    ) -> None:
         """Run ``todo`` on the pool, handing each record to ``write`` (the runner's one writer) as it comes."""
         if not todo:
             return
@@ -202,12 +209,16 @@ class RayExecutor:
 
             concurrency = max(1, runner.concurrency)
             actor_class = ray.remote(BenchWorker).options(
-                num_cpus=self.cpus_per_actor, max_restarts=self.max_restarts, max_task_retries=0,
-                max_concurrency=concurrency + 4, runtime_env=self.runtime_env,
+                num_cpus=self.cpus_per_actor,
+                max_restarts=self.max_restarts,
+                max_task_retries=0,
+                max_concurrency=concurrency + 4,
+                runtime_env=self.runtime_env,
             )
             self.handles = [
-                actor_class.remote(shipped, backends, concurrency=concurrency, prices=runner.prices,
-                                   traces_dir=runner.traces_dir)
+                actor_class.remote(
+                    shipped, backends, concurrency=concurrency, prices=runner.prices, traces_dir=runner.traces_dir
+                )
                 for _ in range(self._pool_size(ray))
             ]
             await self._check_pool(ray, configs)
@@ -236,8 +247,14 @@ class RayExecutor:
                         " its backend spec does not reproduce the backend; pass backend_specs for it"
                     )
 
-    async def _run_items(self, ray: Any, items: list[_Item], concurrency: int,
-                         write: Callable[[Record], None], watches: dict[int, ServerWatch] | None = None) -> None:
+    async def _run_items(
+        self,
+        ray: Any,
+        items: list[_Item],
+        concurrency: int,
+        write: Callable[[Record], None],
+        watches: dict[int, ServerWatch] | None = None,
+    ) -> None:
         send, receive = anyio.create_memory_object_stream[_Item](math.inf)
         for item in items:
             send.send_nowait(item)
@@ -289,8 +306,16 @@ class RayExecutor:
                 "are saved, and re-running the same command resumes"
             )
 
-    async def _slot(self, ray: Any, number: int, handle: Any, receive: MemoryObjectReceiveStream[_Item],
-                    send: MemoryObjectSendStream[_Item], done: Callable[..., None], dead: set[int]) -> None:
+    async def _slot(
+        self,
+        ray: Any,
+        number: int,
+        handle: Any,
+        receive: MemoryObjectReceiveStream[_Item],
+        send: MemoryObjectSendStream[_Item],
+        done: Callable[..., None],
+        dead: set[int],
+    ) -> None:
         """One in-flight place on one actor: take an item, run it there, write its record; on the actor's death,
         put the item back and carry on once the actor is back (or stop if it is gone for good)."""
         async for item in receive:

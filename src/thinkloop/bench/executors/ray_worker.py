@@ -75,11 +75,11 @@ class BenchWorker:
         config = self._configs[index]
         engine = self._engines[self._keys[index]]
         calls = ProblemCalls()  # as in one process: what its calls met, from the result's typed failures
-        record = await run_item(engine, config, problem, prices=self._prices, traces_dir=self._traces_dir,
-                                calls=calls)
+        record = await run_item(engine, config, problem, prices=self._prices, traces_dir=self._traces_dir, calls=calls)
         error = calls.last_error
         return record, {
-            "answered": calls.answered, "unreachable": calls.unreachable,
+            "answered": calls.answered,
+            "unreachable": calls.unreachable,
             "error": None if error is None else (type(error).__name__, str(error)),
         }
 

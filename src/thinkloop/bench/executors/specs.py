@@ -77,8 +77,10 @@ def _openai_spec(backend: Any) -> BackendSpec:
         "base_url": backend.base_url,
         # learnt per process when not given: each actor learns it again from its own first reply
         "honours_n": None if getattr(backend, "_learn_n", False) else capabilities.honours_n,
-        "max_concurrency": capabilities.max_concurrency, "max_retries": capabilities.retry.max_retries,
-        "timeout": client.timeout, "profile": backend.profile,
+        "max_concurrency": capabilities.max_concurrency,
+        "max_retries": capabilities.retry.max_retries,
+        "timeout": client.timeout,
+        "profile": backend.profile,
         "prompt_overhead_tokens": capabilities.prompt_overhead_tokens,
     }
     if client.api_key:
@@ -130,8 +132,7 @@ class ConfigSpec:
         return cls(config.spec, config.strategy, backend_key, dataset, config.budget_tokens, config.explicit)
 
     def build(self, backends: Mapping[str, Backend]) -> Config:
-        return Config(self.spec, self.strategy, backends[self.backend], self.dataset, self.budget_tokens,
-                      self.explicit)
+        return Config(self.spec, self.strategy, backends[self.backend], self.dataset, self.budget_tokens, self.explicit)
 
 
 def ship(

@@ -27,22 +27,58 @@ TYPE_CHECKING = False  # type checkers read the import below; the sandboxed inte
 if TYPE_CHECKING:
     from typing import Any
 
-_PROCESS_EVENTS = frozenset({
-    "subprocess.Popen", "os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn",
-    "os.startfile", "pty.spawn",
-})
-_DENIED_EVENTS = frozenset({
-    "os.kill", "os.killpg", "signal.pthread_kill", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function",
-    "ctypes.cdata", "gc.get_objects", "gc.get_referrers", "gc.get_referents", "os.chroot", "sys.remote_exec",
-})
+_PROCESS_EVENTS = frozenset(
+    {
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.fork",
+        "os.forkpty",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.startfile",
+        "pty.spawn",
+    }
+)
+_DENIED_EVENTS = frozenset(
+    {
+        "os.kill",
+        "os.killpg",
+        "signal.pthread_kill",
+        "ctypes.dlsym",
+        "ctypes.dlsym/handle",
+        "ctypes.call_function",
+        "ctypes.cdata",
+        "gc.get_objects",
+        "gc.get_referrers",
+        "gc.get_referents",
+        "os.chroot",
+        "sys.remote_exec",
+    }
+)
 # event -> indexes of its path arguments (written or created), and of its dir_fd argument
 _PATH_EVENTS = {
-    "os.remove": ((0,), 1), "os.rmdir": ((0,), 1), "os.mkdir": ((0,), 2), "os.rename": ((0, 1), 2),
-    "os.link": ((0, 1), 2), "os.symlink": ((1,), 2), "os.chmod": ((0,), 2), "os.chown": ((0,), 3),
-    "os.chflags": ((0,), None), "os.lchflags": ((0,), None), "os.utime": ((0,), 3),
-    "os.truncate": ((0,), None), "os.setxattr": ((0,), None), "os.removexattr": ((0,), None),
-    "os.mkfifo": ((0,), 2), "os.mknod": ((0,), 3), "shutil.rmtree": ((0,), 1), "shutil.chown": ((0,), None),
-    "shutil.copyfile": ((1,), None), "shutil.copytree": ((1,), None), "shutil.move": ((1,), None),
+    "os.remove": ((0,), 1),
+    "os.rmdir": ((0,), 1),
+    "os.mkdir": ((0,), 2),
+    "os.rename": ((0, 1), 2),
+    "os.link": ((0, 1), 2),
+    "os.symlink": ((1,), 2),
+    "os.chmod": ((0,), 2),
+    "os.chown": ((0,), 3),
+    "os.chflags": ((0,), None),
+    "os.lchflags": ((0,), None),
+    "os.utime": ((0,), 3),
+    "os.truncate": ((0,), None),
+    "os.setxattr": ((0,), None),
+    "os.removexattr": ((0,), None),
+    "os.mkfifo": ((0,), 2),
+    "os.mknod": ((0,), 3),
+    "shutil.rmtree": ((0,), 1),
+    "shutil.chown": ((0,), None),
+    "shutil.copyfile": ((1,), None),
+    "shutil.copytree": ((1,), None),
+    "shutil.move": ((1,), None),
 }
 _WRITABLE_DEVICES = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr"})
 _AF_UNIX = 1

@@ -38,8 +38,18 @@ _ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/
 # processes are uid 0 outside the namespace, which is enough to write /proc/sys (e.g. kernel.core_pattern):
 # these are covered by an empty read-only tmpfs (folders) or /dev/null (files), as container runtimes do.
 _PROC_HIDDEN_DIRS = ("sys", "fs", "bus", "irq", "acpi", "scsi", "asound", "driver")
-_PROC_HIDDEN_FILES = ("sysrq-trigger", "kcore", "kmsg", "keys", "timer_list", "latency_stats", "sched_debug",
-                      "kpagecount", "kpageflags", "kpagecgroup")
+_PROC_HIDDEN_FILES = (
+    "sysrq-trigger",
+    "kcore",
+    "kmsg",
+    "keys",
+    "timer_list",
+    "latency_stats",
+    "sched_debug",
+    "kpagecount",
+    "kpageflags",
+    "kpagecgroup",
+)
 
 
 @functools.cache
@@ -66,8 +76,16 @@ def _root_only_proc_files() -> tuple[str, ...]:
 # --as-pid-1: the program is its PID namespace's init, bubblewrap's direct child. With a reaper in between,
 # bubblewrap could exit before it, and the orphaned reaper went to the caller when the caller is a container's
 # PID 1 (or a subreaper), which would never collect it.
-_NAMESPACES = ("--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-               "--as-pid-1", "--cap-drop", "ALL")
+_NAMESPACES = (
+    "--unshare-all",
+    "--unshare-user",
+    "--disable-userns",
+    "--die-with-parent",
+    "--new-session",
+    "--as-pid-1",
+    "--cap-drop",
+    "ALL",
+)
 _ENVIRONMENT = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": SCRATCH,
@@ -106,8 +124,10 @@ async def probe(bwrap: str) -> str | None:
 async def _probe(bwrap: str) -> str | None:
     found = shutil.which(bwrap)
     if found is None:
-        return (f"bubblewrap ({bwrap!r}) is not installed; install it (Debian/Ubuntu: apt-get install bubblewrap, "
-                "Fedora: dnf install bubblewrap)")
+        return (
+            f"bubblewrap ({bwrap!r}) is not installed; install it (Debian/Ubuntu: apt-get install bubblewrap, "
+            "Fedora: dnf install bubblewrap)"
+        )
     true = shutil.which("true") or "/bin/true"
     argv = [found, *_NAMESPACES, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", true]
     try:
@@ -117,9 +137,11 @@ async def _probe(bwrap: str) -> str | None:
         return f"bubblewrap ({found}) could not be started: {exc}"
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", "replace").strip() or f"exit status {done.returncode}"
-        return (f"bubblewrap ({found}) cannot create the namespaces here ({said}); unprivileged user namespaces "
-                "may be disabled (sysctl kernel.unprivileged_userns_clone, "
-                "kernel.apparmor_restrict_unprivileged_userns, or the container's seccomp profile)")
+        return (
+            f"bubblewrap ({found}) cannot create the namespaces here ({said}); unprivileged user namespaces "
+            "may be disabled (sysctl kernel.unprivileged_userns_clone, "
+            "kernel.apparmor_restrict_unprivileged_userns, or the container's seccomp profile)"
+        )
     return None
 
 
@@ -192,8 +214,17 @@ def bubblewrap_command(
         tmp_bytes: the size of the private ``/tmp``.
         seccomp_fd: a descriptor holding a compiled seccomp filter, or ``None``.
     """
-    argv = [bwrap, *_NAMESPACES, "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox",
-            "--clearenv"]
+    argv = [
+        bwrap,
+        *_NAMESPACES,
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--hostname",
+        "sandbox",
+        "--clearenv",
+    ]
     for name, value in _ENVIRONMENT.items():
         argv += ["--setenv", name, value]
     argv += ["--ro-bind", "/usr", "/usr"]

@@ -132,7 +132,7 @@ def parse_layout(
 def _under(point: str, root: str, path: str) -> str:
     """Where a cgroup path (as /proc/self/cgroup gives it) is, in a hierarchy mounted at ``point``."""
     if root != "/" and (path == root or path.startswith(root + "/")):
-        path = path[len(root):]
+        path = path[len(root) :]
     inside = path.strip("/")
     return point.rstrip("/") + ("/" + inside if inside else "")
 

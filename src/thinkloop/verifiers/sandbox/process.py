@@ -57,7 +57,10 @@ async def run_bounded(
     # Shielded: a cancellation that lands while the child is being started would lose the handle to kill it.
     with anyio.CancelScope(shield=True):
         process = await anyio.open_process(
-            list(command), cwd=cwd, env=dict(env) if env is not None else None, start_new_session=True,
+            list(command),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
             pass_fds=pass_fds,
         )
     tree = ProcessTree(process)
