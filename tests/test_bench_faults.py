@@ -173,10 +173,21 @@ def test_twenty_sigkills_at_random_points(tmp_path: Path) -> None:
     assert figures["kills"] == 20
 
 
+INTERRUPTIBLE = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('thinkloop', run_name='__main__', alter_sys=True)"
+)
+"""``python -m thinkloop`` with Ctrl-C handled as Python does by default, even where SIGINT was ignored."""
+
+
 def test_ctrl_c_exits_within_five_seconds_with_everything_finished_saved(tmp_path: Path) -> None:
     data, out = sums(tmp_path / "sums.jsonl", 200), tmp_path / "r.jsonl"
     with FaultyServerProcess(MockConfig(p_right=1.0, filler_words=4, latency=0.3)) as server:
         command = bench_command(data, out, server.base_url, "--concurrency", "4")
+        # Ctrl-C as a terminal sends it, whatever this process inherited: a job a shell starts in the background
+        # without job control (`bash .ci/run &`) ignores SIGINT, and so would the command, running to the end.
+        assert command[1:3] == ["-m", "thinkloop"]
+        command[1:3] = ["-c", INTERRUPTIBLE]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 8):
