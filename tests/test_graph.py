@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from itertools import pairwise
@@ -11,6 +12,7 @@ import networkx as nx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from thinkloop import ChatRequest, Choice, Completion, Node, ReasoningGraph, Usage
 
@@ -195,10 +197,14 @@ async def test_a_call_of_an_unknown_node_kind_is_refused_with_the_kinds_named_be
     assert [n.kind for n in result.graph.nodes()] == ["question"]  # nothing recorded for a call never made
 
 
-def test_a_new_version_of_a_node_is_a_model_copy_and_leaves_the_original_alone() -> None:
+def test_a_new_version_of_a_node_is_a_validated_copy_and_leaves_the_original_alone() -> None:
     running = Node(id=3, kind="generate", parents=(0,), depth=1, started_at=5.0, strategy="cot")
     done = running.model_copy(update={"status": "done", "text": "Answer: 42", "answer": "42", "latency_s": 0.25})
     assert (running.status, running.text) == ("running", None)
     assert Node.model_validate_json(done.model_dump_json()) == done
-    with pytest.raises(ValueError):  # frozen: a recorded version never changes
+    with pytest.raises(dataclasses.FrozenInstanceError):  # frozen: a recorded version never changes
         done.status = "pruned"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="status"):  # the new values are checked, as a new node's are
+        running.model_copy(update={"status": "finished"})
+    with pytest.raises(ValidationError, match="colour"):
+        running.model_copy(update={"colour": "red"})

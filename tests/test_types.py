@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import gc
+import json
 import operator
+import pickle
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from thinkloop.runtime.graph import Node
 from thinkloop.types import ChatRequest, Choice, Completion, Message, RunUsage, TokenLogprob, Usage
 
 counts = st.none() | st.integers(min_value=0, max_value=10**7)
@@ -163,3 +169,48 @@ def test_completion_needs_a_choice_and_exposes_the_first_text() -> None:
     completion = Completion(choices=(Choice(text="first"), Choice(text="second")))
     assert completion.text == "first"
     assert completion.usage == Usage()
+
+
+def _per_call_values() -> list[object]:
+    logprob = TokenLogprob(token="4", logprob=-0.5, top_logprobs=(TokenLogprob(token="5", logprob=-2.0),))
+    choice = Choice(text="Answer: 4", finish_reason="stop", logprobs=(logprob,))
+    usage = Usage(prompt_tokens=12, completion_tokens=3, reasoning_tokens=1)
+    completion = Completion(choices=(choice,), usage=usage, latency_s=0.5, model="m")
+    node = Node(id=1, kind="generate", parents=(0,), completion=completion, usage=usage, data={"k": [1]})
+    return [logprob, choice, usage, completion, node]
+
+
+def test_what_a_run_keeps_per_call_is_one_object_each_for_the_garbage_collector() -> None:
+    # A run keeps every call's node, completion, choices and usage: a pydantic model is three objects for the
+    # collector (itself, its __dict__, its set of fields set); a slotted dataclass is one.
+    for value in _per_call_values():
+        assert not hasattr(value, "__dict__"), type(value).__name__
+        held = [getattr(value, field.name) for field in dataclasses.fields(value)]  # type: ignore[arg-type]
+        beside = [r for r in gc.get_referents(value) if r is not type(value) and all(r is not v for v in held)]
+        assert beside == [], type(value).__name__
+
+
+@pytest.mark.parametrize("value", _per_call_values(), ids=lambda value: type(value).__name__)
+def test_per_call_values_keep_the_model_methods(value: Any) -> None:
+    kind = type(value)
+    assert kind.model_validate(value.model_dump()) == value
+    assert kind.model_validate_json(value.model_dump_json()) == value
+    assert kind.model_validate(json.loads(value.model_dump_json())) == value
+    assert value.model_copy() == value and value.model_copy() is not value
+    assert pickle.loads(pickle.dumps(value)) == value
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        value.model_copy().__setattr__(dataclasses.fields(value)[0].name, None)
+    with pytest.raises(ValidationError, match="colour"):  # an unknown field is refused, as a model refuses it
+        kind.model_validate(value.model_dump() | {"colour": "red"})
+
+
+def test_model_copy_of_a_per_call_value_validates_the_update() -> None:
+    usage = Usage(prompt_tokens=1, completion_tokens=2)
+    assert usage.model_copy(update={"completion_tokens": 5}) == Usage(prompt_tokens=1, completion_tokens=5)
+    assert usage == Usage(prompt_tokens=1, completion_tokens=2)  # the original is left alone
+    with pytest.raises(ValidationError, match="completion_tokens"):
+        usage.model_copy(update={"completion_tokens": -1})
+    with pytest.raises(ValidationError, match="choices"):
+        Completion(choices=(Choice(text="x"),)).model_copy(update={"choices": ()})
+    assert Choice(text="a").model_dump(exclude_none=True) == {"text": "a"}
+    assert Usage(prompt_tokens=3).model_dump(exclude_defaults=True) == {"prompt_tokens": 3}

@@ -1,23 +1,99 @@
 """Values that cross the backend boundary: messages, requests, completions and token usage.
 
-Everything here is a frozen pydantic model: a request or a completion is a fact about one call and must not
-change after it is recorded in a trace. Usage keeps *unknown* (``None``) apart from zero, because servers omit
-usage (cache hits, some proxies) and a budget must not read "unknown" as "free".
+Everything here is frozen and validated by pydantic: a request or a completion is a fact about one call and
+must not change after it is recorded in a trace. Requests and messages are pydantic models. What a backend
+returns (:class:`Completion`, :class:`Choice`, :class:`Usage`, :class:`TokenLogprob`) is made once per call and
+kept by the run's graph, so it is a slotted pydantic dataclass (see :class:`ValueMethods`). Usage keeps
+*unknown* (``None``) apart from zero, because servers omit usage (cache hits, some proxies) and a budget must
+not read "unknown" as "free".
 """
 
 from __future__ import annotations
 
 import importlib
+import operator
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter
+from pydantic import dataclasses as pydantic_dataclasses
 
 Role = Literal["system", "user", "assistant", "tool"]
+
+ONE_PER_CALL = ConfigDict(extra="forbid")
+"""The pydantic config of the slotted dataclasses made once per call (with ``frozen=True, slots=True,
+kw_only=True``): an unknown field is refused, as the models refuse it."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plumbing:
+    """What :class:`ValueMethods` needs of one class, found once: its adapter, its field names, a getter of
+    all their values."""
+
+    adapter: TypeAdapter[Any]
+    names: tuple[str, ...]
+    values: Callable[[Any], tuple[Any, ...]]
+
+
+_PLUMBING: dict[type, _Plumbing] = {}
+
+
+def _plumbing(cls: type) -> _Plumbing:
+    plumbing = _PLUMBING.get(cls)
+    if plumbing is None:
+        names = tuple(field.name for field in fields(cls))
+        getter = operator.attrgetter(*names)
+        values = getter if len(names) > 1 else lambda value: (getter(value),)
+        plumbing = _PLUMBING[cls] = _Plumbing(TypeAdapter(cls), names, values)
+    return plumbing
+
+
+class ValueMethods:
+    """pydantic's model methods, for the values made once per call (a completion, its choices and usage, a
+    graph node), which are slotted pydantic dataclasses rather than models.
+
+    Why not models: a run keeps every call's values, and a model is three objects for the garbage collector
+    to walk (itself, its ``__dict__``, its set of fields set) where a slotted dataclass is one. A run of
+    10,000 calls kept twice as many objects, and its full collections cost more than the rest of the engine's
+    work per call. Validation is the same: pydantic checks every field when one is made.
+
+    These methods keep the models' way of reading and copying them (``model_dump``, ``model_copy``, ...), as
+    :class:`ChatRequest`, still a model, has it. ``model_copy(update=...)`` validates the new values, where a
+    model's trusts them.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def model_validate(cls, obj: Any) -> Self:
+        value: Self = _plumbing(cls).adapter.validate_python(obj)
+        return value
+
+    @classmethod
+    def model_validate_json(cls, data: str | bytes) -> Self:
+        value: Self = _plumbing(cls).adapter.validate_json(data)
+        return value
+
+    def model_dump(self, **options: Any) -> dict[str, Any]:
+        """The value as a dict (``mode="json"``, ``exclude_none`` and the rest as pydantic takes them)."""
+        dumped: dict[str, Any] = _plumbing(type(self)).adapter.dump_python(self, **options)
+        return dumped
+
+    def model_dump_json(self, **options: Any) -> str:
+        return _plumbing(type(self)).adapter.dump_json(self, **options).decode()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Self:
+        """A copy with ``update`` applied, validated."""
+        plumbing = _plumbing(type(self))
+        values = dict(zip(plumbing.names, plumbing.values(self), strict=True))
+        if update:
+            values.update(update)
+        copy: Self = plumbing.adapter.validate_python(values)
+        return copy
 
 
 class _Value(BaseModel):
@@ -72,7 +148,8 @@ class ChatRequest(_Value):
         return cls(messages=tuple(messages), **sampling)
 
 
-class TokenLogprob(_Value):
+@pydantic_dataclasses.dataclass(frozen=True, slots=True, kw_only=True, config=ONE_PER_CALL)
+class TokenLogprob(ValueMethods):
     """One generated token's log-probability and, when the request asked ``top_logprobs``, the most likely
     tokens at that position (the chosen one usually among them)."""
 
@@ -88,7 +165,8 @@ class TokenLogprob(_Value):
         return cls(token=entry["token"], logprob=entry["logprob"], top_logprobs=alternatives)
 
 
-class Choice(_Value):
+@pydantic_dataclasses.dataclass(frozen=True, slots=True, kw_only=True, config=ONE_PER_CALL)
+class Choice(ValueMethods):
     """One sampled continuation.
 
     ``finish_reason="length"`` means the token limit cut it off; with empty text (hidden reasoning ate the
@@ -116,7 +194,8 @@ class Choice(_Value):
         return sum(t.logprob for t in self.logprobs) / len(self.logprobs)
 
 
-class Usage(_Value):
+@pydantic_dataclasses.dataclass(frozen=True, slots=True, kw_only=True, config=ONE_PER_CALL)
+class Usage(ValueMethods):
     """Tokens billed for one call. ``None`` is "the server did not say", never zero.
 
     ``reasoning_tokens`` are thinking tokens and are a *part* of ``completion_tokens`` (as in the OpenAI
@@ -219,7 +298,8 @@ class UsageTally:
         return RunUsage(**{name: getattr(self, name) for name in RunUsage.model_fields})
 
 
-class Completion(_Value):
+@pydantic_dataclasses.dataclass(frozen=True, slots=True, kw_only=True, config=ONE_PER_CALL)
+class Completion(ValueMethods):
     """A backend's answer to one :class:`ChatRequest`: one or more choices, usage and latency."""
 
     choices: tuple[Choice, ...] = Field(min_length=1)

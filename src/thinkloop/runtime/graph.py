@@ -12,10 +12,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import TypeAdapter
+from pydantic import dataclasses as pydantic_dataclasses
 
 from thinkloop.runtime.failure import Failure
-from thinkloop.types import ChatRequest, Completion, Usage
+from thinkloop.types import ONE_PER_CALL, ChatRequest, Completion, Usage, ValueMethods
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -50,14 +51,14 @@ _XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]
 """Characters XML 1.0 cannot hold, even escaped."""
 
 
-class Node(BaseModel):
+@pydantic_dataclasses.dataclass(frozen=True, slots=True, kw_only=True, config=ONE_PER_CALL)
+class Node(ValueMethods):
     """One step of a run: a model call (``request``/``completion``) or a decision (``data``).
 
-    A plain frozen model: built by validation, each newer version a ``model_copy(update=...)``. A retried
-    call's tries are nodes of their own, ``data["attempt"]`` numbering the second and later ones.
+    A frozen, slotted pydantic dataclass (a run keeps one per call: see :class:`~thinkloop.types.ValueMethods`),
+    validated when made, each newer version a validated ``model_copy(update=...)``. A retried call's tries are
+    nodes of their own, ``data["attempt"]`` numbering the second and later ones.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: int
     kind: NodeKind
@@ -88,7 +89,7 @@ Python wrapper cost as much as a third of the serialising, twice a call)."""
 
 
 def new_node(values: dict[str, Any]) -> Node:
-    """``Node(**values)``, validated the same way, without ``BaseModel.__init__``'s Python layer around the
+    """``Node(**values)``, validated the same way, without the dataclass ``__init__``'s Python layer around the
     validator: a call records a new node every time, and that layer was a quarter of its cost."""
     node: Node = _ADAPTER.validator.validate_python(values)
     return node

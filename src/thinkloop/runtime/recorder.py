@@ -78,8 +78,8 @@ class Recorder:
         )
 
     def mark(self, node: Node, status: NodeStatus, **fields: Any) -> Node:
-        """A recorded node's next version (finished, pruned, scored), emitted; like ``model_copy``, the
-        changed fields are not validated."""
+        """A recorded node's next version (finished, pruned, scored), emitted; the changed fields are
+        validated, as a strategy may choose them."""
         fields["status"] = status
         return self.put(node.model_copy(update=fields))
 
