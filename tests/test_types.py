@@ -214,3 +214,20 @@ def test_model_copy_of_a_per_call_value_validates_the_update() -> None:
         Completion(choices=(Choice(text="x"),)).model_copy(update={"choices": ()})
     assert Choice(text="a").model_dump(exclude_none=True) == {"text": "a"}
     assert Usage(prompt_tokens=3).model_dump(exclude_defaults=True) == {"prompt_tokens": 3}
+
+
+def test_per_call_values_refuse_exclude_unset_rather_than_ignore_it() -> None:
+    # A dataclass records no fields set: pydantic would dump every field without a word.
+    with pytest.raises(TypeError, match=r"exclude_unset.*exclude_defaults"):
+        Usage(prompt_tokens=3).model_dump(exclude_unset=True)
+    with pytest.raises(TypeError, match="exclude_unset"):
+        Choice(text="a").model_dump_json(exclude_unset=True)
+
+
+def test_model_copy_deep_and_json_schema_as_models_have_them() -> None:
+    node = Node(id=1, kind="generate", data={"scores": [0.5]})
+    deep = node.model_copy(deep=True)
+    assert deep == node and deep.data is not None and node.data is not None
+    assert deep.data is not node.data and deep.data["scores"] is not node.data["scores"]
+    schema = Usage.model_json_schema()
+    assert schema["additionalProperties"] is False and "prompt_tokens" in schema["properties"]

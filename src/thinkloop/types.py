@@ -10,6 +10,7 @@ not read "unknown" as "free".
 
 from __future__ import annotations
 
+import copy
 import importlib
 import operator
 import re
@@ -78,22 +79,39 @@ class ValueMethods:
         value: Self = _plumbing(cls).adapter.validate_json(data)
         return value
 
+    @classmethod
+    def model_json_schema(cls, **options: Any) -> dict[str, Any]:
+        return _plumbing(cls).adapter.json_schema(**options)
+
     def model_dump(self, **options: Any) -> dict[str, Any]:
         """The value as a dict (``mode="json"``, ``exclude_none`` and the rest as pydantic takes them)."""
-        dumped: dict[str, Any] = _plumbing(type(self)).adapter.dump_python(self, **options)
+        dumped: dict[str, Any] = _plumbing(type(self)).adapter.dump_python(self, **_dump_options(options))
         return dumped
 
     def model_dump_json(self, **options: Any) -> str:
-        return _plumbing(type(self)).adapter.dump_json(self, **options).decode()
+        return _plumbing(type(self)).adapter.dump_json(self, **_dump_options(options)).decode()
 
-    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Self:
-        """A copy with ``update`` applied, validated."""
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with ``update`` applied, validated (``deep``: the values kept are deep copies)."""
         plumbing = _plumbing(type(self))
         values = dict(zip(plumbing.names, plumbing.values(self), strict=True))
+        if deep:
+            values = copy.deepcopy(values)
         if update:
             values.update(update)
-        copy: Self = plumbing.adapter.validate_python(values)
-        return copy
+        copied: Self = plumbing.adapter.validate_python(values)
+        return copied
+
+
+def _dump_options(options: dict[str, Any]) -> dict[str, Any]:
+    """pydantic ignores ``exclude_unset`` on a dataclass, which records no fields set: refused, rather than
+    a dump that silently holds every field."""
+    if options.get("exclude_unset"):
+        raise TypeError(
+            "exclude_unset: thinkloop's per-call values record no unset fields; "
+            "exclude_defaults or exclude_none leave out what was not given"
+        )
+    return options
 
 
 class _Value(BaseModel):
