@@ -43,6 +43,12 @@ class _Plumbing:
 _PLUMBING: dict[type, _Plumbing] = {}
 
 
+def adapter_of(cls: type) -> TypeAdapter[Any]:
+    """The one ``TypeAdapter`` of a :class:`ValueMethods` class (building one costs milliseconds: the graph's
+    hot path and the model methods share it)."""
+    return _plumbing(cls).adapter
+
+
 def _plumbing(cls: type) -> _Plumbing:
     plumbing = _PLUMBING.get(cls)
     if plumbing is None:

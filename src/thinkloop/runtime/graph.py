@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from pydantic import dataclasses as pydantic_dataclasses
 
 from thinkloop.runtime.failure import Failure
-from thinkloop.types import ONE_PER_CALL, ChatRequest, Completion, Usage, ValueMethods
+from thinkloop.types import ONE_PER_CALL, ChatRequest, Completion, Usage, ValueMethods, adapter_of
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -81,7 +81,7 @@ class Node(ValueMethods):
     """Why a ``failed`` node failed, typed (``error`` is its message); absent in traces written before it."""
 
 
-_ADAPTER: TypeAdapter[Node] = TypeAdapter(Node)
+_ADAPTER: TypeAdapter[Node] = adapter_of(Node)
 
 NODE_JSON = _ADAPTER.serializer
 """Node's serializer: ``to_json`` gives the bytes a trace line holds (``model_dump_json`` gives text, and its
